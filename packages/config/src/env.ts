@@ -1,0 +1,71 @@
+import { z } from "zod";
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const urlWithScheme = (schemes: string[]) =>
+  z.url().refine((value) => schemes.some((s) => value.startsWith(`${s}://`)), {
+    message: `must start with ${schemes.map((s) => `${s}://`).join(" or ")}`,
+  });
+
+/**
+ * Every setting Kiln's processes read from the environment, one line each.
+ * .env.example at the repository root mirrors this list; keep them in step.
+ */
+export const ZEnv = z
+  .object({
+    // development | test | production; production turns off dev-only conveniences.
+    NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
+    // pino level for every process; "silent" is for tests.
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    // Postgres connection string; the one source of truth for tenants, models, builds, usage.
+    DATABASE_URL: urlWithScheme(["postgres", "postgresql"]),
+    // Redis connection string; holds the worker registry, quotas and job queues.
+    REDIS_URL: urlWithScheme(["redis", "rediss"]),
+    // Prefix of every Redis key Kiln writes, so several installs (or tests) can share one Redis.
+    REDIS_KEY_PREFIX: z.string().regex(/^[a-z0-9:_-]*$/, "only a-z, 0-9, ':', '_' and '-'").default("kiln:"),
+    // Address the web app and the gateway listen on; 0.0.0.0 in containers.
+    HOST: z.string().min(1).default("127.0.0.1"),
+    // Port of the dashboard (apps/web).
+    WEB_PORT: port(3000),
+    // Port of the public inference API (apps/gateway); 0 picks a free one (tests).
+    GATEWAY_PORT: port(8080),
+    // Local state: embedded Postgres, private Redis, fs artifacts; relative paths resolve from the cwd.
+    KILN_DATA_DIR: z.string().min(1).default(".kiln"),
+    // Where uploaded models and built engines live: the local filesystem or an S3-compatible store.
+    ARTIFACT_STORE: z.enum(["fs", "s3"]).default("fs"),
+    // Folder for the fs store; defaults to <KILN_DATA_DIR>/artifacts.
+    ARTIFACT_DIR: z.string().min(1).optional(),
+    // S3 bucket for the s3 store (required when ARTIFACT_STORE=s3).
+    S3_BUCKET: z.string().min(1).optional(),
+    // S3 region, e.g. us-east-1.
+    S3_REGION: z.string().min(1).default("us-east-1"),
+    // Endpoint of a non-AWS S3-compatible store (MinIO, R2); unset means AWS.
+    S3_ENDPOINT: z.url().optional(),
+    // Credentials for the s3 store; unset means the SDK's default chain (instance role, etc.).
+    S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+    S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+    // What this worker builds for and serves: "cpu" or a GPU class such as "cuda-sm90".
+    WORKER_TARGET: z
+      .string()
+      .regex(/^(cpu|cuda-sm\d{2,3})$/, 'must be "cpu" or "cuda-sm<arch>", e.g. cuda-sm90')
+      .default("cpu"),
+    // The slot this worker owns: a MIG instance uuid, a GPU index, or a name for a CPU slot.
+    WORKER_SLOT: z.string().min(1).default("cpu-0"),
+    // Stable worker id; unset means one is generated at start (hostname + random).
+    WORKER_ID: z.string().regex(/^[A-Za-z0-9._-]+$/, "only letters, digits, '.', '_' and '-'").optional(),
+    // How often a worker refreshes its registry entry; the entry expires after three misses.
+    WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
+  })
+  .superRefine((env, ctx) => {
+    if (env.ARTIFACT_STORE === "s3" && !env.S3_BUCKET) {
+      ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "is required when ARTIFACT_STORE=s3" });
+    }
+    if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [env.S3_ACCESS_KEY_ID ? "S3_SECRET_ACCESS_KEY" : "S3_ACCESS_KEY_ID"],
+        message: "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together",
+      });
+    }
+  });
+
+export type Env = z.infer<typeof ZEnv>;

@@ -1,0 +1,45 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { migrate } from "./migrate.ts";
+
+export type TestDatabase = { url: string; name: string; drop: () => Promise<void> };
+
+/**
+ * Creates a fresh, migrated database with a unique name on the server of `serverUrl` (DATABASE_URL
+ * by default), so integration tests never see each other's rows. Call `drop()` when done.
+ */
+export async function createTestDatabase(
+  serverUrl = process.env.DATABASE_URL,
+  options: { migrate?: boolean } = {},
+): Promise<TestDatabase> {
+  if (!serverUrl) {
+    throw new Error("DATABASE_URL is not set: run tests with `npm test`, which provides a Postgres");
+  }
+  const name = `kiln_test_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
+  const url = withDatabase(serverUrl, name);
+  await admin(serverUrl, `CREATE DATABASE "${name}"`);
+  try {
+    if (options.migrate !== false) await migrate(url);
+  } catch (error) {
+    await admin(serverUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    throw error;
+  }
+  return { url, name, drop: () => admin(serverUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+/** The same server and credentials, another database. */
+export function withDatabase(serverUrl: string, database: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+async function admin(serverUrl: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
