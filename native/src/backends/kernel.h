@@ -40,6 +40,10 @@ struct KernelContext {
   // Resolves a name from the enclosing scope (for nodes inside subgraphs); may be empty.
   std::function<const Tensor*(const std::string&)> outerScope;
 
+  // Storage for an output the model omits (outputs[i] == nullptr) but a kernel allocates anyway;
+  // allocateOutput puts it here so kernels need not special-case omitted optional outputs.
+  std::vector<std::shared_ptr<Tensor>> discardedOutputs;
+
   // Allocates (heap, owned) output i with the given type and shape and returns it.
   Tensor& allocateOutput(size_t i, DType dtype, const Shape& shape);
 };

@@ -114,4 +114,10 @@ struct Graph {
   bool isGraphOutput(ValueId v) const;
 };
 
+// Names a subgraph body reads from enclosing scopes (If/Loop/Scan bodies capture outer values by
+// name), including those read by bodies nested in it. In a body, such a capture is a Value with no
+// producer, no constant, not listed in body.inputs. The node owning the body depends on them:
+// Graph::consumers() and compact() count them, and the runtime must keep them alive.
+std::vector<std::string> outerScopeNames(const Graph& body);
+
 }  // namespace kiln

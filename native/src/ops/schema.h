@@ -32,6 +32,9 @@ class InferContext {
   // Optional: the op may compute its output value when cheap and known (e.g. Shape of a concrete
   // input). Inference also evaluates small nodes whose inputs are all known (constant propagation).
   std::vector<std::shared_ptr<Tensor>> outputValues;
+  // Counter for freshDim() names, shared across a whole inference run so fresh symbols are unique
+  // within a graph and deterministic; when null a process-wide counter is used.
+  int64_t* symbolCounter = nullptr;
 
   bool hasInput(size_t i) const { return i < present.size() && present[i]; }
   size_t numInputs() const { return present.size(); }
