@@ -11,13 +11,19 @@
 //                     (attrs axis, epsilon), available at any opset.
 // kiln.Gelu           input X; attr approximate = "none" (erf) | "tanh"; as ONNX Gelu-20.
 // kiln.Attention      inputs Q [B,H,Sq,D], K [B,H,Sk,D], V [B,H,Sk,Dv], mask? (additive, broadcastable
-//                     to [B,H,Sq,Sk]); attrs scale (float), causal (int 0/1: position j > i + (Sk-Sq)
-//                     is masked out). Output softmax(Q K^T * scale + mask) V, shape [B,H,Sq,Dv].
+//                     to [B,H,Sq,Sk]); attrs scale (float, required), causal (int 0/1: position
+//                     j > i + (Sk-Sq) is masked out). Output softmax(Q K^T * scale + mask) V, shape
+//                     [B,H,Sq,Dv].
+//
+// Fused nodes carry domain "kiln" and the bare op name (Node{opType "FusedConv", domain "kiln"});
+// "kiln.FusedConv" is only how reports spell them. A graph holding them imports opset "kiln" = 1,
+// and their schemas and kernels are registered with sinceVersion 1.
 //
 // Common activation attributes:
 //   activation: string, "" (none) | Relu | LeakyRelu | Sigmoid | Tanh | Clip | HardSigmoid |
 //               HardSwish | Gelu | GeluTanh | Silu
-//   activation_params: floats — LeakyRelu {alpha}; Clip {min, max}; HardSigmoid {alpha, beta}.
+//   activation_params: floats — LeakyRelu {alpha}; Clip {min, max} (+-inf when unbounded);
+//               HardSigmoid {alpha, beta}; exactly these counts, none for the other activations.
 #pragma once
 #include <string>
 
