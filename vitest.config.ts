@@ -1,9 +1,10 @@
 import { defineConfig } from "vitest/config";
 
-// One project per workspace (each has its own vitest.config.ts) plus the end-to-end tests in test/.
-// Run one with `npm test -- --project @kiln/gateway`; scripts/test.ts brings up Postgres and Redis.
+// Every workspace is a project (named after its package, or by its own vitest.config.ts), plus the
+// end-to-end tests in test/. Run one with `npm test -- --project @kiln/gateway`: scripts/test.ts
+// first brings up the Postgres and Redis that integration tests need.
 export default defineConfig({
   test: {
-    projects: ["packages/*/vitest.config.ts", "apps/*/vitest.config.ts", "native/vitest.config.{ts,mts,js}", "test/vitest.config.ts"],
+    projects: ["packages/*", "apps/*", "native/vitest.config.{ts,mts,js}", "test"],
   },
 });

@@ -1,2 +1,2 @@
 export { type Env, ZEnv } from "./env.ts";
-export { type Config, ConfigError, loadConfig } from "./load-config.ts";
+export { type Config, ConfigError, loadConfig, loadConfigOrExit } from "./load-config.ts";

@@ -40,3 +40,17 @@ export function loadConfig(source: Source = process.env, cwd = process.cwd()): C
   const dataDir = abs(env.KILN_DATA_DIR);
   return { ...env, dataDir, artifactDir: abs(env.ARTIFACT_DIR ?? resolve(dataDir, "artifacts")) };
 }
+
+/**
+ * For a process's main(): the config, or a plain message on stderr and exit code 1. A stack trace
+ * would bury the one line that matters (which variable, what is wrong).
+ */
+export function loadConfigOrExit(service: string, source: Source = process.env): Config {
+  try {
+    return loadConfig(source);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${service}: ${error.message}\n`);
+    process.exit(1);
+  }
+}

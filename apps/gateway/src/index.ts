@@ -1,0 +1,1 @@
+export { buildGateway, type GatewayConfig } from "./build-gateway.ts";

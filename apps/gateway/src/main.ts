@@ -1,0 +1,26 @@
+import { loadConfigOrExit } from "@kiln/config";
+import { createLogger } from "@kiln/logger";
+import { buildGateway } from "./build-gateway.ts";
+
+const config = loadConfigOrExit("gateway");
+const logger = createLogger({ service: "gateway", level: config.LOG_LEVEL });
+const app = buildGateway(config, { logger });
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    // close() stops accepting connections and waits for in-flight requests to finish.
+    await app.close();
+    process.exit(0);
+  });
+}
+
+try {
+  await app.listen({ host: config.HOST, port: config.GATEWAY_PORT });
+} catch (error) {
+  logger.fatal({ err: error }, "gateway failed to start");
+  process.exit(1);
+}

@@ -1,0 +1,1 @@
+export { type RunningWorker, startWorker, type WorkerConfig, type WorkerRegistration, workerKey } from "./worker.ts";

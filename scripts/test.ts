@@ -1,0 +1,97 @@
+// `npm test [-- vitest args]`: brings up Postgres and Redis (from DATABASE_URL / REDIS_URL, or
+// embedded and private ones), runs vitest across all workspaces, then the native engine's
+// conformance suites, and ends with one line: "N passed, M failed".
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { ROOT } from "./lib/paths.ts";
+import { run } from "./lib/processes.ts";
+import { provideServices, type Services } from "./lib/services.ts";
+import { ensureWebBuild } from "./lib/web-build.ts";
+
+const args = process.argv.slice(2);
+const log = (line: string) => console.log(`[kiln test] ${line}`);
+const dataDir = resolve(ROOT, process.env.KILN_DATA_DIR || ".kiln");
+const report = join(dataDir, "test-results", `vitest-${process.pid}.json`);
+
+/** The --project filters given on the command line, e.g. ["@kiln/db"]. */
+function projectFilters(argv: string[]): string[] {
+  const filters: string[] = [];
+  argv.forEach((arg, i) => {
+    if (arg === "--project" && argv[i + 1]) filters.push(argv[i + 1] as string);
+    else if (arg.startsWith("--project=")) filters.push(arg.slice("--project=".length));
+  });
+  return filters;
+}
+const projects = projectFilters(args);
+const wants = (project: string) => projects.length === 0 || projects.includes(project);
+
+type VitestReport = {
+  numPassedTests: number;
+  numFailedTests: number;
+  testResults: { status: string; assertionResults: { status: string }[] }[];
+};
+
+function countResults(): { passed: number; failed: number } {
+  if (!existsSync(report)) return { passed: 0, failed: 1 }; // vitest died before reporting
+  const json = JSON.parse(readFileSync(report, "utf8")) as VitestReport;
+  // A file that fails to load has no tests but is a failure all the same.
+  const brokenFiles = json.testResults.filter(
+    (file) => file.status === "failed" && !file.assertionResults.some((t) => t.status === "failed"),
+  ).length;
+  return { passed: json.numPassedTests, failed: json.numFailedTests + brokenFiles };
+}
+
+let services: Services | undefined;
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    // Children get the terminal's Ctrl-C themselves; stop our services once they are done.
+    interrupted = true;
+  });
+}
+
+let exitCode = 1;
+try {
+  // Separate from `npm start`'s data so both can run at once.
+  services = await provideServices({ dataDir: join(dataDir, "test"), log, fast: true, database: "kiln_test" });
+  for (const line of services.describe) log(line);
+  // End-to-end tests run the production web build; make it once, up front, not inside a test.
+  if (wants("e2e")) await ensureWebBuild(log);
+
+  mkdirSync(join(dataDir, "test-results"), { recursive: true });
+  rmSync(report, { force: true });
+  const env = {
+    ...process.env,
+    DATABASE_URL: services.databaseUrl,
+    REDIS_URL: services.redisUrl,
+    NEXT_TELEMETRY_DISABLED: "1",
+  };
+  const vitestPackage = createRequire(join(ROOT, "package.json")).resolve("vitest/package.json");
+  const vitest = join(dirname(vitestPackage), "vitest.mjs");
+  const vitestCode = await run(
+    process.execPath,
+    [vitest, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...args],
+    { cwd: ROOT, env },
+  );
+  const { passed, failed } = countResults();
+  let conformanceFailed = 0;
+
+  // The engine's own conformance suites (C++ and TypeScript), when that workspace has them.
+  if (!interrupted && existsSync(join(ROOT, "packages/engine/package.json")) && wants("@kiln/engine")) {
+    log("engine conformance");
+    const code = await run("npm", ["run", "conformance", "--if-present", "-w", "@kiln/engine"], { cwd: ROOT, env });
+    if (code !== 0) conformanceFailed = 1;
+  }
+
+  const totalFailed = failed + conformanceFailed;
+  if (conformanceFailed) log("engine conformance failed (counted as one failure)");
+  console.log(`${passed} passed, ${totalFailed} failed`);
+  exitCode = vitestCode !== 0 || totalFailed > 0 || interrupted ? 1 : 0;
+} catch (error) {
+  console.error(`[kiln test] ${(error as Error).message}`);
+  console.log("0 passed, 1 failed");
+} finally {
+  await services?.stop();
+}
+process.exit(exitCode);
