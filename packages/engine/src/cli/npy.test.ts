@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NpyError, decodeNpy, encodeNpy } from "./npy.ts";
+import { type NpyArray, NpyError, decodeNpy, encodeNpy } from "./npy.ts";
 
 /** A file as numpy 2.x's np.save writes it: header padded to 128 bytes in total, then data. */
 function numpyFile(header: string, dataHex: string, version = 1): Uint8Array {
@@ -33,6 +33,14 @@ describe("decodeNpy", () => {
     const a = decodeNpy(numpyFile("{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }", "0000000000000001fffffffffffffffe0000000000000003"));
     expect(a.dtype).toBe("int64");
     expect(Array.from(a.data as BigInt64Array)).toEqual([1n, -2n, 3n]);
+  });
+
+  it("reads from a Node Buffer that is a view into a larger pool", () => {
+    const file = numpyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", "0000803f00000040");
+    const pool = Buffer.alloc(file.length + 3);
+    pool.set(file, 3);
+    const a = decodeNpy(pool.subarray(3));
+    expect(Array.from(a.data as Float32Array)).toEqual([1, 2]);
   });
 
   it("reads bool, scalars and version 2 headers", () => {
@@ -73,7 +81,7 @@ describe("decodeNpy", () => {
 
 describe("encodeNpy", () => {
   it("round-trips every dtype with a 64-byte aligned header", () => {
-    const arrays = [
+    const arrays: NpyArray[] = [
       { dtype: "float32", shape: [2, 2], data: Float32Array.of(1, -2, 3.5, 0) },
       { dtype: "float16", shape: [2], data: Uint16Array.of(0x3c00, 0xc100) },
       { dtype: "float64", shape: [1], data: Float64Array.of(Math.PI) },
@@ -88,7 +96,7 @@ describe("encodeNpy", () => {
       { dtype: "bool", shape: [3], data: Uint8Array.of(1, 0, 1) },
       { dtype: "float32", shape: [], data: Float32Array.of(2) },
       { dtype: "float32", shape: [0, 4], data: new Float32Array(0) },
-    ] as const;
+    ];
     for (const a of arrays) {
       const bytes = encodeNpy(a);
       const headerLength = new DataView(bytes.buffer).getUint16(8, true);

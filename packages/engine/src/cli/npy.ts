@@ -138,7 +138,9 @@ export function decodeNpy(bytes: Uint8Array, what = "npy file"): NpyArray {
     throw new NpyError(`${what}: ${available - byteLength} unexpected bytes after the array data`);
   }
   // Copy into a fresh, aligned buffer: the source offset may not be a multiple of the item size.
-  const copy = bytes.slice(dataStart, dataStart + byteLength);
+  // (Not bytes.slice: on a Node Buffer that is a view into a shared pool, not a copy.)
+  const copy = new Uint8Array(byteLength);
+  copy.set(bytes.subarray(dataStart, dataStart + byteLength));
   if (order === ">" && info.size > 1) swapBytes(copy, info.size);
   const data = info.make(copy.buffer, 0, count);
   if (info.dtype === "bool") {

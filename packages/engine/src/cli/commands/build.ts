@@ -1,0 +1,90 @@
+// kiln build model.onnx -o model.kiln [--precision fp32|fp16|int8] [--profile NAME:MIN,OPT,MAX ...]
+//   [--opt-level N] [--report report.json]
+import { readFile, writeFile } from "node:fs/promises";
+import { UsageError, nonNegativeInt, parseProfiles } from "../args.ts";
+import type { BuildProgress, BuildReport, EngineApi, Precision } from "../engine-port.ts";
+import { formatBytes, table } from "../stats.ts";
+
+export interface BuildArgs {
+  model: string;
+  output: string;
+  precision?: string;
+  profiles: string[];
+  optLevel?: string;
+  report?: string;
+}
+
+const PRECISIONS: readonly Precision[] = ["fp32", "fp16", "int8"];
+
+export async function buildCommand(api: EngineApi, args: BuildArgs, out: (line: string) => void): Promise<void> {
+  const precision = (args.precision ?? "fp32") as Precision;
+  if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got '${args.precision}'`);
+  const optimizationLevel = nonNegativeInt(args.optLevel, "--opt-level", 2);
+  if (optimizationLevel > 2) throw new UsageError(`--opt-level must be 0, 1 or 2, got ${optimizationLevel}`);
+  const profiles = parseProfiles(args.profiles);
+  let model: Uint8Array;
+  try {
+    model = await readFile(args.model);
+  } catch (error) {
+    throw new UsageError(`cannot read model '${args.model}': ${(error as Error).message}`);
+  }
+
+  out(`building ${args.model} (${formatBytes(model.byteLength)}) for cpu, ${precision}, opt level ${optimizationLevel}` +
+    (profiles.length > 0 ? `, ${profiles.length} profile(s)` : ""));
+  const started = performance.now();
+  let lastStage = "";
+  let lastTenth = -1;
+  const onProgress = (p: BuildProgress) => {
+    // One line per stage and per 10% of progress, so logs stay readable but long builds show life.
+    const tenth = Math.floor(p.fraction * 10);
+    if (p.stage === lastStage && tenth === lastTenth) return;
+    lastStage = p.stage;
+    lastTenth = tenth;
+    out(`  [${(p.fraction * 100).toFixed(0).padStart(3)}%] ${p.stage}${p.message ? `: ${p.message}` : ""}`);
+  };
+  const result = await api.build(model, { precision, profiles, optimizationLevel, onProgress });
+  const seconds = (performance.now() - started) / 1000;
+  await writeFile(args.output, result.engine);
+  if (args.report !== undefined) await writeFile(args.report, `${JSON.stringify(result.report, null, 2)}\n`);
+  for (const line of summarizeReport(result.report)) out(line);
+  out(`wrote ${args.output} (${formatBytes(result.engine.byteLength)}) in ${seconds.toFixed(1)} s`);
+}
+
+export function summarizeReport(r: BuildReport): string[] {
+  const lines = [
+    `nodes: ${r.nodesBefore} -> ${r.nodesAfter}, layers: ${r.layers.length}`,
+    `memory: activations ${formatBytes(r.peakMemoryBytes)} per context, weights ${formatBytes(r.weightBytes)}`,
+  ];
+  const fusions = Object.entries(r.fusions).filter(([, n]) => n > 0);
+  if (fusions.length > 0) lines.push(`fusions: ${fusions.map(([name, n]) => `${name} x${n}`).join(", ")}`);
+  const timed = r.layers.filter((l) => l.timeMs > 0);
+  if (timed.length > 0) {
+    const total = timed.reduce((a, l) => a + l.timeMs, 0);
+    lines.push(`time at opt shapes: ${total.toFixed(2)} ms; by op type:`);
+    lines.push(...indent(table(["op", "layers", "ms", "share"], timeByOpType(r).map((t) => [t.opType, `${t.count}`, t.ms.toFixed(3), `${((100 * t.ms) / total).toFixed(1)}%`]))));
+  }
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  return lines;
+}
+
+export interface OpTypeTime {
+  opType: string;
+  count: number;
+  ms: number;
+}
+
+/** Per-layer build timings aggregated by op type, slowest first (for build summaries and bench/). */
+export function timeByOpType(r: BuildReport): OpTypeTime[] {
+  const byType = new Map<string, OpTypeTime>();
+  for (const l of r.layers) {
+    const t = byType.get(l.opType) ?? { opType: l.opType, count: 0, ms: 0 };
+    t.count++;
+    t.ms += l.timeMs;
+    byType.set(l.opType, t);
+  }
+  return [...byType.values()].sort((a, b) => b.ms - a.ms);
+}
+
+function indent(text: string): string[] {
+  return text.split("\n").map((l) => `  ${l}`);
+}
