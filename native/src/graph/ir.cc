@@ -273,6 +273,24 @@ std::vector<std::string> outerScopeNames(const Graph& body) {
   return std::vector<std::string>(names.begin(), names.end());
 }
 
+void linkSubgraphs(Graph& graph) {
+  for (Node& n : graph.nodes) {
+    for (auto& [attrName, a] : n.attrs) {
+      if (a.kind == Attribute::Kind::Graph && a.g) {
+        a.g->parent = &graph;
+        linkSubgraphs(*a.g);
+      }
+      if (a.kind == Attribute::Kind::Graphs) {
+        for (auto& g : a.graphs) {
+          if (!g) continue;
+          g->parent = &graph;
+          linkSubgraphs(*g);
+        }
+      }
+    }
+  }
+}
+
 std::vector<std::vector<int32_t>> Graph::consumers() const {
   std::vector<std::vector<int32_t>> out(values.size());
   auto add = [&](ValueId v, int32_t node) {
@@ -298,6 +316,7 @@ std::vector<std::vector<int32_t>> Graph::consumers() const {
 }
 
 void Graph::compact() {
+  linkSubgraphs(*this);
   // Drop dead nodes, keeping the survivors' relative order.
   std::vector<Node> live;
   live.reserve(nodes.size());

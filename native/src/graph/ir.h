@@ -120,4 +120,9 @@ struct Graph {
 // Graph::consumers() and compact() count them, and the runtime must keep them alive.
 std::vector<std::string> outerScopeNames(const Graph& body);
 
+// Points every subgraph's `parent` at the graph that holds it, recursively. Subgraphs are held by
+// shared_ptr, but a Graph moved or copied to a new address leaves its direct subgraphs pointing at
+// the old one: call this after moving a Graph (compact() and inferShapes() call it too).
+void linkSubgraphs(Graph& graph);
+
 }  // namespace kiln
