@@ -1,0 +1,36 @@
+// The per-ISA kernel table behind sgemm.cc. The portable table is always present; the AVX2+FMA one
+// (sgemm_avx2.cc) is chosen at run time when the CPU supports it. Internal to backends/cpu.
+#pragma once
+#include <cstdint>
+
+#include "backends/cpu/gemm/sgemm.h"
+
+namespace kiln::cpu {
+
+struct GemmKernelTable {
+  const char* name;
+  // One micro-tile: acc = sum over kc of a-panel (kc x MR, packed) times b-panel (kc x NR, packed);
+  // then for the top-left mr x nr of the tile (mr <= MR, nr <= NR):
+  //   c[i*ldc + j] = alpha * acc + (cScale == 0 ? 0 : cScale * c[i*ldc + j]).
+  // With cScale == 0 C is never read (it may hold uninitialised memory).
+  void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr,
+                float alpha, float cScale);
+  // One row segment of the epilogue: c[j] = act(c[j] + rowBias + colBias[j] + rs * residual[j])
+  // (colBias and residual may be null; residual is contiguous here).
+  void (*epilogueRow)(float* c, int64_t n, float rowBias, const float* colBias, const float* residual,
+                      float residualScale, const ActivationSpec& act);
+  // In-place activation over n contiguous floats.
+  void (*activation)(float* x, int64_t n, const ActivationSpec& act);
+};
+
+const GemmKernelTable& genericGemmKernels();
+// Defined in sgemm_avx2.cc; nullptr when the build has no AVX2 translation unit.
+const GemmKernelTable* avx2GemmKernelsOrNull();
+// The table for this CPU, chosen once.
+const GemmKernelTable& gemmKernels();
+// sgemm() with an explicit kernel table (tests run the portable kernels on AVX2 machines too).
+void sgemmWith(const GemmKernelTable& kernels, const GemmArgs& args, ThreadPool* pool);
+// True when the running CPU has AVX2 and FMA (checked once).
+bool cpuHasAvx2Fma();
+
+}  // namespace kiln::cpu
