@@ -55,7 +55,7 @@ try {
   await ensureWebBuild(log);
   if (stopping) await stopping;
 
-  const node = (script: string) => [process.execPath, ["--import", "tsx", resolve(ROOT, script)]] as const;
+  const tsNode = (script: string) => ["--import", "tsx", resolve(ROOT, script)];
   const stdio = ["ignore", "inherit", "inherit"] as const;
   apps.push(
     spawnManaged("web", process.execPath, [nextBin(), "start", "-H", config.HOST, "-p", String(config.WEB_PORT)], {
@@ -63,8 +63,12 @@ try {
       env,
       stdio: [...stdio],
     }),
-    spawnManaged("gateway", ...node("apps/gateway/src/main.ts"), { cwd: ROOT, env, stdio: [...stdio] }),
-    spawnManaged("worker", ...node("apps/worker/src/main.ts"), { cwd: ROOT, env, stdio: [...stdio] }),
+    spawnManaged("gateway", process.execPath, tsNode("apps/gateway/src/main.ts"), {
+      cwd: ROOT,
+      env,
+      stdio: [...stdio],
+    }),
+    spawnManaged("worker", process.execPath, tsNode("apps/worker/src/main.ts"), { cwd: ROOT, env, stdio: [...stdio] }),
   );
   for (const app of apps) {
     void app.exited.then((code) => {

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listProcesses } from "../scripts/lib/processes.ts";
 
-export { freePort, isAlive, listProcesses, sleep, waitUntil } from "../scripts/lib/processes.ts";
 export { ROOT, WEB_DIR } from "../scripts/lib/paths.ts";
+export { freePort, isAlive, listProcesses, sleep, waitUntil } from "../scripts/lib/processes.ts";
 
 /** A temporary folder that the `postgres` user can reach too (embedded Postgres runs as it under root). */
 export function tempDir(prefix: string): { path: string; remove: () => void } {

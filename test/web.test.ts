@@ -9,7 +9,9 @@ describe("web app", () => {
   let base: string;
 
   beforeAll(async () => {
-    expect(existsSync(join(WEB_DIR, ".next", "BUILD_ID")), "run through `npm test`, which builds the web app").toBe(true);
+    expect(existsSync(join(WEB_DIR, ".next", "BUILD_ID")), "run through `npm test`, which builds the web app").toBe(
+      true,
+    );
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     const next = join(WEB_DIR, "node_modules/.bin/next");

@@ -24,7 +24,9 @@ const server = new EmbeddedPostgres({
   postgresFlags: [
     ...["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
     // Tests create and drop many throwaway databases; durability is not what they need.
-    ...(flags.includes("--fast") ? ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"] : []),
+    ...(flags.includes("--fast")
+      ? ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+      : []),
   ],
   onLog: () => {},
   onError: (error) => process.stderr.write(`${String(error)}\n`),
@@ -37,7 +39,10 @@ try {
   await server.start();
   send({ ready: true });
 } catch (error) {
-  send({ error: (error as Error)?.message ?? `Postgres exited during start-up (see ${dir}/log or run with a fresh KILN_DATA_DIR)` });
+  send({
+    error:
+      (error as Error)?.message ?? `Postgres exited during start-up (see ${dir}/log or run with a fresh KILN_DATA_DIR)`,
+  });
   process.exit(1);
 }
 
@@ -45,12 +50,20 @@ try {
 function preparePostgresUser(dataDir: string): void {
   const hasUser = spawnSync("id", ["-u", "postgres"]).status === 0;
   if (!hasUser) {
-    execFileSync("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"]);
+    execFileSync("useradd", [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--shell",
+      "/usr/sbin/nologin",
+      "postgres",
+    ]);
   }
   mkdirSync(dataDir, { recursive: true });
   execFileSync("chown", ["-R", "postgres:postgres", dataDir]);
   // The server also needs to reach the folder: every parent must be searchable by that user.
-  const reachable = spawnSync("su", ["-s", "/bin/sh", "postgres", "-c", `test -w '${dataDir.replace(/'/g, "'\\''")}'`]).status === 0;
+  const reachable =
+    spawnSync("su", ["-s", "/bin/sh", "postgres", "-c", `test -w '${dataDir.replace(/'/g, "'\\''")}'`]).status === 0;
   if (!reachable) {
     throw new Error(
       `the postgres user cannot write ${dataDir} (a parent folder is private to root); ` +
@@ -69,5 +82,7 @@ function assertNotAlreadyRunning(dataDir: string): void {
   } catch {
     return; // Stale file from a crash; Postgres removes it itself.
   }
-  throw new Error(`an embedded Postgres from an earlier run is still running (pid ${pid}) on ${dataDir}: stop it with \`kill ${pid}\``);
+  throw new Error(
+    `an embedded Postgres from an earlier run is still running (pid ${pid}) on ${dataDir}: stop it with \`kill ${pid}\``,
+  );
 }

@@ -64,7 +64,11 @@ export function spawnManaged(name: string, command: string, args: string[], opti
 }
 
 /** SIGTERM to the whole group, then SIGKILL to whatever is left after `graceMs`. */
-export async function stopManaged(managed: Managed, graceMs = 10_000, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+export async function stopManaged(
+  managed: Managed,
+  graceMs = 10_000,
+  signal: NodeJS.Signals = "SIGTERM",
+): Promise<void> {
   const pid = managed.child.pid;
   if (pid === undefined) return;
   if (groupAlive(pid)) {

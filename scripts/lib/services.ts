@@ -20,7 +20,12 @@ type Log = (line: string) => void;
  * Postgres and Redis for the start and test scripts: the ones named by DATABASE_URL and REDIS_URL
  * when set, otherwise an embedded Postgres and a private redis-server under `dataDir`.
  */
-export async function provideServices(options: { dataDir: string; log: Log; fast?: boolean; database?: string }): Promise<Services> {
+export async function provideServices(options: {
+  dataDir: string;
+  log: Log;
+  fast?: boolean;
+  database?: string;
+}): Promise<Services> {
   const started: Managed[] = [];
   const describe: string[] = [];
   const stop = async () => {

@@ -6,6 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildGateway } from "./build-gateway.ts";
 
 const REDIS_URL = process.env.REDIS_URL ?? "";
+type Check = { ok: boolean; error?: string };
+type ReadyBody = { ready: boolean; failed?: string[]; checks: { postgres: Check; redis: Check } };
 const logger = createLogger({ service: "gateway-test", level: "silent" });
 
 /** A port nothing listens on: bound by us a moment ago, then released. */
@@ -53,7 +55,7 @@ describe("gateway health", () => {
       res = await fetch(`${base}/v2/health/ready`);
     }
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as ReadyBody;
     expect(body).toMatchObject({ ready: true, checks: { postgres: { ok: true }, redis: { ok: true } } });
   });
 
@@ -61,7 +63,7 @@ describe("gateway health", () => {
     const base = await start({ REDIS_URL: `redis://127.0.0.1:${await closedPort()}` });
     const res = await fetch(`${base}/v2/health/ready`);
     expect(res.status).toBe(503);
-    const body = await res.json();
+    const body = (await res.json()) as ReadyBody;
     expect(body).toMatchObject({ ready: false, failed: ["redis"], checks: { postgres: { ok: true }, redis: { ok: false } } });
     expect(body.checks.redis.error).toEqual(expect.any(String));
     // Liveness does not depend on dependencies: restarting the process would not fix Redis.
@@ -72,7 +74,7 @@ describe("gateway health", () => {
     const base = await start({ DATABASE_URL: `postgresql://postgres@127.0.0.1:${await closedPort()}/kiln` });
     const res = await fetch(`${base}/v2/health/ready`);
     expect(res.status).toBe(503);
-    const body = await res.json();
+    const body = (await res.json()) as ReadyBody;
     expect(body.failed).toEqual(["postgres"]);
     expect(body.checks.postgres.ok).toBe(false);
   });

@@ -1,7 +1,7 @@
 import type { Config } from "@kiln/config";
 import { createPrismaClient, type PrismaClient } from "@kiln/db";
 import { createLogger, type Logger } from "@kiln/logger";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { healthRoutes } from "./routes/health.ts";
 
@@ -35,7 +35,8 @@ export function buildGateway(config: GatewayConfig, options: { logger?: Logger }
     // Reported through the error event and readiness; the retry strategy keeps trying.
   });
 
-  const app = Fastify({ loggerInstance: logger });
+  // Fastify types its logger narrower than pino's; a pino logger is what it uses at run time.
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger });
   healthRoutes(app, { prisma, redis });
   app.addHook("onClose", async () => {
     redis.disconnect();

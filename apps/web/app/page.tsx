@@ -1,15 +1,39 @@
 const steps = [
-  { name: "Upload", text: "Send an .onnx file. Kiln hashes it, reads its inputs, outputs and opset, and rejects what will not run — with the reason." },
-  { name: "Build", text: "Pick a target and a precision. A worker compiles the graph: folds constants, fuses layers, plans memory to the byte, tunes kernels." },
-  { name: "Deploy", text: "Name a build and a policy: replicas from zero up, batch size, queue delay. Nothing loads until the first request needs it." },
-  { name: "Serve", text: "Call it over the KServe v2 protocol with an API key. Requests are batched on the fly and every answer is metered." },
+  {
+    name: "Upload",
+    text: "Send an .onnx file. Kiln hashes it, reads its inputs, outputs and opset, and rejects what will not run — with the reason.",
+  },
+  {
+    name: "Build",
+    text: "Pick a target and a precision. A worker compiles the graph: folds constants, fuses layers, plans memory to the byte, tunes kernels.",
+  },
+  {
+    name: "Deploy",
+    text: "Name a build and a policy: replicas from zero up, batch size, queue delay. Nothing loads until the first request needs it.",
+  },
+  {
+    name: "Serve",
+    text: "Call it over the KServe v2 protocol with an API key. Requests are batched on the fly and every answer is metered.",
+  },
 ];
 
 const features = [
-  { title: "Scale to zero", text: "Idle deployments cost nothing; a cold start loads a prebuilt engine, never recompiles." },
-  { title: "Exact memory", text: "Each engine knows its device memory before it runs, so tenants pack safely into GPU slices." },
-  { title: "Open protocol", text: "KServe v2 / Open Inference Protocol over HTTP — JSON or binary tensors, sync or async with webhooks." },
-  { title: "Pay for use", text: "Usage rolls up hourly per deployment, with quotas and spend caps enforced in real time." },
+  {
+    title: "Scale to zero",
+    text: "Idle deployments cost nothing; a cold start loads a prebuilt engine, never recompiles.",
+  },
+  {
+    title: "Exact memory",
+    text: "Each engine knows its device memory before it runs, so tenants pack safely into GPU slices.",
+  },
+  {
+    title: "Open protocol",
+    text: "KServe v2 / Open Inference Protocol over HTTP — JSON or binary tensors, sync or async with webhooks.",
+  },
+  {
+    title: "Pay for use",
+    text: "Usage rolls up hourly per deployment, with quotas and spend caps enforced in real time.",
+  },
 ];
 
 const example = `curl https://api.kiln.dev/v2/models/resnet50/infer \\

@@ -80,7 +80,10 @@ describe("worker", () => {
     expect(code, output).toBe(0);
     expect(await redis.exists(key)).toBe(0);
     // Logs are JSON lines; the last ones say it stopped.
-    const lines = output.trim().split("\n").map((l) => JSON.parse(l));
+    const lines = output
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines.at(-1)).toMatchObject({ service: "worker", msg: "worker stopped" });
   });
 

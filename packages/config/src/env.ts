@@ -21,7 +21,10 @@ export const ZEnv = z
     // Redis connection string; holds the worker registry, quotas and job queues.
     REDIS_URL: urlWithScheme(["redis", "rediss"]),
     // Prefix of every Redis key Kiln writes, so several installs (or tests) can share one Redis.
-    REDIS_KEY_PREFIX: z.string().regex(/^[a-z0-9:_-]*$/, "only a-z, 0-9, ':', '_' and '-'").default("kiln:"),
+    REDIS_KEY_PREFIX: z
+      .string()
+      .regex(/^[a-z0-9:_-]*$/, "only a-z, 0-9, ':', '_' and '-'")
+      .default("kiln:"),
     // Address the web app and the gateway listen on; 0.0.0.0 in containers.
     HOST: z.string().min(1).default("127.0.0.1"),
     // Port of the dashboard (apps/web).
@@ -42,6 +45,7 @@ export const ZEnv = z
     S3_ENDPOINT: z.url().optional(),
     // Credentials for the s3 store; unset means the SDK's default chain (instance role, etc.).
     S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+    // The secret half of those credentials; set together with S3_ACCESS_KEY_ID.
     S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
     // What this worker builds for and serves: "cpu" or a GPU class such as "cuda-sm90".
     WORKER_TARGET: z
@@ -51,7 +55,10 @@ export const ZEnv = z
     // The slot this worker owns: a MIG instance uuid, a GPU index, or a name for a CPU slot.
     WORKER_SLOT: z.string().min(1).default("cpu-0"),
     // Stable worker id; unset means one is generated at start (hostname + random).
-    WORKER_ID: z.string().regex(/^[A-Za-z0-9._-]+$/, "only letters, digits, '.', '_' and '-'").optional(),
+    WORKER_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, "only letters, digits, '.', '_' and '-'")
+      .optional(),
     // How often a worker refreshes its registry entry; the entry expires after three misses.
     WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
   })

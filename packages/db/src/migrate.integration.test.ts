@@ -49,7 +49,12 @@ describe("migrate", () => {
     expect(await migrate(db.url)).toEqual({ applied: names, alreadyApplied: [] });
     expect(await migrate(db.url)).toEqual({ applied: [], alreadyApplied: names });
 
-    const rows = await query<{ migration_name: string; checksum: string; finished_at: Date; applied_steps_count: number }>(
+    const rows = await query<{
+      migration_name: string;
+      checksum: string;
+      finished_at: Date;
+      applied_steps_count: number;
+    }>(
       db.url,
       `SELECT migration_name, checksum, finished_at, applied_steps_count FROM "_prisma_migrations" ORDER BY migration_name`,
     );
@@ -59,7 +64,10 @@ describe("migrate", () => {
       expect(rows[i]?.finished_at).toBeInstanceOf(Date);
       expect(rows[i]?.applied_steps_count).toBe(1);
     }
-    const tables = await query<{ n: string }>(db.url, "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'");
+    const tables = await query<{ n: string }>(
+      db.url,
+      "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'",
+    );
     expect(Number(tables[0]?.n)).toBeGreaterThan(10);
   });
 

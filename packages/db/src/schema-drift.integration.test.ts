@@ -36,7 +36,15 @@ describe("schema.prisma and prisma/migrations", () => {
 
   it("covers the whole product's model", () => {
     const tables = Object.keys(expected.tables);
-    for (const name of ["organizations", "memberships", "api_keys", "models", "model_versions", "builds", "deployments"]) {
+    for (const name of [
+      "organizations",
+      "memberships",
+      "api_keys",
+      "models",
+      "model_versions",
+      "builds",
+      "deployments",
+    ]) {
       expect(tables).toContain(name);
     }
     for (const name of ["predictions", "usage_rollups", "subscriptions", "audit_logs", "sessions", "accounts"]) {

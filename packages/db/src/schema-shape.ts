@@ -9,7 +9,13 @@ import type pg from "pg";
  */
 export type Column = { type: string; nullable: boolean; default: string | null };
 export type Index = { unique: boolean; columns: string[] };
-export type ForeignKey = { columns: string[]; references: string; referencedColumns: string[]; onDelete: string; onUpdate: string };
+export type ForeignKey = {
+  columns: string[];
+  references: string;
+  referencedColumns: string[];
+  onDelete: string;
+  onUpdate: string;
+};
 export type Table = {
   columns: Record<string, Column>;
   primaryKey: { name: string; columns: string[] };
@@ -36,8 +42,18 @@ type DmmfField = {
   relationOnDelete?: string;
   relationOnUpdate?: string;
 };
-type DmmfModel = { name: string; dbName: string | null; fields: DmmfField[]; primaryKey: { name: string | null; fields: string[] } | null };
-type DmmfIndex = { model: string; type: "id" | "unique" | "normal" | "fulltext"; dbName?: string | null; fields: { name: string }[] };
+type DmmfModel = {
+  name: string;
+  dbName: string | null;
+  fields: DmmfField[];
+  primaryKey: { name: string | null; fields: string[] } | null;
+};
+type DmmfIndex = {
+  model: string;
+  type: "id" | "unique" | "normal" | "fulltext";
+  dbName?: string | null;
+  fields: { name: string }[];
+};
 type Datamodel = {
   models: DmmfModel[];
   enums: { name: string; dbName?: string | null; values: { name: string; dbName?: string | null }[] }[];
@@ -180,10 +196,19 @@ function expectedDefault(model: DmmfModel, f: DmmfField, type: string): string |
   return String(value);
 }
 
-const ACTION_CODES: Record<string, string> = { a: "NO ACTION", r: "RESTRICT", c: "CASCADE", n: "SET NULL", d: "SET DEFAULT" };
+const ACTION_CODES: Record<string, string> = {
+  a: "NO ACTION",
+  r: "RESTRICT",
+  c: "CASCADE",
+  n: "SET NULL",
+  d: "SET DEFAULT",
+};
 
 /** The same shape, read from a live database's catalog (schema "public"). */
-export async function actualShape(client: pg.Client | pg.Pool, ignoreTables: string[] = ["_prisma_migrations"]): Promise<SchemaShape> {
+export async function actualShape(
+  client: pg.Client | pg.Pool,
+  ignoreTables: string[] = ["_prisma_migrations"],
+): Promise<SchemaShape> {
   const tables: Record<string, Table> = {};
   const table = (name: string) => {
     tables[name] ??= { columns: {}, primaryKey: { name: "", columns: [] }, indexes: {}, foreignKeys: {} };
@@ -220,7 +245,15 @@ export async function actualShape(client: pg.Client | pg.Pool, ignoreTables: str
     else table(r.tbl).indexes[r.name] = { unique: r.unique, columns: r.cols };
   }
 
-  const fks = await client.query<{ tbl: string; name: string; cols: string[]; ref: string; refcols: string[]; del: string; upd: string }>(`
+  const fks = await client.query<{
+    tbl: string;
+    name: string;
+    cols: string[];
+    ref: string;
+    refcols: string[];
+    del: string;
+    upd: string;
+  }>(`
     SELECT t.relname AS tbl, c.conname AS name, r.relname AS ref,
            array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
                  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o)::text[] AS cols,
@@ -248,7 +281,9 @@ export async function actualShape(client: pg.Client | pg.Pool, ignoreTables: str
     FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace
     WHERE n.nspname = 'public' ORDER BY t.typname, e.enumsortorder`);
   const enums: Record<string, string[]> = {};
-  for (const r of enumRows.rows) (enums[r.name] ??= []).push(r.value);
+  for (const r of enumRows.rows) {
+    enums[r.name] = [...(enums[r.name] ?? []), r.value];
+  }
 
   return { tables, enums };
 }
