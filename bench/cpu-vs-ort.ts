@@ -10,12 +10,12 @@ import { availableParallelism, cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { build, loadEngine } from "@kiln/engine";
-import { type GenerateOptions, compareTensors, sampleInputs } from "@kiln/model-gen";
+import { compareTensors, type GenerateOptions, sampleInputs } from "@kiln/model-gen";
 import { createOrtSession, runOrt } from "@kiln/model-gen/ort";
 import { timeByOpType } from "../packages/engine/src/cli/commands/build.ts";
 import type { BuildReport } from "../packages/engine/src/cli/engine-port.ts";
 import { summarize } from "../packages/engine/src/cli/stats.ts";
-import { REPO, benchModel } from "./lib/models.ts";
+import { benchModel, REPO } from "./lib/models.ts";
 
 interface Case {
   label: string;
@@ -68,7 +68,9 @@ async function measure(c: Case): Promise<Row> {
     return (input?.shape ?? []).map((d) => (typeof d === "number" ? d : (c.dims[d] as number)));
   };
   // One fixed-shape profile at exactly the benchmarked shapes, as a serving build for them would use.
-  const profile = Object.fromEntries(generated.inputs.map((i) => [i.name, { min: shapeOf(i.name), opt: shapeOf(i.name), max: shapeOf(i.name) }]));
+  const profile = Object.fromEntries(
+    generated.inputs.map((i) => [i.name, { min: shapeOf(i.name), opt: shapeOf(i.name), max: shapeOf(i.name) }]),
+  );
   log(`${c.label}: building with Kiln ...`);
   const t0 = performance.now();
   const built = await build(onnx, { precision: "fp32", profiles: [profile] });
@@ -124,7 +126,9 @@ function markdown(rows: Row[], command: string): string {
     "| model | input | Kiln median ms | ORT median ms | Kiln/ORT | Kiln p90 ms | ORT p90 ms | max rel. error |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows.map((r) => {
-      const dims = Object.entries(r.c.dims).map(([k, v]) => `${k} ${v}`).join(", ");
+      const dims = Object.entries(r.c.dims)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
       return `| ${r.c.label} | ${dims} | ${ms(r.kilnMs.median)} | ${ms(r.ortMs.median)} | ${(r.kilnMs.median / r.ortMs.median).toFixed(2)} | ${ms(r.kilnMs.p90)} | ${ms(r.ortMs.p90)} | ${r.relError.toExponential(1)} |`;
     }),
     "",
@@ -139,7 +143,11 @@ function markdown(rows: Row[], command: string): string {
   for (const r of rows) {
     const byType = timeByOpType(r.report);
     const total = byType.reduce((a, t) => a + t.ms, 0);
-    lines.push("", `### ${r.c.label} (build ${r.buildSeconds.toFixed(1)} s, ${r.report.nodesBefore} -> ${r.report.nodesAfter} nodes)`, "");
+    lines.push(
+      "",
+      `### ${r.c.label} (build ${r.buildSeconds.toFixed(1)} s, ${r.report.nodesBefore} -> ${r.report.nodesAfter} nodes)`,
+      "",
+    );
     const fusions = Object.entries(r.report.fusions).filter(([, n]) => n > 0);
     if (fusions.length > 0) lines.push(`Fusions: ${fusions.map(([f, n]) => `${f} x${n}`).join(", ")}.`, "");
     if (total === 0) {
@@ -147,7 +155,8 @@ function markdown(rows: Row[], command: string): string {
       continue;
     }
     lines.push("| op type | layers | ms | share |", "| --- | ---: | ---: | ---: |");
-    for (const t of byType) lines.push(`| ${t.opType} | ${t.count} | ${t.ms.toFixed(3)} | ${((100 * t.ms) / total).toFixed(1)}% |`);
+    for (const t of byType)
+      lines.push(`| ${t.opType} | ${t.count} | ${t.ms.toFixed(3)} | ${((100 * t.ms) / total).toFixed(1)}% |`);
   }
   lines.push(
     "",

@@ -18,7 +18,10 @@ function findRunner() {
   if (process.env.KILN_CONFORMANCE_BIN) return process.env.KILN_CONFORMANCE_BIN;
   const native = join(repo, "native");
   const dirs = readdirSync(native).filter((d) => d.startsWith("build"));
-  const candidates = dirs.flatMap((d) => [join(native, d, "kiln_conformance"), join(native, d, "Release", "kiln_conformance")]);
+  const candidates = dirs.flatMap((d) => [
+    join(native, d, "kiln_conformance"),
+    join(native, d, "Release", "kiln_conformance"),
+  ]);
   const found = candidates.filter((p) => existsSync(p)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   return found[0];
 }

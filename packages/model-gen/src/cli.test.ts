@@ -13,7 +13,24 @@ describe("kiln-model-gen CLI", () => {
 
   it("writes a model that onnxruntime loads, and verifies it on request", async () => {
     const file = join(dir, "vit.onnx");
-    const r = gen("vit", "-o", file, "--layers", "1", "--hidden", "32", "--image-size", "16", "--patch-size", "8", "--classes", "3", "--opset", "13", "--verify");
+    const r = gen(
+      "vit",
+      "-o",
+      file,
+      "--layers",
+      "1",
+      "--hidden",
+      "32",
+      "--image-size",
+      "16",
+      "--patch-size",
+      "8",
+      "--classes",
+      "3",
+      "--opset",
+      "13",
+      "--verify",
+    );
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^vit: \d+ nodes, 0\.\d+M parameters, opset 13/);

@@ -5,7 +5,14 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { MAX_OPSET, MIN_OPSET } from "./graph-builder.ts";
 import type { Dim } from "./onnx/types.ts";
-import { DEFAULT_OPSET, DEFAULT_SEED, FAMILIES, type GenerateOptions, generateModel, writeModelFile } from "./registry.ts";
+import {
+  DEFAULT_OPSET,
+  DEFAULT_SEED,
+  FAMILIES,
+  type GenerateOptions,
+  generateModel,
+  writeModelFile,
+} from "./registry.ts";
 
 const USAGE = `usage: kiln-model-gen <model> -o <file.onnx> [options]
 
@@ -42,7 +49,8 @@ function positiveInt(name: string, v: string | undefined): number | undefined {
 function dimArg(name: string, v: string | undefined): Dim | undefined {
   if (v === undefined) return undefined;
   if (/^\d+$/.test(v)) return positiveInt(name, v);
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) throw new Error(`--${name} must be a positive integer or an identifier, got '${v}'`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(v))
+    throw new Error(`--${name} must be a positive integer or an identifier, got '${v}'`);
   return v;
 }
 
@@ -84,10 +92,12 @@ async function main(argv: string[]): Promise<number> {
   let width: number | undefined;
   if (values.width !== undefined) {
     width = Number(values.width);
-    if (!Number.isFinite(width) || width <= 0) throw new Error(`--width must be a positive number, got '${values.width}'`);
+    if (!Number.isFinite(width) || width <= 0)
+      throw new Error(`--width must be a positive number, got '${values.width}'`);
   }
   const causal = values["causal-mask"];
-  if (causal !== undefined && causal !== "where" && causal !== "add") throw new Error(`--causal-mask must be 'where' or 'add', got '${causal}'`);
+  if (causal !== undefined && causal !== "where" && causal !== "add")
+    throw new Error(`--causal-mask must be 'where' or 'add', got '${causal}'`);
   const options: GenerateOptions = {
     opset: positiveInt("opset", values.opset) ?? DEFAULT_OPSET,
     seed: values.seed === undefined ? DEFAULT_SEED : Number.parseInt(values.seed, 10),
@@ -138,7 +148,9 @@ async function verify(path: string, inputs: ReturnType<typeof generateModel>["in
       else maxAbs = Math.max(maxAbs, Math.abs(v));
     }
     if (!finite) throw new Error(`verify: output '${name}' has non-finite values`);
-    console.log(`  verified with onnxruntime: ${name} [${t.shape.join(", ")}] max|x| ${maxAbs.toPrecision(4)} (${ms.toFixed(0)} ms)`);
+    console.log(
+      `  verified with onnxruntime: ${name} [${t.shape.join(", ")}] max|x| ${maxAbs.toPrecision(4)} (${ms.toFixed(0)} ms)`,
+    );
   }
 }
 

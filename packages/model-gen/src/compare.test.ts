@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import { compareTensors } from "./compare.ts";
 import type { HostTensor } from "./tensors.ts";
 
-const f32 = (values: number[], shape = [values.length]): HostTensor => ({ dtype: "float32", shape, data: Float32Array.from(values) });
+const f32 = (values: number[], shape = [values.length]): HostTensor => ({
+  dtype: "float32",
+  shape,
+  data: Float32Array.from(values),
+});
 
 describe("compareTensors", () => {
   it("scales the worst absolute error by the reference's max-abs", () => {

@@ -3,17 +3,18 @@
 // ("/encoder/layer.0/attention/self/query/MatMul"), small constants are Constant nodes, and ops
 // whose signature changed across opsets (ReduceMean, Unsqueeze, Split, ...) use the form of the
 // target opset. Generators call these helpers and never write protobuf themselves.
-import { Rng } from "./random.ts";
+
 import {
   type AttributeValue,
   DataType,
   type Dim,
+  irVersionForOpset,
   type ModelSpec,
   type NodeSpec,
   type TensorSpec,
   type ValueInfoSpec,
-  irVersionForOpset,
 } from "./onnx/types.ts";
+import { Rng } from "./random.ts";
 
 export const MIN_OPSET = 13;
 export const MAX_OPSET = 21;
@@ -199,7 +200,12 @@ export class GraphBuilder {
   }
 
   /** Slice with constant starts/ends/axes (and steps when given). */
-  slice(x: string, starts: readonly (number | bigint)[], ends: readonly (number | bigint)[], axes: readonly number[]): string {
+  slice(
+    x: string,
+    starts: readonly (number | bigint)[],
+    ends: readonly (number | bigint)[],
+    axes: readonly number[],
+  ): string {
     return this.op("Slice", [x, this.constInt64(starts), this.constInt64(ends), this.constInt64(axes)]);
   }
 

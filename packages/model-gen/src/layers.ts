@@ -1,7 +1,7 @@
 // Module-level building blocks shared by the generators, each emitting the node pattern PyTorch's
 // exporter produces for the corresponding nn.Module, with initial weights that keep activations
 // in a realistic range (He init for conv stacks, N(0, 0.02) for transformers, as their papers do).
-import { type GraphBuilder, attr } from "./graph-builder.ts";
+import { attr, type GraphBuilder } from "./graph-builder.ts";
 
 export interface ConvOptions {
   kernel: number;
@@ -23,7 +23,8 @@ export function conv2d(g: GraphBuilder, x: string, inChannels: number, outChanne
   const w = new Float32Array(outChannels * fanIn);
   for (let i = 0; i < w.length; i++) w[i] = g.rng.normal() * Math.sqrt(2 / fanIn);
   const inputs = [x, g.parameter("weight", [outChannels, inChannels / group, o.kernel, o.kernel], w)];
-  if (o.bias) inputs.push(g.parameter("bias", [outChannels], g.rng.fillUniform(new Float32Array(outChannels), -0.05, 0.05)));
+  if (o.bias)
+    inputs.push(g.parameter("bias", [outChannels], g.rng.fillUniform(new Float32Array(outChannels), -0.05, 0.05)));
   return g.op("Conv", inputs, {
     dilations: attr.ints([1, 1]),
     group: attr.int(group),

@@ -53,7 +53,8 @@ describe("generation", () => {
   });
 
   it("writes LayerNorm as the ReduceMean pattern below opset 17 and as LayerNormalization from 17", () => {
-    const ops = (opset: number) => new Set(generateModel("bert", { ...SMALL.bert, opset }).spec.graph.nodes.map((n) => n.opType));
+    const ops = (opset: number) =>
+      new Set(generateModel("bert", { ...SMALL.bert, opset }).spec.graph.nodes.map((n) => n.opType));
     expect(ops(13).has("LayerNormalization")).toBe(false);
     expect(ops(13).has("ReduceMean")).toBe(true);
     expect(ops(17).has("LayerNormalization")).toBe(true);
@@ -67,7 +68,10 @@ describe("generation", () => {
     const run = async (opset: number, packed: boolean) =>
       runOrt(await createOrtSession(generateModelBytes("bert", { ...SMALL.bert, opset }, { packed })), feeds);
     const reference = await run(17, false);
-    for (const [opset, packed] of [[13, true], [18, false]] as const) {
+    for (const [opset, packed] of [
+      [13, true],
+      [18, false],
+    ] as const) {
       const other = await run(opset, packed);
       const a = reference.last_hidden_state?.data as Float32Array;
       const b = other.last_hidden_state?.data as Float32Array;

@@ -8,7 +8,10 @@ export interface OrtSessionOptions {
   threads?: number;
 }
 
-export async function createOrtSession(model: Uint8Array | string, o: OrtSessionOptions = {}): Promise<ort.InferenceSession> {
+export async function createOrtSession(
+  model: Uint8Array | string,
+  o: OrtSessionOptions = {},
+): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: ["cpu"],
     graphOptimizationLevel: "all",
@@ -16,7 +19,9 @@ export async function createOrtSession(model: Uint8Array | string, o: OrtSession
     executionMode: "sequential",
     ...(o.threads !== undefined ? { intraOpNumThreads: o.threads } : {}),
   };
-  return typeof model === "string" ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+  return typeof model === "string"
+    ? ort.InferenceSession.create(model, options)
+    : ort.InferenceSession.create(model, options);
 }
 
 export function toOrtTensor(t: HostTensor): ort.Tensor {
@@ -27,7 +32,10 @@ export function fromOrtTensor(t: ort.Tensor): HostTensor {
   return { dtype: t.type as TensorDType, shape: [...t.dims], data: t.data as HostTensor["data"] };
 }
 
-export async function runOrt(session: ort.InferenceSession, inputs: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+export async function runOrt(
+  session: ort.InferenceSession,
+  inputs: Record<string, HostTensor>,
+): Promise<Record<string, HostTensor>> {
   const feeds: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(inputs)) feeds[name] = toOrtTensor(t);
   const results = await session.run(feeds);

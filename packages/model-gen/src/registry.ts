@@ -3,10 +3,10 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { GraphBuilder, type ModelInput } from "./graph-builder.ts";
 import { BERT_BASE, buildBert } from "./models/bert.ts";
-import { type CausalMaskStyle, GPT2_SMALL, buildGpt2 } from "./models/gpt2.ts";
+import { buildGpt2, type CausalMaskStyle, GPT2_SMALL } from "./models/gpt2.ts";
 import { buildMobileNetV2 } from "./models/mobilenetv2.ts";
-import { RESNET_BLOCKS, buildResNet } from "./models/resnet.ts";
-import { VIT_BASE, buildVit } from "./models/vit.ts";
+import { buildResNet, RESNET_BLOCKS } from "./models/resnet.ts";
+import { buildVit, VIT_BASE } from "./models/vit.ts";
 import { type EncodeOptions, encodeModel, encodeModelBytes } from "./onnx/encode.ts";
 import type { Dim, ModelSpec } from "./onnx/types.ts";
 
@@ -59,7 +59,8 @@ function resnet(depth: number): Family {
   };
 }
 
-function headsFor(o: GenerateOptions, defaultHidden: number, defaultHeads: number): number {
+/** Explicit heads, else hidden/64 when the hidden size was changed (BERT's and GPT-2's head size), else the default. */
+function headsFor(o: GenerateOptions, defaultHeads: number): number {
   if (o.heads !== undefined) return o.heads;
   return o.hidden === undefined ? defaultHeads : Math.max(1, Math.floor(o.hidden / 64));
 }
@@ -81,7 +82,8 @@ export const FAMILIES: Readonly<Record<string, Family>> = {
       }),
   },
   bert: {
-    description: "BERT-base encoder (transformers BertModel export), inputs input_ids/attention_mask/token_type_ids [batch, sequence]",
+    description:
+      "BERT-base encoder (transformers BertModel export), inputs input_ids/attention_mask/token_type_ids [batch, sequence]",
     options: ["layers", "hidden", "heads", "intermediate", "vocabSize", "maxPositions", "batch", "sequence"],
     build: (g, o) => {
       const hidden = o.hidden ?? BERT_BASE.hidden;
@@ -89,7 +91,7 @@ export const FAMILIES: Readonly<Record<string, Family>> = {
         ...BERT_BASE,
         layers: o.layers ?? BERT_BASE.layers,
         hidden,
-        heads: headsFor(o, BERT_BASE.hidden, BERT_BASE.heads),
+        heads: headsFor(o, BERT_BASE.heads),
         intermediate: o.intermediate ?? 4 * hidden,
         vocabSize: o.vocabSize ?? BERT_BASE.vocabSize,
         maxPositions: o.maxPositions ?? BERT_BASE.maxPositions,
@@ -99,14 +101,15 @@ export const FAMILIES: Readonly<Record<string, Family>> = {
     },
   },
   gpt2: {
-    description: "GPT-2 small decoder without KV cache (transformers GPT2LMHeadModel export), input input_ids [batch, sequence]",
+    description:
+      "GPT-2 small decoder without KV cache (transformers GPT2LMHeadModel export), input input_ids [batch, sequence]",
     options: ["layers", "hidden", "heads", "vocabSize", "maxPositions", "causalMask", "batch", "sequence"],
     build: (g, o) =>
       buildGpt2(g, {
         ...GPT2_SMALL,
         layers: o.layers ?? GPT2_SMALL.layers,
         hidden: o.hidden ?? GPT2_SMALL.hidden,
-        heads: headsFor(o, GPT2_SMALL.hidden, GPT2_SMALL.heads),
+        heads: headsFor(o, GPT2_SMALL.heads),
         vocabSize: o.vocabSize ?? GPT2_SMALL.vocabSize,
         maxPositions: o.maxPositions ?? GPT2_SMALL.maxPositions,
         causalMask: o.causalMask ?? GPT2_SMALL.causalMask,
@@ -123,7 +126,7 @@ export const FAMILIES: Readonly<Record<string, Family>> = {
         ...VIT_BASE,
         layers: o.layers ?? VIT_BASE.layers,
         hidden,
-        heads: headsFor(o, VIT_BASE.hidden, VIT_BASE.heads),
+        heads: headsFor(o, VIT_BASE.heads),
         intermediate: o.intermediate ?? 4 * hidden,
         imageSize: o.imageSize ?? VIT_BASE.imageSize,
         patchSize: o.patchSize ?? VIT_BASE.patchSize,
@@ -147,7 +150,9 @@ const ALIASES: Readonly<Record<string, string>> = {
 export function resolveFamily(name: string): string {
   const key = ALIASES[name] ?? name;
   if (FAMILIES[key] === undefined) {
-    throw new Error(`unknown model '${name}' (known: ${[...Object.keys(FAMILIES), ...Object.keys(ALIASES)].join(", ")})`);
+    throw new Error(
+      `unknown model '${name}' (known: ${[...Object.keys(FAMILIES), ...Object.keys(ALIASES)].join(", ")})`,
+    );
   }
   return key;
 }
@@ -186,7 +191,11 @@ export function generateModel(name: string, options: GenerateOptions = {}): Gene
 }
 
 /** Generates a model and returns its ONNX bytes. */
-export function generateModelBytes(name: string, options: GenerateOptions = {}, encode: EncodeOptions = {}): Uint8Array {
+export function generateModelBytes(
+  name: string,
+  options: GenerateOptions = {},
+  encode: EncodeOptions = {},
+): Uint8Array {
   return encodeModelBytes(generateModel(name, options).spec, encode);
 }
 

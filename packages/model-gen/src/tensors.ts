@@ -4,7 +4,19 @@ import type { ModelInput } from "./graph-builder.ts";
 import { DataType } from "./onnx/types.ts";
 import { Rng } from "./random.ts";
 
-export type TensorDType = "float32" | "float16" | "float64" | "int8" | "uint8" | "int16" | "uint16" | "int32" | "uint32" | "int64" | "uint64" | "bool";
+export type TensorDType =
+  | "float32"
+  | "float16"
+  | "float64"
+  | "int8"
+  | "uint8"
+  | "int16"
+  | "uint16"
+  | "int32"
+  | "uint32"
+  | "int64"
+  | "uint64"
+  | "bool";
 
 export type TensorData =
   | Float32Array
@@ -67,7 +79,11 @@ export function concreteShape(input: ModelInput, dims: Readonly<Record<string, n
  * Random inputs that are valid for the model: uniform floats, token ids inside the vocabulary,
  * attention masks with trailing padding on all rows but the first (so masking is exercised).
  */
-export function sampleInputs(inputs: readonly ModelInput[], dims: Readonly<Record<string, number>>, seed = 7): Record<string, HostTensor> {
+export function sampleInputs(
+  inputs: readonly ModelInput[],
+  dims: Readonly<Record<string, number>>,
+  seed = 7,
+): Record<string, HostTensor> {
   const rng = new Rng(seed);
   const out: Record<string, HostTensor> = {};
   for (const input of inputs) {

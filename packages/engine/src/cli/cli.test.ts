@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { UsageError, parseProfiles, parseShape } from "./args.ts";
+import { parseProfiles, parseShape, UsageError } from "./args.ts";
 import { outputFileName } from "./commands/run.ts";
 import type { BuildOptions, Engine, EngineApi, Tensor } from "./engine-port.ts";
 import { benchShapes } from "./inputs.ts";
@@ -18,13 +18,28 @@ function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
     inputs: [{ name: "x", dtype: "float32", shape: ["batch", 4] }],
     outputs: [{ name: "out/y:0", dtype: "float32", shape: ["batch", 4] }],
     profiles: [{ x: { min: [1, 4], opt: [2, 4], max: [8, 4] } }],
-    describe: () => ({ target: "cpu-x86_64-avx2", backend: "cpu", precision: "fp32", deviceMemoryBytes: 2048, weightBytes: 0, layers: [{ name: "mul", opType: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]" }] }),
+    describe: () => ({
+      target: "cpu-x86_64-avx2",
+      backend: "cpu",
+      precision: "fp32",
+      deviceMemoryBytes: 2048,
+      weightBytes: 0,
+      layers: [{ name: "mul", opType: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]" }],
+    }),
     createContext: () => ({
       run: async (inputs: Record<string, Tensor>) => {
         calls.runs++;
         const x = inputs.x as Tensor;
-        if (x.shape[0] === undefined || x.shape[0] > 8) throw Object.assign(new Error(`input 'x' shape [${x.shape}] is outside every profile`), { code: "ShapeMismatch" });
-        return { outputs: { "out/y:0": { dtype: "float32", shape: x.shape, data: (x.data as Float32Array).map((v) => 2 * v) } }, computeMs: 0.01 };
+        if (x.shape[0] === undefined || x.shape[0] > 8)
+          throw Object.assign(new Error(`input 'x' shape [${x.shape}] is outside every profile`), {
+            code: "ShapeMismatch",
+          });
+        return {
+          outputs: {
+            "out/y:0": { dtype: "float32", shape: x.shape, data: (x.data as Float32Array).map((v) => 2 * v) },
+          },
+          computeMs: 0.01,
+        };
       },
     }),
   };
@@ -35,7 +50,15 @@ function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
       options.onProgress?.({ stage: "serialize", fraction: 1, message: "done" });
       return {
         engine: Uint8Array.from(model.subarray(0, 4)),
-        report: { nodesBefore: 3, nodesAfter: 1, fusions: { "conv-bias-relu": 1 }, layers: [{ name: "mul", opType: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]", timeMs: 0.5 }], peakMemoryBytes: 2048, weightBytes: 0, warnings: [] },
+        report: {
+          nodesBefore: 3,
+          nodesAfter: 1,
+          fusions: { "conv-bias-relu": 1 },
+          layers: [{ name: "mul", opType: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]", timeMs: 0.5 }],
+          peakMemoryBytes: 2048,
+          weightBytes: 0,
+          warnings: [],
+        },
       };
     },
     loadEngine: async () => engine,
@@ -45,7 +68,12 @@ function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
 async function kiln(argv: string[], calls = { runs: 0 } as { build?: BuildOptions; runs: number }) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(argv, async () => fakeApi(calls), (l) => out.push(l), (l) => err.push(l));
+  const code = await main(
+    argv,
+    async () => fakeApi(calls),
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out: out.join("\n"), err: err.join("\n"), calls };
 }
 
@@ -57,7 +85,20 @@ describe("kiln build", () => {
   it("passes precision, profiles and opt level, writes the engine and the report", async () => {
     const model = join(dir, "m.onnx");
     writeFileSync(model, "ONNXBYTES");
-    const r = await kiln(["build", model, "-o", join(dir, "b.kiln"), "--precision", "fp16", "--opt-level", "1", "--profile", "x:1x4,2x4,8x4", "--report", join(dir, "r.json")]);
+    const r = await kiln([
+      "build",
+      model,
+      "-o",
+      join(dir, "b.kiln"),
+      "--precision",
+      "fp16",
+      "--opt-level",
+      "1",
+      "--profile",
+      "x:1x4,2x4,8x4",
+      "--report",
+      join(dir, "r.json"),
+    ]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
     expect(r.calls.build?.precision).toBe("fp16");
@@ -71,7 +112,9 @@ describe("kiln build", () => {
   });
 
   it("rejects bad options with usage (exit 2)", async () => {
-    expect((await kiln(["build", "m.onnx", "-o", "x", "--precision", "fp8"])).err).toMatch(/--precision must be one of fp32, fp16, int8/);
+    expect((await kiln(["build", "m.onnx", "-o", "x", "--precision", "fp8"])).err).toMatch(
+      /--precision must be one of fp32, fp16, int8/,
+    );
     expect((await kiln(["build", "m.onnx"])).code).toBe(2);
     expect((await kiln(["build", join(dir, "none.onnx"), "-o", "x"])).err).toMatch(/cannot read model/);
     expect((await kiln(["build", "m.onnx", "-o", "x", "--bogus"])).code).toBe(2);
@@ -111,14 +154,20 @@ describe("kiln run", () => {
   it("names the input and the problem when a file does not fit", async () => {
     const bad = join(dir, "bad.npy");
     writeFileSync(bad, encodeNpy({ dtype: "int64", shape: [1, 4], data: new BigInt64Array(4) }));
-    expect((await kiln(["run", engineFile, "--input", `x=${bad}`, "--out", dir])).err).toMatch(/--input x: .*bad.npy holds int64, the input takes float32/);
+    expect((await kiln(["run", engineFile, "--input", `x=${bad}`, "--out", dir])).err).toMatch(
+      /--input x: .*bad.npy holds int64, the input takes float32/,
+    );
     const wrongShape = join(dir, "shape.npy");
     writeFileSync(wrongShape, encodeNpy({ dtype: "float32", shape: [1, 3], data: new Float32Array(3) }));
-    expect((await kiln(["run", engineFile, "--input", `x=${wrongShape}`, "--out", dir])).err).toMatch(/shape \[1, 3\], the input takes \[batch, 4\]/);
+    expect((await kiln(["run", engineFile, "--input", `x=${wrongShape}`, "--out", dir])).err).toMatch(
+      /shape \[1, 3\], the input takes \[batch, 4\]/,
+    );
     writeFileSync(bad, "garbage");
     expect((await kiln(["run", engineFile, "--input", `x=${bad}`, "--out", dir])).err).toMatch(/not a .npy file/);
     expect((await kiln(["run", engineFile, "--out", dir])).err).toMatch(/missing --input for x/);
-    expect((await kiln(["run", engineFile, "--input", `z=${bad}`, "--out", dir])).err).toMatch(/'z', which is not an input/);
+    expect((await kiln(["run", engineFile, "--input", `z=${bad}`, "--out", dir])).err).toMatch(
+      /'z', which is not an input/,
+    );
   });
 
   it("reports engine errors with their code (exit 1)", async () => {
@@ -139,7 +188,10 @@ describe("kiln run", () => {
 describe("kiln bench", () => {
   it("runs warm-up plus iterations on every context and reports percentiles and throughput", async () => {
     const calls = { runs: 0 };
-    const r = await kiln(["bench", engineFile, "--batch", "4", "--iterations", "20", "--warmup", "3", "--contexts", "2", "--json"], calls);
+    const r = await kiln(
+      ["bench", engineFile, "--batch", "4", "--iterations", "20", "--warmup", "3", "--contexts", "2", "--json"],
+      calls,
+    );
     expect(r.err).toBe("");
     const result = JSON.parse(r.out);
     expect(calls.runs).toBe(2 * (20 + 3));

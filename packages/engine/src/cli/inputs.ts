@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { UsageError } from "./args.ts";
 import type { Profile, Tensor, TensorInfo } from "./engine-port.ts";
-import { NpyError, decodeNpy, elementCount } from "./npy.ts";
+import { decodeNpy, elementCount, NpyError } from "./npy.ts";
 
 /**
  * The shape to benchmark each input at: fixed dims as they are; a dynamic leading dim takes
@@ -17,7 +17,9 @@ export function benchShapes(
 ): Map<string, number[]> {
   for (const name of overrides.keys()) {
     if (!inputs.some((i) => i.name === name)) {
-      throw new UsageError(`--shape names '${name}', which is not an input (inputs: ${inputs.map((i) => i.name).join(", ")})`);
+      throw new UsageError(
+        `--shape names '${name}', which is not an input (inputs: ${inputs.map((i) => i.name).join(", ")})`,
+      );
     }
   }
   const shapes = new Map<string, number[]>();
@@ -25,7 +27,9 @@ export function benchShapes(
     const override = overrides.get(input.name);
     if (override !== undefined) {
       if (override.length !== input.shape.length) {
-        throw new UsageError(`--shape ${input.name}: rank ${override.length} does not match the input's [${input.shape.join(", ")}]`);
+        throw new UsageError(
+          `--shape ${input.name}: rank ${override.length} does not match the input's [${input.shape.join(", ")}]`,
+        );
       }
       shapes.set(input.name, override);
       continue;
@@ -71,7 +75,14 @@ export function randomTensor(info: TensorInfo, shape: number[], seed: number): T
       return { dtype: "float64", shape, data: Float64Array.from({ length: n }, () => rand() * 2 - 1) };
     case "float16":
       // Bits of values in [-1, 1): sign, exponent 0..14, random mantissa.
-      return { dtype: "float16", shape, data: Uint16Array.from({ length: n }, () => (rand() < 0.5 ? 0x8000 : 0) | (Math.floor(rand() * 15) << 10) | Math.floor(rand() * 1024)) };
+      return {
+        dtype: "float16",
+        shape,
+        data: Uint16Array.from(
+          { length: n },
+          () => (rand() < 0.5 ? 0x8000 : 0) | (Math.floor(rand() * 15) << 10) | Math.floor(rand() * 1024),
+        ),
+      };
     case "int64":
       return { dtype: "int64", shape, data: BigInt64Array.from({ length: n }, () => (rand() < 0.5 ? 0n : 1n)) };
     case "uint64":
@@ -94,11 +105,17 @@ export function randomTensor(info: TensorInfo, shape: number[], seed: number): T
 }
 
 /** Reads `--input NAME=file.npy` files and checks them against the engine's inputs. */
-export async function readNpyInputs(inputs: readonly TensorInfo[], files: ReadonlyMap<string, string>): Promise<Record<string, Tensor>> {
+export async function readNpyInputs(
+  inputs: readonly TensorInfo[],
+  files: ReadonlyMap<string, string>,
+): Promise<Record<string, Tensor>> {
   const out: Record<string, Tensor> = {};
   for (const [name, path] of files) {
     const info = inputs.find((i) => i.name === name);
-    if (info === undefined) throw new UsageError(`--input names '${name}', which is not an input (inputs: ${inputs.map((i) => i.name).join(", ")})`);
+    if (info === undefined)
+      throw new UsageError(
+        `--input names '${name}', which is not an input (inputs: ${inputs.map((i) => i.name).join(", ")})`,
+      );
     let bytes: Uint8Array;
     try {
       bytes = await readFile(path);
@@ -112,9 +129,15 @@ export async function readNpyInputs(inputs: readonly TensorInfo[], files: Readon
       if (error instanceof NpyError) throw new UsageError(`--input ${name}: ${error.message}`);
       throw error;
     }
-    if (tensor.dtype !== info.dtype) throw new UsageError(`--input ${name}: ${path} holds ${tensor.dtype}, the input takes ${info.dtype}`);
-    const fits = tensor.shape.length === info.shape.length && info.shape.every((d, i) => typeof d !== "number" || d === tensor.shape[i]);
-    if (!fits) throw new UsageError(`--input ${name}: ${path} has shape [${tensor.shape.join(", ")}], the input takes [${info.shape.map((d) => d ?? "?").join(", ")}]`);
+    if (tensor.dtype !== info.dtype)
+      throw new UsageError(`--input ${name}: ${path} holds ${tensor.dtype}, the input takes ${info.dtype}`);
+    const fits =
+      tensor.shape.length === info.shape.length &&
+      info.shape.every((d, i) => typeof d !== "number" || d === tensor.shape[i]);
+    if (!fits)
+      throw new UsageError(
+        `--input ${name}: ${path} has shape [${tensor.shape.join(", ")}], the input takes [${info.shape.map((d) => d ?? "?").join(", ")}]`,
+      );
     out[name] = tensor;
   }
   const missing = inputs.filter((i) => out[i.name] === undefined).map((i) => i.name);

@@ -28,7 +28,12 @@ export const USAGE = `usage:
 type Out = (line: string) => void;
 
 /** Runs one CLI invocation; returns the exit code (0 ok, 1 failure, 2 bad usage). */
-export async function main(argv: readonly string[], api: () => Promise<EngineApi>, out: Out, err: Out): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  api: () => Promise<EngineApi>,
+  out: Out,
+  err: Out,
+): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -42,14 +47,18 @@ export async function main(argv: readonly string[], api: () => Promise<EngineApi
         });
         const [model] = one(positionals, "MODEL.onnx");
         if (typeof values.output !== "string") throw new UsageError("build needs -o ENGINE.kiln");
-        await buildCommand(await api(), {
-          model,
-          output: values.output,
-          precision: values.precision as string | undefined,
-          profiles: (values.profile as string[] | undefined) ?? [],
-          optLevel: values["opt-level"] as string | undefined,
-          report: values.report as string | undefined,
-        }, out);
+        await buildCommand(
+          await api(),
+          {
+            model,
+            output: values.output,
+            precision: values.precision as string | undefined,
+            profiles: (values.profile as string[] | undefined) ?? [],
+            optLevel: values["opt-level"] as string | undefined,
+            report: values.report as string | undefined,
+          },
+          out,
+        );
         return 0;
       }
       case "inspect": {
@@ -59,10 +68,17 @@ export async function main(argv: readonly string[], api: () => Promise<EngineApi
         return 0;
       }
       case "run": {
-        const { values, positionals } = parse(rest, { input: { type: "string", multiple: true }, out: { type: "string" } });
+        const { values, positionals } = parse(rest, {
+          input: { type: "string", multiple: true },
+          out: { type: "string" },
+        });
         const [engine] = one(positionals, "ENGINE.kiln");
         if (typeof values.out !== "string") throw new UsageError("run needs --out DIR");
-        await runCommand(await api(), { engine, inputs: (values.input as string[] | undefined) ?? [], out: values.out }, out);
+        await runCommand(
+          await api(),
+          { engine, inputs: (values.input as string[] | undefined) ?? [], out: values.out },
+          out,
+        );
         return 0;
       }
       case "bench": {
@@ -76,17 +92,22 @@ export async function main(argv: readonly string[], api: () => Promise<EngineApi
           json: { type: "boolean" },
         });
         const [engine] = one(positionals, "ENGINE.kiln");
-        if (values.duration !== undefined && values.iterations !== undefined) throw new UsageError("give --duration or --iterations, not both");
-        await benchCommand(await api(), {
-          engine,
-          batch: values.batch as string | undefined,
-          shapes: (values.shape as string[] | undefined) ?? [],
-          duration: values.duration as string | undefined,
-          iterations: values.iterations as string | undefined,
-          warmup: values.warmup as string | undefined,
-          contexts: values.contexts as string | undefined,
-          json: values.json === true,
-        }, out);
+        if (values.duration !== undefined && values.iterations !== undefined)
+          throw new UsageError("give --duration or --iterations, not both");
+        await benchCommand(
+          await api(),
+          {
+            engine,
+            batch: values.batch as string | undefined,
+            shapes: (values.shape as string[] | undefined) ?? [],
+            duration: values.duration as string | undefined,
+            iterations: values.iterations as string | undefined,
+            warmup: values.warmup as string | undefined,
+            contexts: values.contexts as string | undefined,
+            json: values.json === true,
+          },
+          out,
+        );
         return 0;
       }
       case "help":
@@ -122,7 +143,10 @@ function parse(args: string[], options: OptionSpec) {
 }
 
 function one(positionals: string[], what: string): [string] {
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? `missing ${what}` : `unexpected arguments: ${positionals.slice(1).join(" ")}`);
+  if (positionals.length !== 1)
+    throw new UsageError(
+      positionals.length === 0 ? `missing ${what}` : `unexpected arguments: ${positionals.slice(1).join(" ")}`,
+    );
   return [positionals[0] as string];
 }
 
@@ -139,9 +163,12 @@ async function loadEngineApi(): Promise<EngineApi> {
 // Run when executed (directly, through tsx, or through the package's bin link), not when imported by tests.
 const invoked = process.argv[1] === undefined ? "" : realpathSync(resolve(process.argv[1]));
 if (invoked === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2), loadEngineApi, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-  );
+  main(
+    process.argv.slice(2),
+    loadEngineApi,
+    (l) => process.stdout.write(`${l}\n`),
+    (l) => process.stderr.write(`${l}\n`),
+  ).then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type NpyArray, NpyError, decodeNpy, encodeNpy } from "./npy.ts";
+import { decodeNpy, encodeNpy, type NpyArray, NpyError } from "./npy.ts";
 
 /** A file as numpy 2.x's np.save writes it: header padded to 128 bytes in total, then data. */
 function numpyFile(header: string, dataHex: string, version = 1): Uint8Array {
@@ -17,7 +17,12 @@ function numpyFile(header: string, dataHex: string, version = 1): Uint8Array {
 
 describe("decodeNpy", () => {
   it("reads what numpy writes: float32 matrix", () => {
-    const a = decodeNpy(numpyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", "000000000000803f0000004000004040000080400000a040"));
+    const a = decodeNpy(
+      numpyFile(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+        "000000000000803f0000004000004040000080400000a040",
+      ),
+    );
     expect(a.dtype).toBe("float32");
     expect(a.shape).toEqual([2, 3]);
     expect(Array.from(a.data as Float32Array)).toEqual([0, 1, 2, 3, 4, 5]);
@@ -30,7 +35,12 @@ describe("decodeNpy", () => {
   });
 
   it("byte-swaps big-endian data", () => {
-    const a = decodeNpy(numpyFile("{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }", "0000000000000001fffffffffffffffe0000000000000003"));
+    const a = decodeNpy(
+      numpyFile(
+        "{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }",
+        "0000000000000001fffffffffffffffe0000000000000003",
+      ),
+    );
     expect(a.dtype).toBe("int64");
     expect(Array.from(a.data as BigInt64Array)).toEqual([1n, -2n, 3n]);
   });
@@ -58,7 +68,10 @@ describe("decodeNpy", () => {
       [new Uint8Array([1, 2, 3]), /not a .npy file/],
       [numpyFile(ok, "0000803f"), /truncated: shape \(2\) of float32 needs 8 bytes, file has 4/],
       [numpyFile(ok, "0000803f0000803f00"), /1 unexpected bytes/],
-      [numpyFile("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", "0000000000000000"), /unsupported dtype '<c8'/],
+      [
+        numpyFile("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", "0000000000000000"),
+        /unsupported dtype '<c8'/,
+      ],
       [numpyFile("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2), }", "0000000000000000"), /Fortran/],
       [numpyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (2, }", "00"), /malformed header/],
       [numpyFile("{'descr': '<f4', 'fortran_order': False}", ""), /'shape' must be a tuple/],
@@ -104,7 +117,9 @@ describe("encodeNpy", () => {
       const back = decodeNpy(bytes);
       expect(back.dtype).toBe(a.dtype);
       expect(back.shape).toEqual(a.shape);
-      expect(Array.from(back.data as ArrayLike<number | bigint>)).toEqual(Array.from(a.data as ArrayLike<number | bigint>));
+      expect(Array.from(back.data as ArrayLike<number | bigint>)).toEqual(
+        Array.from(a.data as ArrayLike<number | bigint>),
+      );
     }
   });
 
@@ -114,7 +129,9 @@ describe("encodeNpy", () => {
   });
 
   it("rejects data that does not match the dtype or shape", () => {
-    expect(() => encodeNpy({ dtype: "float32", shape: [3], data: new Float32Array(2) }, "out")).toThrow(/out: shape \[3\] has 3 elements but the data has 2/);
+    expect(() => encodeNpy({ dtype: "float32", shape: [3], data: new Float32Array(2) }, "out")).toThrow(
+      /out: shape \[3\] has 3 elements but the data has 2/,
+    );
     expect(() => encodeNpy({ dtype: "int64", shape: [1], data: new Float32Array(1) })).toThrow(/BigInt64Array/);
     expect(() => encodeNpy({ dtype: "float32", shape: [-1], data: new Float32Array(1) })).toThrow(/invalid dimension/);
   });

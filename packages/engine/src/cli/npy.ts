@@ -4,7 +4,19 @@
 // Every malformed file is rejected with a message saying what is wrong, never a crash or a
 // silently misread array.
 
-export type NpyDType = "float16" | "float32" | "float64" | "int8" | "uint8" | "int16" | "uint16" | "int32" | "uint32" | "int64" | "uint64" | "bool";
+export type NpyDType =
+  | "float16"
+  | "float32"
+  | "float64"
+  | "int8"
+  | "uint8"
+  | "int16"
+  | "uint16"
+  | "int32"
+  | "uint32"
+  | "int64"
+  | "uint64"
+  | "bool";
 
 export type NpyData =
   | Float32Array
@@ -113,7 +125,8 @@ export function decodeNpy(bytes: Uint8Array, what = "npy file"): NpyArray {
   }
   if (headerLength > MAX_HEADER_BYTES) throw new NpyError(`${what}: header of ${headerLength} bytes is too large`);
   const dataStart = headerStart + headerLength;
-  if (dataStart > bytes.byteLength) throw new NpyError(`${what}: truncated header (needs ${dataStart} bytes, file has ${bytes.byteLength})`);
+  if (dataStart > bytes.byteLength)
+    throw new NpyError(`${what}: truncated header (needs ${dataStart} bytes, file has ${bytes.byteLength})`);
   // Version 3 allows UTF-8 in the header (field names); 1 and 2 are latin1. Our keys are ASCII either way.
   const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes.subarray(headerStart, dataStart));
   const header = parseHeader(headerText, what);
@@ -122,7 +135,9 @@ export function decodeNpy(bytes: Uint8Array, what = "npy file"): NpyArray {
   const order = descr[0];
   const info = BY_DESCR[descr.slice(1)];
   if (info === undefined || (order !== "<" && order !== ">" && order !== "|" && order !== "=")) {
-    throw new NpyError(`${what}: unsupported dtype '${descr}' (supported: ${Object.keys(BY_DESCR).join(", ")} in little or big endian)`);
+    throw new NpyError(
+      `${what}: unsupported dtype '${descr}' (supported: ${Object.keys(BY_DESCR).join(", ")} in little or big endian)`,
+    );
   }
   if (header.fortranOrder && header.shape.length > 1) {
     throw new NpyError(`${what}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray first`);
@@ -132,7 +147,9 @@ export function decodeNpy(bytes: Uint8Array, what = "npy file"): NpyArray {
   if (!Number.isSafeInteger(byteLength)) throw new NpyError(`${what}: shape (${header.shape.join(", ")}) is too large`);
   const available = bytes.byteLength - dataStart;
   if (available < byteLength) {
-    throw new NpyError(`${what}: data is truncated: shape (${header.shape.join(", ")}) of ${info.dtype} needs ${byteLength} bytes, file has ${available}`);
+    throw new NpyError(
+      `${what}: data is truncated: shape (${header.shape.join(", ")}) of ${info.dtype} needs ${byteLength} bytes, file has ${available}`,
+    );
   }
   if (available > byteLength) {
     throw new NpyError(`${what}: ${available - byteLength} unexpected bytes after the array data`);
@@ -146,7 +163,8 @@ export function decodeNpy(bytes: Uint8Array, what = "npy file"): NpyArray {
   if (info.dtype === "bool") {
     const flags = data as Uint8Array;
     for (let i = 0; i < flags.length; i++) {
-      if ((flags[i] as number) > 1) throw new NpyError(`${what}: bool element ${i} has value ${flags[i]} (expected 0 or 1)`);
+      if ((flags[i] as number) > 1)
+        throw new NpyError(`${what}: bool element ${i} has value ${flags[i]} (expected 0 or 1)`);
     }
   }
   return { dtype: info.dtype, shape: header.shape, data };
@@ -259,7 +277,8 @@ export function encodeNpy(array: NpyArray, what = "array"): Uint8Array {
     throw new NpyError(`${what}: ${array.dtype} data must be a ${expectedType}, got ${array.data.constructor.name}`);
   }
   for (const d of array.shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new NpyError(`${what}: invalid dimension ${d} in shape [${array.shape}]`);
+    if (!Number.isSafeInteger(d) || d < 0)
+      throw new NpyError(`${what}: invalid dimension ${d} in shape [${array.shape}]`);
   }
   const count = elementCount(array.shape);
   if (count !== array.data.length) {

@@ -48,8 +48,13 @@ export function formatBytes(bytes: number): string {
 /** Left-aligned text table with a header row (numbers are right-aligned). */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => /^-?[\d.,]+( ?[a-zA-Z%]+)?$|^$/.test(r[i] ?? "")));
+  const numeric = header.map(
+    (_, i) => rows.length > 0 && rows.every((r) => /^-?[\d.,]+( ?[a-zA-Z%]+)?$|^$/.test(r[i] ?? "")),
+  );
   const line = (cells: readonly string[]) =>
-    cells.map((c, i) => (numeric[i] ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join("  ").trimEnd();
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number)))
+      .join("  ")
+      .trimEnd();
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }

@@ -2,7 +2,7 @@
 // shape built at run time (Shape -> Gather -> Unsqueeze -> Concat), Transpose, MatMul, Div by
 // sqrt(head_dim), an optional additive mask or a boolean causal mask applied with Where, Softmax,
 // MatMul with V, Transpose back and Reshape to [batch, seq, hidden].
-import { type GraphBuilder, attr } from "../graph-builder.ts";
+import { attr, type GraphBuilder } from "../graph-builder.ts";
 
 /** torch.finfo(torch.float32).min, the fill value transformers uses for masked scores. */
 export const FLOAT32_MIN = -3.4028234663852886e38;

@@ -2,10 +2,10 @@
 // is: Gather embeddings (word + position + token type), post-LN encoder layers, GELU as the Erf
 // pattern, an additive attention mask (1 - mask) * finfo.min built from the attention_mask input,
 // and the tanh pooler. Outputs last_hidden_state [batch, sequence, hidden] and pooler_output.
-import { type GraphBuilder, attr, tensorFromInt64 } from "../graph-builder.ts";
+import { attr, type GraphBuilder, tensorFromInt64 } from "../graph-builder.ts";
 import { geluErf, gemmLinear, layerNorm, matmulLinear } from "../layers.ts";
 import { DataType, type Dim } from "../onnx/types.ts";
-import { FLOAT32_MIN, attentionCore } from "./attention.ts";
+import { attentionCore, FLOAT32_MIN } from "./attention.ts";
 
 export interface BertOptions {
   layers: number;
@@ -36,13 +36,21 @@ const INIT_STD = 0.02;
 
 function embedding(g: GraphBuilder, name: string, rows: number, cols: number, ids: string): string {
   return g.scope(name, () => {
-    const table = g.parameter("weight", [rows, cols], g.rng.fillTruncatedNormal(new Float32Array(rows * cols), INIT_STD));
+    const table = g.parameter(
+      "weight",
+      [rows, cols],
+      g.rng.fillTruncatedNormal(new Float32Array(rows * cols), INIT_STD),
+    );
     return g.op("Gather", [table, ids], { axis: attr.int(0) });
   });
 }
 
 export function buildBert(g: GraphBuilder, o: BertOptions): void {
-  const inputIds = g.input("input_ids", DataType.INT64, [o.batch, o.sequence], { kind: "int", low: 0, high: o.vocabSize });
+  const inputIds = g.input("input_ids", DataType.INT64, [o.batch, o.sequence], {
+    kind: "int",
+    low: 0,
+    high: o.vocabSize,
+  });
   const attentionMask = g.input("attention_mask", DataType.INT64, [o.batch, o.sequence], { kind: "mask" });
   const tokenTypeIds = g.input("token_type_ids", DataType.INT64, [o.batch, o.sequence], {
     kind: "int",
@@ -53,10 +61,20 @@ export function buildBert(g: GraphBuilder, o: BertOptions): void {
   const hiddenStates = g.scope("embeddings", () => {
     // position_ids is a registered buffer [1, maxPositions] sliced to the sequence length.
     const positionBuffer = g.initializer(
-      tensorFromInt64("embeddings.position_ids", [1, o.maxPositions], Array.from({ length: o.maxPositions }, (_, i) => i)),
+      tensorFromInt64(
+        "embeddings.position_ids",
+        [1, o.maxPositions],
+        Array.from({ length: o.maxPositions }, (_, i) => i),
+      ),
     );
     const seqLen = g.dim(inputIds, 1);
-    const positionIds = g.op("Slice", [positionBuffer, g.constInt64([0]), seqLen, g.constInt64([1]), g.constInt64([1])]);
+    const positionIds = g.op("Slice", [
+      positionBuffer,
+      g.constInt64([0]),
+      seqLen,
+      g.constInt64([1]),
+      g.constInt64([1]),
+    ]);
     const words = embedding(g, "word_embeddings", o.vocabSize, o.hidden, inputIds);
     const types = embedding(g, "token_type_embeddings", o.typeVocabSize, o.hidden, tokenTypeIds);
     const positions = embedding(g, "position_embeddings", o.maxPositions, o.hidden, positionIds);
@@ -66,7 +84,10 @@ export function buildBert(g: GraphBuilder, o: BertOptions): void {
 
   // get_extended_attention_mask: [batch, 1, 1, seq] float, 0 where attended, finfo.min where masked.
   const additiveMask = g.op("Mul", [
-    g.op("Sub", [g.constFloat([1]), g.op("Cast", [g.unsqueeze(attentionMask, [1, 2])], { to: attr.int(DataType.FLOAT) })]),
+    g.op("Sub", [
+      g.constFloat([1]),
+      g.op("Cast", [g.unsqueeze(attentionMask, [1, 2])], { to: attr.int(DataType.FLOAT) }),
+    ]),
     g.constFloat([FLOAT32_MIN]),
   ]);
 
@@ -99,7 +120,10 @@ function bertLayer(g: GraphBuilder, x: string, mask: string, o: BertOptions): st
     });
   });
   const intermediate = g.scope("intermediate", () =>
-    geluErf(g, g.scope("dense", () => matmulLinear(g, attended, o.hidden, o.intermediate, INIT_STD))),
+    geluErf(
+      g,
+      g.scope("dense", () => matmulLinear(g, attended, o.hidden, o.intermediate, INIT_STD)),
+    ),
   );
   return g.scope("output", () => {
     const projected = g.scope("dense", () => matmulLinear(g, intermediate, o.intermediate, o.hidden, INIT_STD));

@@ -3,7 +3,7 @@
 // attention projects q/k/v with one MatMul then Split, a causal mask sliced from a registered
 // [1, 1, maxPositions, maxPositions] buffer (applied with Where, or as an additive mask),
 // tanh-GELU, a final LayerNorm and an LM head tied to the token embedding (MatMul by its Transpose).
-import { type GraphBuilder, attr, tensorFromBool, tensorFromFloat32 } from "../graph-builder.ts";
+import { attr, type GraphBuilder, tensorFromBool, tensorFromFloat32 } from "../graph-builder.ts";
 import { geluTanh, layerNorm, matmulLinear } from "../layers.ts";
 import { DataType, type Dim } from "../onnx/types.ts";
 import { attentionCore } from "./attention.ts";
@@ -50,9 +50,17 @@ function causalMaskBuffer(g: GraphBuilder, o: Gpt2Options): string {
 }
 
 export function buildGpt2(g: GraphBuilder, o: Gpt2Options): void {
-  const inputIds = g.input("input_ids", DataType.INT64, [o.batch, o.sequence], { kind: "int", low: 0, high: o.vocabSize });
+  const inputIds = g.input("input_ids", DataType.INT64, [o.batch, o.sequence], {
+    kind: "int",
+    low: 0,
+    high: o.vocabSize,
+  });
   const wte = g.scope("transformer.wte", () =>
-    g.parameter("weight", [o.vocabSize, o.hidden], g.rng.fillTruncatedNormal(new Float32Array(o.vocabSize * o.hidden), INIT_STD)),
+    g.parameter(
+      "weight",
+      [o.vocabSize, o.hidden],
+      g.rng.fillTruncatedNormal(new Float32Array(o.vocabSize * o.hidden), INIT_STD),
+    ),
   );
 
   let h = g.scope("transformer", () => {
@@ -103,7 +111,10 @@ function gpt2Block(g: GraphBuilder, x: string, mask: string, o: Gpt2Options): st
   const afterAttention = g.op("Add", [attended, x]);
   const normed2 = g.scope("ln_2", () => layerNorm(g, afterAttention, o.hidden, LN_EPS));
   const mlp = g.scope("mlp", () => {
-    const up = geluTanh(g, g.scope("c_fc", () => matmulLinear(g, normed2, o.hidden, 4 * o.hidden, INIT_STD)));
+    const up = geluTanh(
+      g,
+      g.scope("c_fc", () => matmulLinear(g, normed2, o.hidden, 4 * o.hidden, INIT_STD)),
+    );
     return g.scope("c_proj", () => matmulLinear(g, up, 4 * o.hidden, o.hidden, INIT_STD / Math.sqrt(2 * o.layers)));
   });
   return g.op("Add", [afterAttention, mlp]);

@@ -2,10 +2,10 @@
 // 3x3 stem, inverted residual blocks (1x1 expand + ReLU6, 3x3 depthwise + ReLU6, 1x1 linear
 // projection, residual Add when shapes allow), a 1x1 conv to 1280, GlobalAveragePool, Flatten, Gemm.
 // ReLU6 exports as Clip(x, 0, 6) with min/max inputs.
-import { type GraphBuilder, attr } from "../graph-builder.ts";
-import { IMAGE } from "./inputs.ts";
+import { attr, type GraphBuilder } from "../graph-builder.ts";
 import { batchNorm, conv2d, gemmLinear } from "../layers.ts";
 import { DataType, type Dim } from "../onnx/types.ts";
+import { IMAGE } from "./inputs.ts";
 
 export interface MobileNetV2Options {
   widthMultiplier: number;
@@ -27,18 +27,33 @@ const SETTINGS: readonly (readonly [number, number, number, number])[] = [
 
 /** torchvision's _make_divisible: round to a multiple of 8, never dropping more than 10%. */
 function makeDivisible(v: number, divisor = 8): number {
-  let rounded = Math.max(divisor, Math.floor(v + divisor / 2) - ((Math.floor(v + divisor / 2)) % divisor));
+  let rounded = Math.max(divisor, Math.floor(v + divisor / 2) - (Math.floor(v + divisor / 2) % divisor));
   if (rounded < 0.9 * v) rounded += divisor;
   return rounded;
 }
 
-function convBnRelu6(g: GraphBuilder, x: string, cin: number, cout: number, kernel: number, stride: number, group = 1): string {
+function convBnRelu6(
+  g: GraphBuilder,
+  x: string,
+  cin: number,
+  cout: number,
+  kernel: number,
+  stride: number,
+  group = 1,
+): string {
   const y = g.scope("0", () => conv2d(g, x, cin, cout, { kernel, stride, group }));
   const z = g.scope("1", () => batchNorm(g, y, cout));
   return g.clip(z, 0, 6);
 }
 
-function invertedResidual(g: GraphBuilder, x: string, cin: number, cout: number, stride: number, expand: number): string {
+function invertedResidual(
+  g: GraphBuilder,
+  x: string,
+  cin: number,
+  cout: number,
+  stride: number,
+  expand: number,
+): string {
   const hidden = Math.round(cin * expand);
   return g.scope("conv", () => {
     let y = x;

@@ -1,10 +1,10 @@
 // ResNet-18/34/50/101/152 laid out as torchvision's ResNet exports in eval mode without Conv+BN
 // folding (so the engine's BatchNorm folding pass has work to do): Conv, BatchNormalization, Relu,
 // MaxPool, basic or bottleneck blocks with a downsample branch, GlobalAveragePool, Flatten, Gemm.
-import { type GraphBuilder, attr } from "../graph-builder.ts";
-import { IMAGE } from "./inputs.ts";
+import { attr, type GraphBuilder } from "../graph-builder.ts";
 import { batchNorm, conv2d, gemmLinear } from "../layers.ts";
 import { DataType, type Dim } from "../onnx/types.ts";
+import { IMAGE } from "./inputs.ts";
 
 export interface ResNetOptions {
   depth: number;
@@ -26,7 +26,16 @@ export const RESNET_BLOCKS: Readonly<Record<number, { bottleneck: boolean; block
 // Damps each residual branch's last BatchNorm so 16+ random blocks keep activations O(1..10).
 const RESIDUAL_BN_SCALE = 0.3;
 
-function convBn(g: GraphBuilder, x: string, cin: number, cout: number, index: number, kernel: number, stride: number, bnScale = 1): string {
+function convBn(
+  g: GraphBuilder,
+  x: string,
+  cin: number,
+  cout: number,
+  index: number,
+  kernel: number,
+  stride: number,
+  bnScale = 1,
+): string {
   const y = g.scope(`conv${index}`, () => conv2d(g, x, cin, cout, { kernel, stride }));
   return g.scope(`bn${index}`, () => batchNorm(g, y, cout, bnScale));
 }
@@ -57,7 +66,8 @@ function bottleneckBlock(g: GraphBuilder, x: string, cin: number, width: number,
 
 export function buildResNet(g: GraphBuilder, o: ResNetOptions): void {
   const spec = RESNET_BLOCKS[o.depth];
-  if (spec === undefined) throw new Error(`ResNet depth ${o.depth} is not one of ${Object.keys(RESNET_BLOCKS).join(", ")}`);
+  if (spec === undefined)
+    throw new Error(`ResNet depth ${o.depth} is not one of ${Object.keys(RESNET_BLOCKS).join(", ")}`);
   const input = g.input("input", DataType.FLOAT, [o.batch, 3, o.imageSize, o.imageSize], IMAGE);
   let x = g.scope("conv1", () => conv2d(g, input, 3, o.baseWidth, { kernel: 7, stride: 2, pad: 3 }));
   x = g.op("Relu", [g.scope("bn1", () => batchNorm(g, x, o.baseWidth))]);

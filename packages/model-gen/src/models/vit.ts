@@ -2,11 +2,11 @@
 // is: a patch Conv (kernel = stride = patch), Reshape + Transpose to tokens, a cls token Expanded to
 // the batch and Concatenated in front, learned position embeddings, pre-LN encoder layers with
 // Erf-GELU, a final LayerNorm and a Gemm classifier on the cls token.
-import { type GraphBuilder, attr } from "../graph-builder.ts";
-import { IMAGE } from "./inputs.ts";
+import { attr, type GraphBuilder } from "../graph-builder.ts";
 import { conv2d, geluErf, gemmLinear, layerNorm, matmulLinear } from "../layers.ts";
 import { DataType, type Dim } from "../onnx/types.ts";
 import { attentionCore } from "./attention.ts";
+import { IMAGE } from "./inputs.ts";
 
 export interface VitOptions {
   layers: number;
@@ -36,7 +36,8 @@ const LN_EPS = 1e-12;
 const INIT_STD = 0.02;
 
 export function buildVit(g: GraphBuilder, o: VitOptions): void {
-  if (o.imageSize % o.patchSize !== 0) throw new Error(`image size ${o.imageSize} is not a multiple of patch size ${o.patchSize}`);
+  if (o.imageSize % o.patchSize !== 0)
+    throw new Error(`image size ${o.imageSize} is not a multiple of patch size ${o.patchSize}`);
   const patchesPerSide = o.imageSize / o.patchSize;
   const tokens = patchesPerSide * patchesPerSide + 1;
   const pixels = g.input("pixel_values", DataType.FLOAT, [o.batch, o.channels, o.imageSize, o.imageSize], IMAGE);
@@ -49,7 +50,11 @@ export function buildVit(g: GraphBuilder, o: VitOptions): void {
       // flatten(2).transpose(1, 2): [batch, hidden, p, p] -> [batch, p*p, hidden]
       const flat = g.reshapeDynamic(projected, [g.dim(projected, 0), o.hidden, -1]);
       const patches = g.op("Transpose", [flat], { perm: attr.ints([0, 2, 1]) });
-      const cls = g.parameter("cls_token", [1, 1, o.hidden], g.rng.fillTruncatedNormal(new Float32Array(o.hidden), INIT_STD));
+      const cls = g.parameter(
+        "cls_token",
+        [1, 1, o.hidden],
+        g.rng.fillTruncatedNormal(new Float32Array(o.hidden), INIT_STD),
+      );
       const clsShape = g.op("Concat", [g.dim(pixels, 0), g.constInt64([1]), g.constInt64([1])], { axis: attr.int(0) });
       const clsTokens = g.op("Expand", [cls, clsShape]);
       const sequence = g.op("Concat", [clsTokens, patches], { axis: attr.int(1) });
@@ -87,7 +92,10 @@ function vitLayer(g: GraphBuilder, x: string, o: VitOptions): string {
   const residual = g.op("Add", [attended, x]);
   const normed2 = g.scope("layernorm_after", () => layerNorm(g, residual, o.hidden, LN_EPS));
   const up = g.scope("intermediate", () =>
-    geluErf(g, g.scope("dense", () => matmulLinear(g, normed2, o.hidden, o.intermediate, INIT_STD))),
+    geluErf(
+      g,
+      g.scope("dense", () => matmulLinear(g, normed2, o.hidden, o.intermediate, INIT_STD)),
+    ),
   );
   const down = g.scope("output.dense", () => matmulLinear(g, up, o.intermediate, o.hidden, INIT_STD));
   return g.op("Add", [down, residual]);

@@ -8,7 +8,7 @@ export interface EncodeOptions {
   packed?: boolean;
 }
 
-const enum AttributeType {
+enum AttributeType {
   FLOAT = 1,
   INT = 2,
   STRING = 3,

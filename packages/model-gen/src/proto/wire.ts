@@ -2,7 +2,7 @@
 // length-delimited bytes and nested messages). Large byte blobs (tensor raw_data) are kept by
 // reference instead of copied, so a 400 MB BERT-base model is assembled without doubling memory.
 
-const enum WireType {
+enum WireType {
   Varint = 0,
   Fixed64 = 1,
   LengthDelimited = 2,

@@ -2,7 +2,7 @@
 //   [--warmup N] [--contexts N] [--json]
 // Feeds random inputs (the same every run) through N execution contexts running concurrently,
 // each one run after another, and reports latency percentiles and throughput.
-import { UsageError, nonNegativeInt, parsePairs, parseShape, positiveInt, positiveNumber } from "../args.ts";
+import { nonNegativeInt, parsePairs, parseShape, positiveInt, positiveNumber, UsageError } from "../args.ts";
 import type { EngineApi, ExecutionContext, Tensor } from "../engine-port.ts";
 import { benchShapes, randomTensor } from "../inputs.ts";
 import { type LatencySummary, summarize, table } from "../stats.ts";
@@ -36,7 +36,9 @@ export async function benchCommand(api: EngineApi, args: BenchArgs, out: (line: 
   const iterations = args.iterations === undefined ? undefined : positiveInt(args.iterations, "--iterations", 1);
   const warmup = nonNegativeInt(args.warmup, "--warmup", 5);
   const contextCount = positiveInt(args.contexts, "--contexts", 1);
-  const overrides = new Map([...parsePairs(args.shapes, "--shape")].map(([name, s]) => [name, parseShape(s, `--shape ${name}`)]));
+  const overrides = new Map(
+    [...parsePairs(args.shapes, "--shape")].map(([name, s]) => [name, parseShape(s, `--shape ${name}`)]),
+  );
 
   const engine = await loadEngineFile(api, args.engine);
   const shapes = benchShapes(engine.inputs, engine.profiles, batch, overrides);
@@ -44,26 +46,33 @@ export async function benchCommand(api: EngineApi, args: BenchArgs, out: (line: 
   engine.inputs.forEach((info, i) => {
     inputs[info.name] = randomTensor(info, shapes.get(info.name) as number[], 1 + i);
   });
-  const samplesPerRun = batch ?? (shapes.get(engine.inputs[0]?.name ?? "")?.[0] ?? 1);
+  const samplesPerRun = batch ?? shapes.get(engine.inputs[0]?.name ?? "")?.[0] ?? 1;
   const contexts: ExecutionContext[] = Array.from({ length: contextCount }, () => engine.createContext());
   if (!args.json) {
-    out(`bench ${args.engine}: ${[...shapes].map(([n, s]) => `${n} ${s.join("x")}`).join(", ")}; ${contextCount} context(s), ` +
-      (iterations !== undefined ? `${iterations} runs each` : `${duration} s`) + `, ${warmup} warm-up runs each`);
+    out(
+      `bench ${args.engine}: ${[...shapes].map(([n, s]) => `${n} ${s.join("x")}`).join(", ")}; ${contextCount} context(s), ` +
+        (iterations !== undefined ? `${iterations} runs each` : `${duration} s`) +
+        `, ${warmup} warm-up runs each`,
+    );
   }
 
-  await Promise.all(contexts.map(async (ctx) => {
-    for (let i = 0; i < warmup; i++) await ctx.run(inputs);
-  }));
+  await Promise.all(
+    contexts.map(async (ctx) => {
+      for (let i = 0; i < warmup; i++) await ctx.run(inputs);
+    }),
+  );
   const latencies: number[] = [];
   const started = performance.now();
   const deadline = started + duration * 1000;
-  await Promise.all(contexts.map(async (ctx) => {
-    for (let i = 0; iterations !== undefined ? i < iterations : performance.now() < deadline; i++) {
-      const t0 = performance.now();
-      await ctx.run(inputs);
-      latencies.push(performance.now() - t0);
-    }
-  }));
+  await Promise.all(
+    contexts.map(async (ctx) => {
+      for (let i = 0; iterations !== undefined ? i < iterations : performance.now() < deadline; i++) {
+        const t0 = performance.now();
+        await ctx.run(inputs);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
   if (latencies.length === 0) throw new UsageError("no run finished; raise --duration");
   const result: BenchResult = {
@@ -82,7 +91,13 @@ export async function benchCommand(api: EngineApi, args: BenchArgs, out: (line: 
   }
   const l = result.latencyMs;
   const ms = (v: number) => v.toFixed(3);
-  for (const line of table(["latency ms", "min", "median", "p90", "p95", "p99", "max", "mean"], [["", ms(l.min), ms(l.median), ms(l.p90), ms(l.p95), ms(l.p99), ms(l.max), ms(l.mean)]]).split("\n")) out(line);
-  out(`throughput: ${result.runsPerSecond.toFixed(2)} runs/s, ${result.samplesPerSecond.toFixed(2)} samples/s (${result.runs} runs in ${seconds.toFixed(2)} s)`);
+  for (const line of table(
+    ["latency ms", "min", "median", "p90", "p95", "p99", "max", "mean"],
+    [["", ms(l.min), ms(l.median), ms(l.p90), ms(l.p95), ms(l.p99), ms(l.max), ms(l.mean)]],
+  ).split("\n"))
+    out(line);
+  out(
+    `throughput: ${result.runsPerSecond.toFixed(2)} runs/s, ${result.samplesPerSecond.toFixed(2)} samples/s (${result.runs} runs in ${seconds.toFixed(2)} s)`,
+  );
   return result;
 }

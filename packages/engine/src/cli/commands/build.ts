@@ -1,7 +1,7 @@
 // kiln build model.onnx -o model.kiln [--precision fp32|fp16|int8] [--profile NAME:MIN,OPT,MAX ...]
 //   [--opt-level N] [--report report.json]
 import { readFile, writeFile } from "node:fs/promises";
-import { UsageError, nonNegativeInt, parseProfiles } from "../args.ts";
+import { nonNegativeInt, parseProfiles, UsageError } from "../args.ts";
 import type { BuildProgress, BuildReport, EngineApi, Precision } from "../engine-port.ts";
 import { formatBytes, table } from "../stats.ts";
 
@@ -18,7 +18,8 @@ const PRECISIONS: readonly Precision[] = ["fp32", "fp16", "int8"];
 
 export async function buildCommand(api: EngineApi, args: BuildArgs, out: (line: string) => void): Promise<void> {
   const precision = (args.precision ?? "fp32") as Precision;
-  if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got '${args.precision}'`);
+  if (!PRECISIONS.includes(precision))
+    throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got '${args.precision}'`);
   const optimizationLevel = nonNegativeInt(args.optLevel, "--opt-level", 2);
   if (optimizationLevel > 2) throw new UsageError(`--opt-level must be 0, 1 or 2, got ${optimizationLevel}`);
   const profiles = parseProfiles(args.profiles);
@@ -29,8 +30,10 @@ export async function buildCommand(api: EngineApi, args: BuildArgs, out: (line: 
     throw new UsageError(`cannot read model '${args.model}': ${(error as Error).message}`);
   }
 
-  out(`building ${args.model} (${formatBytes(model.byteLength)}) for cpu, ${precision}, opt level ${optimizationLevel}` +
-    (profiles.length > 0 ? `, ${profiles.length} profile(s)` : ""));
+  out(
+    `building ${args.model} (${formatBytes(model.byteLength)}) for cpu, ${precision}, opt level ${optimizationLevel}` +
+      (profiles.length > 0 ? `, ${profiles.length} profile(s)` : ""),
+  );
   const started = performance.now();
   let lastStage = "";
   let lastTenth = -1;
@@ -61,7 +64,19 @@ export function summarizeReport(r: BuildReport): string[] {
   if (timed.length > 0) {
     const total = timed.reduce((a, l) => a + l.timeMs, 0);
     lines.push(`time at opt shapes: ${total.toFixed(2)} ms; by op type:`);
-    lines.push(...indent(table(["op", "layers", "ms", "share"], timeByOpType(r).map((t) => [t.opType, `${t.count}`, t.ms.toFixed(3), `${((100 * t.ms) / total).toFixed(1)}%`]))));
+    lines.push(
+      ...indent(
+        table(
+          ["op", "layers", "ms", "share"],
+          timeByOpType(r).map((t) => [
+            t.opType,
+            `${t.count}`,
+            t.ms.toFixed(3),
+            `${((100 * t.ms) / total).toFixed(1)}%`,
+          ]),
+        ),
+      ),
+    );
   }
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines;

@@ -25,7 +25,9 @@ const shapeText = (shape: TensorInfo["shape"]) => `[${shape.map((d) => d ?? "?")
 function profileLines(profiles: readonly Profile[]): string[] {
   return profiles.flatMap((p, i) => [
     `  profile ${i}:`,
-    ...Object.entries(p).map(([name, r]) => `    ${name}: min ${r.min.join("x")}, opt ${r.opt.join("x")}, max ${r.max.join("x")}`),
+    ...Object.entries(p).map(
+      ([name, r]) => `    ${name}: min ${r.min.join("x")}, opt ${r.opt.join("x")}, max ${r.max.join("x")}`,
+    ),
   ]);
 }
 
@@ -43,12 +45,16 @@ export async function inspectCommand(api: EngineApi, args: InspectArgs, out: (li
   }
   const num = (v: unknown) => (typeof v === "number" ? v : undefined);
   out(`engine: ${args.engine}`);
-  out(`  target: ${String(field(d, "target") ?? "?")}, backend: ${String(field(d, "backend") ?? "?")}, precision: ${String(field(d, "precision") ?? "?")}`);
+  out(
+    `  target: ${String(field(d, "target") ?? "?")}, backend: ${String(field(d, "backend") ?? "?")}, precision: ${String(field(d, "precision") ?? "?")}`,
+  );
   const version = field(d, "builderVersion", "version");
   if (version !== undefined) out(`  built by kiln ${String(version)}`);
   const arena = num(field(d, "deviceMemoryBytes", "activationBytes", "peakMemoryBytes"));
   const weights = num(field(d, "weightBytes"));
-  out(`  memory: ${arena !== undefined ? `${formatBytes(arena)} activations per context` : "activations ?"}, ${weights !== undefined ? `${formatBytes(weights)} weights` : "weights ?"}`);
+  out(
+    `  memory: ${arena !== undefined ? `${formatBytes(arena)} activations per context` : "activations ?"}, ${weights !== undefined ? `${formatBytes(weights)} weights` : "weights ?"}`,
+  );
   out("inputs:");
   for (const i of engine.inputs) out(`  ${i.name}: ${i.dtype} ${shapeText(i.shape)}`);
   out("outputs:");
@@ -64,7 +70,12 @@ export async function inspectCommand(api: EngineApi, args: InspectArgs, out: (li
       const op = String(l.opType ?? l.op ?? "?");
       counts.set(op, (counts.get(op) ?? 0) + 1);
     }
-    out(`layers: ${layers.length} (${[...counts].sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(", ")})`);
+    out(
+      `layers: ${layers.length} (${[...counts]
+        .sort((a, b) => b[1] - a[1])
+        .map(([op, n]) => `${op} ${n}`)
+        .join(", ")})`,
+    );
     if (args.layers) {
       const rows = (layers as Record<string, unknown>[]).map((l) => [
         String(l.name ?? ""),

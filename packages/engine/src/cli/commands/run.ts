@@ -1,7 +1,7 @@
 // kiln run model.kiln --input NAME=file.npy ... --out DIR: one OUTPUT.npy per output.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { UsageError, parsePairs } from "../args.ts";
+import { parsePairs, UsageError } from "../args.ts";
 import type { EngineApi } from "../engine-port.ts";
 import { readNpyInputs } from "../inputs.ts";
 import { encodeNpy } from "../npy.ts";
@@ -26,7 +26,8 @@ export async function runCommand(api: EngineApi, args: RunArgs, out: (line: stri
   for (const o of engine.outputs) {
     const file = outputFileName(o.name);
     const clash = files.get(file);
-    if (clash !== undefined) throw new UsageError(`outputs '${clash}' and '${o.name}' would both be written to ${file}`);
+    if (clash !== undefined)
+      throw new UsageError(`outputs '${clash}' and '${o.name}' would both be written to ${file}`);
     files.set(file, o.name);
   }
   const started = performance.now();
@@ -40,5 +41,7 @@ export async function runCommand(api: EngineApi, args: RunArgs, out: (line: stri
     await writeFile(path, encodeNpy(tensor, o.name));
     out(`${o.name}: ${tensor.dtype} [${tensor.shape.join(", ")}] -> ${path}`);
   }
-  out(`ran in ${ms.toFixed(2)} ms${result.computeMs !== undefined ? ` (${result.computeMs.toFixed(2)} ms in kernels)` : ""}`);
+  out(
+    `ran in ${ms.toFixed(2)} ms${result.computeMs !== undefined ? ` (${result.computeMs.toFixed(2)} ms in kernels)` : ""}`,
+  );
 }
