@@ -19,12 +19,16 @@ function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
     outputs: [{ name: "out/y:0", dtype: "float32", shape: ["batch", 4] }],
     profiles: [{ x: { min: [1, 4], opt: [2, 4], max: [8, 4] } }],
     describe: () => ({
+      format: { magic: "KILNENG1", version: 1 },
+      builderVersion: "0.1.0",
+      runtimeVersion: "0.1.0",
       target: "cpu-x86_64-avx2",
       backend: "cpu",
       precision: "fp32",
-      deviceMemoryBytes: 2048,
-      weightBytes: 0,
-      layers: [{ name: "mul", opType: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]" }],
+      opsets: { "": 17 },
+      memory: { deviceMemoryBytes: 2048, weightBytes: 0 },
+      layers: [{ name: "mul", op: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]", timeMs: 0.25 }],
+      build: { nodesBefore: 3, nodesAfter: 1, fusions: { "gelu-erf": 2 }, warnings: ["slow path"] },
     }),
     createContext: () => ({
       run: async (inputs: Record<string, Tensor>) => {
@@ -128,10 +132,14 @@ describe("kiln inspect", () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain("target: cpu-x86_64-avx2, backend: cpu, precision: fp32");
     expect(r.out).toContain("2.00 KiB activations per context");
+    expect(r.out).toContain("opsets: ai.onnx 17");
+    expect(r.out).toContain("build: 3 -> 1 nodes");
+    expect(r.out).toContain("fusions: gelu-erf x2");
+    expect(r.out).toContain("warning: slow path");
     expect(r.out).toContain("x: float32 [batch, 4]");
     expect(r.out).toContain("x: min 1x4, opt 2x4, max 8x4");
     expect(r.out).toContain("layers: 1 (Mul 1)");
-    expect(r.out).toMatch(/mul +Mul +cpu\.Mul/);
+    expect(r.out).toMatch(/mul +Mul +cpu\.Mul +\[2, 4\] +0\.250/);
   });
 
   it("prints the raw description with --json", async () => {

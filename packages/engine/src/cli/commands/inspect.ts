@@ -31,10 +31,17 @@ function profileLines(profiles: readonly Profile[]): string[] {
   ]);
 }
 
-function field(d: Record<string, unknown>, ...keys: string[]): unknown {
-  for (const k of keys) if (d[k] !== undefined) return d[k];
-  return undefined;
+/** A nested field of the description, or undefined where the engine does not say. */
+function at(d: unknown, ...path: string[]): unknown {
+  let v = d;
+  for (const key of path) {
+    if (typeof v !== "object" || v === null) return undefined;
+    v = (v as Record<string, unknown>)[key];
+  }
+  return v;
 }
+
+const str = (v: unknown) => (v === undefined ? "?" : String(v));
 
 export async function inspectCommand(api: EngineApi, args: InspectArgs, out: (line: string) => void): Promise<void> {
   const engine = await loadEngineFile(api, args.engine);
@@ -43,18 +50,28 @@ export async function inspectCommand(api: EngineApi, args: InspectArgs, out: (li
     out(JSON.stringify(d, null, 2));
     return;
   }
-  const num = (v: unknown) => (typeof v === "number" ? v : undefined);
-  out(`engine: ${args.engine}`);
+  // Field names follow Engine::describeJson (native/src/runtime/describe.cc).
+  out(`  target: ${str(at(d, "target"))}, backend: ${str(at(d, "backend"))}, precision: ${str(at(d, "precision"))}`);
+  out(`  built by kiln ${str(at(d, "builderVersion"))}, format ${str(at(d, "format", "version"))}; this runtime ${str(at(d, "runtimeVersion"))}`);
+  const opsets = at(d, "opsets");
+  if (typeof opsets === "object" && opsets !== null) {
+    out(`  opsets: ${Object.entries(opsets).map(([domain, v]) => `${domain === "" ? "ai.onnx" : domain} ${v}`).join(", ")}`);
+  }
+  const arena = at(d, "memory", "deviceMemoryBytes");
+  const weights = at(d, "memory", "weightBytes");
   out(
-    `  target: ${String(field(d, "target") ?? "?")}, backend: ${String(field(d, "backend") ?? "?")}, precision: ${String(field(d, "precision") ?? "?")}`,
+    `  memory: ${typeof arena === "number" ? formatBytes(arena) : "?"} activations per context, ` +
+      `${typeof weights === "number" ? formatBytes(weights) : "?"} weights`,
   );
-  const version = field(d, "builderVersion", "version");
-  if (version !== undefined) out(`  built by kiln ${String(version)}`);
-  const arena = num(field(d, "deviceMemoryBytes", "activationBytes", "peakMemoryBytes"));
-  const weights = num(field(d, "weightBytes"));
-  out(
-    `  memory: ${arena !== undefined ? `${formatBytes(arena)} activations per context` : "activations ?"}, ${weights !== undefined ? `${formatBytes(weights)} weights` : "weights ?"}`,
-  );
+  const nodesBefore = at(d, "build", "nodesBefore");
+  const nodesAfter = at(d, "build", "nodesAfter");
+  if (nodesBefore !== undefined) out(`  build: ${str(nodesBefore)} -> ${str(nodesAfter)} nodes`);
+  const fusions = at(d, "build", "fusions");
+  if (typeof fusions === "object" && fusions !== null && Object.keys(fusions).length > 0) {
+    out(`  fusions: ${Object.entries(fusions).map(([name, n]) => `${name} x${n}`).join(", ")}`);
+  }
+  const warnings = at(d, "build", "warnings");
+  if (Array.isArray(warnings)) for (const w of warnings) out(`  warning: ${String(w)}`);
   out("inputs:");
   for (const i of engine.inputs) out(`  ${i.name}: ${i.dtype} ${shapeText(i.shape)}`);
   out("outputs:");
@@ -63,27 +80,22 @@ export async function inspectCommand(api: EngineApi, args: InspectArgs, out: (li
     out("profiles:");
     for (const line of profileLines(engine.profiles)) out(line);
   }
-  const layers = field(d, "layers");
+  const layers = at(d, "layers");
   if (Array.isArray(layers)) {
+    const entries = layers as Record<string, unknown>[];
     const counts = new Map<string, number>();
-    for (const l of layers as Record<string, unknown>[]) {
-      const op = String(l.opType ?? l.op ?? "?");
-      counts.set(op, (counts.get(op) ?? 0) + 1);
-    }
-    out(
-      `layers: ${layers.length} (${[...counts]
-        .sort((a, b) => b[1] - a[1])
-        .map(([op, n]) => `${op} ${n}`)
-        .join(", ")})`,
-    );
+    for (const l of entries) counts.set(str(l.op), (counts.get(str(l.op)) ?? 0) + 1);
+    const byCount = [...counts].sort((a, b) => b[1] - a[1]);
+    out(`layers: ${entries.length} (${byCount.map(([op, n]) => `${op} ${n}`).join(", ")})`);
     if (args.layers) {
-      const rows = (layers as Record<string, unknown>[]).map((l) => [
-        String(l.name ?? ""),
-        String(l.opType ?? l.op ?? ""),
-        String(l.kernel ?? ""),
-        String(l.outputShape ?? l.shape ?? ""),
+      const rows = entries.map((l) => [
+        str(l.name),
+        str(l.op),
+        str(l.kernel),
+        typeof l.outputShape === "string" ? l.outputShape : "",
+        typeof l.timeMs === "number" ? l.timeMs.toFixed(3) : "",
       ]);
-      for (const line of table(["name", "op", "kernel", "output"], rows).split("\n")) out(`  ${line}`);
+      for (const line of table(["name", "op", "kernel", "output", "ms"], rows).split("\n")) out(`  ${line}`);
     }
   }
 }
