@@ -236,3 +236,177 @@ KILN_TEST(gemm, vector_activations_match_libm) {
     }
   }
 }
+
+// ---- MatMul / Gemm / FusedMatMul / FusedGemm ops ------------------------------------------------
+
+#include "compute_harness.h"
+
+namespace {
+
+using namespace compute_test;
+
+// numpy.matmul reference over float32 tensors (any batch broadcasting, 1-D promotion).
+std::vector<float> refMatMul(const Tensor& a, const Tensor& b, Shape& outShape) {
+  Shape pa = a.shape, pb = b.shape;
+  if (pa.size() == 1) pa.insert(pa.begin(), 1);
+  if (pb.size() == 1) pb.push_back(1);
+  const int64_t M = pa[pa.size() - 2], K = pa.back(), N = pb.back();
+  const size_t br = std::max(pa.size(), pb.size()) - 2;
+  Shape batch(br);
+  for (size_t k = 0; k < br; k++) {
+    int64_t ad = k + 2 < pa.size() ? pa[pa.size() - 3 - k] : 1, bd = k + 2 < pb.size() ? pb[pb.size() - 3 - k] : 1;
+    batch[br - 1 - k] = std::max(ad, bd);
+  }
+  outShape = batch;
+  if (a.shape.size() != 1) outShape.push_back(M);
+  if (b.shape.size() != 1) outShape.push_back(N);
+  const int64_t batches = shapeNumel(batch);
+  std::vector<float> out(size_t(batches * M * N));
+  for (int64_t t = 0; t < batches; t++) {
+    // Decompose t into batch indices, map into each operand with broadcasting.
+    int64_t ao = 0, bo = 0, rem = t, as = M * K, bs = K * N;
+    for (size_t k = 0; k < br; k++) {
+      const size_t d = br - 1 - k;
+      const int64_t idx = rem % batch[d];
+      rem /= batch[d];
+      int64_t ad = k + 2 < pa.size() ? pa[pa.size() - 3 - k] : 1, bd = k + 2 < pb.size() ? pb[pb.size() - 3 - k] : 1;
+      if (ad != 1) ao += idx * as;
+      if (bd != 1) bo += idx * bs;
+      as *= ad;
+      bs *= bd;
+    }
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double acc = 0;
+        for (int64_t k = 0; k < K; k++) acc += double(a.ptr<float>()[ao + i * K + k]) * b.ptr<float>()[bo + k * N + j];
+        out[size_t((t * M + i) * N + j)] = float(acc);
+      }
+  }
+  return out;
+}
+
+}  // namespace
+
+KILN_TEST(gemm, matmul_op_broadcasting_and_promotion) {
+  ThreadPool pool(2);
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{3}, {3}},          {{3}, {3, 4}},          {{2, 3}, {3}},           {{5, 7}, {7, 9}},
+      {{2, 5, 7}, {7, 9}}, {{7}, {2, 7, 3}},       {{2, 1, 4, 6}, {3, 6, 5}}, {{1, 3, 4, 6}, {2, 1, 6, 5}},
+      {{4, 2, 3}, {4, 3, 2}}, {{2, 130, 70}, {70, 33}}, {{0, 4}, {4, 3}},     {{12, 16, 8}, {12, 8, 16}},
+  };
+  uint32_t seed = 1;
+  for (auto& [sa, sb] : cases) {
+    Tensor a = randomFloats(sa, seed++), b = randomFloats(sb, seed++);
+    Shape outShape;
+    std::vector<float> want = refMatMul(a, b, outShape);
+    for (bool constB : {false, true}) {
+      Call call{"MatMul", "", 13, {in(a), constB ? constant(b) : in(b)}};
+      call.pool = &pool;
+      expectClose(run1(call), outShape, want, 1e-4, 1e-4, "MatMul " + shapeToString(sa) + "x" + shapeToString(sb));
+    }
+  }
+}
+
+KILN_TEST(gemm, matmul_op_integer_and_double) {
+  Tensor a = Tensor::allocate(DType::Int64, {2, 3}), b = Tensor::allocate(DType::Int64, {3, 2});
+  for (int i = 0; i < 6; i++) {
+    a.ptr<int64_t>()[i] = i - 2;
+    b.ptr<int64_t>()[i] = 3 * i + 1;
+  }
+  Tensor y = run1(Call{"MatMul", "", 13, {in(a), in(b)}});
+  // [[-2,-1,0],[1,2,3]] x [[1,4],[7,10],[13,16]]
+  const int64_t want[] = {-9, -18, 54, 72};
+  for (int i = 0; i < 4; i++) EXPECT_EQ(y.ptr<int64_t>()[i], want[i]);
+
+  Tensor da = Tensor::allocate(DType::Float64, {2, 2}), db = Tensor::allocate(DType::Float64, {2, 1});
+  double av[] = {1.5, -2, 0.25, 4}, bv[] = {2, 0.5};
+  for (int i = 0; i < 4; i++) da.ptr<double>()[i] = av[i];
+  for (int i = 0; i < 2; i++) db.ptr<double>()[i] = bv[i];
+  Tensor dy = run1(Call{"MatMul", "", 13, {in(da), constant(db)}});
+  EXPECT_TRUE(dy.dtype == DType::Float64);
+  EXPECT_NEAR(dy.ptr<double>()[0], 2.0, 1e-6);
+  EXPECT_NEAR(dy.ptr<double>()[1], 2.5, 1e-6);
+}
+
+KILN_TEST(gemm, matmul_op_errors_name_node_and_shapes) {
+  Call call{"MatMul", "", 13, {in(randomFloats({2, 3}, 1)), in(randomFloats({4, 5}, 2))}};
+  call.nodeName = "proj";
+  EXPECT_THROWS_WITH(run1(call), "node 'proj' (MatMul): inner dimensions differ: A [2,3]");
+  Call batch{"MatMul", "", 13, {in(randomFloats({2, 3, 4}, 1)), in(randomFloats({3, 4, 5}, 2))}};
+  EXPECT_THROWS_WITH(run1(batch), "broadcast");
+}
+
+KILN_TEST(gemm, gemm_op_all_attributes_and_c_broadcasts) {
+  ThreadPool pool(2);
+  const int64_t M = 7, N = 19, K = 33;
+  uint32_t seed = 10;
+  const std::vector<Shape> cShapes = {{}, {1}, {N}, {1, N}, {M, 1}, {M, N}, {1, 1}};
+  for (int variant = 0; variant < 4 * int(cShapes.size() + 1); variant++) {
+    const bool transA = variant & 1, transB = variant & 2;
+    const size_t ci = size_t(variant / 4);
+    const float alpha = 0.75f, beta = ci % 2 ? 1.f : -1.5f;
+    Tensor a = randomFloats(transA ? Shape{K, M} : Shape{M, K}, seed++);
+    Tensor b = randomFloats(transB ? Shape{N, K} : Shape{K, N}, seed++);
+    std::optional<Tensor> c;
+    if (ci < cShapes.size()) c = randomFloats(cShapes[ci], seed++);
+    std::vector<float> want(size_t(M * N));
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double acc = 0;
+        for (int64_t k = 0; k < K; k++) {
+          acc += double(a.ptr<float>()[transA ? k * M + i : i * K + k]) * b.ptr<float>()[transB ? j * K + k : k * N + j];
+        }
+        double y = alpha * acc;
+        if (c) {
+          const Shape& cs = c->shape;
+          int64_t cm = cs.size() == 2 ? cs[0] : 1, cn = cs.empty() ? 1 : cs.back();
+          y += beta * c->ptr<float>()[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)];
+        }
+        want[size_t(i * N + j)] = float(y);
+      }
+    for (bool constB : {false, true}) {
+      Call call{"Gemm", "", 13, {in(a), constB ? constant(b) : in(b), c ? in(*c) : none()}};
+      call.attrs = {{"alpha", attrFloat(alpha)}, {"beta", attrFloat(beta)}, {"transA", attrInt(transA)},
+                    {"transB", attrInt(transB)}};
+      call.pool = &pool;
+      expectClose(run1(call), {M, N}, want, 1e-4, 1e-4, "Gemm variant " + std::to_string(variant));
+    }
+  }
+}
+
+KILN_TEST(gemm, gemm_op_rejects_bad_c) {
+  Call call{"Gemm", "", 13, {in(randomFloats({2, 3}, 1)), in(randomFloats({3, 4}, 2)), in(randomFloats({3, 4}, 3))}};
+  EXPECT_THROWS_WITH(run1(call), "does not broadcast");
+}
+
+KILN_TEST(gemm, fused_matmul_and_gemm_epilogues) {
+  ThreadPool pool(2);
+  Tensor a = randomFloats({2, 9, 40}, 1), w = randomFloats({40, 23}, 2), bias = randomFloats({23}, 3);
+  Shape outShape;
+  std::vector<float> want = refMatMul(a, w, outShape);
+  for (size_t i = 0; i < want.size(); i++) {
+    float v = want[i] + bias.ptr<float>()[i % 23];
+    want[i] = 0.5f * v * (1.f + std::erf(v / std::sqrt(2.f)));
+  }
+  for (bool constW : {false, true}) {
+    Call call{"FusedMatMul", "kiln", 1, {in(a), constW ? constant(w) : in(w), in(bias)}};
+    call.attrs = {{"activation", attrString("Gelu")}};
+    call.fallbackShapes = {outShape};
+    call.pool = &pool;
+    expectClose(run1(call), outShape, want, 1e-4, 1e-4, "FusedMatMul");
+  }
+  // FusedGemm with transB, C as a column bias, LeakyRelu with a custom alpha.
+  Tensor x = randomFloats({5, 12}, 4), wt = randomFloats({8, 12}, 5), c = randomFloats({8}, 6);
+  std::vector<float> wantG(40);
+  for (int i = 0; i < 5; i++)
+    for (int j = 0; j < 8; j++) {
+      double acc = 0;
+      for (int k = 0; k < 12; k++) acc += double(x.ptr<float>()[i * 12 + k]) * wt.ptr<float>()[j * 12 + k];
+      float v = float(acc) + c.ptr<float>()[j];
+      wantG[size_t(i * 8 + j)] = v < 0 ? 0.2f * v : v;
+    }
+  Call g{"FusedGemm", "kiln", 1, {in(x), constant(wt), in(c)}};
+  g.attrs = {{"transB", attrInt(1)}, {"activation", attrString("LeakyRelu")}, {"activation_params", attrFloats({0.2f})}};
+  g.fallbackShapes = {{5, 8}};
+  expectClose(run1(g), {5, 8}, wantG, 1e-4, 1e-4, "FusedGemm");
+}
