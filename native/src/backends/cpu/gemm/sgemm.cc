@@ -215,21 +215,27 @@ void checkOperand(const GemmOperand& op, PackedMatrix::Side side, int64_t rows, 
 
 }  // namespace
 
+int64_t PackedMatrix::storageFloats(Side side, int64_t rows, int64_t cols) {
+  const int64_t panel = side == Side::A ? MR : NR;
+  const int64_t width = side == Side::A ? rows : cols, depth = side == Side::A ? cols : rows;
+  return roundUp(width, panel) * depth;
+}
+
+PackedMatrix::PackedMatrix(Side side, int64_t rows, int64_t cols, float* storage)
+    : side_(side), rows_(rows), cols_(cols), view_(storage) {
+  paddedWidth_ = roundUp(width(), side == Side::A ? MR : NR);
+}
+
 std::shared_ptr<PackedMatrix> PackedMatrix::pack(Side side, const float* data, int64_t rows, int64_t cols,
                                                  int64_t rowStride, int64_t colStride) {
   KILN_CHECK(rows >= 0 && cols >= 0, Internal, "PackedMatrix::pack: negative size");
-  auto m = std::make_shared<PackedMatrix>();
-  m->side_ = side;
-  m->rows_ = rows;
-  m->cols_ = cols;
-  const int64_t panel = side == Side::A ? MR : NR;
-  const int64_t width = m->width(), depth = m->depth();
-  m->paddedWidth_ = roundUp(width, panel);
-  const size_t bytes = roundUp(std::max<int64_t>(1, m->paddedWidth_ * depth) * int64_t(sizeof(float)), 64);
+  const size_t bytes = roundUp(std::max<int64_t>(1, storageFloats(side, rows, cols)) * int64_t(sizeof(float)), 64);
   float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
   if (!p) fail(ErrorCode::OutOfMemory, "out of memory packing a " + std::to_string(rows) + "x" +
                                            std::to_string(cols) + " weight matrix");
-  m->data_ = std::shared_ptr<float>(p, [](float* q) { std::free(q); });
+  auto m = std::make_shared<PackedMatrix>(side, rows, cols, p);
+  m->owned_ = std::shared_ptr<float>(p, [](float* q) { std::free(q); });
+  const int64_t width = m->width(), depth = m->depth();
   // Slice k0 holds its panels contiguously at k0 * paddedWidth (see slice()).
   for (int64_t k0 = 0; k0 < depth; k0 += KC) {
     const int64_t kc = std::min(KC, depth - k0);
@@ -241,7 +247,14 @@ std::shared_ptr<PackedMatrix> PackedMatrix::pack(Side side, const float* data, i
 const float* PackedMatrix::slice(int64_t k0, int64_t w0) const {
   const int64_t panel = side_ == Side::A ? MR : NR;
   const int64_t kc = std::min(KC, depth() - k0);
-  return data_.get() + k0 * paddedWidth_ + (w0 / panel) * kc * panel;
+  return view_ + k0 * paddedWidth_ + (w0 / panel) * kc * panel;
+}
+
+int64_t PackedMatrix::offset(int64_t k, int64_t w) const {
+  const int64_t panel = side_ == Side::A ? MR : NR;
+  const int64_t k0 = k / KC * KC;
+  const int64_t kc = std::min(KC, depth() - k0);
+  return k0 * paddedWidth_ + (w / panel) * kc * panel + (k - k0) * panel + w % panel;
 }
 
 void sgemm(const GemmArgs& g, ThreadPool* pool) { sgemmWith(gemmKernels(), g, pool); }

@@ -1,0 +1,31 @@
+// im2col for the GEMM-based convolutions: the matrix whose row (c, kernel offset) and column
+// (output pixel) hold the input value that kernel tap multiplies for that pixel (0 in padding).
+// The 2-D version writes straight into the SGEMM's packed B layout, so the GEMM never repacks it.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backends/cpu/gemm/sgemm.h"
+
+namespace kiln::cpu {
+
+// Geometry of one convolution over `rank` spatial dims (NCHW-style, per image and group).
+struct ConvGeometry {
+  size_t rank = 0;
+  std::vector<int64_t> in, out, kernel, strides, dilations, padBegin;
+  int64_t inPixels = 1, outPixels = 1, kernelSize = 1;
+};
+
+// Rows [0, channels * kernelSize) x output pixels [p0, p1) of x's im2col matrix (x is one image's
+// `channels` consecutive planes) into columns [dstCol, dstCol + p1 - p0) of `dst`, a packed B view
+// with channels*kernelSize rows. dstCol must start a panel (multiple of kGemmNR); when the range
+// ends the matrix, the last panel's padding columns are zero-filled. Disjoint column ranges can be
+// written concurrently. 1-D and 2-D geometry only.
+void im2colPacked2d(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, PackedMatrix& dst,
+                    int64_t dstCol = 0);
+
+// The same for any rank into a row-major matrix with leading dimension ld (>= p1 - p0).
+void im2colRowMajor(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, float* dst,
+                    int64_t ld);
+
+}  // namespace kiln::cpu

@@ -1,0 +1,223 @@
+// Conv / FusedConv / ConvTranspose against naive reference loops: 1-D/2-D/3-D, strides, pads
+// (explicit and auto_pad), dilations, groups, depthwise, pointwise, batch > 1, constant and
+// run-time weights, fused bias + residual + activation, and the error messages.
+#include <cmath>
+#include <functional>
+
+#include "backends/cpu/gemm/sgemm.h"
+#include "compute_harness.h"
+#include "ops/nn_geometry.h"
+
+using namespace kiln;
+using namespace compute_test;
+
+namespace {
+
+struct ConvCase {
+  Shape x, w;  // [N, C, spatial...], [M, C/group, k...]
+  int64_t group = 1;
+  std::vector<int64_t> strides, pads, dilations;  // empty: defaults
+  std::string autoPad;
+  bool bias = true;
+};
+
+// Iterates every multi-index of `shape` (row-major).
+void forEachIndex(const Shape& shape, const std::function<void(const std::vector<int64_t>&)>& fn) {
+  std::vector<int64_t> idx(shape.size(), 0);
+  if (shapeNumel(shape) == 0) return;
+  for (;;) {
+    fn(idx);
+    size_t d = shape.size();
+    while (d > 0) {
+      if (++idx[d - 1] < shape[d - 1]) break;
+      idx[--d] = 0;
+    }
+    if (d == 0) return;
+  }
+}
+
+int64_t flat(const Shape& shape, const std::vector<int64_t>& idx) {
+  int64_t o = 0;
+  for (size_t d = 0; d < shape.size(); d++) o = o * shape[d] + idx[d];
+  return o;
+}
+
+// Reference forward conv with the geometry computed independently from the kernel's planner
+// (only the shared window rules of ops/nn_geometry are reused, and they are tested separately).
+std::vector<float> refConv(const ConvCase& c, const Tensor& x, const Tensor& w, const Tensor* b, Shape& yShape,
+                           const Node& node) {
+  const size_t r = c.x.size() - 2;
+  std::vector<int64_t> kernel(c.w.begin() + 2, c.w.end());
+  WindowParams p = readWindowParams(node, r, kernel);
+  std::vector<int64_t> out(r), padBegin(r);
+  for (size_t d = 0; d < r; d++) {
+    WindowDim wd = forwardWindowDim(node, p, d, c.x[d + 2]);
+    out[d] = wd.out;
+    padBegin[d] = wd.padBegin;
+  }
+  const int64_t N = c.x[0], C = c.x[1], M = c.w[0], Cg = C / c.group, Mg = M / c.group;
+  yShape = {N, M};
+  for (int64_t o : out) yShape.push_back(o);
+  std::vector<float> y(size_t(shapeNumel(yShape)));
+  forEachIndex(yShape, [&](const std::vector<int64_t>& yi) {
+    const int64_t n = yi[0], m = yi[1], g = m / Mg;
+    double acc = b ? b->ptr<float>()[m] : 0.0;
+    for (int64_t ci = 0; ci < Cg; ci++) {
+      forEachIndex(Shape(kernel.begin(), kernel.end()), [&](const std::vector<int64_t>& ki) {
+        std::vector<int64_t> xi = {n, g * Cg + ci};
+        for (size_t d = 0; d < r; d++) {
+          int64_t i = yi[d + 2] * p.strides[d] - padBegin[d] + ki[d] * p.dilations[d];
+          if (i < 0 || i >= c.x[d + 2]) return;
+          xi.push_back(i);
+        }
+        std::vector<int64_t> wi = {m, ci};
+        wi.insert(wi.end(), ki.begin(), ki.end());
+        acc += double(x.ptr<float>()[flat(c.x, xi)]) * w.ptr<float>()[flat(c.w, wi)];
+      });
+    }
+    y[size_t(flat(yShape, yi))] = float(acc);
+  });
+  return y;
+}
+
+std::map<std::string, Attribute> convAttrs(const ConvCase& c) {
+  std::map<std::string, Attribute> a;
+  a["group"] = attrInt(c.group);
+  if (!c.strides.empty()) a["strides"] = attrInts(c.strides);
+  if (!c.pads.empty()) a["pads"] = attrInts(c.pads);
+  if (!c.dilations.empty()) a["dilations"] = attrInts(c.dilations);
+  if (!c.autoPad.empty()) a["auto_pad"] = attrString(c.autoPad);
+  return a;
+}
+
+void checkConv(const ConvCase& c, uint32_t seed, ThreadPool* pool) {
+  Tensor x = randomFloats(c.x, seed), w = randomFloats(c.w, seed + 1), b = randomFloats({c.w[0]}, seed + 2);
+  Node node;
+  node.name = "ref";
+  node.opType = "Conv";
+  node.attrs = convAttrs(c);
+  Shape yShape;
+  std::vector<float> want = refConv(c, x, w, c.bias ? &b : nullptr, yShape, node);
+  for (bool constW : {false, true}) {
+    Call call{"Conv", "", 11, {in(x), constW ? constant(w) : in(w), c.bias ? (constW ? constant(b) : in(b)) : none()}};
+    call.attrs = convAttrs(c);
+    call.pool = pool;
+    Result r = run(call);
+    expectClose(r.outputs[0], yShape, want, 1e-4, 1e-4,
+                "Conv x" + shapeToString(c.x) + " w" + shapeToString(c.w) + " group " + std::to_string(c.group) +
+                    (constW ? " (const W)" : ""));
+  }
+}
+
+}  // namespace
+
+KILN_TEST(conv, two_d_shapes_strides_pads_dilations) {
+  ThreadPool pool(2);
+  const ConvCase cases[] = {
+      {{1, 3, 7, 9}, {4, 3, 3, 3}},
+      {{2, 3, 10, 11}, {5, 3, 3, 2}, 1, {2, 1}, {1, 0, 2, 1}},
+      {{1, 4, 9, 9}, {6, 4, 3, 3}, 1, {1, 1}, {2, 2, 2, 2}, {2, 2}},
+      {{1, 8, 13, 12}, {16, 4, 3, 3}, 2, {2, 2}, {1, 1, 1, 1}},
+      {{1, 6, 8, 8}, {6, 2, 1, 1}, 3},                          // grouped pointwise
+      {{2, 16, 12, 12}, {24, 16, 1, 1}},                         // pointwise, batch 2
+      {{1, 16, 12, 12}, {24, 16, 1, 1}, 1, {2, 2}},              // 1x1 stride 2: im2col subsample
+      {{1, 3, 30, 28}, {8, 3, 7, 7}, 1, {2, 2}, {3, 3, 3, 3}},   // ResNet stem-like
+      {{1, 64, 14, 14}, {32, 64, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}},  // many channels: KC slices
+      {{1, 2, 5, 5}, {3, 2, 3, 3}, 1, {}, {}, {}, "SAME_UPPER"},
+      {{1, 2, 6, 5}, {3, 2, 4, 2}, 1, {2, 2}, {}, {}, "SAME_LOWER", false},
+      {{1, 2, 6, 7}, {3, 2, 3, 3}, 1, {}, {}, {}, "VALID"},
+  };
+  uint32_t seed = 100;
+  for (const ConvCase& c : cases) checkConv(c, seed += 3, &pool);
+}
+
+KILN_TEST(conv, depthwise_strides_pads_dilations) {
+  ThreadPool pool(2);
+  const ConvCase cases[] = {
+      {{1, 8, 17, 19}, {8, 1, 3, 3}, 8, {1, 1}, {1, 1, 1, 1}},
+      {{2, 5, 16, 45}, {5, 1, 3, 3}, 5, {2, 2}, {1, 1, 1, 1}},
+      {{1, 4, 9, 40}, {4, 1, 5, 5}, 4, {1, 2}, {2, 2, 2, 2}},
+      {{1, 3, 11, 12}, {3, 1, 3, 3}, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},
+      {{1, 3, 11, 12}, {3, 1, 3, 3}, 3, {3, 3}, {0, 1, 1, 0}},   // stride 3: portable loop
+      {{1, 6, 70, 3}, {6, 1, 3, 3}, 6, {1, 1}, {1, 1, 1, 1}},     // narrow rows: tail-only path
+      {{1, 4, 33}, {4, 1, 5}, 4, {2}, {2, 2}},                   // 1-D depthwise
+      {{1, 4, 8, 8}, {8, 1, 3, 3}, 4, {1, 1}, {1, 1, 1, 1}},     // channel multiplier 2: grouped GEMM
+  };
+  uint32_t seed = 300;
+  for (const ConvCase& c : cases) checkConv(c, seed += 3, &pool);
+}
+
+KILN_TEST(conv, one_and_three_d) {
+  ThreadPool pool(2);
+  const ConvCase cases[] = {
+      {{2, 3, 20}, {4, 3, 3}, 1, {2}, {1, 2}},
+      {{1, 4, 17}, {6, 2, 4}, 2, {1}, {0, 0}, {2}},
+      {{1, 2, 5, 6, 7}, {3, 2, 3, 3, 3}, 1, {1, 2, 1}, {1, 1, 1, 1, 0, 1}},
+      {{1, 4, 4, 5, 6}, {4, 2, 2, 3, 1}, 2, {2, 1, 1}, {}, {1, 2, 1}},
+  };
+  uint32_t seed = 500;
+  for (const ConvCase& c : cases) checkConv(c, seed += 3, &pool);
+}
+
+KILN_TEST(conv, single_thread_and_many_threads_agree) {
+  // Chunked (many tasks) and whole-image (few tasks) im2col plans must give the same result.
+  ConvCase c{{1, 32, 40, 40}, {16, 32, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}};
+  ThreadPool one(1), four(4);
+  checkConv(c, 900, &one);
+  checkConv(c, 900, &four);
+  ConvCase big{{1, 256, 7, 7}, {32, 256, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}};
+  checkConv(big, 901, &four);
+}
+
+KILN_TEST(conv, fused_conv_bias_residual_activation) {
+  ThreadPool pool(2);
+  struct FusedCase {
+    ConvCase conv;
+    const char* act;
+  };
+  const FusedCase cases[] = {
+      {{{1, 8, 9, 9}, {16, 8, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}}, "Relu"},
+      {{{2, 8, 6, 6}, {8, 8, 1, 1}}, "Sigmoid"},
+      {{{1, 6, 10, 10}, {6, 1, 3, 3}, 6, {1, 1}, {1, 1, 1, 1}}, "HardSwish"},
+      {{{1, 4, 7, 7}, {8, 4, 3, 3}, 1, {2, 2}, {1, 1, 1, 1}}, "Clip"},
+  };
+  uint32_t seed = 700;
+  for (const FusedCase& fc : cases) {
+    const ConvCase& c = fc.conv;
+    Tensor x = randomFloats(c.x, seed++), w = randomFloats(c.w, seed++), b = randomFloats({c.w[0]}, seed++);
+    Node node;
+    node.name = "ref";
+    node.opType = "Conv";
+    node.attrs = convAttrs(c);
+    Shape yShape;
+    std::vector<float> want = refConv(c, x, w, &b, yShape, node);
+    Tensor z = randomFloats(yShape, seed++);
+    cpu::ActivationSpec act{parseActivation(fc.act), 0.f, 6.f};
+    for (size_t i = 0; i < want.size(); i++) {
+      want[i] += z.ptr<float>()[i];
+      cpu::applyActivation(&want[i], 1, act);
+    }
+    for (bool constW : {false, true}) {
+      Call call{"FusedConv", "kiln", 1, {in(x), constW ? constant(w) : in(w), in(b), in(z)}};
+      call.attrs = convAttrs(c);
+      call.attrs["activation"] = attrString(fc.act);
+      if (std::string(fc.act) == "Clip") call.attrs["activation_params"] = attrFloats({0.f, 6.f});
+      call.fallbackShapes = {yShape};
+      call.pool = &pool;
+      expectClose(run1(call), yShape, want, 1e-4, 1e-4, std::string("FusedConv ") + fc.act);
+    }
+  }
+}
+
+KILN_TEST(conv, errors_name_node_op_and_shapes) {
+  Call call{"Conv", "", 11, {in(randomFloats({1, 3, 8, 8}, 1)), in(randomFloats({4, 2, 3, 3}, 2))}};
+  call.nodeName = "stem";
+  EXPECT_THROWS_WITH(run1(call), "node 'stem' (Conv): input X [1,3,8,8] has 3 channels but W [4,2,3,3]");
+  Call big{"Conv", "", 11, {in(randomFloats({1, 1, 2, 2}, 1)), in(randomFloats({1, 1, 3, 3}, 2))}};
+  EXPECT_THROWS_WITH(run1(big), "larger than the padded input");
+  Call badBias{"Conv", "", 11, {in(randomFloats({1, 2, 4, 4}, 1)), in(randomFloats({3, 2, 1, 1}, 2)), in(randomFloats({2}, 3))}};
+  EXPECT_THROWS_WITH(run1(badBias), "bias B [2] must be 1-D with 3 values");
+  Call badStride{"Conv", "", 11, {in(randomFloats({1, 2, 4, 4}, 1)), in(randomFloats({3, 2, 1, 1}, 2))}};
+  badStride.attrs["strides"] = attrInts({0, 1});
+  EXPECT_THROWS_WITH(run1(badStride), "strides [0,1] has an invalid value");
+}
