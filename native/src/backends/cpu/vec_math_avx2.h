@@ -101,7 +101,8 @@ inline __m256 log256(__m256 x) {
   return _mm256_blendv_ps(r, _mm256_set1_ps(__builtin_nanf("")), invalid);
 }
 
-// tanh(x): odd rational minimax on [-7.9, 7.9] (±1 beyond), x itself for |x| < 4e-4.
+// tanh(x): odd rational minimax on [-7.9, 7.9] (clamped there, ±1 from |x| = 9), x itself for
+// |x| < 4e-4.
 inline __m256 tanh256(__m256 x) {
   const __m256 bound = _mm256_set1_ps(7.90531110763549805f);
   __m256 xc = _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), bound), _mm256_min_ps(bound, x));
@@ -119,7 +120,12 @@ inline __m256 tanh256(__m256 x) {
   q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(2.26843463243900e-03f));
   q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(4.89352518554385e-03f));
   __m256 r = _mm256_div_ps(p, q);
-  __m256 tiny = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(0.0004f), _CMP_LT_OQ);
+  __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  __m256 tiny = _mm256_cmp_ps(ax, _mm256_set1_ps(0.0004f), _CMP_LT_OQ);
+  // Beyond |x| = 9 float tanh is exactly +-1; the rational stops 3e-7 short of it.
+  __m256 sat = _mm256_cmp_ps(ax, _mm256_set1_ps(9.0f), _CMP_GE_OQ);
+  __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));
+  r = _mm256_blendv_ps(r, one, sat);
   return _mm256_blendv_ps(r, x, tiny);
 }
 

@@ -34,26 +34,35 @@ void slab(Mode mode, const C* x, C* y, int64_t axis, int64_t inner, std::vector<
     return;
   }
   if (inner == 1) {
+    // Softmax keeps the exponentials in y; LogSoftmax still needs x afterwards (and y may alias
+    // it), so its exponentials go to scratch.
+    C* e = y;
+    if (mode == Mode::LogSoftmax) {
+      acc.resize(static_cast<size_t>(axis));
+      e = acc.data();
+    }
     C m, sum = 0;
     if constexpr (std::is_same_v<C, float>) {
       m = vecMax(x, axis);
       if (std::isinf(m) && m < 0) m = 0;  // all -inf: exp(x - 0) = 0, the row becomes NaN as in numpy
-      sum = vecExpShiftSum(x, y, axis, m);
+      sum = vecExpShiftSum(x, e, axis, m);
     } else {
       m = -std::numeric_limits<C>::infinity();
       for (int64_t d = 0; d < axis; d++) m = (x[d] > m || x[d] != x[d]) ? x[d] : m;
       if (std::isinf(m) && m < 0) m = 0;
       for (int64_t d = 0; d < axis; d++) {
-        y[d] = std::exp(x[d] - m);
-        sum += y[d];
+        e[d] = std::exp(x[d] - m);
+        sum += e[d];
       }
     }
     if (mode == Mode::Softmax) {
       C inv = C(1) / sum;
       for (int64_t d = 0; d < axis; d++) y[d] *= inv;
     } else {
-      C shift = m + std::log(sum);
-      for (int64_t d = 0; d < axis; d++) y[d] = x[d] - shift;
+      // (x - m) - log(sum), not x - (m + log(sum)): m + log(sum) would round away the log term
+      // when m is large.
+      C logSum = std::log(sum);
+      for (int64_t d = 0; d < axis; d++) y[d] = (x[d] - m) - logSum;
     }
     return;
   }
@@ -85,7 +94,7 @@ void slab(Mode mode, const C* x, C* y, int64_t axis, int64_t inner, std::vector<
     if (mode == Mode::Softmax) {
       for (int64_t i = 0; i < inner; i++) out[i] /= sum[i];
     } else {
-      for (int64_t i = 0; i < inner; i++) out[i] = row[i] - (m[i] + std::log(sum[i]));
+      for (int64_t i = 0; i < inner; i++) out[i] = (row[i] - m[i]) - std::log(sum[i]);
     }
   }
 }
