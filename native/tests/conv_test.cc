@@ -221,3 +221,115 @@ KILN_TEST(conv, errors_name_node_op_and_shapes) {
   badStride.attrs["strides"] = attrInts({0, 1});
   EXPECT_THROWS_WITH(run1(badStride), "strides [0,1] has an invalid value");
 }
+
+// ---- ConvTranspose ---------------------------------------------------------------------------------
+
+namespace {
+
+// Scatter reference: every input element times every tap lands at i*stride - pad + k*dilation.
+std::vector<float> refConvTranspose(const Tensor& x, const Tensor& w, const Tensor* b, int64_t group, const Node& node,
+                                    Shape& yShape) {
+  const size_t r = x.shape.size() - 2;
+  std::vector<int64_t> kernel(w.shape.begin() + 2, w.shape.end());
+  WindowParams p = readWindowParams(node, r, kernel, true);
+  std::vector<int64_t> padBegin(r);
+  const int64_t N = x.shape[0], C = x.shape[1], Mg = w.shape[1], Cg = C / group;
+  yShape = {N, Mg * group};
+  for (size_t d = 0; d < r; d++) {
+    WindowDim wd = transposedWindowDim(node, p, d, x.shape[d + 2]);
+    yShape.push_back(wd.out);
+    padBegin[d] = wd.padBegin;
+  }
+  std::vector<double> y(size_t(shapeNumel(yShape)), 0.0);
+  if (b) {
+    forEachIndex(yShape, [&](const std::vector<int64_t>& yi) { y[size_t(flat(yShape, yi))] = b->ptr<float>()[yi[1]]; });
+  }
+  forEachIndex(x.shape, [&](const std::vector<int64_t>& xi) {
+    const int64_t n = xi[0], c = xi[1], g = c / Cg;
+    const float xv = x.ptr<float>()[flat(x.shape, xi)];
+    for (int64_t m = 0; m < Mg; m++) {
+      forEachIndex(Shape(kernel.begin(), kernel.end()), [&](const std::vector<int64_t>& ki) {
+        std::vector<int64_t> yi = {n, g * Mg + m};
+        for (size_t d = 0; d < r; d++) {
+          int64_t o = xi[d + 2] * p.strides[d] - padBegin[d] + ki[d] * p.dilations[d];
+          if (o < 0 || o >= yShape[d + 2]) return;
+          yi.push_back(o);
+        }
+        std::vector<int64_t> wi = {c, m};
+        wi.insert(wi.end(), ki.begin(), ki.end());
+        y[size_t(flat(yShape, yi))] += double(xv) * w.ptr<float>()[flat(w.shape, wi)];
+      });
+    }
+  });
+  return std::vector<float>(y.begin(), y.end());
+}
+
+}  // namespace
+
+KILN_TEST(conv, conv_transpose_matches_onnx_example) {
+  // ONNX's test_convtranspose_pads: strides [3,2], pads [1,2,1,2], all-ones weights.
+  std::vector<float> xv(9);
+  for (int i = 0; i < 9; i++) xv[size_t(i)] = float(i);
+  Tensor x = floats({1, 1, 3, 3}, xv), w = floats({1, 2, 3, 3}, std::vector<float>(18, 1.f));
+  Call call{"ConvTranspose", "", 11, {in(x), constant(w)}};
+  call.attrs = {{"strides", attrInts({3, 2})}, {"pads", attrInts({1, 2, 1, 2})}};
+  const std::vector<float> plane = {1, 1, 3, 1, 1, 3, 7, 4, 9, 7, 4, 9, 7, 4, 9, 13, 7, 15, 13, 7, 15};
+  std::vector<float> want = plane;
+  want.insert(want.end(), plane.begin(), plane.end());
+  expectClose(run1(call), {1, 2, 7, 3}, want, 1e-5, 0, "ConvTranspose pads example");
+}
+
+KILN_TEST(conv, conv_transpose_attributes) {
+  ThreadPool pool(2);
+  struct Case {
+    Shape x, w;
+    int64_t group;
+    std::map<std::string, Attribute> attrs;
+  };
+  const std::vector<Case> cases = {
+      {{1, 2, 4, 5}, {2, 3, 3, 3}, 1, {}},
+      {{2, 4, 3, 4}, {4, 2, 3, 2}, 2, {{"strides", attrInts({2, 3})}, {"pads", attrInts({1, 0, 0, 1})}}},
+      {{1, 3, 5, 5}, {3, 2, 3, 3}, 1, {{"strides", attrInts({2, 2})}, {"output_padding", attrInts({1, 1})}}},
+      {{1, 2, 4, 4}, {2, 2, 2, 2}, 1, {{"dilations", attrInts({2, 2})}, {"strides", attrInts({2, 1})}}},
+      {{1, 1, 3, 3}, {1, 2, 3, 3}, 1, {{"strides", attrInts({2, 2})}, {"auto_pad", attrString("SAME_UPPER")}}},
+      {{1, 1, 3, 4}, {1, 2, 3, 3}, 1, {{"strides", attrInts({2, 2})}, {"auto_pad", attrString("SAME_LOWER")}}},
+      {{1, 1, 3, 3}, {1, 2, 1, 1}, 1, {{"strides", attrInts({3, 3})}, {"auto_pad", attrString("SAME_UPPER")}}},
+      {{1, 1, 3, 3}, {1, 2, 3, 3}, 1, {{"strides", attrInts({3, 2})}, {"output_shape", attrInts({10, 8})}}},
+      {{1, 2, 7}, {2, 3, 3}, 1, {{"strides", attrInts({2})}, {"pads", attrInts({1, 1})}}},
+      {{1, 2, 3, 2, 3}, {2, 2, 2, 3, 2}, 1, {{"strides", attrInts({1, 2, 2})}, {"pads", attrInts({0, 1, 0, 1, 0, 1})}}},
+      {{1, 6, 3, 3}, {6, 1, 3, 3}, 6, {{"strides", attrInts({2, 2})}}},
+  };
+  uint32_t seed = 40;
+  for (const Case& c : cases) {
+    Tensor x = randomFloats(c.x, seed++), w = randomFloats(c.w, seed++), b = randomFloats({c.w[1] * c.group}, seed++);
+    Node node;
+    node.name = "ref";
+    node.opType = "ConvTranspose";
+    node.attrs = c.attrs;
+    node.attrs["group"] = attrInt(c.group);
+    Shape yShape;
+    std::vector<float> want = refConvTranspose(x, w, &b, c.group, node, yShape);
+    for (bool constW : {false, true}) {
+      Call call{"ConvTranspose", "", 11, {in(x), constW ? constant(w) : in(w), in(b)}};
+      call.attrs = node.attrs;
+      call.pool = &pool;
+      expectClose(run1(call), yShape, want, 1e-4, 1e-4, "ConvTranspose x" + shapeToString(c.x) + " w" + shapeToString(c.w));
+    }
+  }
+}
+
+KILN_TEST(conv, conv_transpose_output_sizes) {
+  // Sizes straight from the ONNX spec formulas.
+  auto outShape = [](const Shape& x, const Shape& w, std::map<std::string, Attribute> attrs) {
+    Call call{"ConvTranspose", "", 11, {in(randomFloats(x, 1)), in(randomFloats(w, 2))}};
+    call.attrs = std::move(attrs);
+    return run1(call).shape;
+  };
+  EXPECT_EQ(shapeToString(outShape({1, 1, 3, 3}, {1, 2, 3, 3}, {{"strides", attrInts({3, 2})}, {"output_padding", attrInts({1, 1})}})),
+            "[1,2,10,8]");
+  EXPECT_EQ(shapeToString(outShape({1, 1, 3, 3}, {1, 2, 3, 3}, {{"strides", attrInts({2, 2})}, {"auto_pad", attrString("SAME_UPPER")}})),
+            "[1,2,6,6]");
+  EXPECT_EQ(shapeToString(outShape({1, 1, 3, 3}, {1, 2, 3, 3}, {{"output_shape", attrInts({1, 2, 5, 6})}})), "[1,2,5,6]");
+  Call bad{"ConvTranspose", "", 11, {in(randomFloats({1, 3, 3, 3}, 1)), in(randomFloats({2, 2, 3, 3}, 2))}};
+  EXPECT_THROWS_WITH(run1(bad), "has 3 channels but W [2,2,3,3]");
+}
