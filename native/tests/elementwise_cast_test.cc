@@ -55,3 +55,12 @@ KILN_TEST(elementwise_cast, castlike_and_versions) {
   // Float8 and friends have no storage in the engine: a clear UnsupportedOp, not a crash.
   EXPECT_THROWS_WITH(unary("Cast", f32({1}, {2.0f}), {{"to", attrInt(17)}}, 19), "target dtype code 17");
 }
+
+KILN_TEST(elementwise_cast, bitcast_reinterprets_bytes) {
+  Tensor x = f32({2}, {1.0f, -2.0f});
+  Tensor y = unary("BitCast", x, {{"to", attrInt(static_cast<int64_t>(DType::Int32))}}, 26);
+  EXPECT_TRUE(y.dtype == DType::Int32);
+  EXPECT_EQ(y.ptr<int32_t>()[0], 0x3f800000);
+  EXPECT_EQ(static_cast<uint32_t>(y.ptr<int32_t>()[1]), 0xc0000000u);
+  EXPECT_THROWS_WITH(unary("BitCast", x, {{"to", attrInt(static_cast<int64_t>(DType::Int64))}}, 26), "element size");
+}

@@ -112,3 +112,11 @@ KILN_TEST(elementwise_reduce, cumsum_modes) {
   EXPECT_THROWS_WITH(binary("CumSum", m, i64({2}, {0, 1}), {}, 14), "scalar");
   EXPECT_THROWS_WITH(binary("CumSum", m, i64({}, {2}), {}, 14), "out of range");
 }
+
+KILN_TEST(elementwise_reduce, det_batched_with_pivoting) {
+  // [[0, 1], [2, 3]] needs a row swap: det = -2. [[2, 0, 0], [0, 3, 0], [0, 0, 4]] = 24 (as a
+  // batch of one 3x3), singular matrices give 0.
+  expectTensor(unary("Det", f32({2, 2, 2}, {0, 1, 2, 3, 1, 2, 2, 4}), {}, 22), DType::Float32, {2}, {-2, 0}, 1e-6);
+  expectTensor(unary("Det", f64({3, 3}, {2, 0, 0, 0, 3, 0, 0, 0, 4}), {}, 22), DType::Float64, {}, {24}, 1e-12);
+  EXPECT_THROWS_WITH(unary("Det", f32({2, 3}, {1, 2, 3, 4, 5, 6}), {}, 22), "square");
+}

@@ -1,4 +1,4 @@
-// Schemas of Cast and CastLike. Kernels: backends/cpu/ops/cast.cc.
+// Schemas of Cast, CastLike and BitCast. Kernels: backends/cpu/ops/cast.cc.
 #include "ops/elementwise_infer.h"
 
 namespace kiln {
@@ -18,14 +18,14 @@ DType castTarget(InferContext& ctx) {
     for (const auto& [name, type] : kNames) {
       if (a.s == name) return type;
     }
-    fail(ErrorCode::UnsupportedOp, "unsupported operator Cast (opset " + std::to_string(ctx.opset) + ") at node '" +
-                                       ctx.node.name + "': target type '" + a.s + "'");
+    fail(ErrorCode::UnsupportedOp, "unsupported operator " + ctx.node.opType + " (opset " + std::to_string(ctx.opset) +
+                                       ") at node '" + ctx.node.name + "': target type '" + a.s + "'");
   }
   if (a.kind != Attribute::Kind::Int) ctx.error("attribute 'to' must be an int");
   if (!isKnownDType(static_cast<int32_t>(a.i)) || a.i > INT32_MAX) {
     // Float8, int4, float4 and friends have codes the engine has no storage for.
-    fail(ErrorCode::UnsupportedOp, "unsupported operator Cast (opset " + std::to_string(ctx.opset) + ") at node '" +
-                                       ctx.node.name + "': target dtype code " + std::to_string(a.i));
+    fail(ErrorCode::UnsupportedOp, "unsupported operator " + ctx.node.opType + " (opset " + std::to_string(ctx.opset) +
+                                       ") at node '" + ctx.node.name + "': target dtype code " + std::to_string(a.i));
   }
   return static_cast<DType>(a.i);
 }
@@ -33,6 +33,21 @@ DType castTarget(InferContext& ctx) {
 void inferCast(InferContext& ctx) {
   inferRequire(ctx, 0, "input");
   ctx.setOutput(0, castTarget(ctx), ctx.inputShapes[0]);
+}
+
+// BitCast (opset 26) reinterprets the bytes of each element; Kiln supports equal element sizes, so
+// the shape is unchanged.
+void inferBitCast(InferContext& ctx) {
+  inferRequire(ctx, 0, "input");
+  DType to = castTarget(ctx);
+  DType from = ctx.inputTypes[0];
+  if (to == DType::String || from == DType::String) ctx.error("BitCast does not apply to strings");
+  if (from != DType::Undefined && dtypeSize(from) != dtypeSize(to)) {
+    fail(ErrorCode::UnsupportedOp, "unsupported operator BitCast (opset " + std::to_string(ctx.opset) + ") at node '" +
+                                       ctx.node.name + "': " + dtypeName(from) + " to " + dtypeName(to) +
+                                       " changes the element size");
+  }
+  ctx.setOutput(0, to, ctx.inputShapes[0]);
 }
 
 void inferCastLike(InferContext& ctx) {
@@ -44,6 +59,7 @@ void inferCastLike(InferContext& ctx) {
 }  // namespace
 
 KILN_REGISTER_SCHEMAS(Cast, "Cast", inferCast, 1, 6, 9, 13, 19, 21, 23, 24, 25);
+KILN_REGISTER_SCHEMAS(BitCast, "BitCast", inferBitCast, 26);
 KILN_REGISTER_SCHEMAS(CastLike, "CastLike", inferCastLike, 15, 19, 21, 23, 24, 25);
 
 }  // namespace kiln

@@ -1,4 +1,4 @@
-// CPU kernels of Cast and CastLike between every engine dtype, strings included. Float to integer
+// CPU kernels of BitCast, and of Cast and CastLike between every engine dtype, strings included. Float to integer
 // conversions saturate (NaN becomes 0) instead of being undefined; integer to integer conversions
 // wrap like numpy's astype; double to float16/bfloat16 rounds once, correctly. Schemas: ops/cast.cc.
 #include <cerrno>
@@ -159,11 +159,32 @@ class CastKernel final : public Kernel {
   OpInfo info_;
 };
 
+// BitCast: the element bytes unchanged under another type of the same size.
+class BitCastKernel final : public Kernel {
+ public:
+  explicit BitCastKernel(const KernelCreateInfo& info) : info_(info) {}
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = requireInput(ctx, info_, 0);
+    Tensor& y = requireOutput(ctx, info_, 0, x.shape);
+    if (x.dtype == DType::String || y.dtype == DType::String || dtypeSize(x.dtype) != dtypeSize(y.dtype)) {
+      info_.unsupported(y.dtype, std::string("a bit cast from ") + dtypeName(x.dtype));
+    }
+    if (x.data != y.data && x.byteSize() > 0) std::memcpy(y.data, x.data, x.byteSize());
+  }
+  std::string name() const override { return "cast.BitCast"; }
+
+ private:
+  OpInfo info_;
+};
+
+std::unique_ptr<Kernel> makeBitCast(const KernelCreateInfo& info) { return std::make_unique<BitCastKernel>(info); }
+
 std::unique_ptr<Kernel> makeCast(const KernelCreateInfo& info) { return std::make_unique<CastKernel>(info); }
 
 }  // namespace
 
 KILN_REGISTER_KERNEL(Cast, (KernelDef{"cpu", "", "Cast", 1, makeCast}));
+KILN_REGISTER_KERNEL(BitCast, (KernelDef{"cpu", "", "BitCast", 26, makeBitCast}));
 KILN_REGISTER_KERNEL(CastLike, (KernelDef{"cpu", "", "CastLike", 15, makeCast}));
 
 }  // namespace kiln::cpu
