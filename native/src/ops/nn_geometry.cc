@@ -16,7 +16,7 @@ constexpr int64_t kMaxExtent = int64_t(1) << 40;
 
 }  // namespace
 
-void nodeFail(const Node& node, ErrorCode code, const std::string& what) {
+void failAt(const Node& node, ErrorCode code, const std::string& what) {
   fail(code, "node '" + node.name + "' (" + node.opType + "): " + what);
 }
 
@@ -28,18 +28,18 @@ WindowParams readWindowParams(const Node& node, size_t rank, const std::vector<i
   else if (autoPad == "SAME_UPPER") p.autoPad = AutoPad::SameUpper;
   else if (autoPad == "SAME_LOWER") p.autoPad = AutoPad::SameLower;
   else if (autoPad == "VALID") p.autoPad = AutoPad::Valid;
-  else nodeFail(node, ErrorCode::InvalidModel, "unknown auto_pad '" + autoPad + "'");
+  else failAt(node, ErrorCode::InvalidModel, "unknown auto_pad '" + autoPad + "'");
 
   auto readList = [&](const char* name, int64_t fallback, int64_t minValue, size_t count) {
     std::vector<int64_t> v = node.getInts(name, std::vector<int64_t>(count, fallback));
     if (v.size() != count) {
-      nodeFail(node, ErrorCode::InvalidModel, std::string(name) + " " + listToString(v) + " must have " +
+      failAt(node, ErrorCode::InvalidModel, std::string(name) + " " + listToString(v) + " must have " +
                                                   std::to_string(count) + " values for " + std::to_string(rank) +
                                                   " spatial dims");
     }
     for (int64_t x : v) {
       if (x < minValue || x > kMaxExtent) {
-        nodeFail(node, ErrorCode::InvalidModel, std::string(name) + " " + listToString(v) + " has an invalid value");
+        failAt(node, ErrorCode::InvalidModel, std::string(name) + " " + listToString(v) + " has an invalid value");
       }
     }
     return v;
@@ -49,14 +49,14 @@ WindowParams readWindowParams(const Node& node, size_t rank, const std::vector<i
   if (node.has("kernel_shape")) {
     std::vector<int64_t> ks = readList("kernel_shape", 1, 1, rank);
     if (!kernel.empty() && ks != kernel) {
-      nodeFail(node, ErrorCode::ShapeMismatch, "kernel_shape " + listToString(ks) + " does not match the weight's " +
+      failAt(node, ErrorCode::ShapeMismatch, "kernel_shape " + listToString(ks) + " does not match the weight's " +
                                                    listToString(kernel));
     }
     p.kernel = ks;
   }
-  if (p.kernel.size() != rank) nodeFail(node, ErrorCode::InvalidModel, "kernel_shape is required");
+  if (p.kernel.size() != rank) failAt(node, ErrorCode::InvalidModel, "kernel_shape is required");
   for (int64_t k : p.kernel) {
-    if (k < 1 || k > kMaxExtent) nodeFail(node, ErrorCode::InvalidModel, "kernel shape " + listToString(p.kernel) + " is invalid");
+    if (k < 1 || k > kMaxExtent) failAt(node, ErrorCode::InvalidModel, "kernel shape " + listToString(p.kernel) + " is invalid");
   }
   p.strides = readList("strides", 1, 1, rank);
   p.dilations = readList("dilations", 1, 1, rank);
@@ -67,7 +67,7 @@ WindowParams readWindowParams(const Node& node, size_t rank, const std::vector<i
     for (size_t d = 0; d < rank; d++) {
       // ONNX requires output_padding < max(stride, dilation); larger values would read no input.
       if (p.outputPadding[d] >= std::max(p.strides[d], p.dilations[d])) {
-        nodeFail(node, ErrorCode::InvalidModel, "output_padding " + listToString(p.outputPadding) +
+        failAt(node, ErrorCode::InvalidModel, "output_padding " + listToString(p.outputPadding) +
                                                     " must be smaller than the stride or dilation");
       }
     }
@@ -76,11 +76,11 @@ WindowParams readWindowParams(const Node& node, size_t rank, const std::vector<i
       // Either the spatial dims only or the full [N, C, spatial...] shape.
       if (os.size() == rank + 2) os.erase(os.begin(), os.begin() + 2);
       if (os.size() != rank) {
-        nodeFail(node, ErrorCode::InvalidModel, "output_shape " + listToString(node.getInts("output_shape")) +
+        failAt(node, ErrorCode::InvalidModel, "output_shape " + listToString(node.getInts("output_shape")) +
                                                     " does not have " + std::to_string(rank) + " spatial dims");
       }
       for (int64_t x : os) {
-        if (x < 0 || x > kMaxExtent) nodeFail(node, ErrorCode::InvalidModel, "output_shape has an invalid value");
+        if (x < 0 || x > kMaxExtent) failAt(node, ErrorCode::InvalidModel, "output_shape has an invalid value");
       }
       p.outputShape = os;
     }
@@ -89,7 +89,7 @@ WindowParams readWindowParams(const Node& node, size_t rank, const std::vector<i
 }
 
 WindowDim forwardWindowDim(const Node& node, const WindowParams& p, size_t d, int64_t in) {
-  if (in < 0 || in > kMaxExtent) nodeFail(node, ErrorCode::ShapeMismatch, "spatial size " + std::to_string(in) + " is invalid");
+  if (in < 0 || in > kMaxExtent) failAt(node, ErrorCode::ShapeMismatch, "spatial size " + std::to_string(in) + " is invalid");
   const int64_t k = p.kernel[d], s = p.strides[d], dil = p.dilations[d];
   const int64_t extent = dil * (k - 1) + 1;  // the window's span in the (padded) input
   WindowDim r;
@@ -114,7 +114,7 @@ WindowDim forwardWindowDim(const Node& node, const WindowParams& p, size_t d, in
   }
   const int64_t span = in + r.padBegin + r.padEnd - extent;
   if (span < 0) {
-    nodeFail(node, ErrorCode::ShapeMismatch, "window extent " + std::to_string(extent) + " is larger than the padded input (" +
+    failAt(node, ErrorCode::ShapeMismatch, "window extent " + std::to_string(extent) + " is larger than the padded input (" +
                                                  std::to_string(in + r.padBegin + r.padEnd) + ") in spatial dim " +
                                                  std::to_string(d));
   }
@@ -126,7 +126,7 @@ WindowDim forwardWindowDim(const Node& node, const WindowParams& p, size_t d, in
 }
 
 WindowDim transposedWindowDim(const Node& node, const WindowParams& p, size_t d, int64_t in) {
-  if (in < 0 || in > kMaxExtent) nodeFail(node, ErrorCode::ShapeMismatch, "spatial size " + std::to_string(in) + " is invalid");
+  if (in < 0 || in > kMaxExtent) failAt(node, ErrorCode::ShapeMismatch, "spatial size " + std::to_string(in) + " is invalid");
   const int64_t k = p.kernel[d], s = p.strides[d], dil = p.dilations[d];
   // The output every input position reaches, before any cropping.
   const int64_t full = s * (in - 1) + p.outputPadding[d] + dil * (k - 1) + 1;
@@ -156,7 +156,7 @@ WindowDim transposedWindowDim(const Node& node, const WindowParams& p, size_t d,
     r.out = full - r.padBegin - r.padEnd;
   }
   if (r.out < 0) {
-    nodeFail(node, ErrorCode::ShapeMismatch, "pads crop more than the whole output in spatial dim " + std::to_string(d));
+    failAt(node, ErrorCode::ShapeMismatch, "pads crop more than the whole output in spatial dim " + std::to_string(d));
   }
   return r;
 }

@@ -16,7 +16,7 @@ namespace kiln {
 enum class AutoPad { NotSet, SameUpper, SameLower, Valid };
 
 // Throws KilnError(code) with "node 'name' (Op): what", the format InferContext::error uses.
-[[noreturn]] void nodeFail(const Node& node, ErrorCode code, const std::string& what);
+[[noreturn]] void failAt(const Node& node, ErrorCode code, const std::string& what);
 
 // Window attributes for `rank` spatial dims, defaults applied, values validated (strides and
 // dilations >= 1, pads >= 0, kernel >= 1, list lengths equal to rank).

@@ -17,6 +17,8 @@
 namespace kiln::cpu {
 namespace {
 
+using namespace nn;
+
 enum class Tactic { Pointwise, Depthwise, Im2colPacked, Im2colRowMajor };
 
 const char* tacticName(Tactic t) {
@@ -50,10 +52,10 @@ class ConvKernel final : public Kernel {
     const DType t = info.inputTypes.size() > 0 ? info.inputTypes[0] : DType::Undefined;
     requireComputeFloat(node_, t, "input X");
     if (info.inputTypes.size() < 2 || info.inputTypes[1] != t) {
-      nodeFail(node_, ErrorCode::DTypeMismatch, "inputs X and W must have the same type");
+      failAt(node_, ErrorCode::DTypeMismatch, "inputs X and W must have the same type");
     }
     group_ = node_.getInt("group", 1);
-    if (group_ < 1) nodeFail(node_, ErrorCode::InvalidModel, "group must be >= 1");
+    if (group_ < 1) failAt(node_, ErrorCode::InvalidModel, "group must be >= 1");
     if (fused_) activation_ = readActivation(node_);
     const Tensor* w = info.constantInputs.size() > 1 ? info.constantInputs[1] : nullptr;
     if (w && w->shape.size() >= 3 && w->shape[0] % group_ == 0) {
@@ -83,20 +85,20 @@ class ConvKernel final : public Kernel {
     const Tensor* x = optionalInput(ctx, 0);
     const Tensor* w = optionalInput(ctx, 1);
     if (!x || !w) return 0;
-    ConvPlan p = plan(x->shape, w->shape, poolOf(ctx));
+    ConvPlan p = plan(x->shape, w->shape, computePool(ctx));
     return size_t(p.slots * p.slotFloats) * sizeof(float) + 64 * size_t(p.slots);
   }
 
   void run(KernelContext& ctx) const override {
     const Tensor& x = requiredInput(ctx, 0, "X");
     const Tensor& w = requiredInput(ctx, 1, "W");
-    if (x.dtype != w.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "inputs X and W must have the same type");
-    ThreadPool* pool = poolOf(ctx);
+    if (x.dtype != w.dtype) failAt(node_, ErrorCode::DTypeMismatch, "inputs X and W must have the same type");
+    ThreadPool* pool = computePool(ctx);
     const ConvPlan p = plan(x.shape, w.shape, pool);
     Tensor& y = requiredOutput(ctx, 0, x.dtype, p.yShape);
     if (y.numel() == 0) return;
     if (ctx.workspaceSize < size_t(p.slots * p.slotFloats) * sizeof(float)) {
-      nodeFail(node_, ErrorCode::Internal, "workspace too small for the conv plan");
+      failAt(node_, ErrorCode::Internal, "workspace too small for the conv plan");
     }
 
     // Bias and residual (FusedConv's Z) are epilogue inputs.
@@ -105,11 +107,11 @@ class ConvKernel final : public Kernel {
     const float* bias = nullptr;
     if (b) {
       if (b->numel() != p.M) {
-        nodeFail(node_, ErrorCode::ShapeMismatch, "bias B " + shapeToString(b->shape) + " must have " +
+        failAt(node_, ErrorCode::ShapeMismatch, "bias B " + shapeToString(b->shape) + " must have " +
                                                       std::to_string(p.M) + " values (the output channels of W " +
                                                       shapeToString(w.shape) + ")");
       }
-      if (b->dtype != x.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "bias B type differs from X");
+      if (b->dtype != x.dtype) failAt(node_, ErrorCode::DTypeMismatch, "bias B type differs from X");
       if (!bias_.empty() && int64_t(bias_.size()) == p.M) {
         bias = bias_.data();
       } else {
@@ -121,10 +123,10 @@ class ConvKernel final : public Kernel {
     FloatView zView;
     if (z) {
       if (z->shape != p.yShape) {
-        nodeFail(node_, ErrorCode::ShapeMismatch, "residual Z " + shapeToString(z->shape) + " must have the output shape " +
+        failAt(node_, ErrorCode::ShapeMismatch, "residual Z " + shapeToString(z->shape) + " must have the output shape " +
                                                       shapeToString(p.yShape));
       }
-      if (z->dtype != x.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "residual Z type differs from X");
+      if (z->dtype != x.dtype) failAt(node_, ErrorCode::DTypeMismatch, "residual Z type differs from X");
       zView = FloatView(*z);
     }
     const bool usePacked = !packed_.empty() && w.shape == weightShape_;
@@ -164,16 +166,16 @@ class ConvKernel final : public Kernel {
 
   ConvPlan plan(const Shape& x, const Shape& w, ThreadPool* pool) const {
     ConvPlan p;
-    if (x.size() < 3) nodeFail(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x) + " must be at least 3-D [N, C, spatial...]");
+    if (x.size() < 3) failAt(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x) + " must be at least 3-D [N, C, spatial...]");
     if (w.size() != x.size()) {
-      nodeFail(node_, ErrorCode::ShapeMismatch, "weight W " + shapeToString(w) + " must have the rank of X " + shapeToString(x));
+      failAt(node_, ErrorCode::ShapeMismatch, "weight W " + shapeToString(w) + " must have the rank of X " + shapeToString(x));
     }
     p.N = x[0];
     p.C = x[1];
     p.M = w[0];
     p.G = group_;
     if (p.C % p.G != 0 || p.M % p.G != 0 || w[1] * p.G != p.C) {
-      nodeFail(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x) + " has " + std::to_string(p.C) +
+      failAt(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x) + " has " + std::to_string(p.C) +
                                                     " channels but W " + shapeToString(w) + " with group " +
                                                     std::to_string(p.G) + " expects " + std::to_string(w[1] * p.G));
     }

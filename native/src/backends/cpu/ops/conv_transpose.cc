@@ -13,6 +13,8 @@
 namespace kiln::cpu {
 namespace {
 
+using namespace nn;
+
 struct Plan {
   int64_t N = 0, C = 0, M = 0, G = 1, Cg = 0, Mg = 0;
   size_t rank = 0;
@@ -27,10 +29,10 @@ class ConvTransposeKernel final : public Kernel {
     const DType t = info.inputTypes.size() > 0 ? info.inputTypes[0] : DType::Undefined;
     requireComputeFloat(node_, t, "input X");
     if (info.inputTypes.size() < 2 || info.inputTypes[1] != t) {
-      nodeFail(node_, ErrorCode::DTypeMismatch, "inputs X and W must have the same type");
+      failAt(node_, ErrorCode::DTypeMismatch, "inputs X and W must have the same type");
     }
     group_ = node_.getInt("group", 1);
-    if (group_ < 1) nodeFail(node_, ErrorCode::InvalidModel, "group must be >= 1");
+    if (group_ < 1) failAt(node_, ErrorCode::InvalidModel, "group must be >= 1");
     const Tensor* w = info.constantInputs.size() > 1 ? info.constantInputs[1] : nullptr;
     if (w && w->shape.size() >= 3 && w->shape[0] % group_ == 0) {
       weightShape_ = w->shape;
@@ -55,22 +57,22 @@ class ConvTransposeKernel final : public Kernel {
   void run(KernelContext& ctx) const override {
     const Tensor& x = requiredInput(ctx, 0, "X");
     const Tensor& w = requiredInput(ctx, 1, "W");
-    if (x.dtype != w.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "inputs X and W must have the same type");
+    if (x.dtype != w.dtype) failAt(node_, ErrorCode::DTypeMismatch, "inputs X and W must have the same type");
     const Plan p = plan(x.shape, w.shape);
     Tensor& y = requiredOutput(ctx, 0, x.dtype, p.yShape);
     if (y.numel() == 0) return;
     const int64_t rows = p.Mg * p.kernelSize;
     if (ctx.workspaceSize < size_t(rows * p.inPixels) * sizeof(float)) {
-      nodeFail(node_, ErrorCode::Internal, "workspace too small");
+      failAt(node_, ErrorCode::Internal, "workspace too small");
     }
     const Tensor* b = optionalInput(ctx, 2);
     FloatView bView;
     if (b) {
       if (b->numel() != p.M) {
-        nodeFail(node_, ErrorCode::ShapeMismatch, "bias B " + shapeToString(b->shape) + " must have " + std::to_string(p.M) +
+        failAt(node_, ErrorCode::ShapeMismatch, "bias B " + shapeToString(b->shape) + " must have " + std::to_string(p.M) +
                                                       " values (the output channels)");
       }
-      if (b->dtype != x.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "bias B type differs from X");
+      if (b->dtype != x.dtype) failAt(node_, ErrorCode::DTypeMismatch, "bias B type differs from X");
       bView = FloatView(*b);
     }
     const bool usePacked = !packed_.empty() && w.shape == weightShape_;
@@ -79,7 +81,7 @@ class ConvTransposeKernel final : public Kernel {
     FloatView xView(x);
     FloatSink sink(y);
     float* col = static_cast<float*>(ctx.workspace);
-    ThreadPool* pool = poolOf(ctx);
+    ThreadPool* pool = computePool(ctx);
 
     for (int64_t n = 0; n < p.N; n++) {
       for (int64_t g = 0; g < p.G; g++) {
@@ -111,15 +113,15 @@ class ConvTransposeKernel final : public Kernel {
  private:
   Plan plan(const Shape& x, const Shape& w) const {
     Plan p;
-    if (x.size() < 3) nodeFail(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x) + " must be at least 3-D [N, C, spatial...]");
+    if (x.size() < 3) failAt(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x) + " must be at least 3-D [N, C, spatial...]");
     if (w.size() != x.size()) {
-      nodeFail(node_, ErrorCode::ShapeMismatch, "weight W " + shapeToString(w) + " must have the rank of X " + shapeToString(x));
+      failAt(node_, ErrorCode::ShapeMismatch, "weight W " + shapeToString(w) + " must have the rank of X " + shapeToString(x));
     }
     p.N = x[0];
     p.C = x[1];
     p.G = group_;
     if (w[0] != p.C || p.C % p.G != 0) {
-      nodeFail(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x) + " has " + std::to_string(p.C) +
+      failAt(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x) + " has " + std::to_string(p.C) +
                                                     " channels but W " + shapeToString(w) + " with group " +
                                                     std::to_string(p.G) + " expects " + std::to_string(w[0]));
     }

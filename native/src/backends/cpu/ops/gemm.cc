@@ -10,6 +10,8 @@
 namespace kiln::cpu {
 namespace {
 
+using namespace nn;
+
 class GemmKernel final : public Kernel {
  public:
   GemmKernel(const KernelCreateInfo& info, bool fused)
@@ -22,7 +24,7 @@ class GemmKernel final : public Kernel {
     const DType t = info.inputTypes.size() > 0 ? info.inputTypes[0] : DType::Undefined;
     requireComputeFloat(node_, t, "input A");
     if (info.inputTypes.size() < 2 || info.inputTypes[1] != t) {
-      nodeFail(node_, ErrorCode::DTypeMismatch, "inputs A and B must have the same type");
+      failAt(node_, ErrorCode::DTypeMismatch, "inputs A and B must have the same type");
     }
     if (fused_) activation_ = readActivation(node_);
     const Tensor* b = info.constantInputs.size() > 1 ? info.constantInputs[1] : nullptr;
@@ -48,16 +50,16 @@ class GemmKernel final : public Kernel {
     const Tensor& a = requiredInput(ctx, 0, "A");
     const Tensor& b = requiredInput(ctx, 1, "B");
     if (a.shape.size() != 2 || b.shape.size() != 2) {
-      nodeFail(node_, ErrorCode::ShapeMismatch, "inputs A " + shapeToString(a.shape) + " and B " + shapeToString(b.shape) +
+      failAt(node_, ErrorCode::ShapeMismatch, "inputs A " + shapeToString(a.shape) + " and B " + shapeToString(b.shape) +
                                                     " must be 2-D");
     }
-    if (a.dtype != b.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "inputs A and B must have the same type");
+    if (a.dtype != b.dtype) failAt(node_, ErrorCode::DTypeMismatch, "inputs A and B must have the same type");
     const int64_t M = transA_ ? a.shape[1] : a.shape[0];
     const int64_t K = transA_ ? a.shape[0] : a.shape[1];
     const int64_t Kb = transB_ ? b.shape[1] : b.shape[0];
     const int64_t N = transB_ ? b.shape[0] : b.shape[1];
     if (K != Kb) {
-      nodeFail(node_, ErrorCode::ShapeMismatch, "inner dimensions differ: A " + shapeToString(a.shape) +
+      failAt(node_, ErrorCode::ShapeMismatch, "inner dimensions differ: A " + shapeToString(a.shape) +
                                                     (transA_ ? " (transposed)" : "") + " and B " + shapeToString(b.shape) +
                                                     (transB_ ? " (transposed)" : ""));
     }
@@ -83,18 +85,18 @@ class GemmKernel final : public Kernel {
     const Tensor* c = optionalInput(ctx, 2);
     FloatView cv;
     if (c && beta_ != 0.f) {
-      if (c->dtype != a.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "input C type differs from A");
-      if (c->shape.size() > 2) nodeFail(node_, ErrorCode::ShapeMismatch, "input C " + shapeToString(c->shape) + " must be at most 2-D");
+      if (c->dtype != a.dtype) failAt(node_, ErrorCode::DTypeMismatch, "input C type differs from A");
+      if (c->shape.size() > 2) failAt(node_, ErrorCode::ShapeMismatch, "input C " + shapeToString(c->shape) + " must be at most 2-D");
       const int64_t cm = c->shape.size() == 2 ? c->shape[0] : 1;
       const int64_t cn = c->shape.empty() ? 1 : c->shape.back();
       if ((cm != 1 && cm != M) || (cn != 1 && cn != N)) {
-        nodeFail(node_, ErrorCode::ShapeMismatch, "input C " + shapeToString(c->shape) + " does not broadcast to [" +
+        failAt(node_, ErrorCode::ShapeMismatch, "input C " + shapeToString(c->shape) + " does not broadcast to [" +
                                                       std::to_string(M) + "," + std::to_string(N) + "]");
       }
       cv = FloatView(*c);
       float* scratch = static_cast<float*>(ctx.workspace);
       if (ctx.workspaceSize < size_t(M + N) * sizeof(float)) {
-        nodeFail(node_, ErrorCode::Internal, "workspace too small");
+        failAt(node_, ErrorCode::Internal, "workspace too small");
       }
       if (cm == M && cn == N && !(M == 1 && N == 1)) {
         g.epilogue.residual = cv.data();
@@ -108,7 +110,7 @@ class GemmKernel final : public Kernel {
         g.epilogue.colBias = scratch;
       }
     }
-    sgemm(g, poolOf(ctx));
+    sgemm(g, computePool(ctx));
     sink.commit();
   }
 

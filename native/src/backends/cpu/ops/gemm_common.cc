@@ -4,11 +4,11 @@
 #include <cstring>
 #include <limits>
 
-namespace kiln::cpu {
+namespace kiln::cpu::nn {
 
 const Tensor& requiredInput(const KernelContext& ctx, size_t i, const char* what) {
   if (i >= ctx.inputs.size() || ctx.inputs[i] == nullptr || (ctx.inputs[i]->data == nullptr && ctx.inputs[i]->numel() > 0)) {
-    nodeFail(ctx.node, ErrorCode::InvalidModel, std::string("input ") + what + " is required");
+    failAt(ctx.node, ErrorCode::InvalidModel, std::string("input ") + what + " is required");
   }
   return *ctx.inputs[i];
 }
@@ -27,7 +27,7 @@ Tensor* optionalOutput(KernelContext& ctx, size_t i, DType dtype, const Shape& s
     return &ctx.allocateOutput(i, dtype, shape);
   }
   if (t.dtype != dtype || t.shape != shape) {
-    nodeFail(ctx.node, ErrorCode::Internal, "output " + std::to_string(i) + " was allocated as " + dtypeName(t.dtype) +
+    failAt(ctx.node, ErrorCode::Internal, "output " + std::to_string(i) + " was allocated as " + dtypeName(t.dtype) +
                                                 shapeToString(t.shape) + " but the kernel computes " + dtypeName(dtype) +
                                                 shapeToString(shape));
   }
@@ -36,7 +36,7 @@ Tensor* optionalOutput(KernelContext& ctx, size_t i, DType dtype, const Shape& s
 
 Tensor& requiredOutput(KernelContext& ctx, size_t i, DType dtype, const Shape& shape) {
   Tensor* t = optionalOutput(ctx, i, dtype, shape);
-  if (!t) nodeFail(ctx.node, ErrorCode::Internal, "output " + std::to_string(i) + " is missing");
+  if (!t) failAt(ctx.node, ErrorCode::Internal, "output " + std::to_string(i) + " is missing");
   return *t;
 }
 
@@ -76,7 +76,7 @@ bool isComputeFloat(DType t) {
 
 void requireComputeFloat(const Node& node, DType t, const char* what) {
   if (!isComputeFloat(t)) {
-    nodeFail(node, ErrorCode::UnsupportedOp, std::string(what) + " of type " + dtypeName(t) +
+    failAt(node, ErrorCode::UnsupportedOp, std::string(what) + " of type " + dtypeName(t) +
                                                  " is not supported (float32, float16, bfloat16, float64 are)");
   }
 }
@@ -158,4 +158,4 @@ void parallelForSlots(ThreadPool* pool, int64_t tasks, int slots, const std::fun
   });
 }
 
-}  // namespace kiln::cpu
+}  // namespace kiln::cpu::nn

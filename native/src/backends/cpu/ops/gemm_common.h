@@ -1,6 +1,7 @@
 // Helpers shared by the compute kernels (gemm, matmul, conv, conv_transpose, pool, norm, attention,
 // fused): checked access to inputs/outputs, the fused-activation attributes, float32 staging for
 // float16/bfloat16/float64 tensors, and slot-indexed parallel loops for per-thread workspaces.
+// They live in kiln::cpu::nn so they never collide with other kernel families' helpers.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -13,9 +14,9 @@
 #include "core/tensor.h"
 #include "ops/nn_geometry.h"
 
-namespace kiln::cpu {
+namespace kiln::cpu::nn {
 
-inline ThreadPool* poolOf(const KernelContext& ctx) { return ctx.pool ? ctx.pool : &ThreadPool::global(); }
+inline ThreadPool* computePool(const KernelContext& ctx) { return ctx.pool ? ctx.pool : &ThreadPool::global(); }
 
 // Input i, which must be present (throws InvalidModel naming the node and `what` otherwise).
 const Tensor& requiredInput(const KernelContext& ctx, size_t i, const char* what);
@@ -76,4 +77,4 @@ inline int64_t productOf(const Shape& s, size_t begin, size_t end) {
   return p;
 }
 
-}  // namespace kiln::cpu
+}  // namespace kiln::cpu::nn

@@ -11,6 +11,8 @@
 namespace kiln::cpu {
 namespace {
 
+using namespace nn;
+
 // Shapes of one MatMul run: operands promoted to >= 2-D, batch broadcast resolved to per-batch
 // element offsets of A and B.
 struct MatMulShape {
@@ -22,7 +24,7 @@ struct MatMulShape {
 
 MatMulShape resolveShape(const Node& node, const Shape& a, const Shape& b) {
   if (a.empty() || b.empty()) {
-    nodeFail(node, ErrorCode::ShapeMismatch, "MatMul operands must be at least 1-D, got " + shapeToString(a) + " and " +
+    failAt(node, ErrorCode::ShapeMismatch, "MatMul operands must be at least 1-D, got " + shapeToString(a) + " and " +
                                                  shapeToString(b));
   }
   Shape pa = a, pb = b;
@@ -33,7 +35,7 @@ MatMulShape resolveShape(const Node& node, const Shape& a, const Shape& b) {
   s.K = pa[pa.size() - 1];
   s.N = pb[pb.size() - 1];
   if (pb[pb.size() - 2] != s.K) {
-    nodeFail(node, ErrorCode::ShapeMismatch, "inner dimensions differ: A " + shapeToString(a) + " has K=" +
+    failAt(node, ErrorCode::ShapeMismatch, "inner dimensions differ: A " + shapeToString(a) + " has K=" +
                                                  std::to_string(s.K) + ", B " + shapeToString(b) + " has K=" +
                                                  std::to_string(pb[pb.size() - 2]));
   }
@@ -47,7 +49,7 @@ MatMulShape resolveShape(const Node& node, const Shape& a, const Shape& b) {
     const int64_t ad = k + 2 < pa.size() ? pa[pa.size() - 3 - k] : 1;
     const int64_t bd = k + 2 < pb.size() ? pb[pb.size() - 3 - k] : 1;
     if (ad != bd && ad != 1 && bd != 1) {
-      nodeFail(node, ErrorCode::ShapeMismatch, "batch dimensions of A " + shapeToString(a) + " and B " + shapeToString(b) +
+      failAt(node, ErrorCode::ShapeMismatch, "batch dimensions of A " + shapeToString(a) + " and B " + shapeToString(b) +
                                                    " do not broadcast");
     }
     batch[d] = std::max(ad, bd);
@@ -107,10 +109,10 @@ class MatMulKernel final : public Kernel {
     integer_ = t == DType::Int32 || t == DType::Int64 || t == DType::UInt32 || t == DType::UInt64;
     if (!integer_) requireComputeFloat(node_, t, "input A");
     if (info.inputTypes.size() < 2 || info.inputTypes[1] != t) {
-      nodeFail(node_, ErrorCode::DTypeMismatch, "inputs A and B must have the same type");
+      failAt(node_, ErrorCode::DTypeMismatch, "inputs A and B must have the same type");
     }
     if (fused_) {
-      if (integer_) nodeFail(node_, ErrorCode::UnsupportedOp, "FusedMatMul needs floating inputs");
+      if (integer_) failAt(node_, ErrorCode::UnsupportedOp, "FusedMatMul needs floating inputs");
       activation_ = readActivation(node_);
     }
     // Pre-pack a constant operand with no batch (weights). A 1-D constant B is a K x 1 matrix.
@@ -133,28 +135,28 @@ class MatMulKernel final : public Kernel {
   void run(KernelContext& ctx) const override {
     const Tensor& a = requiredInput(ctx, 0, "A");
     const Tensor& b = requiredInput(ctx, 1, "B");
-    if (a.dtype != b.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "inputs A and B must have the same type");
+    if (a.dtype != b.dtype) failAt(node_, ErrorCode::DTypeMismatch, "inputs A and B must have the same type");
     MatMulShape s = resolveShape(node_, a.shape, b.shape);
     Tensor& y = requiredOutput(ctx, 0, a.dtype, s.out);
     if (y.numel() == 0) return;
-    ThreadPool* pool = poolOf(ctx);
+    ThreadPool* pool = computePool(ctx);
     if (integer_) {
       switch (a.dtype) {
         case DType::Int32: integerMatMul(s, a.ptr<int32_t>(), b.ptr<int32_t>(), y.ptr<int32_t>(), pool); return;
         case DType::Int64: integerMatMul(s, a.ptr<int64_t>(), b.ptr<int64_t>(), y.ptr<int64_t>(), pool); return;
         case DType::UInt32: integerMatMul(s, a.ptr<uint32_t>(), b.ptr<uint32_t>(), y.ptr<uint32_t>(), pool); return;
         case DType::UInt64: integerMatMul(s, a.ptr<uint64_t>(), b.ptr<uint64_t>(), y.ptr<uint64_t>(), pool); return;
-        default: nodeFail(node_, ErrorCode::UnsupportedOp, std::string("type ") + dtypeName(a.dtype) + " is not supported");
+        default: failAt(node_, ErrorCode::UnsupportedOp, std::string("type ") + dtypeName(a.dtype) + " is not supported");
       }
     }
     const Tensor* bias = fused_ ? optionalInput(ctx, 2) : nullptr;
     FloatView biasView;
     if (bias) {
       if (bias->numel() != s.N) {
-        nodeFail(node_, ErrorCode::ShapeMismatch, "bias " + shapeToString(bias->shape) + " must have N=" +
+        failAt(node_, ErrorCode::ShapeMismatch, "bias " + shapeToString(bias->shape) + " must have N=" +
                                                       std::to_string(s.N) + " values");
       }
-      if (bias->dtype != a.dtype) nodeFail(node_, ErrorCode::DTypeMismatch, "bias type differs from A");
+      if (bias->dtype != a.dtype) failAt(node_, ErrorCode::DTypeMismatch, "bias type differs from A");
       biasView = FloatView(*bias);
     }
     const bool usePackedB = packedB_ && b.shape == packedBShape_;
