@@ -211,7 +211,7 @@ class ClipKernel final : public Kernel {
       : info_(info),
         minAttr_(info.node.getFloat("min", -std::numeric_limits<float>::infinity())),
         maxAttr_(info.node.getFloat("max", std::numeric_limits<float>::infinity())) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kNumeric, info.inputTypes[0]);
+    if (inputType(info, 0) != DType::Undefined) info_.require(kNumeric, inputType(info, 0));
   }
   void run(KernelContext& ctx) const override {
     const Tensor& x = requireInput(ctx, info_, 0);

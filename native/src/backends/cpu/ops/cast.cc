@@ -102,8 +102,8 @@ D convert(const S& s, const OpInfo& info) {
 class CastKernel final : public Kernel {
  public:
   explicit CastKernel(const KernelCreateInfo& info) : info_(info) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kAll, info.inputTypes[0], "input");
-    if (!info.outputTypes.empty() && info.outputTypes[0] != DType::Undefined) info_.require(kAll, info.outputTypes[0], "output");
+    if (inputType(info, 0) != DType::Undefined) info_.require(kAll, inputType(info, 0), "input");
+    if (outputType(info, 0) != DType::Undefined) info_.require(kAll, outputType(info, 0), "output");
   }
 
   void run(KernelContext& ctx) const override {

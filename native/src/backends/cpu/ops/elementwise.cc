@@ -104,7 +104,7 @@ class PredicateKernel final : public Kernel {
         isNan_(info.node.opType == "IsNaN"),
         positive_(info.node.getInt("detect_positive", 1) != 0),
         negative_(info.node.getInt("detect_negative", 1) != 0) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kFloats, info.inputTypes[0]);
+    if (inputType(info, 0) != DType::Undefined) info_.require(kFloats, inputType(info, 0));
   }
 
   void run(KernelContext& ctx) const override {
@@ -139,7 +139,7 @@ class DropoutKernel final : public Kernel {
   explicit DropoutKernel(const KernelCreateInfo& info)
       : info_(info), ratioAttr_(info.node.getFloat("ratio", 0.5f)), seed_(info.node.getInt("seed", -1)),
         hasSeed_(info.node.has("seed")) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kFloats, info.inputTypes[0]);
+    if (inputType(info, 0) != DType::Undefined) info_.require(kFloats, inputType(info, 0));
   }
 
   void run(KernelContext& ctx) const override {

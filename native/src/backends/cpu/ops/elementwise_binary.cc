@@ -155,8 +155,8 @@ constexpr uint32_t kPowExponent = kNumeric;
 class PowKernel final : public Kernel {
  public:
   explicit PowKernel(const KernelCreateInfo& info) : info_(info) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kPowBase, info.inputTypes[0], "X");
-    if (info.inputTypes[1] != DType::Undefined) info_.require(kPowExponent, info.inputTypes[1], "Y");
+    if (inputType(info, 0) != DType::Undefined) info_.require(kPowBase, inputType(info, 0), "X");
+    if (inputType(info, 1) != DType::Undefined) info_.require(kPowExponent, inputType(info, 1), "Y");
   }
 
   void run(KernelContext& ctx) const override {

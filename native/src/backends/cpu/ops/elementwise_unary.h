@@ -88,7 +88,7 @@ class UnaryKernel final : public Kernel {
 template <class Op>
 std::unique_ptr<Kernel> makeUnaryKernel(const KernelCreateInfo& info) {
   OpInfo op(info);
-  if (!info.inputTypes.empty() && info.inputTypes[0] != DType::Undefined) op.require(Op::kTypes, info.inputTypes[0]);
+  if (inputType(info, 0) != DType::Undefined) op.require(Op::kTypes, inputType(info, 0));
   if constexpr (std::is_constructible_v<Op, const KernelCreateInfo&>) {
     return std::make_unique<UnaryKernel<Op>>(info, Op(info));
   } else {

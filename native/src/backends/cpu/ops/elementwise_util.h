@@ -110,6 +110,14 @@ struct OpInfo {
   }
 };
 
+// Input i's type at kernel creation; Undefined when absent (a malformed node may have fewer inputs).
+inline DType inputType(const KernelCreateInfo& info, size_t i) {
+  return i < info.inputTypes.size() ? info.inputTypes[i] : DType::Undefined;
+}
+inline DType outputType(const KernelCreateInfo& info, size_t i) {
+  return i < info.outputTypes.size() ? info.outputTypes[i] : DType::Undefined;
+}
+
 // Calls f(Tag<S>{}) with the storage type S of dtype t when t is in Allowed; otherwise throws
 // UnsupportedOp. Only allowed types are instantiated, so f may use operations they alone support.
 template <uint32_t Allowed, class F>

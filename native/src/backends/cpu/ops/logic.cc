@@ -140,8 +140,8 @@ struct BitwiseNotOp {
 class WhereKernel final : public Kernel {
  public:
   explicit WhereKernel(const KernelCreateInfo& info) : info_(info) {
-    if (info.inputTypes[0] != DType::Undefined && info.inputTypes[0] != DType::Bool) info_.unsupported(info.inputTypes[0], "condition");
-    if (info.inputTypes[1] != DType::Undefined) info_.require(kAll, info.inputTypes[1]);
+    if (inputType(info, 0) != DType::Undefined && inputType(info, 0) != DType::Bool) info_.unsupported(inputType(info, 0), "condition");
+    if (inputType(info, 1) != DType::Undefined) info_.require(kAll, inputType(info, 1));
   }
   void run(KernelContext& ctx) const override {
     const Tensor& c = requireInput(ctx, info_, 0);

@@ -75,14 +75,14 @@ class QuantizeKernel final : public Kernel {
         block_(info.opset >= 21 ? info.node.getInt("block_size", 0) : 0),
         saturate_(info.node.getInt("saturate", 1) != 0) {
     if (block_ < 0) info_.invalid("block_size must be >= 0");
-    const auto& t = info.inputTypes;
+    const DType x = inputType(info, 0), scale = inputType(info, 1), y = outputType(info, 0);
     if (quantize_) {
-      if (t[0] != DType::Undefined) info_.require(kF32 | kF16 | kBF16 | kI32, t[0], "x");
-      if (!info.outputTypes.empty() && info.outputTypes[0] != DType::Undefined) info_.require(kQuantized & ~kI32, info.outputTypes[0], "y");
+      if (x != DType::Undefined) info_.require(kF32 | kF16 | kBF16 | kI32, x, "x");
+      if (y != DType::Undefined) info_.require(kQuantized & ~kI32, y, "y");
     } else {
-      if (t[0] != DType::Undefined) info_.require(kQuantized, t[0], "x");
+      if (x != DType::Undefined) info_.require(kQuantized, x, "x");
     }
-    if (t.size() > 1 && t[1] != DType::Undefined) info_.require(kF32 | kF16 | kBF16, t[1], "scale");
+    if (scale != DType::Undefined) info_.require(kF32 | kF16 | kBF16, scale, "scale");
   }
 
   void run(KernelContext& ctx) const override {

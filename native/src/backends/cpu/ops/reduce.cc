@@ -142,7 +142,7 @@ class ReduceKernel final : public Kernel {
         axesFromInput_(info.opset >= (info.node.opType == "ReduceSum" ? 13 : 18)),
         noop_(axesFromInput_ && info.node.getInt("noop_with_empty_axes", 0) != 0),
         attrAxes_(info.node.getInts("axes")) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(allowed(), info.inputTypes[0]);
+    if (inputType(info, 0) != DType::Undefined) info_.require(allowed(), inputType(info, 0));
   }
 
   void run(KernelContext& ctx) const override {
@@ -272,7 +272,7 @@ class ArgReduceKernel final : public Kernel {
         axis_(info.node.getInt("axis", 0)),
         keepdims_(info.node.getInt("keepdims", 1) != 0),
         last_(info.node.getInt("select_last_index", 0) != 0) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kNumeric, info.inputTypes[0]);
+    if (inputType(info, 0) != DType::Undefined) info_.require(kNumeric, inputType(info, 0));
   }
 
   void run(KernelContext& ctx) const override {
@@ -346,7 +346,7 @@ class CumSumKernel final : public Kernel {
  public:
   explicit CumSumKernel(const KernelCreateInfo& info)
       : info_(info), exclusive_(info.node.getInt("exclusive", 0) != 0), reverse_(info.node.getInt("reverse", 0) != 0) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kTypes, info.inputTypes[0]);
+    if (inputType(info, 0) != DType::Undefined) info_.require(kTypes, inputType(info, 0));
   }
 
   void run(KernelContext& ctx) const override {

@@ -34,7 +34,7 @@ double determinant(std::vector<double>& a, int64_t n) {
 class DetKernel final : public Kernel {
  public:
   explicit DetKernel(const KernelCreateInfo& info) : info_(info) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kFloats, info.inputTypes[0]);
+    if (inputType(info, 0) != DType::Undefined) info_.require(kFloats, inputType(info, 0));
   }
   void run(KernelContext& ctx) const override {
     const Tensor& x = requireInput(ctx, info_, 0);

@@ -103,7 +103,7 @@ class SoftmaxKernel final : public Kernel {
  public:
   SoftmaxKernel(const KernelCreateInfo& info, Mode mode)
       : info_(info), mode_(mode), axisAttr_(info.node.getInt("axis", info.opset >= 13 ? -1 : 1)) {
-    if (info.inputTypes[0] != DType::Undefined) info_.require(kFloats, info.inputTypes[0]);
+    if (inputType(info, 0) != DType::Undefined) info_.require(kFloats, inputType(info, 0));
   }
 
   void run(KernelContext& ctx) const override {
