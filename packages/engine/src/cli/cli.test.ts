@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseProfiles, parseShape, UsageError } from "./args.ts";
 import { outputFileName } from "./commands/run.ts";
-import type { BuildOptions, Engine, EngineApi, Tensor } from "./engine-port.ts";
+import type { BuildOptions, EngineApi, EngineDescription, EngineHandle, Tensor } from "./engine-port.ts";
 import { benchShapes } from "./inputs.ts";
 import { main } from "./main.ts";
 import { decodeNpy, encodeNpy } from "./npy.ts";
@@ -14,11 +14,12 @@ import { percentile, summarize } from "./stats.ts";
 
 /** An "engine" computing y = 2x on a float32 input x [batch, 4], with a profile on batch 1..8. */
 function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
-  const engine: Engine = {
+  const engine: EngineHandle = {
     inputs: [{ name: "x", dtype: "float32", shape: ["batch", 4] }],
     outputs: [{ name: "out/y:0", dtype: "float32", shape: ["batch", 4] }],
     profiles: [{ x: { min: [1, 4], opt: [2, 4], max: [8, 4] } }],
-    describe: () => ({
+    describe: () =>
+      ({
       format: { magic: "KILNENG1", version: 1 },
       builderVersion: "0.1.0",
       runtimeVersion: "0.1.0",
@@ -29,7 +30,7 @@ function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
       memory: { deviceMemoryBytes: 2048, weightBytes: 0 },
       layers: [{ name: "mul", op: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]", timeMs: 0.25 }],
       build: { nodesBefore: 3, nodesAfter: 1, fusions: { "gelu-erf": 2 }, warnings: ["slow path"] },
-    }),
+    }) as unknown as EngineDescription,
     createContext: () => ({
       run: async (inputs: Record<string, Tensor>) => {
         calls.runs++;
@@ -48,10 +49,10 @@ function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
     }),
   };
   return {
-    build: async (model, options) => {
+    build: async (model, options, onProgress) => {
       calls.build = options;
-      options.onProgress?.({ stage: "parse", fraction: 0.1, message: "" });
-      options.onProgress?.({ stage: "serialize", fraction: 1, message: "done" });
+      onProgress?.({ stage: "parse", fraction: 0.1, message: "" });
+      onProgress?.({ stage: "serialize", fraction: 1, message: "done" });
       return {
         engine: Uint8Array.from(model.subarray(0, 4)),
         report: {
@@ -65,7 +66,7 @@ function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
         },
       };
     },
-    loadEngine: async () => engine,
+    loadEngine: () => engine,
   };
 }
 

@@ -1,83 +1,55 @@
-// The slice of @kiln/engine's API the CLI uses, and where it comes from. Kept in one file so the
-// commands code against one small surface.
-import type { NpyArray, NpyDType } from "./npy.ts";
+// The slice of @kiln/engine the CLI uses. Commands take an EngineApi so tests can hand them a fake
+// engine; the real one is the package's build() and loadEngine() (whose Engine and Context
+// classes satisfy EngineHandle and ExecutionContext structurally).
+import type {
+  BuildOptions,
+  BuildProgress,
+  BuildReport,
+  BuildResult,
+  DType,
+  EngineDescription,
+  Precision,
+  Profile,
+  RunResult,
+  ShapeRange,
+  Tensor,
+  TensorInfo,
+} from "../types.ts";
 
-export type TensorDType = NpyDType;
-export type Tensor = NpyArray;
-
-export interface TensorInfo {
-  name: string;
-  dtype: TensorDType;
-  /** Fixed sizes, or symbolic names (null when unnamed) for dynamic dims. */
-  shape: (number | string | null)[];
-}
-
-export interface ShapeRange {
-  min: number[];
-  opt: number[];
-  max: number[];
-}
-
-/** One optimization profile: a min/opt/max shape for each dynamic input. */
-export type Profile = Record<string, ShapeRange>;
-
-export type Precision = "fp32" | "fp16" | "int8";
-
-export interface BuildProgress {
-  stage: string;
-  fraction: number;
-  message: string;
-}
-
-export interface BuildOptions {
-  precision?: Precision;
-  profiles?: Profile[];
-  optimizationLevel?: number;
-  onProgress?: (p: BuildProgress) => void;
-}
-
-export interface LayerReport {
-  name: string;
-  opType: string;
-  kernel: string;
-  outputShape: string;
-  timeMs: number;
-}
-
-export interface BuildReport {
-  nodesBefore: number;
-  nodesAfter: number;
-  fusions: Record<string, number>;
-  layers: LayerReport[];
-  peakMemoryBytes: number;
-  weightBytes: number;
-  warnings: string[];
-}
-
-export interface BuildResult {
-  engine: Uint8Array;
-  report: BuildReport;
-}
-
-export interface RunResult {
-  outputs: Record<string, Tensor>;
-  computeMs?: number;
-}
+export type {
+  BuildOptions,
+  BuildProgress,
+  BuildReport,
+  BuildResult,
+  DType,
+  EngineDescription,
+  Precision,
+  Profile,
+  RunResult,
+  ShapeRange,
+  Tensor,
+  TensorInfo,
+};
 
 export interface ExecutionContext {
   run(inputs: Record<string, Tensor>): Promise<RunResult>;
 }
 
-export interface Engine {
-  inputs: TensorInfo[];
-  outputs: TensorInfo[];
-  profiles: Profile[];
-  /** The engine's self-description (target, precision, memory, layers ...), as parsed JSON. */
-  describe(): Record<string, unknown>;
+export interface EngineHandle {
+  readonly inputs: TensorInfo[];
+  readonly outputs: TensorInfo[];
+  readonly profiles: Profile[];
+  describe(): EngineDescription;
   createContext(): ExecutionContext;
 }
 
 export interface EngineApi {
-  build(model: Uint8Array, options: BuildOptions): Promise<BuildResult>;
-  loadEngine(data: Uint8Array): Promise<Engine>;
+  build(model: Uint8Array, options?: BuildOptions, onProgress?: (p: BuildProgress) => void): Promise<BuildResult>;
+  loadEngine(bytes: Uint8Array): EngineHandle;
+}
+
+/** The real engine; imported lazily so `kiln help` and usage errors work without the native addon. */
+export async function loadEngineApi(): Promise<EngineApi> {
+  const { build, loadEngine } = await import("../index.ts");
+  return { build, loadEngine };
 }

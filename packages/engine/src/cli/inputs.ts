@@ -2,7 +2,10 @@
 import { readFile } from "node:fs/promises";
 import { UsageError } from "./args.ts";
 import type { Profile, Tensor, TensorInfo } from "./engine-port.ts";
-import { decodeNpy, elementCount, NpyError } from "./npy.ts";
+import { NpyError, decodeNpy, elementCount } from "./npy.ts";
+
+const names = (inputs: readonly TensorInfo[]) => inputs.map((i) => i.name).join(", ");
+const shapeText = (shape: TensorInfo["shape"]) => (shape === null ? "(unknown rank)" : `[${shape.join(", ")}]`);
 
 /**
  * The shape to benchmark each input at: fixed dims as they are; a dynamic leading dim takes
@@ -17,18 +20,24 @@ export function benchShapes(
 ): Map<string, number[]> {
   for (const name of overrides.keys()) {
     if (!inputs.some((i) => i.name === name)) {
-      throw new UsageError(
-        `--shape names '${name}', which is not an input (inputs: ${inputs.map((i) => i.name).join(", ")})`,
-      );
+      throw new UsageError(`--shape names '${name}', which is not an input (inputs: ${names(inputs)})`);
     }
+  }
+  if (batch !== undefined && !inputs.some((i) => i.shape !== null && typeof i.shape[0] === "string")) {
+    throw new UsageError(`--batch ${batch}: no input has a dynamic leading dimension`);
   }
   const shapes = new Map<string, number[]>();
   for (const input of inputs) {
     const override = overrides.get(input.name);
+    if (input.shape === null) {
+      if (override === undefined) throw new UsageError(`input '${input.name}' has an unknown rank: give --shape ${input.name}=...`);
+      shapes.set(input.name, override);
+      continue;
+    }
     if (override !== undefined) {
       if (override.length !== input.shape.length) {
         throw new UsageError(
-          `--shape ${input.name}: rank ${override.length} does not match the input's [${input.shape.join(", ")}]`,
+          `--shape ${input.name}: rank ${override.length} does not match the input's ${shapeText(input.shape)}`,
         );
       }
       shapes.set(input.name, override);
@@ -43,9 +52,6 @@ export function benchShapes(
         return opt?.[i] ?? 1;
       }),
     );
-  }
-  if (batch !== undefined && !inputs.some((i) => typeof i.shape[0] !== "number")) {
-    throw new UsageError(`--batch ${batch}: no input has a dynamic leading dimension`);
   }
   return shapes;
 }
@@ -63,44 +69,51 @@ function xorshift(seed: number): () => number {
 
 /**
  * Random data: floats uniform in [-1, 1); integers 0 or 1 (always valid token ids, attention
- * masks and type ids, whatever the vocabulary); bools random.
+ * masks and type ids, whatever the vocabulary); bools and strings random.
  */
 export function randomTensor(info: TensorInfo, shape: number[], seed: number): Tensor {
   const n = elementCount(shape);
   const rand = xorshift(seed);
+  const bit = () => (rand() < 0.5 ? 0 : 1);
   switch (info.dtype) {
     case "float32":
       return { dtype: "float32", shape, data: Float32Array.from({ length: n }, () => rand() * 2 - 1) };
     case "float64":
       return { dtype: "float64", shape, data: Float64Array.from({ length: n }, () => rand() * 2 - 1) };
     case "float16":
-      // Bits of values in [-1, 1): sign, exponent 0..14, random mantissa.
+      // Bits of values in (-1, 1): random sign, exponent 0..14 (of bias 15), random 10-bit mantissa.
       return {
         dtype: "float16",
         shape,
-        data: Uint16Array.from(
-          { length: n },
-          () => (rand() < 0.5 ? 0x8000 : 0) | (Math.floor(rand() * 15) << 10) | Math.floor(rand() * 1024),
-        ),
+        data: Uint16Array.from({ length: n }, () => (bit() << 15) | (Math.floor(rand() * 15) << 10) | Math.floor(rand() * 1024)),
+      };
+    case "bfloat16":
+      // Bits of values in (-1, 1): random sign, exponent 112..126 (of bias 127), random 7-bit mantissa.
+      return {
+        dtype: "bfloat16",
+        shape,
+        data: Uint16Array.from({ length: n }, () => (bit() << 15) | ((112 + Math.floor(rand() * 15)) << 7) | Math.floor(rand() * 128)),
       };
     case "int64":
-      return { dtype: "int64", shape, data: BigInt64Array.from({ length: n }, () => (rand() < 0.5 ? 0n : 1n)) };
+      return { dtype: "int64", shape, data: BigInt64Array.from({ length: n }, () => BigInt(bit())) };
     case "uint64":
-      return { dtype: "uint64", shape, data: BigUint64Array.from({ length: n }, () => (rand() < 0.5 ? 0n : 1n)) };
+      return { dtype: "uint64", shape, data: BigUint64Array.from({ length: n }, () => BigInt(bit())) };
     case "int32":
-      return { dtype: "int32", shape, data: Int32Array.from({ length: n }, () => (rand() < 0.5 ? 0 : 1)) };
+      return { dtype: "int32", shape, data: Int32Array.from({ length: n }, bit) };
     case "uint32":
-      return { dtype: "uint32", shape, data: Uint32Array.from({ length: n }, () => (rand() < 0.5 ? 0 : 1)) };
+      return { dtype: "uint32", shape, data: Uint32Array.from({ length: n }, bit) };
     case "int16":
-      return { dtype: "int16", shape, data: Int16Array.from({ length: n }, () => (rand() < 0.5 ? 0 : 1)) };
+      return { dtype: "int16", shape, data: Int16Array.from({ length: n }, bit) };
     case "uint16":
-      return { dtype: "uint16", shape, data: Uint16Array.from({ length: n }, () => (rand() < 0.5 ? 0 : 1)) };
+      return { dtype: "uint16", shape, data: Uint16Array.from({ length: n }, bit) };
     case "int8":
-      return { dtype: "int8", shape, data: Int8Array.from({ length: n }, () => (rand() < 0.5 ? 0 : 1)) };
+      return { dtype: "int8", shape, data: Int8Array.from({ length: n }, bit) };
     case "uint8":
-      return { dtype: "uint8", shape, data: Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 0 : 1)) };
+      return { dtype: "uint8", shape, data: Uint8Array.from({ length: n }, bit) };
     case "bool":
-      return { dtype: "bool", shape, data: Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 0 : 1)) };
+      return { dtype: "bool", shape, data: Uint8Array.from({ length: n }, bit) };
+    case "string":
+      return { dtype: "string", shape, data: Array.from({ length: n }, () => String(bit())) };
   }
 }
 
@@ -112,10 +125,7 @@ export async function readNpyInputs(
   const out: Record<string, Tensor> = {};
   for (const [name, path] of files) {
     const info = inputs.find((i) => i.name === name);
-    if (info === undefined)
-      throw new UsageError(
-        `--input names '${name}', which is not an input (inputs: ${inputs.map((i) => i.name).join(", ")})`,
-      );
+    if (info === undefined) throw new UsageError(`--input names '${name}', which is not an input (inputs: ${names(inputs)})`);
     let bytes: Uint8Array;
     try {
       bytes = await readFile(path);
@@ -129,15 +139,18 @@ export async function readNpyInputs(
       if (error instanceof NpyError) throw new UsageError(`--input ${name}: ${error.message}`);
       throw error;
     }
-    if (tensor.dtype !== info.dtype)
+    if (tensor.dtype !== info.dtype) {
       throw new UsageError(`--input ${name}: ${path} holds ${tensor.dtype}, the input takes ${info.dtype}`);
+    }
+    const expected = info.shape;
     const fits =
-      tensor.shape.length === info.shape.length &&
-      info.shape.every((d, i) => typeof d !== "number" || d === tensor.shape[i]);
-    if (!fits)
+      expected === null ||
+      (tensor.shape.length === expected.length && expected.every((d, i) => typeof d !== "number" || d === tensor.shape[i]));
+    if (!fits) {
       throw new UsageError(
-        `--input ${name}: ${path} has shape [${tensor.shape.join(", ")}], the input takes [${info.shape.map((d) => d ?? "?").join(", ")}]`,
+        `--input ${name}: ${path} has shape [${tensor.shape.join(", ")}], the input takes ${shapeText(expected)}`,
       );
+    }
     out[name] = tensor;
   }
   const missing = inputs.filter((i) => out[i.name] === undefined).map((i) => i.name);

@@ -9,7 +9,7 @@ import { benchCommand } from "./commands/bench.ts";
 import { buildCommand } from "./commands/build.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { runCommand } from "./commands/run.ts";
-import type { EngineApi } from "./engine-port.ts";
+import { type EngineApi, loadEngineApi } from "./engine-port.ts";
 import { NpyError } from "./npy.ts";
 
 export const USAGE = `usage:
@@ -124,7 +124,7 @@ export async function main(
       err(USAGE);
       return 2;
     }
-    // Engine errors carry a code (e.g. ShapeMismatch) and a message naming the node, op and shape.
+    // Engine errors carry a code (e.g. SHAPE_MISMATCH) and a message naming the node, op and shape.
     const e = error as Error & { code?: unknown };
     if (error instanceof NpyError) err(`kiln: ${e.message}`);
     else err(`kiln: ${e.code !== undefined ? `[${String(e.code)}] ` : ""}${e.message ?? String(error)}`);
@@ -148,16 +148,6 @@ function one(positionals: string[], what: string): [string] {
       positionals.length === 0 ? `missing ${what}` : `unexpected arguments: ${positionals.slice(1).join(" ")}`,
     );
   return [positionals[0] as string];
-}
-
-/** The engine package's entry point, loaded only by commands that need it (help needs no addon). */
-async function loadEngineApi(): Promise<EngineApi> {
-  const entry = new URL("../index.ts", import.meta.url).href;
-  const mod = (await import(entry)) as Partial<EngineApi>;
-  if (typeof mod.build !== "function" || typeof mod.loadEngine !== "function") {
-    throw new Error("@kiln/engine does not export build() and loadEngine()");
-  }
-  return mod as EngineApi;
 }
 
 // Run when executed (directly, through tsx, or through the package's bin link), not when imported by tests.

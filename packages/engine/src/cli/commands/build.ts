@@ -21,7 +21,9 @@ export async function buildCommand(api: EngineApi, args: BuildArgs, out: (line: 
   if (!PRECISIONS.includes(precision))
     throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got '${args.precision}'`);
   const optimizationLevel = nonNegativeInt(args.optLevel, "--opt-level", 2);
-  if (optimizationLevel > 2) throw new UsageError(`--opt-level must be 0, 1 or 2, got ${optimizationLevel}`);
+  if (optimizationLevel !== 0 && optimizationLevel !== 1 && optimizationLevel !== 2) {
+    throw new UsageError(`--opt-level must be 0, 1 or 2, got ${optimizationLevel}`);
+  }
   const profiles = parseProfiles(args.profiles);
   let model: Uint8Array;
   try {
@@ -45,7 +47,7 @@ export async function buildCommand(api: EngineApi, args: BuildArgs, out: (line: 
     lastTenth = tenth;
     out(`  [${(p.fraction * 100).toFixed(0).padStart(3)}%] ${p.stage}${p.message ? `: ${p.message}` : ""}`);
   };
-  const result = await api.build(model, { precision, profiles, optimizationLevel, onProgress });
+  const result = await api.build(model, { precision, profiles, optimizationLevel }, onProgress);
   const seconds = (performance.now() - started) / 1000;
   await writeFile(args.output, result.engine);
   if (args.report !== undefined) await writeFile(args.report, `${JSON.stringify(result.report, null, 2)}\n`);

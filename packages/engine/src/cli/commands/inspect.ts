@@ -1,7 +1,7 @@
 // kiln inspect model.kiln [--json] [--layers]: what an engine was built for and what it needs.
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../args.ts";
-import type { Engine, EngineApi, Profile, TensorInfo } from "../engine-port.ts";
+import type { EngineApi, EngineHandle, Profile, TensorInfo } from "../engine-port.ts";
 import { formatBytes, table } from "../stats.ts";
 
 export interface InspectArgs {
@@ -10,7 +10,7 @@ export interface InspectArgs {
   layers: boolean;
 }
 
-export async function loadEngineFile(api: EngineApi, path: string): Promise<Engine> {
+export async function loadEngineFile(api: EngineApi, path: string): Promise<EngineHandle> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
@@ -20,7 +20,7 @@ export async function loadEngineFile(api: EngineApi, path: string): Promise<Engi
   return api.loadEngine(bytes);
 }
 
-const shapeText = (shape: TensorInfo["shape"]) => `[${shape.map((d) => d ?? "?").join(", ")}]`;
+export const shapeText = (shape: TensorInfo["shape"]) => (shape === null ? "(unknown rank)" : `[${shape.join(", ")}]`);
 
 function profileLines(profiles: readonly Profile[]): string[] {
   return profiles.flatMap((p, i) => [

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parsePairs, UsageError } from "../args.ts";
 import type { EngineApi } from "../engine-port.ts";
 import { readNpyInputs } from "../inputs.ts";
-import { encodeNpy } from "../npy.ts";
+import { type NpyArray, encodeNpy } from "../npy.ts";
 import { loadEngineFile } from "./inspect.ts";
 
 export interface RunArgs {
@@ -37,8 +37,11 @@ export async function runCommand(api: EngineApi, args: RunArgs, out: (line: stri
   for (const o of engine.outputs) {
     const tensor = result.outputs[o.name];
     if (tensor === undefined) throw new Error(`the engine returned no output '${o.name}'`);
+    if (tensor.dtype === "string" || tensor.dtype === "bfloat16") {
+      throw new Error(`output '${o.name}' is ${tensor.dtype}, which .npy files cannot hold`);
+    }
     const path = join(args.out, outputFileName(o.name));
-    await writeFile(path, encodeNpy(tensor, o.name));
+    await writeFile(path, encodeNpy(tensor as NpyArray, o.name));
     out(`${o.name}: ${tensor.dtype} [${tensor.shape.join(", ")}] -> ${path}`);
   }
   out(
