@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from "@kiln/config";
 import { migrate } from "@kiln/db";
 import { ROOT, WEB_DIR } from "./lib/paths.ts";
 import { type Managed, spawnManaged, stopManaged, waitUntil } from "./lib/processes.ts";
-import { provideServices, type Services } from "./lib/services.ts";
+import { provideServices, type Services, stopStartedServices } from "./lib/services.ts";
 import { ensureWebBuild, nextBin } from "./lib/web-build.ts";
 
 const log = (line: string) => console.log(`[kiln] ${line}`);
@@ -21,7 +21,7 @@ function shutdown(reason: string, exitCode: number): Promise<void> {
     log(`stopping (${reason})…`);
     // Apps first, so nothing is left talking to a database that is going away.
     await Promise.all(apps.map((app) => stopManaged(app)));
-    await services?.stop();
+    await stopStartedServices();
     log("stopped");
     process.exit(exitCode);
   })();

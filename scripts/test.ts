@@ -56,6 +56,7 @@ try {
   // Separate from `npm start`'s data so both can run at once.
   services = await provideServices({ dataDir: join(dataDir, "test"), log, fast: true, database: "kiln_test" });
   for (const line of services.describe) log(line);
+  if (interrupted) throw new Error("interrupted");
   // End-to-end tests run the production web build; make it once, up front, not inside a test.
   if (wants("e2e")) await ensureWebBuild(log);
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   descendantsOf,
   freePort,
-  listProcesses,
+  identityOf,
   ROOT,
   type Started,
   sleep,
@@ -14,6 +14,10 @@ import {
 
 // `npm start` as a person runs it: in a terminal, stopped with Ctrl-C (SIGINT to the foreground
 // process group). It must bring everything up and, on Ctrl-C, leave no process behind.
+/** The recorded processes that still run (same pid and start time), as "pid@starttime". */
+const stillRunning = (seen: Set<string>) =>
+  [...seen].filter((identity) => identityOf(Number.parseInt(identity, 10)) === identity);
+
 describe("npm start", () => {
   const cleanups: (() => void)[] = [];
   afterEach(() => {
@@ -29,20 +33,20 @@ describe("npm start", () => {
       cwd: ROOT,
       env: { ...env, KILN_DATA_DIR: data.path, WEB_PORT: String(webPort), GATEWAY_PORT: String(gatewayPort) },
     });
-    cleanups.push(() => {
-      // If an assertion failed midway, do not leave the stack running for the next test.
-      try {
-        process.kill(-(started.child.pid as number), "SIGKILL");
-      } catch {
-        // Already gone, as it should be.
-      }
-    });
     // Record every process the run creates, while it runs; checked after Ctrl-C.
-    const seen = new Set<number>();
-    const watcher = setInterval(() => {
-      for (const pid of descendantsOf(started.child.pid as number)) seen.add(pid);
-    }, 200);
-    cleanups.push(() => clearInterval(watcher));
+    const seen = new Set<string>();
+    const record = () => {
+      for (const pid of [started.child.pid as number, ...descendantsOf(started.child.pid as number)]) {
+        const identity = identityOf(pid);
+        if (identity) seen.add(identity);
+      }
+    };
+    const watcher = setInterval(record, 200);
+    cleanups.push(() => {
+      clearInterval(watcher);
+      // If an assertion failed midway, do not leave the stack running: kill whatever is left.
+      for (const identity of stillRunning(seen)) process.kill(Number.parseInt(identity, 10), "SIGKILL");
+    });
     await waitUntil(
       "Kiln to report that it is running",
       async () => {
@@ -53,18 +57,17 @@ describe("npm start", () => {
     ).catch((error) => {
       throw new Error(`${(error as Error).message}\n${started.output()}`);
     });
-    return { started, seen, web: `http://127.0.0.1:${webPort}`, gateway: `http://127.0.0.1:${gatewayPort}` };
+    return { started, seen, record, web: `http://127.0.0.1:${webPort}`, gateway: `http://127.0.0.1:${gatewayPort}` };
   }
 
-  async function pressCtrlC(started: Started, seen: Set<number>) {
-    for (const pid of descendantsOf(started.child.pid as number)) seen.add(pid);
+  async function pressCtrlC(started: Started, seen: Set<string>, record: () => void) {
+    record();
     process.kill(-(started.child.pid as number), "SIGINT");
     const code = await Promise.race([started.exited, sleep(60_000).then(() => "timeout" as const)]);
     expect(code, started.output()).not.toBe("timeout");
     // npm waits for the script, and the script for everything it started.
     expect(started.output()).toContain("[kiln] stopped");
-    const alive = new Set(listProcesses().map((p) => p.pid));
-    const leftovers = [...seen].filter((pid) => alive.has(pid));
+    const leftovers = stillRunning(seen);
     expect(leftovers, `processes left behind:\n${started.output().slice(-3000)}`).toEqual([]);
   }
 
@@ -72,7 +75,7 @@ describe("npm start", () => {
     const env = { ...process.env };
     delete env.DATABASE_URL;
     delete env.REDIS_URL;
-    const { started, seen, web, gateway } = await startKiln(env);
+    const { started, seen, record, web, gateway } = await startKiln(env);
     const output = started.output();
     expect(output).toMatch(/postgres\s+postgresql:\/\/\S+ \(embedded/);
     expect(output).toMatch(/redis\s+redis:\/\/\S+ \(private/);
@@ -93,14 +96,14 @@ describe("npm start", () => {
     }
     // Embedded Postgres, Redis, Next.js, gateway, worker and their helpers were all seen.
     expect(seen.size).toBeGreaterThan(6);
-    await pressCtrlC(started, seen);
+    await pressCtrlC(started, seen, record);
   });
 
   it("uses DATABASE_URL and REDIS_URL when they are set, and starts neither", async () => {
-    const { started, seen, gateway } = await startKiln({ ...process.env });
+    const { started, seen, record, gateway } = await startKiln({ ...process.env });
     expect(started.output()).toContain("(from DATABASE_URL)");
     expect(started.output()).toContain("(from REDIS_URL)");
     expect((await fetch(`${gateway}/v2/health/ready`)).status).toBe(200);
-    await pressCtrlC(started, seen);
+    await pressCtrlC(started, seen, record);
   });
 });

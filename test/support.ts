@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listProcesses } from "../scripts/lib/processes.ts";
+import { isAlive, listProcesses } from "../scripts/lib/processes.ts";
 
 export { ROOT, WEB_DIR } from "../scripts/lib/paths.ts";
 export { freePort, isAlive, listProcesses, sleep, waitUntil } from "../scripts/lib/processes.ts";
@@ -12,6 +12,22 @@ export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   chmodSync(path, 0o755);
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/**
+ * A process's identity: its pid plus its start time (Linux), so that a pid reused by an unrelated
+ * process later is never mistaken for one of ours, and never killed by a test's cleanup.
+ */
+export function identityOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 22 (starttime) counted after the ")" that closes the command name.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z") return undefined; // a zombie is dead, only not yet reaped
+    return `${pid}@${fields[19]}`;
+  } catch {
+    return existsSync("/proc") ? undefined : isAlive(pid) ? `${pid}` : undefined;
+  }
 }
 
 /** Every process below `pid`, found by walking parent links. */

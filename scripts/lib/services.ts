@@ -26,12 +26,8 @@ export async function provideServices(options: {
   fast?: boolean;
   database?: string;
 }): Promise<Services> {
-  const started: Managed[] = [];
   const describe: string[] = [];
-  const stop = async () => {
-    // Reverse order: Redis before Postgres, mirroring start-up.
-    for (const managed of started.reverse()) await stopManaged(managed);
-  };
+  const stop = stopStartedServices;
   try {
     let redisUrl = process.env.REDIS_URL || "";
     if (redisUrl) describe.push(`redis     ${redisUrl} (from REDIS_URL)`);
@@ -56,6 +52,15 @@ export async function provideServices(options: {
     await stop();
     throw error;
   }
+}
+
+// Every service process started by this module, in start order. Module-wide so that a Ctrl-C that
+// arrives while provideServices() is still starting things can stop what it already started.
+const started: Managed[] = [];
+
+/** Stops the services this process started, newest first. */
+export async function stopStartedServices(): Promise<void> {
+  for (const managed of started.splice(0).reverse()) await stopManaged(managed);
 }
 
 const redact = (url: string) => url.replace(/\/\/([^:/@]+):[^@]+@/, "//$1:***@");

@@ -5,7 +5,8 @@ import { ROOT, WEB_DIR } from "./paths.ts";
 import { run } from "./processes.ts";
 
 const BUILD_ID = join(WEB_DIR, ".next", "BUILD_ID");
-const IGNORED = new Set([".next", "node_modules", ".turbo"]);
+// Outputs and caches that tools write into the folder; they are not inputs of the build.
+const IGNORED = new Set([".next", "node_modules", ".turbo", "next-env.d.ts", "tsconfig.tsbuildinfo"]);
 
 /** The newest modification time of the web app's sources (and the lockfile: dependencies count too). */
 function newestSource(dir: string = WEB_DIR): number {
