@@ -75,7 +75,7 @@ async function measure(c: Case): Promise<Row> {
   const t0 = performance.now();
   const built = await build(onnx, { precision: "fp32", profiles: [profile] });
   const buildSeconds = (performance.now() - t0) / 1000;
-  const context = (await loadEngine(built.engine)).createContext();
+  const context = loadEngine(built.engine).createContext();
   const session = await createOrtSession(onnx, { threads });
   const inputs = sampleInputs(generated.inputs, c.dims);
 

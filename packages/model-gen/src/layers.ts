@@ -20,8 +20,7 @@ export function conv2d(g: GraphBuilder, x: string, inChannels: number, outChanne
   const stride = o.stride ?? 1;
   const pad = o.pad ?? Math.floor(o.kernel / 2);
   const fanIn = (inChannels / group) * o.kernel * o.kernel;
-  const w = new Float32Array(outChannels * fanIn);
-  for (let i = 0; i < w.length; i++) w[i] = g.rng.normal() * Math.sqrt(2 / fanIn);
+  const w = g.rng.fillNormal(new Float32Array(outChannels * fanIn), Math.sqrt(2 / fanIn));
   const inputs = [x, g.parameter("weight", [outChannels, inChannels / group, o.kernel, o.kernel], w)];
   if (o.bias)
     inputs.push(g.parameter("bias", [outChannels], g.rng.fillUniform(new Float32Array(outChannels), -0.05, 0.05)));

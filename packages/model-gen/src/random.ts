@@ -61,10 +61,24 @@ export class Rng {
 
   /** Normal with the given std, truncated at 2 std as PyTorch's trunc_normal_ and BERT's init do. */
   fillTruncatedNormal(out: Float32Array, std: number): Float32Array {
+    return this.fillFromTable(out, std, inverseCdfTable(2));
+  }
+
+  /** Normal with the given std (tails beyond 4 std, 0.006% of draws, are folded back inside). */
+  fillNormal(out: Float32Array, std: number): Float32Array {
+    return this.fillFromTable(out, std, inverseCdfTable(4));
+  }
+
+  // Inverse-transform sampling through a tabulated inverse CDF with linear interpolation: about
+  // as fast as uniform draws, where Box-Muller's log/sqrt/sin per value made a 110M-parameter
+  // model take most of a minute to generate.
+  private fillFromTable(out: Float32Array, std: number, table: Float64Array): Float32Array {
+    const steps = table.length - 1;
     for (let i = 0; i < out.length; i++) {
-      let x = this.normal();
-      while (x < -2 || x > 2) x = this.normal();
-      out[i] = x * std;
+      const x = this.next() * steps;
+      const k = Math.floor(x);
+      const lo = table[k] as number;
+      out[i] = (lo + ((table[k + 1] as number) - lo) * (x - k)) * std;
     }
     return out;
   }
@@ -73,4 +87,59 @@ export class Rng {
     for (let i = 0; i < out.length; i++) out[i] = lo + (hi - lo) * this.next();
     return out;
   }
+}
+
+const TABLE_STEPS = 4096;
+const tables = new Map<number, Float64Array>();
+
+/** Quantiles of the standard normal truncated to [-bound, bound], at TABLE_STEPS + 1 evenly spaced probabilities. */
+function inverseCdfTable(bound: number): Float64Array {
+  const cached = tables.get(bound);
+  if (cached !== undefined) return cached;
+  const lo = normalCdf(-bound);
+  const hi = normalCdf(bound);
+  const table = new Float64Array(TABLE_STEPS + 1);
+  for (let i = 0; i <= TABLE_STEPS; i++) table[i] = inverseNormalCdf(lo + ((hi - lo) * i) / TABLE_STEPS);
+  table[0] = -bound;
+  table[TABLE_STEPS] = bound;
+  tables.set(bound, table);
+  return table;
+}
+
+/** Standard normal CDF via erfc (Numerical Recipes' erfc approximation, |error| < 1.2e-7). */
+function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * z);
+  const erfc =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? 1 - erfc / 2 : erfc / 2;
+}
+
+/** Acklam's rational approximation of the standard normal quantile (relative error < 1.2e-9). */
+function inverseNormalCdf(p: number): number {
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const [a0, a1, a2, a3, a4, a5] = a as [number, number, number, number, number, number];
+  const [b0, b1, b2, b3, b4] = b as [number, number, number, number, number];
+  const [c0, c1, c2, c3, c4, c5] = c as [number, number, number, number, number, number];
+  const [d0, d1, d2, d3] = d as [number, number, number, number];
+  const low = 0.02425;
+  if (p < low) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return (((((c0 * q + c1) * q + c2) * q + c3) * q + c4) * q + c5) / ((((d0 * q + d1) * q + d2) * q + d3) * q + 1);
+  }
+  if (p > 1 - low) {
+    const q = Math.sqrt(-2 * Math.log(1 - p));
+    return -(((((c0 * q + c1) * q + c2) * q + c3) * q + c4) * q + c5) / ((((d0 * q + d1) * q + d2) * q + d3) * q + 1);
+  }
+  const q = p - 0.5;
+  const r = q * q;
+  return ((((((a0 * r + a1) * r + a2) * r + a3) * r + a4) * r + a5) * q) / (((((b0 * r + b1) * r + b2) * r + b3) * r + b4) * r + 1);
 }

@@ -27,7 +27,7 @@ const SETTINGS: readonly (readonly [number, number, number, number])[] = [
 
 /** torchvision's _make_divisible: round to a multiple of 8, never dropping more than 10%. */
 function makeDivisible(v: number, divisor = 8): number {
-  let rounded = Math.max(divisor, Math.floor(v + divisor / 2) - (Math.floor(v + divisor / 2) % divisor));
+  let rounded = Math.max(divisor, Math.floor((v + divisor / 2) / divisor) * divisor);
   if (rounded < 0.9 * v) rounded += divisor;
   return rounded;
 }
