@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "graph/fused_ops.h"
 #include "ops/schema.h"
-#include "ops/tensor_util.h"
 
 namespace kiln {
 namespace {
@@ -77,6 +76,10 @@ void checkActivation(InferContext& ctx) {
   }
 }
 
+void needInput(InferContext& ctx, size_t i, const char* what) {
+  if (!ctx.hasInput(i)) ctx.error(std::string("input ") + std::to_string(i) + " (" + what + ") is required");
+}
+
 void requireFloat(InferContext& ctx, size_t i, const char* what) {
   if (ctx.hasInput(i) && !isFloating(ctx.inputTypes[i])) {
     ctx.error(std::string(what) + " must be a floating-point tensor, got " + dtypeName(ctx.inputTypes[i]));
@@ -106,8 +109,8 @@ void requireBroadcastsTo(InferContext& ctx, const SymShape& small, const SymShap
 }
 
 void inferFusedConv(InferContext& ctx) {
-  requireInput(ctx, 0, "X");
-  requireInput(ctx, 1, "W");
+  needInput(ctx, 0, "X");
+  needInput(ctx, 1, "W");
   requireFloat(ctx, 0, "X");
   checkActivation(ctx);
   inferAsBaseOp(ctx, "Conv", 3);
@@ -126,16 +129,16 @@ void inferFusedConv(InferContext& ctx) {
 }
 
 void inferFusedGemm(InferContext& ctx) {
-  requireInput(ctx, 0, "A");
-  requireInput(ctx, 1, "B");
+  needInput(ctx, 0, "A");
+  needInput(ctx, 1, "B");
   requireFloat(ctx, 0, "A");
   checkActivation(ctx);
   inferAsBaseOp(ctx, "Gemm", 3);
 }
 
 void inferFusedMatMul(InferContext& ctx) {
-  requireInput(ctx, 0, "A");
-  requireInput(ctx, 1, "B");
+  needInput(ctx, 0, "A");
+  needInput(ctx, 1, "B");
   requireFloat(ctx, 0, "A");
   checkActivation(ctx);
   inferAsBaseOp(ctx, "MatMul", 2);
@@ -153,8 +156,8 @@ void inferFusedMatMul(InferContext& ctx) {
 }
 
 void inferLayerNorm(InferContext& ctx) {
-  requireInput(ctx, 0, "X");
-  requireInput(ctx, 1, "Scale");
+  needInput(ctx, 0, "X");
+  needInput(ctx, 1, "Scale");
   requireFloat(ctx, 0, "X");
   requireSameType(ctx, 1, 0, "Scale");
   requireSameType(ctx, 2, 0, "Bias");
@@ -169,7 +172,11 @@ void inferLayerNorm(InferContext& ctx) {
   }
   const int64_t rank = (int64_t)x.rank();
   if (rank == 0) ctx.error("X must have rank >= 1");
-  const int64_t axis = inferAxis(ctx, ctx.node.getInt("axis", -1), rank);
+  int64_t axis = ctx.node.getInt("axis", -1);
+  if (axis < -rank || axis >= rank) {
+    ctx.error("axis " + std::to_string(axis) + " is out of range for X " + x.toString());
+  }
+  if (axis < 0) axis += rank;
   SymShape normalized;
   normalized.hasRank = true;
   normalized.dims.assign(x.dims.begin() + axis, x.dims.end());
@@ -183,7 +190,7 @@ void inferLayerNorm(InferContext& ctx) {
 }
 
 void inferGelu(InferContext& ctx) {
-  requireInput(ctx, 0, "X");
+  needInput(ctx, 0, "X");
   requireFloat(ctx, 0, "X");
   std::string approximate = ctx.node.getString("approximate", "none");
   if (approximate != "none" && approximate != "tanh") {
@@ -195,7 +202,7 @@ void inferGelu(InferContext& ctx) {
 void inferAttention(InferContext& ctx) {
   const char* names[] = {"Q", "K", "V"};
   for (size_t i = 0; i < 3; i++) {
-    requireInput(ctx, i, names[i]);
+    needInput(ctx, i, names[i]);
     requireFloat(ctx, i, names[i]);
   }
   requireSameType(ctx, 1, 0, "K");
