@@ -236,3 +236,27 @@ KILN_TEST(elementwise, dropout_is_identity_at_inference) {
   out = runOp({"Dropout", 7, {x}, {{"ratio", attrFloat(0.5f)}}, 2});
   expectTensor(out[1], DType::Float32, {2, 2}, {1, 1, 1, 1});
 }
+
+// The float32 AVX2 loops for every operand pattern against a double reference.
+KILN_TEST(elementwise, float32_arithmetic_every_stride_pattern) {
+  std::vector<float> x(37), y(37);
+  for (int i = 0; i < 37; i++) {
+    x[i] = 0.5f * static_cast<float>(i) - 7.0f;
+    y[i] = 0.25f * static_cast<float>(i) + 1.0f;
+  }
+  struct Case { const char* op; double (*f)(double, double); };
+  const Case cases[] = {{"Add", [](double a, double b) { return a + b; }}, {"Sub", [](double a, double b) { return a - b; }},
+                        {"Mul", [](double a, double b) { return a * b; }}, {"Div", [](double a, double b) { return a / b; }}};
+  for (const Case& c : cases) {
+    std::vector<double> both, left, right, scalars;
+    for (int i = 0; i < 37; i++) {
+      both.push_back(static_cast<float>(c.f(x[i], y[i])));
+      left.push_back(static_cast<float>(c.f(x[i], y[0])));
+      right.push_back(static_cast<float>(c.f(x[0], y[i])));
+    }
+    expectTensor(binary(c.op, f32({37}, x), f32({37}, y)), DType::Float32, {37}, both, 0);
+    expectTensor(binary(c.op, f32({37}, x), f32({1}, {y[0]})), DType::Float32, {37}, left, 0);
+    expectTensor(binary(c.op, f32({}, {x[0]}), f32({37}, y)), DType::Float32, {37}, right, 0);
+    expectTensor(binary(c.op, f32({1}, {x[0]}), f32({}, {y[0]})), DType::Float32, {1}, {static_cast<float>(c.f(x[0], y[0]))}, 0);
+  }
+}

@@ -5,7 +5,9 @@
 #include <memory>
 #include <type_traits>
 
+#include "backends/cpu/ops/elementwise_avx2.h"
 #include "backends/cpu/ops/elementwise_binary.h"
+#include "backends/cpu/vec_math.h"
 
 namespace kiln::cpu {
 namespace {
@@ -13,23 +15,28 @@ namespace {
 template <class T>
 constexpr bool kSignedInt = std::is_integral_v<T> && std::is_signed_v<T> && !std::is_same_v<T, bool>;
 
+// Ops with an AVX2 float32 loop name it in kAvx2 (elementwise_avx2.h).
 struct AddOp {
   static constexpr uint32_t kTypes = kNumeric;
+  static constexpr avx2::BinaryF32 kAvx2 = avx2::BinaryF32::Add;
   template <class C>
   C operator()(C a, C b) const { return wrapping(a, b, [](auto x, auto y) { return x + y; }); }
 };
 struct SubOp {
   static constexpr uint32_t kTypes = kNumeric;
+  static constexpr avx2::BinaryF32 kAvx2 = avx2::BinaryF32::Sub;
   template <class C>
   C operator()(C a, C b) const { return wrapping(a, b, [](auto x, auto y) { return x - y; }); }
 };
 struct MulOp {
   static constexpr uint32_t kTypes = kNumeric;
+  static constexpr avx2::BinaryF32 kAvx2 = avx2::BinaryF32::Mul;
   template <class C>
   C operator()(C a, C b) const { return wrapping(a, b, [](auto x, auto y) { return x * y; }); }
 };
 struct DivOp {
   static constexpr uint32_t kTypes = kNumeric;
+  static constexpr avx2::BinaryF32 kAvx2 = avx2::BinaryF32::Div;
   template <class C>
   C operator()(C a, C b) const {
     if constexpr (std::is_floating_point_v<C>) {
@@ -70,6 +77,28 @@ struct ModOp {
   }
 };
 
+template <class Op, class = void>
+struct HasAvx2 : std::false_type {};
+template <class Op>
+struct HasAvx2<Op, std::void_t<decltype(Op::kAvx2)>> : std::true_type {};
+
+// o = a op b; float32 takes the AVX2 loop when the op has one and the CPU supports it.
+template <class Op, class S>
+void binaryOp(const Op& op, const Broadcast& bc, const S* a, const S* b, S* o, ThreadPool& pool) {
+  if constexpr (std::is_same_v<S, float> && HasAvx2<Op>::value) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (cpuHasAvx2()) {
+      const int64_t sa = bc.innerStride(0), sb = bc.innerStride(1);
+      parallelRuns(bc, pool, [&](int64_t out, const int64_t* in, int64_t n) {
+        avx2::binaryF32(Op::kAvx2, a + in[0], sa, b + in[1], sb, o + out, n);
+      });
+      return;
+    }
+#endif
+  }
+  binaryLoop(bc, a, b, o, op, pool);
+}
+
 template <class Op>
 class BinaryKernel final : public Kernel {
  public:
@@ -82,7 +111,7 @@ class BinaryKernel final : public Kernel {
     BinaryPlan p = planBinary(ctx, info_, a, b);
     dispatch<Op::kTypes>(a.dtype, info_, [&](auto tag) {
       using S = typename decltype(tag)::type;
-      binaryLoop(p.bc, a.ptr<S>(), b.ptr<S>(), p.out->ptr<S>(), op_, poolOf(ctx));
+      binaryOp(op_, p.bc, a.ptr<S>(), b.ptr<S>(), p.out->ptr<S>(), poolOf(ctx));
     });
   }
   std::string name() const override { return "elementwise." + info_.op; }
@@ -261,10 +290,10 @@ class VariadicKernel final : public Kernel {
         return;
       }
       Broadcast first = makeBroadcast(out.shape, {in[0]->shape, in[1]->shape});
-      binaryLoop(first, in[0]->ptr<S>(), in[1]->ptr<S>(), o, f, poolOf(ctx));
+      binaryOp(f, first, in[0]->ptr<S>(), in[1]->ptr<S>(), o, poolOf(ctx));
       for (size_t i = 2; i < in.size(); i++) {
         Broadcast next = makeBroadcast(out.shape, {out.shape, in[i]->shape});
-        binaryLoop(next, static_cast<const S*>(o), in[i]->ptr<S>(), o, f, poolOf(ctx));
+        binaryOp(f, next, static_cast<const S*>(o), in[i]->ptr<S>(), o, poolOf(ctx));
       }
     });
   }

@@ -10,35 +10,40 @@
 
 namespace kiln::cpu {
 
-// o = f(a, b) over the broadcast `bc` (inputs a, b in that order).
-template <class SA, class SB, class SO, class F>
-void binaryLoop(const Broadcast& bc, const SA* a, const SB* b, SO* o, const F& f, ThreadPool& pool) {
-  const bool ca = bc.contiguous(0), cb = bc.contiguous(1);
-  auto body = [&](int64_t begin, int64_t end) {
-    forEachRun(bc, begin, end, [&](int64_t out, const int64_t* in, int64_t n) {
-      const SA* pa = a + in[0];
-      const SB* pb = b + in[1];
-      SO* po = o + out;
-      // The three shapes of inner loop: both contiguous, or one operand repeated (scalar / row bias).
-      if (ca && cb) {
-        for (int64_t i = 0; i < n; i++) po[i] = Num<SO>::store(f(Num<SA>::load(pa[i]), Num<SB>::load(pb[i])));
-      } else if (ca) {
-        const auto vb = Num<SB>::load(pb[0]);
-        for (int64_t i = 0; i < n; i++) po[i] = Num<SO>::store(f(Num<SA>::load(pa[i]), vb));
-      } else if (cb) {
-        const auto va = Num<SA>::load(pa[0]);
-        for (int64_t i = 0; i < n; i++) po[i] = Num<SO>::store(f(va, Num<SB>::load(pb[i])));
-      } else {
-        const SO v = Num<SO>::store(f(Num<SA>::load(pa[0]), Num<SB>::load(pb[0])));
-        for (int64_t i = 0; i < n; i++) po[i] = v;
-      }
-    });
-  };
+// Calls run(outOffset, inOffsets, count) for every run of the broadcast `bc`, split across the
+// pool when the output is large.
+template <class Run>
+void parallelRuns(const Broadcast& bc, ThreadPool& pool, const Run& run) {
+  auto body = [&](int64_t begin, int64_t end) { forEachRun(bc, begin, end, run); };
   if (bc.numel <= kGrain) {
     body(0, bc.numel);
   } else {
     pool.parallelFor(bc.numel, kGrain, body);
   }
+}
+
+// o = f(a, b) over the broadcast `bc` (inputs a, b in that order).
+template <class SA, class SB, class SO, class F>
+void binaryLoop(const Broadcast& bc, const SA* a, const SB* b, SO* o, const F& f, ThreadPool& pool) {
+  const bool ca = bc.contiguous(0), cb = bc.contiguous(1);
+  parallelRuns(bc, pool, [&](int64_t out, const int64_t* in, int64_t n) {
+    const SA* pa = a + in[0];
+    const SB* pb = b + in[1];
+    SO* po = o + out;
+    // The three shapes of inner loop: both contiguous, or one operand repeated (scalar / row bias).
+    if (ca && cb) {
+      for (int64_t i = 0; i < n; i++) po[i] = Num<SO>::store(f(Num<SA>::load(pa[i]), Num<SB>::load(pb[i])));
+    } else if (ca) {
+      const auto vb = Num<SB>::load(pb[0]);
+      for (int64_t i = 0; i < n; i++) po[i] = Num<SO>::store(f(Num<SA>::load(pa[i]), vb));
+    } else if (cb) {
+      const auto va = Num<SA>::load(pa[0]);
+      for (int64_t i = 0; i < n; i++) po[i] = Num<SO>::store(f(va, Num<SB>::load(pb[i])));
+    } else {
+      const SO v = Num<SO>::store(f(Num<SA>::load(pa[0]), Num<SB>::load(pb[0])));
+      for (int64_t i = 0; i < n; i++) po[i] = v;
+    }
+  });
 }
 
 // o = f(c, x, y) over the broadcast `bc` (inputs c, x, y in that order); used by Where.
