@@ -261,7 +261,7 @@ std::vector<float> refMatMul(const Tensor& a, const Tensor& b, Shape& outShape) 
   if (a.shape.size() != 1) outShape.push_back(M);
   if (b.shape.size() != 1) outShape.push_back(N);
   const int64_t batches = shapeNumel(batch);
-  std::vector<float> out(size_t(batches * M * N));
+  std::vector<float> out(static_cast<size_t>(batches * M * N));
   for (int64_t t = 0; t < batches; t++) {
     // Decompose t into batch indices, map into each operand with broadcasting.
     int64_t ao = 0, bo = 0, rem = t, as = M * K, bs = K * N;
@@ -349,7 +349,7 @@ KILN_TEST(gemm, gemm_op_all_attributes_and_c_broadcasts) {
     Tensor b = randomFloats(transB ? Shape{N, K} : Shape{K, N}, seed++);
     std::optional<Tensor> c;
     if (ci < cShapes.size()) c = randomFloats(cShapes[ci], seed++);
-    std::vector<float> want(size_t(M * N));
+    std::vector<float> want(static_cast<size_t>(M * N));
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
         double acc = 0;
