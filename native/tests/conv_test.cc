@@ -2,7 +2,9 @@
 // (explicit and auto_pad), dilations, groups, depthwise, pointwise, batch > 1, constant and
 // run-time weights, fused bias + residual + activation, and the error messages.
 #include <cmath>
+#include <algorithm>
 #include <functional>
+#include <random>
 
 #include "backends/cpu/gemm/sgemm.h"
 #include "compute_harness.h"
@@ -332,4 +334,63 @@ KILN_TEST(conv, conv_transpose_output_sizes) {
   EXPECT_EQ(shapeToString(outShape({1, 1, 3, 3}, {1, 2, 3, 3}, {{"output_shape", attrInts({1, 2, 5, 6})}})), "[1,2,5,6]");
   Call bad{"ConvTranspose", "", 11, {in(randomFloats({1, 3, 3, 3}, 1)), in(randomFloats({2, 2, 3, 3}, 2))}};
   EXPECT_THROWS_WITH(run1(bad), "has 3 channels but W [2,2,3,3]");
+}
+
+KILN_TEST(conv, conv_integer_onnx_example) {
+  Tensor x = Tensor::allocate(DType::UInt8, {1, 1, 3, 3}), w = Tensor::allocate(DType::UInt8, {1, 1, 2, 2});
+  for (int i = 0; i < 9; i++) x.ptr<uint8_t>()[i] = uint8_t(2 + i);
+  for (int i = 0; i < 4; i++) w.ptr<uint8_t>()[i] = 1;
+  Tensor xz = Tensor::allocate(DType::UInt8, {});
+  xz.ptr<uint8_t>()[0] = 1;
+  Call call{"ConvInteger", "", 10, {in(x), in(w), in(xz)}};
+  call.attrs = {{"pads", attrInts({1, 1, 1, 1})}};
+  Tensor y = run1(call);
+  EXPECT_TRUE(y.dtype == DType::Int32);
+  const int32_t want[] = {1, 3, 5, 3, 5, 12, 16, 9, 11, 24, 28, 15, 7, 15, 17, 9};
+  for (int i = 0; i < 16; i++) EXPECT_EQ(y.ptr<int32_t>()[i], want[i]);
+}
+
+KILN_TEST(conv, qlinear_conv_matches_float_conv) {
+  // Quantize a float conv's inputs, run QLinearConv, compare with the float result requantized.
+  const int64_t C = 3, M = 4;
+  Tensor x = Tensor::allocate(DType::UInt8, {1, C, 5, 5}), w = Tensor::allocate(DType::Int8, {M, C, 3, 3});
+  std::mt19937 rng(3);
+  for (int64_t i = 0; i < x.numel(); i++) x.ptr<uint8_t>()[i] = uint8_t(rng() % 256);
+  for (int64_t i = 0; i < w.numel(); i++) w.ptr<int8_t>()[i] = int8_t(int(rng() % 255) - 127);
+  auto f32 = [](float v) {
+    Tensor t = Tensor::allocate(DType::Float32, {});
+    t.ptr<float>()[0] = v;
+    return t;
+  };
+  Tensor xz = Tensor::allocate(DType::UInt8, {}), yz = Tensor::allocate(DType::UInt8, {}), wz = Tensor::allocate(DType::Int8, {M});
+  xz.ptr<uint8_t>()[0] = 128;
+  yz.ptr<uint8_t>()[0] = 100;
+  Tensor ws = Tensor::allocate(DType::Float32, {M}), bias = Tensor::allocate(DType::Int32, {M});
+  for (int64_t m = 0; m < M; m++) {
+    ws.ptr<float>()[m] = 0.01f * float(m + 1);
+    wz.ptr<int8_t>()[m] = int8_t(m - 2);
+    bias.ptr<int32_t>()[m] = int32_t(100 * m - 150);
+  }
+  const float xScale = 0.02f, yScale = 0.5f;
+  Call call{"QLinearConv", "", 10,
+            {in(x), in(f32(xScale)), in(xz), in(w), in(ws), in(wz), in(f32(yScale)), in(yz), in(bias)}};
+  call.attrs = {{"pads", attrInts({1, 1, 1, 1})}};
+  Tensor y = run1(call);
+  EXPECT_TRUE(y.dtype == DType::UInt8);
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t oy = 0; oy < 5; oy++)
+      for (int64_t ox = 0; ox < 5; ox++) {
+        int64_t acc = bias.ptr<int32_t>()[m];
+        for (int64_t c = 0; c < C; c++)
+          for (int64_t ky = 0; ky < 3; ky++)
+            for (int64_t kx = 0; kx < 3; kx++) {
+              int64_t iy = oy - 1 + ky, ix = ox - 1 + kx;
+              if (iy < 0 || iy >= 5 || ix < 0 || ix >= 5) continue;
+              acc += int64_t(x.ptr<uint8_t>()[(c * 5 + iy) * 5 + ix] - 128) *
+                     (w.ptr<int8_t>()[((m * C + c) * 3 + ky) * 3 + kx] - wz.ptr<int8_t>()[m]);
+            }
+        const float real = float(acc) * (xScale * ws.ptr<float>()[m] / yScale);
+        const int q = std::clamp(int(std::nearbyint(real)) + 100, 0, 255);
+        EXPECT_EQ(int(y.ptr<uint8_t>()[(m * 5 + oy) * 5 + ox]), q);
+      }
 }

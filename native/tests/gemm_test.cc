@@ -410,3 +410,43 @@ KILN_TEST(gemm, fused_matmul_and_gemm_epilogues) {
   g.fallbackShapes = {{5, 8}};
   expectClose(run1(g), {5, 8}, wantG, 1e-4, 1e-4, "FusedGemm");
 }
+
+// ---- MatMulInteger / QLinearMatMul (ONNX examples) ---------------------------------------------
+
+namespace {
+
+template <class T>
+Tensor quantized(DType t, const Shape& shape, const std::vector<int>& v) {
+  Tensor x = Tensor::allocate(t, shape);
+  for (size_t i = 0; i < v.size(); i++) x.ptr<T>()[i] = T(v[i]);
+  return x;
+}
+
+}  // namespace
+
+KILN_TEST(gemm, matmul_integer_and_qlinear_matmul) {
+  Tensor a = quantized<uint8_t>(DType::UInt8, {4, 3}, {11, 7, 3, 10, 6, 2, 9, 5, 1, 8, 4, 0});
+  Tensor b = quantized<uint8_t>(DType::UInt8, {3, 2}, {1, 4, 2, 5, 3, 6});
+  Tensor az = quantized<uint8_t>(DType::UInt8, {}, {12}), bz = quantized<uint8_t>(DType::UInt8, {}, {0});
+  Tensor y = run1(Call{"MatMulInteger", "", 10, {in(a), in(b), in(az), in(bz)}});
+  EXPECT_TRUE(y.dtype == DType::Int32);
+  const int32_t want[] = {-38, -83, -44, -98, -50, -113, -56, -128};
+  for (int i = 0; i < 8; i++) EXPECT_EQ(y.ptr<int32_t>()[i], want[i]);
+
+  Tensor qa = quantized<uint8_t>(DType::UInt8, {2, 4}, {208, 236, 0, 238, 3, 214, 255, 29});
+  Tensor qb = quantized<uint8_t>(DType::UInt8, {4, 3}, {152, 51, 244, 60, 26, 255, 0, 127, 246, 127, 254, 247});
+  auto scalar = [](float v) {
+    Tensor t = Tensor::allocate(DType::Float32, {});
+    t.ptr<float>()[0] = v;
+    return t;
+  };
+  Call q{"QLinearMatMul", "", 10,
+         {in(qa), in(scalar(0.0066f)), in(quantized<uint8_t>(DType::UInt8, {}, {113})), in(qb), in(scalar(0.00705f)),
+          in(quantized<uint8_t>(DType::UInt8, {}, {114})), in(scalar(0.0107f)), in(quantized<uint8_t>(DType::UInt8, {}, {118}))}};
+  Tensor qy = run1(q);
+  const int wantQ[] = {168, 115, 255, 1, 66, 151};
+  for (int i = 0; i < 6; i++) EXPECT_EQ(int(qy.ptr<uint8_t>()[i]), wantQ[i]);
+
+  Call bad{"MatMulInteger", "", 10, {in(a), in(b), in(quantized<uint8_t>(DType::UInt8, {2}, {1, 2}))}};
+  EXPECT_THROWS_WITH(run1(bad), "a_zero_point [2] must be a scalar or have 4 values");
+}
