@@ -2,8 +2,14 @@
 // NAME=FILE pairs. Bad values throw UsageError, which main prints with the usage text.
 import type { Profile, ShapeRange } from "./engine-port.ts";
 
+/** A malformed command line: main prints it with the usage text and exits 2. */
 export class UsageError extends Error {
   override readonly name = "UsageError";
+}
+
+/** A well-formed command that cannot proceed (missing file, bad .npy, input mismatch): exit 1, no usage. */
+export class CliError extends Error {
+  override readonly name = "CliError";
 }
 
 export function parseShape(text: string, what: string): number[] {

@@ -121,7 +121,10 @@ describe("kiln build", () => {
       /--precision must be one of fp32, fp16, int8/,
     );
     expect((await kiln(["build", "m.onnx"])).code).toBe(2);
-    expect((await kiln(["build", join(dir, "none.onnx"), "-o", "x"])).err).toMatch(/cannot read model/);
+    const missing = await kiln(["build", join(dir, "none.onnx"), "-o", "x"]);
+    expect(missing.err).toMatch(/^kiln: cannot read model .*none.onnx/);
+    expect(missing.err).not.toMatch(/usage/); // a missing file is not a usage mistake
+    expect(missing.code).toBe(1);
     expect((await kiln(["build", "m.onnx", "-o", "x", "--bogus"])).code).toBe(2);
     expect((await kiln(["frobnicate"])).err).toMatch(/unknown command 'frobnicate'/);
   });
@@ -131,6 +134,7 @@ describe("kiln inspect", () => {
   it("prints target, memory, inputs, outputs, profiles and layers", async () => {
     const r = await kiln(["inspect", engineFile, "--layers"]);
     expect(r.code).toBe(0);
+    expect(r.out).toContain(`engine: ${engineFile}`);
     expect(r.out).toContain("target: cpu-x86_64-avx2, backend: cpu, precision: fp32");
     expect(r.out).toContain("2.00 KiB activations per context");
     expect(r.out).toContain("opsets: ai.onnx 17");

@@ -1,6 +1,6 @@
 // Concrete input shapes and random input data for `kiln bench`, and .npy inputs for `kiln run`.
 import { readFile } from "node:fs/promises";
-import { UsageError } from "./args.ts";
+import { CliError, UsageError } from "./args.ts";
 import type { Profile, Tensor, TensorInfo } from "./engine-port.ts";
 import { NpyError, decodeNpy, elementCount } from "./npy.ts";
 
@@ -130,24 +130,24 @@ export async function readNpyInputs(
     try {
       bytes = await readFile(path);
     } catch (error) {
-      throw new UsageError(`--input ${name}: cannot read '${path}': ${(error as Error).message}`);
+      throw new CliError(`--input ${name}: cannot read '${path}': ${(error as Error).message}`);
     }
     let tensor: Tensor;
     try {
       tensor = decodeNpy(bytes, path);
     } catch (error) {
-      if (error instanceof NpyError) throw new UsageError(`--input ${name}: ${error.message}`);
+      if (error instanceof NpyError) throw new CliError(`--input ${name}: ${error.message}`);
       throw error;
     }
     if (tensor.dtype !== info.dtype) {
-      throw new UsageError(`--input ${name}: ${path} holds ${tensor.dtype}, the input takes ${info.dtype}`);
+      throw new CliError(`--input ${name}: ${path} holds ${tensor.dtype}, the input takes ${info.dtype}`);
     }
     const expected = info.shape;
     const fits =
       expected === null ||
       (tensor.shape.length === expected.length && expected.every((d, i) => typeof d !== "number" || d === tensor.shape[i]));
     if (!fits) {
-      throw new UsageError(
+      throw new CliError(
         `--input ${name}: ${path} has shape [${tensor.shape.join(", ")}], the input takes ${shapeText(expected)}`,
       );
     }

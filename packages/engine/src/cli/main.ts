@@ -4,7 +4,7 @@ import { realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { UsageError } from "./args.ts";
+import { CliError, UsageError } from "./args.ts";
 import { benchCommand } from "./commands/bench.ts";
 import { buildCommand } from "./commands/build.ts";
 import { inspectCommand } from "./commands/inspect.ts";
@@ -126,7 +126,7 @@ export async function main(
     }
     // Engine errors carry a code (e.g. SHAPE_MISMATCH) and a message naming the node, op and shape.
     const e = error as Error & { code?: unknown };
-    if (error instanceof NpyError) err(`kiln: ${e.message}`);
+    if (error instanceof CliError || error instanceof NpyError) err(`kiln: ${e.message}`);
     else err(`kiln: ${e.code !== undefined ? `[${String(e.code)}] ` : ""}${e.message ?? String(error)}`);
     return 1;
   }

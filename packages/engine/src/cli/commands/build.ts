@@ -1,7 +1,7 @@
 // kiln build model.onnx -o model.kiln [--precision fp32|fp16|int8] [--profile NAME:MIN,OPT,MAX ...]
 //   [--opt-level N] [--report report.json]
 import { readFile, writeFile } from "node:fs/promises";
-import { nonNegativeInt, parseProfiles, UsageError } from "../args.ts";
+import { CliError, nonNegativeInt, parseProfiles, UsageError } from "../args.ts";
 import type { BuildProgress, BuildReport, EngineApi, Precision } from "../engine-port.ts";
 import { formatBytes, table } from "../stats.ts";
 
@@ -29,7 +29,7 @@ export async function buildCommand(api: EngineApi, args: BuildArgs, out: (line: 
   try {
     model = await readFile(args.model);
   } catch (error) {
-    throw new UsageError(`cannot read model '${args.model}': ${(error as Error).message}`);
+    throw new CliError(`cannot read model '${args.model}': ${(error as Error).message}`);
   }
 
   out(

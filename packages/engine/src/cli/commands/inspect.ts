@@ -1,6 +1,6 @@
 // kiln inspect model.kiln [--json] [--layers]: what an engine was built for and what it needs.
 import { readFile } from "node:fs/promises";
-import { UsageError } from "../args.ts";
+import { CliError } from "../args.ts";
 import type { EngineApi, EngineHandle, Profile, TensorInfo } from "../engine-port.ts";
 import { formatBytes, table } from "../stats.ts";
 
@@ -15,7 +15,7 @@ export async function loadEngineFile(api: EngineApi, path: string): Promise<Engi
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new UsageError(`cannot read engine '${path}': ${(error as Error).message}`);
+    throw new CliError(`cannot read engine '${path}': ${(error as Error).message}`);
   }
   return api.loadEngine(bytes);
 }
@@ -50,6 +50,7 @@ export async function inspectCommand(api: EngineApi, args: InspectArgs, out: (li
     out(JSON.stringify(d, null, 2));
     return;
   }
+  out(`engine: ${args.engine}`);
   // Field names follow Engine::describeJson (native/src/runtime/describe.cc).
   out(`  target: ${str(at(d, "target"))}, backend: ${str(at(d, "backend"))}, precision: ${str(at(d, "precision"))}`);
   out(`  built by kiln ${str(at(d, "builderVersion"))}, format ${str(at(d, "format", "version"))}; this runtime ${str(at(d, "runtimeVersion"))}`);

@@ -1,7 +1,7 @@
 // kiln run model.kiln --input NAME=file.npy ... --out DIR: one OUTPUT.npy per output.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parsePairs, UsageError } from "../args.ts";
+import { CliError, parsePairs } from "../args.ts";
 import type { EngineApi } from "../engine-port.ts";
 import { readNpyInputs } from "../inputs.ts";
 import { type NpyArray, encodeNpy } from "../npy.ts";
@@ -27,7 +27,7 @@ export async function runCommand(api: EngineApi, args: RunArgs, out: (line: stri
     const file = outputFileName(o.name);
     const clash = files.get(file);
     if (clash !== undefined)
-      throw new UsageError(`outputs '${clash}' and '${o.name}' would both be written to ${file}`);
+      throw new CliError(`outputs '${clash}' and '${o.name}' would both be written to ${file}`);
     files.set(file, o.name);
   }
   const started = performance.now();
