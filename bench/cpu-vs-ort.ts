@@ -6,7 +6,7 @@
 // bench/results/cpu-vs-ort-<date>.md (table, per-op-type profile, command, machine) and prints it.
 import { execSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, totalmem } from "node:os";
+import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { build, loadEngine } from "@kiln/engine";
@@ -49,6 +49,7 @@ const selected = values.models.split(",").map((m) => {
   return c;
 });
 const threads = availableParallelism();
+const loadAtStart = loadavg()[0] ?? 0;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Row {
@@ -108,9 +109,12 @@ async function measure(c: Case): Promise<Row> {
   return { c, kilnMs: summarize(kiln), ortMs: summarize(ort), relError, buildSeconds, report: built.report };
 }
 
+/** The commit, marked when native/ has uncommitted changes (the addon was built from those). */
 function gitCommit(): string {
   try {
-    return execSync("git rev-parse --short HEAD", { cwd: REPO, encoding: "utf8" }).trim();
+    const commit = execSync("git rev-parse --short HEAD", { cwd: REPO, encoding: "utf8" }).trim();
+    const dirty = execSync("git status --porcelain -- native", { cwd: REPO, encoding: "utf8" }).trim() !== "";
+    return dirty ? `${commit} + uncommitted native/ changes` : commit;
   } catch {
     return "unknown";
   }
@@ -168,6 +172,9 @@ function markdown(rows: Row[], command: string): string {
     "",
     `- machine: ${cpu}, ${threads} cores available, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${process.platform}/${process.arch}`,
     `- node ${process.version}, onnxruntime-node ${ortVersion}, kiln commit ${gitCommit()}`,
+    // On a shared machine the load says how much the absolute numbers can be trusted; the ratio
+    // holds up better because the runs alternate.
+    `- load average (1 min) at start ${loadAtStart.toFixed(1)}, at end ${(loadavg()[0] ?? 0).toFixed(1)}`,
     "- models: @kiln/model-gen full-size architectures with seeded random weights (see bench/README.md)",
     "",
   );
