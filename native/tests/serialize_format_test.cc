@@ -102,8 +102,7 @@ EnginePlan samplePlan() {
   plan.memory.arenaBytes = 4096;
   plan.memory.slots[y] = EngineSlot{0, 768, kNoValue};
   plan.memory.slots[out] = EngineSlot{1024, 768, kNoValue};
-  plan.memory.workspaceOffset = 2048;
-  plan.memory.workspaceBytes = 2048;
+  plan.memory.workspaces = {EngineSlot{2048, 2048, kNoValue}, EngineSlot{}};
   plan.report.nodesBefore = 5;
   plan.report.nodesAfter = 2;
   plan.report.fusions["fuse_gemm_bias"] = 1;
@@ -167,6 +166,7 @@ KILN_TEST(serialize, round_trip_keeps_everything) {
   EXPECT_EQ(back.kernelNames[1], std::string("control.if"));
   EXPECT_EQ(back.memory.arenaBytes, uint64_t(4096));
   EXPECT_EQ(back.memory.slots[*g.findValue("out")].offset, int64_t(1024));
+  EXPECT_EQ(back.memory.workspaces[0].bytes, uint64_t(2048));
   EXPECT_EQ(back.report.fusions.at("fuse_gemm_bias"), 1);
   EXPECT_EQ(back.report.layers[0].timeMs, 0.125);
   // Serializing what was read gives the same bytes: nothing is lost or reordered.

@@ -98,39 +98,45 @@ BuildReport readReport(ByteReader& in) {
   return r;
 }
 
-void writeMemoryPlan(ByteWriter& out, const EngineMemoryPlan& m) {
-  out.u64(m.arenaBytes);
-  out.u64(m.workspaceOffset);
-  out.u64(m.workspaceBytes);
-  out.u32(static_cast<uint32_t>(m.slots.size()));
-  for (const EngineSlot& s : m.slots) {
+void writeSlots(ByteWriter& out, const std::vector<EngineSlot>& slots) {
+  out.u32(static_cast<uint32_t>(slots.size()));
+  for (const EngineSlot& s : slots) {
     out.i64(s.offset);
     out.u64(s.bytes);
     out.i32(s.aliasOf);
   }
 }
 
-EngineMemoryPlan readMemoryPlan(ByteReader& in, size_t numValues) {
-  EngineMemoryPlan m;
-  m.arenaBytes = in.u64("arena bytes");
-  m.workspaceOffset = in.u64("workspace offset");
-  m.workspaceBytes = in.u64("workspace bytes");
-  if (m.workspaceOffset > m.arenaBytes || m.workspaceBytes > m.arenaBytes - m.workspaceOffset)
-    in.fail("workspace", "workspace lies outside the arena");
-  uint32_t n = in.count("slot count", 20);
-  if (n != numValues) in.fail("slot count", std::to_string(n) + " slots for " + std::to_string(numValues) + " values");
-  m.slots.resize(n);
-  for (EngineSlot& s : m.slots) {
+void writeMemoryPlan(ByteWriter& out, const EngineMemoryPlan& m) {
+  out.u64(m.arenaBytes);
+  writeSlots(out, m.slots);
+  writeSlots(out, m.workspaces);
+}
+
+std::vector<EngineSlot> readSlots(ByteReader& in, const char* what, size_t expected, uint64_t arenaBytes,
+                                  size_t numValues) {
+  uint32_t n = in.count(what, 20);
+  if (n != expected) in.fail(what, std::to_string(n) + " entries, expected " + std::to_string(expected));
+  std::vector<EngineSlot> slots(n);
+  for (EngineSlot& s : slots) {
     s.offset = in.i64("slot offset");
     s.bytes = in.u64("slot bytes");
     s.aliasOf = in.i32("slot alias");
     if (s.offset < -1) in.fail("slot offset", "negative offset");
-    if (s.offset >= 0 && (static_cast<uint64_t>(s.offset) > m.arenaBytes || s.bytes > m.arenaBytes - s.offset))
+    if (s.offset >= 0 && (static_cast<uint64_t>(s.offset) > arenaBytes || s.bytes > arenaBytes - s.offset))
       in.fail("slot", "slot lies outside the arena");
     if (s.aliasOf != kNoValue && (s.aliasOf < 0 || static_cast<size_t>(s.aliasOf) >= numValues))
       in.fail("slot alias", "alias of value " + std::to_string(s.aliasOf) + " out of range");
   }
-  // An alias must lead to a planned value within a bounded chain (no cycles).
+  return slots;
+}
+
+EngineMemoryPlan readMemoryPlan(ByteReader& in, size_t numValues, size_t numNodes) {
+  EngineMemoryPlan m;
+  m.arenaBytes = in.u64("arena bytes");
+  m.slots = readSlots(in, "value slots", numValues, m.arenaBytes, numValues);
+  m.workspaces = readSlots(in, "workspace slots", numNodes, m.arenaBytes, numValues);
+  // An alias must lead to a value within a bounded chain (no cycles).
   for (size_t v = 0; v < m.slots.size(); ++v) {
     ValueId cur = static_cast<ValueId>(v);
     size_t steps = 0;
@@ -158,8 +164,9 @@ std::vector<uint8_t> serializeEngine(const EnginePlan& plan) {
   KILN_CHECK(plan.graph != nullptr, Internal, "serializeEngine: plan has no graph");
   KILN_CHECK(plan.kernelNames.size() == plan.graph->nodes.size(), Internal,
              "serializeEngine: one kernel name per node expected");
-  KILN_CHECK(plan.memory.slots.size() == plan.graph->values.size(), Internal,
-             "serializeEngine: one memory slot per value expected");
+  KILN_CHECK(plan.memory.slots.size() == plan.graph->values.size() &&
+                 plan.memory.workspaces.size() == plan.graph->nodes.size(),
+             Internal, "serializeEngine: one memory slot per value and one workspace per node expected");
   const EngineIdentity& id = plan.identity;
 
   ByteWriter out;
@@ -297,7 +304,7 @@ EnginePlan deserializeEngine(const uint8_t* data, size_t size) {
     sections.fail("kernel count", std::to_string(numKernels) + " kernels for " +
                                       std::to_string(plan.graph->nodes.size()) + " nodes");
   for (uint32_t i = 0; i < numKernels; ++i) plan.kernelNames.push_back(sections.str("kernel name"));
-  plan.memory = readMemoryPlan(sections, plan.graph->values.size());
+  plan.memory = readMemoryPlan(sections, plan.graph->values.size(), plan.graph->nodes.size());
   plan.report = readReport(sections);
   plan.weightBytes = sections.u64("weight bytes");
   return plan;

@@ -50,11 +50,11 @@ struct EngineSlot {
 };
 
 // The static memory plan of one execution context, computed at the max shapes of every profile.
+// Graph inputs, graph outputs and constants are never in the arena (the runtime owns them).
 struct EngineMemoryPlan {
-  uint64_t arenaBytes = 0;       // exact bytes of one context's arena (activations + workspace)
-  uint64_t workspaceOffset = 0;  // the kernels' shared scratch area inside the arena
-  uint64_t workspaceBytes = 0;
-  std::vector<EngineSlot> slots;  // indexed by ValueId of the top-level graph
+  uint64_t arenaBytes = 0;             // exact bytes of one context's arena (activations + scratch)
+  std::vector<EngineSlot> slots;       // indexed by ValueId of the top-level graph
+  std::vector<EngineSlot> workspaces;  // indexed by node: the kernel's scratch (aliasOf unused)
 };
 
 struct EnginePlan {
