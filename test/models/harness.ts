@@ -6,7 +6,7 @@ import {
   compareTensors,
   type GenerateOptions,
   generateModel,
-  generateModelBytes,
+  encodeModelBytes,
   type HostTensor,
   sampleInputs,
 } from "@kiln/model-gen";
@@ -52,7 +52,7 @@ function profileFor(inputs: ReturnType<typeof generateModel>["inputs"], dims: Re
 
 export async function measureAccuracy(c: AccuracyCase): Promise<OutputAccuracy[]> {
   const generated = generateModel(c.model, c.options);
-  const onnx = generateModelBytes(c.model, c.options);
+  const onnx = encodeModelBytes(generated.spec);
   const { engine: bytes } = await build(onnx, { precision: "fp32", profiles: [profileFor(generated.inputs, c.dims)] });
   const engine = loadEngine(bytes);
   const context = engine.createContext();

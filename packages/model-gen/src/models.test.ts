@@ -3,6 +3,7 @@
 // (parameter counts match the published architectures); bench/ runs them.
 import { describe, expect, it } from "vitest";
 import { createOrtSession, runOrt } from "./ort.ts";
+import { encodeModelBytes } from "./onnx/encode.ts";
 import { type GenerateOptions, generateModel, generateModelBytes } from "./registry.ts";
 import { sampleInputs } from "./tensors.ts";
 
@@ -17,7 +18,7 @@ const SMALL: Record<string, GenerateOptions> = {
 
 async function runSmall(name: string, options: GenerateOptions, dims = { batch: 2, sequence: 12 }) {
   const model = generateModel(name, options);
-  const session = await createOrtSession(generateModelBytes(name, options));
+  const session = await createOrtSession(encodeModelBytes(model.spec));
   const outputs = await runOrt(session, sampleInputs(model.inputs, dims));
   return { model, outputs };
 }
