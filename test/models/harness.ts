@@ -4,9 +4,9 @@ import { build, loadEngine } from "@kiln/engine";
 import {
   type Comparison,
   compareTensors,
+  encodeModelBytes,
   type GenerateOptions,
   generateModel,
-  encodeModelBytes,
   type HostTensor,
   sampleInputs,
 } from "@kiln/model-gen";

@@ -2,8 +2,8 @@
 // finite outputs of the declared shapes. Full-size defaults are checked for structure only here
 // (parameter counts match the published architectures); bench/ runs them.
 import { describe, expect, it } from "vitest";
-import { createOrtSession, runOrt } from "./ort.ts";
 import { encodeModelBytes } from "./onnx/encode.ts";
+import { createOrtSession, runOrt } from "./ort.ts";
 import { type GenerateOptions, generateModel, generateModelBytes } from "./registry.ts";
 import { sampleInputs } from "./tensors.ts";
 

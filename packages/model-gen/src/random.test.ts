@@ -39,7 +39,9 @@ describe("Rng", () => {
     expect(m.max).toBeLessThanOrEqual(2);
     // Shaped like a normal, not a uniform: P(|x| > 1.15) = 2 (Phi(2) - Phi(1.15)) / (2 Phi(2) - 1) = 0.2144
     // (a uniform on [-2, 2] with this std would give 0.425).
-    const beyond = new Rng(3).fillTruncatedNormal(new Float32Array(100_000), 1).filter((v) => Math.abs(v) > 1.15).length;
+    const beyond = new Rng(3)
+      .fillTruncatedNormal(new Float32Array(100_000), 1)
+      .filter((v) => Math.abs(v) > 1.15).length;
     expect(beyond / 100_000).toBeCloseTo(0.2144, 2);
   });
 });

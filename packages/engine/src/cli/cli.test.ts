@@ -20,17 +20,17 @@ function fakeApi(calls: { build?: BuildOptions; runs: number }): EngineApi {
     profiles: [{ x: { min: [1, 4], opt: [2, 4], max: [8, 4] } }],
     describe: () =>
       ({
-      format: { magic: "KILNENG1", version: 1 },
-      builderVersion: "0.1.0",
-      runtimeVersion: "0.1.0",
-      target: "cpu-x86_64-avx2",
-      backend: "cpu",
-      precision: "fp32",
-      opsets: { "": 17 },
-      memory: { deviceMemoryBytes: 2048, weightBytes: 0 },
-      layers: [{ name: "mul", op: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]", timeMs: 0.25 }],
-      build: { nodesBefore: 3, nodesAfter: 1, fusions: { "gelu-erf": 2 }, warnings: ["slow path"] },
-    }) as unknown as EngineDescription,
+        format: { magic: "KILNENG1", version: 1 },
+        builderVersion: "0.1.0",
+        runtimeVersion: "0.1.0",
+        target: "cpu-x86_64-avx2",
+        backend: "cpu",
+        precision: "fp32",
+        opsets: { "": 17 },
+        memory: { deviceMemoryBytes: 2048, weightBytes: 0 },
+        layers: [{ name: "mul", op: "Mul", kernel: "cpu.Mul", outputShape: "[2, 4]", timeMs: 0.25 }],
+        build: { nodesBefore: 3, nodesAfter: 1, fusions: { "gelu-erf": 2 }, warnings: ["slow path"] },
+      }) as unknown as EngineDescription,
     createContext: () => ({
       run: async (inputs: Record<string, Tensor>) => {
         calls.runs++;

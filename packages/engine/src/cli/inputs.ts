@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { CliError, UsageError } from "./args.ts";
 import type { Profile, Tensor, TensorInfo } from "./engine-port.ts";
-import { NpyError, decodeNpy, elementCount } from "./npy.ts";
+import { decodeNpy, elementCount, NpyError } from "./npy.ts";
 
 const names = (inputs: readonly TensorInfo[]) => inputs.map((i) => i.name).join(", ");
 const shapeText = (shape: TensorInfo["shape"]) => (shape === null ? "(unknown rank)" : `[${shape.join(", ")}]`);
@@ -30,7 +30,8 @@ export function benchShapes(
   for (const input of inputs) {
     const override = overrides.get(input.name);
     if (input.shape === null) {
-      if (override === undefined) throw new UsageError(`input '${input.name}' has an unknown rank: give --shape ${input.name}=...`);
+      if (override === undefined)
+        throw new UsageError(`input '${input.name}' has an unknown rank: give --shape ${input.name}=...`);
       shapes.set(input.name, override);
       continue;
     }
@@ -85,14 +86,20 @@ export function randomTensor(info: TensorInfo, shape: number[], seed: number): T
       return {
         dtype: "float16",
         shape,
-        data: Uint16Array.from({ length: n }, () => (bit() << 15) | (Math.floor(rand() * 15) << 10) | Math.floor(rand() * 1024)),
+        data: Uint16Array.from(
+          { length: n },
+          () => (bit() << 15) | (Math.floor(rand() * 15) << 10) | Math.floor(rand() * 1024),
+        ),
       };
     case "bfloat16":
       // Bits of values in (-1, 1): random sign, exponent 112..126 (of bias 127), random 7-bit mantissa.
       return {
         dtype: "bfloat16",
         shape,
-        data: Uint16Array.from({ length: n }, () => (bit() << 15) | ((112 + Math.floor(rand() * 15)) << 7) | Math.floor(rand() * 128)),
+        data: Uint16Array.from(
+          { length: n },
+          () => (bit() << 15) | ((112 + Math.floor(rand() * 15)) << 7) | Math.floor(rand() * 128),
+        ),
       };
     case "int64":
       return { dtype: "int64", shape, data: BigInt64Array.from({ length: n }, () => BigInt(bit())) };
@@ -125,7 +132,8 @@ export async function readNpyInputs(
   const out: Record<string, Tensor> = {};
   for (const [name, path] of files) {
     const info = inputs.find((i) => i.name === name);
-    if (info === undefined) throw new UsageError(`--input names '${name}', which is not an input (inputs: ${names(inputs)})`);
+    if (info === undefined)
+      throw new UsageError(`--input names '${name}', which is not an input (inputs: ${names(inputs)})`);
     let bytes: Uint8Array;
     try {
       bytes = await readFile(path);
@@ -145,7 +153,8 @@ export async function readNpyInputs(
     const expected = info.shape;
     const fits =
       expected === null ||
-      (tensor.shape.length === expected.length && expected.every((d, i) => typeof d !== "number" || d === tensor.shape[i]));
+      (tensor.shape.length === expected.length &&
+        expected.every((d, i) => typeof d !== "number" || d === tensor.shape[i]));
     if (!fits) {
       throw new CliError(
         `--input ${name}: ${path} has shape [${tensor.shape.join(", ")}], the input takes ${shapeText(expected)}`,

@@ -53,10 +53,16 @@ export async function inspectCommand(api: EngineApi, args: InspectArgs, out: (li
   out(`engine: ${args.engine}`);
   // Field names follow Engine::describeJson (native/src/runtime/describe.cc).
   out(`  target: ${str(at(d, "target"))}, backend: ${str(at(d, "backend"))}, precision: ${str(at(d, "precision"))}`);
-  out(`  built by kiln ${str(at(d, "builderVersion"))}, format ${str(at(d, "format", "version"))}; this runtime ${str(at(d, "runtimeVersion"))}`);
+  out(
+    `  built by kiln ${str(at(d, "builderVersion"))}, format ${str(at(d, "format", "version"))}; this runtime ${str(at(d, "runtimeVersion"))}`,
+  );
   const opsets = at(d, "opsets");
   if (typeof opsets === "object" && opsets !== null) {
-    out(`  opsets: ${Object.entries(opsets).map(([domain, v]) => `${domain === "" ? "ai.onnx" : domain} ${v}`).join(", ")}`);
+    out(
+      `  opsets: ${Object.entries(opsets)
+        .map(([domain, v]) => `${domain === "" ? "ai.onnx" : domain} ${v}`)
+        .join(", ")}`,
+    );
   }
   const arena = at(d, "memory", "deviceMemoryBytes");
   const weights = at(d, "memory", "weightBytes");
@@ -69,7 +75,11 @@ export async function inspectCommand(api: EngineApi, args: InspectArgs, out: (li
   if (nodesBefore !== undefined) out(`  build: ${str(nodesBefore)} -> ${str(nodesAfter)} nodes`);
   const fusions = at(d, "build", "fusions");
   if (typeof fusions === "object" && fusions !== null && Object.keys(fusions).length > 0) {
-    out(`  fusions: ${Object.entries(fusions).map(([name, n]) => `${name} x${n}`).join(", ")}`);
+    out(
+      `  fusions: ${Object.entries(fusions)
+        .map(([name, n]) => `${name} x${n}`)
+        .join(", ")}`,
+    );
   }
   const warnings = at(d, "build", "warnings");
   if (Array.isArray(warnings)) for (const w of warnings) out(`  warning: ${String(w)}`);

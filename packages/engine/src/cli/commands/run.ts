@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { CliError, parsePairs } from "../args.ts";
 import type { EngineApi } from "../engine-port.ts";
 import { readNpyInputs } from "../inputs.ts";
-import { type NpyArray, encodeNpy } from "../npy.ts";
+import { encodeNpy, type NpyArray } from "../npy.ts";
 import { loadEngineFile } from "./inspect.ts";
 
 export interface RunArgs {
@@ -26,8 +26,7 @@ export async function runCommand(api: EngineApi, args: RunArgs, out: (line: stri
   for (const o of engine.outputs) {
     const file = outputFileName(o.name);
     const clash = files.get(file);
-    if (clash !== undefined)
-      throw new CliError(`outputs '${clash}' and '${o.name}' would both be written to ${file}`);
+    if (clash !== undefined) throw new CliError(`outputs '${clash}' and '${o.name}' would both be written to ${file}`);
     files.set(file, o.name);
   }
   const started = performance.now();
