@@ -124,15 +124,34 @@ struct Task {
   int64_t m0, m1, n0, n1;
 };
 
+// Rows of A up to which a task packs B one micro-panel at a time, right before using it, instead
+// of packing a whole KC x NC slice first: with so few rows a packed slice is reused by only one
+// MC block, so writing it out and reading it back is pure memory traffic (for a 64-row conv GEMM
+// it cost about as much as the arithmetic). The A block (<= this many rows x KC) stays in L2.
+constexpr int64_t kPanelPackMaxRows = 384;
+
+void microTiles(const GemmKernelTable& kt, const GemmArgs& g, const float* aSlice, const float* bPanel, int64_t kc,
+                int64_t i0, int64_t rows, int64_t j, int nr, float cScale, bool epilogue) {
+  for (int64_t ir = 0; ir < rows; ir += MR) {
+    const int mr = static_cast<int>(std::min(MR, rows - ir));
+    float* c = g.C + (i0 + ir) * g.ldc + j;
+    kt.micro(kc, aSlice + (ir / MR) * kc * MR, bPanel, c, g.ldc, mr, nr, g.alpha, cScale);
+    if (epilogue) applyEpilogueTile(kt, g, i0 + ir, j, mr, nr);
+  }
+}
+
 // Runs the BLIS loop nest over one C tile [m0,m1) x [n0,n1): NC columns of B, then KC-deep slices
 // (B slice packed once, kept in L2/L3), then MC rows of A (packed, kept in L2), then the micro-tiles
-// with the B micro-panel in L1.
+// with the B micro-panel in L1. Few rows: B is packed panel by panel instead (see above).
 void runTask(const GemmKernelTable& kt, const GemmArgs& g, const Task& t) {
   const PackedMatrix* pa = g.A.packed;
   const PackedMatrix* pb = g.B.packed;
   const bool hasEpilogue = !g.epilogue.empty();
-  float* bufA = pa ? nullptr : tPackA.get(MC * KC);
-  float* bufB = pb ? nullptr : tPackB.get(KC * roundUp(std::min(NC, t.n1 - t.n0), NR));
+  const int64_t taskRows = t.m1 - t.m0;
+  const bool panelPack = !pb && taskRows <= kPanelPackMaxRows;
+  const int64_t mcMax = panelPack ? roundUp(taskRows, MR) : MC;
+  float* bufA = pa ? nullptr : tPackA.get(mcMax * KC);
+  float* bufB = pb ? nullptr : tPackB.get(panelPack ? KC * NR : KC * roundUp(std::min(NC, t.n1 - t.n0), NR));
   for (int64_t jc = t.n0; jc < t.n1; jc += NC) {
     const int64_t nc = std::min(NC, t.n1 - jc);
     for (int64_t pc = 0; pc < g.K; pc += KC) {
@@ -140,6 +159,17 @@ void runTask(const GemmKernelTable& kt, const GemmArgs& g, const Task& t) {
       const bool first = pc == 0;
       const bool last = pc + kc >= g.K;
       const float cScale = first ? g.beta : 1.f;
+      if (panelPack) {
+        const float* aSlice = bufA;
+        if (pa) aSlice = pa->slice(pc, t.m0);
+        else packSlice(PackedMatrix::Side::A, g.A.data, g.A.rowStride, g.A.colStride, t.m0, taskRows, pc, kc, bufA);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min(NR, nc - jr);
+          packBPanel(g.B.data, g.B.rowStride, g.B.colStride, pc, kc, jc + jr, nr, bufB);
+          microTiles(kt, g, aSlice, bufB, kc, t.m0, taskRows, jc + jr, int(nr), cScale, last && hasEpilogue);
+        }
+        continue;
+      }
       const float* bSlice;
       if (pb) {
         bSlice = pb->slice(pc, jc);
@@ -158,13 +188,7 @@ void runTask(const GemmKernelTable& kt, const GemmArgs& g, const Task& t) {
         }
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = static_cast<int>(std::min(NR, nc - jr));
-          const float* bPanel = bSlice + (jr / NR) * kc * NR;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int mr = static_cast<int>(std::min(MR, mc - ir));
-            float* c = g.C + (ic + ir) * g.ldc + (jc + jr);
-            kt.micro(kc, aSlice + (ir / MR) * kc * MR, bPanel, c, g.ldc, mr, nr, g.alpha, cScale);
-            if (last && hasEpilogue) applyEpilogueTile(kt, g, ic + ir, jc + jr, mr, nr);
-          }
+          microTiles(kt, g, aSlice, bSlice + (jr / NR) * kc * NR, kc, ic, mc, jc + jr, nr, cScale, last && hasEpilogue);
         }
       }
     }
@@ -215,27 +239,20 @@ void checkOperand(const GemmOperand& op, PackedMatrix::Side side, int64_t rows, 
 
 }  // namespace
 
-int64_t PackedMatrix::storageFloats(Side side, int64_t rows, int64_t cols) {
-  const int64_t panel = side == Side::A ? MR : NR;
-  const int64_t width = side == Side::A ? rows : cols, depth = side == Side::A ? cols : rows;
-  return roundUp(width, panel) * depth;
-}
-
-PackedMatrix::PackedMatrix(Side side, int64_t rows, int64_t cols, float* storage)
-    : side_(side), rows_(rows), cols_(cols), view_(storage) {
-  paddedWidth_ = roundUp(width(), side == Side::A ? MR : NR);
-}
-
 std::shared_ptr<PackedMatrix> PackedMatrix::pack(Side side, const float* data, int64_t rows, int64_t cols,
                                                  int64_t rowStride, int64_t colStride) {
   KILN_CHECK(rows >= 0 && cols >= 0, Internal, "PackedMatrix::pack: negative size");
-  const size_t bytes = roundUp(std::max<int64_t>(1, storageFloats(side, rows, cols)) * int64_t(sizeof(float)), 64);
+  auto m = std::make_shared<PackedMatrix>();
+  m->side_ = side;
+  m->rows_ = rows;
+  m->cols_ = cols;
+  const int64_t width = m->width(), depth = m->depth();
+  m->paddedWidth_ = roundUp(width, side == Side::A ? MR : NR);
+  const size_t bytes = roundUp(std::max<int64_t>(1, m->paddedWidth_ * depth) * int64_t(sizeof(float)), 64);
   float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
   if (!p) fail(ErrorCode::OutOfMemory, "out of memory packing a " + std::to_string(rows) + "x" +
                                            std::to_string(cols) + " weight matrix");
-  auto m = std::make_shared<PackedMatrix>(side, rows, cols, p);
-  m->owned_ = std::shared_ptr<float>(p, [](float* q) { std::free(q); });
-  const int64_t width = m->width(), depth = m->depth();
+  m->data_ = std::shared_ptr<float>(p, [](float* q) { std::free(q); });
   // Slice k0 holds its panels contiguously at k0 * paddedWidth (see slice()).
   for (int64_t k0 = 0; k0 < depth; k0 += KC) {
     const int64_t kc = std::min(KC, depth - k0);
@@ -247,14 +264,7 @@ std::shared_ptr<PackedMatrix> PackedMatrix::pack(Side side, const float* data, i
 const float* PackedMatrix::slice(int64_t k0, int64_t w0) const {
   const int64_t panel = side_ == Side::A ? MR : NR;
   const int64_t kc = std::min(KC, depth() - k0);
-  return view_ + k0 * paddedWidth_ + (w0 / panel) * kc * panel;
-}
-
-int64_t PackedMatrix::offset(int64_t k, int64_t w) const {
-  const int64_t panel = side_ == Side::A ? MR : NR;
-  const int64_t k0 = k / KC * KC;
-  const int64_t kc = std::min(KC, depth() - k0);
-  return k0 * paddedWidth_ + (w / panel) * kc * panel + (k - k0) * panel + w % panel;
+  return data_.get() + k0 * paddedWidth_ + (w0 / panel) * kc * panel;
 }
 
 void sgemm(const GemmArgs& g, ThreadPool* pool) { sgemmWith(gemmKernels(), g, pool); }

@@ -50,10 +50,9 @@ constexpr int64_t kGemmKC = 256;
 constexpr int64_t kGemmMC = 144;
 constexpr int64_t kGemmNC = 2048;
 
-// An operand in packed panel layout: the A side (M x K, MR-row panels) or the B side (K x N,
-// NR-column panels), in KC-deep slices, zero-padded to whole panels. Either owns its storage (pack(),
-// for weights packed once at kernel creation) or is a view over caller memory that the caller fills
-// through offset() (im2col writing the B operand directly in packed form, skipping a copy).
+// An operand packed once for repeated use (weights, at kernel creation): the A side (M x K, in
+// MR-row panels) or the B side (K x N, in NR-column panels), KC-deep slices, zero-padded to whole
+// panels, so runs never repack it.
 class PackedMatrix {
  public:
   enum class Side { A, B };
@@ -61,12 +60,6 @@ class PackedMatrix {
   // M x K for side A and K x N for side B.
   static std::shared_ptr<PackedMatrix> pack(Side side, const float* data, int64_t rows, int64_t cols,
                                             int64_t rowStride, int64_t colStride);
-  // Floats of storage a packed rows x cols matrix needs.
-  static int64_t storageFloats(Side side, int64_t rows, int64_t cols);
-
-  PackedMatrix() = default;
-  // A non-owning view over `storage` (storageFloats() floats, 32-byte aligned).
-  PackedMatrix(Side side, int64_t rows, int64_t cols, float* storage);
 
   Side side() const { return side_; }
   int64_t rows() const { return rows_; }
@@ -77,16 +70,11 @@ class PackedMatrix {
   // The first panel of the KC slice starting at depth k0 (multiple of kGemmKC), covering width
   // index w0 (multiple of the panel width). Panels of one slice are contiguous, kcLen*panel apart.
   const float* slice(int64_t k0, int64_t w0) const;
-  // Where element (depth k, width w) lives in the storage; elements of one panel row (same k,
-  // w..w+panel-1 within one panel) are contiguous.
-  int64_t offset(int64_t k, int64_t w) const;
-  float* mutableData() { return view_; }
 
  private:
   Side side_ = Side::A;
   int64_t rows_ = 0, cols_ = 0, paddedWidth_ = 0;
-  std::shared_ptr<float> owned_;
-  float* view_ = nullptr;  // == owned_.get() when owning
+  std::shared_ptr<float> data_;
 };
 
 // One GEMM operand: either a strided view, element (r, c) at data[r * rowStride + c * colStride]

@@ -3,9 +3,10 @@
 // with the weights packed once at creation. Tactics, chosen per run from the concrete shapes:
 //  - pointwise: 1x1 kernel, stride 1, no padding: col is the input itself, no im2col at all;
 //  - depthwise: one input and one output channel per group (1-D/2-D): conv_depthwise.cc;
-//  - im2col: 1-D/2-D im2col written straight into the GEMM's packed layout, in L2-sized column
-//    chunks spread over threads (or, for few chunks, one whole im2col and a threaded GEMM);
-//  - im2col N-D: the general row-major im2col for 3-D and up.
+//  - im2col: 1-D/2-D im2col by whole output-row segments, in L2-sized column chunks spread over
+//    threads (or, for few chunks, one whole im2col and a threaded GEMM); the SGEMM packs its B
+//    panels from the chunk while it is in L2;
+//  - im2col N-D: the same with the general any-rank im2col.
 // Schemas: ops/nn_conv.cc (Conv), ops/fused.cc (FusedConv).
 #include <algorithm>
 #include <memory>
@@ -19,27 +20,31 @@ namespace {
 
 using namespace nn;
 
-enum class Tactic { Pointwise, Depthwise, Im2colPacked, Im2colRowMajor };
+enum class Tactic { Pointwise, Depthwise, Im2col2d, Im2colNd };
 
 const char* tacticName(Tactic t) {
   switch (t) {
     case Tactic::Pointwise: return "pointwise_sgemm";
     case Tactic::Depthwise: return "depthwise_direct";
-    case Tactic::Im2colPacked: return "im2col_packed_sgemm";
-    case Tactic::Im2colRowMajor: return "im2col_nd_sgemm";
+    case Tactic::Im2col2d: return "im2col_sgemm";
+    case Tactic::Im2colNd: return "im2col_nd_sgemm";
   }
   return "?";
 }
 
 // Target bytes of one im2col chunk: it and the packed weights' current slice share L2.
 constexpr int64_t kChunkBytes = 192 * 1024;
+// Weights of one group above this are not L2-resident across chunks; chunks then span at least
+// kMinColsBigWeights output pixels.
+constexpr int64_t kWeightL2Bytes = 256 * 1024;
+constexpr int64_t kMinColsBigWeights = 128;
 
 // Everything a run needs, derived from the concrete input shapes.
 struct ConvPlan {
   int64_t N = 0, C = 0, M = 0, G = 1, Cg = 0, Mg = 0, Kg = 0;
   ConvGeometry geo;
   Shape yShape;
-  Tactic tactic = Tactic::Im2colPacked;
+  Tactic tactic = Tactic::Im2col2d;
   int slots = 1;           // concurrent workers with their own scratch
   int64_t chunkCols = 0;   // output pixels per im2col chunk (chunked mode)
   bool chunked = false;    // tasks = (image, group, chunk), single-threaded GEMMs
@@ -144,8 +149,8 @@ class ConvKernel final : public Kernel {
         runDepthwise(p, xView.data(), wData, ep, sink.data(), ws, pool);
         break;
       case Tactic::Pointwise:
-      case Tactic::Im2colPacked:
-      case Tactic::Im2colRowMajor:
+      case Tactic::Im2col2d:
+      case Tactic::Im2colNd:
         runGemm(p, xView.data(), wData, usePacked, ep, sink.data(), ws, pool);
         break;
     }
@@ -214,16 +219,18 @@ class ConvKernel final : public Kernel {
       p.slotFloats = depthwiseScratchFloats(g);
       return p;
     }
-    p.tactic = g.rank <= 2 ? Tactic::Im2colPacked : Tactic::Im2colRowMajor;
-    // Chunks of output pixels (whole NR panels) whose im2col fits the L2 budget.
+    p.tactic = g.rank <= 2 ? Tactic::Im2col2d : Tactic::Im2colNd;
+    // Chunks of output pixels (whole NR panels) whose im2col fits the L2 budget. Every chunk
+    // streams all of W_g once, so when W_g itself is too big for L2 a chunk must be wide enough to
+    // amortise reading it from L3.
     p.chunkCols = std::max<int64_t>(kGemmNR, kChunkBytes / int64_t(sizeof(float)) / std::max<int64_t>(1, p.Kg) /
                                                  kGemmNR * kGemmNR);
+    if (p.Mg * p.Kg * int64_t(sizeof(float)) > kWeightL2Bytes) p.chunkCols = std::max(p.chunkCols, kMinColsBigWeights);
     const int64_t chunks = (g.outPixels + p.chunkCols - 1) / p.chunkCols;
-    p.chunked = threads == 1 || p.N * p.G * chunks >= 2 * threads;
+    p.chunked = p.N * p.G * chunks >= 2 * threads;
     const int64_t cols = p.chunked ? std::min(p.chunkCols, g.outPixels) : g.outPixels;
     p.slots = p.chunked ? threads : 1;
-    p.slotFloats = PackedMatrix::storageFloats(PackedMatrix::Side::B, p.Kg, cols);
-    p.slotFloats = (p.slotFloats + 15) / 16 * 16;  // keep every slot 64-byte aligned
+    p.slotFloats = (p.Kg * cols + 15) / 16 * 16;  // keep every slot 64-byte aligned
     return p;
   }
 
@@ -261,15 +268,10 @@ class ConvKernel final : public Kernel {
       }
       return;
     }
-    // Fills slot scratch with the im2col of (n, g, pixels [p0, p1)) and returns it as an operand.
-    auto im2col = [&](int64_t n, int64_t g, int64_t p0, int64_t p1, float* scratch, PackedMatrix& view) {
-      if (p.tactic == Tactic::Im2colPacked) {
-        view = PackedMatrix(PackedMatrix::Side::B, p.Kg, p1 - p0, scratch);
-        im2colPacked2d(imageGroup(n, g), p.Cg, geo, p0, p1, view);
-        return GemmOperand::prepacked(&view);
-      }
-      im2colRowMajor(imageGroup(n, g), p.Cg, geo, p0, p1, scratch, p1 - p0);
-      return GemmOperand::rowMajor(scratch, p1 - p0);
+    // The im2col of (n, g, pixels [p0, p1)) into dst with leading dimension ld.
+    auto im2col = [&](int64_t n, int64_t g, int64_t p0, int64_t p1, float* dst, int64_t ld) {
+      if (p.tactic == Tactic::Im2col2d) im2colRowMajor2d(imageGroup(n, g), p.Cg, geo, p0, p1, dst, ld);
+      else im2colRowMajor(imageGroup(n, g), p.Cg, geo, p0, p1, dst, ld);
     };
     if (p.chunked) {
       const int64_t chunks = (geo.outPixels + p.chunkCols - 1) / p.chunkCols;
@@ -277,30 +279,17 @@ class ConvKernel final : public Kernel {
         const int64_t chunk = task % chunks, ng = task / chunks;
         const int64_t n = ng / p.G, g = ng % p.G;
         const int64_t p0 = chunk * p.chunkCols, p1 = std::min(geo.outPixels, p0 + p.chunkCols);
-        PackedMatrix view;
-        GemmOperand col = im2col(n, g, p0, p1, ws + slot * p.slotFloats, view);
-        gemmBlock(p, n, g, p0, p1, col, wData, usePacked, ep, y, nullptr);
+        float* col = ws + slot * p.slotFloats;
+        im2col(n, g, p0, p1, col, p1 - p0);
+        gemmBlock(p, n, g, p0, p1, GemmOperand::rowMajor(col, p1 - p0), wData, usePacked, ep, y, nullptr);
       });
       return;
     }
-    // Few chunks: the whole im2col once (split by channel across threads), then a threaded GEMM.
+    // Few chunks: the whole im2col once (column ranges split across threads), then a threaded GEMM.
     for (int64_t n = 0; n < p.N; n++) {
       for (int64_t g = 0; g < p.G; g++) {
-        PackedMatrix view;
-        GemmOperand col;
-        if (p.tactic == Tactic::Im2colPacked) {
-          view = PackedMatrix(PackedMatrix::Side::B, p.Kg, geo.outPixels, ws);
-          // Disjoint panel-aligned column ranges are independent, so threads fill them at once.
-          const int64_t panels = (geo.outPixels + kGemmNR - 1) / kGemmNR;
-          pool->parallelFor(panels, 4, [&](int64_t b0, int64_t b1) {
-            const int64_t q0 = b0 * kGemmNR, q1 = std::min(geo.outPixels, b1 * kGemmNR);
-            im2colPacked2d(imageGroup(n, g), p.Cg, geo, q0, q1, view, q0);
-          });
-          col = GemmOperand::prepacked(&view);
-        } else {
-          col = im2col(n, g, 0, geo.outPixels, ws, view);
-        }
-        gemmBlock(p, n, g, 0, geo.outPixels, col, wData, usePacked, ep, y, pool);
+        pool->parallelFor(geo.outPixels, 64, [&](int64_t q0, int64_t q1) { im2col(n, g, q0, q1, ws + q0, geo.outPixels); });
+        gemmBlock(p, n, g, 0, geo.outPixels, GemmOperand::rowMajor(ws, geo.outPixels), wData, usePacked, ep, y, pool);
       }
     }
   }

@@ -17,9 +17,8 @@ void validRange(int64_t width, int64_t outWidth, int64_t stride, int64_t offset,
 
 }  // namespace
 
-void im2colPacked2d(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, PackedMatrix& dst,
-                    int64_t dstCol) {
-  // 1-D convs are 2-D with a single row.
+void im2colRowMajor2d(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, float* dst,
+                      int64_t ld) {
   const bool oneD = g.rank == 1;
   const int64_t H = oneD ? 1 : g.in[0], W = oneD ? g.in[0] : g.in[1];
   const int64_t OW = oneD ? g.out[0] : g.out[1];
@@ -27,43 +26,33 @@ void im2colPacked2d(const float* x, int64_t channels, const ConvGeometry& g, int
   const int64_t sh = oneD ? 1 : g.strides[0], sw = oneD ? g.strides[0] : g.strides[1];
   const int64_t dh = oneD ? 1 : g.dilations[0], dw = oneD ? g.dilations[0] : g.dilations[1];
   const int64_t pt = oneD ? 0 : g.padBegin[0], pl = oneD ? g.padBegin[0] : g.padBegin[1];
-  // Destination columns [c0, cEnd): the pixels, plus the zero padding when the range ends the matrix.
-  const int64_t c0 = dstCol, c1 = dstCol + (p1 - p0);
-  const int64_t cEnd = c1 == dst.width() ? (c1 + kGemmNR - 1) / kGemmNR * kGemmNR : c1;
-  float* base = dst.mutableData();
   for (int64_t c = 0; c < channels; c++) {
     const float* plane = x + c * H * W;
     for (int64_t ky = 0; ky < KH; ky++) {
       for (int64_t kx = 0; kx < KW; kx++) {
-        const int64_t k = (c * KH + ky) * KW + kx;
+        float* out = dst + ((c * KH + ky) * KW + kx) * ld;
         const int64_t xOffset = kx * dw - pl;
         int64_t oxLo, oxHi;
         validRange(W, OW, sw, xOffset, oxLo, oxHi);
-        // Walk the columns one packed-panel row (<= NR contiguous floats) at a time, split further
-        // where the output row changes.
-        int64_t n = c0;
-        while (n < cEnd) {
-          float* out = base + dst.offset(k, n);
-          const int64_t panelEnd = std::min(cEnd, (n / kGemmNR + 1) * kGemmNR);
-          if (n >= c1) {  // zero padding of the last panel
-            std::memset(out, 0, sizeof(float) * size_t(panelEnd - n));
-            n = panelEnd;
-            continue;
-          }
-          const int64_t p = p0 + (n - c0);
-          const int64_t oy = p / OW, ox = p % OW;
-          const int64_t len = std::min({panelEnd - n, OW - ox, c1 - n});
+        // One output-row segment [ox0, ox1) of [p0, p1) at a time.
+        for (int64_t p = p0; p < p1;) {
+          const int64_t oy = p / OW, ox0 = p % OW, ox1 = std::min(OW, ox0 + (p1 - p));
+          float* o = out + (p - p0);
           const int64_t iy = oy * sh - pt + ky * dh;
           if (iy < 0 || iy >= H) {
-            std::memset(out, 0, sizeof(float) * size_t(len));
+            std::memset(o, 0, sizeof(float) * size_t(ox1 - ox0));
           } else {
-            const float* row = plane + iy * W + xOffset;
-            for (int64_t i = 0; i < len; i++) {
-              const int64_t o = ox + i;
-              out[i] = (o >= oxLo && o < oxHi) ? row[o * sw] : 0.f;
+            const int64_t a = std::clamp(oxLo, ox0, ox1), b = std::clamp(oxHi, a, ox1);
+            std::memset(o, 0, sizeof(float) * size_t(a - ox0));
+            const float* src = plane + iy * W + xOffset;
+            if (sw == 1) {
+              std::memcpy(o + (a - ox0), src + a, sizeof(float) * size_t(b - a));
+            } else {
+              for (int64_t i = a; i < b; i++) o[i - ox0] = src[i * sw];
             }
+            std::memset(o + (b - ox0), 0, sizeof(float) * size_t(ox1 - b));
           }
-          n += len;
+          p += ox1 - ox0;
         }
       }
     }

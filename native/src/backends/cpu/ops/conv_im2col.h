@@ -1,6 +1,5 @@
 // im2col for the GEMM-based convolutions: the matrix whose row (c, kernel offset) and column
 // (output pixel) hold the input value that kernel tap multiplies for that pixel (0 in padding).
-// The 2-D version writes straight into the SGEMM's packed B layout, so the GEMM never repacks it.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -17,12 +16,12 @@ struct ConvGeometry {
 };
 
 // Rows [0, channels * kernelSize) x output pixels [p0, p1) of x's im2col matrix (x is one image's
-// `channels` consecutive planes) into columns [dstCol, dstCol + p1 - p0) of `dst`, a packed B view
-// with channels*kernelSize rows. dstCol must start a panel (multiple of kGemmNR); when the range
-// ends the matrix, the last panel's padding columns are zero-filled. Disjoint column ranges can be
-// written concurrently. 1-D and 2-D geometry only.
-void im2colPacked2d(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, PackedMatrix& dst,
-                    int64_t dstCol = 0);
+// `channels` consecutive planes) into a row-major matrix with leading dimension ld (>= p1 - p0),
+// 1-D and 2-D geometry. Whole output-row segments per copy: producing this layout costs a fraction
+// of the GEMM, while writing the GEMM's packed panel layout directly (16-float pieces split at
+// row ends) cost as much as the GEMM itself; the SGEMM packs B panels from it while they are hot.
+void im2colRowMajor2d(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, float* dst,
+                      int64_t ld);
 
 // The same for any rank into a row-major matrix with leading dimension ld (>= p1 - p0).
 void im2colRowMajor(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, float* dst,
