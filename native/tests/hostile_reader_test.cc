@@ -162,6 +162,11 @@ KILN_TEST(hostile_reader, ssa_and_name_errors) {
   dup.node("Neg", {"x"}, {"y"}, {}, "b");
   dup.output("y");
   expectError(dup.serialize(), "value 'y' is defined twice: by node 'b' (Neg) and by node 'a'");
+  ModelBuilder dupSelf;
+  dupSelf.input("x", DType::Float32, {2});
+  dupSelf.node("Split", {"x"}, {"y", "y"}, {}, "split");
+  dupSelf.output("y");
+  expectError(dupSelf.serialize(), "value 'y' is defined twice: by node 'split' (Split) and by the same node");
   ModelBuilder shadow;
   shadow.input("x", DType::Float32, {2});
   shadow.node("Relu", {"x"}, {"x"}, {}, "a");
@@ -344,20 +349,22 @@ KILN_TEST(hostile_reader, external_data_cannot_escape) {
 
 KILN_TEST(hostile_reader, deeply_nested_subgraphs) {
   auto nested = [](int depth) {
-    GraphBuilder inner("leaf");
-    inner.node("Identity", {"x"}, {"t0"});
-    inner.output("t0");
+    GraphBuilder leaf("leaf");
+    leaf.node("Identity", {"x"}, {"t0"});
+    leaf.output("t0");
+    GraphBuilder inner = leaf;
     for (int d = 1; d < depth; d++) {
       GraphBuilder outer("level" + std::to_string(d));
-      // One branch per level: with both, the file would double in size with each level.
-      outer.node("If", {"c"}, {"t" + std::to_string(d)}, {Attr::graph("then_branch", inner)});
+      // The else branch is the small leaf: nesting both branches would double the file per level.
+      outer.node("If", {"c"}, {"t" + std::to_string(d)},
+                 {Attr::graph("then_branch", inner), Attr::graph("else_branch", leaf)});
       outer.output("t" + std::to_string(d));
       inner = outer;
     }
     ModelBuilder m;
     m.input("c", DType::Bool, {});
     m.input("x", DType::Float32, {2});
-    m.node("If", {"c"}, {"y"}, {Attr::graph("then_branch", inner)});
+    m.node("If", {"c"}, {"y"}, {Attr::graph("then_branch", inner), Attr::graph("else_branch", leaf)});
     m.output("y");
     return m.serialize();
   };

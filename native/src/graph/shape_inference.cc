@@ -167,7 +167,25 @@ void Inferrer::prepareBodies(Scope& scope, Node& n) {
 
 void Inferrer::inferNode(Scope& scope, Node& n) {
   Graph& g = *scope.graph;
-  if (hasSubgraph(n)) prepareBodies(scope, n);
+  if (hasSubgraph(n)) {
+    prepareBodies(scope, n);
+    // Body outputs are inputs of the op in all but name: when one is untyped (an unsupported op
+    // inside the body), the op cannot be inferred either; the unsupported op is reported where it is.
+    for (const auto& [name, a] : n.attrs) {
+      std::vector<const Graph*> bodies;
+      if (a.kind == Attribute::Kind::Graph && a.g) bodies.push_back(a.g.get());
+      if (a.kind == Attribute::Kind::Graphs) {
+        for (const auto& b : a.graphs) {
+          if (b) bodies.push_back(b.get());
+        }
+      }
+      for (const Graph* b : bodies) {
+        for (ValueId v : b->outputs) {
+          if (b->values[v].dtype == DType::Undefined) return;
+        }
+      }
+    }
+  }
   const int64_t opset = g.opsetFor(n.domain);
   const OpSchema* schema = SchemaRegistry::instance().find(n.domain, n.opType, opset);
   if (!schema) return;  // unsupported: outputs keep their declared types; the builder reports it

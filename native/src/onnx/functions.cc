@@ -224,8 +224,12 @@ class Inliner {
     for (size_t k = 0; k < f.nodes.size(); k++) {
       NodeProto n = f.nodes[k];
       for (auto& in : n.inputs) {
+        if (in.empty()) continue;
         auto it = rename.find(in);
-        if (it != rename.end()) in = it->second;
+        // A function body sees only its formal inputs and its own values: any other name must stay
+        // undefined (reported as such) rather than bind to a caller value that happens to share it.
+        if (it == rename.end()) it = rename.emplace(in, fresh(callName + "/" + in)).first;
+        in = it->second;
       }
       for (auto& o : n.outputs) {
         auto it = rename.find(o);

@@ -117,9 +117,14 @@ void GraphReader::define(Scope& scope, const std::string& name, ValueId id, cons
   if (!inserted) {
     const Graph& g = *scope.graph;
     const Value& prev = g.values[it->second];
-    std::string before = prev.producer >= 0 ? "node '" + g.nodes[prev.producer].name + "'"
-                         : prev.constant  ? std::string("an initializer")
-                                          : std::string("a graph input");
+    // The earlier producer may be the very node being read (outputs "y", "y"): it is not in
+    // g.nodes yet.
+    std::string before = prev.producer >= 0
+                             ? (static_cast<size_t>(prev.producer) < g.nodes.size()
+                                    ? "node '" + g.nodes[prev.producer].name + "'"
+                                    : std::string("the same node"))
+                         : prev.constant ? std::string("an initializer")
+                                         : std::string("a graph input");
     invalid("value '" + name + "' is defined twice: by " + what + " and by " + before + " (SSA violation)");
   }
 }
