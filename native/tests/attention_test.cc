@@ -1,6 +1,6 @@
 // kiln.Attention against a naive softmax(Q K^T * scale + mask) V: several key blocks (online
 // softmax), Sq != Sk, Dv != D, broadcast masks, causal with and without a KV prefix, fully masked
-// rows, default scale, and shape errors.
+// rows, and shape errors.
 #include <cmath>
 #include <limits>
 
@@ -86,24 +86,27 @@ KILN_TEST(attention, matches_reference) {
   }
 }
 
-KILN_TEST(attention, default_scale_and_fully_masked_rows) {
+KILN_TEST(attention, fully_masked_rows_are_zero) {
   Tensor q = randomFloats({1, 1, 3, 16}, 1), k = randomFloats({1, 1, 4, 16}, 2), v = randomFloats({1, 1, 4, 16}, 3);
   Tensor mask = floats({1, 1, 3, 4}, std::vector<float>(12, 0.f));
   for (int j = 0; j < 4; j++) mask.ptr<float>()[4 + j] = -std::numeric_limits<float>::infinity();  // row 1: no keys
-  std::vector<float> want = refAttention(q, k, v, &mask, 0.25f, false);  // 1/sqrt(16)
+  std::vector<float> want = refAttention(q, k, v, &mask, 0.25f, false);
   Call call{"Attention", "kiln", 1, {in(q), in(k), in(v), in(mask)}};
+  call.attrs = {{"scale", attrFloat(0.25f)}};
   call.fallbackShapes = {{1, 1, 3, 16}};
   Tensor y = run1(call);
-  expectClose(y, {1, 1, 3, 16}, want, 2e-5, 1e-4, "Attention default scale");
+  expectClose(y, {1, 1, 3, 16}, want, 2e-5, 1e-4, "Attention masked row");
   for (int e = 0; e < 16; e++) EXPECT_EQ(y.ptr<float>()[16 + e], 0.f);
 }
 
 KILN_TEST(attention, shape_errors) {
   Call bad{"Attention", "kiln", 1, {in(randomFloats({1, 2, 3, 4}, 1)), in(randomFloats({1, 2, 5, 8}, 2)), in(randomFloats({1, 2, 5, 4}, 3))}};
+  bad.attrs = {{"scale", attrFloat(0.5f)}};
   bad.fallbackShapes = {{1, 2, 3, 4}};
   EXPECT_THROWS_WITH(run1(bad), "do not match Q [1,2,3,4]");
   Call badMask{"Attention", "kiln", 1, {in(randomFloats({1, 2, 3, 4}, 1)), in(randomFloats({1, 2, 5, 4}, 2)),
                                         in(randomFloats({1, 2, 5, 4}, 3)), in(randomFloats({1, 1, 3, 4}, 4))}};
+  badMask.attrs = {{"scale", attrFloat(0.5f)}};
   badMask.fallbackShapes = {{1, 2, 3, 4}};
   EXPECT_THROWS_WITH(run1(badMask), "mask [1,1,3,4] does not broadcast to [1,2,3,5]");
 }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "backends/cpu/gemm/sgemm.h"
+#include "backends/cpu/ops/conv_depthwise.h"
 #include "compute_harness.h"
 #include "ops/nn_geometry.h"
 
@@ -393,4 +394,35 @@ KILN_TEST(conv, qlinear_conv_matches_float_conv) {
         const int q = std::clamp(int(std::nearbyint(real)) + 100, 0, 255);
         EXPECT_EQ(int(y.ptr<uint8_t>()[(m * 5 + oy) * 5 + ox]), q);
       }
+}
+
+KILN_TEST(conv, depthwise_portable_path_matches_avx2) {
+  // The portable depthwise loop (non-AVX2 CPUs) against the AVX2 block kernel, odd sizes and taps.
+  cpu::ConvGeometry g;
+  g.rank = 2;
+  g.in = {13, 11};
+  g.kernel = {3, 5};
+  g.strides = {2, 1};
+  g.dilations = {1, 2};
+  g.padBegin = {1, 3};
+  g.out = {(13 + 2 - 3) / 2 + 1, (11 + 6 - 9) / 1 + 1};
+  g.inPixels = 143;
+  g.outPixels = g.out[0] * g.out[1];
+  g.kernelSize = 15;
+  Tensor x = randomFloats({5, 13, 11}, 1), w = randomFloats({5, 3, 5}, 2), b = randomFloats({5}, 3);
+  Tensor z = randomFloats({5, g.outPixels}, 4);
+  std::vector<float> scratch(size_t(cpu::depthwiseScratchFloats(g)));
+  std::vector<float> y1(size_t(5 * g.outPixels)), y2(y1.size());
+  cpu::DepthwiseBlock blk;
+  blk.x = x.ptr<float>();
+  blk.w = w.ptr<float>();
+  blk.bias = b.ptr<float>();
+  blk.residual = z.ptr<float>();
+  blk.channels = 5;
+  cpu::ActivationSpec act{Activation::Silu, 0, 0};
+  blk.y = y1.data();
+  cpu::depthwiseConvBlock(g, blk, act, scratch.data(), false);
+  blk.y = y2.data();
+  cpu::depthwiseConvBlock(g, blk, act, scratch.data(), true);
+  for (size_t i = 0; i < y1.size(); i++) EXPECT_NEAR(y1[i], y2[i], 1e-5);
 }

@@ -8,8 +8,10 @@
 namespace kiln::cpu {
 namespace {
 
+float activateScalar(float x, const ActivationSpec& act);
+
 void microGeneric(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr,
-                  float alpha, float cScale) {
+                  float alpha, float cScale, const TileEpilogue* ep) {
   float acc[kGemmMR][kGemmNR] = {};
   for (int64_t k = 0; k < kc; k++) {
     const float* bk = b + k * kGemmNR;
@@ -21,10 +23,15 @@ void microGeneric(int64_t kc, const float* a, const float* b, float* c, int64_t 
   }
   for (int r = 0; r < mr; r++) {
     float* cr = c + r * ldc;
-    if (cScale == 0.f) {
-      for (int j = 0; j < nr; j++) cr[j] = alpha * acc[r][j];
-    } else {
-      for (int j = 0; j < nr; j++) cr[j] = alpha * acc[r][j] + cScale * cr[j];
+    for (int j = 0; j < nr; j++) {
+      float v = alpha * acc[r][j] + (cScale == 0.f ? 0.f : cScale * cr[j]);
+      if (ep) {
+        if (ep->rowBias) v += ep->rowBias[r];
+        if (ep->colBias) v += ep->colBias[j];
+        if (ep->residual) v += ep->residualScale * ep->residual[r * ep->residualLd + j];
+        v = activateScalar(v, ep->act);
+      }
+      cr[j] = v;
     }
   }
 }

@@ -7,14 +7,26 @@
 
 namespace kiln::cpu {
 
+// The epilogue of one micro-tile, applied in registers before the store (last K slice only):
+//   c = act(c + rowBias[i] + colBias[j] + residualScale * residual[i*residualLd + j]).
+// Pointers are at the tile's origin; any may be null.
+struct TileEpilogue {
+  const float* rowBias = nullptr;
+  const float* colBias = nullptr;
+  const float* residual = nullptr;
+  int64_t residualLd = 0;
+  float residualScale = 1.f;
+  ActivationSpec act;
+};
+
 struct GemmKernelTable {
   const char* name;
   // One micro-tile: acc = sum over kc of a-panel (kc x MR, packed) times b-panel (kc x NR, packed);
   // then for the top-left mr x nr of the tile (mr <= MR, nr <= NR):
-  //   c[i*ldc + j] = alpha * acc + (cScale == 0 ? 0 : cScale * c[i*ldc + j]).
-  // With cScale == 0 C is never read (it may hold uninitialised memory).
+  //   c[i*ldc + j] = epilogue(alpha * acc + (cScale == 0 ? 0 : cScale * c[i*ldc + j])).
+  // With cScale == 0 C is never read (it may hold uninitialised memory); ep may be null.
   void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr,
-                float alpha, float cScale);
+                float alpha, float cScale, const TileEpilogue* ep);
   // One row segment of the epilogue: c[j] = act(c[j] + rowBias + colBias[j] + rs * residual[j])
   // (colBias and residual may be null; residual is contiguous here).
   void (*epilogueRow)(float* c, int64_t n, float rowBias, const float* colBias, const float* residual,

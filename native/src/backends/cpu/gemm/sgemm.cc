@@ -132,11 +132,27 @@ constexpr int64_t kPanelPackMaxRows = 384;
 
 void microTiles(const GemmKernelTable& kt, const GemmArgs& g, const float* aSlice, const float* bPanel, int64_t kc,
                 int64_t i0, int64_t rows, int64_t j, int nr, float cScale, bool epilogue) {
+  // A contiguous residual (or none) goes through the micro-kernel's in-register epilogue; a
+  // strided one (broadcast views) through the separate tile pass.
+  const GemmEpilogue& e = g.epilogue;
+  const bool inRegisters = epilogue && (!e.residual || e.residualColStride == 1);
+  TileEpilogue tile;
+  if (inRegisters) {
+    tile.colBias = e.colBias ? e.colBias + j : nullptr;
+    tile.residualLd = e.residualRowStride;
+    tile.residualScale = e.residualScale;
+    tile.act = e.activation;
+  }
   for (int64_t ir = 0; ir < rows; ir += MR) {
     const int mr = static_cast<int>(std::min(MR, rows - ir));
-    float* c = g.C + (i0 + ir) * g.ldc + j;
-    kt.micro(kc, aSlice + (ir / MR) * kc * MR, bPanel, c, g.ldc, mr, nr, g.alpha, cScale);
-    if (epilogue) applyEpilogueTile(kt, g, i0 + ir, j, mr, nr);
+    const int64_t i = i0 + ir;
+    float* c = g.C + i * g.ldc + j;
+    if (inRegisters) {
+      tile.rowBias = e.rowBias ? e.rowBias + i : nullptr;
+      tile.residual = e.residual ? e.residual + i * e.residualRowStride + j : nullptr;
+    }
+    kt.micro(kc, aSlice + (ir / MR) * kc * MR, bPanel, c, g.ldc, mr, nr, g.alpha, cScale, inRegisters ? &tile : nullptr);
+    if (epilogue && !inRegisters) applyEpilogueTile(kt, g, i, j, mr, nr);
   }
 }
 

@@ -15,9 +15,26 @@ using namespace avx2;
 
 // R rows (1..6) of the tile, NV vectors of 8 columns (1 or 2). Partial tiles in N use masked
 // loads/stores so edges run at nearly full speed instead of through a scratch tile.
+// The tile epilogue on one 8-wide vector of row r at column offset col (mask: partial vectors).
+inline __m256 finish(__m256 v, const TileEpilogue& ep, int r, int col, __m256i mask, bool masked) {
+  if (ep.rowBias) v = _mm256_add_ps(v, _mm256_broadcast_ss(ep.rowBias + r));
+  if (ep.colBias) {
+    v = _mm256_add_ps(v, masked ? _mm256_maskload_ps(ep.colBias + col, mask) : _mm256_loadu_ps(ep.colBias + col));
+  }
+  if (ep.residual) {
+    const float* res = ep.residual + r * ep.residualLd + col;
+    v = _mm256_fmadd_ps(masked ? _mm256_maskload_ps(res, mask) : _mm256_loadu_ps(res), _mm256_set1_ps(ep.residualScale), v);
+  }
+  return activate256(v, ep.act);
+}
+
+// R rows (1..6) of the tile, NV vectors of 8 columns (1 or 2). Partial tiles in N use masked
+// loads/stores so edges run at nearly full speed instead of through a scratch tile. The epilogue
+// (bias, residual, activation) runs in registers, so small-K GEMMs (MobileNet's 1x1 convs with
+// K = 16) do not pay a second pass over C.
 template <int R, int NV>
-void microAvx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int nr, float alpha,
-               float cScale) {
+void microAvx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int nr, float alpha, float cScale,
+               const TileEpilogue* ep) {
   __m256 acc0[R], acc1[R];
 #pragma GCC unroll 6
   for (int r = 0; r < R; r++) {
@@ -43,21 +60,7 @@ void microAvx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
   const __m256 va = _mm256_set1_ps(alpha);
   const __m256 vs = _mm256_set1_ps(cScale);
   const bool scaled = alpha != 1.f;
-  if (nr == NV * 8) {
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++) {
-      float* cr = c + r * ldc;
-      __m256 v0 = scaled ? _mm256_mul_ps(acc0[r], va) : acc0[r];
-      if (cScale != 0.f) v0 = _mm256_fmadd_ps(_mm256_loadu_ps(cr), vs, v0);
-      _mm256_storeu_ps(cr, v0);
-      if (NV == 2) {
-        __m256 v1 = scaled ? _mm256_mul_ps(acc1[r], va) : acc1[r];
-        if (cScale != 0.f) v1 = _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8), vs, v1);
-        _mm256_storeu_ps(cr + 8, v1);
-      }
-    }
-    return;
-  }
+  const bool full = nr == NV * 8;
   const int n0 = nr < 8 ? nr : 8;
   const int n1 = nr - n0;
   const __m256i m0 = tailMask256(n0);
@@ -66,17 +69,21 @@ void microAvx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
   for (int r = 0; r < R; r++) {
     float* cr = c + r * ldc;
     __m256 v0 = scaled ? _mm256_mul_ps(acc0[r], va) : acc0[r];
-    if (cScale != 0.f) v0 = _mm256_fmadd_ps(_mm256_maskload_ps(cr, m0), vs, v0);
-    _mm256_maskstore_ps(cr, m0, v0);
-    if (NV == 2 && n1 > 0) {
+    if (cScale != 0.f) v0 = _mm256_fmadd_ps(full ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, m0), vs, v0);
+    if (ep) v0 = finish(v0, *ep, r, 0, m0, !full);
+    if (full) _mm256_storeu_ps(cr, v0);
+    else _mm256_maskstore_ps(cr, m0, v0);
+    if (NV == 2 && (full || n1 > 0)) {
       __m256 v1 = scaled ? _mm256_mul_ps(acc1[r], va) : acc1[r];
-      if (cScale != 0.f) v1 = _mm256_fmadd_ps(_mm256_maskload_ps(cr + 8, m1), vs, v1);
-      _mm256_maskstore_ps(cr + 8, m1, v1);
+      if (cScale != 0.f) v1 = _mm256_fmadd_ps(full ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, m1), vs, v1);
+      if (ep) v1 = finish(v1, *ep, r, 8, m1, !full);
+      if (full) _mm256_storeu_ps(cr + 8, v1);
+      else _mm256_maskstore_ps(cr + 8, m1, v1);
     }
   }
 }
 
-using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, float, float);
+using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, float, float, const TileEpilogue*);
 
 const MicroFn kMicro[kGemmMR][2] = {
     {microAvx2<1, 1>, microAvx2<1, 2>}, {microAvx2<2, 1>, microAvx2<2, 2>},
@@ -85,8 +92,8 @@ const MicroFn kMicro[kGemmMR][2] = {
 };
 
 void microDispatch(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr,
-                   float alpha, float cScale) {
-  kMicro[mr - 1][nr > 8 ? 1 : 0](kc, a, b, c, ldc, nr, alpha, cScale);
+                   float alpha, float cScale, const TileEpilogue* ep) {
+  kMicro[mr - 1][nr > 8 ? 1 : 0](kc, a, b, c, ldc, nr, alpha, cScale, ep);
 }
 
 void activationAvx2(float* x, int64_t n, const ActivationSpec& act) {

@@ -216,7 +216,7 @@ class ConvKernel final : public Kernel {
     if (p.Cg == 1 && p.Mg == 1 && g.rank <= 2) {
       p.tactic = Tactic::Depthwise;
       p.slots = threads;
-      p.slotFloats = depthwiseScratchFloats(g);
+      p.slotFloats = (depthwiseScratchFloats(g) + 15) / 16 * 16;
       return p;
     }
     p.tactic = g.rank <= 2 ? Tactic::Im2col2d : Tactic::Im2colNd;
@@ -297,15 +297,18 @@ class ConvKernel final : public Kernel {
   void runDepthwise(const ConvPlan& p, const float* x, const float* wData, const Epilogue& ep, float* y, float* ws,
                     ThreadPool* pool) const {
     const ConvGeometry& geo = p.geo;
-    parallelForSlots(pool, p.N * p.C, p.slots, [&](int64_t plane, int slot) {
-      const int64_t c = plane % p.C;
-      DepthwisePlane d;
-      d.x = x + plane * geo.inPixels;
-      d.w = wData + c * geo.kernelSize;
-      d.bias = ep.bias ? ep.bias[c] : 0.f;
-      d.residual = ep.residual ? ep.residual + plane * geo.outPixels : nullptr;
-      d.y = y + plane * geo.outPixels;
-      depthwiseConvPlane(geo, d, ep.act, ws + slot * p.slotFloats);
+    const int64_t blocks = (p.C + kDepthwiseBlock - 1) / kDepthwiseBlock;
+    parallelForSlots(pool, p.N * blocks, p.slots, [&](int64_t task, int slot) {
+      const int64_t n = task / blocks, c = (task % blocks) * kDepthwiseBlock;
+      const int64_t plane = n * p.C + c;
+      DepthwiseBlock b;
+      b.x = x + plane * geo.inPixels;
+      b.w = wData + c * geo.kernelSize;
+      b.bias = ep.bias ? ep.bias + c : nullptr;
+      b.residual = ep.residual ? ep.residual + plane * geo.outPixels : nullptr;
+      b.y = y + plane * geo.outPixels;
+      b.channels = int(std::min<int64_t>(kDepthwiseBlock, p.C - c));
+      depthwiseConvBlock(geo, b, ep.act, ws + slot * p.slotFloats);
     });
   }
 

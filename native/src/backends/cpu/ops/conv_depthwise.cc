@@ -8,40 +8,32 @@
 namespace kiln::cpu {
 namespace {
 
-// Vector loads may run up to 16 floats past the last tap of a row (stride-2 de-interleaving).
-constexpr int64_t kRowSlack = 16;
+bool useAvx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  return avx2GemmKernelsOrNull() && cpuHasAvx2Fma();
+#else
+  return false;
+#endif
+}
 
-struct Dims2d {
-  int64_t H, W, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl;
-};
-
-Dims2d dims2d(const ConvGeometry& g) {
-  if (g.rank == 1) {
-    return {1, g.in[0], 1, g.out[0], 1, g.kernel[0], 1, g.strides[0], 1, g.dilations[0], 0, g.padBegin[0]};
+// One channel through a zero-padded copy of its plane (portable path).
+void planeGeneric(const Depthwise2d& d, const float* x, const float* w, float bias, float* y, float* padded) {
+  for (int64_t r = 0; r < d.ph; r++) {
+    float* dst = padded + r * d.pw;
+    const int64_t iy = r - d.pt;
+    std::fill(dst, dst + d.pw, 0.f);
+    if (iy < 0 || iy >= d.H) continue;
+    const int64_t c0 = std::clamp<int64_t>(d.pl, 0, d.pw), c1 = std::clamp<int64_t>(d.pl + d.W, c0, d.pw);
+    std::copy(x + iy * d.W + (c0 - d.pl), x + iy * d.W + (c1 - d.pl), dst + c0);
   }
-  return {g.in[0],      g.in[1],      g.out[0],       g.out[1],       g.kernel[0],  g.kernel[1],
-          g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.padBegin[0], g.padBegin[1]};
-}
-
-// The padded plane covers exactly the input window the outputs read.
-void paddedSize(const Dims2d& d, int64_t& ph, int64_t& pw) {
-  ph = (d.OH - 1) * d.sh + (d.KH - 1) * d.dh + 1;
-  pw = (d.OW - 1) * d.sw + (d.KW - 1) * d.dw + 1 + kRowSlack;
-}
-
-void depthwiseRowsGeneric(const DepthwiseRows& r) {
-  for (int64_t oy = 0; oy < r.OH; oy++) {
-    float* yr = r.y + oy * r.OW;
-    for (int64_t ox = 0; ox < r.OW; ox++) yr[ox] = r.bias;
-    for (int64_t ky = 0; ky < r.KH; ky++) {
-      for (int64_t kx = 0; kx < r.KW; kx++) {
-        const float wv = r.w[ky * r.KW + kx];
-        const float* src = r.padded + (oy * r.sh + ky * r.dh) * r.pw + kx * r.dw;
-        if (r.sw == 1) {
-          for (int64_t ox = 0; ox < r.OW; ox++) yr[ox] += wv * src[ox];
-        } else {
-          for (int64_t ox = 0; ox < r.OW; ox++) yr[ox] += wv * src[ox * r.sw];
-        }
+  for (int64_t oy = 0; oy < d.OH; oy++) {
+    float* yr = y + oy * d.OW;
+    std::fill(yr, yr + d.OW, bias);
+    for (int64_t ky = 0; ky < d.KH; ky++) {
+      for (int64_t kx = 0; kx < d.KW; kx++) {
+        const float wv = w[ky * d.KW + kx];
+        const float* src = padded + (oy * d.sh + ky * d.dh) * d.pw + kx * d.dw;
+        for (int64_t ox = 0; ox < d.OW; ox++) yr[ox] += wv * src[ox * d.sw];
       }
     }
   }
@@ -49,45 +41,41 @@ void depthwiseRowsGeneric(const DepthwiseRows& r) {
 
 }  // namespace
 
-int64_t depthwiseScratchFloats(const ConvGeometry& g) {
-  int64_t ph, pw;
-  paddedSize(dims2d(g), ph, pw);
-  return ph * pw;
+Depthwise2d depthwise2d(const ConvGeometry& g) {
+  Depthwise2d d;
+  if (g.rank == 1) {
+    d = {1, g.in[0], 1, g.out[0], 1, g.kernel[0], 1, g.strides[0], 1, g.dilations[0], 0, g.padBegin[0], 0, 0};
+  } else {
+    d = {g.in[0],      g.in[1],      g.out[0],       g.out[1],       g.kernel[0],   g.kernel[1], g.strides[0],
+         g.strides[1], g.dilations[0], g.dilations[1], g.padBegin[0], g.padBegin[1], 0,           0};
+  }
+  d.ph = d.OH > 0 ? (d.OH - 1) * d.sh + (d.KH - 1) * d.dh + 1 : 0;
+  d.pw = d.OW > 0 ? (d.OW - 1) * d.sw + (d.KW - 1) * d.dw + 1 : 0;
+  return d;
 }
 
-void depthwiseConvPlane(const ConvGeometry& g, const DepthwisePlane& plane, const ActivationSpec& act, float* scratch) {
-  const Dims2d d = dims2d(g);
+int64_t depthwiseScratchFloats(const ConvGeometry& g) {
+  const Depthwise2d d = depthwise2d(g);
+  // AVX2: interleaved padded input + interleaved output; portable: one padded plane.
+  return (d.ph * d.pw + d.OH * d.OW) * kDepthwiseBlock + kDepthwiseBlock * d.KH * d.KW;
+}
+
+void depthwiseConvBlock(const ConvGeometry& g, const DepthwiseBlock& b, const ActivationSpec& act, float* scratch,
+                        bool allowAvx2) {
+  const Depthwise2d d = depthwise2d(g);
   if (d.OH == 0 || d.OW == 0) return;
-  int64_t ph, pw;
-  paddedSize(d, ph, pw);
-  // Padded row r holds input row r - pt; column c holds input column c - pl.
-  for (int64_t r = 0; r < ph; r++) {
-    float* dst = scratch + r * pw;
-    const int64_t iy = r - d.pt;
-    if (iy < 0 || iy >= d.H) {
-      std::memset(dst, 0, sizeof(float) * size_t(pw));
-      continue;
-    }
-    const int64_t c0 = std::min(pw, std::max<int64_t>(0, d.pl));              // first column with input
-    const int64_t c1 = std::min(pw, std::max<int64_t>(c0, d.pl + d.W));        // one past the last
-    std::memset(dst, 0, sizeof(float) * size_t(c0));
-    std::memcpy(dst + c0, plane.x + iy * d.W + (c0 - d.pl), sizeof(float) * size_t(c1 - c0));
-    std::memset(dst + c1, 0, sizeof(float) * size_t(pw - c1));
-  }
-  DepthwiseRows rows{scratch, pw, plane.w, plane.bias, plane.y, d.OH, d.OW, d.KH, d.KW, d.sh, d.sw, d.dh, d.dw};
-  const GemmKernelTable& kt = gemmKernels();
-#if defined(__x86_64__) || defined(__i386__)
-  if ((d.sw == 1 || d.sw == 2) && avx2GemmKernelsOrNull() && cpuHasAvx2Fma()) {
-    depthwiseRowsAvx2(rows);
+  const int64_t inPixels = d.H * d.W, outPixels = d.OH * d.OW, taps = d.KH * d.KW;
+  if (allowAvx2 && useAvx2()) {
+    depthwiseBlockAvx2(d, b, scratch);
   } else {
-    depthwiseRowsGeneric(rows);
+    for (int c = 0; c < b.channels; c++) {
+      planeGeneric(d, b.x + c * inPixels, b.w + c * taps, b.bias ? b.bias[c] : 0.f, b.y + c * outPixels, scratch);
+    }
   }
-#else
-  depthwiseRowsGeneric(rows);
-#endif
-  if (plane.residual || act.kind != Activation::None) {
-    for (int64_t oy = 0; oy < d.OH; oy++) {
-      kt.epilogueRow(plane.y + oy * d.OW, d.OW, 0.f, nullptr, plane.residual ? plane.residual + oy * d.OW : nullptr, 1.f,
+  if (b.residual || act.kind != Activation::None) {
+    const GemmKernelTable& kt = gemmKernels();
+    for (int c = 0; c < b.channels; c++) {
+      kt.epilogueRow(b.y + c * outPixels, outPixels, 0.f, nullptr, b.residual ? b.residual + c * outPixels : nullptr, 1.f,
                      act);
     }
   }

@@ -1,8 +1,8 @@
 // Depthwise 2-D convolution (one filter per channel: MobileNet, EfficientNet), computed directly
-// instead of through im2col + GEMM (a 1-row GEMM per channel wastes the micro-kernel). Each
-// channel plane is copied once into a zero-padded scratch plane so the inner loops need no bounds
-// checks; rows are then accumulated tap by tap, vectorised along the output row (AVX2 for strides
-// 1 and 2, portable loops otherwise).
+// instead of through im2col + GEMM (a 1-row GEMM per channel wastes the micro-kernel). Channels go
+// in blocks of 8: the AVX2 path interleaves a block's planes into a zero-padded [pixel][8] buffer,
+// so every tap is one vertical FMA for 8 channels at any stride, dilation or plane size, then
+// de-interleaves the result (8x8 transposes); the portable path works plane by plane.
 #pragma once
 #include <cstdint>
 
@@ -11,28 +11,29 @@
 
 namespace kiln::cpu {
 
-struct DepthwisePlane {
-  const float* x = nullptr;         // [H, W] input plane
-  const float* w = nullptr;         // [KH, KW] filter
-  float bias = 0.f;
-  const float* residual = nullptr;  // [OH, OW] or null
-  float* y = nullptr;               // [OH, OW]
+constexpr int kDepthwiseBlock = 8;
+
+struct DepthwiseBlock {
+  const float* x = nullptr;         // first of `channels` consecutive [H, W] input planes
+  const float* w = nullptr;         // first of `channels` consecutive [KH, KW] filters
+  const float* bias = nullptr;      // `channels` values, or null
+  const float* residual = nullptr;  // first of `channels` consecutive [OH, OW] planes, or null
+  float* y = nullptr;               // first of `channels` consecutive [OH, OW] output planes
+  int channels = 0;                 // 1..kDepthwiseBlock
 };
 
-// Scratch floats depthwiseConvPlane needs for this geometry (1-D or 2-D).
+// Scratch floats depthwiseConvBlock needs for this geometry (1-D or 2-D).
 int64_t depthwiseScratchFloats(const ConvGeometry& g);
-void depthwiseConvPlane(const ConvGeometry& g, const DepthwisePlane& plane, const ActivationSpec& act, float* scratch);
+// allowAvx2 = false forces the portable path (tests compare the two).
+void depthwiseConvBlock(const ConvGeometry& g, const DepthwiseBlock& block, const ActivationSpec& act, float* scratch,
+                        bool allowAvx2 = true);
 
-// Internal: the row loop over a padded plane (pw floats per row), implemented portably and in
-// conv_depthwise_avx2.cc.
-struct DepthwiseRows {
-  const float* padded;
-  int64_t pw;
-  const float* w;
-  float bias;
-  float* y;
-  int64_t OH, OW, KH, KW, sh, sw, dh, dw;
+// Internal: the 2-D view of a 1-D or 2-D geometry and the AVX2 implementation.
+struct Depthwise2d {
+  int64_t H, W, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl;
+  int64_t ph, pw;  // the padded input window the outputs read
 };
-void depthwiseRowsAvx2(const DepthwiseRows& r);  // strides 1 and 2 only; defined when AVX2 is built
+Depthwise2d depthwise2d(const ConvGeometry& g);
+void depthwiseBlockAvx2(const Depthwise2d& d, const DepthwiseBlock& block, float* scratch);  // conv_depthwise_avx2.cc
 
 }  // namespace kiln::cpu
