@@ -212,9 +212,9 @@ void runTask(const GemmKernelTable& kt, const GemmArgs& g, const Task& t) {
 }
 
 // Chooses how many row chunks (tm) and column chunks (tn) to cut C into. The estimate charges each
-// thread its share of tasks, each task its flops plus its packing (a packed float costs about as
-// much time as 16 flops). Operands that are pre-packed cost nothing to re-read, so e.g. a conv
-// with packed weights prefers to split its (im2col) columns.
+// thread its share of tasks, each task its flops plus the operand traffic it causes, so e.g. a conv
+// with packed weights prefers to split its (im2col) columns, and a BERT projection (packed weights,
+// 128 rows) does not make every task stream all of the weights.
 void planTasks(const GemmArgs& g, int threads, int64_t& mChunk, int64_t& nChunk) {
   const int64_t mPanels = (g.M + MR - 1) / MR, nPanels = (g.N + NR - 1) / NR;
   mChunk = mPanels * MR;
@@ -229,10 +229,11 @@ void planTasks(const GemmArgs& g, int threads, int64_t& mChunk, int64_t& nChunk)
       const int64_t mc = (mPanels + tm - 1) / tm, nc = (nPanels + tn - 1) / tn;  // panels per chunk
       const int64_t tasks = ((mPanels + mc - 1) / mc) * ((nPanels + nc - 1) / nc);
       const double rows = double(std::min(mc * MR, g.M)), cols = double(std::min(nc * NR, g.N));
-      double packed = 0;
-      if (!g.A.packed) packed += rows * g.K * double((nc * NR + NC - 1) / NC);
-      if (!g.B.packed) packed += cols * g.K;
-      const double perTask = 2.0 * rows * cols * g.K + 16.0 * packed;
+      // A is (re)read once per NC block of the task, B once per task: packing costs ~16 flops per
+      // float, streaming an already packed operand from L3 ~4.
+      const double aReads = rows * g.K * double((nc * NR + NC - 1) / NC), bReads = cols * g.K;
+      const double operandCost = (g.A.packed ? 4.0 : 16.0) * aReads + (g.B.packed ? 4.0 : 16.0) * bReads;
+      const double perTask = 2.0 * rows * cols * g.K + operandCost;
       const double cost = double((tasks + threads - 1) / threads) * perTask;
       if (best < 0 || cost < best) {
         best = cost;
