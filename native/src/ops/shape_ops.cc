@@ -19,7 +19,7 @@ std::shared_ptr<Tensor> int64Tensor(const std::vector<int64_t>& values, bool sca
 }
 
 void inferReshape(InferContext& ctx) {
-  requireInput(ctx, 0, "data");
+  expectInput(ctx, 0, "data");
   IntsArg target = readIntsArg(ctx, "shape", 1, 5);
   if (!target.present) ctx.error("the target shape is missing");
   const DType type = ctx.inputTypes[0];
@@ -38,7 +38,7 @@ void inferReshape(InferContext& ctx) {
 }
 
 void inferFlatten(InferContext& ctx) {
-  int64_t rank = requireRank(ctx, 0, "input");
+  int64_t rank = expectRank(ctx, 0, "input");
   int64_t axis = ctx.node.getInt("axis", 1);
   // Flatten's axis may equal rank (everything in the first dim); negative axes arrive at opset 11.
   if (axis < (ctx.opset >= 11 ? -rank : 0) || axis > rank) {
@@ -54,7 +54,7 @@ void inferFlatten(InferContext& ctx) {
 }
 
 void inferSqueeze(InferContext& ctx) {
-  requireInput(ctx, 0, "data");
+  expectInput(ctx, 0, "data");
   const SymShape& in = ctx.inputShapes[0];
   IntsArg axes = readIntsArg(ctx, "axes", 1, 13);
   const DType type = ctx.inputTypes[0];
@@ -97,7 +97,7 @@ void inferSqueeze(InferContext& ctx) {
 }
 
 void inferUnsqueeze(InferContext& ctx) {
-  requireInput(ctx, 0, "data");
+  expectInput(ctx, 0, "data");
   const SymShape& in = ctx.inputShapes[0];
   IntsArg axes = readIntsArg(ctx, "axes", 1, 13);
   if (!axes.present) ctx.error("axes are missing");
@@ -124,7 +124,7 @@ void inferUnsqueeze(InferContext& ctx) {
 }
 
 void inferShape(InferContext& ctx) {
-  requireInput(ctx, 0, "data");
+  expectInput(ctx, 0, "data");
   const SymShape& in = ctx.inputShapes[0];
   if (!in.hasRank) {
     ctx.setOutput(0, DType::Int64, SymShape{true, {ctx.freshDim()}});
@@ -141,7 +141,7 @@ void inferShape(InferContext& ctx) {
 }
 
 void inferSize(InferContext& ctx) {
-  requireInput(ctx, 0, "data");
+  expectInput(ctx, 0, "data");
   ctx.setOutput(0, DType::Int64, SymShape::of({}));
   const SymShape& in = ctx.inputShapes[0];
   if (!in.isConcrete()) return;
@@ -149,14 +149,14 @@ void inferSize(InferContext& ctx) {
 }
 
 void inferIdentity(InferContext& ctx) {
-  requireInput(ctx, 0, "input");
+  expectInput(ctx, 0, "input");
   ctx.setOutput(0, ctx.inputTypes[0], ctx.inputShapes[0]);
   if (ctx.inputValues[0]) ctx.outputValues[0] = std::make_shared<Tensor>(*ctx.inputValues[0]);
 }
 
 void inferExpand(InferContext& ctx) {
-  requireInput(ctx, 0, "input");
-  requireInput(ctx, 1, "shape");
+  expectInput(ctx, 0, "input");
+  expectInput(ctx, 1, "shape");
   const DType type = ctx.inputTypes[0];
   auto shape = ctx.intValues(1);
   if (!shape) {

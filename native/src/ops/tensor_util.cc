@@ -1,6 +1,8 @@
 #include "ops/tensor_util.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 
 #include "core/error.h"
@@ -84,6 +86,39 @@ std::vector<double> tensorToDoubles(const Tensor& t) {
   return out;
 }
 
+namespace {
+template <class T>
+T saturate(double v) {
+  if (std::isnan(v)) return T(0);
+  if (v <= (double)std::numeric_limits<T>::lowest()) return std::numeric_limits<T>::lowest();
+  if (v >= (double)std::numeric_limits<T>::max()) return std::numeric_limits<T>::max();
+  return (T)v;
+}
+}  // namespace
+
+void storeDouble(Tensor& t, int64_t i, double v) {
+  KILN_CHECK(i >= 0 && i < t.numel(), Internal, "storeDouble: element index out of range");
+  switch (t.dtype) {
+    case DType::Float32: t.ptr<float>()[i] = (float)v; return;
+    case DType::Float64: t.ptr<double>()[i] = v; return;
+    case DType::Float16: t.ptr<uint16_t>()[i] = floatToHalf((float)v); return;
+    case DType::BFloat16: t.ptr<uint16_t>()[i] = floatToBfloat16((float)v); return;
+    case DType::Int8: t.ptr<int8_t>()[i] = saturate<int8_t>(v); return;
+    case DType::UInt8: t.ptr<uint8_t>()[i] = saturate<uint8_t>(v); return;
+    case DType::Int16: t.ptr<int16_t>()[i] = saturate<int16_t>(v); return;
+    case DType::UInt16: t.ptr<uint16_t>()[i] = saturate<uint16_t>(v); return;
+    case DType::Int32: t.ptr<int32_t>()[i] = saturate<int32_t>(v); return;
+    case DType::UInt32: t.ptr<uint32_t>()[i] = saturate<uint32_t>(v); return;
+    case DType::Int64: t.ptr<int64_t>()[i] = saturate<int64_t>(v); return;
+    case DType::UInt64: t.ptr<uint64_t>()[i] = saturate<uint64_t>(v); return;
+    case DType::Bool: t.ptr<uint8_t>()[i] = v != 0; return;
+    case DType::String:
+    case DType::Undefined:
+      break;
+  }
+  fail(ErrorCode::InvalidArgument, std::string("cannot store a number in a tensor of type ") + dtypeName(t.dtype));
+}
+
 std::optional<std::vector<double>> knownFloats(const InferContext& ctx, size_t i) {
   if (!ctx.hasInput(i) || i >= ctx.inputValues.size() || ctx.inputValues[i] == nullptr) return std::nullopt;
   const Tensor* t = ctx.inputValues[i];
@@ -91,12 +126,12 @@ std::optional<std::vector<double>> knownFloats(const InferContext& ctx, size_t i
   return tensorToDoubles(*t);
 }
 
-void requireInput(InferContext& ctx, size_t i, const char* name) {
+void expectInput(InferContext& ctx, size_t i, const char* name) {
   if (!ctx.hasInput(i)) ctx.error(std::string("required input '") + name + "' is missing");
 }
 
-int64_t requireRank(InferContext& ctx, size_t i, const char* name) {
-  requireInput(ctx, i, name);
+int64_t expectRank(InferContext& ctx, size_t i, const char* name) {
+  expectInput(ctx, i, name);
   if (!ctx.inputShapes[i].hasRank) ctx.error(std::string("input '") + name + "' has unknown rank");
   return (int64_t)ctx.inputShapes[i].rank();
 }

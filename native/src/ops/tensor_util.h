@@ -45,10 +45,13 @@ std::optional<std::vector<double>> knownFloats(const InferContext& ctx, size_t i
 // Every element of a numeric tensor as double (slow; for small parameter tensors).
 std::vector<double> tensorToDoubles(const Tensor& t);
 
+// Stores v (converted, saturating for integers) as element i of a numeric or bool tensor.
+void storeDouble(Tensor& t, int64_t i, double v);
+
 // Requires input i to be present; ctx.error otherwise.
-void requireInput(InferContext& ctx, size_t i, const char* name);
+void expectInput(InferContext& ctx, size_t i, const char* name);
 // Requires a known rank for input i; returns it.
-int64_t requireRank(InferContext& ctx, size_t i, const char* name);
+int64_t expectRank(InferContext& ctx, size_t i, const char* name);
 
 // Symbolic product of dims: known when all known, the symbol when the product is one symbol times 1,
 // else a fresh symbol.

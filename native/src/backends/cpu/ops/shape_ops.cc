@@ -12,22 +12,22 @@ namespace {
 std::unique_ptr<Kernel> createCopyKernel(const KernelCreateInfo& info) {
   std::string name = "copy";
   return makeKernel(name, [](KernelContext& ctx) {
-    const Tensor& in = requiredInput(ctx, 0, "data");
-    Tensor& out = requiredOutput(ctx, 0);
+    const Tensor& in = needInput(ctx, 0, "data");
+    Tensor& out = needOutput(ctx, 0);
     if (in.numel() != out.numel() || in.dtype != out.dtype) {
       nodeFail(ctx.node, ErrorCode::ShapeMismatch,
                "cannot turn input of shape " + shapeToString(in.shape) + " into output of shape " +
                    shapeToString(out.shape));
     }
-    copyTensor(in, out, poolOf(ctx));
+    copyTensor(in, out, threadsOf(ctx));
   });
 }
 
 std::unique_ptr<Kernel> createShapeKernel(const KernelCreateInfo& info) {
   const int64_t opset = info.opset;
   return makeKernel("shape", [opset](KernelContext& ctx) {
-    const Tensor& in = requiredInput(ctx, 0, "data");
-    Tensor& out = requiredOutput(ctx, 0);
+    const Tensor& in = needInput(ctx, 0, "data");
+    Tensor& out = needOutput(ctx, 0);
     auto [start, end] = shapeOpRange(ctx.node, opset, (int64_t)in.shape.size());
     KILN_CHECK(out.numel() == end - start && out.dtype == DType::Int64, Internal,
                describeNode(ctx.node) + ": output was allocated with the wrong shape");
@@ -37,8 +37,8 @@ std::unique_ptr<Kernel> createShapeKernel(const KernelCreateInfo& info) {
 
 std::unique_ptr<Kernel> createSizeKernel(const KernelCreateInfo& info) {
   return makeKernel("size", [](KernelContext& ctx) {
-    const Tensor& in = requiredInput(ctx, 0, "data");
-    Tensor& out = requiredOutput(ctx, 0);
+    const Tensor& in = needInput(ctx, 0, "data");
+    Tensor& out = needOutput(ctx, 0);
     KILN_CHECK(out.numel() == 1 && out.dtype == DType::Int64, Internal,
                describeNode(ctx.node) + ": output was allocated with the wrong shape");
     out.ptr<int64_t>()[0] = in.numel();
@@ -47,8 +47,8 @@ std::unique_ptr<Kernel> createSizeKernel(const KernelCreateInfo& info) {
 
 std::unique_ptr<Kernel> createExpandKernel(const KernelCreateInfo& info) {
   return makeKernel("expand.strided", [](KernelContext& ctx) {
-    const Tensor& in = requiredInput(ctx, 0, "input");
-    Tensor& out = requiredOutput(ctx, 0);
+    const Tensor& in = needInput(ctx, 0, "input");
+    Tensor& out = needOutput(ctx, 0);
     const size_t rank = out.shape.size();
     if (in.shape.size() > rank) {
       nodeFail(ctx.node, ErrorCode::ShapeMismatch,
@@ -66,7 +66,7 @@ std::unique_ptr<Kernel> createExpandKernel(const KernelCreateInfo& info) {
                  "input of shape " + shapeToString(in.shape) + " cannot expand to " + shapeToString(out.shape));
       }
     }
-    copyStrided(in.dtype, out.data, in.data, out.shape, strides, 0, poolOf(ctx));
+    copyStrided(in.dtype, out.data, in.data, out.shape, strides, 0, threadsOf(ctx));
   });
 }
 

@@ -7,14 +7,14 @@
 
 namespace kiln::cpu {
 
-const Tensor& requiredInput(const KernelContext& ctx, size_t i, const char* name) {
+const Tensor& needInput(const KernelContext& ctx, size_t i, const char* name) {
   if (i >= ctx.inputs.size() || ctx.inputs[i] == nullptr) {
     nodeFail(ctx.node, ErrorCode::InvalidArgument, std::string("required input '") + name + "' is missing");
   }
   return *ctx.inputs[i];
 }
 
-Tensor& requiredOutput(KernelContext& ctx, size_t i) {
+Tensor& needOutput(KernelContext& ctx, size_t i) {
   if (i >= ctx.outputs.size() || ctx.outputs[i] == nullptr) {
     nodeFail(ctx.node, ErrorCode::Internal, "output " + std::to_string(i) + " was not provided");
   }
@@ -218,6 +218,15 @@ void fillElements(DType dtype, void* dst, int64_t dstIndex, int64_t count, const
     using T = typename decltype(tag)::type;
     T* out = static_cast<T*>(dst) + dstIndex;
     std::fill(out, out + count, static_cast<const T*>(value)[valueIndex]);
+  });
+}
+
+void fillZero(DType dtype, void* dst, int64_t dstIndex, int64_t count) {
+  if (count <= 0) return;
+  visitStorage(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* out = static_cast<T*>(dst) + dstIndex;
+    std::fill(out, out + count, T{});
   });
 }
 

@@ -69,14 +69,14 @@ inline std::unique_ptr<Kernel> makeKernel(std::string name, std::function<void(K
 }
 
 // Input i, which the op requires (the runtime passes nullptr for omitted optional inputs).
-const Tensor& requiredInput(const KernelContext& ctx, size_t i, const char* name);
+const Tensor& needInput(const KernelContext& ctx, size_t i, const char* name);
 // Output i when the model keeps it, else nullptr.
-inline Tensor* optionalOutput(KernelContext& ctx, size_t i) { return i < ctx.outputs.size() ? ctx.outputs[i] : nullptr; }
+inline Tensor* maybeOutput(KernelContext& ctx, size_t i) { return i < ctx.outputs.size() ? ctx.outputs[i] : nullptr; }
 // Output i, which must exist (outputs the model may not omit).
-Tensor& requiredOutput(KernelContext& ctx, size_t i);
+Tensor& needOutput(KernelContext& ctx, size_t i);
 
 // The pool a kernel should use.
-inline ThreadPool& poolOf(const KernelContext& ctx) { return ctx.pool ? *ctx.pool : ThreadPool::global(); }
+inline ThreadPool& threadsOf(const KernelContext& ctx) { return ctx.pool ? *ctx.pool : ThreadPool::global(); }
 
 // Copies the view of `src` with the given shape, element strides (any integer, 0 for broadcast,
 // negative for reversed slices) and element offset into contiguous `dst` (numel(shape) elements).
@@ -96,5 +96,8 @@ void copyElements(DType dtype, void* dst, int64_t dstIndex, const void* src, int
 
 // Fills `count` elements of dst starting at dstIndex with the single element value[valueIndex].
 void fillElements(DType dtype, void* dst, int64_t dstIndex, int64_t count, const void* value, int64_t valueIndex);
+
+// Fills `count` elements of dst starting at dstIndex with zero (false, "" for strings).
+void fillZero(DType dtype, void* dst, int64_t dstIndex, int64_t count);
 
 }  // namespace kiln::cpu
