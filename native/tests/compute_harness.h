@@ -151,7 +151,25 @@ inline Result run(const Call& call) {
   }
   kiln::KernelContext kctx{node, inputs, outPtrs};
   kctx.pool = call.pool;
-  size_t ws = kernel->workspaceBytes(kctx);
+  // The runtime sizes workspaces in shape-only passes, where inputs carry no data: do the same so
+  // a kernel whose workspaceBytes looks at data (or needs it) fails here.
+  std::vector<Tensor> shapeOnly;
+  shapeOnly.reserve(inputs.size());
+  std::vector<const Tensor*> shapeOnlyPtrs;
+  for (const Tensor* t : inputs) {
+    if (!t) {
+      shapeOnlyPtrs.push_back(nullptr);
+      continue;
+    }
+    Tensor v;
+    v.dtype = t->dtype;
+    v.shape = t->shape;
+    shapeOnly.push_back(v);
+    shapeOnlyPtrs.push_back(&shapeOnly.back());
+  }
+  kiln::KernelContext sizing{node, shapeOnlyPtrs, outPtrs};
+  sizing.pool = call.pool;
+  size_t ws = kernel->workspaceBytes(sizing);
   std::shared_ptr<void> workspace(std::aligned_alloc(64, (ws + 64 + 63) / 64 * 64), [](void* p) { std::free(p); });
   // Poison the workspace too: kernels must not rely on it being zeroed.
   std::memset(workspace.get(), 0xff, ws);

@@ -38,11 +38,11 @@ class AttentionKernel final : public Kernel {
   }
 
   size_t workspaceBytes(const KernelContext& ctx) const override {
-    const Tensor* q = optionalInput(ctx, 0);
-    const Tensor* k = optionalInput(ctx, 1);
-    const Tensor* v = optionalInput(ctx, 2);
+    const Tensor* q = inputShapeOf(ctx, 0);
+    const Tensor* k = inputShapeOf(ctx, 1);
+    const Tensor* v = inputShapeOf(ctx, 2);
     if (!q || !k || !v) return 0;
-    AttentionShape s = resolve(*q, *k, *v, optionalInput(ctx, 3));
+    AttentionShape s = resolve(*q, *k, *v, inputShapeOf(ctx, 3));
     return size_t(computePool(ctx)->size() * s.slotFloats()) * sizeof(float);
   }
 

@@ -87,8 +87,8 @@ class ConvKernel final : public Kernel {
   }
 
   size_t workspaceBytes(const KernelContext& ctx) const override {
-    const Tensor* x = optionalInput(ctx, 0);
-    const Tensor* w = optionalInput(ctx, 1);
+    const Tensor* x = inputShapeOf(ctx, 0);
+    const Tensor* w = inputShapeOf(ctx, 1);
     if (!x || !w) return 0;
     ConvPlan p = plan(x->shape, w->shape, computePool(ctx));
     return size_t(p.slots * p.slotFloats) * sizeof(float) + 64 * size_t(p.slots);

@@ -47,8 +47,8 @@ class ConvTransposeKernel final : public Kernel {
   }
 
   size_t workspaceBytes(const KernelContext& ctx) const override {
-    const Tensor* x = optionalInput(ctx, 0);
-    const Tensor* w = optionalInput(ctx, 1);
+    const Tensor* x = inputShapeOf(ctx, 0);
+    const Tensor* w = inputShapeOf(ctx, 1);
     if (!x || !w) return 0;
     Plan p = plan(x->shape, w->shape);
     return size_t(p.Mg * p.kernelSize * p.inPixels) * sizeof(float);

@@ -40,8 +40,8 @@ class GemmKernel final : public Kernel {
 
   size_t workspaceBytes(const KernelContext& ctx) const override {
     // A beta-scaled copy of a vector C (M or N values).
-    const Tensor* a = optionalInput(ctx, 0);
-    const Tensor* b = optionalInput(ctx, 1);
+    const Tensor* a = inputShapeOf(ctx, 0);
+    const Tensor* b = inputShapeOf(ctx, 1);
     if (!a || !b || a->shape.size() != 2 || b->shape.size() != 2) return 0;
     return size_t(std::max(a->shape[0] + a->shape[1], b->shape[0] + b->shape[1])) * sizeof(float);
   }

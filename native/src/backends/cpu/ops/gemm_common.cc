@@ -19,6 +19,10 @@ const Tensor* optionalInput(const KernelContext& ctx, size_t i) {
   return ctx.inputs[i];
 }
 
+const Tensor* inputShapeOf(const KernelContext& ctx, size_t i) {
+  return i < ctx.inputs.size() ? ctx.inputs[i] : nullptr;
+}
+
 Tensor* optionalOutput(KernelContext& ctx, size_t i, DType dtype, const Shape& shape) {
   if (i >= ctx.outputs.size() || ctx.outputs[i] == nullptr) return nullptr;
   Tensor& t = *ctx.outputs[i];

@@ -22,6 +22,9 @@ inline ThreadPool* computePool(const KernelContext& ctx) { return ctx.pool ? ctx
 const Tensor& requiredInput(const KernelContext& ctx, size_t i, const char* what);
 // Input i or nullptr when omitted.
 const Tensor* optionalInput(const KernelContext& ctx, size_t i);
+// Input i's tensor for its shape and type only (data may be null: the runtime sizes workspaces in
+// shape-only passes), or nullptr when omitted. For Kernel::workspaceBytes.
+const Tensor* inputShapeOf(const KernelContext& ctx, size_t i);
 // Output i with the shape the kernel computed; a runtime-allocated output of another shape or size
 // is an Internal error (the schema and kernel disagree) rather than a buffer overrun.
 Tensor& requiredOutput(KernelContext& ctx, size_t i, DType dtype, const Shape& shape);
