@@ -226,8 +226,17 @@ KILN_TEST(pool, max_unpool_inverts_maxpool) {
   std::vector<float> want(16, 0.f);
   want[5] = 5, want[7] = 6, want[13] = 7, want[15] = 8;
   expectClose(run1(call), {1, 1, 4, 4}, want, 0, 0, "MaxUnpool");
+  // output_shape larger than the unpooled shape: the 4x4 result sits in the top-left corner.
+  Call bigger = call;
+  Tensor shape = Tensor::allocate(DType::Int64, {4});
+  const int64_t sv[] = {1, 1, 5, 5};
+  for (int i = 0; i < 4; i++) shape.ptr<int64_t>()[i] = sv[i];
+  bigger.inputs.push_back(constant(shape));
+  std::vector<float> want5(25, 0.f);
+  want5[6] = 5, want5[8] = 6, want5[16] = 7, want5[18] = 8;
+  expectClose(run1(bigger), {1, 1, 5, 5}, want5, 0, 0, "MaxUnpool with output_shape");
   idx.ptr<int64_t>()[0] = 99;
-  EXPECT_THROWS_WITH(run1(call), "index 99 is outside the output [1,1,4,4]");
+  EXPECT_THROWS_WITH(run1(call), "index 99 is outside the unpooled shape [1,1,4,4]");
 }
 
 KILN_TEST(pool, errors) {

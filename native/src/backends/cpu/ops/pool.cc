@@ -256,29 +256,51 @@ class MaxUnpoolKernel final : public Kernel {
     if (x.shape.size() != params_.rank + 2) {
       failAt(node_, ErrorCode::ShapeMismatch, "input X " + shapeToString(x.shape) + " does not match kernel_shape");
     }
-    Shape yShape;
+    // Indices address the unpooled shape inferred from the window attributes; an explicit (larger)
+    // output_shape only adds zeros past it in every dim, as the ONNX reference does.
+    Shape inferred = {x.shape[0], x.shape[1]};
+    for (size_t d = 0; d < params_.rank; d++) {
+      inferred.push_back((x.shape[d + 2] - 1) * params_.strides[d] + params_.kernel[d] - params_.pads[d] -
+                         params_.pads[d + params_.rank]);
+      if (inferred.back() < 0) failAt(node_, ErrorCode::ShapeMismatch, "pads exceed the unpooled size");
+    }
+    Shape yShape = inferred;
     if (const Tensor* os = optionalInput(ctx, 2)) {
       yShape = os->toInt64Vector();
       if (yShape.size() != x.shape.size()) failAt(node_, ErrorCode::ShapeMismatch, "output_shape has the wrong rank");
-    } else {
-      yShape = {x.shape[0], x.shape[1]};
-      for (size_t d = 0; d < params_.rank; d++) {
-        yShape.push_back((x.shape[d + 2] - 1) * params_.strides[d] + params_.kernel[d] - params_.pads[d] -
-                         params_.pads[d + params_.rank]);
+      for (size_t d = 0; d < yShape.size(); d++) {
+        if (yShape[d] < inferred[d]) {
+          failAt(node_, ErrorCode::ShapeMismatch, "output_shape " + shapeToString(yShape) + " is smaller than the unpooled shape " +
+                                                      shapeToString(inferred));
+        }
       }
     }
     Tensor& y = requiredOutput(ctx, 0, x.dtype, yShape);
     FloatView xv(x);
-    FloatSink sink(y);
-    std::fill(sink.data(), sink.data() + y.numel(), 0.f);
-    const int64_t total = y.numel();
+    std::vector<float> unpooled(static_cast<size_t>(shapeNumel(inferred)), 0.f);
+    const int64_t total = int64_t(unpooled.size());
     const int64_t* idx = ind.ptr<int64_t>();
     for (int64_t i = 0; i < x.numel(); i++) {
       if (idx[i] < 0 || idx[i] >= total) {
-        failAt(node_, ErrorCode::InvalidArgument, "index " + std::to_string(idx[i]) + " is outside the output " +
-                                                        shapeToString(yShape));
+        failAt(node_, ErrorCode::InvalidArgument, "index " + std::to_string(idx[i]) + " is outside the unpooled shape " +
+                                                      shapeToString(inferred));
       }
-      sink.data()[idx[i]] = xv.data()[i];
+      unpooled[size_t(idx[i])] = xv.data()[i];
+    }
+    FloatSink sink(y);
+    std::fill(sink.data(), sink.data() + y.numel(), 0.f);
+    // Copy the inferred-shape block into the output's leading corner, one innermost row at a time.
+    const size_t r = inferred.size();
+    const int64_t inner = inferred[r - 1];
+    std::vector<int64_t> pos(r, 0);
+    for (int64_t row = 0; row < total / std::max<int64_t>(1, inner); row++) {
+      int64_t out = 0;
+      for (size_t d = 0; d + 1 < r; d++) out = out * yShape[d] + pos[d];
+      std::copy(unpooled.begin() + row * inner, unpooled.begin() + (row + 1) * inner, sink.data() + out * yShape[r - 1]);
+      for (size_t d = r - 1; d-- > 0;) {
+        if (++pos[d] < inferred[d]) break;
+        pos[d] = 0;
+      }
     }
     sink.commit();
   }
