@@ -118,3 +118,29 @@ KILN_TEST(control_flow, scan_directions_and_axes) {
   expectValues<float>(out[0], {2}, {0, 1});
   expectValues<float>(out[1], {2, 3}, {4, 2, 0, 5, 3, 1});
 }
+
+KILN_TEST(control_flow, scan8_batches_and_sequence_lens) {
+  Graph g;
+  g.opsets[""] = 8;
+  int lens = g.addValue("lens", DType::Int64, SymShape::of({2}));
+  int s0 = g.addValue("s0", DType::Float32, SymShape::of({2, 2}));
+  int xs = g.addValue("xs", DType::Float32, SymShape::of({2, 2, 2}));
+  g.inputs = {lens, s0, xs};
+  auto body = makeBody(g);
+  body->opsets[""] = 8;
+  int s = body->addValue("s", DType::Float32, SymShape::of({2}));
+  int x = body->addValue("x", DType::Float32, SymShape::of({2}));
+  body->inputs = {s, x};
+  int sOut = body->addValue("s_out"), y = body->addValue("y");
+  addNode(*body, "Identity", {x}, {sOut});
+  addNode(*body, "Identity", {x}, {y});
+  body->outputs = {sOut, y};
+  int sFinal = g.addValue("s_final"), ys = g.addValue("ys");
+  addNode(g, "Scan", {lens, s0, xs}, {sFinal, ys}, {{"body", attrGraph(body)}, {"num_scan_inputs", attrInt(1)}});
+  g.outputs = {sFinal, ys};
+  kiln::inferShapes(g);
+  auto out = kiln::interpretGraph(g, {{"lens", ints({2, 1})}, {"s0", iota<float>({2, 2})}, {"xs", iota<float>({2, 2, 2})}});
+  expectValues<float>(out[0], {2, 2}, {2, 3, 4, 5});
+  // The second batch entry's sequence has one step: its second row is zero padding.
+  expectValues<float>(out[1], {2, 2, 2}, {0, 1, 2, 3, 4, 5, 0, 0});
+}

@@ -145,8 +145,43 @@ void inferScan(InferContext& ctx) {
   }
 }
 
+// Scan-8: every input and output has a leading batch dim; scan inputs are scanned along dim 1;
+// an optional first input holds each batch entry's sequence length.
+void inferScan8(InferContext& ctx) {
+  const Graph& body = controlBody(ctx.node, "body");
+  if (ctx.numInputs() < 1) ctx.error("Scan-8 needs the sequence_lens input slot");
+  const size_t m = (size_t)ctx.node.getInt("num_scan_inputs", -1);
+  const size_t operands = ctx.numInputs() - 1;
+  if (m < 1 || m > operands) ctx.error("num_scan_inputs must be in [1, number of inputs - 1]");
+  const size_t states = operands - m;
+  if (body.inputs.size() != operands || body.outputs.size() != ctx.numOutputs() || ctx.numOutputs() < states) {
+    ctx.error("body must take the states and scan slices and produce the states and scan outputs");
+  }
+  Dim batch = ctx.freshDim(), length = ctx.freshDim();
+  for (size_t j = 0; j < m; j++) {
+    expectInput(ctx, 1 + states + j, "scan input");
+    const SymShape& sh = ctx.inputShapes[1 + states + j];
+    if (sh.hasRank && sh.rank() < 2) ctx.error("scan inputs must be [batch, sequence, ...], got " + sh.toString());
+    if (sh.hasRank) {
+      batch = sh.dims[0];
+      length = sh.dims[1];
+    }
+  }
+  for (size_t i = 0; i < ctx.numOutputs(); i++) {
+    const SymShape& per = bodyOutputShape(body, i);
+    SymShape out;
+    if (per.hasRank) {
+      out = per;
+      if (i >= states) out.dims.insert(out.dims.begin(), length);
+      out.dims.insert(out.dims.begin(), batch);
+    }
+    ctx.setOutput(i, bodyOutputType(ctx, body, i), out);
+  }
+}
+
 }  // namespace
 
+KILN_REGISTER_SCHEMA(Scan, (OpSchema{"", "Scan", 8, inferScan8, true}));
 KILN_REGISTER_SCHEMA(If, (OpSchema{"", "If", 1, inferIf, true}));
 KILN_REGISTER_SCHEMA(Loop, (OpSchema{"", "Loop", 1, inferLoop, true}));
 KILN_REGISTER_SCHEMA(Scan, (OpSchema{"", "Scan", 9, inferScan, true}));

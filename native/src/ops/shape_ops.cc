@@ -38,7 +38,12 @@ void inferReshape(InferContext& ctx) {
 }
 
 void inferFlatten(InferContext& ctx) {
-  int64_t rank = expectRank(ctx, 0, "input");
+  expectInput(ctx, 0, "input");
+  if (!ctx.inputShapes[0].hasRank) {  // always 2-D, whatever the input's rank
+    ctx.setOutput(0, ctx.inputTypes[0], SymShape{true, {ctx.freshDim(), ctx.freshDim()}});
+    return;
+  }
+  int64_t rank = (int64_t)ctx.inputShapes[0].rank();
   int64_t axis = ctx.node.getInt("axis", 1);
   // Flatten's axis may equal rank (everything in the first dim); negative axes arrive at opset 11.
   if (axis < (ctx.opset >= 11 ? -rank : 0) || axis > rank) {

@@ -104,7 +104,12 @@ void inferConcat(InferContext& ctx) {
 }
 
 void inferSplit(InferContext& ctx) {
-  const int64_t rank = expectRank(ctx, 0, "input");
+  expectInput(ctx, 0, "input");
+  if (!ctx.inputShapes[0].hasRank) {
+    for (size_t i = 0; i < ctx.numOutputs(); i++) ctx.setOutput(i, ctx.inputTypes[0], SymShape::unknown());
+    return;
+  }
+  const int64_t rank = (int64_t)ctx.inputShapes[0].rank();
   const int64_t axis = inferAxis(ctx, ctx.node.getInt("axis", 0), rank);
   const SymShape& in = ctx.inputShapes[0];
   std::optional<std::vector<int64_t>> split;

@@ -69,7 +69,12 @@ int64_t blockSize(InferContext& ctx) {
 }
 
 void inferDepthToSpace(InferContext& ctx) {
-  if (expectRank(ctx, 0, "input") != 4) ctx.error("input must be 4-D, got " + ctx.inputShapes[0].toString());
+  expectInput(ctx, 0, "input");
+  if (!ctx.inputShapes[0].hasRank) {
+    ctx.setOutput(0, ctx.inputTypes[0], SymShape{true, {ctx.freshDim(), ctx.freshDim(), ctx.freshDim(), ctx.freshDim()}});
+    return;
+  }
+  if (ctx.inputShapes[0].rank() != 4) ctx.error("input must be 4-D, got " + ctx.inputShapes[0].toString());
   const int64_t b = blockSize(ctx);
   std::string mode = ctx.opset >= 11 ? ctx.node.getString("mode", "DCR") : "DCR";
   if (mode != "DCR" && mode != "CRD") ctx.error("unknown mode '" + mode + "'");
@@ -88,7 +93,12 @@ void inferDepthToSpace(InferContext& ctx) {
 }
 
 void inferSpaceToDepth(InferContext& ctx) {
-  if (expectRank(ctx, 0, "input") != 4) ctx.error("input must be 4-D, got " + ctx.inputShapes[0].toString());
+  expectInput(ctx, 0, "input");
+  if (!ctx.inputShapes[0].hasRank) {
+    ctx.setOutput(0, ctx.inputTypes[0], SymShape{true, {ctx.freshDim(), ctx.freshDim(), ctx.freshDim(), ctx.freshDim()}});
+    return;
+  }
+  if (ctx.inputShapes[0].rank() != 4) ctx.error("input must be 4-D, got " + ctx.inputShapes[0].toString());
   const int64_t b = blockSize(ctx);
   const auto& d = ctx.inputShapes[0].dims;
   std::vector<Dim> out = {d[0], ctx.mul(d[1], Dim::known(b * b)), Dim{}, Dim{}};

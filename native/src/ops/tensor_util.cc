@@ -130,12 +130,6 @@ void expectInput(InferContext& ctx, size_t i, const char* name) {
   if (!ctx.hasInput(i)) ctx.error(std::string("required input '") + name + "' is missing");
 }
 
-int64_t expectRank(InferContext& ctx, size_t i, const char* name) {
-  expectInput(ctx, i, name);
-  if (!ctx.inputShapes[i].hasRank) ctx.error(std::string("input '") + name + "' has unknown rank");
-  return (int64_t)ctx.inputShapes[i].rank();
-}
-
 namespace {
 // A product of dims as a constant times a multiset of symbols; `opaque` when some dim is an unnamed
 // unknown (which equals nothing, not even itself).

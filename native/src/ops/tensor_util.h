@@ -50,8 +50,6 @@ void storeDouble(Tensor& t, int64_t i, double v);
 
 // Requires input i to be present; ctx.error otherwise.
 void expectInput(InferContext& ctx, size_t i, const char* name);
-// Requires a known rank for input i; returns it.
-int64_t expectRank(InferContext& ctx, size_t i, const char* name);
 
 // Symbolic product of dims: known when all known, the symbol when the product is one symbol times 1,
 // else a fresh symbol.

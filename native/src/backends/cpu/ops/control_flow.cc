@@ -189,8 +189,98 @@ std::unique_ptr<Kernel> createScanKernel(const KernelCreateInfo& info) {
   });
 }
 
+// Scan-8 runs the Scan-9 recurrence once per batch entry (dim 0 of every input and output), over
+// that entry's sequence length; scan outputs of shorter sequences are zero-padded.
+std::unique_ptr<Kernel> createScan8Kernel(const KernelCreateInfo& info) {
+  std::shared_ptr<const Graph> body = controlBodyShared(info.node, "body");
+  const int64_t numScanInputs = info.node.getInt("num_scan_inputs", -1);
+  const std::vector<int64_t> directions = info.node.getInts("directions");
+  return makeKernel("scan8", [body, numScanInputs, directions](KernelContext& ctx) {
+    const size_t operands = ctx.inputs.empty() ? 0 : ctx.inputs.size() - 1;
+    if (numScanInputs < 1 || (size_t)numScanInputs > operands) {
+      nodeFail(ctx.node, ErrorCode::InvalidModel, "num_scan_inputs must be in [1, number of inputs - 1]");
+    }
+    const size_t m = (size_t)numScanInputs, states = operands - m;
+    if (!directions.empty() && directions.size() != m) nodeFail(ctx.node, ErrorCode::InvalidModel, "directions must have one entry per scan input");
+    if (body->inputs.size() != operands || body->outputs.size() != ctx.outputs.size() || ctx.outputs.size() < states) {
+      nodeFail(ctx.node, ErrorCode::InvalidModel, "body signature does not match the scan's inputs and outputs");
+    }
+    const size_t scanOutputs = ctx.outputs.size() - states;
+    int64_t batch = -1, maxLen = -1;
+    for (size_t i = 0; i < operands; i++) {
+      const Tensor& t = needInput(ctx, 1 + i, "input");
+      const size_t minRank = i >= states ? 2 : 1;
+      if (t.shape.size() < minRank || (batch >= 0 && t.shape[0] != batch) ||
+          (i >= states && maxLen >= 0 && t.shape[1] != maxLen)) {
+        nodeFail(ctx.node, ErrorCode::ShapeMismatch, "input " + std::to_string(i + 1) + " of shape " + shapeToString(t.shape) +
+                                                         " does not match the batch and sequence sizes");
+      }
+      batch = t.shape[0];
+      if (i >= states) maxLen = t.shape[1];
+    }
+    std::vector<int64_t> lens((size_t)batch, maxLen);
+    if (ctx.inputs[0]) {
+      lens = ctx.inputs[0]->toInt64Vector();
+      if ((int64_t)lens.size() != batch) nodeFail(ctx.node, ErrorCode::ShapeMismatch, "sequence_lens must have one entry per batch entry");
+      for (int64_t len : lens) {
+        if (len < 0 || len > maxLen) nodeFail(ctx.node, ErrorCode::InvalidArgument, "sequence length " + std::to_string(len) + " is out of range");
+      }
+    }
+    // Row b of a [batch, ...] tensor as its own tensor (a copy).
+    auto row = [&](const Tensor& t, int64_t b) {
+      Tensor r = Tensor::allocate(t.dtype, Shape(t.shape.begin() + 1, t.shape.end()));
+      copyElements(t.dtype, r.data, 0, t.data, b * r.numel(), r.numel());
+      return r;
+    };
+    std::vector<std::vector<Tensor>> finalStates(states), scanRows(scanOutputs);
+    for (int64_t b = 0; b < batch; b++) {
+      std::vector<Tensor> state;
+      for (size_t i = 0; i < states; i++) state.push_back(row(*ctx.inputs[1 + i], b));
+      std::vector<std::vector<Tensor>> parts(scanOutputs);
+      for (int64_t t = 0; t < lens[(size_t)b]; t++) {
+        std::vector<Tensor> slices;
+        for (size_t j = 0; j < m; j++) {
+          const Tensor& x = *ctx.inputs[1 + states + j];
+          const int64_t pos = !directions.empty() && directions[j] == 1 ? lens[(size_t)b] - 1 - t : t;
+          Shape shape(x.shape.begin() + 2, x.shape.end());
+          Tensor slice = Tensor::allocate(x.dtype, shape);
+          copyElements(x.dtype, slice.data, 0, x.data, (b * maxLen + pos) * slice.numel(), slice.numel());
+          slices.push_back(std::move(slice));
+        }
+        std::vector<const Tensor*> in;
+        for (const Tensor& s : state) in.push_back(&s);
+        for (const Tensor& s : slices) in.push_back(&s);
+        std::vector<Tensor> out = runBody(ctx, *body, in);
+        for (size_t i = 0; i < states; i++) state[i] = std::move(out[i]);
+        for (size_t k = 0; k < scanOutputs; k++) parts[k].push_back(std::move(out[states + k]));
+      }
+      for (size_t i = 0; i < states; i++) finalStates[i].push_back(std::move(state[i]));
+      for (size_t k = 0; k < scanOutputs; k++) {
+        // Pad to the longest sequence with zeros so every batch entry has maxLen rows.
+        const Shape per = parts[k].empty() ? declaredShape(*body, states + k) : parts[k][0].shape;
+        const DType dtype = parts[k].empty() ? body->values[(size_t)body->outputs[states + k]].dtype : parts[k][0].dtype;
+        while ((int64_t)parts[k].size() < maxLen) parts[k].push_back(Tensor::allocate(dtype, per));
+        scanRows[k].push_back(stack(ctx, parts[k], 0, false, dtype, per));
+      }
+    }
+    for (size_t i = 0; i < states; i++) {
+      const DType dtype = finalStates[i].empty() ? ctx.inputs[1 + i]->dtype : finalStates[i][0].dtype;
+      const Shape per(ctx.inputs[1 + i]->shape.begin() + 1, ctx.inputs[1 + i]->shape.end());
+      emit(ctx, i, stack(ctx, finalStates[i], 0, false, dtype, per));
+    }
+    for (size_t k = 0; k < scanOutputs; k++) {
+      const DType dtype = body->values[(size_t)body->outputs[states + k]].dtype;
+      const DType t = scanRows[k].empty() ? dtype : scanRows[k][0].dtype;
+      Shape per = declaredShape(*body, states + k);
+      per.insert(per.begin(), maxLen);
+      emit(ctx, states + k, stack(ctx, scanRows[k], 0, false, t, per));
+    }
+  });
+}
+
 }  // namespace
 
+KILN_REGISTER_KERNEL(Scan, (KernelDef{"cpu", "", "Scan", 8, createScan8Kernel}));
 KILN_REGISTER_KERNEL(If, (KernelDef{"cpu", "", "If", 1, createIfKernel}));
 KILN_REGISTER_KERNEL(Loop, (KernelDef{"cpu", "", "Loop", 1, createLoopKernel}));
 KILN_REGISTER_KERNEL(Scan, (KernelDef{"cpu", "", "Scan", 9, createScanKernel}));

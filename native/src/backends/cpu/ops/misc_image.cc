@@ -120,10 +120,9 @@ std::unique_ptr<Kernel> createGridSampleKernel(const KernelCreateInfo& info) {
             // The grid lists coordinates innermost dim first (x, y, z).
             const double nrm = (double)N::load(gp[r - 1 - i]);
             double v = alignCorners ? (nrm + 1) / 2 * (double)(dims[i] - 1) : ((nrm + 1) * (double)dims[i] - 1) / 2;
-            if (mode == GridMode::Nearest) {
-              // PyTorch rounds half to even in 2-D and half away from zero in 3-D.
-              v = r == 3 ? std::round(v) : std::nearbyint(v);
-            }
+            // Nearest rounds half to even (std::nearbyint), in every rank, as the conformance data
+            // does (PyTorch's 3-D kernel rounds half away from zero; the ONNX data does not).
+            if (mode == GridMode::Nearest) v = std::nearbyint(v);
             if (v < lo[i] || v > hi[i]) {
               if (padding == GridPadding::Border) v = std::clamp(v, 0.0, (double)dims[i] - 1);
               else if (padding == GridPadding::Reflection) v = reflect(v, lo[i], hi[i]);
