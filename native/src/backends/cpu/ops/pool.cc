@@ -184,6 +184,10 @@ class PoolKernel final : public Kernel {
       for (int64_t plane = b; plane < e; plane++) {
         const T* xp = x + plane * p.inPixels;
         T* yp = y + plane * p.outPixels;
+        if (p.rank == 2) {
+          maxPlane2d(p, xp, yp, idx ? idx + plane * p.outPixels : nullptr, plane * p.inPixels);
+          continue;
+        }
         forEachWindow(p, s, [&](int64_t o, const std::vector<int64_t>&) {
           // A window entirely in padding has no input: its max is the lowest value (as ORT).
           T best = std::numeric_limits<T>::lowest();
@@ -201,6 +205,53 @@ class PoolKernel final : public Kernel {
     });
   }
 
+  // The 2-D planes (nearly every pool in practice) walk the two tap lists directly.
+  template <class T>
+  void maxPlane2d(const PoolPlan& p, const T* xp, T* yp, int64_t* ip, int64_t planeBase) const {
+    const DimTaps& ty = p.taps[0];
+    const DimTaps& tx = p.taps[1];
+    const int64_t W = p.in[1], OW = p.out[1];
+    for (int64_t oy = 0; oy < p.out[0]; oy++) {
+      const int64_t y0 = ty.begin[size_t(oy)], y1 = ty.begin[size_t(oy) + 1];
+      for (int64_t ox = 0; ox < OW; ox++) {
+        const int64_t x0 = tx.begin[size_t(ox)], x1 = tx.begin[size_t(ox) + 1];
+        T best = std::numeric_limits<T>::lowest();
+        int64_t at = y0 < y1 && x0 < x1 ? ty.coords[size_t(y0)] * W + tx.coords[size_t(x0)] : 0;
+        for (int64_t i = y0; i < y1; i++) {
+          const int64_t rowOffset = ty.coords[size_t(i)] * W;
+          for (int64_t j = x0; j < x1; j++) {
+            const T v = xp[rowOffset + tx.coords[size_t(j)]];
+            if (v > best) {
+              best = v;
+              at = rowOffset + tx.coords[size_t(j)];
+            }
+          }
+        }
+        yp[oy * OW + ox] = best;
+        if (ip) ip[oy * OW + ox] = planeBase + (storageOrder_ ? columnMajor(p, at) : at);
+      }
+    }
+  }
+
+  void averagePlane2d(const PoolPlan& p, const float* xp, float* yp) const {
+    const DimTaps& ty = p.taps[0];
+    const DimTaps& tx = p.taps[1];
+    const int64_t W = p.in[1], OW = p.out[1];
+    for (int64_t oy = 0; oy < p.out[0]; oy++) {
+      const int64_t y0 = ty.begin[size_t(oy)], y1 = ty.begin[size_t(oy) + 1];
+      for (int64_t ox = 0; ox < OW; ox++) {
+        const int64_t x0 = tx.begin[size_t(ox)], x1 = tx.begin[size_t(ox) + 1];
+        float acc = 0.f;
+        for (int64_t i = y0; i < y1; i++) {
+          const float* row = xp + ty.coords[size_t(i)] * W;
+          for (int64_t j = x0; j < x1; j++) acc += row[tx.coords[size_t(j)]];
+        }
+        const int64_t count = countIncludePad_ ? ty.padded[size_t(oy)] * tx.padded[size_t(ox)] : (y1 - y0) * (x1 - x0);
+        yp[oy * OW + ox] = count > 0 ? acc / float(count) : 0.f;
+      }
+    }
+  }
+
   void runAverageOrLp(const PoolPlan& p, const float* x, float* y, ThreadPool* pool) const {
     pool->parallelFor(p.N * p.C, 1, [&](int64_t b, int64_t e) {
       WindowScratch s(p.rank);
@@ -208,6 +259,10 @@ class PoolKernel final : public Kernel {
       for (int64_t plane = b; plane < e; plane++) {
         const float* xp = x + plane * p.inPixels;
         float* yp = y + plane * p.outPixels;
+        if (p.rank == 2 && mode_ == PoolMode::Average) {
+          averagePlane2d(p, xp, yp);
+          continue;
+        }
         forEachWindow(p, s, [&](int64_t o, const std::vector<int64_t>& pos) {
           if (mode_ == PoolMode::Lp) {
             double acc = 0;
