@@ -136,3 +136,43 @@ KILN_TEST(pass_attention, near_misses_are_left_alone) {
   wrongPerm.output("y", DType::Float32, {B, H, S, D});
   expectNone(wrongPerm);
 }
+
+KILN_TEST(pass_attention, broadcast_batch_is_left_alone) {
+  // K and V shared across the batch (B = 1 against Q's B = 2): MatMul broadcasts, Attention does not.
+  ModelBuilder m;
+  m.input("q", DType::Float32, {B, H, S, D});
+  m.input("k", DType::Float32, {1, H, S, D});
+  m.input("v", DType::Float32, {1, H, S, D});
+  m.node("Transpose", {"k"}, {"kt"}, {Attr::ints("perm", {0, 1, 3, 2})});
+  m.node("MatMul", {"q", "kt"}, {"s0"});
+  m.node("Softmax", {"s0"}, {"p"});
+  m.node("MatMul", {"p", "v"}, {"y"});
+  m.output("y", DType::Float32, {B, H, S, D});
+  Graph g = load(m);
+  EXPECT_EQ(run(g, "attention_fusion"), 0);
+}
+
+KILN_TEST(pass_attention, symbolic_dims_fuse_and_are_checked_at_run_time) {
+  // Inference cannot prove "sequence" (the mask) equals "s" (the scores): the fusion is accepted and
+  // kiln.Attention checks the relation on every run's concrete shapes.
+  ModelBuilder m;
+  m.input("q", DType::Float32, {"batch", H, "s", D});
+  m.input("k", DType::Float32, {"batch", H, "s", D});
+  m.input("v", DType::Float32, {"batch", H, "s", D});
+  m.input("mask", DType::Float32, {"batch", 1, 1, "sequence"});
+  m.initializer("sqrt_d", DType::Float32, {}, std::vector<float>{std::sqrt((float)D)});
+  m.node("Transpose", {"k"}, {"kt"}, {Attr::ints("perm", {0, 1, 3, 2})});
+  m.node("MatMul", {"q", "kt"}, {"s0"});
+  m.node("Div", {"s0", "sqrt_d"}, {"s1"});
+  m.node("Add", {"s1", "mask"}, {"s2"});
+  m.node("Softmax", {"s2"}, {"p"});
+  m.node("MatMul", {"p", "v"}, {"y"});
+  m.output("y", DType::Float32, {"batch", H, "s", D});
+  Graph before = load(m);
+  Graph g = load(m);
+  EXPECT_EQ(run(g, "attention_fusion"), 1);
+  expectSameOutputs(before, g, qkvInputs(false), 1e-5);
+  auto bad = qkvInputs(false);
+  bad[3].second = randomTensor({B, 1, 1, S + 1}, 104);  // a mask longer than the keys
+  EXPECT_THROWS_WITH(interpretGraph(g, bad), "mask");
+}

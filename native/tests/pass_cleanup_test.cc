@@ -238,3 +238,62 @@ KILN_TEST(pass_pipeline, level_zero_changes_nothing) {
   EXPECT_EQ(findPass("conv_fusion")->minLevel, 2);
   EXPECT_TRUE(findPass("nope") == nullptr);
 }
+
+KILN_TEST(pass_reshape_target, dims_of_the_data_become_zeros) {
+  // x.view(x.size(0), x.size(1), 2, 4) and x.view(x.size()[:-2] + (8,)) with dynamic dims.
+  ModelBuilder m;
+  m.input("x", DType::Float32, {"batch", "seq", 8});
+  m.initializer("i0", DType::Int64, {}, i64({0}));
+  m.initializer("i1", DType::Int64, {}, i64({1}));
+  m.initializer("axes", DType::Int64, {1}, i64({0}));
+  m.initializer("heads", DType::Int64, {2}, i64({2, 4}));
+  m.initializer("zero", DType::Int64, {1}, i64({0}));
+  m.initializer("minus2", DType::Int64, {1}, i64({-2}));
+  m.initializer("eight", DType::Int64, {1}, i64({8}));
+  m.node("Shape", {"x"}, {"s"});
+  m.node("Gather", {"s", "i0"}, {"n"});
+  m.node("Gather", {"s", "i1"}, {"l"});
+  m.node("Unsqueeze", {"n", "axes"}, {"n1"});
+  m.node("Unsqueeze", {"l", "axes"}, {"l1"});
+  m.node("Concat", {"n1", "l1", "heads"}, {"target"}, {Attr::i("axis", 0)});
+  m.node("Reshape", {"x", "target"}, {"split"});
+  m.node("Shape", {"split"}, {"s2"});
+  m.node("Slice", {"s2", "zero", "minus2"}, {"lead"});
+  m.node("Concat", {"lead", "eight"}, {"target2"}, {Attr::i("axis", 0)});
+  m.node("Reshape", {"split", "target2"}, {"y"});
+  m.output("split", DType::Float32, {"batch", "seq", 2, 4});
+  m.output("y", DType::Float32, {"batch", "seq", 8});
+  Graph before = load(m);
+  Graph g = load(m);
+  EXPECT_EQ(run(g, "reshape_target_folding"), 2);
+  for (const Node& n : g.nodes) {
+    if (n.opType != "Reshape") continue;
+    const Tensor* t = g.values[n.inputs[1]].constant.get();
+    EXPECT_TRUE(t != nullptr);
+    EXPECT_EQ(t->ptr<int64_t>()[0], (int64_t)0);
+    EXPECT_EQ(t->ptr<int64_t>()[1], (int64_t)0);
+  }
+  EXPECT_EQ(g.values[*g.findValue("split")].shape.toString(), std::string("[batch,seq,2,4]"));
+  std::map<std::string, int> applied;
+  optimizeGraph(g, 1, applied);
+  EXPECT_EQ(liveNodes(g), 2);  // the two Reshapes; the shape arithmetic is dead
+  expectSameOutputs(before, g, {{"x", randomTensor({3, 5, 8}, 10)}});
+}
+
+KILN_TEST(pass_reshape_target, dims_moved_elsewhere_are_left_alone) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {"a", "b"});
+  m.initializer("i0", DType::Int64, {}, i64({0}));
+  m.initializer("i1", DType::Int64, {}, i64({1}));
+  m.initializer("axes", DType::Int64, {1}, i64({0}));
+  m.node("Shape", {"x"}, {"s"});
+  m.node("Gather", {"s", "i0"}, {"n"});
+  m.node("Gather", {"s", "i1"}, {"l"});
+  m.node("Unsqueeze", {"n", "axes"}, {"n1"});
+  m.node("Unsqueeze", {"l", "axes"}, {"l1"});
+  m.node("Concat", {"l1", "n1"}, {"target"}, {Attr::i("axis", 0)});  // [b, a]: a real reshape
+  m.node("Reshape", {"x", "target"}, {"y"});
+  m.output("y", DType::Float32, {"b", "a"});
+  Graph g = load(m);
+  EXPECT_EQ(run(g, "reshape_target_folding"), 0);
+}

@@ -8,7 +8,8 @@
 // kiln.FusedMatMul    inputs A, B, bias?    ONNX MatMul (batched, broadcasting) + bias (1-D over the
 //                     last dim) then `activation`.
 // kiln.LayerNormalization  inputs X, Scale, Bias?  same semantics as ONNX LayerNormalization-17
-//                     (attrs axis, epsilon), available at any opset.
+//                     (attrs axis, epsilon; optional outputs Mean and InvStdDev, float32), available
+//                     at any opset. The fusion pass always gives Scale/Bias the shape X.shape[axis:].
 // kiln.Gelu           input X; attr approximate = "none" (erf) | "tanh"; as ONNX Gelu-20.
 // kiln.Attention      inputs Q [B,H,Sq,D], K [B,H,Sk,D], V [B,H,Sk,Dv], mask? (additive, broadcastable
 //                     to [B,H,Sq,Sk]); attrs scale (float, required), causal (int 0/1: position

@@ -15,10 +15,19 @@
 // kiln.Attention(Q, K, V, M?) {scale, causal}. It computes softmax(Q K^T * scale + M) V with
 // positions j > i + (Sk - Sq) removed, which is what the graph computes: a fill of -1e4 or less
 // after scaling makes exp() underflow to exactly 0 in float32 as well, and Sk >= Sq guarantees every
-// row keeps at least one position. Every intermediate must be read only by the next step and keep
-// the scores' shape (nothing broadcasts larger), batch and head dims must agree across Q, K and V,
-// and anything else leaves the graph unchanged. For the [0,2,3,1] form the Transpose is rewritten
-// to produce K [B,H,Sk,D] (perm [0,2,1,3]) for the fused op.
+// row keeps at least one position. Every intermediate must be read only by the next step and stay
+// rank 4, constants must be scalars (scale, fill) or the exact causal triangle, and anything else
+// leaves the graph unchanged. For the [0,2,3,1] form the Transpose is rewritten to produce
+// K [B,H,Sk,D] (perm [0,2,1,3]) for the fused op.
+//
+// Dims: batch and head dims of Q, K and V, the head size of Q and K, the key length of K and V and
+// the mask's dims against the scores must not be provably different (known and unequal). With
+// dynamic shapes inference often cannot prove them equal either (a reshape's fresh symbols, a mask
+// sized by "sequence" against scores sized by a symbol of its own); those are accepted because
+// kiln.Attention's schema checks every one of these relations on the concrete shapes of each run
+// and fails with a ShapeMismatch naming the node. Where the original graph would have broadcast
+// instead (K shared across the batch, a mask larger than the scores) the engine therefore reports
+// an error rather than computing something else; no model we know of does that.
 #include <cmath>
 
 #include "core/error.h"
@@ -42,20 +51,14 @@ struct Dims4 {
   Dim b, h, s, d;
 };
 
-bool sameDim(const Dim& a, const Dim& b) {
-  if (a.isKnown() || b.isKnown()) return a.isKnown() && b.isKnown() && a.value == b.value;
-  return !a.symbol.empty() && a.symbol == b.symbol;
-}
+// Not provably different: equal when both are known, otherwise left to kiln.Attention's run-time
+// check (see above).
+bool compatible(const Dim& a, const Dim& b) { return !(a.isKnown() && b.isKnown() && a.value != b.value); }
 
 std::optional<Dims4> dims4(const Graph& g, ValueId v) {
   const SymShape& s = g.values[v].shape;
   if (!s.hasRank || s.rank() != 4) return std::nullopt;
   return Dims4{s.dims[0], s.dims[1], s.dims[2], s.dims[3]};
-}
-
-ValueId out0(const Rewriter& rw, int32_t n) {
-  const Node& node = rw.graph.nodes[n];
-  return node.outputs.size() == 1 ? node.outputs[0] : kNoValue;
 }
 
 // Lower-triangular check over the last two dims of a constant whose leading dims are all 1.
@@ -107,7 +110,7 @@ bool isMask(const Graph& g, ValueId m, const SymShape& scores) {
   for (size_t k = 0; k < s.rank(); k++) {
     const Dim& md = s.dims[s.rank() - 1 - k];
     const Dim& sd = scores.dims[3 - k];
-    if (!(md.isKnown() && md.value == 1) && !sameDim(md, sd)) return false;
+    if (!(md.isKnown() && md.value == 1) && !compatible(md, sd)) return false;
   }
   return true;
 }
@@ -116,7 +119,8 @@ bool isMask(const Graph& g, ValueId m, const SymShape& scores) {
 std::optional<Chain> walk(const Rewriter& rw, ValueId v, int32_t reader, const SymShape& scores, bool allowMask,
                           bool allowCausal, bool allowScale) {
   const Graph& g = rw.graph;
-  if (rw.soleConsumer(v) != reader || !sameShape(g.values[v].shape, scores)) return std::nullopt;
+  const SymShape& vs = g.values[v].shape;
+  if (rw.soleConsumer(v) != reader || !vs.hasRank || vs.rank() != 4) return std::nullopt;
   int32_t p = rw.producer(v);
   if (p < 0) return std::nullopt;
   const Node& n = g.nodes[p];
@@ -213,10 +217,10 @@ int fuseAttention(Graph& graph, PassContext&) {
     auto od = dims4(graph, graph.nodes[pv].outputs[0]);
     if (!qd || !kraw || !vd || !od) continue;
     Dims4 kd = headSplit ? Dims4{kraw->b, kraw->s, kraw->h, kraw->d} : *kraw;  // [B,Sk,H,D] -> [B,H,Sk,D]
-    bool shapesAgree = sameDim(qd->b, kd.b) && sameDim(qd->b, vd->b) && sameDim(qd->h, kd.h) &&
-                       sameDim(qd->h, vd->h) && sameDim(qd->d, kd.d) && sameDim(kd.s, vd->s) &&
-                       sameDim(od->b, qd->b) && sameDim(od->h, qd->h) && sameDim(od->s, qd->s) &&
-                       sameDim(od->d, vd->d) && sameDim(scores.dims[2], qd->s) && sameDim(scores.dims[3], kd.s);
+    bool shapesAgree = compatible(qd->b, kd.b) && compatible(qd->b, vd->b) && compatible(qd->h, kd.h) &&
+                       compatible(qd->h, vd->h) && compatible(qd->d, kd.d) && compatible(kd.s, vd->s) &&
+                       compatible(od->b, qd->b) && compatible(od->h, qd->h) && compatible(od->s, qd->s) &&
+                       compatible(od->d, vd->d) && compatible(scores.dims[2], qd->s) && compatible(scores.dims[3], kd.s);
     if (!shapesAgree || !isFloat32(graph, q) || !isFloat32(graph, kIn) || !isFloat32(graph, v)) continue;
 
     const std::string name = qk.name;

@@ -62,7 +62,7 @@ int fuseConv(Graph& graph, PassContext&) {
       auto other = rw.otherInput(add, cur);
       const Tensor* b = other ? rw.constant(*other) : nullptr;
       auto bias = b ? channelBias(*b, yShape.rank(), channels) : std::nullopt;
-      if (bias && sameShape(graph.values[graph.nodes[add].outputs[0]].shape, yShape)) {
+      if (bias) {  // a per-channel bias of rank <= y's cannot change y's shape
         extraBias = *bias;
         absorbed.push_back(add);
         cur = graph.nodes[add].outputs[0];
@@ -72,8 +72,7 @@ int fuseConv(Graph& graph, PassContext&) {
     // Residual Add.
     if (add >= 0) {
       auto other = rw.otherInput(add, cur);
-      if (other && isFloat32(graph, *other) && sameShape(graph.values[*other].shape, yShape) &&
-          sameShape(graph.values[graph.nodes[add].outputs[0]].shape, yShape)) {
+      if (other && isFloat32(graph, *other) && sameShape(graph.values[*other].shape, yShape)) {
         z = *other;
         absorbed.push_back(add);
         cur = graph.nodes[add].outputs[0];

@@ -192,7 +192,11 @@ int fuseGelu(Graph& graph, PassContext&) {
       ok = rw.usable(f->nodes[a]);
       for (size_t b = a + 1; b < f->nodes.size() && ok; b++) ok = f->nodes[a] != f->nodes[b];
     }
-    if (!ok || !sameShape(graph.values[f->x].shape, graph.values[f->output].shape)) continue;
+    // The formula's constants have one element each; equal ranks mean none of them broadcast x
+    // to a larger shape.
+    const SymShape& xs = graph.values[f->x].shape;
+    const SymShape& ys = graph.values[f->output].shape;
+    if (!ok || !xs.hasRank || !ys.hasRank || xs.rank() != ys.rank()) continue;
     const std::string name = graph.nodes[f->nodes.front()].name;
     for (int32_t n : f->nodes) {
       if (n != f->last) rw.remove(n);

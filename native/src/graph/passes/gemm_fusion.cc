@@ -50,7 +50,7 @@ int fuseGemm(Graph& graph, PassContext&) {
         auto other = rw.otherInput(add, cur);
         const Tensor* b = other ? rw.constant(*other) : nullptr;
         ValueId sum = graph.nodes[add].outputs[0];
-        if (b && broadcastsOnto(*b, yShape) && sameShape(graph.values[sum].shape, yShape)) {
+        if (b && broadcastsOnto(*b, yShape)) {
           c = *other;
           setBeta = true;
           absorbed.push_back(add);

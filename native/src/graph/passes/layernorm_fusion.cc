@@ -10,7 +10,7 @@
 // and replaces it with kiln.LayerNormalization(X, scale, bias?) {axis = r-k, epsilon = eps}, which
 // computes exactly this: normalization over the trailing k dims with the biased variance and eps
 // inside the square root, then the affine map. Scale and bias must be per normalized element (their
-// dims right-aligned with X's trailing dims, leading ones 1) and the result must keep X's shape, so
+// dims right-aligned with X's trailing dims, leading ones 1) and the result must keep X's rank, so
 // nothing broadcasts differently; missing scale becomes ones. The exponent must be exactly 2, the
 // axes of both ReduceMeans equal, and every intermediate read only inside the pattern (d by the
 // square and the division, the rest by their one successor) and not a graph output. ONNX's own
@@ -178,7 +178,11 @@ std::optional<LayerNormMatch> match(const Rewriter& rw, int32_t rm1) {
       cur = out0(rw, add);
     }
   }
-  if (cur == kNoValue || !sameShape(g.values[cur].shape, xs) || !isFloat32(g, cur)) return std::nullopt;
+  // Equal rank means no constant of the pattern (eps, the exponent: one element each, any rank)
+  // broadcast the result larger; scale and bias were checked element for element above.
+  if (cur == kNoValue || !isFloat32(g, cur) || !g.values[cur].shape.hasRank || g.values[cur].shape.rank() != xs.rank()) {
+    return std::nullopt;
+  }
   return m;
 }
 

@@ -6,7 +6,7 @@
 // with at least the bias or the activation present and every intermediate read only by the next
 // step and not a graph output. The result is kiln.FusedMatMul(A, B, bias [N]?), which computes
 // MatMul + bias broadcast over the last dim + activation: exactly what the Add did, because a bias
-// of that shape broadcasts the same way and the Add's result keeps y's shape (checked). This is the
+// of that shape (rank <= y's, its one non-1 dim equal to y's known last dim) cannot change y's shape. This is the
 // Linear layer of every transformer (and MatMul + bias + GELU in their MLPs).
 #include "core/error.h"
 #include "graph/passes/pass.h"
@@ -50,7 +50,7 @@ int fuseMatMul(Graph& graph, PassContext&) {
       const Tensor* b = other ? rw.constant(*other) : nullptr;
       auto vector = b ? lastDimBias(*b, yShape) : std::nullopt;
       ValueId sum = graph.nodes[add].outputs[0];
-      if (vector && sameShape(graph.values[sum].shape, yShape)) {
+      if (vector && graph.values[sum].shape.hasRank && graph.values[sum].shape.rank() == yShape.rank()) {
         bias = b->shape.size() == 1 ? *other : rw.addConstant(graph.values[*other].name + "_1d", *vector);
         absorbed.push_back(add);
         cur = sum;

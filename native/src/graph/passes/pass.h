@@ -5,8 +5,8 @@
 //
 // Levels (BuildOptions::optimizationLevel):
 //   0  nothing runs;
-//   1  cleanup and folding: Identity/Dropout removal, dead nodes, constant and shape folding,
-//      BatchNormalization folded into Conv/Gemm/MatMul weights;
+//   1  cleanup and folding: Identity/Dropout removal, dead nodes, constant and shape folding
+//      (Reshape targets included), BatchNormalization folded into Conv/Gemm/MatMul weights;
 //   2  + fusions into kiln ops: Conv/Gemm/MatMul epilogues, LayerNorm, GELU, attention.
 //
 // Contract for a pass's run(): it sees a topologically sorted graph whose value shapes and types are
@@ -48,6 +48,7 @@ int eliminateIdentities(Graph& graph, PassContext& ctx);     // identity_elimina
 int eliminateDeadNodes(Graph& graph, PassContext& ctx);      // dead_node_elimination.cc
 int foldConstants(Graph& graph, PassContext& ctx);           // constant_folding.cc
 int foldShapes(Graph& graph, PassContext& ctx);              // shape_folding.cc
+int foldReshapeTargets(Graph& graph, PassContext& ctx);      // reshape_target_folding.cc
 int foldBatchNorms(Graph& graph, PassContext& ctx);          // batchnorm_folding.cc
 int fuseGelu(Graph& graph, PassContext& ctx);                // gelu_fusion.cc
 int fuseLayerNorm(Graph& graph, PassContext& ctx);           // layernorm_fusion.cc

@@ -23,6 +23,8 @@ const std::vector<Pass>& allPasses() {
       {"identity_elimination", "removes Identity and inference-mode Dropout nodes", eliminateIdentities, 1},
       {"shape_folding", "turns Shape/Size of statically known dims (and Gather/Slice of them) into constants",
        foldShapes, 1},
+      {"reshape_target_folding", "Reshape targets assembled from the data's own dims become constants (0 = keep)",
+       foldReshapeTargets, 1},
       {"constant_folding", "evaluates nodes whose inputs are all constants, unless the result is much larger",
        foldConstants, 1},
       {"dead_node_elimination", "removes nodes whose outputs reach no graph output, and unused weights",
