@@ -426,3 +426,16 @@ KILN_TEST(conv, depthwise_portable_path_matches_avx2) {
   cpu::depthwiseConvBlock(g, blk, act, scratch.data(), true);
   for (size_t i = 0; i < y1.size(); i++) EXPECT_NEAR(y1[i], y2[i], 1e-5);
 }
+
+KILN_TEST(conv, hostile_attributes_fail_cleanly) {
+  // Dilations and strides near the 2^40 limit must not overflow the window arithmetic.
+  Call dil{"Conv", "", 11, {in(randomFloats({1, 1, 4, 4}, 1)), in(randomFloats({1, 1, 3, 3}, 2))}};
+  dil.attrs["dilations"] = attrInts({int64_t(1) << 39, 1});
+  EXPECT_THROWS_WITH(run1(dil), "node 'n0' (Conv)");
+  Call pads{"Conv", "", 11, {in(randomFloats({1, 1, 4, 4}, 1)), in(randomFloats({1, 1, 1, 1}, 2))}};
+  pads.attrs["pads"] = attrInts({int64_t(1) << 39, int64_t(1) << 39, int64_t(1) << 39, int64_t(1) << 39});
+  EXPECT_THROWS_WITH(run1(pads), "too large");
+  Call tr{"ConvTranspose", "", 11, {in(randomFloats({1, 1, 4, 4}, 1)), in(randomFloats({1, 1, 3, 3}, 2))}};
+  tr.attrs["strides"] = attrInts({int64_t(1) << 39, int64_t(1) << 39});
+  EXPECT_THROWS_WITH(run1(tr), "node 'n0' (ConvTranspose)");
+}

@@ -2,7 +2,7 @@
 // addon: for profiling kernels in a whole model. Prints the builder's per-op-type time (measured at
 // the profile's opt shapes) and the median / best run.
 //
-//   kiln_bench_model model.onnx [--input name=d0xd1x...]... [--runs N] [--level 0|1|2]
+//   kiln_bench_model model.onnx [--input name=d0xd1x...]... [--runs N] [--level 0|1|2] [--layers N]
 // Inputs are filled with small deterministic values (int64 inputs with 1, so token ids and masks
 // stay valid; names containing "token_type" with 0).
 #include <algorithm>
@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   }
   std::map<std::string, Shape> shapes;
   int runs = 20;
+  size_t topLayers = 0;
   BuildOptions options;
   for (int i = 2; i < argc; i++) {
     if (!std::strcmp(argv[i], "--input") && i + 1 < argc) {
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
       shapes[spec.substr(0, eq)] = parseShape(spec.substr(eq + 1));
     } else if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) {
       runs = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--layers") && i + 1 < argc) {
+      topLayers = size_t(std::atoi(argv[++i]));
     } else if (!std::strcmp(argv[i], "--level") && i + 1 < argc) {
       options.optimizationLevel = std::atoi(argv[++i]);
     } else {
@@ -102,6 +105,12 @@ int main(int argc, char** argv) {
     std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
     for (auto& [op, v] : sorted) {
       std::printf("  %-28s %4d nodes %9.3f ms %5.1f%%\n", op.c_str(), v.second, v.first, 100 * v.first / std::max(1e-9, total));
+    }
+    std::vector<LayerReport> layers = built.report.layers;
+    std::sort(layers.begin(), layers.end(), [](auto& a, auto& b) { return a.timeMs > b.timeMs; });
+    for (size_t i = 0; i < std::min(topLayers, layers.size()); i++) {
+      std::printf("  %8.3f ms  %-40s %-20s %s %s\n", layers[i].timeMs, layers[i].name.c_str(), layers[i].opType.c_str(),
+                  layers[i].outputShape.c_str(), layers[i].kernel.c_str());
     }
     std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
     std::unique_ptr<ExecutionContext> ctx = engine->createContext();

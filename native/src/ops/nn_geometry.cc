@@ -20,6 +20,15 @@ void failAt(const Node& node, ErrorCode code, const std::string& what) {
   fail(code, "node '" + node.name + "' (" + node.opType + "): " + what);
 }
 
+int64_t checkedProduct(const Node& node, int64_t a, int64_t b, const char* what) {
+  if (a < 0 || b < 0) failAt(node, ErrorCode::ShapeMismatch, std::string(what) + " has a negative size");
+  if (a != 0 && b > kMaxExtent / a) {
+    failAt(node, ErrorCode::OutOfMemory, std::string(what) + " (" + std::to_string(a) + " x " + std::to_string(b) +
+                                             ") is too large");
+  }
+  return a * b;
+}
+
 WindowParams readWindowParams(const Node& node, size_t rank, const std::vector<int64_t>& kernel, bool transposed) {
   WindowParams p;
   p.rank = rank;
@@ -91,7 +100,7 @@ WindowParams readWindowParams(const Node& node, size_t rank, const std::vector<i
 WindowDim forwardWindowDim(const Node& node, const WindowParams& p, size_t d, int64_t in) {
   if (in < 0 || in > kMaxExtent) failAt(node, ErrorCode::ShapeMismatch, "spatial size " + std::to_string(in) + " is invalid");
   const int64_t k = p.kernel[d], s = p.strides[d], dil = p.dilations[d];
-  const int64_t extent = dil * (k - 1) + 1;  // the window's span in the (padded) input
+  const int64_t extent = checkedProduct(node, dil, k - 1, "the dilated kernel") + 1;  // span in the padded input
   WindowDim r;
   switch (p.autoPad) {
     case AutoPad::SameUpper:
@@ -99,7 +108,7 @@ WindowDim forwardWindowDim(const Node& node, const WindowParams& p, size_t d, in
       // Output covers ceil(in / stride) positions; the padding needed to get there is split evenly,
       // the odd element going to the end (UPPER) or the beginning (LOWER).
       r.out = (in + s - 1) / s;
-      const int64_t total = std::max<int64_t>(0, (r.out - 1) * s + extent - in);
+      const int64_t total = std::max<int64_t>(0, checkedProduct(node, r.out - 1, s, "the strided output") + extent - in);
       r.padBegin = p.autoPad == AutoPad::SameUpper ? total / 2 : total - total / 2;
       r.padEnd = total - r.padBegin;
       return r;
@@ -129,7 +138,8 @@ WindowDim transposedWindowDim(const Node& node, const WindowParams& p, size_t d,
   if (in < 0 || in > kMaxExtent) failAt(node, ErrorCode::ShapeMismatch, "spatial size " + std::to_string(in) + " is invalid");
   const int64_t k = p.kernel[d], s = p.strides[d], dil = p.dilations[d];
   // The output every input position reaches, before any cropping.
-  const int64_t full = s * (in - 1) + p.outputPadding[d] + dil * (k - 1) + 1;
+  const int64_t full = checkedProduct(node, s, std::max<int64_t>(0, in - 1), "the strided output") + p.outputPadding[d] +
+                       checkedProduct(node, dil, k - 1, "the dilated kernel") + 1;
   WindowDim r;
   const bool same = p.autoPad == AutoPad::SameUpper || p.autoPad == AutoPad::SameLower;
   if (same) {
@@ -137,7 +147,7 @@ WindowDim transposedWindowDim(const Node& node, const WindowParams& p, size_t d,
     // the odd element from the end (UPPER) or the beginning (LOWER), as the ONNX spec says.
     // A negative total (stride larger than the kernel) means the output is larger than `full`:
     // negative pads, i.e. zero borders, split with floor division as the ONNX reference does.
-    r.out = p.outputShape.empty() ? in * s : p.outputShape[d];
+    r.out = p.outputShape.empty() ? checkedProduct(node, in, s, "the strided output") : p.outputShape[d];
     const int64_t total = full - r.out;
     const int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);  // floor(total / 2)
     r.padBegin = p.autoPad == AutoPad::SameUpper ? half : total - half;

@@ -18,6 +18,10 @@ enum class AutoPad { NotSet, SameUpper, SameLower, Valid };
 // Throws KilnError(code) with "node 'name' (Op): what", the format InferContext::error uses.
 [[noreturn]] void failAt(const Node& node, ErrorCode code, const std::string& what);
 
+// a * b for non-negative sizes, or OutOfMemory naming the node when it exceeds 2^40 (no tensor or
+// buffer can be that large, and hostile attributes must not overflow the arithmetic).
+int64_t checkedProduct(const Node& node, int64_t a, int64_t b, const char* what);
+
 // Window attributes for `rank` spatial dims, defaults applied, values validated (strides and
 // dilations >= 1, pads >= 0, kernel >= 1, list lengths equal to rank).
 struct WindowParams {

@@ -193,6 +193,7 @@ class ConvKernel final : public Kernel {
     p.yShape = {p.N, p.M};
     for (size_t d = 0; d < g.rank; d++) {
       WindowDim r = forwardWindowDim(node_, wp, d, x[d + 2]);
+      checkedProduct(node_, g.outPixels, r.out, "the output");
       g.in.push_back(x[d + 2]);
       g.out.push_back(r.out);
       g.padBegin.push_back(r.padBegin);
@@ -216,6 +217,9 @@ class ConvKernel final : public Kernel {
     if (p.Cg == 1 && p.Mg == 1 && g.rank <= 2) {
       p.tactic = Tactic::Depthwise;
       p.slots = threads;
+      const Depthwise2d d = depthwise2d(g);
+      checkedProduct(node_, checkedProduct(node_, d.ph, d.pw, "the padded plane") + d.OH * d.OW, kDepthwiseBlock,
+                     "the depthwise scratch");
       p.slotFloats = (depthwiseScratchFloats(g) + 15) / 16 * 16;
       return p;
     }
@@ -230,7 +234,7 @@ class ConvKernel final : public Kernel {
     p.chunked = p.N * p.G * chunks >= 2 * threads;
     const int64_t cols = p.chunked ? std::min(p.chunkCols, g.outPixels) : g.outPixels;
     p.slots = p.chunked ? threads : 1;
-    p.slotFloats = (p.Kg * cols + 15) / 16 * 16;  // keep every slot 64-byte aligned
+    p.slotFloats = (checkedProduct(node_, p.Kg, cols, "the im2col buffer") + 15) / 16 * 16;  // 64-byte aligned slots
     return p;
   }
 

@@ -51,7 +51,7 @@ class ConvTransposeKernel final : public Kernel {
     const Tensor* w = inputShapeOf(ctx, 1);
     if (!x || !w) return 0;
     Plan p = plan(x->shape, w->shape);
-    return size_t(p.Mg * p.kernelSize * p.inPixels) * sizeof(float);
+    return size_t(checkedProduct(node_, p.Mg * p.kernelSize, p.inPixels, "the col2im buffer")) * sizeof(float);
   }
 
   void run(KernelContext& ctx) const override {
@@ -134,6 +134,7 @@ class ConvTransposeKernel final : public Kernel {
     p.yShape = {p.N, p.M};
     for (size_t d = 0; d < p.rank; d++) {
       WindowDim r = transposedWindowDim(node_, wp, d, x[d + 2]);
+      checkedProduct(node_, p.outPixels, r.out, "the output");
       p.in.push_back(x[d + 2]);
       p.out.push_back(r.out);
       p.padBegin.push_back(r.padBegin);

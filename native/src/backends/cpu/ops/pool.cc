@@ -51,8 +51,13 @@ PoolPlan makePlan(const Node& node, const Shape& x, const WindowParams& wp) {
     p.in.push_back(in);
     p.out.push_back(r.out);
     p.inPixels *= in;
-    p.outPixels *= r.out;
+    p.outPixels = checkedProduct(node, p.outPixels, r.out, "the output");
     p.yShape.push_back(r.out);
+    // The tap table holds each output's valid taps (at most min(kernel, input) per output).
+    if (checkedProduct(node, r.out, std::min(wp.kernel[d], std::max<int64_t>(in, 1)), "the pooling window table") >
+        (int64_t(1) << 28)) {
+      failAt(node, ErrorCode::OutOfMemory, "pooling windows in spatial dim " + std::to_string(d) + " are too large");
+    }
     DimTaps t;
     t.begin.push_back(0);
     for (int64_t o = 0; o < r.out; o++) {
