@@ -22,10 +22,6 @@ size_t padTo(size_t bytes, size_t alignment) {
 
 bool isPowerOfTwo(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
-bool livesOverlap(const PlannedTensor& a, const PlannedTensor& b) {
-  return a.firstUse <= b.lastUse && b.firstUse <= a.lastUse;
-}
-
 // Checks everything that makes a request malformed (as opposed to merely unable to alias) and
 // returns the index of each tensor's alias source (-1 when it asks for none).
 std::vector<int32_t> validateRequest(const std::vector<PlannedTensor>& tensors, size_t alignment) {
@@ -253,26 +249,38 @@ void verifyMemoryPlan(const std::vector<PlannedTensor>& tensors, const MemoryPla
   }
   // An in-place write at step s is legal only if every other name of the buffer written before s
   // is dead after s, and nothing else writes the buffer at s.
+  std::vector<std::vector<int32_t>> members(n);
+  for (size_t i = 0; i < n; i++) members[root[i]].push_back((int32_t)i);
   for (size_t i = 0; i < n; i++) {
     if (plan.sharesWith[i] == -1 || tensors[i].aliasKind != AliasKind::InPlace) continue;
-    for (size_t j = 0; j < n; j++) {
-      if (j == i || root[j] != root[i]) continue;
+    for (int32_t j : members[root[i]]) {
+      if ((size_t)j == i) continue;
       if (tensors[j].firstUse == tensors[i].firstUse ||
           (tensors[j].firstUse < tensors[i].firstUse && tensors[j].lastUse > tensors[i].firstUse)) {
         bad(tensorLabel(tensors[i]) + " overwrites " + tensorLabel(tensors[j]) + " while it is alive");
       }
     }
   }
-  // Distinct buffers alive at the same time must not overlap.
-  for (size_t i = 0; i < n; i++) {
-    for (size_t j = i + 1; j < n; j++) {
-      const PlannedTensor& a = tensors[i];
+  // Distinct buffers alive at the same time must not overlap. Sweep in order of first use, keeping
+  // the tensors still alive, so the work is proportional to the pairs that coexist in time.
+  std::vector<int32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](int32_t a, int32_t b) { return tensors[a].firstUse < tensors[b].firstUse; });
+  std::vector<int32_t> alive;
+  for (int32_t i : order) {
+    const PlannedTensor& a = tensors[i];
+    alive.erase(std::remove_if(alive.begin(), alive.end(), [&](int32_t j) { return tensors[j].lastUse < a.firstUse; }),
+                alive.end());
+    if (a.bytes == 0) continue;
+    for (int32_t j : alive) {
       const PlannedTensor& b = tensors[j];
-      if (root[i] == root[j] || a.bytes == 0 || b.bytes == 0 || !livesOverlap(a, b)) continue;
+      if (root[i] == root[j]) continue;
       if (plan.offsets[i] < plan.offsets[j] + b.bytes && plan.offsets[j] < plan.offsets[i] + a.bytes) {
-        bad(tensorLabel(a) + " and " + tensorLabel(b) + " overlap in memory while both are alive");
+        bad(tensorLabel(b) + " and " + tensorLabel(a) + " overlap in memory while both are alive");
       }
     }
+    alive.push_back(i);
   }
 }
 

@@ -1,5 +1,5 @@
 // Conv epilogue fusion. Matches, on float32 tensors,
-//   y = Conv(X, W, B?)
+//   y = Conv(X, W, B?)   W a constant (the fused kernel packs it once, at engine build)
 //   y = Add(y, b)   b a constant per-channel bias ([C], [C,1,1], [1,C,1,1]... aligned with dim 1)
 //   y = Add(y, Z)   Z any tensor with exactly y's shape (the ResNet residual from another branch)
 //   y = act(y)      an activation (pattern.h: matchActivation)
