@@ -73,6 +73,9 @@ class ConvKernel final : public Kernel {
         for (int64_t g = 0; g < group_; g++) {
           packed_.push_back(PackedMatrix::pack(PackedMatrix::Side::A, weights_.data() + g * Mg * Kg, Mg, Kg, Kg, 1));
         }
+        // The packed panels are the only copy the GEMM reads: keep one.
+        weights_.clear();
+        weights_.shrink_to_fit();
       }
     }
     const Tensor* b = info.constantInputs.size() > 2 ? info.constantInputs[2] : nullptr;
@@ -137,7 +140,7 @@ class ConvKernel final : public Kernel {
     const bool usePacked = !packed_.empty() && w.shape == weightShape_;
     const bool useWeights = !weights_.empty() && w.shape == weightShape_;
     FloatView wView;
-    if (!useWeights) wView = FloatView(w);
+    if (!useWeights && !usePacked) wView = FloatView(w);
     const float* wData = useWeights ? weights_.data() : wView.data();
     FloatView xView(x);
     FloatSink sink(y);
@@ -321,7 +324,7 @@ class ConvKernel final : public Kernel {
   int64_t group_ = 1;
   ActivationSpec activation_;
   Shape weightShape_;
-  std::vector<float> weights_;  // constant W as float32
+  std::vector<float> weights_;  // constant W as float32 (depthwise only; GEMM tactics keep packed_)
   std::vector<float> bias_;     // constant B as float32
   std::vector<std::shared_ptr<PackedMatrix>> packed_;  // per group
   std::string tacticHint_;
