@@ -51,7 +51,7 @@ void inferUnique(InferContext& ctx) {
       y = SymShape::unknown();
     }
   } else if (x.isConcrete()) {
-    inverse.dims[0] = Dim::known(shapeNumel(x.concrete()));
+    inverse.dims[0] = Dim::known(inferNumel(ctx, x.concrete()));
   }
   ctx.setOutput(0, ctx.inputTypes[0], y);
   ctx.setOutput(1, DType::Int64, SymShape{true, {n}});

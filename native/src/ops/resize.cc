@@ -125,13 +125,13 @@ ResizePlan planResize(const ResizeAttrs& attrs, const Shape& in, const std::opti
 namespace {
 
 // The non-empty value of an optional input, when present and known.
-std::optional<std::vector<double>> nonEmptyFloats(const InferContext& ctx, int input, bool* unknown) {
+std::optional<std::vector<double>> nonEmptyFloats(InferContext& ctx, int input, bool* unknown) {
   if (input < 0 || !ctx.hasInput((size_t)input)) return std::nullopt;
   const Tensor* t = ctx.inputValues[(size_t)input];
   if (!t) {
     // A statically empty input (shape [0]) counts as absent even without its value.
     const SymShape& s = ctx.inputShapes[(size_t)input];
-    if (!(s.isConcrete() && shapeNumel(s.concrete()) == 0)) *unknown = true;
+    if (!(s.isConcrete() && inferNumel(ctx, s.concrete()) == 0)) *unknown = true;
     return std::nullopt;
   }
   if (t->numel() == 0) return std::nullopt;

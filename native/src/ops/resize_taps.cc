@@ -95,7 +95,10 @@ ResizeTaps resizeAxisTaps(const ResizeAttrs& attrs, int64_t inDim, int64_t outDi
   t.weight.assign((size_t)(outDim * t.taps), 0.0);
   const int64_t last = std::max<int64_t>(inDim - 1, 0);
   for (int64_t x = 0; x < outDim; x++) {
-    const double xOri = originalCoordinate(attrs.coord, (double)x, scale, inDim, outDim, roiStart, roiEnd);
+    double xOri = originalCoordinate(attrs.coord, (double)x, scale, inDim, outDim, roiStart, roiEnd);
+    // A hostile roi can make the coordinate non-finite or huge; keep integer conversions defined.
+    if (!std::isfinite(xOri)) xOri = attrs.coord == ResizeCoord::TfCropAndResize ? -1.0 : 0.0;
+    xOri = std::clamp(xOri, -1e15, 1e15);
     int64_t* idx = &t.index[(size_t)(x * t.taps)];
     double* w = &t.weight[(size_t)(x * t.taps)];
     if (attrs.coord == ResizeCoord::TfCropAndResize && (xOri < 0 || xOri > (double)(inDim - 1))) {

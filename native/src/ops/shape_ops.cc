@@ -150,7 +150,7 @@ void inferSize(InferContext& ctx) {
   ctx.setOutput(0, DType::Int64, SymShape::of({}));
   const SymShape& in = ctx.inputShapes[0];
   if (!in.isConcrete()) return;
-  ctx.outputValues[0] = int64Tensor({shapeNumel(in.concrete())}, true);
+  ctx.outputValues[0] = int64Tensor({inferNumel(ctx, in.concrete())}, true);
 }
 
 void inferIdentity(InferContext& ctx) {
@@ -221,8 +221,10 @@ SymShape resolveReshape(InferContext& ctx, const SymShape& in, const std::vector
     std::optional<Dim> q;
     if (in.hasRank) {
       if (in.isConcrete() && std::all_of(others.begin(), others.end(), [](const Dim& d) { return d.isKnown(); })) {
-        int64_t n = shapeNumel(in.concrete()), rest = 1;
-        for (const Dim& d : others) rest *= d.value;
+        int64_t n = inferNumel(ctx, in.concrete()), rest = 1;
+        for (const Dim& d : others) {
+          if (__builtin_mul_overflow(rest, d.value, &rest)) ctx.error("shape " + shapeToString(target) + " is too large");
+        }
         if (rest == 0 || n % rest != 0) {
           ctx.error("cannot reshape input of shape " + in.toString() + " (" + std::to_string(n) +
                     " elements) into shape " + shapeToString(target));
@@ -234,7 +236,7 @@ SymShape resolveReshape(InferContext& ctx, const SymShape& in, const std::vector
     }
     out.dims[(size_t)inferred] = q ? *q : ctx.freshDim();
   } else if (in.isConcrete() && out.isConcrete()) {
-    int64_t n = shapeNumel(in.concrete()), m = shapeNumel(out.concrete());
+    int64_t n = inferNumel(ctx, in.concrete()), m = inferNumel(ctx, out.concrete());
     if (n != m) {
       ctx.error("cannot reshape input of shape " + in.toString() + " (" + std::to_string(n) +
                 " elements) into shape " + out.toString() + " (" + std::to_string(m) + " elements)");

@@ -16,8 +16,7 @@ std::optional<std::vector<int64_t>> splitSizes(const Node& node, int64_t opset, 
     }
     int64_t sum = 0;
     for (int64_t s : *split) {
-      if (s < 0) onError("split " + shapeToString(*split) + " has a negative size");
-      sum += s;
+      if (s < 0 || __builtin_add_overflow(sum, s, &sum)) onError("split " + shapeToString(*split) + " has an invalid size");
     }
     if (dim && sum != *dim) {
       onError("split " + shapeToString(*split) + " sums to " + std::to_string(sum) + " but the axis has size " +

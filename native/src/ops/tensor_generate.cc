@@ -100,7 +100,7 @@ void inferRange(InferContext& ctx) {
     expectInput(ctx, i, i == 0 ? "start" : i == 1 ? "limit" : "delta");
     if (ctx.inputTypes[i] != ctx.inputTypes[0]) ctx.error("start, limit and delta must have the same type");
     const SymShape& s = ctx.inputShapes[i];
-    if (s.isConcrete() && shapeNumel(s.concrete()) != 1) ctx.error("start, limit and delta must be scalars");
+    if (s.isConcrete() && inferNumel(ctx, s.concrete()) != 1) ctx.error("start, limit and delta must be scalars");
   }
   Dim n = ctx.freshDim();
   if (ctx.inputValues[0] && ctx.inputValues[1] && ctx.inputValues[2]) {

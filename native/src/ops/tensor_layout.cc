@@ -64,7 +64,8 @@ void inferTranspose(InferContext& ctx) {
 int64_t blockSize(InferContext& ctx) {
   if (!ctx.node.has("blocksize")) ctx.error("attribute blocksize is required");
   int64_t b = ctx.node.getInt("blocksize", 0);
-  if (b <= 0) ctx.error("blocksize " + std::to_string(b) + " must be positive");
+  // Bounded so blocksize^2 cannot overflow.
+  if (b <= 0 || b > (int64_t(1) << 20)) ctx.error("blocksize " + std::to_string(b) + " must be in [1, 2^20]");
   return b;
 }
 

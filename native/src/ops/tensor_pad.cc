@@ -62,14 +62,18 @@ namespace {
 SymShape paddedShape(InferContext& ctx, const SymShape& in, const Pads& p) {
   SymShape out = in;
   for (size_t d = 0; d < in.rank(); d++) {
-    const int64_t delta = p.begin[d] + p.end[d];
+    int64_t delta = 0, padded = 0;
     const Dim& x = in.dims[d];
+    if (__builtin_add_overflow(p.begin[d], p.end[d], &delta) ||
+        (x.isKnown() && __builtin_add_overflow(x.value, delta, &padded))) {
+      ctx.error("pads on axis " + std::to_string(d) + " overflow");
+    }
     if (x.isKnown()) {
-      if (x.value + delta < 0) {
+      if (padded < 0) {
         ctx.error("pads " + std::to_string(p.begin[d]) + "/" + std::to_string(p.end[d]) + " crop axis " +
                   std::to_string(d) + " of shape " + in.toString() + " below zero");
       }
-      out.dims[d] = Dim::known(x.value + delta);
+      out.dims[d] = Dim::known(padded);
     } else {
       out.dims[d] = delta == 0 ? x : ctx.freshDim();
     }

@@ -126,6 +126,15 @@ std::optional<std::vector<double>> knownFloats(const InferContext& ctx, size_t i
   return tensorToDoubles(*t);
 }
 
+int64_t inferNumel(InferContext& ctx, const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) ctx.error("shape " + shapeToString(shape) + " has a negative dimension");
+    if (__builtin_mul_overflow(n, d, &n) || n > (int64_t(1) << 40)) ctx.error("shape " + shapeToString(shape) + " is too large");
+  }
+  return n;
+}
+
 void expectInput(InferContext& ctx, size_t i, const char* name) {
   if (!ctx.hasInput(i)) ctx.error(std::string("required input '") + name + "' is missing");
 }

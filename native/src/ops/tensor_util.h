@@ -48,6 +48,9 @@ std::vector<double> tensorToDoubles(const Tensor& t);
 // Stores v (converted, saturating for integers) as element i of a numeric or bool tensor.
 void storeDouble(Tensor& t, int64_t i, double v);
 
+// Element count of a concrete shape; ctx.error (naming the node) when it overflows or is absurd.
+int64_t inferNumel(InferContext& ctx, const Shape& shape);
+
 // Requires input i to be present; ctx.error otherwise.
 void expectInput(InferContext& ctx, size_t i, const char* name);
 

@@ -111,7 +111,8 @@ struct Sample {
 
 Sample bilinearSample(float y, float x, int64_t height, int64_t width) {
   Sample s;
-  if (y < -1.0f || y > (float)height || x < -1.0f || x > (float)width) return s;  // outside: zero
+  // Outside the feature map (or not a number): the sample contributes zero.
+  if (!(y >= -1.0f && y <= (float)height && x >= -1.0f && x <= (float)width)) return s;
   y = std::max(y, 0.0f);
   x = std::max(x, 0.0f);
   int64_t y0 = (int64_t)y, x0 = (int64_t)x, y1, x1;

@@ -94,9 +94,9 @@ Operand<C> contract(const Operand<C>& a, const Operand<C>& b, const std::set<int
   for (int l : b.labels)
     if (std::find(a.labels.begin(), a.labels.end(), l) == a.labels.end()) n.push_back(l);
   auto product = [&](const std::vector<int>& ls) {
-    int64_t p = 1;
-    for (int l : ls) p *= sizes.at(l);
-    return p;
+    Shape dims;
+    for (int l : ls) dims.push_back(sizes.at(l));
+    return shapeNumel(dims);  // throws rather than overflowing
   };
   const int64_t B = product(batch), M = product(m), K = product(k), N = product(n);
   std::vector<int> orderA = batch, orderB = batch;
@@ -110,7 +110,8 @@ Operand<C> contract(const Operand<C>& a, const Operand<C>& b, const std::set<int
   out.labels.insert(out.labels.end(), m.begin(), m.end());
   out.labels.insert(out.labels.end(), n.begin(), n.end());
   for (int l : out.labels) out.shape.push_back(sizes.at(l));
-  out.data.assign((size_t)(B * M * N), C(0));
+  out.data.assign((size_t)shapeNumel(out.shape), C(0));  // shapeNumel refuses absurd sizes
+  if (out.data.empty()) return out;  // also keeps B * M below from overflowing
   pool.parallelFor(B * M, std::max<int64_t>(1, 8192 / std::max<int64_t>(K * N, 1)), [&](int64_t begin, int64_t end) {
     for (int64_t bi = begin; bi < end; bi++) {
       const int64_t batchIndex = bi / M;

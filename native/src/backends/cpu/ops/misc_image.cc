@@ -18,7 +18,7 @@ enum class GridPadding { Zeros, Border, Reflection };
 // Reflects x into [lo, hi] by bouncing off the borders.
 double reflect(double x, double lo, double hi) {
   const double range = hi - lo;
-  if (range <= 0) return lo;
+  if (range <= 0 || !std::isfinite(x)) return lo;
   if (x < lo) {
     const double dx = lo - x;
     const int64_t n = (int64_t)(dx / range);

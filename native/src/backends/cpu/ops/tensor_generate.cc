@@ -51,10 +51,17 @@ std::unique_ptr<Kernel> createRangeKernel(const KernelCreateInfo& info) {
       using N = decltype(num);
       using S = typename N::Storage;
       using C = typename N::Compute;
-      // Each element is start + i * delta in the compute type (no accumulated rounding).
+      // Each element is start + i * delta (no accumulated rounding): in the compute type for
+      // floats, in wrapping 64-bit arithmetic for integers (i itself may not fit the element
+      // type; the result always does, being between start and limit).
       const C s = N::load(start.ptr<S>()[0]), d = N::load(delta.ptr<S>()[0]);
       S* o = out.ptr<S>();
-      for (int64_t i = 0; i < n; i++) o[i] = N::store((C)(s + (C)i * d));
+      if constexpr (std::is_integral<C>::value) {
+        const uint64_t us = (uint64_t)(int64_t)s, ud = (uint64_t)(int64_t)d;
+        for (int64_t i = 0; i < n; i++) o[i] = N::store((C)(us + (uint64_t)i * ud));
+      } else {
+        for (int64_t i = 0; i < n; i++) o[i] = N::store((C)(s + (C)i * d));
+      }
     });
   });
 }

@@ -37,7 +37,7 @@ void checkBlockInput(const KernelContext& ctx, const Tensor& in, int64_t b) {
   if (in.shape.size() != 4) {
     nodeFail(ctx.node, ErrorCode::ShapeMismatch, "input must be 4-D, got " + shapeToString(in.shape));
   }
-  if (b <= 0) nodeFail(ctx.node, ErrorCode::InvalidArgument, "blocksize must be positive");
+  if (b <= 0 || b > (int64_t(1) << 20)) nodeFail(ctx.node, ErrorCode::InvalidArgument, "blocksize must be in [1, 2^20]");
 }
 
 std::unique_ptr<Kernel> createDepthToSpaceKernel(const KernelCreateInfo& info) {

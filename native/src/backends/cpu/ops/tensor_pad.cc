@@ -99,8 +99,9 @@ void padInto(const Node& node, const Tensor& in, Tensor& out, const Pads& pads, 
   const size_t rank = in.shape.size();
   std::vector<std::vector<int64_t>> maps;
   for (size_t d = 0; d < rank; d++) {
-    const int64_t outDim = in.shape[d] + pads.begin[d] + pads.end[d];
-    if (outDim < 0 || outDim != out.shape[d]) {
+    int64_t outDim = 0;
+    if (__builtin_add_overflow(in.shape[d], pads.begin[d], &outDim) || __builtin_add_overflow(outDim, pads.end[d], &outDim) ||
+        outDim < 0 || outDim != out.shape[d]) {
       nodeFail(node, ErrorCode::ShapeMismatch,
                "pads do not turn input " + shapeToString(in.shape) + " into output " + shapeToString(out.shape));
     }
