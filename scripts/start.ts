@@ -4,6 +4,7 @@
 import { resolve } from "node:path";
 import { ConfigError, loadConfig } from "@kiln/config";
 import { migrate } from "@kiln/db";
+import { localAuthSecret, localSecret } from "./lib/auth-secret.ts";
 import { ROOT, WEB_DIR } from "./lib/paths.ts";
 import { type Managed, spawnManaged, stopManaged, waitUntil } from "./lib/processes.ts";
 import { provideServices, type Services, stopStartedServices } from "./lib/services.ts";
@@ -46,6 +47,8 @@ try {
     REDIS_URL: services.redisUrl,
     KILN_DATA_DIR: dataDir,
     NEXT_TELEMETRY_DISABLED: "1",
+    AUTH_SECRET: process.env.AUTH_SECRET || localAuthSecret(dataDir),
+    WEBHOOK_SIGNING_SECRET: process.env.WEBHOOK_SIGNING_SECRET || localSecret(dataDir, "webhook-signing-secret"),
   };
   // Validate once here too, so a bad setting is one clear message rather than three crashing apps.
   const config = loadConfig(env, ROOT);

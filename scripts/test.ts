@@ -1,6 +1,7 @@
 // `npm test [-- vitest args]`: brings up Postgres and Redis (from DATABASE_URL / REDIS_URL, or
-// embedded and private ones), runs vitest across all workspaces, then the native engine's
-// conformance suites, and ends with one line: "N passed, M failed".
+// embedded and private ones), runs vitest across all workspaces, then the native engine's unit
+// tests and conformance suites, and ends with one line: "N passed, M failed".
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
@@ -42,6 +43,30 @@ function countResults(): { passed: number; failed: number } {
   return { passed: json.numPassedTests, failed: json.numFailedTests + brokenFiles };
 }
 
+/** Builds and runs native/'s kiln_tests, echoing its output; counts from its "native: N passed, M failed" line. */
+async function runNativeTests(env: NodeJS.ProcessEnv): Promise<{ passed: number; failed: number }> {
+  const build = await run(process.execPath, [join(ROOT, "native/scripts/build-tools.mjs"), "kiln_tests"], {
+    cwd: ROOT,
+    env,
+  });
+  if (build !== 0) return { passed: 0, failed: 1 };
+  const child = spawn(process.execPath, [join(ROOT, "native/scripts/run-tests.mjs")], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+    process.stdout.write(chunk);
+  });
+  const code: number = await new Promise((done) => child.on("close", (status) => done(status ?? 1)));
+  const counts = /native: (\d+) passed, (\d+) failed/.exec(output);
+  if (!counts) return { passed: 0, failed: 1 }; // crashed before its summary
+  const nativeFailed = Number(counts[2]);
+  return { passed: Number(counts[1]), failed: code !== 0 && nativeFailed === 0 ? 1 : nativeFailed };
+}
+
 let services: Services | undefined;
 let interrupted = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -75,8 +100,18 @@ try {
     [vitest, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...args],
     { cwd: ROOT, env },
   );
-  const { passed, failed } = countResults();
+  const vitestCounts = countResults();
+  let passed = vitestCounts.passed;
+  let failed = vitestCounts.failed;
   let conformanceFailed = 0;
+
+  // The native engine's unit tests (C++), built in the addon's CMake folder; their counts join the total.
+  if (!interrupted && wants("@kiln/native")) {
+    log("native unit tests");
+    const native = await runNativeTests(env);
+    passed += native.passed;
+    failed += native.failed;
+  }
 
   // The engine's own conformance suites (C++ and TypeScript), when that workspace has them.
   if (!interrupted && existsSync(join(ROOT, "packages/engine/package.json")) && wants("@kiln/engine")) {

@@ -144,6 +144,13 @@ Outcome runTest(const std::string& dir, std::string& reason) {
       reason = "no test_data_set_* folder";
       return Outcome::Failed;
     }
+    // The model first: one with sequence or optional values keeps those in its test data too, which
+    // is not a TensorProto and must not be read as one.
+    ModelSignature signature = inspectModel(model.data(), model.size(), dir);
+    if (!signature.unsupported.empty()) {
+      reason = signature.unsupported.front();
+      return Outcome::Unsupported;
+    }
     // Build for the shapes of the first data set, as a user would with static shapes; every data
     // set of one test shares the shapes in practice, and the profile check catches those that don't.
     std::vector<std::vector<Tensor>> inputsPerSet, outputsPerSet;
@@ -163,11 +170,6 @@ Outcome runTest(const std::string& dir, std::string& reason) {
       }
       inputsPerSet.push_back(std::move(inputs));
       outputsPerSet.push_back(std::move(outputs));
-    }
-    ModelSignature signature = inspectModel(model.data(), model.size(), dir);
-    if (!signature.unsupported.empty()) {
-      reason = signature.unsupported.front();
-      return Outcome::Unsupported;
     }
     // One profile fixed at the first data set's input shapes (dynamic models need one to plan).
     Profile profile;

@@ -2,16 +2,49 @@ import type { Config } from "@kiln/config";
 import { createPrismaClient, type PrismaClient } from "@kiln/db";
 import { createLogger, type Logger } from "@kiln/logger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { ServingError } from "@kiln/serving";
 import { Redis } from "ioredis";
+import type { StorageProvider } from "@kiln/storage";
+import { errorHandling } from "./errors.ts";
+import { type PredictionSettings, PredictionService } from "./predictions/prediction-service.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { inferenceRoutes } from "./routes/inference.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
+import { predictionRoutes } from "./routes/predictions.ts";
+import { createServingContext, type ServingContext, type ServingSettings } from "./serving/serving-context.ts";
 
-export type GatewayConfig = Pick<Config, "DATABASE_URL" | "REDIS_URL" | "LOG_LEVEL">;
+export type GatewayConfig = Pick<Config, "DATABASE_URL" | "REDIS_URL" | "LOG_LEVEL"> &
+  Partial<Pick<Config, "REDIS_KEY_PREFIX">>;
+
+export const DEFAULT_PREDICTION_SETTINGS: PredictionSettings = {
+  retentionMs: 24 * 3600 * 1000,
+  // Development only: main.ts passes WEBHOOK_SIGNING_SECRET, which production requires.
+  webhookSigningKey: "kiln-dev-webhook-signing-key",
+  webhookTimeoutMs: 10_000,
+};
+
+export const DEFAULT_SERVING_SETTINGS = {
+  coldStartTimeoutMs: 60_000,
+  requestTimeoutMs: 60_000,
+  replicaTtlMs: 15_000,
+} as const;
 
 /**
  * The gateway as a Fastify app, not yet listening: main.ts listens on the configured port, tests
  * on port 0. It owns its Postgres and Redis connections and closes them with the app.
  */
-export function buildGateway(config: GatewayConfig, options: { logger?: Logger } = {}): FastifyInstance {
+export function buildGateway(
+  config: GatewayConfig,
+  options: {
+    logger?: Logger;
+    serving?: Partial<Omit<ServingSettings, "keyPrefix">>;
+    /** Where async predictions keep their tensors; absent: no /v1/predictions. */
+    storage?: StorageProvider;
+    predictions?: Partial<PredictionSettings>;
+    /** Process predictions and webhooks in this gateway (default true). */
+    runPredictionWorkers?: boolean;
+  } = {},
+): FastifyInstance {
   const logger = options.logger ?? createLogger({ service: "gateway", level: config.LOG_LEVEL });
   const prisma: PrismaClient = createPrismaClient(config.DATABASE_URL);
   const redis = new Redis(config.REDIS_URL, {
@@ -37,7 +70,60 @@ export function buildGateway(config: GatewayConfig, options: { logger?: Logger }
 
   // Fastify types its logger narrower than pino's; a pino logger is what it uses at run time.
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger });
+  errorHandling(app);
+  // Browsers (the dashboard's playground, customers' web apps) call the API with a Bearer key and
+  // no cookies, so any origin may: the key, not the origin, is what authorizes a request.
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("access-control-allow-origin", "*");
+    reply.header("access-control-expose-headers", "inference-header-content-length, x-request-id, retry-after");
+    if (req.method === "OPTIONS") {
+      reply.header("access-control-allow-methods", "GET, POST, OPTIONS");
+      reply.header("access-control-allow-headers", "authorization, content-type, inference-header-content-length, prefer");
+      reply.header("access-control-max-age", "600");
+      return reply.code(204).send();
+    }
+  });
   healthRoutes(app, { prisma, redis });
+  // The serving context needs Redis (the key verifier subscribes to revocations). It is created on
+  // first use and again after a failure, so a gateway started while Redis is away still starts,
+  // reports not-ready, and serves once Redis is back.
+  let serving: Promise<{ ctx: ServingContext; predictions?: PredictionService }> | undefined;
+  const getServing = () => {
+    serving ??= (async () => {
+      const ctx = await createServingContext(
+        { prisma, redis, logger },
+        { keyPrefix: config.REDIS_KEY_PREFIX ?? "kiln:", ...DEFAULT_SERVING_SETTINGS, ...options.serving },
+      );
+      let predictions: PredictionService | undefined;
+      if (options.storage) {
+        predictions = new PredictionService(ctx, options.storage, { ...DEFAULT_PREDICTION_SETTINGS, ...options.predictions });
+        if (options.runPredictionWorkers !== false) predictions.start();
+      }
+      return { ctx, predictions };
+    })().catch((error: unknown) => {
+      serving = undefined;
+      throw new ServingError("UNAVAILABLE", `serving is not available: ${(error as Error).message}`, 5);
+    });
+    return serving;
+  };
+  const servingContext = async () => (await getServing()).ctx;
+  inferenceRoutes(app, servingContext);
+  metricsRoutes(app, servingContext);
+  if (options.storage) {
+    predictionRoutes(app, async () => {
+      const { ctx, predictions } = await getServing();
+      return { ctx, predictions: predictions as PredictionService };
+    });
+  }
+  // Start the serving side with the app, so prediction workers run without waiting for a first request.
+  app.addHook("onReady", async () => {
+    await getServing().catch((err) => logger.warn({ err }, "serving not started yet; retried on first request"));
+  });
+  app.addHook("onClose", async () => {
+    const started = await serving?.catch(() => undefined);
+    await started?.predictions?.close();
+    await started?.ctx.close();
+  });
   app.addHook("onClose", async () => {
     redis.disconnect();
     await prisma.$disconnect();

@@ -1,10 +1,19 @@
 import { loadConfigOrExit } from "@kiln/config";
 import { createLogger } from "@kiln/logger";
+import { createStorage } from "@kiln/storage";
 import { buildGateway } from "./build-gateway.ts";
 
 const config = loadConfigOrExit("gateway");
 const logger = createLogger({ service: "gateway", level: config.LOG_LEVEL });
-const app = buildGateway(config, { logger });
+const app = buildGateway(config, {
+  logger,
+  serving: { coldStartTimeoutMs: config.COLD_START_TIMEOUT_MS, replicaTtlMs: config.WORKER_HEARTBEAT_MS * 3 },
+  storage: createStorage(config),
+  predictions: {
+    retentionMs: config.PREDICTION_RETENTION_HOURS * 3600 * 1000,
+    ...(config.WEBHOOK_SIGNING_SECRET ? { webhookSigningKey: config.WEBHOOK_SIGNING_SECRET } : {}),
+  },
+});
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

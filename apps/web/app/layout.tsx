@@ -1,6 +1,8 @@
 import type { Metadata } from "next";
 import type { ReactNode } from "react";
 import "./globals.css";
+import "@/components/ui/kit.css";
+import "@/components/shell/shell.css";
 
 export const metadata: Metadata = {
   title: "Kiln — serverless inference for ONNX models",

@@ -1,3 +1,5 @@
+import Link from "next/link";
+
 const steps = [
   {
     name: "Upload",
@@ -45,10 +47,18 @@ export default function Home() {
   return (
     <main>
       <header className="hero">
-        <p className="brand">
-          <span className="mark" aria-hidden="true" />
-          Kiln
-        </p>
+        <div className="landing-top">
+          <p className="brand">
+            <span className="mark" aria-hidden="true" />
+            Kiln
+          </p>
+          <nav aria-label="Account" className="landing-nav">
+            <Link href="/sign-in">Sign in</Link>
+            <Link href="/sign-up" className="ui-button ui-button--primary">
+              Get started
+            </Link>
+          </nav>
+        </div>
         <h1>Your ONNX model, fired into a fast endpoint.</h1>
         <p className="lead">
           Kiln compiles models into optimized engines for CPUs and GPUs, then serves them as autoscaled, metered

@@ -28,6 +28,13 @@ std::unique_ptr<Kernel> Backend::compile(const KernelCreateInfo& info) const {
   return kernel;
 }
 
+void Backend::lowerGraph(Graph& graph, Precision precision, std::vector<std::string>& warnings) const {
+  (void)graph, (void)warnings;
+  KILN_CHECK(precision == Precision::Fp32, InvalidArgument,
+             std::string("precision ") + precisionName(precision) + " is not available on the " + name() +
+                 " backend: it builds fp32 only");
+}
+
 std::shared_ptr<Backend> createBackend(const std::string& name) {
   if (name == "cpu") return createCpuBackend();
   if (name == "cuda") {

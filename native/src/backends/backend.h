@@ -1,12 +1,18 @@
 // A backend: where kernels run and where activation memory lives. CPU now, CUDA next (same IR,
 // planner and engine format). The runtime only talks to this interface and to Kernel.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backends/kernel.h"
+#include "runtime/api.h"
 
 namespace kiln {
+
+class EngineImpl;
+struct RunTrace;
 
 enum class BackendKind { Cpu, Cuda };
 
@@ -29,6 +35,33 @@ class Backend {
   // Memory for arenas and weights. CPU: aligned host memory. CUDA: device memory.
   virtual void* allocate(size_t bytes) = 0;
   virtual void release(void* ptr) = 0;
+
+  // Backend-specific lowering after optimization, before kernels are chosen: precision (CUDA fp16
+  // rewrites float values to half with casts at the graph boundary) and layout rewrites for the
+  // backend's own ops. The default builds fp32 only and leaves the graph alone.
+  virtual void lowerGraph(Graph& graph, Precision precision, std::vector<std::string>& warnings) const;
+  // Device backends bring their own executor (streams, device arena, graph replay); nullptr means
+  // the runtime's host executor (runtime/context.h) runs the engine.
+  virtual std::unique_ptr<ExecutionContext> createContext(const std::shared_ptr<const EngineImpl>& engine) const {
+    (void)engine;
+    return nullptr;
+  }
+  // For device backends the builder cannot run kernels on host tensors: this fills `trace` as a
+  // shape-only run at `shapes` would (shapes, types, workspaces) and returns true. False: the
+  // builder traces with the host executor.
+  virtual bool traceShapes(const EngineImpl& engine, const std::map<std::string, Shape>& shapes, RunTrace& trace) const {
+    (void)engine, (void)shapes, (void)trace;
+    return false;
+  }
+  // Whether graph inputs and outputs get slots in the context's arena (a device backend copies
+  // them in and out of device memory, so deviceMemoryBytes counts them).
+  virtual bool ioInArena() const { return false; }
+  // Per-layer timing at the opt shapes for the build report; false: the builder times on the host.
+  virtual bool measureLayers(const EngineImpl& engine, const std::map<std::string, Shape>& shapes,
+                             std::vector<double>& nodeMs) const {
+    (void)engine, (void)shapes, (void)nodeMs;
+    return false;
+  }
 };
 
 // The backend for a name ("cpu", "cuda"); throws InvalidArgument when not built in.

@@ -134,7 +134,7 @@ void Inferrer::inferGraph(Graph& g, const Scope* parent) {
   }
 }
 
-// Loop bodies often leave their inputs untyped: iteration count (int64 scalar), condition (bool
+// Loop and Scan bodies often leave their inputs untyped: iteration count (int64 scalar), condition (bool
 // scalar), then the loop-carried values, typed like the Loop's inputs 2...
 void Inferrer::prepareBodies(Scope& scope, Node& n) {
   Graph& g = *scope.graph;
@@ -152,6 +152,20 @@ void Inferrer::prepareBodies(Scope& scope, Node& n) {
         } else if (n.hasInput(i)) {
           v.dtype = g.values[n.inputs[i]].dtype;  // shapes may change across iterations: dtype only
         }
+      }
+    }
+  }
+  // Scan bodies likewise (the expanded ONNX functions leave them untyped): body input i takes the
+  // type of the Scan's input i, the state values and then one slice of each scanned input. Scan-8
+  // has the optional sequence_lens first.
+  if (n.domain.empty() && n.opType == "Scan") {
+    auto it = n.attrs.find("body");
+    if (it != n.attrs.end() && it->second.kind == Attribute::Kind::Graph && it->second.g) {
+      Graph& body = *it->second.g;
+      const size_t offset = g.opsetFor("") < 9 ? 1 : 0;
+      for (size_t i = 0; i < body.inputs.size(); i++) {
+        Value& v = body.values[body.inputs[i]];
+        if (v.dtype == DType::Undefined && n.hasInput(i + offset)) v.dtype = g.values[n.inputs[i + offset]].dtype;
       }
     }
   }

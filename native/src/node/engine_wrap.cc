@@ -151,6 +151,7 @@ class RunWorker final : public Napi::AsyncWorker {
       for (const auto& [name, tensor] : result_.outputs) outputs.Set(name, tensorToJs(env, tensor));
       out.Set("outputs", outputs);
       out.Set("computeMs", Napi::Number::New(env, result_.computeMs));
+      if (result_.gpuMs >= 0) out.Set("gpuTimeMs", Napi::Number::New(env, result_.gpuMs));
       deferred_.Resolve(out);
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());

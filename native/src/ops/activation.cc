@@ -2,6 +2,7 @@
 // input's shape and type except PRelu, whose slope broadcasts to X. Kernels:
 // backends/cpu/ops/activation*.cc.
 #include "ops/elementwise_infer.h"
+#include "ops/prelu_legacy.h"
 
 namespace kiln {
 namespace {
@@ -17,9 +18,18 @@ void inferPRelu(InferContext& ctx) {
   inferRequire(ctx, 1, "slope");
   DType t = inferSameType(ctx);
   const SymShape& x = ctx.inputShapes[0];
-  SymShape out = ctx.broadcast({x, ctx.inputShapes[1]});
+  SymShape slope = ctx.inputShapes[1];
+  if (ctx.opset < 7 && slope.hasRank && x.hasRank) {
+    std::vector<int64_t> slopeDims;
+    for (const Dim& d : slope.dims) slopeDims.push_back(d.isKnown() ? d.value : -1);
+    std::vector<int64_t> xDims;
+    for (const Dim& d : x.dims) xDims.push_back(d.isKnown() ? d.value : -1);
+    std::vector<int64_t> legacy = legacyPReluSlopeShape(ctx.opset, xDims, slopeDims);
+    if (legacy != slopeDims) slope = SymShape::of(legacy);
+  }
+  SymShape out = ctx.broadcast({x, slope});
   if (x.hasRank && out.hasRank && out.rank() != x.rank()) {
-    ctx.error("slope " + ctx.inputShapes[1].toString() + " does not broadcast to X " + x.toString());
+    ctx.error("slope " + slope.toString() + " does not broadcast to X " + x.toString());
   }
   ctx.setOutput(0, t, x.hasRank ? x : out);
 }
@@ -56,6 +66,7 @@ KILN_REGISTER_SCHEMAS(ThresholdedRelu, "ThresholdedRelu", inferActivation, 10, 2
 KILN_REGISTER_SCHEMAS(Sigmoid, "Sigmoid", inferActivation, 1, 6, 13);
 KILN_REGISTER_SCHEMAS(HardSigmoid, "HardSigmoid", inferActivation, 1, 6, 22);
 KILN_REGISTER_SCHEMAS(HardSwish, "HardSwish", inferActivation, 14, 22);
+KILN_REGISTER_SCHEMAS(Swish, "Swish", inferActivation, 24);
 KILN_REGISTER_SCHEMAS(Softplus, "Softplus", inferActivation, 1, 22);
 KILN_REGISTER_SCHEMAS(Softsign, "Softsign", inferActivation, 1, 22);
 KILN_REGISTER_SCHEMAS(Tanh, "Tanh", inferActivation, 1, 6, 13);

@@ -160,6 +160,10 @@ void inferLayerNormalization(InferContext& ctx) {
 KILN_REGISTER_SCHEMA(BatchNormalization, (OpSchema{"", "BatchNormalization", 1, inferBatchNormalization}));
 KILN_REGISTER_SCHEMA(InstanceNormalization, (OpSchema{"", "InstanceNormalization", 1, inferInstanceNormalization}));
 KILN_REGISTER_SCHEMA(LayerNormalization, (OpSchema{"", "LayerNormalization", 17, inferLayerNormalization}));
+// RMSNormalization-23: LayerNormalization's shape rule without the mean (and with only Y).
+KILN_REGISTER_SCHEMA(LpNormalization, (OpSchema{"", "LpNormalization", 1, inferUnchangedShape}));
+KILN_REGISTER_SCHEMA(LpNormalization22, (OpSchema{"", "LpNormalization", 22, inferUnchangedShape}));
+KILN_REGISTER_SCHEMA(RMSNormalization, (OpSchema{"", "RMSNormalization", 23, inferLayerNormalization}));
 KILN_REGISTER_SCHEMA(GroupNormalization, (OpSchema{"", "GroupNormalization", 18, inferGroupNormalization}));
 KILN_REGISTER_SCHEMA(LRN, (OpSchema{"", "LRN", 1, inferLRN}));
 KILN_REGISTER_SCHEMA(MeanVarianceNormalization, (OpSchema{"", "MeanVarianceNormalization", 9, inferMeanVarianceNormalization}));

@@ -43,8 +43,18 @@ void inferDequantize(InferContext& ctx) {
   ctx.setOutput(0, out, ctx.inputShapes[0]);
 }
 
+// DynamicQuantizeLinear-11: x (float) -> y (uint8, x's shape), y_scale and y_zero_point (scalars).
+void inferDynamicQuantize(InferContext& ctx) {
+  if (!ctx.hasInput(0)) ctx.error("input 0 (x) is required");
+  if (ctx.inputTypes[0] != DType::Undefined && ctx.inputTypes[0] != DType::Float32) ctx.error("x must be float32");
+  ctx.setOutput(0, DType::UInt8, ctx.inputShapes[0]);
+  ctx.setOutput(1, DType::Float32, SymShape{true, {}});
+  ctx.setOutput(2, DType::UInt8, SymShape{true, {}});
+}
+
 }  // namespace
 
+KILN_REGISTER_SCHEMAS(DynamicQuantizeLinear, "DynamicQuantizeLinear", inferDynamicQuantize, 11);
 KILN_REGISTER_SCHEMAS(QuantizeLinear, "QuantizeLinear", inferQuantize, 10, 13, 19, 21, 23, 24, 25);
 KILN_REGISTER_SCHEMAS(DequantizeLinear, "DequantizeLinear", inferDequantize, 10, 13, 19, 21, 23, 24, 25);
 

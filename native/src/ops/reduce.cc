@@ -1,4 +1,4 @@
-// Schemas of the reductions (Reduce*), ArgMax/ArgMin and CumSum. Kernels: backends/cpu/ops/reduce.cc.
+// Schemas of the reductions (Reduce*), ArgMax/ArgMin, CumSum and CumProd. Kernels: backends/cpu/ops/reduce.cc.
 //
 // Reduce* take their axes from an attribute until ReduceSum-13 / the others at 18, then from an
 // optional int64 input; an empty axes list reduces everything unless noop_with_empty_axes is set
@@ -94,5 +94,6 @@ KILN_REGISTER_SCHEMAS(ReduceSumSquare, "ReduceSumSquare", inferReduce, 1, 11, 13
 KILN_REGISTER_SCHEMAS(ArgMax, "ArgMax", inferArgReduce, 1, 11, 12, 13);
 KILN_REGISTER_SCHEMAS(ArgMin, "ArgMin", inferArgReduce, 1, 11, 12, 13);
 KILN_REGISTER_SCHEMAS(CumSum, "CumSum", inferCumSum, 11, 14);
+KILN_REGISTER_SCHEMAS(CumProd, "CumProd", inferCumSum, 26);
 
 }  // namespace kiln

@@ -10,15 +10,21 @@
 
 namespace kiln {
 
+void failMissingInput(const Node& node, size_t index, size_t count) {
+  fail(ErrorCode::InvalidModel, "node '" + node.name + "' (" + node.opType + "): input " +
+                                    std::to_string(index) + " is required but the node has " +
+                                    std::to_string(count) + (count == 1 ? " input" : " inputs"));
+}
+
 // ---- InferContext ---------------------------------------------------------------------------------
 
 InferContext::InferContext(const Node& n, int64_t opsetVersion, size_t numIn, size_t numOut)
     : node(n),
       opset(opsetVersion),
       present(numIn, false),
-      inputTypes(numIn, DType::Undefined),
-      inputShapes(numIn),
-      inputValues(numIn, nullptr),
+      inputTypes(n, numIn, DType::Undefined),
+      inputShapes(n, numIn),
+      inputValues(n, numIn, nullptr),
       outputTypes(numOut, DType::Undefined),
       outputShapes(numOut),
       outputValues(numOut) {

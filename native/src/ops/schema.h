@@ -13,6 +13,32 @@
 
 namespace kiln {
 
+[[noreturn]] void failMissingInput(const Node& node, size_t index, size_t count);
+
+// Per-input vectors of an InferContext. Infer functions index required inputs directly, and a
+// hostile model may simply omit them: an index past the node's inputs is an InvalidModel error
+// naming the node, never a read past the end.
+template <typename T>
+class NodeInputs : public std::vector<T> {
+ public:
+  NodeInputs(const Node& node, size_t count, const T& init = T())
+      : std::vector<T>(count, init), node_(&node) {}
+  T& operator[](size_t i) {
+    check(i);
+    return std::vector<T>::operator[](i);
+  }
+  const T& operator[](size_t i) const {
+    check(i);
+    return std::vector<T>::operator[](i);
+  }
+
+ private:
+  void check(size_t i) const {
+    if (i >= this->size()) failMissingInput(*node_, i, this->size());
+  }
+  const Node* node_;
+};
+
 class InferContext {
  public:
   InferContext(const Node& node, int64_t opset, size_t numInputs, size_t numOutputs);
@@ -22,9 +48,9 @@ class InferContext {
 
   // Inputs (index i may be an omitted optional input: hasInput(i) is false).
   std::vector<bool> present;
-  std::vector<DType> inputTypes;
-  std::vector<SymShape> inputShapes;
-  std::vector<const Tensor*> inputValues;  // known value or nullptr (always set at run time)
+  NodeInputs<DType> inputTypes;
+  NodeInputs<SymShape> inputShapes;
+  NodeInputs<const Tensor*> inputValues;  // known value or nullptr (always set at run time)
 
   // Results, filled by the op's infer function. An output left with DType::Undefined is an error.
   std::vector<DType> outputTypes;

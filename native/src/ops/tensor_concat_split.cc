@@ -1,6 +1,8 @@
 // Schemas of Concat and Split.
 #include "ops/tensor_concat_split.h"
 
+#include <algorithm>
+
 #include "ops/tensor_util.h"
 
 namespace kiln {
@@ -31,13 +33,15 @@ std::optional<std::vector<int64_t>> splitSizes(const Node& node, int64_t opset, 
               " outputs");
     }
     if (!dim) return std::nullopt;
-    // Split-18: chunks of ceil(dim / n); the last one takes what is left (possibly less).
-    const int64_t chunk = (*dim + n - 1) / n;
-    if (chunk * (n - 1) > *dim) {
-      onError("cannot split an axis of size " + std::to_string(*dim) + " into " + std::to_string(n) + " outputs");
+    // Split-18: chunks of ceil(dim / n) until the axis runs out, as the ONNX reference does: the
+    // last chunks may be smaller or empty (size 5 into 4 outputs is 2, 2, 1, 0).
+    const int64_t chunk = *dim / n + (*dim % n != 0 ? 1 : 0);
+    std::vector<int64_t> sizes((size_t)n, 0);
+    int64_t left = *dim;
+    for (int64_t& size : sizes) {
+      size = std::min(chunk, left);
+      left -= size;
     }
-    std::vector<int64_t> sizes((size_t)n, chunk);
-    sizes.back() = *dim - chunk * (n - 1);
     return sizes;
   }
   if (opset >= 18) onError("either the split input or the num_outputs attribute is required");

@@ -309,7 +309,9 @@ std::shared_ptr<Graph> readGraph(ByteReader& in, const WeightBlob& weights, cons
   for (Value& v : g->values) {
     v.name = in.str("value name");
     int32_t code = in.i32("value dtype");
-    if (!isKnownDType(code)) in.fail("value dtype", "unknown dtype code " + std::to_string(code));
+    // 0 (Undefined) is a value whose type only the run decides, e.g. inside a loop body whose
+    // state types build-time inference could not pin down.
+    if (code != 0 && !isKnownDType(code)) in.fail("value dtype", "unknown dtype code " + std::to_string(code));
     v.dtype = static_cast<DType>(code);
     v.shape = readSymShape(in);
     v.producer = in.i32("value producer");

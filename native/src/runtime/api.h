@@ -103,6 +103,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
 struct RunResult {
   std::vector<std::pair<std::string, Tensor>> outputs;  // in engine output order, owned tensors
   double computeMs = 0;  // time spent executing kernels (GPU time on CUDA)
+  double gpuMs = -1;     // GPU time of the run measured with CUDA events; -1 on the CPU backend
 };
 
 class ExecutionContext {

@@ -24,9 +24,6 @@ class Builder {
     KILN_CHECK(onnx != nullptr || size == 0, InvalidArgument, "buildEngine: null model bytes");
     KILN_CHECK(options_.optimizationLevel >= 0 && options_.optimizationLevel <= 2, InvalidArgument,
                "optimizationLevel must be 0, 1 or 2, got " + std::to_string(options_.optimizationLevel));
-    KILN_CHECK(options_.precision == Precision::Fp32, InvalidArgument,
-               std::string("precision ") + precisionName(options_.precision) +
-                   " is not available yet: the engine builds fp32 only");
     std::shared_ptr<Backend> backend = createBackend(options_.backend);
 
     progress("parse", 0.0, "reading the ONNX model");
@@ -43,6 +40,7 @@ class Builder {
       progress("optimize", 0.15, "optimizing at level " + std::to_string(options_.optimizationLevel));
       optimizeGraph(*graph, options_.optimizationLevel, report.fusions);
     }
+    backend->lowerGraph(*graph, options_.precision, report.warnings);
     report.nodesAfter = countNodes(*graph);
     checkCancel();
 
@@ -67,21 +65,23 @@ class Builder {
     checkCancel();
 
     progress("tune", 0.45, "measuring layers at the opt shapes of profile 0");
-    report.layers = measureLayers(*draft, profiles.empty() ? nullptr : &profiles[0], report.warnings);
+    report.layers = measureLayers(draft, *backend, profiles.empty() ? nullptr : &profiles[0], report.warnings);
     checkCancel();
 
     progress("plan", 0.75, "planning memory at the max shapes of " + std::to_string(profiles.size()) + " profile(s)");
     std::vector<RunTrace> traces;
     for (const Profile& p : profiles) {
-      auto ctx = std::unique_ptr<ContextImpl>(static_cast<ContextImpl*>(draft->createContext().release()));
       RunTrace trace;
       trace.shapeOnly = true;
-      std::vector<std::pair<std::string, Tensor>> inputs = shapeOnlyInputs(*graph, p.max);
-      ctx->runTraced(inputs, &trace);
+      if (!backend->traceShapes(*draft, p.max, trace)) {
+        ContextImpl ctx(draft);
+        std::vector<std::pair<std::string, Tensor>> inputs = shapeOnlyInputs(*graph, p.max);
+        ctx.runTraced(inputs, &trace);
+      }
       traces.push_back(std::move(trace));
       checkCancel();
     }
-    plan.memory = planEngineMemory(*graph, traces, options_.planMemory, report.warnings);
+    plan.memory = planEngineMemory(*graph, traces, options_.planMemory, report.warnings, backend->ioInArena());
     report.peakMemoryBytes = plan.memory.arenaBytes;
     report.weightBytes = plan.weightBytes;
     plan.report = report;
@@ -210,11 +210,14 @@ class Builder {
     return inputs;
   }
 
-  std::vector<LayerReport> measureLayers(EngineImpl& engine, const Profile* profile, std::vector<std::string>& warnings) {
+  std::vector<LayerReport> measureLayers(const std::shared_ptr<EngineImpl>& enginePtr, const Backend& backend,
+                                         const Profile* profile, std::vector<std::string>& warnings) {
+    EngineImpl& engine = *enginePtr;
     const Graph& g = engine.graph();
     std::vector<LayerReport> layers;
     std::mt19937 rng(20240607);
     std::vector<std::pair<std::string, Tensor>> inputs;
+    std::map<std::string, Shape> shapes;
     for (ValueId v : g.inputs) {
       const Value& value = g.values[v];
       Shape shape;
@@ -223,15 +226,18 @@ class Builder {
       } else {
         shape = value.shape.concrete();
       }
+      shapes[value.name] = shape;
       inputs.emplace_back(value.name, randomInput(value.dtype, shape, rng));
     }
-    auto ctx = std::unique_ptr<ContextImpl>(static_cast<ContextImpl*>(engine.createContext().release()));
     RunTrace trace;
     try {
-      // The first run warms caches and the thread pool; the second is the one reported.
-      ctx->runTraced(inputs, &trace);
-      checkCancel();
-      ctx->runTraced(inputs, &trace);
+      if (!backend.measureLayers(engine, shapes, trace.nodeMs)) {
+        ContextImpl ctx(enginePtr);
+        // The first run warms caches and the thread pool; the second is the one reported.
+        ctx.runTraced(inputs, &trace);
+        checkCancel();
+        ctx.runTraced(inputs, &trace);
+      }
     } catch (const KilnError& e) {
       if (e.code() == ErrorCode::Cancelled) throw;
       // Synthetic inputs can be invalid for a model (a token id that must be > 0...): the engine

@@ -8,7 +8,7 @@
 namespace kiln {
 
 EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace>& traces, bool enabled,
-                                  std::vector<std::string>& warnings) {
+                                  std::vector<std::string>& warnings, bool ioInArena) {
   const size_t numValues = graph.values.size();
   const size_t numNodes = graph.nodes.size();
   EngineMemoryPlan mem;
@@ -16,12 +16,19 @@ EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace
   mem.workspaces.assign(numNodes, EngineSlot{});
 
   // The runtime owns graph inputs, graph outputs and constants; strings are objects, not bytes.
-  std::vector<char> arenaValue(numValues, 1);
-  for (ValueId v : graph.inputs) arenaValue[v] = 0;
-  for (ValueId v : graph.outputs) arenaValue[v] = 0;
+  // With ioInArena, graph inputs and outputs are placed too (node steps shift by one so that the
+  // inputs are written at step 0, before the first node, and outputs are read after the last).
+  std::vector<char> arenaValue(numValues, 1), isInput(numValues, 0);
+  for (ValueId v : graph.inputs) isInput[v] = 1;
   for (size_t v = 0; v < numValues; ++v) {
-    if (graph.values[v].constant || graph.values[v].producer < 0) arenaValue[v] = 0;
+    if (graph.values[v].constant || (graph.values[v].producer < 0 && !(ioInArena && isInput[v]))) arenaValue[v] = 0;
   }
+  if (!ioInArena) {
+    for (ValueId v : graph.inputs) arenaValue[v] = 0;
+    for (ValueId v : graph.outputs) arenaValue[v] = 0;
+  }
+  const int32_t stepShift = ioInArena ? 1 : 0;
+  const int32_t endStep = static_cast<int32_t>(numNodes) + stepShift;
 
   // Size of each value: the largest over the profiles' max shapes.
   std::vector<size_t> bytes(numValues, 0);
@@ -29,7 +36,8 @@ EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace
   for (const RunTrace& t : traces) {
     for (size_t v = 0; v < numValues; ++v) {
       if (!arenaValue[v] || !plannable[v]) continue;
-      if (v >= t.plannable.size() || !t.plannable[v] || t.types[v] == DType::String) {
+      const bool sized = v < t.plannable.size() && (t.plannable[v] || (isInput[v] && t.shapeKnown[v]));
+      if (!sized || t.types[v] == DType::String) {
         plannable[v] = 0;
         continue;
       }
@@ -53,6 +61,17 @@ EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace
   std::vector<std::vector<int32_t>> consumers = graph.consumers();
   std::vector<PlannedTensor> tensors;
   std::vector<int32_t> indexOf(numValues, -1);
+  for (ValueId v : graph.inputs) {
+    if (!arenaValue[v] || !plannable[v] || indexOf[v] >= 0) continue;
+    PlannedTensor t;
+    t.id = v;
+    t.bytes = bytes[v];
+    t.firstUse = 0;
+    t.lastUse = graph.isGraphOutput(v) ? endStep : 0;
+    for (int32_t c : consumers[v]) t.lastUse = std::max(t.lastUse, c + stepShift);
+    indexOf[v] = static_cast<int32_t>(tensors.size());
+    tensors.push_back(t);
+  }
   for (size_t n = 0; n < numNodes; ++n) {
     const Node& node = graph.nodes[n];
     for (size_t j = 0; j < node.outputs.size(); ++j) {
@@ -61,9 +80,9 @@ EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace
       PlannedTensor t;
       t.id = v;
       t.bytes = bytes[v];
-      t.firstUse = static_cast<int32_t>(n);
-      t.lastUse = t.firstUse;
-      for (int32_t c : consumers[v]) t.lastUse = std::max(t.lastUse, c);
+      t.firstUse = static_cast<int32_t>(n) + stepShift;
+      t.lastUse = ioInArena && graph.isGraphOutput(v) ? endStep : t.firstUse;
+      for (int32_t c : consumers[v]) t.lastUse = std::max(t.lastUse, c + stepShift);
       ValueId src = node.inputs.empty() ? kNoValue : node.inputs[0];
       if (j == 0 && src != kNoValue && indexOf[src] >= 0) {
         if (isViewOp(node)) {
@@ -87,7 +106,7 @@ EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace
     PlannedTensor t;
     t.id = static_cast<int32_t>(numValues + n);
     t.bytes = ws;
-    t.firstUse = t.lastUse = static_cast<int32_t>(n);
+    t.firstUse = t.lastUse = static_cast<int32_t>(n) + stepShift;
     workspaceIndex[n] = static_cast<int32_t>(tensors.size());
     tensors.push_back(t);
   }

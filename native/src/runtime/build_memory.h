@@ -13,7 +13,9 @@ namespace kiln {
 // One trace per profile (RunTrace::shapeOnly at that profile's max shapes). A value is planned only
 // when every trace could size it from the input shapes; the others (data-dependent sizes) are left
 // to the heap at run time and named in a warning. `enabled` is BuildOptions::planMemory.
+// `ioInArena` (device backends): graph inputs and outputs get arena slots too, inputs alive from
+// before the first node, outputs until after the last.
 EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace>& traces, bool enabled,
-                                  std::vector<std::string>& warnings);
+                                  std::vector<std::string>& warnings, bool ioInArena = false);
 
 }  // namespace kiln

@@ -166,7 +166,9 @@ const Kernel& EngineImpl::subgraphKernel(const Graph& body, size_t nodeIndex, co
 }
 
 std::unique_ptr<ExecutionContext> EngineImpl::createContext() {
-  return std::make_unique<ContextImpl>(std::static_pointer_cast<const EngineImpl>(shared_from_this()));
+  auto self = std::static_pointer_cast<const EngineImpl>(shared_from_this());
+  if (std::unique_ptr<ExecutionContext> device = backend_->createContext(self)) return device;
+  return std::make_unique<ContextImpl>(std::move(self));
 }
 
 }  // namespace kiln

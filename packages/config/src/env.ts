@@ -31,6 +31,12 @@ export const ZEnv = z
     WEB_PORT: port(3000),
     // Port of the public inference API (apps/gateway); 0 picks a free one (tests).
     GATEWAY_PORT: port(8080),
+    // Signs session cookies (32+ random characters); required in production, a fixed dev value otherwise.
+    AUTH_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+    // The dashboard's public address, for invitation links and auth; default http://<HOST>:<WEB_PORT>.
+    WEB_PUBLIC_URL: urlWithScheme(["http", "https"]).optional(),
+    // Sign-in attempts allowed per client address per minute before answers become 429.
+    AUTH_SIGN_IN_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(10),
     // Local state: embedded Postgres, private Redis, fs artifacts; relative paths resolve from the cwd.
     KILN_DATA_DIR: z.string().min(1).default(".kiln"),
     // Where uploaded models and built engines live: the local filesystem or an S3-compatible store.
@@ -61,8 +67,60 @@ export const ZEnv = z
       .optional(),
     // How often a worker refreshes its registry entry; the entry expires after three misses.
     WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
+    // A build job's lock; a worker that dies mid-build is noticed after about this long and the build retried.
+    BUILD_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+    // Port of the worker's internal serving endpoint (gateway -> replica); 0 picks a free one.
+    SERVING_PORT: port(0),
+    // Host gateways use to reach this worker's serving endpoint (its address on the cluster network).
+    SERVING_HOST: z.string().min(1).default("127.0.0.1"),
+    // Memory this worker's slot gives loaded engines, in bytes; a load job that does not fit waits for another slot.
+    SERVING_SLOT_MEMORY_BYTES: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(4 * 1024 ** 3),
+    // How long a request to a scaled-to-zero deployment waits for its first replica before a 503.
+    COLD_START_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(60_000),
+    // Server key from which each organization's webhook signing secret is derived; required in production.
+    WEBHOOK_SIGNING_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+    // Hours an async prediction and its tensors are kept before they are deleted.
+    PREDICTION_RETENTION_HOURS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 90)
+      .default(24),
+    // Stripe secret API key (sk_test_… / sk_live_…); unset turns paid plans off (everyone stays on Free).
+    STRIPE_SECRET_KEY: z.string().min(1).optional(),
+    // Signing secret of the Stripe webhook endpoint (whsec_…); webhooks are refused without it.
+    STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
+    // Stripe API host; unset = api.stripe.com. Tests point host, port and protocol at a local double.
+    STRIPE_API_HOST: z.string().min(1).optional(),
+    // Stripe API port; unset = 443.
+    STRIPE_API_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+    // Stripe API protocol; unset = https.
+    STRIPE_API_PROTOCOL: z.enum(["http", "https"]).optional(),
+    // Price ids of the Pro plan: the flat monthly price, and the metered request and compute-second prices.
+    STRIPE_PRICE_PRO: z.string().min(1).optional(),
+    STRIPE_PRICE_PRO_REQUESTS: z.string().min(1).optional(),
+    STRIPE_PRICE_PRO_COMPUTE_SECONDS: z.string().min(1).optional(),
+    // Price ids of the Enterprise plan, as for Pro.
+    STRIPE_PRICE_ENTERPRISE: z.string().min(1).optional(),
+    STRIPE_PRICE_ENTERPRISE_REQUESTS: z.string().min(1).optional(),
+    STRIPE_PRICE_ENTERPRISE_COMPUTE_SECONDS: z.string().min(1).optional(),
+    // event_name of the Stripe Billing meters that count requests and compute-seconds.
+    STRIPE_METER_REQUESTS: z.string().min(1).default("kiln_requests"),
+    STRIPE_METER_COMPUTE_SECONDS: z.string().min(1).default("kiln_compute_seconds"),
+    // Days a paid plan keeps working after a failed payment before the organization drops to Free.
+    BILLING_GRACE_DAYS: z.coerce.number().int().min(0).max(60).default(7),
   })
   .superRefine((env, ctx) => {
+    if (env.NODE_ENV === "production" && !env.WEBHOOK_SIGNING_SECRET) {
+      ctx.addIssue({ code: "custom", path: ["WEBHOOK_SIGNING_SECRET"], message: "is required in production" });
+    }
+    if (env.NODE_ENV === "production" && !env.AUTH_SECRET) {
+      ctx.addIssue({ code: "custom", path: ["AUTH_SECRET"], message: "is required in production" });
+    }
     if (env.ARTIFACT_STORE === "s3" && !env.S3_BUCKET) {
       ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "is required when ARTIFACT_STORE=s3" });
     }

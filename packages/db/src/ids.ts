@@ -18,6 +18,8 @@ export const ID_PREFIXES = {
   usageRollup: "use",
   subscription: "sub",
   auditLog: "aud",
+  billingNotice: "ntc",
+  meterEvent: "mev",
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];

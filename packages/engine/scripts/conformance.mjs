@@ -2,49 +2,43 @@
 // Runs the native ONNX conformance runner (native/tools/conformance.cc) over the shared suite,
 // forwarding its output and exit code:
 //   node packages/engine/scripts/conformance.mjs [runner args...]
-// The suite is shared/conformance/onnx next to the repository (the repo is always cloned beside
-// shared/); KILN_CONFORMANCE_ROOT overrides it. The runner is looked up in the CMake build
-// folders (KILN_CONFORMANCE_BIN overrides it); the newest one wins.
+// The suite is shared/conformance/onnx next to the repository or at /work/shared;
+// KILN_CONFORMANCE_ROOT overrides it. The runner is looked up in the CMake build
+// folder after an incremental build (KILN_CONFORMANCE_BIN overrides it).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { constants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const root = process.env.KILN_CONFORMANCE_ROOT ?? resolve(repo, "../shared/conformance/onnx");
+// The suite lives in the workspace's shared/ folder, beside the main checkout; a clone elsewhere
+// (CI clones to a temporary folder) finds it at the workspace's absolute path.
+const rootCandidates = [resolve(repo, "../shared/conformance/onnx"), "/work/shared/conformance/onnx"];
+const root = process.env.KILN_CONFORMANCE_ROOT ?? rootCandidates.find((p) => existsSync(p)) ?? rootCandidates[0];
 
+// Where native/scripts/build-tools.mjs builds: the addon's folder, else a folder of its own.
 function findRunner() {
-  if (process.env.KILN_CONFORMANCE_BIN) return process.env.KILN_CONFORMANCE_BIN;
   const native = join(repo, "native");
-  const dirs = readdirSync(native).filter((d) => d.startsWith("build"));
-  const candidates = dirs.flatMap((d) => [
-    join(native, d, "kiln_conformance"),
-    join(native, d, "Release", "kiln_conformance"),
-  ]);
-  const found = candidates.filter((p) => existsSync(p)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-  return found[0];
+  const build = existsSync(join(native, "build", "CMakeCache.txt")) ? "build" : "build-tools";
+  return join(native, build, "kiln_conformance");
 }
 
-// A fresh clone (CI) has only the addon's build (tests off): build the runner once, in its own folder.
+// A fresh clone (CI) has only the addon's build: build the runner there (the engine's objects are
+// reused), through native/scripts/build-tools.mjs.
 function buildRunner() {
-  const dir = join(repo, "native", "build-conformance");
-  console.log(`conformance: building kiln_conformance in ${dir}`);
-  const steps = [
-    ["cmake", ["-S", join(repo, "native"), "-B", dir, "-DCMAKE_BUILD_TYPE=Release", "-DKILN_BUILD_TESTS=ON"]],
-    ["cmake", ["--build", dir, "--target", "kiln_conformance", "-j2"]],
-  ];
-  for (const [command, args] of steps) {
-    if (spawnSync(command, args, { stdio: "inherit" }).status !== 0) return undefined;
-  }
-  return join(dir, "kiln_conformance");
+  console.log("conformance: building kiln_conformance");
+  const script = join(repo, "native", "scripts", "build-tools.mjs");
+  if (spawnSync(process.execPath, [script, "kiln_conformance"], { stdio: "inherit" }).status !== 0) return undefined;
+  return findRunner();
 }
 
-const runner = findRunner() ?? buildRunner();
+// Always through the build: a runner older than the sources would test yesterday's engine.
+const runner = process.env.KILN_CONFORMANCE_BIN ?? buildRunner();
 if (!runner || !existsSync(runner)) {
   console.error(
-    `conformance: no kiln_conformance binary found${runner ? ` at ${runner}` : " under native/build*/"}.\n` +
-      "Build it with: cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release && cmake --build native/build --target kiln_conformance -j2",
+    `conformance: kiln_conformance could not be built${runner ? ` (looked for ${runner})` : ""}.\n` +
+      "Build it with: npm run build:tools -w @kiln/native",
   );
   process.exit(2);
 }

@@ -1,7 +1,6 @@
 // Loads the compiled addon (native/build/Release/kiln.node, built by cmake-js during `npm install`)
 // and describes the raw surface it exports. Everything else in this package wraps this surface.
 import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KilnEngineError } from "./errors.ts";
@@ -13,7 +12,7 @@ export interface NativeCancelToken {
 }
 
 export interface NativeContext {
-  run(inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, Tensor>; computeMs: number }>;
+  run(inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, Tensor>; computeMs: number; gpuTimeMs?: number }>;
   readonly busy: boolean;
 }
 
@@ -82,9 +81,12 @@ export function loadAddon(): NativeAddon {
         "or `npm run build -w @kiln/native`; it needs CMake >= 3.20 and a C++17 compiler.",
     );
   }
-  const require = createRequire(import.meta.url);
   try {
-    cached = require(path) as NativeAddon;
+    // What require() does for a .node file, spelled out: bundlers (Next.js's Turbopack, which hosts
+    // the model upload route) rewrite require() calls and cannot follow a computed path.
+    const module = { exports: {} as NativeAddon };
+    process.dlopen(module, path);
+    cached = module.exports;
   } catch (error) {
     throw new KilnEngineError(
       "ADDON_NOT_BUILT",

@@ -129,6 +129,8 @@ export interface RunResult {
   outputs: Record<string, Tensor>;
   /** Time spent executing kernels. */
   computeMs: number;
+  /** GPU time of the run, measured with CUDA events (CUDA engines only; metering uses it). */
+  gpuTimeMs?: number;
 }
 
 export interface BuildFlags {

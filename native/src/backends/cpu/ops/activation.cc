@@ -6,6 +6,7 @@
 
 #include "backends/cpu/ops/elementwise_binary.h"
 #include "backends/cpu/ops/elementwise_unary.h"
+#include "ops/prelu_legacy.h"
 
 namespace kiln::cpu {
 namespace {
@@ -103,6 +104,21 @@ struct HardSwishOp {
   }
 };
 
+// Swish-24: x * sigmoid(alpha * x) (SiLU when alpha = 1).
+struct SwishOp {
+  static constexpr uint32_t kTypes = kFloats;
+  static constexpr bool kArray = false;
+  float alpha;
+  explicit SwishOp(const KernelCreateInfo& info) : alpha(attrFloat(info, "alpha", 1.0f)) {}
+  template <class C>
+  C operator()(C x) const {
+    const C z = C(alpha) * x;
+    if (z >= 0) return x / (C(1) + std::exp(-z));
+    const C e = std::exp(z);
+    return x * e / (C(1) + e);
+  }
+};
+
 // log(1 + exp(x)) without overflow for large x.
 template <class C>
 C softplus(C x) {
@@ -178,7 +194,7 @@ struct ShrinkOp {
 // PRelu(X, slope): slope broadcasts to X.
 class PReluKernel final : public Kernel {
  public:
-  explicit PReluKernel(const KernelCreateInfo& info) : info_(info) {
+  explicit PReluKernel(const KernelCreateInfo& info) : info_(info), opset_(info.opset) {
     for (size_t i = 0; i < 2 && i < info.inputTypes.size(); i++) {
       if (info.inputTypes[i] != DType::Undefined) info_.require(kTypes, info.inputTypes[i]);
     }
@@ -187,10 +203,11 @@ class PReluKernel final : public Kernel {
     const Tensor& x = requireInput(ctx, info_, 0);
     const Tensor& slope = requireInput(ctx, info_, 1);
     if (x.dtype != slope.dtype) info_.invalid("X and slope have different types");
-    Shape out = broadcastShapes({x.shape, slope.shape}, info_.where());
+    const Shape slopeShape = legacyPReluSlopeShape(opset_, x.shape, slope.shape);
+    Shape out = broadcastShapes({x.shape, slopeShape}, info_.where());
     if (out != x.shape) info_.shape("slope " + shapeToString(slope.shape) + " does not broadcast to X " + shapeToString(x.shape));
     Tensor& y = requireOutput(ctx, info_, 0, out);
-    Broadcast bc = makeBroadcast(out, {x.shape, slope.shape});
+    Broadcast bc = makeBroadcast(out, {x.shape, slopeShape});
     dispatch<kTypes>(x.dtype, info_, [&](auto tag) {
       using S = typename decltype(tag)::type;
       binaryLoop(bc, x.ptr<S>(), slope.ptr<S>(), y.ptr<S>(), [](auto v, auto s) { return v < 0 ? s * v : v; }, poolOf(ctx));
@@ -201,6 +218,7 @@ class PReluKernel final : public Kernel {
  private:
   static constexpr uint32_t kTypes = kFloats | kI32 | kI64 | kU32 | kU64;
   OpInfo info_;
+  int64_t opset_;
 };
 
 // Clip: bounds from attributes (opset < 11) or optional scalar inputs; omitted bounds are the
@@ -282,6 +300,7 @@ KILN_REGISTER_KERNEL(ThresholdedRelu, (KernelDef{"cpu", "", "ThresholdedRelu", 1
 KILN_REGISTER_KERNEL(Sigmoid, (KernelDef{"cpu", "", "Sigmoid", 1, makeUnaryKernel<SigmoidOp>}));
 KILN_REGISTER_KERNEL(HardSigmoid, (KernelDef{"cpu", "", "HardSigmoid", 1, makeUnaryKernel<HardSigmoidOp>}));
 KILN_REGISTER_KERNEL(HardSwish, (KernelDef{"cpu", "", "HardSwish", 14, makeUnaryKernel<HardSwishOp>}));
+KILN_REGISTER_KERNEL(Swish, (KernelDef{"cpu", "", "Swish", 24, makeUnaryKernel<SwishOp>}));
 KILN_REGISTER_KERNEL(Softplus, (KernelDef{"cpu", "", "Softplus", 1, makeUnaryKernel<SoftplusOp>}));
 KILN_REGISTER_KERNEL(Softsign, (KernelDef{"cpu", "", "Softsign", 1, makeUnaryKernel<SoftsignOp>}));
 KILN_REGISTER_KERNEL(Tanh, (KernelDef{"cpu", "", "Tanh", 1, makeUnaryKernel<TanhOp>}));

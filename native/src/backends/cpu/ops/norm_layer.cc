@@ -3,6 +3,7 @@
 // X[axis:] with vectorised two-pass moments, then Scale/Bias (broadcast onto X[axis:]). Optional
 // Mean / InvStdDev outputs in stash_type. Schemas: ops/nn_norm.cc, ops/fused.cc.
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "backends/cpu/ops/gemm_common.h"
@@ -53,7 +54,7 @@ std::vector<float> broadcastTo(const Node& node, const Tensor& t, const Shape& t
 
 class LayerNormKernel final : public Kernel {
  public:
-  LayerNormKernel(const KernelCreateInfo& info, bool fused) : node_(info.node), fused_(fused) {
+  LayerNormKernel(const KernelCreateInfo& info, bool fused, bool rms = false) : node_(info.node), fused_(fused), rms_(rms) {
     requireComputeFloat(node_, info.inputTypes.size() > 0 ? info.inputTypes[0] : DType::Undefined, "input X");
     axis_ = node_.getInt("axis", -1);
     epsilon_ = node_.getFloat("epsilon", 1e-5f);
@@ -92,7 +93,16 @@ class LayerNormKernel final : public Kernel {
     computePool(ctx)->parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; r++) {
         float mean, inv;
-        k.moments(xv.data() + r * n, n, epsilon_, &mean, &inv);
+        if (rms_) {
+          // RMSNormalization: x / sqrt(mean(x^2) + epsilon), no centring.
+          double squares = 0;
+          const float* row = xv.data() + r * n;
+          for (int64_t i = 0; i < n; i++) squares += double(row[i]) * row[i];
+          mean = 0.f;
+          inv = float(1.0 / std::sqrt(squares / double(n) + double(epsilon_)));
+        } else {
+          k.moments(xv.data() + r * n, n, epsilon_, &mean, &inv);
+        }
         k.normalize(xv.data() + r * n, sink.data() + r * n, n, mean, inv, s.data(), bias ? b.data() : nullptr);
         if (meanOut) means[size_t(r)] = mean;
         if (invOut) invs[size_t(r)] = inv;
@@ -104,19 +114,23 @@ class LayerNormKernel final : public Kernel {
   }
 
   std::string name() const override {
-    return std::string(fused_ ? "fused_layer_norm" : "layer_norm") +
+    return std::string(rms_ ? "rms_norm" : fused_ ? "fused_layer_norm" : "layer_norm") +
            (&normRowKernels() == &genericNormRowKernels() ? ".generic" : ".avx2");
   }
 
  private:
   Node node_;  // a copy: the kernel may outlive the graph it was built from
   bool fused_;
+  bool rms_;
   int64_t axis_ = -1;
   float epsilon_ = 1e-5f;
   DType stash_ = DType::Float32;
 };
 
 std::unique_ptr<Kernel> createLayerNorm(const KernelCreateInfo& info) { return std::make_unique<LayerNormKernel>(info, false); }
+std::unique_ptr<Kernel> createRmsNorm(const KernelCreateInfo& info) {
+  return std::make_unique<LayerNormKernel>(info, false, true);
+}
 std::unique_ptr<Kernel> createFusedLayerNorm(const KernelCreateInfo& info) {
   return std::make_unique<LayerNormKernel>(info, true);
 }
@@ -124,6 +138,7 @@ std::unique_ptr<Kernel> createFusedLayerNorm(const KernelCreateInfo& info) {
 }  // namespace
 
 KILN_REGISTER_KERNEL(LayerNormalization, (KernelDef{"cpu", "", "LayerNormalization", 17, createLayerNorm}));
+KILN_REGISTER_KERNEL(RMSNormalization, (KernelDef{"cpu", "", "RMSNormalization", 23, createRmsNorm}));
 KILN_REGISTER_KERNEL(FusedLayerNormalization, (KernelDef{"cpu", "kiln", "LayerNormalization", 1, createFusedLayerNorm}));
 
 }  // namespace kiln::cpu

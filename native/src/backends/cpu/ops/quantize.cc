@@ -3,6 +3,7 @@
 // (x's rank, dim `axis` = ceil(n / block_size)): for element (o, a, i) of x viewed as
 // [outer, n, inner] the parameter index is 0, a, or (o * blocks + a / block_size) * inner + i.
 // Quantization rounds half to even and saturates. Schemas: ops/quantize.cc.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -165,12 +166,54 @@ class QuantizeKernel final : public Kernel {
   bool saturate_;  // only meaningful for float8 targets, which the engine does not store
 };
 
+// DynamicQuantizeLinear: uint8 with a scale and zero point chosen from x's range (widened to hold
+// 0), as dynamically quantized MatMulInteger/ConvInteger models compute their activations.
+class DynamicQuantizeKernel final : public Kernel {
+ public:
+  explicit DynamicQuantizeKernel(const KernelCreateInfo& info) : info_(info) {}
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = requireInput(ctx, info_, 0);
+    if (x.dtype != DType::Float32) info_.unsupported(x.dtype, "x");
+    Tensor& y = requireOutput(ctx, info_, 0, x.shape);
+    const float* in = x.ptr<float>();
+    float lo = 0.f, hi = 0.f;
+    for (int64_t i = 0; i < x.numel(); i++) {
+      if (std::isnan(in[i])) info_.invalid("x contains NaN");
+      lo = std::min(lo, in[i]);
+      hi = std::max(hi, in[i]);
+    }
+    const float scale = (hi - lo) / 255.f;
+    // Round half to even, as the ONNX reference (numpy.rint) does.
+    const float zero = scale == 0.f ? 0.f : std::max(0.f, std::min(255.f, std::nearbyint(0.f - lo / scale)));
+    uint8_t* out = y.ptr<uint8_t>();
+    parallel(ctx, x.numel(), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; i++) {
+        const float q = scale == 0.f ? zero : std::nearbyint(in[i] / scale) + zero;
+        out[i] = static_cast<uint8_t>(std::max(0.f, std::min(255.f, q)));
+      }
+    });
+    requireOutput(ctx, info_, 1, {}).ptr<float>()[0] = scale;
+    requireOutput(ctx, info_, 2, {}).ptr<uint8_t>()[0] = static_cast<uint8_t>(zero);
+  }
+  std::string name() const override { return "quantize.dynamic_uint8"; }
+
+ private:
+  template <class F>
+  void parallel(KernelContext& ctx, int64_t n, const F& f) const {
+    if (n <= kGrain) f(0, n);
+    else poolOf(ctx).parallelFor(n, kGrain, f);
+  }
+  OpInfo info_;
+};
+
+std::unique_ptr<Kernel> makeDynamicQuantize(const KernelCreateInfo& info) { return std::make_unique<DynamicQuantizeKernel>(info); }
 std::unique_ptr<Kernel> makeQuantize(const KernelCreateInfo& info) { return std::make_unique<QuantizeKernel>(info, true); }
 std::unique_ptr<Kernel> makeDequantize(const KernelCreateInfo& info) { return std::make_unique<QuantizeKernel>(info, false); }
 
 }  // namespace
 
 KILN_REGISTER_KERNEL(QuantizeLinear, (KernelDef{"cpu", "", "QuantizeLinear", 10, makeQuantize}));
+KILN_REGISTER_KERNEL(DynamicQuantizeLinear, (KernelDef{"cpu", "", "DynamicQuantizeLinear", 11, makeDynamicQuantize}));
 KILN_REGISTER_KERNEL(DequantizeLinear, (KernelDef{"cpu", "", "DequantizeLinear", 10, makeDequantize}));
 
 }  // namespace kiln::cpu

@@ -344,8 +344,11 @@ class ArgReduceKernel final : public Kernel {
 
 class CumSumKernel final : public Kernel {
  public:
-  explicit CumSumKernel(const KernelCreateInfo& info)
-      : info_(info), exclusive_(info.node.getInt("exclusive", 0) != 0), reverse_(info.node.getInt("reverse", 0) != 0) {
+  CumSumKernel(const KernelCreateInfo& info, bool product)
+      : info_(info),
+        exclusive_(info.node.getInt("exclusive", 0) != 0),
+        reverse_(info.node.getInt("reverse", 0) != 0),
+        product_(product) {
     if (inputType(info, 0) != DType::Undefined) info_.require(kTypes, inputType(info, 0));
   }
 
@@ -372,31 +375,27 @@ class CumSumKernel final : public Kernel {
       poolOf(ctx).parallelFor(outer, grain, [&](int64_t b, int64_t e) {
         std::vector<A> run(static_cast<size_t>(inner));
         for (int64_t o = b; o < e; o++) {
-          std::fill(run.begin(), run.end(), A(0));
+          std::fill(run.begin(), run.end(), product_ ? A(1) : A(0));
           for (int64_t step = 0; step < n; step++) {
             const int64_t d = reverse_ ? n - 1 - step : step;
             const int64_t base = (o * n + d) * inner;
             for (int64_t i = 0; i < inner; i++) {
               A v = static_cast<A>(Num<S>::load(in[base + i]));
-              if (exclusive_) {
-                out[base + i] = Num<S>::store(static_cast<typename Num<S>::C>(run[i]));
-                run[i] = accAdd(run[i], v);
-              } else {
-                run[i] = accAdd(run[i], v);
-                out[base + i] = Num<S>::store(static_cast<typename Num<S>::C>(run[i]));
-              }
+              if (exclusive_) out[base + i] = Num<S>::store(static_cast<typename Num<S>::C>(run[i]));
+              run[i] = product_ ? static_cast<A>(run[i] * v) : accAdd(run[i], v);
+              if (!exclusive_) out[base + i] = Num<S>::store(static_cast<typename Num<S>::C>(run[i]));
             }
           }
         }
       });
     });
   }
-  std::string name() const override { return "reduce.CumSum"; }
+  std::string name() const override { return product_ ? "reduce.CumProd" : "reduce.CumSum"; }
 
  private:
   static constexpr uint32_t kTypes = kFloats | kI32 | kI64 | kU32 | kU64;
   OpInfo info_;
-  bool exclusive_, reverse_;
+  bool exclusive_, reverse_, product_;
 };
 
 template <Reduction R>
@@ -407,7 +406,8 @@ template <bool IsMax>
 std::unique_ptr<Kernel> makeArg(const KernelCreateInfo& info) {
   return std::make_unique<ArgReduceKernel>(info, IsMax);
 }
-std::unique_ptr<Kernel> makeCumSum(const KernelCreateInfo& info) { return std::make_unique<CumSumKernel>(info); }
+std::unique_ptr<Kernel> makeCumSum(const KernelCreateInfo& info) { return std::make_unique<CumSumKernel>(info, false); }
+std::unique_ptr<Kernel> makeCumProd(const KernelCreateInfo& info) { return std::make_unique<CumSumKernel>(info, true); }
 
 }  // namespace
 
@@ -424,5 +424,6 @@ KILN_REGISTER_KERNEL(ReduceSumSquare, (KernelDef{"cpu", "", "ReduceSumSquare", 1
 KILN_REGISTER_KERNEL(ArgMax, (KernelDef{"cpu", "", "ArgMax", 1, makeArg<true>}));
 KILN_REGISTER_KERNEL(ArgMin, (KernelDef{"cpu", "", "ArgMin", 1, makeArg<false>}));
 KILN_REGISTER_KERNEL(CumSum, (KernelDef{"cpu", "", "CumSum", 11, makeCumSum}));
+KILN_REGISTER_KERNEL(CumProd, (KernelDef{"cpu", "", "CumProd", 26, makeCumProd}));
 
 }  // namespace kiln::cpu

@@ -1,0 +1,95 @@
+// KServe v2 / Open Inference Protocol routes beyond health: server metadata (no key), model
+// metadata and readiness, and inference with JSON or binary tensors (Bearer key).
+import { DTYPE_TO_V2, ServingError } from "@kiln/serving";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { DeploymentResolver } from "../serving/deployment-resolver.ts";
+import { resolveForKey, runInference } from "../serving/run-inference.ts";
+import type { ServingContext } from "../serving/serving-context.ts";
+
+export const SERVER_NAME = "kiln";
+export const SERVER_VERSION = "0.1.0";
+export const SERVER_EXTENSIONS = ["binary_tensor_data", "kiln_async_predictions"];
+// The largest body any plan allows; each plan's own limit is checked after the key is known (413).
+export const MAX_BODY_BYTES = 64 * 1024 * 1024 + 64 * 1024;
+
+type ModelParams = { name: string; version?: string };
+
+const showDims = (shape: readonly (number | string)[] | null) =>
+  (shape ?? []).map((d) => (typeof d === "number" ? d : -1));
+
+export function inferenceRoutes(app: FastifyInstance, serving: () => Promise<ServingContext>): void {
+  app.get("/v2", async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }));
+
+  const metadata = async (req: FastifyRequest<{ Params: ModelParams }>) => {
+    const ctx = await serving();
+    const key = await ctx.authenticate(req.headers.authorization);
+    const d = await resolveForKey(ctx, key, req.params.name, req.params.version);
+    return {
+      name: d.name,
+      versions: [d.version],
+      platform: "kiln",
+      inputs: d.signature.inputs.map((t) => ({
+        name: t.name,
+        datatype: DTYPE_TO_V2[t.dtype],
+        shape: showDims(t.shape),
+      })),
+      outputs: d.signature.outputs.map((t) => ({
+        name: t.name,
+        datatype: DTYPE_TO_V2[t.dtype],
+        shape: showDims(t.shape),
+      })),
+    };
+  };
+  app.get("/v2/models/:name", metadata);
+  app.get("/v2/models/:name/versions/:version", metadata);
+
+  // Ready means "a request now would be served" (possibly after a cold start); it never loads anything.
+  const ready = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+    const ctx = await serving();
+    const key = await ctx.authenticate(req.headers.authorization);
+    const d = await resolveForKey(ctx, key, req.params.name, req.params.version);
+    const isReady = DeploymentResolver.isServable(d);
+    const replicas = await ctx.router.readyReplicas(d.served.deploymentId);
+    return reply.code(isReady ? 200 : 503).send({ name: d.name, ready: isReady, status: d.status, replicas });
+  };
+  app.get("/v2/models/:name/ready", ready);
+  app.get("/v2/models/:name/versions/:version/ready", ready);
+
+  const infer = async (req: FastifyRequest<{ Params: ModelParams; Body: Buffer }>, reply: FastifyReply) => {
+    const startedAt = performance.now();
+    const ctx = await serving();
+    const key = await ctx.authenticate(req.headers.authorization);
+    const rawLength = req.headers["inference-header-content-length"];
+    const headerLength = rawLength === undefined ? undefined : Number(rawLength);
+    if (headerLength !== undefined && !Number.isInteger(headerLength)) {
+      throw new ServingError("BAD_REQUEST", `Inference-Header-Content-Length '${rawLength}' is not an integer`);
+    }
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const answer = await runInference(ctx, {
+      key,
+      modelName: req.params.name,
+      version: req.params.version,
+      body,
+      headerLength,
+      startedAt,
+    });
+    reply.header("x-request-id", answer.requestId);
+    if (answer.encoded.headerLength !== undefined) {
+      reply.header("content-type", "application/octet-stream");
+      reply.header("inference-header-content-length", answer.encoded.headerLength);
+    } else {
+      reply.header("content-type", "application/json");
+    }
+    return reply.send(answer.encoded.body);
+  };
+
+  // Inference bodies are read raw: JSON or JSON header + binary tensors, decoded by the protocol codec.
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: MAX_BODY_BYTES }, (_req, body, done) =>
+      done(null, body),
+    );
+    scope.post("/v2/models/:name/infer", infer);
+    scope.post("/v2/models/:name/versions/:version/infer", infer);
+  });
+}

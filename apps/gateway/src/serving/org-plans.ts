@@ -1,0 +1,40 @@
+// Which plan an organization is on right now, and whether it may be served at all (402 when a paid
+// subscription has lapsed past its grace period). Cached for a few seconds per organization.
+import type { PrismaClient } from "@kiln/db";
+import { currentPlanId, type Plan, planFor, type SubscriptionStatus } from "@kiln/plans";
+
+const CACHE_MS = 5_000;
+const LAPSED: SubscriptionStatus[] = ["unpaid", "incomplete_expired", "past_due"];
+
+export interface OrgStanding {
+  plan: Plan;
+  /** Set when requests must be refused with 402. */
+  paymentProblem?: string;
+}
+
+export class OrgPlans {
+  readonly #cache = new Map<string, { value: OrgStanding; at: number }>();
+  constructor(private readonly prisma: PrismaClient) {}
+
+  async standing(orgId: string): Promise<OrgStanding> {
+    const hit = this.#cache.get(orgId);
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit.value;
+    const sub = await this.prisma.subscription.findUnique({
+      where: { orgId },
+      select: { plan: true, status: true, graceEndsAt: true },
+    });
+    const state = sub
+      ? { plan: sub.plan, status: sub.status as SubscriptionStatus, graceEndsAt: sub.graceEndsAt }
+      : null;
+    const plan = planFor(currentPlanId(state));
+    let paymentProblem: string | undefined;
+    // A paid subscription that stopped paying (and is past any grace) is refused rather than
+    // silently served on Free: the customer should learn that their payment failed.
+    if (sub && sub.plan !== "free" && plan.id === "free" && LAPSED.includes(sub.status as SubscriptionStatus)) {
+      paymentProblem = `subscription is ${sub.status}: update the payment method to resume serving`;
+    }
+    const value = { plan, paymentProblem };
+    this.#cache.set(orgId, { value, at: Date.now() });
+    return value;
+  }
+}

@@ -1,0 +1,118 @@
+// Everything the inference routes share: key verification, deployment lookup, plans and quotas,
+// routing to replicas, metering and metrics. Built once per gateway.
+import {
+  type ApiKeyIdentity,
+  type ApiKeyVerifier,
+  apiKeyFromAuthorizationHeader,
+  createApiKeyVerifier,
+} from "@kiln/api-keys";
+import type { PrismaClient } from "@kiln/db";
+import type { Logger } from "@kiln/logger";
+import { QuotaEnforcer } from "@kiln/metering";
+import { LoadQueue, ReplicaRegistry, ReplicaRouter, ServingError } from "@kiln/serving";
+import type { Redis } from "ioredis";
+import { DeploymentResolver } from "./deployment-resolver.ts";
+import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.ts";
+import { OrgPlans } from "./org-plans.ts";
+
+export interface ServingSettings {
+  keyPrefix: string;
+  /** How long a request waits for a first replica of a scaled-to-zero deployment. */
+  coldStartTimeoutMs: number;
+  /** How long a replica may take to answer one request. */
+  requestTimeoutMs: number;
+  /** Replica registry TTL: three worker heartbeats. */
+  replicaTtlMs: number;
+}
+
+export interface ServingContext {
+  settings: ServingSettings;
+  prisma: PrismaClient;
+  redis: Redis;
+  verifier: ApiKeyVerifier;
+  deployments: DeploymentResolver;
+  plans: OrgPlans;
+  quotas: QuotaEnforcer;
+  router: ReplicaRouter;
+  loads: LoadQueue;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  authenticate(authorization: string | undefined): Promise<ApiKeyIdentity>;
+  close(): Promise<void>;
+}
+
+export async function createServingContext(
+  deps: { prisma: PrismaClient; redis: Redis; logger: Logger },
+  settings: ServingSettings,
+): Promise<ServingContext> {
+  const { prisma, redis, logger } = deps;
+  const verifier = await createApiKeyVerifier({
+    prisma,
+    redis,
+    redisKeyPrefix: settings.keyPrefix,
+    onError: (error, context) => logger.warn({ err: error }, context),
+  });
+  const plans = new OrgPlans(prisma);
+  const registry = new ReplicaRegistry(redis, settings.keyPrefix, settings.replicaTtlMs);
+  // BullMQ needs a connection that queues commands while reconnecting; the gateway's own fails fast.
+  const bullConnection = redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+  const loads = new LoadQueue(bullConnection, settings.keyPrefix);
+  let metrics: GatewayMetrics | undefined;
+  const router = new ReplicaRouter(registry, loads, {
+    coldStartTimeoutMs: settings.coldStartTimeoutMs,
+    requestTimeoutMs: settings.requestTimeoutMs,
+    async whyNotServable(deploymentId) {
+      const row = await prisma.deployment.findUnique({
+        where: { id: deploymentId },
+        select: { name: true, status: true },
+      });
+      if (!row) return "the deployment was deleted";
+      return row.status === "failed" || row.status === "draining"
+        ? `model '${row.name}' is ${row.status} and cannot serve`
+        : null;
+    },
+    events: {
+      onColdStart(deployment, waitedMs, ok) {
+        metrics?.coldStarts.inc({ deployment, outcome: ok ? "ready" : "timeout" });
+        metrics?.coldStartDuration.observe({ deployment }, waitedMs / 1000);
+      },
+      onScaleUp(deployment) {
+        metrics?.scaleUps.inc({ deployment });
+      },
+    },
+  });
+  metrics = createGatewayMetrics(() => router.replicaCounts());
+  const deployments = new DeploymentResolver(prisma, {
+    replicaCap: async (orgId) => (await plans.standing(orgId)).plan.limits.replicasPerDeployment,
+  });
+
+  return {
+    settings,
+    prisma,
+    redis,
+    verifier,
+    deployments,
+    plans,
+    quotas: new QuotaEnforcer(redis, settings.keyPrefix),
+    router,
+    loads,
+    metrics,
+    logger,
+    async authenticate(authorization) {
+      const token = apiKeyFromAuthorizationHeader(authorization);
+      if (!token)
+        throw new ServingError("UNAUTHENTICATED", "missing API key: send Authorization: Bearer kiln_live_...");
+      const result = await verifier.verify(token);
+      if (!result.ok) throw new ServingError("UNAUTHENTICATED", result.message);
+      if (!result.key.scopes.includes("inference") && !result.key.scopes.includes("admin")) {
+        throw new ServingError("FORBIDDEN", "this API key lacks the 'inference' scope");
+      }
+      return result.key;
+    },
+    async close() {
+      await verifier.close();
+      await loads.close();
+      bullConnection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,65 @@
+// Starts a worker's serving side (replica host + usage aggregator) from its validated config.
+import type { Config } from "@kiln/config";
+import { createPrismaClient, type PrismaClient } from "@kiln/db";
+import type { Logger } from "@kiln/logger";
+import { UsageAggregator } from "@kiln/metering";
+import type { LoadJob } from "@kiln/serving";
+import { createStorage } from "@kiln/storage";
+import { Redis } from "ioredis";
+import { type RunningServing, startServing } from "./start-serving.ts";
+
+/**
+ * What a worker does when a deployment's engine cannot be loaded (after the job's retries): the
+ * deployment becomes "failed", so the gateway answers 503 with that at once instead of holding
+ * requests for a replica that cannot come. Resuming the deployment clears it.
+ */
+export function markDeploymentFailed(prisma: PrismaClient, logger: Logger) {
+  return async (job: LoadJob, error: Error) => {
+    await prisma.deployment.updateMany({
+      where: { id: job.deploymentId, status: { not: "draining" } },
+      data: { status: "failed" },
+    });
+    logger.error({ err: error, deploymentId: job.deploymentId }, "deployment failed to load");
+  };
+}
+
+export async function startServingFromConfig(
+  config: Config,
+  workerId: string,
+  logger: Logger,
+): Promise<RunningServing> {
+  const storage = createStorage(config);
+  const prisma = createPrismaClient(config.DATABASE_URL);
+  const serving = await startServing({
+    workerId,
+    redisUrl: config.REDIS_URL,
+    keyPrefix: config.REDIS_KEY_PREFIX,
+    target: config.WORKER_TARGET,
+    heartbeatMs: config.WORKER_HEARTBEAT_MS,
+    host: config.SERVING_HOST,
+    port: config.SERVING_PORT,
+    slotMemoryBytes: config.SERVING_SLOT_MEMORY_BYTES,
+    engines: (key) => storage.getBytes(key),
+    logger,
+    onLoadFailed: markDeploymentFailed(prisma, logger),
+  });
+  // Every worker also folds usage events into rollups; the consumer group shares the stream among them.
+  // A blocking stream read holds its connection, so the aggregator gets one of its own.
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  redis.on("error", (error) => logger.warn({ err: error }, "aggregator redis error"));
+  const aggregator = new UsageAggregator({
+    redis,
+    prisma,
+    keyPrefix: config.REDIS_KEY_PREFIX,
+    consumer: workerId,
+  }).start((error) => logger.error({ err: error }, "usage aggregation failed; retrying"));
+  return {
+    ...serving,
+    async stop() {
+      await serving.stop();
+      await aggregator.stop();
+      redis.disconnect();
+      await prisma.$disconnect();
+    },
+  };
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the CUDA backend and runs its tests (kiln_cuda_tests: every CUDA kernel against the CPU
+# reference) on the GPU machine. Logs go to $OUT (or /tmp) when set.
+#   native/scripts/gpu-test.sh [test-filter]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out="${OUT:-/tmp}"
+build=native/build-gpu
+jobs=$(nproc)
+cmake -S native -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/cmake.log" 2>&1 \
+  || { tail -40 "$out/cmake.log"; exit 1; }
+cmake --build "$build" -j"$jobs" --target kiln_cuda_tests kiln_cuda_bench >"$out/build.log" 2>&1 \
+  || { grep -E "error|Error" "$out/build.log" | head -60; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+"$build/kiln_cuda_tests" "${1:-}" 2>&1 | tee "$out/cuda-tests.log"

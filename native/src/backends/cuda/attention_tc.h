@@ -1,0 +1,25 @@
+// Tensor-core FlashAttention for float16 (attention_tc.cu), used by the attention kernels in nn.cu.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace kiln::cuda {
+
+// Logical [B,H,S,D] tensors given by element strides (b, h, s, d), so any layout works.
+struct AttentionShape {
+  int64_t B, H, Sq, Sk, D, Dv;
+  int64_t q[4], k[4], v[4], o[4];
+  int64_t mask[4];  // strides over [B,H,Sq,Sk], 0 on broadcast dims
+  float scale;
+  int causal;
+  int vectorized = 0;  // set by launchTensorCoreAttention: 16-byte loads of Q/K/V rows
+};
+
+// Head dims that are multiples of 16 up to 128, and enough (batch, head, 64-query) blocks to fill
+// the GPU's `multiprocessors`.
+bool tensorCoreAttentionSupports(const AttentionShape& shape, int multiprocessors);
+void launchTensorCoreAttention(const void* q, const void* k, const void* v, const void* mask, void* o,
+                               const AttentionShape& shape, cudaStream_t stream);
+
+}  // namespace kiln::cuda

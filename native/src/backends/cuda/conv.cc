@@ -1,0 +1,393 @@
+// Conv and kiln.FusedConv (bias, residual Z, activation) on cuDNN, NCHW, float32 or float16
+// (float16 uses tensor cores with float32 accumulation; float32 stays on FMA math so results match
+// the CPU reference). With a bias and ReLU (or no activation on the implicit-precomp algorithm)
+// the whole epilogue runs inside cudnnConvolutionBiasActivationForward; otherwise the convolution
+// is followed by one elementwise epilogue pass. The algorithm is chosen per input shape by timing
+// cuDNN's candidates (cudnnFindConvolutionForwardAlgorithm) the first time a shape is seen, and
+// cached in the kernel for every context. Also MaxPool / AveragePool (2-D) on cuDNN pooling.
+#include <cudnn.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <mutex>
+
+#include "backends/cuda/cuda_common.h"
+#include "backends/cuda/cuda_libraries.h"
+#include "backends/cuda/cuda_ops.h"
+#include "backends/cuda/gemm.h"
+#include "backends/cuda/timing_cache.h"
+#include "ops/nn_geometry.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr size_t kMaxConvWorkspace = 256u << 20;
+constexpr size_t kPointwiseGemmWorkspace = 32u << 20;
+
+#define KILN_DNN_CHECK(expr)                                                                                  \
+  do {                                                                                                        \
+    cudnnStatus_t kiln_st = (expr);                                                                           \
+    if (kiln_st != CUDNN_STATUS_SUCCESS)                                                                      \
+      fail(ErrorCode::Internal, std::string("cuDNN error ") + cudnnGetErrorString(kiln_st) + " in " #expr);   \
+  } while (0)
+
+cudnnDataType_t dnnType(DType t) { return t == DType::Float16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT; }
+
+struct ConvDescs {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnActivationDescriptor_t act = nullptr;
+  ConvDescs() {
+    cudnnCreateTensorDescriptor(&x);
+    cudnnCreateTensorDescriptor(&y);
+    cudnnCreateTensorDescriptor(&bias);
+    cudnnCreateFilterDescriptor(&w);
+    cudnnCreateConvolutionDescriptor(&conv);
+    cudnnCreateActivationDescriptor(&act);
+  }
+  ~ConvDescs() {
+    cudnnDestroyActivationDescriptor(act);
+    cudnnDestroyConvolutionDescriptor(conv);
+    cudnnDestroyFilterDescriptor(w);
+    cudnnDestroyTensorDescriptor(bias);
+    cudnnDestroyTensorDescriptor(y);
+    cudnnDestroyTensorDescriptor(x);
+  }
+};
+
+struct AlgoChoice {
+  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  size_t workspace = 0;
+  float ms = 0;
+};
+
+// cudnnConvolutionBiasActivationForward on (default) or conv + Kiln's epilogue kernel
+// (KILN_CUDNN_FUSED=0), for comparing the two on a GPU.
+bool useFusedCall() {
+  static const bool fused = [] {
+    const char* v = std::getenv("KILN_CUDNN_FUSED");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return fused;
+}
+
+class ConvKernel final : public CudaKernel {
+ public:
+  ConvKernel(const KernelCreateInfo& info, bool fused, bool nhwc = false) : CudaKernel(info), fused_(fused), nhwc_(nhwc) {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]) + " (float32/float16 only)");
+    if (fused_) act_ = readActivationAttrs(node_);
+    group_ = node_.getInt("group", 1);
+    // 1x1, stride 1, no padding, one group: a plain GEMM over the pixels (NHWC only).
+    auto all = [&](const char* attr, int64_t v) {
+      for (int64_t x : node_.getInts(attr)) {
+        if (x != v) return false;
+      }
+      return true;
+    };
+    const SymShape& w = info.inputShapes.size() > 1 ? info.inputShapes[1] : SymShape{};
+    pointwise_ = nhwc && group_ == 1 && w.isConcrete() && w.rank() == 4 && w.dims[1].value == 1 && w.dims[2].value == 1 &&
+                 all("strides", 1) && all("pads", 0) && all("dilations", 1) && node_.getString("auto_pad", "NOTSET") != "SAME_LOWER";
+  }
+  ~ConvKernel() override {
+    if (findHandle_) destroyCudnnHandle(findHandle_);
+  }
+
+  size_t workspaceBytes(const KernelContext& ctx) const override {
+    if (pointwise_ && nhwc_) {
+      tuneGemm(pointwisePlan(ctx), kPointwiseGemmWorkspace);
+      return kPointwiseGemmWorkspace;
+    }
+    return choose(ctx, kMaxConvWorkspace).workspace;
+  }
+
+  // A 1x1 stride-1 convolution in NHWC is a GEMM: [N*H*W, C] x [K, C]^T, with the bias, residual
+  // (as C) and activation in cuBLASLt's epilogue.
+  GemmCall pointwisePlan(const KernelContext& ctx) const {
+    const Tensor& x = *ctx.inputs[0];
+    const Tensor& y = *ctx.outputs[0];
+    const bool hasBias = ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr;
+    const bool hasZ = fused_ && ctx.inputs.size() > 3 && ctx.inputs[3] != nullptr;
+    GemmCall g;
+    g.type = x.dtype;
+    g.m = x.shape[0] * x.shape[1] * x.shape[2];
+    g.k = x.shape[3];
+    g.n = y.shape[3];
+    g.transB = true;
+    g.a = in(ctx, 0);
+    g.b = in(ctx, 1);
+    g.d = y.data;
+    g.bias = hasBias ? in(ctx, 2) : nullptr;
+    g.c = hasZ ? in(ctx, 3) : nullptr;
+    g.hasC = hasZ;
+    g.beta = 1.f;
+    g.act = act_;
+    return g;
+  }
+
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    Tensor& y = *ctx.outputs[0];
+    if (y.numel() == 0) return;
+    ConvDescs d;
+    describe(ctx, d);
+    AlgoChoice choice = choose(ctx, ctx.workspaceSize);
+    cudnnHandle_t h = static_cast<cudnnHandle_t>(exec(ctx).cudnn);
+    const bool hasBias = ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr;
+    const bool hasZ = fused_ && ctx.inputs.size() > 3 && ctx.inputs[3] != nullptr;
+    const bool fusedCall = useFusedCall() && hasBias && (act_.kind == Activation::Relu ||
+                                       (act_.kind == Activation::None &&
+                                        choice.algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM));
+    const float one = 1.f, zero = 0.f;
+    if (pointwise_ && nhwc_) {
+      runGemm(pointwisePlan(ctx), exec(ctx).cublasLt, exec(ctx).stream, ctx.workspace, ctx.workspaceSize);
+      return;
+    }
+    if (fusedCall) {
+      const int64_t c = nhwc_ ? y.shape[3] : y.shape[1];
+      int dims[4] = {1, static_cast<int>(c), 1, 1}, strides[4] = {static_cast<int>(c), 1, 1, 1};
+      KILN_DNN_CHECK(cudnnSetTensorNdDescriptor(d.bias, dnnType(y.dtype), 4, dims, strides));
+      KILN_DNN_CHECK(cudnnSetActivationDescriptor(
+          d.act, act_.kind == Activation::Relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+      const float alpha2 = hasZ ? 1.f : 0.f;
+      const void* z = hasZ ? in(ctx, 3) : y.data;
+      KILN_DNN_CHECK(cudnnConvolutionBiasActivationForward(h, &one, d.x, in(ctx, 0), d.w, in(ctx, 1), d.conv, choice.algo,
+                                                           ctx.workspace, choice.workspace, &alpha2, d.y, z, d.bias,
+                                                           in(ctx, 2), d.act, d.y, y.data));
+      return;
+    }
+    KILN_DNN_CHECK(cudnnConvolutionForward(h, &one, d.x, in(ctx, 0), d.w, in(ctx, 1), d.conv, choice.algo, ctx.workspace,
+                                           choice.workspace, &zero, d.y, y.data));
+    int64_t inner = 1;
+    for (size_t i = 2; i < y.shape.size() && !nhwc_; ++i) inner *= y.shape[i];
+    launchEpilogue(y.data, hasBias ? in(ctx, 2) : nullptr, hasZ ? in(ctx, 3) : nullptr, y.dtype, y.numel(),
+                   nhwc_ ? y.shape[3] : y.shape[1], inner, act_, exec(ctx).stream);
+    (void)x;
+  }
+
+  std::string name() const override {
+    if (pointwise_ && nhwc_) return "cuda.conv_nhwc.1x1_cublaslt";
+    return std::string(nhwc_ ? "cuda.conv_nhwc" : "cuda.conv") + (fused_ ? ".cudnn_fused" : ".cudnn");
+  }
+
+ private:
+  void describe(const KernelContext& ctx, ConvDescs& d) const {
+    const Tensor& x = *ctx.inputs[0];
+    const Tensor& w = *ctx.inputs[1];
+    const Tensor& y = *ctx.outputs[0];
+    const cudnnDataType_t dt = dnnType(x.dtype);
+    if (nhwc_) {
+      // X [N,H,W,C], W [K,R,S,C/g], Y [N,H',W',K]: cuDNN takes logical NCHW dims plus the format.
+      std::vector<int64_t> kernel = {w.shape[1], w.shape[2]};
+      WindowParams p = readWindowParams(node_, 2, kernel);
+      int pads[2], strides[2], dil[2];
+      for (size_t i = 0; i < 2; ++i) {
+        WindowDim wd = forwardWindowDim(node_, p, i, x.shape[1 + i]);
+        if (wd.padBegin != wd.padEnd) unsupported("asymmetric padding");
+        pads[i] = static_cast<int>(wd.padBegin);
+        strides[i] = static_cast<int>(p.strides[i]);
+        dil[i] = static_cast<int>(p.dilations[i]);
+      }
+      KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NHWC, dt, int(x.shape[0]), int(x.shape[3]), int(x.shape[1]), int(x.shape[2])));
+      KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NHWC, dt, int(y.shape[0]), int(y.shape[3]), int(y.shape[1]), int(y.shape[2])));
+      KILN_DNN_CHECK(cudnnSetFilter4dDescriptor(d.w, dt, CUDNN_TENSOR_NHWC, int(w.shape[0]), int(w.shape[3]), int(w.shape[1]), int(w.shape[2])));
+      KILN_DNN_CHECK(cudnnSetConvolution2dDescriptor(d.conv, pads[0], pads[1], strides[0], strides[1], dil[0], dil[1],
+                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+      KILN_DNN_CHECK(cudnnSetConvolutionGroupCount(d.conv, static_cast<int>(group_)));
+      KILN_DNN_CHECK(cudnnSetConvolutionMathType(d.conv, x.dtype == DType::Float16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+      return;
+    }
+    const size_t spatial = x.shape.size() - 2;
+    if (spatial < 1 || spatial > 3) unsupported("Conv with " + std::to_string(spatial) + " spatial dims");
+    std::vector<int64_t> kernel(w.shape.begin() + 2, w.shape.end());
+    WindowParams p = readWindowParams(node_, spatial, kernel);
+    // cuDNN wants at least 2 spatial dims: a 1-D conv is a 2-D conv of height 1.
+    const size_t nd = std::max<size_t>(spatial, 2);
+    std::vector<int> pads(nd, 0), strides(nd, 1), dil(nd, 1);
+    for (size_t i = 0; i < spatial; ++i) {
+      WindowDim wd = forwardWindowDim(node_, p, i, x.shape[2 + i]);
+      if (wd.padBegin != wd.padEnd) unsupported("asymmetric padding");
+      const size_t at = nd - spatial + i;
+      pads[at] = static_cast<int>(wd.padBegin);
+      strides[at] = static_cast<int>(p.strides[i]);
+      dil[at] = static_cast<int>(p.dilations[i]);
+    }
+    auto dims4 = [&](const Shape& s) {
+      std::vector<int> out;
+      out.push_back(static_cast<int>(s[0]));
+      out.push_back(static_cast<int>(s[1]));
+      if (spatial < nd) out.push_back(1);
+      for (size_t i = 2; i < s.size(); ++i) out.push_back(static_cast<int>(s[i]));
+      return out;
+    };
+    auto packed = [](const std::vector<int>& dims) {
+      std::vector<int> st(dims.size(), 1);
+      for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * dims[i + 1];
+      return st;
+    };
+    std::vector<int> xd = dims4(x.shape), yd = dims4(y.shape), wd = dims4(w.shape);
+    KILN_DNN_CHECK(cudnnSetTensorNdDescriptor(d.x, dt, static_cast<int>(xd.size()), xd.data(), packed(xd).data()));
+    KILN_DNN_CHECK(cudnnSetTensorNdDescriptor(d.y, dt, static_cast<int>(yd.size()), yd.data(), packed(yd).data()));
+    KILN_DNN_CHECK(cudnnSetFilterNdDescriptor(d.w, dt, CUDNN_TENSOR_NCHW, static_cast<int>(wd.size()), wd.data()));
+    KILN_DNN_CHECK(cudnnSetConvolutionNdDescriptor(d.conv, static_cast<int>(nd), pads.data(), strides.data(), dil.data(),
+                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    KILN_DNN_CHECK(cudnnSetConvolutionGroupCount(d.conv, static_cast<int>(group_)));
+    KILN_DNN_CHECK(cudnnSetConvolutionMathType(d.conv, x.dtype == DType::Float16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+  }
+
+  // The fastest measured algorithm whose workspace fits `limit`. Candidates are timed once per
+  // layer signature and shape (timing_cache.h) and kept fastest first.
+  AlgoChoice choose(const KernelContext& ctx, size_t limit) const {
+    const std::vector<AlgoChoice>& candidates = measured(ctx);
+    for (const AlgoChoice& c : candidates) {
+      if (c.workspace <= limit) return c;
+    }
+    fail(ErrorCode::UnsupportedOp, "node '" + node_.name + "': no cuDNN convolution algorithm fits " +
+                                       std::to_string(limit) + " bytes of workspace");
+  }
+
+  const std::vector<AlgoChoice>& measured(const KernelContext& ctx) const {
+    const Tensor& x = *ctx.inputs[0];
+    std::string key = std::string(nhwc_ ? "conv_nhwc|" : "conv|") + deviceKey() + "|" + dtypeName(x.dtype) + shapeToString(x.shape) +
+                      shapeToString(ctx.inputs[1]->shape) + shapeToString(ctx.outputs[0]->shape) + "|g" +
+                      std::to_string(group_);
+    for (const char* attr : {"pads", "strides", "dilations"}) {
+      for (int64_t v : node_.getInts(attr)) key += "," + std::to_string(v);
+      key += ";";
+    }
+    key += node_.getString("auto_pad", "NOTSET");
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = choices_.find(key);
+    if (it != choices_.end()) return it->second;
+    std::vector<AlgoChoice> list;
+    if (std::optional<std::string> cached = timingCacheGet(key)) {
+      size_t at = 0;
+      while (at < cached->size()) {
+        size_t end = cached->find(';', at);
+        if (end == std::string::npos) end = cached->size();
+        AlgoChoice c;
+        unsigned long long mem = 0;
+        int algo = 0;
+        if (std::sscanf(cached->substr(at, end - at).c_str(), "%d,%llu,%f", &algo, &mem, &c.ms) == 3) {
+          c.algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo);
+          c.workspace = mem;
+          list.push_back(c);
+        }
+        at = end + 1;
+      }
+    }
+    if (list.empty()) {
+      if (!findHandle_) findHandle_ = createCudnnHandle(nullptr);
+      cudnnHandle_t h = static_cast<cudnnHandle_t>(findHandle_);
+      ConvDescs d;
+      describe(ctx, d);
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      int found = 0;
+      // Timed: cuDNN runs every candidate on scratch buffers it allocates itself, fastest first.
+      KILN_DNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                          &found, perf));
+      std::string value;
+      for (int i = 0; i < found; ++i) {
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kMaxConvWorkspace) continue;
+        list.push_back(AlgoChoice{perf[i].algo, perf[i].memory, perf[i].time});
+        value += std::to_string(int(perf[i].algo)) + "," + std::to_string(perf[i].memory) + "," +
+                 std::to_string(perf[i].time) + ";";
+      }
+      KILN_CHECK(!list.empty(), UnsupportedOp, "node '" + node_.name + "': cuDNN found no convolution algorithm for " + key);
+      timingCachePut(key, value);
+    }
+    return choices_.emplace(key, std::move(list)).first->second;
+  }
+
+  bool fused_, nhwc_, pointwise_ = false;
+  int64_t group_ = 1;
+  ActivationParams act_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, std::vector<AlgoChoice>> choices_;
+  mutable void* findHandle_ = nullptr;
+};
+
+class PoolKernel final : public CudaKernel {
+ public:
+  PoolKernel(const KernelCreateInfo& info, bool max, bool nhwc = false) : CudaKernel(info), max_(max), nhwc_(nhwc) {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+    if (info.node.outputs.size() > 1 && info.node.outputs[1] != kNoValue) unsupported("MaxPool indices output");
+  }
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    const Tensor& y = *ctx.outputs[0];
+    if (x.shape.size() != 4) unsupported("pooling other than 2-D");
+    std::vector<int64_t> kernel = node_.getInts("kernel_shape");
+    WindowParams p = readWindowParams(node_, 2, kernel);
+    int win[2], pad[2], stride[2];
+    const size_t sp = nhwc_ ? 1 : 2;  // first spatial dim
+    for (size_t i = 0; i < 2; ++i) {
+      WindowDim wd = forwardWindowDim(node_, p, i, x.shape[sp + i]);
+      if (p.dilations[i] != 1) unsupported("dilated pooling");
+      win[i] = static_cast<int>(p.kernel[i]);
+      stride[i] = static_cast<int>(p.strides[i]);
+      pad[i] = static_cast<int>(wd.padBegin);
+      // cuDNN floors; the ONNX output (ceil_mode, asymmetric pads) must be what that gives.
+      if ((x.shape[sp + i] + 2 * wd.padBegin - p.kernel[i]) / p.strides[i] + 1 != y.shape[sp + i])
+        unsupported("pooling windows cuDNN cannot express (ceil_mode or asymmetric pads)");
+    }
+    cudnnPoolingMode_t mode = max_ ? CUDNN_POOLING_MAX
+                                   : (node_.getInt("count_include_pad", 0) ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
+                                                                           : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING);
+    cudnnPoolingDescriptor_t pd;
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnCreatePoolingDescriptor(&pd);
+    cudnnCreateTensorDescriptor(&xd);
+    cudnnCreateTensorDescriptor(&yd);
+    auto cleanup = [&] {
+      cudnnDestroyTensorDescriptor(yd);
+      cudnnDestroyTensorDescriptor(xd);
+      cudnnDestroyPoolingDescriptor(pd);
+    };
+    try {
+      KILN_DNN_CHECK(cudnnSetPooling2dDescriptor(pd, mode, CUDNN_NOT_PROPAGATE_NAN, win[0], win[1], pad[0], pad[1], stride[0], stride[1]));
+      const cudnnDataType_t dt = dnnType(x.dtype);
+      if (nhwc_) {
+        KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NHWC, dt, int(x.shape[0]), int(x.shape[3]), int(x.shape[1]), int(x.shape[2])));
+        KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NHWC, dt, int(y.shape[0]), int(y.shape[3]), int(y.shape[1]), int(y.shape[2])));
+      } else {
+        KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, dt, int(x.shape[0]), int(x.shape[1]), int(x.shape[2]), int(x.shape[3])));
+        KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, dt, int(y.shape[0]), int(y.shape[1]), int(y.shape[2]), int(y.shape[3])));
+      }
+      const float one = 1.f, zero = 0.f;
+      KILN_DNN_CHECK(cudnnPoolingForward(static_cast<cudnnHandle_t>(exec(ctx).cudnn), pd, &one, xd, in(ctx, 0), &zero, yd, y.data));
+    } catch (...) {
+      cleanup();
+      throw;
+    }
+    cleanup();
+  }
+  std::string name() const override {
+    return std::string(max_ ? "cuda.maxpool" : "cuda.avgpool") + (nhwc_ ? "_nhwc.cudnn" : ".cudnn");
+  }
+
+ private:
+  bool max_, nhwc_;
+};
+
+std::unique_ptr<Kernel> makeConv(const KernelCreateInfo& i) { return std::make_unique<ConvKernel>(i, false); }
+std::unique_ptr<Kernel> makeFusedConv(const KernelCreateInfo& i) { return std::make_unique<ConvKernel>(i, true); }
+std::unique_ptr<Kernel> makeMaxPool(const KernelCreateInfo& i) { return std::make_unique<PoolKernel>(i, true); }
+std::unique_ptr<Kernel> makeAvgPool(const KernelCreateInfo& i) { return std::make_unique<PoolKernel>(i, false); }
+std::unique_ptr<Kernel> makeConvNhwc(const KernelCreateInfo& i) { return std::make_unique<ConvKernel>(i, true, true); }
+std::unique_ptr<Kernel> makeMaxPoolNhwc(const KernelCreateInfo& i) { return std::make_unique<PoolKernel>(i, true, true); }
+std::unique_ptr<Kernel> makeAvgPoolNhwc(const KernelCreateInfo& i) { return std::make_unique<PoolKernel>(i, false, true); }
+
+}  // namespace
+
+KILN_REGISTER_KERNEL(CudaConv, (KernelDef{"cuda", "", "Conv", 1, makeConv}));
+KILN_REGISTER_KERNEL(CudaFusedConv, (KernelDef{"cuda", "kiln", "FusedConv", 1, makeFusedConv}));
+KILN_REGISTER_KERNEL(CudaMaxPool, (KernelDef{"cuda", "", "MaxPool", 1, makeMaxPool}));
+KILN_REGISTER_KERNEL(CudaAveragePool, (KernelDef{"cuda", "", "AveragePool", 1, makeAvgPool}));
+KILN_REGISTER_KERNEL(CudaConvNHWC, (KernelDef{"cuda", "kiln", "CudaConvNHWC", 1, makeConvNhwc}));
+KILN_REGISTER_KERNEL(CudaMaxPoolNHWC, (KernelDef{"cuda", "kiln", "CudaMaxPoolNHWC", 1, makeMaxPoolNhwc}));
+KILN_REGISTER_KERNEL(CudaAveragePoolNHWC, (KernelDef{"cuda", "kiln", "CudaAveragePoolNHWC", 1, makeAvgPoolNhwc}));
+
+}  // namespace kiln::cuda

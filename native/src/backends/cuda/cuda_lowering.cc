@@ -1,0 +1,231 @@
+#include "backends/cuda/cuda_lowering.h"
+
+#include <cstring>
+#include <map>
+
+#include "backends/cuda/cuda_fp16.h"
+#include "core/error.h"
+#include "graph/fused_ops.h"
+#include "graph/shape_inference.h"
+
+namespace kiln::cuda {
+namespace {
+
+bool isHeadTranspose(const Node& n) {
+  return !n.dead && n.domain.empty() && n.opType == "Transpose" && n.getInts("perm") == std::vector<int64_t>{0, 2, 1, 3};
+}
+
+int fuseAttentionLayouts(Graph& g) {
+  int rewrites = 0;
+  std::vector<std::vector<int32_t>> consumers = g.consumers();
+  for (size_t index = 0; index < g.nodes.size(); ++index) {
+    Node& node = g.nodes[index];
+    if (node.dead || node.domain != kKilnDomain || node.opType != "Attention") continue;
+    std::vector<int64_t> layout(4, 0);
+    bool changed = false;
+    for (size_t i = 0; i < 3 && i < node.inputs.size(); ++i) {
+      ValueId v = node.inputs[i];
+      if (v == kNoValue || g.values[v].producer < 0 || g.isGraphOutput(v) || consumers[v].size() != 1) continue;
+      Node& t = g.nodes[g.values[v].producer];
+      if (!isHeadTranspose(t)) continue;
+      node.inputs[i] = t.inputs[0];
+      t.dead = true;
+      layout[i] = 1;
+      changed = true;
+    }
+    ValueId out = node.outputs.empty() ? kNoValue : node.outputs[0];
+    if (out != kNoValue && !g.isGraphOutput(out) && consumers[out].size() == 1) {
+      Node& t = g.nodes[consumers[out][0]];
+      if (isHeadTranspose(t) && t.inputs[0] == out) {
+        node.outputs[0] = t.outputs[0];
+        g.values[t.outputs[0]].producer = static_cast<int32_t>(index);
+        t.dead = true;
+        layout[3] = 1;
+        changed = true;
+      }
+    }
+    if (!changed) continue;
+    node.opType = "CudaAttention";
+    Attribute a;
+    a.kind = Attribute::Kind::Ints;
+    a.ints = layout;
+    node.attrs["layout"] = a;
+    ++rewrites;
+  }
+  return rewrites;
+}
+
+int fuseAddLayerNorm(Graph& g) {
+  int rewrites = 0;
+  std::vector<std::vector<int32_t>> consumers = g.consumers();
+  for (Node& ln : g.nodes) {
+    if (ln.dead || ln.opType != "LayerNormalization" || (ln.domain != kKilnDomain && !ln.domain.empty())) continue;
+    if (ln.outputs.size() > 1) {
+      bool extra = false;
+      for (size_t j = 1; j < ln.outputs.size(); ++j) extra = extra || ln.outputs[j] != kNoValue;
+      if (extra) continue;
+    }
+    ValueId sum = ln.inputs[0];
+    if (sum == kNoValue || g.values[sum].producer < 0 || g.isGraphOutput(sum) || consumers[sum].size() != 1) continue;
+    Node& add = g.nodes[g.values[sum].producer];
+    if (add.dead || !add.domain.empty() || add.opType != "Add" || add.inputs.size() != 2) continue;
+    const SymShape& a = g.values[add.inputs[0]].shape;
+    const SymShape& b = g.values[add.inputs[1]].shape;
+    // Provably equal shapes only (no broadcasting inside the fused kernel).
+    if (!a.hasRank || !b.hasRank || !(a.dims == b.dims)) continue;
+    Node fused;
+    fused.name = ln.name;
+    fused.domain = kKilnDomain;
+    fused.opType = "CudaAddLayerNorm";
+    fused.inputs = {add.inputs[0], add.inputs[1], ln.inputs[1], ln.inputs.size() > 2 ? ln.inputs[2] : kNoValue};
+    fused.outputs = {ln.outputs[0]};
+    fused.attrs["axis"] = ln.attrs.count("axis") ? ln.attrs.at("axis") : Attribute{};
+    if (!ln.attrs.count("axis")) {
+      fused.attrs["axis"].kind = Attribute::Kind::Int;
+      fused.attrs["axis"].i = -1;
+    }
+    Attribute eps;
+    eps.kind = Attribute::Kind::Float;
+    eps.f = ln.getFloat("epsilon", 1e-5f);
+    fused.attrs["epsilon"] = eps;
+    add.dead = true;
+    ln = fused;
+    ++rewrites;
+  }
+  return rewrites;
+}
+
+bool isConvLike(const Node& n) {
+  if (n.dead) return false;
+  if (n.domain.empty() && (n.opType == "Conv" || n.opType == "MaxPool" || n.opType == "AveragePool" ||
+                           n.opType == "GlobalAveragePool"))
+    return true;
+  return n.domain == kKilnDomain && n.opType == "FusedConv";
+}
+
+// Inputs that carry the activation layout: X (0) and, for FusedConv, the residual Z (3).
+bool isActivationInput(const Node& n, size_t i) {
+  return i == 0 || (n.opType == "FusedConv" && i == 3);
+}
+
+// Converts the convolutional part of an fp16 graph to NHWC, the layout cuDNN's tensor-core kernels
+// run natively: all-or-nothing over the region of Conv/FusedConv/Max-/Average-/GlobalAveragePool nodes
+// whose activations flow only between each other, with one Transpose at each entry.
+// GlobalAveragePool's [N,C,1,1] output has the same bytes in both layouts, so it is the exit.
+int convertConvsToNhwc(Graph& g) {
+  std::vector<std::vector<int32_t>> consumers = g.consumers();
+  std::vector<char> inRegion(g.nodes.size(), 0);
+  bool any = false;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const Node& node = g.nodes[n];
+    if (!isConvLike(node)) continue;
+    ValueId x = node.inputs.empty() ? kNoValue : node.inputs[0];
+    if (x == kNoValue || g.values[x].shape.rank() != 4) return 0;
+    if (node.opType == "MaxPool" && node.outputs.size() > 1 && node.outputs[1] != kNoValue) return 0;
+    if (node.opType == "Conv" || node.opType == "FusedConv") {
+      if (!node.hasInput(1) || !g.values[node.inputs[1]].constant) return 0;
+    }
+    inRegion[n] = 1;
+    any = true;
+  }
+  if (!any) return 0;
+  // Every activation produced inside (except the pooled exit) must be read only inside, as X or Z.
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    if (!inRegion[n] || g.nodes[n].opType == "GlobalAveragePool") continue;
+    ValueId out = g.nodes[n].outputs[0];
+    if (g.isGraphOutput(out)) return 0;
+    for (int32_t c : consumers[out]) {
+      if (!inRegion[c]) return 0;
+      const Node& user = g.nodes[c];
+      for (size_t i = 0; i < user.inputs.size(); ++i) {
+        if (user.inputs[i] == out && !isActivationInput(user, i)) return 0;
+      }
+    }
+  }
+  std::map<ValueId, ValueId> entries;  // NCHW value -> its NHWC transpose
+  std::map<ValueId, ValueId> weights;  // OIHW constant -> OHWI constant
+  int rewrites = 0;
+  const size_t numNodes = g.nodes.size();
+  for (size_t n = 0; n < numNodes; ++n) {
+    if (!inRegion[n]) continue;
+    for (size_t i = 0; i < g.nodes[n].inputs.size(); ++i) {
+      ValueId v = g.nodes[n].inputs[i];
+      if (v == kNoValue || !isActivationInput(g.nodes[n], i)) continue;
+      int32_t producer = g.values[v].producer;
+      if (producer >= 0 && inRegion[producer] && g.nodes[producer].opType != "GlobalAveragePool" &&
+          g.nodes[producer].opType != "CudaGlobalAvgPoolNHWC")
+        continue;
+      auto it = entries.find(v);
+      if (it == entries.end()) {
+        ValueId nhwc = g.addValue(g.values[v].name + "/nhwc", g.values[v].dtype);
+        Node t;
+        t.name = g.values[v].name + "/to_nhwc";
+        t.opType = "Transpose";
+        Attribute perm;
+        perm.kind = Attribute::Kind::Ints;
+        perm.ints = {0, 2, 3, 1};
+        t.attrs["perm"] = perm;
+        t.inputs = {v};
+        t.outputs = {nhwc};
+        g.addNode(t);
+        it = entries.emplace(v, nhwc).first;
+      }
+      g.nodes[n].inputs[i] = it->second;
+    }
+    Node& node = g.nodes[n];
+    if (node.opType == "Conv" || node.opType == "FusedConv") {
+      ValueId w = node.inputs[1];
+      auto it = weights.find(w);
+      if (it == weights.end()) {
+        const Tensor& src = *g.values[w].constant;
+        const Shape& s = src.shape;  // [K, C/g, R, S]
+        Tensor dst = Tensor::allocate(src.dtype, {s[0], s[2], s[3], s[1]});
+        const size_t e = dtypeSize(src.dtype);
+        const auto* from = static_cast<const uint8_t*>(src.data);
+        auto* to = static_cast<uint8_t*>(dst.data);
+        for (int64_t k = 0; k < s[0]; ++k)
+          for (int64_t c = 0; c < s[1]; ++c)
+            for (int64_t r = 0; r < s[2]; ++r)
+              for (int64_t q = 0; q < s[3]; ++q)
+                std::memcpy(to + (((k * s[2] + r) * s[3] + q) * s[1] + c) * e,
+                            from + (((k * s[1] + c) * s[2] + r) * s[3] + q) * e, e);
+        it = weights.emplace(w, g.addConstant(g.values[w].name + "/ohwi", std::move(dst))).first;
+      }
+      node.inputs[1] = it->second;
+      node.opType = "CudaConvNHWC";
+    } else if (node.opType == "MaxPool") {
+      node.opType = "CudaMaxPoolNHWC";
+    } else if (node.opType == "AveragePool") {
+      node.opType = "CudaAveragePoolNHWC";
+    } else {
+      node.opType = "CudaGlobalAvgPoolNHWC";
+    }
+    node.domain = kKilnDomain;
+    ++rewrites;
+  }
+  return rewrites;
+}
+
+}  // namespace
+
+void lowerGraphForCuda(Graph& g, Precision precision, std::vector<std::string>& warnings) {
+  (void)warnings;
+  if (precision == Precision::Int8)
+    fail(ErrorCode::InvalidArgument, "precision int8 is not available on the cuda backend yet (fp32 and fp16 are)");
+  g.opsets[kKilnDomain] = std::max<int64_t>(g.opsetFor(kKilnDomain), 1);
+  int rewrites = fuseAttentionLayouts(g);
+  rewrites += fuseAddLayerNorm(g);
+  if (rewrites > 0) {
+    g.compact();
+    inferShapes(g);
+  }
+  if (precision == Precision::Fp16) {
+    lowerGraphToFp16(g);
+    if (convertConvsToNhwc(g) > 0) {
+      g.compact();
+      inferShapes(g);
+    }
+  }
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,20 @@
+// The CUDA backend's graph lowering (Backend::lowerGraph), run after the optimizer:
+//  - kiln.Attention whose Q/K/V come from, or whose output goes to, a head-split Transpose
+//    (perm [0,2,1,3]) becomes kiln.CudaAttention reading and writing the [B,S,H,D] layout in place,
+//    so the four transposes per attention layer disappear;
+//  - Add followed by LayerNormalization over its sum (the post-LN residual) becomes
+//    kiln.CudaAddLayerNorm, one pass instead of two;
+//  - fp16 precision: cuda_fp16.h.
+// The two kiln.Cuda* ops exist only in CUDA engines; their schemas live in cuda_schemas.cc.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "runtime/api.h"
+
+namespace kiln::cuda {
+
+void lowerGraphForCuda(Graph& graph, Precision precision, std::vector<std::string>& warnings);
+
+}  // namespace kiln::cuda

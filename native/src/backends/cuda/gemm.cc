@@ -1,0 +1,346 @@
+// MatMul, Gemm and their kiln fusions on cuBLASLt. Row-major D[M,N] = A[M,K] B[K,N] is computed as
+// the column-major product D^T = B^T A^T, so the bias (one value per output column N) is cuBLASLt's
+// per-row bias vector. Bias, ReLU and tanh-GELU run as cuBLASLt epilogues; other activations (erf
+// GELU included, cuBLASLt's GELU is the tanh form) run as one extra elementwise pass. Batched
+// MatMul: a 2-D B folds A's batch dims into M; equal batch dims on both sides use strided batches.
+// Float16 data accumulates in float32.
+#include <cublasLt.h>
+
+#include "backends/cuda/cuda_common.h"
+#include "backends/cuda/cuda_ops.h"
+#include "backends/cuda/gemm.h"
+#include "backends/cuda/cuda_libraries.h"
+#include "backends/cuda/timing_cache.h"
+
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <optional>
+
+namespace kiln::cuda {
+namespace {
+
+constexpr size_t kGemmWorkspaceBytes = 32u << 20;
+
+#define KILN_LT_CHECK(expr)                                                                              \
+  do {                                                                                                   \
+    cublasStatus_t kiln_st = (expr);                                                                     \
+    if (kiln_st != CUBLAS_STATUS_SUCCESS)                                                                \
+      fail(ErrorCode::Internal, std::string("cuBLASLt error ") + std::to_string(int(kiln_st)) + " in " #expr); \
+  } while (0)
+
+struct LtDescs {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  ~LtDescs() {
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+void setBatch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
+  if (batch <= 1) return;
+  int32_t count = static_cast<int32_t>(batch);
+  KILN_LT_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+  KILN_LT_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+}
+
+}  // namespace
+
+namespace {
+
+// Descriptors of one GEMM call; returns whether the activation needs a separate pass.
+bool describeGemm(const GemmCall& g, LtDescs& d, size_t workspaceBytes) {
+  const cudaDataType_t dt = g.type == DType::Float16 ? CUDA_R_16F : CUDA_R_32F;
+  KILN_LT_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  // Column-major: D^T[N,M] = op(B^T) op(A^T).
+  cublasOperation_t opA = g.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opB = g.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+  KILN_LT_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)));
+  KILN_LT_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)));
+  bool extraPass = false;
+  cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+  switch (g.act.kind) {
+    case Activation::None: epi = g.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT; break;
+    case Activation::Relu: epi = g.bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU; break;
+    case Activation::GeluTanh: epi = g.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU; break;
+    default:
+      epi = g.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+      extraPass = true;
+  }
+  // cuBLASLt computes act(alpha A B + beta C + bias): C (a residual) comes before the activation,
+  // as in kiln.FusedConv and FusedGemm.
+  KILN_LT_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+  if (g.bias) {
+    KILN_LT_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+    cudaDataType_t biasType = dt;
+    KILN_LT_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasType, sizeof(biasType)));
+  }
+  // Stored layouts (column-major view of the row-major buffers).
+  if (g.transB) KILN_LT_CHECK(cublasLtMatrixLayoutCreate(&d.a, dt, g.k, g.n, g.k));
+  else KILN_LT_CHECK(cublasLtMatrixLayoutCreate(&d.a, dt, g.n, g.k, g.n));
+  if (g.transA) KILN_LT_CHECK(cublasLtMatrixLayoutCreate(&d.b, dt, g.m, g.k, g.m));
+  else KILN_LT_CHECK(cublasLtMatrixLayoutCreate(&d.b, dt, g.k, g.m, g.k));
+  KILN_LT_CHECK(cublasLtMatrixLayoutCreate(&d.c, dt, g.n, g.m, g.n));
+  setBatch(d.a, g.batch, g.strideB);
+  setBatch(d.b, g.batch, g.strideA);
+  setBatch(d.c, g.batch, g.strideD);
+  KILN_LT_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
+  uint64_t ws = workspaceBytes;
+  KILN_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  return extraPass;
+}
+
+std::string gemmKey(const GemmCall& g, size_t workspaceBytes) {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), "gemm|%s|%s|m%lld n%lld k%lld b%lld t%d%d bias%d c%d act%d ws%zu", deviceKey().c_str(),
+                dtypeName(g.type), (long long)g.m, (long long)g.n, (long long)g.k, (long long)g.batch, g.transA ? 1 : 0,
+                g.transB ? 1 : 0, g.bias ? 1 : 0, (g.c || g.hasC) ? 1 : 0, static_cast<int>(g.act.kind), workspaceBytes);
+  return buf;
+}
+
+std::mutex tunedMutex;
+std::map<std::string, cublasLtMatmulAlgo_t>& tunedAlgos() {
+  static std::map<std::string, cublasLtMatmulAlgo_t> algos;
+  return algos;
+}
+
+std::string algoToHex(const cublasLtMatmulAlgo_t& algo) {
+  std::string out;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&algo);
+  char b[3];
+  for (size_t i = 0; i < sizeof(algo); ++i) {
+    std::snprintf(b, sizeof(b), "%02x", bytes[i]);
+    out += b;
+  }
+  return out;
+}
+
+bool algoFromHex(const std::string& hex, cublasLtMatmulAlgo_t& algo) {
+  if (hex.size() != 2 * sizeof(algo)) return false;
+  auto* bytes = reinterpret_cast<unsigned char*>(&algo);
+  for (size_t i = 0; i < sizeof(algo); ++i) bytes[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  return true;
+}
+
+}  // namespace
+
+void tuneGemm(const GemmCall& shape, size_t workspaceBytes) {
+  if (shape.m == 0 || shape.n == 0 || shape.k == 0) return;
+  const std::string key = gemmKey(shape, workspaceBytes);
+  {
+    std::lock_guard<std::mutex> lock(tunedMutex);
+    if (tunedAlgos().count(key)) return;
+    cublasLtMatmulAlgo_t algo;
+    if (std::optional<std::string> hex = timingCacheGet(key); hex && algoFromHex(*hex, algo)) {
+      tunedAlgos()[key] = algo;
+      return;
+    }
+  }
+  // Time cuBLASLt's top heuristic candidates on scratch buffers, on a private stream (never inside
+  // a capture: kernels call this from workspaceBytes(), before a context records its graph).
+  static void* handle = createCublasLtHandle();
+  cublasLtHandle_t h = static_cast<cublasLtHandle_t>(handle);
+  GemmCall g = shape;
+  const size_t e = dtypeSize(g.type);
+  std::shared_ptr<void> a = deviceAlloc(size_t(g.m) * g.k * g.batch * e), b = deviceAlloc(size_t(g.k) * g.n * g.batch * e),
+                        c = deviceAlloc(size_t(g.m) * g.n * g.batch * e), bias = deviceAlloc(size_t(g.n) * e),
+                        ws = deviceAlloc(workspaceBytes);
+  KILN_CUDA_CHECK(cudaMemset(a.get(), 0, size_t(g.m) * g.k * g.batch * e));
+  KILN_CUDA_CHECK(cudaMemset(b.get(), 0, size_t(g.k) * g.n * g.batch * e));
+  KILN_CUDA_CHECK(cudaMemset(c.get(), 0, size_t(g.m) * g.n * g.batch * e));
+  KILN_CUDA_CHECK(cudaMemset(bias.get(), 0, size_t(g.n) * e));
+  g.a = a.get(), g.b = b.get(), g.d = c.get();
+  if (g.c || g.hasC) g.c = c.get();
+  if (g.bias) g.bias = bias.get();
+  LtDescs d;
+  describeGemm(g, d, workspaceBytes);
+  cublasLtMatmulHeuristicResult_t results[8];
+  int found = 0;
+  KILN_LT_CHECK(cublasLtMatmulAlgoGetHeuristic(h, d.op, d.a, d.b, d.c, d.c, d.pref, 8, results, &found));
+  if (found == 0) return;
+  cudaStream_t stream;
+  KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  const float alpha = 1.f, beta = g.c ? 1.f : 0.f;
+  float best = 1e30f;
+  int bestIndex = 0;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    auto launch = [&] {
+      return cublasLtMatmul(h, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, g.d, d.c, g.d, d.c, &results[i].algo, ws.get(),
+                            workspaceBytes, stream);
+    };
+    if (launch() != CUBLAS_STATUS_SUCCESS) continue;
+    cudaEventRecord(start, stream);
+    for (int r = 0; r < 5; ++r) launch();
+    cudaEventRecord(stop, stream);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (ms < best) best = ms, bestIndex = i;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamSynchronize(stream);
+  cudaStreamDestroy(stream);
+  std::lock_guard<std::mutex> lock(tunedMutex);
+  tunedAlgos()[key] = results[bestIndex].algo;
+  timingCachePut(key, algoToHex(results[bestIndex].algo));
+}
+
+void runGemm(const GemmCall& g, void* ltHandle, cudaStream_t stream, void* workspace, size_t workspaceBytes) {
+  cublasLtHandle_t handle = static_cast<cublasLtHandle_t>(ltHandle);
+  if (g.m == 0 || g.n == 0) return;
+  LtDescs d;
+  const bool extraPass = describeGemm(g, d, workspaceBytes);
+  cublasLtMatmulAlgo_t algo;
+  bool tuned = false;
+  {
+    std::lock_guard<std::mutex> lock(tunedMutex);
+    auto it = tunedAlgos().find(gemmKey(g, workspaceBytes));
+    if (it != tunedAlgos().end()) algo = it->second, tuned = true;
+  }
+  if (!tuned) {
+    cublasLtMatmulHeuristicResult_t heuristic[1];
+    int found = 0;
+    KILN_LT_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, heuristic, &found));
+    KILN_CHECK(found > 0, UnsupportedOp, "cuBLASLt has no algorithm for this GEMM");
+    algo = heuristic[0].algo;
+  }
+  const float alpha = g.alpha;
+  const float beta = g.c ? g.beta : 0.f;
+  const void* cPtr = g.c ? g.c : g.d;
+  KILN_LT_CHECK(cublasLtMatmul(handle, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, cPtr, d.c, g.d, d.c, &algo, workspace,
+                               workspaceBytes, stream));
+  if (extraPass) launchEpilogue(g.d, nullptr, nullptr, g.type, g.m * g.n * g.batch, 1, 1, g.act, stream);
+}
+
+namespace {
+
+class GemmKernel final : public CudaKernel {
+ public:
+  GemmKernel(const KernelCreateInfo& info, bool fused) : CudaKernel(info) {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]) + " (float32/float16 only)");
+    transA_ = node_.getInt("transA", 0) != 0;
+    transB_ = node_.getInt("transB", 0) != 0;
+    alpha_ = node_.getFloat("alpha", 1.f);
+    beta_ = node_.getFloat("beta", 1.f);
+    if (fused) act_ = readActivationAttrs(node_);
+  }
+  size_t workspaceBytes(const KernelContext& ctx) const override {
+    tuneGemm(plan(ctx), kGemmWorkspaceBytes);
+    return kGemmWorkspaceBytes;
+  }
+  void run(KernelContext& ctx) const override {
+    runGemm(plan(ctx), exec(ctx).cublasLt, exec(ctx).stream, ctx.workspace, ctx.workspaceSize);
+  }
+  // The call for these shapes (pointers are null in a shape-only context).
+  GemmCall plan(const KernelContext& ctx) const {
+    const Tensor& a = *ctx.inputs[0];
+    const Tensor& b = *ctx.inputs[1];
+    Tensor& y = *ctx.outputs[0];
+    GemmCall g;
+    g.type = a.dtype;
+    g.transA = transA_;
+    g.transB = transB_;
+    g.m = transA_ ? a.shape[1] : a.shape[0];
+    g.k = transA_ ? a.shape[0] : a.shape[1];
+    g.n = transB_ ? b.shape[0] : b.shape[1];
+    g.a = in(ctx, 0);
+    g.b = in(ctx, 1);
+    g.d = y.data;
+    g.alpha = alpha_;
+    g.act = act_;
+    if (ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr && ctx.inputs[2]->numel() > 0 && beta_ != 0.f) {
+      const Tensor& c = *ctx.inputs[2];
+      if (c.numel() == g.n && beta_ == 1.f && (c.shape.size() == 1 || c.shape[0] == 1)) {
+        g.bias = in(ctx, 2);
+      } else if (c.numel() == g.m * g.n) {
+        g.c = in(ctx, 2);
+        g.hasC = true;
+        g.beta = beta_;
+      } else {
+        unsupported("Gemm C of shape " + shapeToString(c.shape) + " (only [N] with beta 1 or [M,N])");
+      }
+    }
+    return g;
+  }
+  std::string name() const override { return "cuda.gemm.cublaslt"; }
+
+ private:
+  bool transA_ = false, transB_ = false;
+  float alpha_ = 1.f, beta_ = 1.f;
+  ActivationParams act_;
+};
+
+class MatMulKernel final : public CudaKernel {
+ public:
+  MatMulKernel(const KernelCreateInfo& info, bool fused) : CudaKernel(info) {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]) + " (float32/float16 only)");
+    if (fused) act_ = readActivationAttrs(node_);
+  }
+  size_t workspaceBytes(const KernelContext& ctx) const override {
+    tuneGemm(plan(ctx), kGemmWorkspaceBytes);
+    return kGemmWorkspaceBytes;
+  }
+  void run(KernelContext& ctx) const override {
+    runGemm(plan(ctx), exec(ctx).cublasLt, exec(ctx).stream, ctx.workspace, ctx.workspaceSize);
+  }
+  GemmCall plan(const KernelContext& ctx) const {
+    const Tensor& a = *ctx.inputs[0];
+    const Tensor& b = *ctx.inputs[1];
+    Tensor& y = *ctx.outputs[0];
+    if (a.shape.size() < 2 || b.shape.size() < 2) unsupported("MatMul with 1-D operands");
+    GemmCall g;
+    g.type = a.dtype;
+    g.a = in(ctx, 0);
+    g.b = in(ctx, 1);
+    g.d = y.data;
+    g.act = act_;
+    if (ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr) g.bias = in(ctx, 2);
+    const size_t ra = a.shape.size(), rb = b.shape.size();
+    g.k = a.shape[ra - 1];
+    g.n = b.shape[rb - 1];
+    int64_t batchA = 1, batchB = 1;
+    for (size_t i = 0; i + 2 < ra; ++i) batchA *= a.shape[i];
+    for (size_t i = 0; i + 2 < rb; ++i) batchB *= b.shape[i];
+    if (batchB == 1) {
+      g.m = batchA * a.shape[ra - 2];  // B shared by every row block: one big GEMM
+    } else if (batchA == batchB && ra == rb &&
+               std::equal(a.shape.begin(), a.shape.end() - 2, b.shape.begin())) {
+      g.m = a.shape[ra - 2];
+      g.batch = batchA;
+      g.strideA = g.m * g.k;
+      g.strideB = g.k * g.n;
+      g.strideD = g.m * g.n;
+    } else {
+      unsupported("broadcast batched MatMul " + shapeToString(a.shape) + " x " + shapeToString(b.shape));
+    }
+    return g;
+  }
+  std::string name() const override { return "cuda.matmul.cublaslt"; }
+
+ private:
+  ActivationParams act_;
+};
+
+std::unique_ptr<Kernel> makeGemm(const KernelCreateInfo& i) { return std::make_unique<GemmKernel>(i, false); }
+std::unique_ptr<Kernel> makeFusedGemm(const KernelCreateInfo& i) { return std::make_unique<GemmKernel>(i, true); }
+std::unique_ptr<Kernel> makeMatMul(const KernelCreateInfo& i) { return std::make_unique<MatMulKernel>(i, false); }
+std::unique_ptr<Kernel> makeFusedMatMul(const KernelCreateInfo& i) { return std::make_unique<MatMulKernel>(i, true); }
+
+}  // namespace
+
+KILN_REGISTER_KERNEL(CudaGemm, (KernelDef{"cuda", "", "Gemm", 7, makeGemm}));
+KILN_REGISTER_KERNEL(CudaFusedGemm, (KernelDef{"cuda", "kiln", "FusedGemm", 1, makeFusedGemm}));
+KILN_REGISTER_KERNEL(CudaMatMul, (KernelDef{"cuda", "", "MatMul", 1, makeMatMul}));
+KILN_REGISTER_KERNEL(CudaFusedMatMul, (KernelDef{"cuda", "kiln", "FusedMatMul", 1, makeFusedMatMul}));
+
+}  // namespace kiln::cuda

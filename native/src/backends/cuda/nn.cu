@@ -1,0 +1,591 @@
+// Own CUDA kernels for normalization and data movement: Softmax, LayerNormalization (ONNX-17 and
+// kiln), GlobalAveragePool, kiln.Attention (FlashAttention-style: online softmax over key tiles in
+// shared memory, never materializing the score matrix; float16 with head dims that are multiples of
+// 16 runs on tensor cores in attention_tc.cu, everything else here with one warp per query row),
+// Transpose, Gather, Concat and Expand. Half data is computed in float.
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "backends/cuda/attention_tc.h"
+#include "backends/cuda/cuda_common.h"
+
+namespace kiln::cuda {
+namespace {
+
+template <class T>
+__device__ __forceinline__ float ld(const T* p, int64_t i) { return static_cast<float>(p[i]); }
+template <>
+__device__ __forceinline__ float ld<__half>(const __half* p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void st(__half* p, int64_t i, float v) { p[i] = __float2half(v); }
+
+__device__ __forceinline__ float warpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide sum over 256 threads (8 warps).
+__device__ float blockSum(float v, float* shared) {
+  v = warpSum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  float total = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += shared[w];
+  return total;
+}
+__device__ float blockMax(float v, float* shared) {
+  v = warpMax(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) m = fmaxf(m, shared[w]);
+  return m;
+}
+
+template <class T>
+const T* cast(const void* p) { return static_cast<const T*>(p); }
+
+// ---- Softmax over the last axis: one block per row ----------------------------------------------
+
+template <class T>
+__global__ void softmaxKernel(const T* x, T* y, int64_t cols) {
+  __shared__ float shared[32];
+  const T* row = x + blockIdx.x * cols;
+  T* out = y + blockIdx.x * cols;
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, ld(row, j));
+  m = blockMax(m, shared);
+  float s = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += __expf(ld(row, j) - m);
+  s = blockSum(s, shared);
+  const float inv = 1.f / s;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) st(out, j, __expf(ld(row, j) - m) * inv);
+}
+
+class SoftmaxKernel final : public CudaKernel {
+ public:
+  explicit SoftmaxKernel(const KernelCreateInfo& info) : CudaKernel(info), opset_(info.opset) {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+  }
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    const int64_t rank = static_cast<int64_t>(x.shape.size());
+    int64_t axis = node_.getInt("axis", opset_ >= 13 ? -1 : 1);
+    if (axis < 0) axis += rank;
+    int64_t cols = 1;
+    for (int64_t d = axis; d < rank; ++d) cols *= x.shape[d];
+    if (opset_ >= 13 && axis != rank - 1) unsupported("Softmax over an axis other than the last");
+    const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
+    if (rows == 0) return;
+    cudaStream_t s = exec(ctx).stream;
+    if (x.dtype == DType::Float16)
+      softmaxKernel<__half><<<unsigned(rows), 256, 0, s>>>(cast<__half>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), cols);
+    else
+      softmaxKernel<float><<<unsigned(rows), 256, 0, s>>>(cast<float>(in(ctx, 0)), ctx.outputs[0]->ptr<float>(), cols);
+  }
+  std::string name() const override { return "cuda.softmax"; }
+
+ private:
+  int64_t opset_;
+};
+
+// ---- LayerNormalization: one block per row (two-pass in registers-free form) -------------------
+
+// LayerNorm of x (+ residual) over rows of `cols`; rows up to kLnCached elements per thread stay
+// in registers between the statistics and the output pass.
+constexpr int kLnCached = 8;
+template <class T>
+__global__ void layerNormKernel(const T* x, const T* residual, const T* scale, const T* bias, T* y, int64_t cols, float eps) {
+  __shared__ float shared[32];
+  const T* row = x + blockIdx.x * cols;
+  const T* res = residual ? residual + blockIdx.x * cols : nullptr;
+  T* out = y + blockIdx.x * cols;
+  float cache[kLnCached];
+  float s = 0;
+  int c = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x, ++c) {
+    float v = ld(row, j) + (res ? ld(res, j) : 0.f);
+    if (c < kLnCached) cache[c] = v;
+    s += v;
+  }
+  const float mean = blockSum(s, shared) / cols;
+  float var = 0;
+  c = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x, ++c) {
+    float v = c < kLnCached ? cache[c] : ld(row, j) + (res ? ld(res, j) : 0.f);
+    float d = v - mean;
+    var += d * d;
+  }
+  const float inv = rsqrtf(blockSum(var, shared) / cols + eps);
+  c = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x, ++c) {
+    float v = c < kLnCached ? cache[c] : ld(row, j) + (res ? ld(res, j) : 0.f);
+    float r = (v - mean) * inv * ld(scale, j);
+    if (bias) r += ld(bias, j);
+    st(out, j, r);
+  }
+}
+
+class LayerNormKernel final : public CudaKernel {
+ public:
+  explicit LayerNormKernel(const KernelCreateInfo& info) : CudaKernel(info), withResidual_(info.node.opType == "CudaAddLayerNorm") {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+    for (size_t j = 1; j < node_.outputs.size(); ++j) {
+      if (node_.outputs[j] != kNoValue) unsupported("the Mean/InvStdDev outputs");
+    }
+  }
+  void run(KernelContext& ctx) const override {
+    const size_t first = withResidual_ ? 2 : 1;  // index of Scale
+    const Tensor& x = *ctx.inputs[0];
+    const int64_t rank = static_cast<int64_t>(x.shape.size());
+    int64_t axis = node_.getInt("axis", -1);
+    if (axis < 0) axis += rank;
+    int64_t cols = 1;
+    for (int64_t d = axis; d < rank; ++d) cols *= x.shape[d];
+    if (ctx.inputs[first]->numel() != cols) unsupported("a Scale that is not X.shape[axis:]");
+    const bool hasBias = ctx.inputs.size() > first + 1 && ctx.inputs[first + 1] != nullptr;
+    if (hasBias && ctx.inputs[first + 1]->numel() != cols) unsupported("a Bias that is not X.shape[axis:]");
+    if (withResidual_ && ctx.inputs[1]->shape != x.shape) unsupported("a residual of another shape");
+    const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
+    if (rows == 0) return;
+    const float eps = node_.getFloat("epsilon", 1e-5f);
+    cudaStream_t s = exec(ctx).stream;
+    const int threads = cols >= 1024 ? 256 : 128;
+    if (x.dtype == DType::Float16)
+      layerNormKernel<__half><<<unsigned(rows), threads, 0, s>>>(
+          cast<__half>(in(ctx, 0)), withResidual_ ? cast<__half>(in(ctx, 1)) : nullptr, cast<__half>(in(ctx, first)),
+          hasBias ? cast<__half>(in(ctx, first + 1)) : nullptr, ctx.outputs[0]->ptr<__half>(), cols, eps);
+    else
+      layerNormKernel<float><<<unsigned(rows), threads, 0, s>>>(
+          cast<float>(in(ctx, 0)), withResidual_ ? cast<float>(in(ctx, 1)) : nullptr, cast<float>(in(ctx, first)),
+          hasBias ? cast<float>(in(ctx, first + 1)) : nullptr, ctx.outputs[0]->ptr<float>(), cols, eps);
+  }
+  std::string name() const override { return withResidual_ ? "cuda.add_layernorm" : "cuda.layernorm"; }
+
+ private:
+  bool withResidual_;
+};
+
+// ---- GlobalAveragePool: one warp per (n, c) -----------------------------------------------------
+
+template <class T>
+__global__ void globalAvgKernel(const T* x, T* y, int64_t planes, int64_t inner) {
+  const int64_t plane = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (plane >= planes) return;
+  const T* p = x + plane * inner;
+  float s = 0;
+  for (int64_t j = lane; j < inner; j += 32) s += ld(p, j);
+  s = warpSum(s);
+  if (lane == 0) st(y, plane, s / inner);
+}
+
+class GlobalAvgPoolKernel final : public CudaKernel {
+ public:
+  explicit GlobalAvgPoolKernel(const KernelCreateInfo& info) : CudaKernel(info) {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+  }
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    const int64_t planes = x.shape[0] * x.shape[1];
+    if (planes == 0) return;
+    const int64_t inner = x.numel() / planes;
+    const unsigned blocks = static_cast<unsigned>((planes + 7) / 8);
+    cudaStream_t s = exec(ctx).stream;
+    if (x.dtype == DType::Float16)
+      globalAvgKernel<__half><<<blocks, 256, 0, s>>>(cast<__half>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), planes, inner);
+    else
+      globalAvgKernel<float><<<blocks, 256, 0, s>>>(cast<float>(in(ctx, 0)), ctx.outputs[0]->ptr<float>(), planes, inner);
+  }
+  std::string name() const override { return "cuda.global_avgpool"; }
+};
+
+// NHWC: one thread per (n, c), reading along C (coalesced across the warp).
+template <class T>
+__global__ void globalAvgNhwcKernel(const T* x, T* y, int64_t n, int64_t hw, int64_t c) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= n * c) return;
+  const int64_t b = i / c, ch = i % c;
+  const T* p = x + b * hw * c + ch;
+  float s = 0;
+  for (int64_t j = 0; j < hw; ++j) s += ld(p, j * c);
+  st(y, i, s / hw);
+}
+
+class GlobalAvgPoolNhwcKernel final : public CudaKernel {
+ public:
+  explicit GlobalAvgPoolNhwcKernel(const KernelCreateInfo& info) : CudaKernel(info) {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+  }
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    const int64_t n = x.shape[0], hw = x.shape[1] * x.shape[2], c = x.shape[3];
+    if (n * c == 0) return;
+    cudaStream_t s = exec(ctx).stream;
+    if (x.dtype == DType::Float16)
+      globalAvgNhwcKernel<__half><<<gridFor(n * c), 256, 0, s>>>(cast<__half>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), n, hw, c);
+    else
+      globalAvgNhwcKernel<float><<<gridFor(n * c), 256, 0, s>>>(cast<float>(in(ctx, 0)), ctx.outputs[0]->ptr<float>(), n, hw, c);
+  }
+  std::string name() const override { return "cuda.global_avgpool_nhwc"; }
+};
+
+// ---- kiln.Attention -----------------------------------------------------------------------------
+
+constexpr int kAttnWarps = 8;    // queries per block
+constexpr int kAttnTile = 32;    // keys per tile (one per lane)
+constexpr int kAttnMaxDim = 256; // head dims supported (8 accumulators per lane)
+
+using AttnParams = AttentionShape;  // attention_tc.h
+
+int multiprocessors() {
+  static const int count = [] {
+    int n = 0;
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0);
+    return n > 0 ? n : 1;
+  }();
+  return count;
+}
+
+template <class T>
+__global__ void attentionKernel(const T* Q, const T* K, const T* V, const T* mask, T* O, AttnParams p) {
+  extern __shared__ float smem[];
+  float* kTile = smem;                                // [kAttnTile][D + 1]
+  float* vTile = kTile + kAttnTile * (p.D + 1);        // [kAttnTile][Dv]
+  float* qRows = vTile + kAttnTile * p.Dv;             // [kAttnWarps][D]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t bh = blockIdx.y;
+  const int64_t b = bh / p.H, h = bh % p.H;
+  const int64_t qi = static_cast<int64_t>(blockIdx.x) * kAttnWarps + warp;
+  const bool active = qi < p.Sq;
+  const T* qBase = Q + b * p.q[0] + h * p.q[1];
+  const T* kBase = K + b * p.k[0] + h * p.k[1];
+  const T* vBase = V + b * p.v[0] + h * p.v[1];
+  if (active) {
+    for (int64_t d = lane; d < p.D; d += 32) qRows[warp * p.D + d] = ld(qBase, qi * p.q[2] + d * p.q[3]) * p.scale;
+  }
+  float acc[kAttnMaxDim / 32];
+  for (int i = 0; i < kAttnMaxDim / 32; ++i) acc[i] = 0.f;
+  float runMax = -INFINITY, runSum = 0.f;
+  const int64_t causalLimit = qi + (p.Sk - p.Sq);
+  for (int64_t k0 = 0; k0 < p.Sk; k0 += kAttnTile) {
+    __syncthreads();
+    // 32-bit index math: a tile is at most 32 x 256 elements.
+    const int dk = static_cast<int>(p.D), dv = static_cast<int>(p.Dv);
+    for (int e = threadIdx.x; e < kAttnTile * dk; e += blockDim.x) {
+      const int j = e / dk, d = e - j * dk;
+      kTile[j * (dk + 1) + d] = k0 + j < p.Sk ? ld(kBase, (k0 + j) * p.k[2] + d * p.k[3]) : 0.f;
+    }
+    for (int e = threadIdx.x; e < kAttnTile * dv; e += blockDim.x) {
+      const int j = e / dv, d = e - j * dv;
+      vTile[j * dv + d] = k0 + j < p.Sk ? ld(vBase, (k0 + j) * p.v[2] + d * p.v[3]) : 0.f;
+    }
+    __syncthreads();
+    if (!active) continue;
+    const int64_t j = k0 + lane;
+    float score = -INFINITY;
+    if (j < p.Sk && !(p.causal && j > causalLimit)) {
+      score = 0.f;
+      const float* kr = kTile + lane * (p.D + 1);
+      const float* qr = qRows + warp * p.D;
+      const int dk = static_cast<int>(p.D);
+#pragma unroll 8
+      for (int d = 0; d < dk; ++d) score += qr[d] * kr[d];
+      if (mask) score += ld(mask, b * p.mask[0] + h * p.mask[1] + qi * p.mask[2] + j * p.mask[3]);
+    }
+    const float tileMax = warpMax(score);
+    const float newMax = fmaxf(runMax, tileMax);
+    if (newMax == -INFINITY) continue;  // everything masked so far
+    const float correction = __expf(runMax - newMax);
+    const float prob = score == -INFINITY ? 0.f : __expf(score - newMax);
+    runSum = runSum * correction + warpSum(prob);
+    runMax = newMax;
+    for (int i = 0; i < kAttnMaxDim / 32; ++i) acc[i] *= correction;
+    for (int jj = 0; jj < kAttnTile; ++jj) {
+      const float pj = __shfl_sync(0xffffffffu, prob, jj);
+      if (pj == 0.f) continue;
+      const float* vr = vTile + jj * p.Dv;
+      for (int i = 0; i < kAttnMaxDim / 32; ++i) {
+        const int64_t d = lane + 32 * i;
+        if (d < p.Dv) acc[i] += pj * vr[d];
+      }
+    }
+  }
+  if (!active) return;
+  const float inv = runSum > 0.f ? 1.f / runSum : 0.f;
+  T* oBase = O + b * p.o[0] + h * p.o[1] + qi * p.o[2];
+  for (int i = 0; i < kAttnMaxDim / 32; ++i) {
+    const int64_t d = lane + 32 * i;
+    if (d < p.Dv) st(oBase, d * p.o[3], acc[i] * inv);
+  }
+}
+
+class AttentionKernel final : public CudaKernel {
+ public:
+  explicit AttentionKernel(const KernelCreateInfo& info) : CudaKernel(info) {
+    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+    if (!node_.has("scale")) unsupported("missing scale attribute");
+    scale_ = node_.getFloat("scale", 1.f);
+    causal_ = node_.getInt("causal", 0) != 0;
+    layout_ = node_.getInts("layout", {0, 0, 0, 0});
+    if (layout_.size() != 4) unsupported("layout must have 4 entries");
+  }
+  void run(KernelContext& ctx) const override {
+    const Tensor& q = *ctx.inputs[0];
+    const Tensor& k = *ctx.inputs[1];
+    const Tensor& v = *ctx.inputs[2];
+    Tensor& o = *ctx.outputs[0];
+    if (q.shape.size() != 4) unsupported("Q of rank other than 4");
+    // Logical [B,H,S,D] dims and element strides of each tensor in its stored layout.
+    auto view = [](const Shape& s, bool bshd, int64_t* dims, int64_t* st) {
+      int64_t packed[4];
+      packed[3] = 1;
+      for (int d = 2; d >= 0; --d) packed[d] = packed[d + 1] * s[d + 1];
+      if (bshd) {  // stored [B,S,H,D]
+        dims[0] = s[0], dims[1] = s[2], dims[2] = s[1], dims[3] = s[3];
+        st[0] = packed[0], st[1] = packed[2], st[2] = packed[1], st[3] = 1;
+      } else {
+        for (int d = 0; d < 4; ++d) dims[d] = s[d], st[d] = packed[d];
+      }
+    };
+    AttnParams p{};
+    int64_t qd[4], kd[4], vd[4], od[4];
+    view(q.shape, layout_[0] != 0, qd, p.q);
+    view(k.shape, layout_[1] != 0, kd, p.k);
+    view(v.shape, layout_[2] != 0, vd, p.v);
+    view(o.shape, layout_[3] != 0, od, p.o);
+    p.B = qd[0], p.H = qd[1], p.Sq = qd[2], p.D = qd[3], p.Sk = kd[2], p.Dv = vd[3];
+    if (kd[0] != p.B || kd[1] != p.H || kd[3] != p.D || vd[0] != p.B || vd[1] != p.H || vd[2] != p.Sk)
+      fail(ErrorCode::ShapeMismatch, "node '" + node_.name + "': Q " + shapeToString(q.shape) + ", K " +
+                                         shapeToString(k.shape) + " and V " + shapeToString(v.shape) + " do not match");
+    if (p.D > kAttnMaxDim || p.Dv > kAttnMaxDim) unsupported("head dims above 256");
+    const void* mask = nullptr;
+    if (ctx.inputs.size() > 3 && ctx.inputs[3] != nullptr) {
+      const Tensor& m = *ctx.inputs[3];
+      if (m.dtype != q.dtype) unsupported("a mask whose type differs from Q");
+      mask = in(ctx, 3);
+      const int64_t full[4] = {p.B, p.H, p.Sq, p.Sk};
+      int64_t stride = 1;
+      for (int d = 3; d >= 0; --d) {
+        int sd = d - (4 - static_cast<int>(m.shape.size()));
+        int64_t dim = sd >= 0 ? m.shape[sd] : 1;
+        p.mask[d] = dim == 1 && full[d] != 1 ? 0 : stride;
+        stride *= dim;
+      }
+    }
+    p.scale = scale_;
+    p.causal = causal_;
+    if (o.numel() == 0) return;
+    dim3 grid(static_cast<unsigned>((p.Sq + kAttnWarps - 1) / kAttnWarps), static_cast<unsigned>(p.B * p.H));
+    const size_t shared = sizeof(float) * (kAttnTile * (p.D + 1) + kAttnTile * p.Dv + kAttnWarps * p.D);
+    cudaStream_t s = exec(ctx).stream;
+    // KILN_CUDA_ATTENTION=tc|warp forces one kernel (tests, comparisons); default: by grid size.
+    const char* mode = std::getenv("KILN_CUDA_ATTENTION");
+    const std::string forced = mode ? mode : "";
+    if (q.dtype == DType::Float16 && forced != "warp" && tensorCoreAttentionSupports(p, forced == "tc" ? 0 : multiprocessors())) {
+      launchTensorCoreAttention(in(ctx, 0), in(ctx, 1), in(ctx, 2), mask, o.data, p, s);
+      return;
+    }
+    if (q.dtype == DType::Float16) {
+      attentionKernel<__half><<<grid, kAttnWarps * 32, shared, s>>>(cast<__half>(in(ctx, 0)), cast<__half>(in(ctx, 1)),
+                                                                   cast<__half>(in(ctx, 2)), cast<__half>(mask), o.ptr<__half>(), p);
+    } else {
+      attentionKernel<float><<<grid, kAttnWarps * 32, shared, s>>>(cast<float>(in(ctx, 0)), cast<float>(in(ctx, 1)),
+                                                                  cast<float>(in(ctx, 2)), cast<float>(mask), o.ptr<float>(), p);
+    }
+  }
+  std::string name() const override {
+    return inputTypes_[0] == DType::Float16 ? "cuda.attention.flash_tc_or_warp" : "cuda.attention.flash_warp";
+  }
+
+ private:
+  float scale_ = 1.f;
+  bool causal_ = false;
+  std::vector<int64_t> layout_;
+};
+
+// ---- Transpose / Gather / Concat / Expand -------------------------------------------------------
+
+constexpr int kMaxRank = 8;
+struct Strided {
+  int rank;
+  int64_t outDims[kMaxRank];
+  int64_t inStrides[kMaxRank];  // input stride of each output dim
+};
+
+template <class T>
+__global__ void stridedCopyKernel(const T* x, T* y, int64_t n, Strided s) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rem = i, off = 0;
+    for (int d = s.rank - 1; d >= 0; --d) {
+      off += (rem % s.outDims[d]) * s.inStrides[d];
+      rem /= s.outDims[d];
+    }
+    y[i] = x[off];
+  }
+}
+
+void launchStrided(const void* x, void* y, size_t elem, int64_t n, const Strided& s, cudaStream_t stream) {
+  if (n == 0) return;
+  switch (elem) {
+    case 1: stridedCopyKernel<uint8_t><<<gridFor(n), 256, 0, stream>>>((const uint8_t*)x, (uint8_t*)y, n, s); break;
+    case 2: stridedCopyKernel<uint16_t><<<gridFor(n), 256, 0, stream>>>((const uint16_t*)x, (uint16_t*)y, n, s); break;
+    case 4: stridedCopyKernel<uint32_t><<<gridFor(n), 256, 0, stream>>>((const uint32_t*)x, (uint32_t*)y, n, s); break;
+    case 8: stridedCopyKernel<uint64_t><<<gridFor(n), 256, 0, stream>>>((const uint64_t*)x, (uint64_t*)y, n, s); break;
+    default: fail(ErrorCode::UnsupportedOp, "cuda data movement of " + std::to_string(elem) + "-byte elements");
+  }
+}
+
+class TransposeKernel final : public CudaKernel {
+ public:
+  explicit TransposeKernel(const KernelCreateInfo& info) : CudaKernel(info) {}
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    Tensor& y = *ctx.outputs[0];
+    const int rank = static_cast<int>(x.shape.size());
+    if (rank > kMaxRank) unsupported("rank above 8");
+    std::vector<int64_t> perm = node_.getInts("perm");
+    if (perm.empty()) {
+      for (int d = rank - 1; d >= 0; --d) perm.push_back(d);
+    }
+    std::vector<int64_t> inStrides = shapeStrides(x.shape);
+    Strided s{};
+    s.rank = rank;
+    for (int d = 0; d < rank; ++d) {
+      s.outDims[d] = y.shape[d];
+      s.inStrides[d] = inStrides[perm[d] < 0 ? perm[d] + rank : perm[d]];
+    }
+    launchStrided(in(ctx, 0), y.data, dtypeSize(x.dtype), y.numel(), s, exec(ctx).stream);
+  }
+  std::string name() const override { return "cuda.transpose"; }
+};
+
+class ExpandKernel final : public CudaKernel {
+ public:
+  explicit ExpandKernel(const KernelCreateInfo& info) : CudaKernel(info) {}
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    Tensor& y = *ctx.outputs[0];
+    const int rank = static_cast<int>(y.shape.size());
+    if (rank > kMaxRank) unsupported("rank above 8");
+    Strided s{};
+    s.rank = rank;
+    int64_t stride = 1;
+    for (int d = rank - 1; d >= 0; --d) {
+      int sd = d - (rank - static_cast<int>(x.shape.size()));
+      int64_t dim = sd >= 0 ? x.shape[sd] : 1;
+      s.outDims[d] = y.shape[d];
+      s.inStrides[d] = dim == 1 ? 0 : stride;
+      stride *= dim;
+    }
+    launchStrided(in(ctx, 0), y.data, dtypeSize(x.dtype), y.numel(), s, exec(ctx).stream);
+  }
+  std::string name() const override { return "cuda.expand"; }
+};
+
+template <class T, class I>
+__global__ void gatherKernel(const T* data, const I* idx, T* out, int64_t n, int64_t axisDim, int64_t numIdx, int64_t inner) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t in = i % inner;
+    const int64_t k = (i / inner) % numIdx;
+    const int64_t outer = i / (inner * numIdx);
+    int64_t j = static_cast<int64_t>(idx[k]);
+    if (j < 0) j += axisDim;
+    j = j < 0 ? 0 : (j >= axisDim ? axisDim - 1 : j);  // out-of-range ids are clamped, never read wild
+    out[i] = data[(outer * axisDim + j) * inner + in];
+  }
+}
+
+template <class I>
+void launchGather(const void* data, const I* idx, void* out, size_t elem, int64_t n, int64_t axisDim, int64_t numIdx,
+                  int64_t inner, cudaStream_t s) {
+  switch (elem) {
+    case 1: gatherKernel<uint8_t, I><<<gridFor(n), 256, 0, s>>>((const uint8_t*)data, idx, (uint8_t*)out, n, axisDim, numIdx, inner); break;
+    case 2: gatherKernel<uint16_t, I><<<gridFor(n), 256, 0, s>>>((const uint16_t*)data, idx, (uint16_t*)out, n, axisDim, numIdx, inner); break;
+    case 4: gatherKernel<uint32_t, I><<<gridFor(n), 256, 0, s>>>((const uint32_t*)data, idx, (uint32_t*)out, n, axisDim, numIdx, inner); break;
+    case 8: gatherKernel<uint64_t, I><<<gridFor(n), 256, 0, s>>>((const uint64_t*)data, idx, (uint64_t*)out, n, axisDim, numIdx, inner); break;
+    default: fail(ErrorCode::UnsupportedOp, "cuda Gather of " + std::to_string(elem) + "-byte elements");
+  }
+}
+
+class GatherKernel final : public CudaKernel {
+ public:
+  explicit GatherKernel(const KernelCreateInfo& info) : CudaKernel(info) {
+    if (inputTypes_.at(1) != DType::Int64 && inputTypes_.at(1) != DType::Int32) unsupported("indices other than int32/int64");
+  }
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    const Tensor& idx = *ctx.inputs[1];
+    Tensor& y = *ctx.outputs[0];
+    const int64_t rank = static_cast<int64_t>(x.shape.size());
+    int64_t axis = node_.getInt("axis", 0);
+    if (axis < 0) axis += rank;
+    int64_t inner = 1;
+    for (int64_t d = axis + 1; d < rank; ++d) inner *= x.shape[d];
+    const int64_t n = y.numel();
+    if (n == 0) return;
+    cudaStream_t s = exec(ctx).stream;
+    if (idx.dtype == DType::Int64)
+      launchGather(in(ctx, 0), cast<int64_t>(in(ctx, 1)), y.data, dtypeSize(x.dtype), n, x.shape[axis], idx.numel(), inner, s);
+    else
+      launchGather(in(ctx, 0), cast<int32_t>(in(ctx, 1)), y.data, dtypeSize(x.dtype), n, x.shape[axis], idx.numel(), inner, s);
+  }
+  std::string name() const override { return "cuda.gather"; }
+};
+
+class ConcatKernel final : public CudaKernel {
+ public:
+  explicit ConcatKernel(const KernelCreateInfo& info) : CudaKernel(info) {}
+  void run(KernelContext& ctx) const override {
+    Tensor& y = *ctx.outputs[0];
+    const int64_t rank = static_cast<int64_t>(y.shape.size());
+    int64_t axis = node_.getInt("axis", 0);
+    if (axis < 0) axis += rank;
+    const size_t elem = dtypeSize(y.dtype);
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= y.shape[d];
+    for (int64_t d = axis + 1; d < rank; ++d) inner *= y.shape[d];
+    const size_t dstPitch = static_cast<size_t>(y.shape[axis] * inner) * elem;
+    size_t at = 0;
+    for (size_t i = 0; i < ctx.inputs.size(); ++i) {
+      const Tensor& x = *ctx.inputs[i];
+      const size_t width = static_cast<size_t>(x.shape[axis] * inner) * elem;
+      if (width > 0 && outer > 0)
+        KILN_CUDA_CHECK(cudaMemcpy2DAsync(static_cast<uint8_t*>(y.data) + at, dstPitch, in(ctx, i), width, width,
+                                          static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, exec(ctx).stream));
+      at += width;
+    }
+  }
+  std::string name() const override { return "cuda.concat"; }
+};
+
+template <class K>
+std::unique_ptr<Kernel> make(const KernelCreateInfo& info) { return std::make_unique<K>(info); }
+
+}  // namespace
+
+KILN_REGISTER_KERNEL(CudaSoftmax, (KernelDef{"cuda", "", "Softmax", 1, make<SoftmaxKernel>}));
+KILN_REGISTER_KERNEL(CudaLayerNorm, (KernelDef{"cuda", "", "LayerNormalization", 17, make<LayerNormKernel>}));
+KILN_REGISTER_KERNEL(CudaKilnLayerNorm, (KernelDef{"cuda", "kiln", "LayerNormalization", 1, make<LayerNormKernel>}));
+KILN_REGISTER_KERNEL(CudaGlobalAveragePool, (KernelDef{"cuda", "", "GlobalAveragePool", 1, make<GlobalAvgPoolKernel>}));
+KILN_REGISTER_KERNEL(CudaGlobalAvgPoolNHWC, (KernelDef{"cuda", "kiln", "CudaGlobalAvgPoolNHWC", 1, make<GlobalAvgPoolNhwcKernel>}));
+KILN_REGISTER_KERNEL(CudaAttention, (KernelDef{"cuda", "kiln", "Attention", 1, make<AttentionKernel>}));
+KILN_REGISTER_KERNEL(CudaAttentionLayouts, (KernelDef{"cuda", "kiln", "CudaAttention", 1, make<AttentionKernel>}));
+KILN_REGISTER_KERNEL(CudaAddLayerNorm, (KernelDef{"cuda", "kiln", "CudaAddLayerNorm", 1, make<LayerNormKernel>}));
+KILN_REGISTER_KERNEL(CudaTranspose, (KernelDef{"cuda", "", "Transpose", 1, make<TransposeKernel>}));
+KILN_REGISTER_KERNEL(CudaExpand, (KernelDef{"cuda", "", "Expand", 8, make<ExpandKernel>}));
+KILN_REGISTER_KERNEL(CudaGather, (KernelDef{"cuda", "", "Gather", 1, make<GatherKernel>}));
+KILN_REGISTER_KERNEL(CudaConcat, (KernelDef{"cuda", "", "Concat", 4, make<ConcatKernel>}));
+
+}  // namespace kiln::cuda

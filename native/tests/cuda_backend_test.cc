@@ -1,0 +1,410 @@
+// The CUDA backend against the CPU reference (GPU machine only: kiln_cuda_tests, run by
+// native/scripts/gpu-test.sh). Every model is built twice from the same ONNX bytes, for "cpu" at
+// fp32 and for "cuda" at fp32 and fp16, serialized, loaded and run on the same inputs; outputs
+// must agree within the precision's tolerance. Models cover every CUDA kernel: fused convolution
+// with residual, pooling, GEMM epilogues, batched MatMul, attention, LayerNorm, Softmax, the
+// elementwise families, Cast/Where/Gather/Concat/Expand/Transpose and the view ops. Also: engine
+// identity (sm arch and library versions) and the mismatch error, exact device memory, CUDA graph
+// replay, concurrent contexts and input errors.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "core/error.h"
+#include "onnx_builder.h"
+#include "plan/serialize.h"
+#include "runtime/api.h"
+#include "test.h"
+
+using namespace kiln;
+using onnx_builder::Attr;
+using onnx_builder::ModelBuilder;
+
+namespace {
+
+std::vector<float> randomValues(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+Tensor floatTensor(const Shape& shape, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  Tensor t = Tensor::allocate(DType::Float32, shape);
+  std::vector<float> v = randomValues(t.numel(), seed, lo, hi);
+  std::memcpy(t.data, v.data(), v.size() * sizeof(float));
+  return t;
+}
+
+using Inputs = std::vector<std::pair<std::string, Tensor>>;
+
+std::vector<Tensor> runOn(const std::vector<uint8_t>& model, const std::string& backend, Precision precision,
+                          const Inputs& inputs, const std::vector<Profile>& profiles = {}) {
+  BuildOptions options;
+  options.backend = backend;
+  options.precision = precision;
+  options.profiles = profiles;
+  BuildResult built = buildEngine(model.data(), model.size(), options);
+  std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
+  std::unique_ptr<ExecutionContext> ctx = engine->createContext();
+  RunResult r = ctx->run(inputs);
+  if (backend == "cuda") {
+    EXPECT_TRUE(r.gpuMs >= 0);
+    // A second run replays the captured CUDA graph: identical results.
+    RunResult again = ctx->run(inputs);
+    for (size_t i = 0; i < r.outputs.size(); ++i) {
+      EXPECT_TRUE(std::memcmp(r.outputs[i].second.data, again.outputs[i].second.data, r.outputs[i].second.byteSize()) == 0);
+    }
+  }
+  std::vector<Tensor> out;
+  for (auto& [name, t] : r.outputs) out.push_back(std::move(t));
+  return out;
+}
+
+double asDouble(const Tensor& t, int64_t i) { return t.scalarAsDouble(i); }
+
+// |got - want| <= atol + rtol * max|want| over the whole tensor (a relative error of the output's
+// scale, which is what fp16 accuracy means for a layer's output).
+void expectClose(const Tensor& got, const Tensor& want, double rtol, const std::string& what) {
+  if (got.shape != want.shape)
+    throw kiln_test::Failure(what + ": shape " + shapeToString(got.shape) + " != " + shapeToString(want.shape));
+  if (got.dtype != want.dtype) throw kiln_test::Failure(what + ": dtype " + dtypeName(got.dtype) + " != " + dtypeName(want.dtype));
+  double scale = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, std::fabs(asDouble(want, i)));
+  const double tol = rtol * std::max(scale, 1e-3);
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    double g = asDouble(got, i), w = asDouble(want, i);
+    if (!(std::fabs(g - w) <= tol))
+      throw kiln_test::Failure(what + ": element " + std::to_string(i) + " got " + std::to_string(g) + " want " +
+                               std::to_string(w) + " (tolerance " + std::to_string(tol) + ")");
+  }
+}
+
+// Builds on cpu (fp32) and cuda (fp32, fp16) and compares every output.
+void compareBackends(const std::vector<uint8_t>& model, const Inputs& inputs, const std::string& what,
+                     double fp32Tol = 1e-4, double fp16Tol = 1e-2, const std::vector<Profile>& profiles = {}) {
+  std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, inputs, profiles);
+  std::vector<Tensor> f32 = runOn(model, "cuda", Precision::Fp32, inputs, profiles);
+  EXPECT_EQ(ref.size(), f32.size());
+  for (size_t i = 0; i < ref.size(); ++i) expectClose(f32[i], ref[i], fp32Tol, what + " fp32 output " + std::to_string(i));
+  if (fp16Tol > 0) {
+    std::vector<Tensor> f16 = runOn(model, "cuda", Precision::Fp16, inputs, profiles);
+    for (size_t i = 0; i < ref.size(); ++i) expectClose(f16[i], ref[i], fp16Tol, what + " fp16 output " + std::to_string(i));
+  }
+}
+
+template <class T>
+std::vector<T> filled(size_t n, T v) { return std::vector<T>(n, v); }
+
+// A ResNet-style block: conv+bn-folded bias+relu, 3x3 conv, residual add, relu, 1x1 conv with
+// residual, grouped strided conv + sigmoid, max pool, average pool, global average pool, flatten,
+// fully connected layer.
+std::vector<uint8_t> resnetBlock() {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {2, 8, 16, 16});
+  m.initializer("w1", DType::Float32, {8, 8, 1, 1}, randomValues(64, 1, -0.4f, 0.4f));
+  m.initializer("b1", DType::Float32, {8}, randomValues(8, 2));
+  m.initializer("w2", DType::Float32, {8, 8, 3, 3}, randomValues(576, 3, -0.2f, 0.2f));
+  m.initializer("b2", DType::Float32, {8}, randomValues(8, 4));
+  m.initializer("w3", DType::Float32, {8, 8, 1, 1}, randomValues(64, 7, -0.4f, 0.4f));
+  m.initializer("b3", DType::Float32, {8}, randomValues(8, 8));
+  m.initializer("wd", DType::Float32, {8, 2, 3, 3}, randomValues(144, 9, -0.3f, 0.3f));
+  m.initializer("fc", DType::Float32, {10, 8}, randomValues(80, 5));
+  m.initializer("fcb", DType::Float32, {10}, randomValues(10, 6));
+  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {0, 0, 0, 0})});
+  m.node("Relu", {"c1"}, {"r1"});
+  m.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Add", {"c2", "x"}, {"s"});
+  m.node("Relu", {"s"}, {"r2"});
+  // A 1x1 bottleneck conv with a residual: a GEMM with bias, residual and ReLU in the epilogue.
+  m.node("Conv", {"r2", "w3", "b3"}, {"c3"});
+  m.node("Add", {"r2", "c3"}, {"s3"});
+  m.node("Relu", {"s3"}, {"r3"});
+  m.node("Conv", {"r3", "wd"}, {"g"}, {Attr::ints("pads", {1, 1, 1, 1}), Attr::i("group", 4), Attr::ints("strides", {2, 2})});
+  m.node("Sigmoid", {"g"}, {"gs"});
+  m.node("MaxPool", {"gs"}, {"p"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("strides", {2, 2}), Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("AveragePool", {"p"}, {"ap"}, {Attr::ints("kernel_shape", {2, 2}), Attr::ints("strides", {1, 1})});
+  m.node("GlobalAveragePool", {"ap"}, {"gap"});
+  m.node("Flatten", {"gap"}, {"f"});
+  m.node("Gemm", {"f", "fc", "fcb"}, {"y"}, {Attr::i("transB", 1)});
+  m.output("y", DType::Float32, {2, 10});
+  return m.bytes();
+}
+
+// A transformer encoder layer as exported from PyTorch: QKV projections, heads split with
+// Reshape/Transpose, scaled scores + additive mask, Softmax, context, output projection, residual,
+// LayerNorm, GELU feed-forward.
+std::vector<uint8_t> encoderLayer(int64_t seq, int64_t hidden, int64_t heads) {
+  const int64_t d = hidden / heads;
+  ModelBuilder m;
+  m.input("x", DType::Float32, {"batch", seq, hidden});
+  m.input("mask", DType::Int64, {"batch", seq});
+  auto weight = [&](const std::string& name, int64_t rows, int64_t cols, uint32_t seed) {
+    m.initializer(name, DType::Float32, {rows, cols}, randomValues(rows * cols, seed, -0.15f, 0.15f));
+  };
+  auto vec = [&](const std::string& name, int64_t n, uint32_t seed, float lo = -0.1f, float hi = 0.1f) {
+    m.initializer(name, DType::Float32, {n}, randomValues(n, seed, lo, hi));
+  };
+  weight("wq", hidden, hidden, 11), weight("wk", hidden, hidden, 12), weight("wv", hidden, hidden, 13);
+  weight("wo", hidden, hidden, 14), weight("w1", hidden, 4 * hidden, 15), weight("w2", 4 * hidden, hidden, 16);
+  vec("bq", hidden, 21), vec("bk", hidden, 22), vec("bv", hidden, 23), vec("bo", hidden, 24);
+  vec("b1", 4 * hidden, 25), vec("b2", hidden, 26);
+  vec("g1", hidden, 27, 0.8f, 1.2f), vec("be1", hidden, 28), vec("g2", hidden, 29, 0.8f, 1.2f), vec("be2", hidden, 30);
+  m.initializer("split", DType::Int64, {4}, std::vector<int64_t>{0, seq, heads, d});
+  m.initializer("merge", DType::Int64, {3}, std::vector<int64_t>{0, seq, hidden});
+  m.initializer("scale", DType::Float32, {}, std::vector<float>{1.f / std::sqrt(float(d))});
+  m.initializer("one", DType::Float32, {}, std::vector<float>{1.f});
+  m.initializer("neg", DType::Float32, {}, std::vector<float>{-10000.f});
+  m.initializer("axes12", DType::Int64, {2}, std::vector<int64_t>{1, 2});
+  auto proj = [&](const std::string& w, const std::string& b, const std::string& in, const std::string& out) {
+    m.node("MatMul", {in, w}, {out + "_mm"});
+    m.node("Add", {out + "_mm", b}, {out});
+  };
+  proj("wq", "bq", "x", "q"), proj("wk", "bk", "x", "k"), proj("wv", "bv", "x", "v");
+  for (const char* t : {"q", "k", "v"}) {
+    m.node("Reshape", {t, "split"}, {std::string(t) + "_r"});
+    m.node("Transpose", {std::string(t) + "_r"}, {std::string(t) + "_h"},
+           {Attr::ints("perm", std::string(t) == "k" ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{0, 2, 1, 3})});
+  }
+  m.node("Unsqueeze", {"mask", "axes12"}, {"mask4"});
+  m.node("Cast", {"mask4"}, {"maskf"}, {Attr::i("to", 1)});
+  m.node("Sub", {"one", "maskf"}, {"inv"});
+  m.node("Mul", {"inv", "neg"}, {"bias"});
+  m.node("MatMul", {"q_h", "k_h"}, {"scores"});
+  m.node("Mul", {"scores", "scale"}, {"scaled"});
+  m.node("Add", {"scaled", "bias"}, {"masked"});
+  m.node("Softmax", {"masked"}, {"probs"}, {Attr::i("axis", -1)});
+  m.node("MatMul", {"probs", "v_h"}, {"ctx"});
+  m.node("Transpose", {"ctx"}, {"ctx_t"}, {Attr::ints("perm", {0, 2, 1, 3})});
+  m.node("Reshape", {"ctx_t", "merge"}, {"ctx_m"});
+  proj("wo", "bo", "ctx_m", "attn");
+  m.node("Add", {"attn", "x"}, {"res1"});
+  m.node("LayerNormalization", {"res1", "g1", "be1"}, {"ln1"}, {Attr::i("axis", -1), Attr::f("epsilon", 1e-12f)});
+  proj("w1", "b1", "ln1", "ff1");
+  m.node("Gelu", {"ff1"}, {"act"});
+  proj("w2", "b2", "act", "ff2");
+  m.node("Add", {"ff2", "ln1"}, {"res2"});
+  m.node("LayerNormalization", {"res2", "g2", "be2"}, {"y"}, {Attr::i("axis", -1), Attr::f("epsilon", 1e-12f)});
+  m.output("y", DType::Float32, {"batch", seq, hidden});
+  m.opset("", 20);
+  return m.bytes();
+}
+
+Inputs encoderInputs(int64_t batch, int64_t seq, int64_t hidden) {
+  Tensor mask = Tensor::allocate(DType::Int64, {batch, seq});
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t s = 0; s < seq; ++s) mask.ptr<int64_t>()[b * seq + s] = s < seq - 3 * b ? 1 : 0;
+  }
+  return {{"x", floatTensor({batch, seq, hidden}, 7)}, {"mask", mask}};
+}
+
+}  // namespace
+
+KILN_TEST(cuda, engine_identity_names_arch_and_libraries) {
+  std::vector<uint8_t> model = resnetBlock();
+  BuildOptions options;
+  options.backend = "cuda";
+  BuildResult built = buildEngine(model.data(), model.size(), options);
+  std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
+  EXPECT_TRUE(engine->target().rfind("cuda-sm", 0) == 0);
+  EngineIdentity id = readEngineIdentity(built.engine.data(), built.engine.size());
+  EXPECT_TRUE(id.libraryVersions.find("cuda=") != std::string::npos);
+  EXPECT_TRUE(id.libraryVersions.find("cublas=") != std::string::npos);
+  EXPECT_TRUE(id.libraryVersions.find("cudnn=") != std::string::npos);
+  // Another GPU or another cuDNN: refused, naming both sides.
+  EngineIdentity other = id;
+  other.target = "cuda-sm80";
+  other.libraryVersions = "cuda=12.4;cublas=12.4;cudnn=8.9";
+  try {
+    checkEngineCompatible(other, id);
+    throw kiln_test::Failure("a cuda-sm80 engine was accepted");
+  } catch (const KilnError& e) {
+    EXPECT_TRUE(e.code() == ErrorCode::EngineMismatch);
+    const std::string msg = e.what();
+    EXPECT_TRUE(msg.find("cuda-sm80") != std::string::npos);
+    EXPECT_TRUE(msg.find(id.target) != std::string::npos);
+    EXPECT_TRUE(msg.find("cudnn=8.9") != std::string::npos);
+  }
+}
+
+KILN_TEST(cuda, resnet_block_matches_cpu) {
+  compareBackends(resnetBlock(), {{"x", floatTensor({2, 8, 16, 16}, 42)}}, "resnet block");
+}
+
+KILN_TEST(cuda, encoder_layer_matches_cpu_with_dynamic_batch) {
+  const int64_t seq = 24, hidden = 64, heads = 4;
+  Profile p;
+  p.min["x"] = {1, seq, hidden}, p.opt["x"] = {2, seq, hidden}, p.max["x"] = {4, seq, hidden};
+  p.min["mask"] = {1, seq}, p.opt["mask"] = {2, seq}, p.max["mask"] = {4, seq};
+  std::vector<uint8_t> model = encoderLayer(seq, hidden, heads);
+  {
+    // The CUDA lowering reads the heads in place and fuses the residual into LayerNorm.
+    BuildOptions options;
+    options.backend = "cuda";
+    options.profiles = {p};
+    BuildResult built = buildEngine(model.data(), model.size(), options);
+    int attention = 0, transposes = 0, addNorm = 0;
+    for (const LayerReport& l : built.report.layers) {
+      attention += l.opType == "kiln.CudaAttention";
+      transposes += l.opType == "Transpose";
+      addNorm += l.opType == "kiln.CudaAddLayerNorm";
+    }
+    EXPECT_EQ(attention, 1);
+    EXPECT_EQ(transposes, 0);
+    EXPECT_EQ(addNorm, 2);
+  }
+  compareBackends(model, encoderInputs(3, seq, hidden), "encoder layer", 1e-4, 1e-2, {p});
+  compareBackends(model, encoderInputs(1, seq, hidden), "encoder layer batch 1", 1e-4, 0, {p});
+}
+
+KILN_TEST(cuda, elementwise_families_match_cpu) {
+  ModelBuilder m;
+  m.input("a", DType::Float32, {3, 4, 5});
+  m.input("b", DType::Float32, {4, 1});
+  m.initializer("c", DType::Float32, {5}, randomValues(5, 3, 0.5f, 2.f));
+  m.initializer("idx", DType::Int64, {2, 2}, std::vector<int64_t>{2, 0, -1, 1});
+  m.initializer("shape", DType::Int64, {4}, std::vector<int64_t>{2, 3, 4, 5});
+  const char* unary[] = {"Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Erf", "Relu", "Reciprocal"};
+  std::vector<std::string> outs;
+  for (const char* op : unary) {
+    m.node(op, {"a"}, {std::string("u_") + op});
+    outs.push_back(std::string("u_") + op);
+  }
+  m.node("Abs", {"a"}, {"absa"});
+  m.node("Sqrt", {"absa"}, {"u_Sqrt"});
+  m.node("Log", {"c"}, {"u_Log"});
+  m.node("LeakyRelu", {"a"}, {"u_Leaky"}, {Attr::f("alpha", 0.2f)});
+  m.node("HardSigmoid", {"a"}, {"u_HardSigmoid"});
+  m.node("HardSwish", {"a"}, {"u_HardSwish"});
+  outs.insert(outs.end(), {"u_Sqrt", "u_Log", "u_Leaky", "u_HardSigmoid", "u_HardSwish"});
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
+    m.node(op, {"a", "b"}, {std::string("b_") + op});
+    outs.push_back(std::string("b_") + op);
+  }
+  m.node("Pow", {"c", "b"}, {"b_Pow"});
+  m.node("Greater", {"a", "b"}, {"gt"});
+  m.node("Where", {"gt", "a", "c"}, {"w"});
+  m.node("Cast", {"gt"}, {"gtf"}, {Attr::i("to", 1)});
+  m.node("Gather", {"a", "idx"}, {"g"}, {Attr::i("axis", 1)});
+  m.node("Concat", {"a", "a"}, {"cat"}, {Attr::i("axis", 1)});
+  m.node("Expand", {"b", "shape"}, {"e"});
+  m.node("Transpose", {"a"}, {"t"}, {Attr::ints("perm", {2, 0, 1})});
+  m.node("Softmax", {"a"}, {"sm"}, {Attr::i("axis", -1)});
+  outs.insert(outs.end(), {"b_Pow", "w", "gtf", "g", "cat", "e", "t", "sm"});
+  for (const std::string& o : outs) m.output(o);
+  std::vector<uint8_t> model = m.bytes();
+  compareBackends(model, {{"a", floatTensor({3, 4, 5}, 1, -2.f, 2.f)}, {"b", floatTensor({4, 1}, 2, 0.5f, 1.5f)}},
+                  "elementwise", 1e-5, 1e-2);
+}
+
+KILN_TEST(cuda, fp16_engine_keeps_float32_signature_and_exact_memory) {
+  std::vector<uint8_t> model = resnetBlock();
+  BuildOptions options;
+  options.backend = "cuda";
+  options.precision = Precision::Fp16;
+  BuildResult built = buildEngine(model.data(), model.size(), options);
+  std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
+  EXPECT_TRUE(engine->precision() == Precision::Fp16);
+  EXPECT_TRUE(engine->inputs()[0].dtype == DType::Float32);
+  EXPECT_TRUE(engine->outputs()[0].dtype == DType::Float32);
+  EXPECT_EQ(built.report.peakMemoryBytes, engine->deviceMemoryBytes());
+  // fp16 convolutions run in NHWC: one transpose in, every conv and pool converted.
+  int nhwc = 0, nchwConvs = 0;
+  for (const LayerReport& l : built.report.layers) {
+    nhwc += l.opType.find("NHWC") != std::string::npos;
+    nchwConvs += l.opType == "kiln.FusedConv" || l.opType == "Conv";
+  }
+  EXPECT_TRUE(nhwc >= 7);
+  bool gemmConv = false;
+  for (const LayerReport& l : built.report.layers) gemmConv = gemmConv || l.kernel == "cuda.conv_nhwc.1x1_cublaslt";
+  EXPECT_TRUE(gemmConv);
+  EXPECT_EQ(nchwConvs, 0);
+  std::unique_ptr<ExecutionContext> ctx = engine->createContext();
+  RunResult first = ctx->run({{"x", floatTensor({2, 8, 16, 16}, 3)}});
+  EXPECT_TRUE(first.gpuMs >= 0);
+  // Out-of-profile shapes are refused before anything runs.
+  try {
+    ctx->run({{"x", floatTensor({2, 8, 16, 17}, 3)}});
+    throw kiln_test::Failure("a wrong shape was accepted");
+  } catch (const KilnError& e) {
+    EXPECT_TRUE(e.code() == ErrorCode::ShapeMismatch);
+  }
+}
+
+KILN_TEST(cuda, concurrent_contexts_share_weights) {
+  std::vector<uint8_t> model = resnetBlock();
+  BuildOptions options;
+  options.backend = "cuda";
+  BuildResult built = buildEngine(model.data(), model.size(), options);
+  std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
+  Tensor x = floatTensor({2, 8, 16, 16}, 5);
+  std::vector<float> want;
+  {
+    std::unique_ptr<ExecutionContext> ctx = engine->createContext();
+    Tensor y = ctx->run({{"x", x}}).outputs[0].second;
+    want.assign(y.ptr<float>(), y.ptr<float>() + y.numel());
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> ok(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<ExecutionContext> ctx = engine->createContext();
+      bool same = true;
+      for (int i = 0; i < 20; ++i) {
+        Tensor y = ctx->run({{"x", x}}).outputs[0].second;
+        same = same && std::memcmp(y.data, want.data(), want.size() * sizeof(float)) == 0;
+      }
+      ok[t] = same ? 1 : 0;
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(ok[t], 1);
+}
+
+KILN_TEST(cuda, attention_over_several_key_tiles_matches_cpu) {
+  // 150 keys: three 64-key tiles, the last one partial, and head size 64 (the tensor-core path in
+  // fp16); padding masks differ per batch row.
+  const int64_t seq = 150, hidden = 128, heads = 2;
+  Profile p;
+  p.min["x"] = p.opt["x"] = p.max["x"] = {2, seq, hidden};
+  p.min["mask"] = p.opt["mask"] = p.max["mask"] = {2, seq};
+  std::vector<uint8_t> model = encoderLayer(seq, hidden, heads);
+  compareBackends(model, encoderInputs(2, seq, hidden), "long attention", 1e-4, 1e-2, {p});
+  // This small grid picks the warp kernel; force the tensor-core kernel too.
+  setenv("KILN_CUDA_ATTENTION", "tc", 1);
+  try {
+    compareBackends(model, encoderInputs(2, seq, hidden), "long attention (tensor cores)", 1e-4, 1e-2, {p});
+  } catch (...) {
+    unsetenv("KILN_CUDA_ATTENTION");
+    throw;
+  }
+  unsetenv("KILN_CUDA_ATTENTION");
+}
+
+KILN_TEST(cuda, gemm_and_matmul_variants_match_cpu) {
+  // Batched MatMul with equal batch dims (strided batches), a 3-D x 2-D MatMul (batch folded into
+  // M), Gemm with transA/transB, alpha and a full [M,N] C followed by ReLU (C before the activation
+  // in cuBLASLt's epilogue), and Gemm with a [N] bias and beta 1.
+  ModelBuilder m;
+  m.input("a", DType::Float32, {2, 3, 4, 5});
+  m.input("b", DType::Float32, {2, 3, 5, 6});
+  m.input("x", DType::Float32, {7, 4, 5});
+  m.input("g", DType::Float32, {12, 7});
+  m.initializer("w", DType::Float32, {5, 9}, randomValues(45, 31));
+  m.initializer("gw", DType::Float32, {9, 12}, randomValues(108, 32));
+  m.initializer("gc", DType::Float32, {7, 9}, randomValues(63, 33));
+  m.initializer("gb", DType::Float32, {9}, randomValues(9, 34));
+  m.node("MatMul", {"a", "b"}, {"ab"});
+  m.node("MatMul", {"x", "w"}, {"xw"});
+  m.node("Gemm", {"g", "gw", "gc"}, {"gemm"}, {Attr::i("transA", 1), Attr::i("transB", 1), Attr::f("alpha", 0.5f), Attr::f("beta", 0.75f)});
+  m.node("Relu", {"gemm"}, {"gemm_relu"});
+  m.node("Gemm", {"g", "gw", "gb"}, {"gemm_bias"}, {Attr::i("transA", 1), Attr::i("transB", 1)});
+  for (const char* o : {"ab", "xw", "gemm_relu", "gemm_bias"}) m.output(o);
+  compareBackends(m.bytes(),
+                  {{"a", floatTensor({2, 3, 4, 5}, 41)}, {"b", floatTensor({2, 3, 5, 6}, 42)},
+                   {"x", floatTensor({7, 4, 5}, 43)}, {"g", floatTensor({12, 7}, 44)}},
+                  "gemm variants", 1e-4, 1e-2);
+}

@@ -1,0 +1,3 @@
+import { defineProject } from "vitest/config";
+
+export default defineProject({ test: { name: "@kiln/api-keys", testTimeout: 60_000, hookTimeout: 60_000 } });

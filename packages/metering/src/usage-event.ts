@@ -1,0 +1,72 @@
+// One usage event per answered inference request, appended to a Redis stream by the gateway.
+import type { ChainableCommander, Redis } from "ioredis";
+
+export interface UsageEvent {
+  /** The request id: unique per answered request, and the key that makes counting idempotent. */
+  eventId: string;
+  orgId: string;
+  deploymentId: string;
+  /** Engine compute time charged to this request: its share of the batch's compute. */
+  computeMs: number;
+  /** This request's rows over the batch's rows (1 when it ran alone). */
+  batchShare: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** success: the model answered; error: the request reached the model and failed there. */
+  status: "success" | "error";
+  /** Gateway latency from arrival to answer. */
+  latencyMs: number;
+  /** Epoch milliseconds when the request was answered; decides the rollup hour. */
+  at: number;
+}
+
+/** Upper bounds (ms) of the latency buckets; one more bucket holds everything slower. */
+export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000] as const;
+
+export const usageStreamKey = (prefix: string) => `${prefix}usage-events`;
+
+const FIELDS = [
+  "eventId",
+  "orgId",
+  "deploymentId",
+  "computeMs",
+  "batchShare",
+  "bytesIn",
+  "bytesOut",
+  "status",
+  "latencyMs",
+  "at",
+] as const;
+
+export function encodeUsageEvent(event: UsageEvent): string[] {
+  return FIELDS.flatMap((f) => [f, String(event[f])]);
+}
+
+export function decodeUsageEvent(fields: string[]): UsageEvent {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
+  const num = (f: string) => Number(map.get(f) ?? 0);
+  return {
+    eventId: map.get("eventId") ?? "",
+    orgId: map.get("orgId") ?? "",
+    deploymentId: map.get("deploymentId") ?? "",
+    computeMs: num("computeMs"),
+    batchShare: num("batchShare"),
+    bytesIn: num("bytesIn"),
+    bytesOut: num("bytesOut"),
+    status: map.get("status") === "error" ? "error" : "success",
+    latencyMs: num("latencyMs"),
+    at: num("at"),
+  };
+}
+
+/** Appends the event; the stream is trimmed approximately so it cannot grow without bound. */
+export async function recordUsage(redis: Redis, prefix: string, event: UsageEvent): Promise<void> {
+  await recordUsageIn(redis.multi(), prefix, event).exec();
+}
+
+/** The same, added to a caller's transaction, so metering costs one round trip with its companions. */
+export function recordUsageIn<T extends ChainableCommander>(tx: T, prefix: string, event: UsageEvent): T {
+  tx.xadd(usageStreamKey(prefix), "MAXLEN", "~", "1000000", "*", ...encodeUsageEvent(event));
+  return tx;
+}

@@ -1,0 +1,60 @@
+// Dynamic batching on a real CPU engine: concurrent requests share batches within the profile's
+// limit, and each caller gets exactly its own rows back.
+import { build, loadEngine, tensor } from "@kiln/engine";
+import { describe, expect, it } from "vitest";
+import { denseModel, denseProfile, denseReference } from "../../../engine/src/testing/models.ts";
+import { DynamicBatcher } from "./dynamic-batcher.ts";
+
+async function denseContext(maxBatch: number) {
+  const { engine } = await build(denseModel(), { profiles: [denseProfile(1, Math.min(4, maxBatch), maxBatch)] });
+  return loadEngine(engine).createContext();
+}
+
+const rowsOf = (n: number, seed: number) => Float32Array.from({ length: n * 4 }, (_, i) => ((i + seed) % 7) - 3);
+
+describe("DynamicBatcher", () => {
+  it("joins concurrent requests up to the max batch and splits the outputs back", async () => {
+    const batches: { size: number; requests: number }[] = [];
+    const batcher = new DynamicBatcher(
+      await denseContext(64),
+      { maxBatchSize: 8, maxQueueDelayMs: 20 },
+      { onBatch: (b) => batches.push(b) },
+    );
+    const sizes = [1, 2, 3, 1, 1, 2, 4, 1, 1];
+    const results = await Promise.all(sizes.map((n, i) => batcher.run({ x: tensor("float32", [n, 4], rowsOf(n, i)) })));
+    results.forEach((r, i) => {
+      const n = sizes[i] as number;
+      expect(r.outputs.y?.shape).toEqual([n, 3]);
+      const expected = denseReference(rowsOf(n, i), n);
+      Array.from(r.outputs.y?.data as Float32Array).forEach((v, j) => {
+        expect(v).toBeCloseTo(expected[j] as number, 5);
+      });
+      expect(r.batchShare).toBeCloseTo(n / r.batchSize, 6);
+    });
+    // 16 rows with at most 8 per batch, requests kept whole: at least two batches, none over 8.
+    expect(batches.every((b) => b.size <= 8)).toBe(true);
+    expect(batches.reduce((n, b) => n + b.size, 0)).toBe(16);
+    expect(Math.max(...batches.map((b) => b.requests))).toBeGreaterThan(1);
+  });
+
+  it("never exceeds the engine profile's batch limit", async () => {
+    const batches: number[] = [];
+    const batcher = new DynamicBatcher(
+      await denseContext(2),
+      { maxBatchSize: 32, maxQueueDelayMs: 20 },
+      { onBatch: (b) => batches.push(b.size) },
+    );
+    await Promise.all(Array.from({ length: 6 }, (_, i) => batcher.run({ x: tensor("float32", [1, 4], rowsOf(1, i)) })));
+    expect(Math.max(...batches)).toBeLessThanOrEqual(2);
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(6);
+  });
+
+  it("keeps a bad request from failing its batch-mates", async () => {
+    const batcher = new DynamicBatcher(await denseContext(64), { maxBatchSize: 8, maxQueueDelayMs: 20 });
+    // Same trailing dims would batch them; an int tensor has another key and runs on its own.
+    const good = batcher.run({ x: tensor("float32", [1, 4], rowsOf(1, 0)) });
+    const bad = batcher.run({ x: tensor("int32", [1, 4], [1, 2, 3, 4]) });
+    await expect(good).resolves.toMatchObject({ batchSize: 1 });
+    await expect(bad).rejects.toThrow();
+  });
+});

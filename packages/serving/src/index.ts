@@ -1,0 +1,33 @@
+// @kiln/serving: the serving core shared by the gateway and the worker.
+export { type BatchedResult, type BatchPolicy, DynamicBatcher, isBatchable } from "./batching/dynamic-batcher.ts";
+export {
+  createDeployment,
+  type DeploymentDeps,
+  deleteDeployment,
+  drainDeployment,
+  drainingKey,
+  type LiveStatus,
+  listDeployments,
+  resumeDeployment,
+  type ServingPolicy,
+  updateDeploymentPolicy,
+} from "./deployments/manage-deployments.ts";
+export { badRequest, SERVING_ERROR_STATUS, ServingError, type ServingErrorCode } from "./errors.ts";
+export { DTYPE_TO_V2, isV2Datatype, V2_TO_DTYPE, type V2Datatype } from "./protocol/datatypes.ts";
+export {
+  decodeInferRequest,
+  decodeInferResponse,
+  type EncodedBody,
+  encodeInferRequest,
+  encodeInferResponse,
+  type InferRequest,
+  type InferResponse,
+  type NamedTensor,
+  type RequestedOutput,
+} from "./protocol/infer-codec.ts";
+export { fitsProfile, type ServingSignature, validateInputs, validateOutputs } from "./protocol/validate-inputs.ts";
+export { bullPrefix, type LoadJob, LoadQueue, loadQueueName } from "./registry/load-queue.ts";
+export { type ReplicaRecord, ReplicaRegistry, type ReplicaStatus } from "./registry/replica-registry.ts";
+export { type ForwardedAnswer, ReplicaUnreachableError } from "./routing/replica-client.ts";
+export { ReplicaRouter, type RoutedAnswer, type RouteEvents, type ServedDeployment } from "./routing/replica-router.ts";
+export { SIGNATURE_HEADER, signWebhook, webhookSecretFor } from "./webhooks/webhook-signature.ts";

@@ -1,0 +1,163 @@
+// Picks a replica for each request: the least loaded ready one (by this gateway's own in-flight
+// count, which is exact for its traffic, unlike heartbeats), asks for a replica when there is none
+// (cold start) or when every replica has more than a batch waiting (scale up), and retries once
+// elsewhere when a replica dies under a request.
+import { ServingError } from "../errors.ts";
+import type { EncodedBody } from "../protocol/infer-codec.ts";
+import type { LoadJob, LoadQueue } from "../registry/load-queue.ts";
+import type { ReplicaRecord, ReplicaRegistry } from "../registry/replica-registry.ts";
+import { type ForwardedAnswer, forwardToReplica, ReplicaUnreachableError } from "./replica-client.ts";
+
+export type ServedDeployment = Omit<LoadJob, "replicaOrdinal"> & { target: string; maxReplicas: number };
+
+export interface RouteEvents {
+  onColdStart?(deploymentId: string, waitedMs: number, ok: boolean): void;
+  onScaleUp?(deploymentId: string, ordinal: number): void;
+}
+
+export interface RoutedAnswer extends ForwardedAnswer {
+  replicaId: string;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class ReplicaRouter {
+  readonly #cache = new Map<string, { replicas: ReplicaRecord[]; fetchedAt: number }>();
+  readonly #inFlight = new Map<string, number>();
+  readonly #lastScaleUp = new Map<string, number>();
+
+  constructor(
+    private readonly registry: ReplicaRegistry,
+    private readonly loads: LoadQueue,
+    private readonly options: {
+      coldStartTimeoutMs: number;
+      requestTimeoutMs: number;
+      /** Checked about once a second during a cold start: a deployment that failed to load stops the wait. */
+      whyNotServable?: (deploymentId: string) => Promise<string | null>;
+      /** How long a registry read is reused; requests between reads use this gateway's counts. */
+      registryRefreshMs?: number;
+      events?: RouteEvents;
+    },
+  ) {}
+
+  /** Ready replicas per deployment as last read from the registry (for metrics). */
+  replicaCounts(): Map<string, number> {
+    return new Map([...this.#cache].map(([id, entry]) => [id, entry.replicas.length]));
+  }
+
+  /** Ready replicas of a deployment, without asking for any (health checks are not traffic). */
+  async readyReplicas(deploymentId: string): Promise<number> {
+    return (await this.#ready(deploymentId)).length;
+  }
+
+  async #ready(deploymentId: string, fresh = false): Promise<ReplicaRecord[]> {
+    const cached = this.#cache.get(deploymentId);
+    if (!fresh && cached && Date.now() - cached.fetchedAt < (this.options.registryRefreshMs ?? 250))
+      return cached.replicas;
+    const replicas = (await this.registry.list(deploymentId)).filter((r) => r.status === "ready");
+    this.#cache.set(deploymentId, { replicas, fetchedAt: Date.now() });
+    return replicas;
+  }
+
+  #forget(deploymentId: string, replicaId: string): void {
+    const cached = this.#cache.get(deploymentId);
+    if (cached) cached.replicas = cached.replicas.filter((r) => r.replicaId !== replicaId);
+  }
+
+  #leastLoaded(replicas: ReplicaRecord[], exclude?: string): ReplicaRecord | undefined {
+    let best: ReplicaRecord | undefined;
+    let bestLoad = Number.POSITIVE_INFINITY;
+    for (const r of replicas) {
+      if (r.replicaId === exclude) continue;
+      const load = this.#inFlight.get(r.replicaId) ?? 0;
+      if (load < bestLoad || (load === bestLoad && Math.random() < 0.5)) {
+        best = r;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  async #askFor(deployment: ServedDeployment, ordinal: number): Promise<void> {
+    const { target, maxReplicas, ...job } = deployment;
+    if (ordinal > maxReplicas) return;
+    await this.loads.request(target, { ...job, replicaOrdinal: ordinal });
+  }
+
+  /** Waits for a first ready replica, asking for one; 503 after the cold-start timeout. */
+  async #coldStart(deployment: ServedDeployment): Promise<ReplicaRecord[]> {
+    const started = performance.now();
+    await this.#askFor(deployment, 1);
+    let checkedAt = performance.now();
+    while (performance.now() - started < this.options.coldStartTimeoutMs) {
+      await sleep(25);
+      if (this.options.whyNotServable && performance.now() - checkedAt > 1_000) {
+        checkedAt = performance.now();
+        const reason = await this.options.whyNotServable(deployment.deploymentId);
+        if (reason) {
+          this.options.events?.onColdStart?.(deployment.deploymentId, performance.now() - started, false);
+          throw new ServingError("UNAVAILABLE", reason, 30);
+        }
+      }
+      const replicas = await this.#ready(deployment.deploymentId, true);
+      if (replicas.length > 0) {
+        this.options.events?.onColdStart?.(deployment.deploymentId, performance.now() - started, true);
+        return replicas;
+      }
+    }
+    this.options.events?.onColdStart?.(deployment.deploymentId, performance.now() - started, false);
+    throw new ServingError(
+      "UNAVAILABLE",
+      `deployment is starting: no replica became ready within ${this.options.coldStartTimeoutMs} ms`,
+      5,
+    );
+  }
+
+  #maybeScaleUp(deployment: ServedDeployment, replicas: ReplicaRecord[], chosenLoad: number): void {
+    // Every replica already has more than a full batch waiting: the queue is growing.
+    if (chosenLoad < deployment.maxBatchSize || replicas.length >= deployment.maxReplicas) return;
+    const last = this.#lastScaleUp.get(deployment.deploymentId) ?? 0;
+    if (Date.now() - last < 1_000) return;
+    this.#lastScaleUp.set(deployment.deploymentId, Date.now());
+    const ordinal = replicas.length + 1;
+    this.options.events?.onScaleUp?.(deployment.deploymentId, ordinal);
+    void this.#askFor(deployment, ordinal).catch(() => undefined);
+  }
+
+  async infer(deployment: ServedDeployment, encoded: EncodedBody): Promise<RoutedAnswer> {
+    let replicas = await this.#ready(deployment.deploymentId);
+    if (replicas.length === 0) replicas = await this.#coldStart(deployment);
+    let failedReplica: string | undefined;
+    let wasUnloaded = false;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (attempt === 1) {
+        replicas = await this.#ready(deployment.deploymentId, true);
+        // The replica left on purpose (idle unload) and none is left: this is a cold start, not a failure.
+        if (wasUnloaded && replicas.every((r) => r.replicaId === failedReplica))
+          replicas = await this.#coldStart(deployment);
+      }
+      const replica = this.#leastLoaded(replicas, failedReplica);
+      if (!replica) break;
+      const load = this.#inFlight.get(replica.replicaId) ?? 0;
+      this.#maybeScaleUp(deployment, replicas, load);
+      this.#inFlight.set(replica.replicaId, load + 1);
+      try {
+        const answer = await forwardToReplica(replica.url, replica.replicaId, encoded, this.options.requestTimeoutMs);
+        // 410: the replica was unloaded after our registry read; try another one.
+        if (answer.status !== 410) return { ...answer, replicaId: replica.replicaId };
+        wasUnloaded = true;
+      } catch (error) {
+        if (!(error instanceof ReplicaUnreachableError)) throw error;
+      } finally {
+        const left = (this.#inFlight.get(replica.replicaId) ?? 1) - 1;
+        if (left > 0) this.#inFlight.set(replica.replicaId, left);
+        else this.#inFlight.delete(replica.replicaId);
+      }
+      failedReplica = replica.replicaId;
+      this.#forget(deployment.deploymentId, replica.replicaId);
+    }
+    // The only replica died: ask for a replacement now so the client's retry finds one.
+    if (failedReplica && !wasUnloaded) void this.#askFor(deployment, 1).catch(() => undefined);
+    throw new ServingError("UNAVAILABLE", "no replica could take the request; retry shortly", 1);
+  }
+}
