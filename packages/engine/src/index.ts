@@ -10,6 +10,7 @@ export { build, inspect } from "./build.ts";
 export { Context, Engine, loadEngine } from "./engine.ts";
 export { ENGINE_ERROR_CODES, type EngineErrorCode, KilnEngineError, toEngineError } from "./errors.ts";
 export { allocate, DTYPES, isDType, numel, tensor } from "./tensor.ts";
+export { NPZ_DTYPES, type ParseNpzOptions, parseNpz } from "./npz.ts";
 export type * from "./types.ts";
 
 /** The native builder/runtime version (the version engines are bound to). */
