@@ -20,6 +20,7 @@ export const ID_PREFIXES = {
   auditLog: "aud",
   billingNotice: "ntc",
   meterEvent: "mev",
+  calibrationSet: "cal",
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];
