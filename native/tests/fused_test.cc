@@ -58,3 +58,23 @@ KILN_TEST(fused, activation_attributes) {
   EXPECT_NEAR(spec("HardSigmoid", {}).alpha, 0.2, 1e-7);
   EXPECT_THROWS_WITH(spec("Swish", {}), "unknown fused activation 'Swish'");
 }
+
+// The scratch copy of a vector C holds max(M, N) values of the transposed operands' M and N (A [5,7]
+// transposed is M=7; B [9,5] transposed is N=9): sizing it from the stored shapes once fell short.
+KILN_TEST(fused, gemm_transposed_operands_with_vector_bias) {
+  Tensor a = randomFloats({5, 7}, 11);
+  Tensor b = randomFloats({9, 5}, 12);
+  Tensor c = randomFloats({9}, 13);
+  Call call{"Gemm", "", 13, {in(a), in(b), in(c)}};
+  call.attrs = {{"transA", attrInt(1)}, {"transB", attrInt(1)}, {"alpha", attrFloat(0.5f)}, {"beta", attrFloat(2.f)}};
+  call.fallbackShapes = {{7, 9}};
+  std::vector<float> want(7 * 9);
+  for (int m = 0; m < 7; m++) {
+    for (int n = 0; n < 9; n++) {
+      double acc = 0;
+      for (int k = 0; k < 5; k++) acc += double(a.ptr<float>()[k * 7 + m]) * b.ptr<float>()[n * 5 + k];
+      want[size_t(m * 9 + n)] = float(0.5 * acc + 2.0 * c.ptr<float>()[n]);
+    }
+  }
+  expectClose(run1(call), {7, 9}, want, 1e-5, 1e-5, "Gemm transA transB");
+}

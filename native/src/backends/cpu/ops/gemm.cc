@@ -43,7 +43,9 @@ class GemmKernel final : public Kernel {
     const Tensor* a = inputShapeOf(ctx, 0);
     const Tensor* b = inputShapeOf(ctx, 1);
     if (!a || !b || a->shape.size() != 2 || b->shape.size() != 2) return 0;
-    return size_t(std::max(a->shape[0] + a->shape[1], b->shape[0] + b->shape[1])) * sizeof(float);
+    const int64_t M = transA_ ? a->shape[1] : a->shape[0];
+    const int64_t N = transB_ ? b->shape[0] : b->shape[1];
+    return size_t(std::max<int64_t>(M, N)) * sizeof(float);
   }
 
   void run(KernelContext& ctx) const override {
@@ -95,7 +97,7 @@ class GemmKernel final : public Kernel {
       }
       cv = FloatView(*c);
       float* scratch = static_cast<float*>(ctx.workspace);
-      if (ctx.workspaceSize < size_t(M + N) * sizeof(float)) {
+      if (ctx.workspaceSize < size_t(std::max(M, N)) * sizeof(float)) {
         failAt(node_, ErrorCode::Internal, "workspace too small");
       }
       if (cm == M && cn == N && !(M == 1 && N == 1)) {
