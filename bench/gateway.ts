@@ -2,6 +2,13 @@
 // another process (autocannon), against calling the engine in-process and against a bare Fastify
 // route, in one run.
 //   DATABASE_URL=postgresql://... REDIS_URL=redis://... npx tsx bench/gateway.ts [--duration 10] [--rate 1000]
+//     [--connections 16] [--runs 3] [--profile DIR]
+// Max throughput: autocannon (same settings for the bare route and the gateway). Latency at a fixed
+// rate: an open-loop probe in its own process timing each request with hrtime (autocannon reports
+// whole milliseconds, too coarse for a 1 ms goal), run against the bare route and the gateway alike.
+// --runs repeats the load phases and reports the median of each number (and every run).
+// --profile writes CPU profiles (node --cpu-prof) of the worker process into DIR; run the bench
+// itself under `node --cpu-prof` for the gateway's.
 // Writes bench/results/gateway-<date>.md and prints it.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -19,8 +26,12 @@ const { values: args } = parseArgs({
     duration: { type: "string", default: "10" },
     rate: { type: "string", default: "1000" },
     connections: { type: "string", default: "16" },
+    runs: { type: "string", default: "1" },
+    profile: { type: "string" },
+    out: { type: "string" },
   },
 });
+const RUNS = Math.max(1, Number(args.runs));
 const DURATION = Number(args.duration);
 const RATE = Number(args.rate);
 const CONNECTIONS = Number(args.connections);
@@ -64,6 +75,99 @@ function autocannon(
       });
     });
   });
+}
+
+/**
+ * Open-loop load at a fixed rate from its own process: every millisecond it sends the requests the
+ * schedule is due (over at most `connections` kept-alive sockets) and times each one with hrtime.
+ */
+const PROBE = `
+import { Agent, request } from "node:http";
+const [url, rate, seconds, connections, body, headersJson] = process.argv.slice(1);
+const target = new URL(url);
+const headers = { ...JSON.parse(headersJson), "content-length": Buffer.byteLength(body) };
+const agent = new Agent({ keepAlive: true, maxSockets: Number(connections) });
+const latencies = [];
+let sent = 0, done = 0, non2xx = 0, errors = 0;
+const total = Number(rate) * Number(seconds);
+function fire() {
+  sent++;
+  const t0 = process.hrtime.bigint();
+  const req = request({ agent, host: target.hostname, port: target.port, path: target.pathname, method: "POST", headers }, (res) => {
+    res.on("data", () => {});
+    res.on("end", () => {
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (res.statusCode < 200 || res.statusCode >= 300) non2xx++;
+      if (++done === total) finish();
+    });
+  });
+  req.on("error", () => { errors++; if (++done === total) finish(); });
+  req.end(body);
+}
+// Warm the sockets first (not timed).
+let warm = 0;
+for (let i = 0; i < Number(connections) * 4; i++) {
+  const req = request({ agent, host: target.hostname, port: target.port, path: target.pathname, method: "POST", headers }, (res) => {
+    res.resume();
+    res.on("end", () => { if (++warm === Number(connections) * 4) start(); });
+  });
+  req.end(body);
+}
+let started;
+function start() {
+  started = performance.now();
+  const timer = setInterval(() => {
+    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * Number(rate)));
+    while (sent < due) fire();
+    if (sent >= total) clearInterval(timer);
+  }, 1);
+}
+function finish() {
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const p = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  process.stdout.write(JSON.stringify({ requests: done, rps: done / elapsed, p50: p(0.5), p90: p(0.9), p99: p(0.99), non2xx, errors }));
+  process.exit(0);
+}
+`;
+
+function probe(url: string, options: { body: string; headers: Record<string, string>; rate: number }): Promise<Load> {
+  const cli = [
+    "--input-type=module",
+    "-e",
+    PROBE,
+    url,
+    String(options.rate),
+    String(DURATION),
+    String(CONNECTIONS),
+    options.body,
+    JSON.stringify(options.headers),
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, cli, { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (code) =>
+      code === 0 ? resolve(JSON.parse(out) as Load) : reject(new Error(`probe exited ${code}`)),
+    );
+  });
+}
+
+/** The median of each field over several runs. */
+function medianLoad(runs: Load[]): Load {
+  const med = (f: keyof Load) => {
+    const v = runs.map((r) => r[f]).sort((a, b) => a - b);
+    return v[Math.floor((v.length - 1) / 2)] as number;
+  };
+  return {
+    requests: med("requests"),
+    rps: med("rps"),
+    p50: med("p50"),
+    p90: med("p90"),
+    p99: med("p99"),
+    non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+  };
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -110,7 +214,8 @@ async function main() {
   void Fastify;
 
   // 3. A worker process, warmed up through the gateway (the first request cold-starts its replica).
-  const worker = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/worker/src/main.ts")], {
+  const profileArgs = args.profile ? ["--cpu-prof", "--cpu-prof-dir", args.profile] : [];
+  const worker = spawn(process.execPath, [...profileArgs, "--import", "tsx", join(ROOT, "apps/worker/src/main.ts")], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -137,9 +242,27 @@ async function main() {
   const bucket = quotaKeys(stack.keyPrefix, stack.orgA.id, new Date()).bucket;
   const refill = setInterval(() => void stack.redis.hset(bucket, "tokens", 1_000_000), 50);
 
-  const bareLoad = await autocannon(`${bareUrl}/echo`, { body: "{}", headers: { "content-type": "application/json" } });
-  const gatewayMax = await autocannon(inferUrl, { body, headers });
-  const gatewayAtRate = await autocannon(inferUrl, { body, headers, rate: RATE });
+  const loadBefore = loadavg();
+  const bareBody = "{}";
+  const bareHeaders = { "content-type": "application/json" };
+  const runs: { bareMax: Load; gatewayMax: Load; bareAtRate: Load; gatewayAtRate: Load }[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    // Bare and gateway alternate within a run, so load drift on a shared machine hits both alike.
+    const bareMax = await autocannon(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders });
+    const gatewayMax = await autocannon(inferUrl, { body, headers });
+    const bareAtRate = await probe(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders, rate: RATE });
+    const gatewayAtRate = await probe(inferUrl, { body, headers, rate: RATE });
+    runs.push({ bareMax, gatewayMax, bareAtRate, gatewayAtRate });
+    console.error(
+      `run ${run + 1}/${RUNS}: bare ${bareMax.rps.toFixed(0)} req/s, gateway ${gatewayMax.rps.toFixed(0)} req/s; ` +
+        `at ${RATE} req/s p50/p99 bare ${bareAtRate.p50.toFixed(3)}/${bareAtRate.p99.toFixed(3)} ms, ` +
+        `gateway ${gatewayAtRate.p50.toFixed(3)}/${gatewayAtRate.p99.toFixed(3)} ms; load ${loadavg()[0]?.toFixed(2)}`,
+    );
+  }
+  const bareLoad = medianLoad(runs.map((r) => r.bareMax));
+  const gatewayMax = medianLoad(runs.map((r) => r.gatewayMax));
+  const bareAtRate = medianLoad(runs.map((r) => r.bareAtRate));
+  const gatewayAtRate = medianLoad(runs.map((r) => r.gatewayAtRate));
   clearInterval(refill);
 
   const metrics = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
@@ -158,33 +281,52 @@ async function main() {
   const engineP99 = percentile(engineTimes, 0.99);
   const date = new Date().toISOString().slice(0, 10);
   const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT }).toString().trim();
+  const load3 = (l: number[]) => l.map((v) => v.toFixed(2)).join(" ");
+  const row = (name: string, l: Load, digits: number) =>
+    `| ${name} | ${l.requests} | ${l.rps.toFixed(0)} | ${l.p50.toFixed(digits)} | ${l.p90.toFixed(digits)} | ${l.p99.toFixed(digits)} | ${l.non2xx + l.errors} |`;
+  const perRun = runs
+    .map(
+      (r, i) =>
+        `| ${i + 1} | ${r.bareMax.rps.toFixed(0)} | ${r.gatewayMax.rps.toFixed(0)} | ${(r.gatewayMax.rps / r.bareMax.rps).toFixed(2)} | ` +
+        `${r.bareAtRate.p50.toFixed(3)} / ${r.bareAtRate.p99.toFixed(3)} | ${r.gatewayAtRate.p50.toFixed(3)} / ${r.gatewayAtRate.p99.toFixed(3)} |`,
+    )
+    .join("\n");
   const report = `# Gateway overhead, ${date}
 
-Command: \`DATABASE_URL=... REDIS_URL=... npx tsx bench/gateway.ts --duration ${DURATION} --rate ${RATE} --connections ${CONNECTIONS}\` (commit ${commit})
+Command: \`DATABASE_URL=... REDIS_URL=... npx tsx bench/gateway.ts --duration ${DURATION} --rate ${RATE} --connections ${CONNECTIONS} --runs ${RUNS}\` (commit ${commit})
 
-Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load average at the end ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ")}
-(shared with other jobs: absolute numbers are noisy; the run compares the three paths under the same conditions).
+Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load average before the load runs ${load3(loadBefore)}, after ${load3(loadavg())}
+(shared with other jobs: absolute numbers are noisy; bare route and gateway alternate within each run).
 
 Model: dense \`y = relu(x @ W + b)\`, x float32 [1,4] (the tiny CPU model from packages/engine's tests).
-Deployment: max batch 16, max queue delay 0 ms. Gateway, worker and autocannon are three processes on loopback;
-gateway -> worker is KServe v2 binary over kept-alive HTTP/1.1. ${CONNECTIONS} connections, ${DURATION} s per load run.
+Deployment: max batch 16, max queue delay 0 ms. Load generator, gateway (with Redis), worker and bare route are
+separate processes on loopback; gateway -> worker is KServe v2 binary over kept-alive HTTP/1.1.
+Max throughput: autocannon, ${CONNECTIONS} connections, ${DURATION} s, same settings for both targets.
+At ${RATE} req/s: open-loop probe (own process, node:http keep-alive, up to ${CONNECTIONS} sockets, hrtime per request), ${DURATION} s.
+${RUNS} run(s); the table shows the median of each number over the runs.
 
-| Path | Requests | Throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | non-2xx |
+| Path | Requests | Throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | errors + non-2xx |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
 | Engine in-process (\`ctx.run\`, sequential) | 5000 | ${engineRps.toFixed(0)} | ${ms(engineP50)} | ${ms(percentile(engineTimes, 0.9))} | ${ms(engineP99)} | 0 |
-| Bare Fastify route (max) | ${bareLoad.requests} | ${bareLoad.rps.toFixed(0)} | ${bareLoad.p50} | ${bareLoad.p90} | ${bareLoad.p99} | ${bareLoad.non2xx} |
-| Gateway + worker (max) | ${gatewayMax.requests} | ${gatewayMax.rps.toFixed(0)} | ${gatewayMax.p50} | ${gatewayMax.p90} | ${gatewayMax.p99} | ${gatewayMax.non2xx} |
-| Gateway + worker at ${RATE} req/s | ${gatewayAtRate.requests} | ${gatewayAtRate.rps.toFixed(0)} | ${gatewayAtRate.p50} | ${gatewayAtRate.p90} | ${gatewayAtRate.p99} | ${gatewayAtRate.non2xx} |
+${row("Bare Fastify route (max, autocannon)", bareLoad, 0)}
+${row("Gateway + worker (max, autocannon)", gatewayMax, 0)}
+${row(`Bare Fastify route at ${RATE} req/s (probe)`, bareAtRate, 3)}
+${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 
 - Overhead over the engine at ${RATE} req/s: p50 ${(gatewayAtRate.p50 - engineP50).toFixed(3)} ms (goal <= 1 ms), p99 ${(gatewayAtRate.p99 - engineP99).toFixed(3)} ms (goal <= 5 ms).
+- The same over the bare route at ${RATE} req/s (what the gateway adds beyond one HTTP exchange on this machine): p50 ${(gatewayAtRate.p50 - bareAtRate.p50).toFixed(3)} ms, p99 ${(gatewayAtRate.p99 - bareAtRate.p99).toFixed(3)} ms.
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
 - Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine("1")} in batches of 1, ${batchLine("4") - batchLine("2")} in batches of 3-4, ${batchCount - batchLine("8")} in batches above 8.
-- autocannon reports latency in whole milliseconds; the engine row is measured with performance.now().
+- autocannon reports latency in whole milliseconds; the probe and the engine row use hrtime / performance.now().
+
+Per run:
+
+| Run | Bare max (req/s) | Gateway max (req/s) | Ratio | Bare at ${RATE}/s p50 / p99 (ms) | Gateway at ${RATE}/s p50 / p99 (ms) |
+| ---: | ---: | ---: | ---: | ---: | ---: |
+${perRun}
 `;
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
-  writeFileSync(join(ROOT, `bench/results/gateway-${date}.md`), report);
+  writeFileSync(args.out ?? join(ROOT, `bench/results/gateway-${date}.md`), report);
   console.log(report);
   process.exit(0);
 }

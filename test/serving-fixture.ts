@@ -45,7 +45,9 @@ export interface ServingStack {
   close(): Promise<void>;
 }
 
-export async function startServingStack(options: { coldStartTimeoutMs?: number } = {}): Promise<ServingStack> {
+export async function startServingStack(
+  options: { coldStartTimeoutMs?: number; webhookAllowPrivate?: boolean } = {},
+): Promise<ServingStack> {
   const db = await createTestDatabase();
   const prisma = createPrismaClient(db.url);
   const redis = new Redis(REDIS_URL);
@@ -151,7 +153,13 @@ export async function startServingStack(options: { coldStartTimeoutMs?: number }
       logger,
       serving: { coldStartTimeoutMs: options.coldStartTimeoutMs ?? 20_000, replicaTtlMs: 1_500 },
       storage: createFsStorage(artifacts.path),
-      predictions: { webhookSigningKey: WEBHOOK_SIGNING_KEY, retentionMs: 3_600_000, webhookTimeoutMs: 5_000 },
+      predictions: {
+        webhookSigningKey: WEBHOOK_SIGNING_KEY,
+        retentionMs: 3_600_000,
+        webhookTimeoutMs: 5_000,
+        // Tests' webhook receivers listen on loopback: the SSRF guard would refuse them.
+        webhookAllowPrivate: options.webhookAllowPrivate ?? true,
+      },
     },
   );
   const gatewayUrl = await gateway.listen({ host: "127.0.0.1", port: 0 });

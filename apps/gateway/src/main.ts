@@ -11,6 +11,7 @@ const app = buildGateway(config, {
   storage: createStorage(config),
   predictions: {
     retentionMs: config.PREDICTION_RETENTION_HOURS * 3600 * 1000,
+    webhookAllowPrivate: config.KILN_WEBHOOK_ALLOW_PRIVATE,
     ...(config.WEBHOOK_SIGNING_SECRET ? { webhookSigningKey: config.WEBHOOK_SIGNING_SECRET } : {}),
   },
 });

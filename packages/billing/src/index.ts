@@ -19,10 +19,14 @@ export {
   loadOrgBilling,
   periodUsage,
   recordComputeUsage,
+  recordSpendCapNotices,
   refreshSpendLimits,
+  SPEND_CAP_CHECK_LUA,
   type SpendCapDecision,
   type SpendCapDeps,
   setSpendCap,
+  spendCapKeys,
+  spendCapThresholdsReached,
 } from "./spend-cap.ts";
 export { createStripeClient, isBillingConfigured } from "./stripe-client.ts";
 export { handleStripeWebhook, type WebhookResponse } from "./webhook/handle-stripe-webhook.ts";

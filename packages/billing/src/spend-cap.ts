@@ -32,46 +32,72 @@ export type SpendCapDecision = {
 const THRESHOLDS = [50, 80, 100] as const;
 const USAGE_TTL_SECONDS = 40 * 24 * 3600;
 
-const limitsKey = (deps: SpendCapDeps, orgId: string) => `${deps.redisKeyPrefix}billing:limits:${orgId}`;
-const usageKeyPrefix = (deps: SpendCapDeps, orgId: string) => `${deps.redisKeyPrefix}billing:usage:${orgId}:`;
+/** Redis keys of the spend cap: the limits hash, and the prefix of the period's usage hash. */
+export const spendCapKeys = (redisKeyPrefix: string, orgId: string) => ({
+  limits: `${redisKeyPrefix}billing:limits:${orgId}`,
+  usagePrefix: `${redisKeyPrefix}billing:usage:${orgId}:`,
+});
+const limitsKey = (deps: SpendCapDeps, orgId: string) => spendCapKeys(deps.redisKeyPrefix, orgId).limits;
+const usageKeyPrefix = (deps: SpendCapDeps, orgId: string) => spendCapKeys(deps.redisKeyPrefix, orgId).usagePrefix;
+
+/**
+ * The spend-cap check as a Lua function, for scripts that admit a request in one round trip (the
+ * gateway runs it inside its admission script together with the plan quotas):
+ * `kiln_spend_check(limitsKey, nowMs, usageKeyPrefix, requests)` returns
+ * `-1` when the limits are missing or stale, else `allowed (0|1), projectedCents, capCents or -1,
+ * periodStart, usageKey`. It writes nothing; `SPEND_CAP_COUNT_LUA` counts an allowed request.
+ * The arithmetic mirrors projectInvoice in @kiln/plans: integers only, compute in milliseconds.
+ */
+export const SPEND_CAP_CHECK_LUA = `
+local function kiln_spend_check(limitsKey, nowMs, usagePrefix, n)
+  local raw = redis.call('HGETALL', limitsKey)
+  if #raw == 0 then return -1 end
+  local l = {}
+  for i = 1, #raw, 2 do l[raw[i]] = raw[i + 1] end
+  if tonumber(nowMs) >= tonumber(l.periodEnd) then return -1 end
+  local usageKey = usagePrefix .. l.periodStart
+  local requests = tonumber(redis.call('HGET', usageKey, 'requests') or '0') + tonumber(n)
+  local computeMs = tonumber(redis.call('HGET', usageKey, 'computeMs') or '0')
+  local function over(used, included, rate, scale)
+    local billable = used - included * scale
+    if billable <= 0 or rate == 0 then return 0 end
+    local perCent = 10000 * scale
+    return math.floor((billable * rate + perCent / 2) / perCent)
+  end
+  local projected = tonumber(l.baseCents)
+    + over(requests, tonumber(l.includedRequests), tonumber(l.requestRate), 1)
+    + over(computeMs, tonumber(l.includedComputeSeconds), tonumber(l.computeRate), 1000)
+  local cap = -1
+  if l.capCents ~= '' then cap = tonumber(l.capCents) end
+  if cap >= 0 and projected > cap then return 0, projected, cap, l.periodStart, usageKey end
+  return 1, projected, cap, l.periodStart, usageKey
+end
+local function kiln_spend_count(usageKey, n)
+  redis.call('HINCRBY', usageKey, 'requests', tonumber(n))
+  redis.call('EXPIRE', usageKey, ${USAGE_TTL_SECONDS})
+end
+local function kiln_spend_compute(limitsKey, usagePrefix, ms)
+  local periodStart = redis.call('HGET', limitsKey, 'periodStart')
+  if not periodStart then return 0 end
+  local usageKey = usagePrefix .. periodStart
+  redis.call('HINCRBY', usageKey, 'computeMs', tonumber(ms))
+  redis.call('EXPIRE', usageKey, ${USAGE_TTL_SECONDS})
+  return 1
+end
+`;
 
 // KEYS[1] limits; ARGV[1] now (ms), ARGV[2] usage key prefix, ARGV[3] requests to admit.
 // Returns {-1} when the limits are missing or stale, else {allowed, projectedCents, capCents or -1, periodStart}.
-// The arithmetic mirrors projectInvoice in @kiln/plans: integers only, compute in milliseconds.
-const ADMIT_SCRIPT = `
-local raw = redis.call('HGETALL', KEYS[1])
-if #raw == 0 then return {-1} end
-local l = {}
-for i = 1, #raw, 2 do l[raw[i]] = raw[i + 1] end
-if tonumber(ARGV[1]) >= tonumber(l.periodEnd) then return {-1} end
-local usageKey = ARGV[2] .. l.periodStart
-local requests = tonumber(redis.call('HGET', usageKey, 'requests') or '0') + tonumber(ARGV[3])
-local computeMs = tonumber(redis.call('HGET', usageKey, 'computeMs') or '0')
-local function over(used, included, rate, scale)
-  local billable = used - included * scale
-  if billable <= 0 or rate == 0 then return 0 end
-  local perCent = 10000 * scale
-  return math.floor((billable * rate + perCent / 2) / perCent)
-end
-local projected = tonumber(l.baseCents)
-  + over(requests, tonumber(l.includedRequests), tonumber(l.requestRate), 1)
-  + over(computeMs, tonumber(l.includedComputeSeconds), tonumber(l.computeRate), 1000)
-local cap = -1
-if l.capCents ~= '' then cap = tonumber(l.capCents) end
-if cap >= 0 and projected > cap then return {0, projected, cap, l.periodStart} end
-redis.call('HINCRBY', usageKey, 'requests', tonumber(ARGV[3]))
-redis.call('EXPIRE', usageKey, ${USAGE_TTL_SECONDS})
-return {1, projected, cap, l.periodStart}
+const ADMIT_SCRIPT = `${SPEND_CAP_CHECK_LUA}
+local allowed, projected, cap, periodStart, usageKey = kiln_spend_check(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if allowed == -1 then return {-1} end
+if allowed == 1 then kiln_spend_count(usageKey, ARGV[3]) end
+return {allowed, projected, cap, periodStart}
 `;
 
 // KEYS[1] limits; ARGV[1] usage key prefix, ARGV[2] milliseconds. Returns 0 when the limits are missing.
-const RECORD_COMPUTE_SCRIPT = `
-local periodStart = redis.call('HGET', KEYS[1], 'periodStart')
-if not periodStart then return 0 end
-local usageKey = ARGV[1] .. periodStart
-redis.call('HINCRBY', usageKey, 'computeMs', tonumber(ARGV[2]))
-redis.call('EXPIRE', usageKey, ${USAGE_TTL_SECONDS})
-return 1
+const RECORD_COMPUTE_SCRIPT = `${SPEND_CAP_CHECK_LUA}
+return kiln_spend_compute(KEYS[1], ARGV[1], ARGV[2])
 `;
 
 // KEYS[1] usage key; ARGV[1] requests, ARGV[2] computeMs from the rollups: raise, never lower.
@@ -99,7 +125,7 @@ export async function checkSpendCap(deps: SpendCapDeps, orgId: string): Promise<
   }
   const [allowed, projectedCents = 0, cap = -1, periodStart = ""] = result as [number, number?, number?, string?];
   const decision = { allowed: allowed === 1, projectedCents, capCents: cap < 0 ? null : cap };
-  if (decision.capCents !== null) await recordThresholdNotices(deps, orgId, decision, periodStart);
+  if (decision.capCents !== null) await recordSpendCapNotices(deps, orgId, decision, periodStart);
   return decision;
 }
 
@@ -218,20 +244,28 @@ export async function setSpendCap(deps: SpendCapDeps, orgId: string, monthlyCapC
   await refreshSpendLimits(deps, orgId);
 }
 
+/** The notice thresholds (percent of the cap) a decision has reached; empty when none. */
+export function spendCapThresholdsReached(decision: SpendCapDecision): number[] {
+  const cap = decision.capCents ?? 0;
+  if (decision.capCents === null) return [];
+  return THRESHOLDS.filter((t) =>
+    t === 100 ? !decision.allowed || decision.projectedCents >= cap : decision.projectedCents * 100 >= cap * t,
+  );
+}
+
 /**
  * Records the 50%, 80% and 100% notices the first time the projection reaches them in a period
- * (for a given cap). A Redis SET NX per threshold keeps the hot path to one round trip after that.
+ * (for a given cap). A Redis SET NX per threshold makes it idempotent across gateways; callers
+ * that admit through their own script (the gateway) call it after an admission that reached one.
  */
-async function recordThresholdNotices(
+export async function recordSpendCapNotices(
   deps: SpendCapDeps,
   orgId: string,
   decision: SpendCapDecision,
   periodStart: string,
 ): Promise<void> {
   const cap = decision.capCents ?? 0;
-  const reached = THRESHOLDS.filter((t) =>
-    t === 100 ? !decision.allowed || decision.projectedCents >= cap : decision.projectedCents * 100 >= cap * t,
-  );
+  const reached = spendCapThresholdsReached(decision);
   if (reached.length === 0) return;
   for (const threshold of reached) {
     const dedupeKey = `${periodStart}:${cap}:${threshold}`;

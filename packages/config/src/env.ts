@@ -83,6 +83,12 @@ export const ZEnv = z
     COLD_START_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(60_000),
     // Server key from which each organization's webhook signing secret is derived; required in production.
     WEBHOOK_SIGNING_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+    // Let async-prediction webhooks call private, loopback and link-local addresses (SSRF guard off): tests and
+    // single-host development only; production webhooks must reach public addresses.
+    KILN_WEBHOOK_ALLOW_PRIVATE: z
+      .enum(["true", "false", "1", "0"])
+      .default("false")
+      .transform((v) => v === "true" || v === "1"),
     // Hours an async prediction and its tensors are kept before they are deleted.
     PREDICTION_RETENTION_HOURS: z.coerce
       .number()

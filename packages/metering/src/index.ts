@@ -1,7 +1,15 @@
 // @kiln/metering: usage events, exactly-once hourly rollups, and real-time plan quotas.
 
 export { latencyPercentile } from "./percentiles.ts";
-export { type AdmissionResult, QuotaEnforcer, quotaKeys } from "./quotas.ts";
+export {
+  type AdmissionResult,
+  monthOf,
+  QUOTA_CHECK_LUA,
+  QuotaEnforcer,
+  quotaKeys,
+  quotaRefusal,
+  secondsToMonthEnd,
+} from "./quotas.ts";
 export {
   AGGREGATOR_GROUP,
   type AggregatorOptions,
@@ -15,6 +23,7 @@ export {
   LATENCY_BUCKETS_MS,
   recordUsage,
   recordUsageIn,
+  USAGE_STREAM_MAXLEN,
   type UsageEvent,
   usageStreamKey,
 } from "./usage-event.ts";

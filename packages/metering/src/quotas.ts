@@ -13,39 +13,59 @@ export type AdmissionResult =
       message: string;
     };
 
+/**
+ * The plan-quota check as Lua functions, for scripts that admit a request in one round trip (the
+ * gateway's admission script also checks the spend cap before taking anything).
+ * `kiln_quota_check(bucket, monthRequests, monthComputeMs, rate, burst, requestCap, computeCap)`
+ * returns `0, tokens, now` when the request may pass, `1, ms until a token` when rate limited,
+ * `2` at the month's request cap, `3` at its compute cap; it writes nothing.
+ * `kiln_quota_take(bucket, monthRequests, tokens, now, rate, burst, secondsToMonthEnd)` takes the
+ * token and counts the request.
+ */
+export const QUOTA_CHECK_LUA = `
+local function kiln_quota_check(bucketKey, requestsKey, computeKey, rate, burst, requestCap, computeCap)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  rate = tonumber(rate)
+  burst = tonumber(burst)
+  local bucket = redis.call('HMGET', bucketKey, 'tokens', 'at')
+  local tokens = tonumber(bucket[1]) or burst
+  local at = tonumber(bucket[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+  if tokens < 1 then
+    return 1, math.ceil((1 - tokens) * 1000 / rate)
+  end
+  requestCap = tonumber(requestCap)
+  if requestCap >= 0 and tonumber(redis.call('GET', requestsKey) or '0') >= requestCap then
+    return 2, 0
+  end
+  computeCap = tonumber(computeCap)
+  if computeCap >= 0 and tonumber(redis.call('GET', computeKey) or '0') >= computeCap then
+    return 3, 0
+  end
+  return 0, tokens, now
+end
+local function kiln_quota_take(bucketKey, requestsKey, tokens, now, rate, burst, toMonthEnd)
+  redis.call('HSET', bucketKey, 'tokens', tokens - 1, 'at', now)
+  redis.call('PEXPIRE', bucketKey, math.ceil(tonumber(burst) / tonumber(rate) * 1000) + 1000)
+  redis.call('INCR', requestsKey)
+  redis.call('EXPIRE', requestsKey, tonumber(toMonthEnd) + 86400)
+end
+`;
+
 // KEYS: bucket hash, month's request counter, month's compute-ms counter.
 // ARGV: rate (tokens/s), burst, monthly request cap (-1: none), monthly compute-ms cap (-1: none),
 //       seconds until the month ends (counter expiry and Retry-After).
 // Returns {0} admitted, {1, ms until a token} rate limited, {2} request cap, {3} compute cap.
-const ADMIT_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(bucket[1]) or burst
-local at = tonumber(bucket[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-if tokens < 1 then
-  return {1, math.ceil((1 - tokens) * 1000 / rate)}
-end
-local requestCap = tonumber(ARGV[3])
-if requestCap >= 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= requestCap then
-  return {2, 0}
-end
-local computeCap = tonumber(ARGV[4])
-if computeCap >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') >= computeCap then
-  return {3, 0}
-end
-redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]) + 86400)
+const ADMIT_SCRIPT = `${QUOTA_CHECK_LUA}
+local code, a, now = kiln_quota_check(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if code ~= 0 then return {code, a} end
+kiln_quota_take(KEYS[1], KEYS[2], a, now, ARGV[1], ARGV[2], ARGV[5])
 return {0, 0}
 `;
 
-const monthOf = (date: Date) => `${date.getUTCFullYear()}${String(date.getUTCMonth() + 1).padStart(2, "0")}`;
-const secondsToMonthEnd = (date: Date) =>
+export const monthOf = (date: Date) => `${date.getUTCFullYear()}${String(date.getUTCMonth() + 1).padStart(2, "0")}`;
+export const secondsToMonthEnd = (date: Date) =>
   Math.max(1, Math.ceil((Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1) - date.getTime()) / 1000));
 
 export const quotaKeys = (prefix: string, orgId: string, now: Date) => ({
@@ -53,6 +73,39 @@ export const quotaKeys = (prefix: string, orgId: string, now: Date) => ({
   monthRequests: `${prefix}quota:${orgId}:${monthOf(now)}:requests`,
   monthComputeMs: `${prefix}quota:${orgId}:${monthOf(now)}:compute-ms`,
 });
+
+/** The refusal for a quota script's code (1 rate, 2 monthly requests, 3 monthly compute). */
+export function quotaRefusal(
+  code: number,
+  waitMs: number,
+  plan: Plan,
+  toMonthEnd: number,
+): Extract<AdmissionResult, { admitted: false }> {
+  const { limits } = plan;
+  switch (code) {
+    case 1:
+      return {
+        admitted: false,
+        reason: "rate",
+        retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+        message: `rate limit of ${limits.requestsPerSecond} requests/second (burst ${limits.burstRequests}) on the ${plan.name} plan exceeded`,
+      };
+    case 2:
+      return {
+        admitted: false,
+        reason: "monthly-requests",
+        retryAfterSeconds: toMonthEnd,
+        message: `monthly quota of ${limits.monthlyRequests} requests on the ${plan.name} plan is used up`,
+      };
+    default:
+      return {
+        admitted: false,
+        reason: "monthly-compute",
+        retryAfterSeconds: toMonthEnd,
+        message: `monthly quota of ${limits.monthlyComputeSeconds} compute-seconds on the ${plan.name} plan is used up`,
+      };
+  }
+}
 
 type AdmitCommand = (...args: (string | number)[]) => Promise<[number, number]>;
 
@@ -81,31 +134,7 @@ export class QuotaEnforcer {
       limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
       toMonthEnd,
     );
-    switch (code) {
-      case 0:
-        return { admitted: true };
-      case 1:
-        return {
-          admitted: false,
-          reason: "rate",
-          retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
-          message: `rate limit of ${limits.requestsPerSecond} requests/second (burst ${limits.burstRequests}) on the ${plan.name} plan exceeded`,
-        };
-      case 2:
-        return {
-          admitted: false,
-          reason: "monthly-requests",
-          retryAfterSeconds: toMonthEnd,
-          message: `monthly quota of ${limits.monthlyRequests} requests on the ${plan.name} plan is used up`,
-        };
-      default:
-        return {
-          admitted: false,
-          reason: "monthly-compute",
-          retryAfterSeconds: toMonthEnd,
-          message: `monthly quota of ${limits.monthlyComputeSeconds} compute-seconds on the ${plan.name} plan is used up`,
-        };
-    }
+    return code === 0 ? { admitted: true } : quotaRefusal(code, waitMs, plan, toMonthEnd);
   }
 
   /** Charges an answered request's compute time to the month (checked by the next admission). */

@@ -23,6 +23,9 @@ export interface UsageEvent {
 /** Upper bounds (ms) of the latency buckets; one more bucket holds everything slower. */
 export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000] as const;
 
+/** Approximate bound of the usage stream (XADD MAXLEN ~). */
+export const USAGE_STREAM_MAXLEN = 1_000_000;
+
 export const usageStreamKey = (prefix: string) => `${prefix}usage-events`;
 
 const FIELDS = [
@@ -67,6 +70,6 @@ export async function recordUsage(redis: Redis, prefix: string, event: UsageEven
 
 /** The same, added to a caller's transaction, so metering costs one round trip with its companions. */
 export function recordUsageIn<T extends ChainableCommander>(tx: T, prefix: string, event: UsageEvent): T {
-  tx.xadd(usageStreamKey(prefix), "MAXLEN", "~", "1000000", "*", ...encodeUsageEvent(event));
+  tx.xadd(usageStreamKey(prefix), "MAXLEN", "~", String(USAGE_STREAM_MAXLEN), "*", ...encodeUsageEvent(event));
   return tx;
 }

@@ -12,6 +12,12 @@ export {
   type ServingPolicy,
   updateDeploymentPolicy,
 } from "./deployments/manage-deployments.ts";
+export {
+  ensureAllMinReplicas,
+  ensureMinReplicas,
+  type MinReplicaDeps,
+  MinReplicaKeeper,
+} from "./deployments/min-replicas.ts";
 export { badRequest, SERVING_ERROR_STATUS, ServingError, type ServingErrorCode } from "./errors.ts";
 export { DTYPE_TO_V2, isV2Datatype, V2_TO_DTYPE, type V2Datatype } from "./protocol/datatypes.ts";
 export {
@@ -31,3 +37,11 @@ export { type ReplicaRecord, ReplicaRegistry, type ReplicaStatus } from "./regis
 export { type ForwardedAnswer, ReplicaUnreachableError } from "./routing/replica-client.ts";
 export { ReplicaRouter, type RoutedAnswer, type RouteEvents, type ServedDeployment } from "./routing/replica-router.ts";
 export { SIGNATURE_HEADER, signWebhook, webhookSecretFor } from "./webhooks/webhook-signature.ts";
+export {
+  checkWebhookUrl,
+  guardedLookup,
+  isPrivateAddress,
+  postWebhook,
+  WebhookTargetRefusedError,
+  type WebhookUrlPolicy,
+} from "./webhooks/webhook-url.ts";

@@ -6,13 +6,16 @@ import type { ApiKeyIdentity } from "@kiln/api-keys";
 import { newId, type PrismaClient } from "@kiln/db";
 import {
   bullPrefix,
+  checkWebhookUrl,
   decodeInferRequest,
   type InferRequest,
+  postWebhook,
   ServingError,
   SIGNATURE_HEADER,
   signWebhook,
   validateInputs,
   validateOutputs,
+  WebhookTargetRefusedError,
   webhookSecretFor,
 } from "@kiln/serving";
 import type { StorageProvider } from "@kiln/storage";
@@ -27,6 +30,8 @@ export interface PredictionSettings {
   /** Server key from which each organization's webhook secret is derived. */
   webhookSigningKey: string;
   webhookTimeoutMs: number;
+  /** KILN_WEBHOOK_ALLOW_PRIVATE: webhooks may target private, loopback and link-local addresses. */
+  webhookAllowPrivate: boolean;
 }
 
 type PredictionJob = { predictionId: string; orgId: string };
@@ -117,14 +122,11 @@ export class PredictionService {
     }
     if (typeof header.model !== "string")
       throw new ServingError("BAD_REQUEST", 'prediction needs a "model" (deployment name)');
-    let webhookUrl: string | null = null;
-    if (header.webhook !== undefined) {
-      const url = typeof header.webhook === "string" && URL.canParse(header.webhook) ? new URL(header.webhook) : null;
-      if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
-        throw new ServingError("BAD_REQUEST", '"webhook" must be an http(s) URL');
-      }
-      webhookUrl = url.toString();
-    }
+    // SSRF guard: no private, loopback or link-local targets unless the settings allow them.
+    const webhookUrl =
+      header.webhook === undefined
+        ? null
+        : await checkWebhookUrl(header.webhook, { allowPrivate: this.settings.webhookAllowPrivate });
     const deployment = await resolveForKey(
       this.ctx,
       key,
@@ -255,17 +257,23 @@ export class PredictionService {
     if (!view) return; // expired meanwhile: nothing left to tell
     const body = JSON.stringify({ type: `prediction.${view.status}`, delivery_id: job.deliveryId, prediction: view });
     const secret = webhookSecretFor(this.settings.webhookSigningKey, job.orgId);
-    const res = await fetch(job.url, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        [SIGNATURE_HEADER]: signWebhook(secret, body, Math.floor(Date.now() / 1000)),
-      },
-      body,
-      signal: AbortSignal.timeout(this.settings.webhookTimeoutMs),
-    });
-    // Any 2xx acknowledges; anything else is retried with backoff.
-    if (res.status < 200 || res.status >= 300) throw new Error(`webhook answered ${res.status}`);
+    let status: number;
+    try {
+      status = await postWebhook(
+        job.url,
+        {
+          "content-type": "application/json",
+          [SIGNATURE_HEADER]: signWebhook(secret, body, Math.floor(Date.now() / 1000)),
+        },
+        body,
+        { timeoutMs: this.settings.webhookTimeoutMs, allowPrivate: this.settings.webhookAllowPrivate },
+      );
+    } catch (error) {
+      // A target that now resolves to a private address is not retried.
+      if (error instanceof WebhookTargetRefusedError) throw new UnrecoverableError(error.message);
+      throw error;
+    }
+    if (status < 200 || status >= 300) throw new Error(`webhook answered ${status}`);
   }
 
   /** Re-enqueues accepted predictions whose job was lost, and deletes expired ones. */

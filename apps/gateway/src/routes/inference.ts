@@ -17,7 +17,9 @@ type ModelParams = { name: string; version?: string };
 const showDims = (shape: readonly (number | string)[] | null) =>
   (shape ?? []).map((d) => (typeof d === "number" ? d : -1));
 
-export function inferenceRoutes(app: FastifyInstance, serving: () => Promise<ServingContext>): void {
+type ServingGetter = () => ServingContext | Promise<ServingContext>;
+
+export function inferenceRoutes(app: FastifyInstance, serving: ServingGetter): void {
   app.get("/v2", async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }));
 
   const metadata = async (req: FastifyRequest<{ Params: ModelParams }>) => {
@@ -57,7 +59,8 @@ export function inferenceRoutes(app: FastifyInstance, serving: () => Promise<Ser
 
   const infer = async (req: FastifyRequest<{ Params: ModelParams; Body: Buffer }>, reply: FastifyReply) => {
     const startedAt = performance.now();
-    const ctx = await serving();
+    const got = serving();
+    const ctx = got instanceof Promise ? await got : got;
     const key = await ctx.authenticate(req.headers.authorization);
     const rawLength = req.headers["inference-header-content-length"];
     const headerLength = rawLength === undefined ? undefined : Number(rawLength);
@@ -73,14 +76,15 @@ export function inferenceRoutes(app: FastifyInstance, serving: () => Promise<Ser
       headerLength,
       startedAt,
     });
+    const { encoded } = answer;
     reply.header("x-request-id", answer.requestId);
-    if (answer.encoded.headerLength !== undefined) {
+    if (encoded.headerLength !== undefined) {
       reply.header("content-type", "application/octet-stream");
-      reply.header("inference-header-content-length", answer.encoded.headerLength);
+      reply.header("inference-header-content-length", encoded.headerLength);
     } else {
       reply.header("content-type", "application/json");
     }
-    return reply.send(answer.encoded.body);
+    return reply.send(encoded.body);
   };
 
   // Inference bodies are read raw: JSON or JSON header + binary tensors, decoded by the protocol codec.

@@ -3,8 +3,6 @@
 // synchronous KServe route and async predictions.
 import { randomUUID } from "node:crypto";
 import type { ApiKeyIdentity } from "@kiln/api-keys";
-import { checkSpendCap, recordComputeUsage, type SpendCapDeps } from "@kiln/billing";
-import { recordUsageIn } from "@kiln/metering";
 import {
   decodeInferRequest,
   decodeInferResponse,
@@ -56,7 +54,7 @@ export async function resolveForKey(
   return deployment;
 }
 
-/** Plan standing, request size and quotas, in that order (cheapest refusal first). */
+/** Plan standing and request size (in process), then quotas and spend cap (one Redis round trip). */
 export async function admit(ctx: ServingContext, orgId: string, bodyBytes: number): Promise<void> {
   const standing = await ctx.plans.standing(orgId);
   if (standing.paymentProblem) throw new ServingError("PAYMENT_REQUIRED", standing.paymentProblem);
@@ -67,21 +65,7 @@ export async function admit(ctx: ServingContext, orgId: string, bodyBytes: numbe
       `request body of ${bodyBytes} bytes exceeds the ${standing.plan.name} plan's ${maxBytes}`,
     );
   }
-  const admission = await ctx.quotas.admit(orgId, standing.plan);
-  if (!admission.admitted) throw new ServingError("RATE_LIMITED", admission.message, admission.retryAfterSeconds);
-  // Last, because it counts the request toward the period's projected spend when it lets it through.
-  const spend = await checkSpendCap(spendDeps(ctx), orgId);
-  if (!spend.allowed) {
-    throw new ServingError(
-      "PAYMENT_REQUIRED",
-      `projected spend this period ($${(spend.projectedCents / 100).toFixed(2)}) would pass the organization's ` +
-        `spend cap of $${((spend.capCents ?? 0) / 100).toFixed(2)}: raise the cap in the dashboard's billing page`,
-    );
-  }
-}
-
-function spendDeps(ctx: ServingContext): SpendCapDeps {
-  return { prisma: ctx.prisma, redis: ctx.redis, redisKeyPrefix: ctx.settings.keyPrefix };
+  await ctx.admission.admit(orgId, standing.plan);
 }
 
 export async function runInference(ctx: ServingContext, call: InferenceCall): Promise<InferenceAnswer> {
@@ -93,7 +77,12 @@ export async function runInference(ctx: ServingContext, call: InferenceCall): Pr
   const request = decodeInferRequest(call.body, call.headerLength);
   validateInputs(request.inputs, deployment.signature);
   validateOutputs(request.outputs, deployment.signature);
-  return forward(ctx, deployment, request, call.body.byteLength, call.startedAt);
+  // Binary inputs pass through to the worker as they came (validated above, nothing re-encoded).
+  const passThrough =
+    request.binaryInputsOnly && call.headerLength !== undefined
+      ? { body: call.body, headerLength: call.headerLength }
+      : undefined;
+  return forward(ctx, deployment, request, call.body.byteLength, call.startedAt, passThrough);
 }
 
 export async function forward(
@@ -102,25 +91,30 @@ export async function forward(
   request: InferRequest,
   bytesIn: number,
   startedAt: number,
+  /** The request already encoded for a worker (binary inputs); default: encoded from `request`. */
+  encodedForWorker?: EncodedBody,
 ): Promise<InferenceAnswer> {
   const requestId = randomUUID();
   const { deploymentId, orgId } = deployment.served;
   const labels = { deployment: deploymentId };
   let answer: Awaited<ReturnType<ServingContext["router"]["infer"]>>;
   try {
-    answer = await ctx.router.infer(deployment.served, encodeInferRequest({ inputs: request.inputs }));
+    answer = await ctx.router.infer(
+      deployment.served,
+      encodedForWorker ?? encodeInferRequest({ inputs: request.inputs }),
+    );
   } catch (error) {
     const status = error instanceof ServingError ? error.status : 500;
     ctx.metrics.failure.inc({ deployment: deploymentId, status });
     throw error;
   }
 
-  // Awaited before answering: every answered request has its usage event, so metered equals answered.
-  const meter = async (status: "success" | "error", bytesOut: number) => {
+  // Sent before the answer (the command is on Redis's socket when this returns) and not waited
+  // for: every answered request has exactly one usage event without a round trip on its latency.
+  const meter = (status: "success" | "error", bytesOut: number) => {
     const latencyMs = performance.now() - startedAt;
     ctx.metrics.requestDuration.observe(labels, latencyMs / 1000);
-    // One round trip: the usage event and the month's compute charge, as one transaction.
-    const tx = recordUsageIn(ctx.redis.multi(), ctx.settings.keyPrefix, {
+    void ctx.admission.meter({
       eventId: requestId,
       orgId,
       deploymentId,
@@ -132,11 +126,6 @@ export async function forward(
       latencyMs,
       at: Date.now(),
     });
-    if (answer.computeMs > 0) ctx.quotas.chargeComputeIn(tx, orgId, answer.computeMs);
-    await Promise.all([
-      tx.exec(),
-      answer.computeMs > 0 ? recordComputeUsage(spendDeps(ctx), orgId, Math.round(answer.computeMs)) : undefined,
-    ]).catch((err) => ctx.logger.error({ err, requestId, deploymentId }, "usage event not recorded"));
   };
 
   if (answer.status !== 200) {
@@ -145,7 +134,7 @@ export async function forward(
       message = (JSON.parse(answer.body.toString()) as { error: string }).error;
     } catch {}
     ctx.metrics.failure.inc({ deployment: deploymentId, status: answer.status });
-    await meter("error", 0);
+    meter("error", 0);
     throw new ServingError(answer.status === 400 ? "BAD_REQUEST" : "INTERNAL", message);
   }
 
@@ -161,6 +150,6 @@ export async function forward(
   ctx.metrics.computeDuration.observe(labels, answer.computeMs / 1000);
   ctx.metrics.queueDuration.observe(labels, answer.queueMs / 1000);
   ctx.metrics.batchSize.observe(labels, answer.batchSize);
-  await meter("success", encoded.body.byteLength);
+  meter("success", encoded.body.byteLength);
   return { requestId, encoded, computeMs: answer.computeMs, batchSize: answer.batchSize };
 }

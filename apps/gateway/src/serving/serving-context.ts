@@ -9,8 +9,9 @@ import {
 import type { PrismaClient } from "@kiln/db";
 import type { Logger } from "@kiln/logger";
 import { QuotaEnforcer } from "@kiln/metering";
-import { LoadQueue, ReplicaRegistry, ReplicaRouter, ServingError } from "@kiln/serving";
+import { LoadQueue, MinReplicaKeeper, ReplicaRegistry, ReplicaRouter, ServingError } from "@kiln/serving";
 import type { Redis } from "ioredis";
+import { RequestAdmission } from "./admission.ts";
 import { DeploymentResolver } from "./deployment-resolver.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.ts";
 import { OrgPlans } from "./org-plans.ts";
@@ -23,6 +24,8 @@ export interface ServingSettings {
   requestTimeoutMs: number;
   /** Replica registry TTL: three worker heartbeats. */
   replicaTtlMs: number;
+  /** How often deployments with minReplicas > 0 are checked for missing replicas (default 3 s; 0: never). */
+  minReplicaCheckMs?: number;
 }
 
 export interface ServingContext {
@@ -33,6 +36,8 @@ export interface ServingContext {
   deployments: DeploymentResolver;
   plans: OrgPlans;
   quotas: QuotaEnforcer;
+  /** Quotas + spend cap in one round trip, and metering in one more. */
+  admission: RequestAdmission;
   router: ReplicaRouter;
   loads: LoadQueue;
   metrics: GatewayMetrics;
@@ -82,6 +87,15 @@ export async function createServingContext(
     },
   });
   metrics = createGatewayMetrics(() => router.replicaCounts());
+  // Warm replicas (minReplicas > 0) are asked for here, and again whenever one goes missing.
+  const keeper = new MinReplicaKeeper(
+    { prisma, registry, loads },
+    {
+      intervalMs: settings.minReplicaCheckMs ?? 3_000,
+      onError: (err) => logger.warn({ err }, "min-replica check failed"),
+    },
+  );
+  if (settings.minReplicaCheckMs !== 0) keeper.start();
   const deployments = new DeploymentResolver(prisma, {
     replicaCap: async (orgId) => (await plans.standing(orgId)).plan.limits.replicasPerDeployment,
   });
@@ -94,6 +108,7 @@ export async function createServingContext(
     deployments,
     plans,
     quotas: new QuotaEnforcer(redis, settings.keyPrefix),
+    admission: new RequestAdmission(redis, prisma, settings.keyPrefix, logger),
     router,
     loads,
     metrics,
@@ -110,6 +125,7 @@ export async function createServingContext(
       return result.key;
     },
     async close() {
+      await keeper.stop();
       await verifier.close();
       await loads.close();
       bullConnection.disconnect();

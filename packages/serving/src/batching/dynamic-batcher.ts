@@ -117,6 +117,20 @@ export class DynamicBatcher {
     const batch = this.#take();
     const started = performance.now();
     try {
+      if (batch.length === 1) {
+        // Alone in its batch: no joining or splitting copies.
+        const p = batch[0] as Pending;
+        const result = await this.context.run(p.inputs);
+        this.observer.onBatch?.({ size: p.rows, requests: 1, computeMs: result.computeMs });
+        p.resolve({
+          outputs: result.outputs,
+          computeMs: result.computeMs,
+          batchSize: p.rows,
+          batchShare: 1,
+          queueMs: started - p.enqueuedAt,
+        });
+        return;
+      }
       const names = Object.keys(batch[0]?.inputs ?? {});
       const joined = Object.fromEntries(names.map((n) => [n, concatRows(batch.map((p) => p.inputs[n] as Tensor))]));
       const result: RunResult = await this.context.run(joined);

@@ -5,7 +5,9 @@ import { newId, type PrismaClient } from "@kiln/db";
 import { KilnError, notFound } from "@kiln/errors";
 import { currentPlanId, planFor } from "@kiln/plans";
 import type { Redis } from "ioredis";
+import { LoadQueue } from "../registry/load-queue.ts";
 import { ReplicaRegistry } from "../registry/replica-registry.ts";
+import { ensureMinReplicas } from "./min-replicas.ts";
 
 export interface DeploymentDeps {
   prisma: PrismaClient;
@@ -45,6 +47,24 @@ function checkPolicy(policy: ServingPolicy, replicaCap: number, planName: string
   }
 }
 
+/**
+ * Asks for the replicas a deployment with minReplicas > 0 keeps loaded, right away (the gateways'
+ * MinReplicaKeeper would within seconds anyway, and restores them when a worker dies).
+ */
+async function warmUp(deps: DeploymentDeps, id: string): Promise<void> {
+  const connection = deps.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+  const loads = new LoadQueue(connection, deps.redisKeyPrefix);
+  try {
+    await ensureMinReplicas(
+      { prisma: deps.prisma, registry: new ReplicaRegistry(deps.redis, deps.redisKeyPrefix, 0), loads },
+      id,
+    );
+  } finally {
+    await loads.close();
+    connection.disconnect();
+  }
+}
+
 export async function createDeployment(
   deps: DeploymentDeps,
   input: { orgId: string; name: string; buildId: string } & ServingPolicy,
@@ -74,6 +94,7 @@ export async function createDeployment(
   const { orgId, name, buildId, ...policy } = input;
   const id = newId("dep");
   await prisma.deployment.create({ data: { id, orgId, name, buildId, ...policy } });
+  if (input.minReplicas > 0) await warmUp(deps, id);
   return { id };
 }
 
@@ -89,6 +110,7 @@ export async function updateDeploymentPolicy(
   const next = { ...current, ...policy };
   checkPolicy(next, plan.limits.replicasPerDeployment, plan.name);
   await deps.prisma.deployment.update({ where: { id }, data: policy });
+  if (next.minReplicas > 0) await warmUp(deps, id);
 }
 
 /** Stops new traffic (the gateway answers 503) and tells workers to unload its replicas. */
@@ -98,11 +120,12 @@ export async function drainDeployment(deps: DeploymentDeps, orgId: string, id: s
   await deps.redis.set(drainingKey(deps.redisKeyPrefix, id), "1", "EX", 24 * 3600);
 }
 
-/** Resumes a drained deployment: it scales from zero again on the next request. */
+/** Resumes a drained deployment: its minimum replicas load again; beyond them it scales on traffic. */
 export async function resumeDeployment(deps: DeploymentDeps, orgId: string, id: string): Promise<void> {
   const { count } = await deps.prisma.deployment.updateMany({ where: { id, orgId }, data: { status: "cold" } });
   if (count === 0) throw notFound("Deployment", id);
   await deps.redis.del(drainingKey(deps.redisKeyPrefix, id));
+  await warmUp(deps, id);
 }
 
 /**

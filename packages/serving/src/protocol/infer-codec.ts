@@ -20,6 +20,11 @@ export interface InferRequest {
   outputs?: RequestedOutput[];
   /** parameters.binary_data_output: outputs not listed come back binary. */
   binaryOutputs: boolean;
+  /**
+   * Set by decodeInferRequest when every input came as binary data: the body can then be passed on
+   * to a worker as it is (its JSON header is already valid KServe v2) instead of re-encoded.
+   */
+  binaryInputsOnly?: boolean;
 }
 
 export interface InferResponse {
@@ -94,6 +99,7 @@ export function decodeInferRequest(body: Buffer, headerLength?: number): InferRe
     throw badRequest('request needs a non-empty "inputs" array');
   }
   let offset = 0;
+  let jsonInputs = 0;
   const seen = new Set<string>();
   const inputs = (header.inputs as WireTensor[]).map((wire, index): NamedTensor => {
     if (typeof wire !== "object" || wire === null || typeof wire.name !== "string" || wire.name === "") {
@@ -119,6 +125,7 @@ export function decodeInferRequest(body: Buffer, headerLength?: number): InferRe
       return { name, dtype, shape, data };
     }
     if (wire.data === undefined) throw badRequest(`input '${name}': needs "data" or parameters.binary_data_size`);
+    jsonInputs++;
     const data = fromJsonData(name, dtype, wire.data);
     if (data.length !== count) {
       throw badRequest(
@@ -149,7 +156,7 @@ export function decodeInferRequest(body: Buffer, headerLength?: number): InferRe
     });
   }
   const id = typeof header.id === "string" ? header.id : undefined;
-  return { id, inputs, outputs, binaryOutputs };
+  return { id, inputs, outputs, binaryOutputs, binaryInputsOnly: jsonInputs === 0 };
 }
 
 /** Encodes a request with every input as binary data (what the gateway sends a worker, and the SDK's binary mode). */

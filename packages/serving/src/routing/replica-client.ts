@@ -18,20 +18,33 @@ export class ReplicaUnreachableError extends Error {}
 
 const agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
 
+// Worker base URLs are few and long-lived: parse each once.
+const targets = new Map<string, { host: string; port: string }>();
+function targetOf(baseUrl: string): { host: string; port: string } {
+  let target = targets.get(baseUrl);
+  if (!target) {
+    const url = new URL(baseUrl);
+    target = { host: url.hostname, port: url.port };
+    if (targets.size > 1_000) targets.clear();
+    targets.set(baseUrl, target);
+  }
+  return target;
+}
+
 export function forwardToReplica(
   baseUrl: string,
   replicaId: string,
   encoded: EncodedBody,
   timeoutMs: number,
 ): Promise<ForwardedAnswer> {
-  const url = new URL(`/v2/replicas/${replicaId}/infer`, baseUrl);
+  const target = targetOf(baseUrl);
   return new Promise((resolve, reject) => {
     const req = request(
       {
         agent,
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
+        host: target.host,
+        port: target.port,
+        path: `/v2/replicas/${replicaId}/infer`,
         method: "POST",
         headers: {
           "content-type": "application/octet-stream",

@@ -23,6 +23,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class ReplicaRouter {
   readonly #cache = new Map<string, { replicas: ReplicaRecord[]; fetchedAt: number }>();
+  readonly #refreshing = new Map<string, Promise<ReplicaRecord[]>>();
   readonly #inFlight = new Map<string, number>();
   readonly #lastScaleUp = new Map<string, number>();
 
@@ -50,13 +51,38 @@ export class ReplicaRouter {
     return (await this.#ready(deploymentId)).length;
   }
 
-  async #ready(deploymentId: string, fresh = false): Promise<ReplicaRecord[]> {
+  /**
+   * Ready replicas from the cache. A stale, non-empty entry is returned at once while one refresh
+   * per deployment runs in the background (requests never wait on the registry for a replica they
+   * already know; a replica that left answers 410 or fails to connect, and the request is retried
+   * on another). An empty or missing entry, or `fresh`, waits for the registry.
+   */
+  #ready(deploymentId: string, fresh = false): ReplicaRecord[] | Promise<ReplicaRecord[]> {
     const cached = this.#cache.get(deploymentId);
-    if (!fresh && cached && Date.now() - cached.fetchedAt < (this.options.registryRefreshMs ?? 250))
-      return cached.replicas;
-    const replicas = (await this.registry.list(deploymentId)).filter((r) => r.status === "ready");
-    this.#cache.set(deploymentId, { replicas, fetchedAt: Date.now() });
-    return replicas;
+    if (!fresh && cached) {
+      if (Date.now() - cached.fetchedAt < (this.options.registryRefreshMs ?? 250)) return cached.replicas;
+      if (cached.replicas.length > 0) {
+        this.#refresh(deploymentId).catch(() => undefined);
+        return cached.replicas;
+      }
+    }
+    return this.#refresh(deploymentId);
+  }
+
+  #refresh(deploymentId: string): Promise<ReplicaRecord[]> {
+    let refreshing = this.#refreshing.get(deploymentId);
+    if (!refreshing) {
+      refreshing = this.registry
+        .list(deploymentId)
+        .then((all) => {
+          const replicas = all.filter((r) => r.status === "ready");
+          this.#cache.set(deploymentId, { replicas, fetchedAt: Date.now() });
+          return replicas;
+        })
+        .finally(() => this.#refreshing.delete(deploymentId));
+      this.#refreshing.set(deploymentId, refreshing);
+    }
+    return refreshing;
   }
 
   #forget(deploymentId: string, replicaId: string): void {
@@ -125,7 +151,8 @@ export class ReplicaRouter {
   }
 
   async infer(deployment: ServedDeployment, encoded: EncodedBody): Promise<RoutedAnswer> {
-    let replicas = await this.#ready(deployment.deploymentId);
+    const known = this.#ready(deployment.deploymentId);
+    let replicas = Array.isArray(known) ? known : await known;
     if (replicas.length === 0) replicas = await this.#coldStart(deployment);
     let failedReplica: string | undefined;
     let wasUnloaded = false;

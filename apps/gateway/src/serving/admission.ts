@@ -1,0 +1,184 @@
+// The gateway's two Redis steps per request, each one round trip:
+// - admission: the plan's token bucket and monthly caps (@kiln/metering) and the spend cap
+//   (@kiln/billing) in one Lua script that takes nothing unless every check passes, so a request
+//   refused for any reason consumes no token, no monthly request and no spend;
+// - metering: the usage event (XADD), the month's compute charge and the period's spend compute in
+//   one Lua script, sent before the answer is written (see `meter`).
+// Both scripts are sent with EVALSHA (ioredis defineCommand), so the script text travels once.
+
+import {
+  recordComputeUsage,
+  recordSpendCapNotices,
+  refreshSpendLimits,
+  SPEND_CAP_CHECK_LUA,
+  type SpendCapDecision,
+  type SpendCapDeps,
+  spendCapKeys,
+  spendCapThresholdsReached,
+} from "@kiln/billing";
+import type { PrismaClient } from "@kiln/db";
+import type { Logger } from "@kiln/logger";
+import {
+  encodeUsageEvent,
+  QUOTA_CHECK_LUA,
+  quotaKeys,
+  quotaRefusal,
+  secondsToMonthEnd,
+  USAGE_STREAM_MAXLEN,
+  type UsageEvent,
+  usageStreamKey,
+} from "@kiln/metering";
+import type { Plan } from "@kiln/plans";
+import { ServingError } from "@kiln/serving";
+import type { Redis } from "ioredis";
+
+// KEYS: quota bucket, month's requests, month's compute-ms, spend limits.
+// ARGV: rate, burst, monthly request cap (-1 none), monthly compute-ms cap (-1 none), seconds to the
+//       month's end, now (ms), spend usage key prefix.
+// Returns {0, projected, cap, periodStart} admitted; {1, waitMs} rate; {2} / {3} monthly caps;
+//         {4, projected, cap, periodStart} spend cap; {5} spend limits missing (load them and retry).
+const ADMIT_LUA = `${QUOTA_CHECK_LUA}${SPEND_CAP_CHECK_LUA}
+local code, a, now = kiln_quota_check(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if code ~= 0 then return {code, a} end
+local allowed, projected, cap, periodStart, usageKey = kiln_spend_check(KEYS[4], ARGV[6], ARGV[7], 1)
+if allowed == -1 then return {5, 0} end
+if allowed == 0 then return {4, projected, cap, periodStart} end
+kiln_quota_take(KEYS[1], KEYS[2], a, now, ARGV[1], ARGV[2], ARGV[5])
+kiln_spend_count(usageKey, 1)
+return {0, projected, cap, periodStart}
+`;
+
+// KEYS: usage stream, month's compute-ms, spend limits.
+// ARGV: stream max length, compute ms for the quota (ceil, 0: none), seconds to the month's end,
+//       spend usage key prefix, compute ms for the spend cap (rounded, 0: none), event fields...
+// Returns 0 when the spend limits were missing (the caller loads them and records the compute), else 1.
+const METER_LUA = `${SPEND_CAP_CHECK_LUA}
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 6))
+if tonumber(ARGV[2]) > 0 then
+  redis.call('INCRBY', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]) + 86400)
+end
+if tonumber(ARGV[5]) > 0 then return kiln_spend_compute(KEYS[3], ARGV[4], ARGV[5]) end
+return 1
+`;
+
+type Command = (...args: (string | number)[]) => Promise<unknown>;
+
+export class RequestAdmission {
+  readonly #admit: Command;
+  readonly #meter: Command;
+  readonly #spendDeps: SpendCapDeps;
+  /** Spend notices already recorded by this process (recordSpendCapNotices is idempotent anyway). */
+  readonly #noticed = new Set<string>();
+  readonly #stream: string;
+
+  constructor(
+    redis: Redis,
+    prisma: PrismaClient,
+    private readonly prefix: string,
+    private readonly logger: Logger,
+  ) {
+    const commands = redis as unknown as Record<string, Command>;
+    if (!("kilnGatewayAdmit" in redis)) redis.defineCommand("kilnGatewayAdmit", { numberOfKeys: 4, lua: ADMIT_LUA });
+    if (!("kilnGatewayMeter" in redis)) redis.defineCommand("kilnGatewayMeter", { numberOfKeys: 3, lua: METER_LUA });
+    this.#admit = (commands.kilnGatewayAdmit as Command).bind(redis);
+    this.#meter = (commands.kilnGatewayMeter as Command).bind(redis);
+    this.#spendDeps = { prisma, redis, redisKeyPrefix: prefix };
+    this.#stream = usageStreamKey(prefix);
+  }
+
+  /** Quotas (429 + Retry-After) and the spend cap (402), checked and counted in one round trip. */
+  async admit(orgId: string, plan: Plan): Promise<void> {
+    const now = new Date();
+    let result = await this.#run(orgId, plan, now);
+    if (result[0] === 5) {
+      // The period's limits are not in Redis yet (first request, or the period rolled over).
+      await refreshSpendLimits(this.#spendDeps, orgId);
+      result = await this.#run(orgId, plan, now);
+      if (result[0] === 5) throw new ServingError("INTERNAL", `spend limits of ${orgId} could not be loaded`);
+    }
+    const code = Number(result[0]);
+    if (code === 1 || code === 2 || code === 3) {
+      const refusal = quotaRefusal(code, Number(result[1]), plan, secondsToMonthEnd(now));
+      throw new ServingError("RATE_LIMITED", refusal.message, refusal.retryAfterSeconds);
+    }
+    const cap = Number(result[2]);
+    if (cap < 0) return;
+    const decision: SpendCapDecision = { allowed: code === 0, projectedCents: Number(result[1]), capCents: cap };
+    await this.#notices(orgId, decision, String(result[3]));
+    if (!decision.allowed) {
+      throw new ServingError(
+        "PAYMENT_REQUIRED",
+        `projected spend this period ($${(decision.projectedCents / 100).toFixed(2)}) would pass the organization's ` +
+          `spend cap of $${(cap / 100).toFixed(2)}: raise the cap in the dashboard's billing page`,
+      );
+    }
+  }
+
+  #run(orgId: string, plan: Plan, now: Date): Promise<(number | string)[]> {
+    const keys = quotaKeys(this.prefix, orgId, now);
+    const spend = spendCapKeys(this.prefix, orgId);
+    const { limits } = plan;
+    return this.#admit(
+      keys.bucket,
+      keys.monthRequests,
+      keys.monthComputeMs,
+      spend.limits,
+      limits.requestsPerSecond,
+      limits.burstRequests,
+      limits.monthlyRequests ?? -1,
+      limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
+      secondsToMonthEnd(now),
+      now.getTime(),
+      spend.usagePrefix,
+    ) as Promise<(number | string)[]>;
+  }
+
+  /** 50/80/100 % notices: a Postgres write the first time a threshold is reached, nothing after. */
+  async #notices(orgId: string, decision: SpendCapDecision, periodStart: string): Promise<void> {
+    const reached = spendCapThresholdsReached(decision);
+    if (reached.length === 0) return;
+    const memo = `${orgId}:${periodStart}:${decision.capCents}:${reached.join(",")}`;
+    if (this.#noticed.has(memo)) return;
+    await recordSpendCapNotices(this.#spendDeps, orgId, decision, periodStart);
+    if (this.#noticed.size > 10_000) this.#noticed.clear();
+    this.#noticed.add(memo);
+  }
+
+  /**
+   * Appends the usage event and charges its compute (quota and spend cap), in one script. The
+   * command is written to Redis's socket before this returns, so callers send their answer without
+   * waiting for the reply: an answered request is metered once whether or not its answer was
+   * already on the wire. A failure is logged (as it was when awaited: the answer is not withheld).
+   */
+  meter(event: UsageEvent): Promise<void> {
+    const now = new Date(event.at);
+    const computeMs = event.computeMs > 0 ? event.computeMs : 0;
+    return (
+      this.#meter(
+        this.#stream,
+        quotaKeys(this.prefix, event.orgId, now).monthComputeMs,
+        spendCapKeys(this.prefix, event.orgId).limits,
+        USAGE_STREAM_MAXLEN,
+        Math.ceil(computeMs),
+        secondsToMonthEnd(now),
+        spendCapKeys(this.prefix, event.orgId).usagePrefix,
+        Math.round(computeMs),
+        ...encodeUsageEvent(event),
+      ) as Promise<number>
+    )
+      .then(async (spendRecorded) => {
+        // Spend limits not loaded yet: load them, then record the compute (rare: once per period).
+        if (spendRecorded === 0) {
+          await refreshSpendLimits(this.#spendDeps, event.orgId);
+          await recordComputeUsage(this.#spendDeps, event.orgId, Math.round(computeMs));
+        }
+      })
+      .catch((err) =>
+        this.logger.error(
+          { err, requestId: event.eventId, deploymentId: event.deploymentId },
+          "usage event not recorded",
+        ),
+      );
+  }
+}
