@@ -1,7 +1,7 @@
 import type { Config } from "@kiln/config";
 import { createPrismaClient, type PrismaClient } from "@kiln/db";
 import { createLogger, type Logger } from "@kiln/logger";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import { ServingError } from "@kiln/serving";
 import { Redis } from "ioredis";
 import type { StorageProvider } from "@kiln/storage";
@@ -73,7 +73,10 @@ export function buildGateway(
   // Fastify types its logger narrower than pino's; a pino logger is what it uses at run time.
   // No per-request access log: two info lines per inference are a measurable share of its cost.
   // Failures are logged by the error handler; traffic is visible in /metrics and the usage stream.
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, disableRequestLogging: true });
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   errorHandling(app);
   // Browsers (the dashboard's playground, customers' web apps) call the API with a Bearer key and
   // no cookies, so any origin may: the key, not the origin, is what authorizes a request.

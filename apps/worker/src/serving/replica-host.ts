@@ -130,8 +130,10 @@ export class ReplicaHost {
       }
       if (r.inFlight > 0) continue;
       if (now - r.lastRequestAt < r.job.idleWindowSeconds * 1000) continue;
+      // The policy's current minimum (it may have changed since this replica's load job).
+      const minReplicas = (await this.options.registry.minReplicas(r.job.deploymentId)) ?? r.job.minReplicas;
       const live = await this.options.registry.list(r.job.deploymentId);
-      if (live.filter((l) => l.status === "ready").length <= r.job.minReplicas) continue;
+      if (live.filter((l) => l.status === "ready").length <= minReplicas) continue;
       await this.unload(r.replicaId, "idle");
     }
   }

@@ -6,7 +6,7 @@ import { KilnError, notFound } from "@kiln/errors";
 import { currentPlanId, planFor } from "@kiln/plans";
 import type { Redis } from "ioredis";
 import { LoadQueue } from "../registry/load-queue.ts";
-import { ReplicaRegistry } from "../registry/replica-registry.ts";
+import { deploymentMinReplicasKey, ReplicaRegistry } from "../registry/replica-registry.ts";
 import { ensureMinReplicas } from "./min-replicas.ts";
 
 export interface DeploymentDeps {
@@ -51,14 +51,15 @@ function checkPolicy(policy: ServingPolicy, replicaCap: number, planName: string
  * Asks for the replicas a deployment with minReplicas > 0 keeps loaded, right away (the gateways'
  * MinReplicaKeeper would within seconds anyway, and restores them when a worker dies).
  */
-async function warmUp(deps: DeploymentDeps, id: string): Promise<void> {
+async function warmUp(deps: DeploymentDeps, id: string, minReplicas?: number): Promise<void> {
+  const registry = new ReplicaRegistry(deps.redis, deps.redisKeyPrefix, 0);
+  // Workers' idle sweeps read it, so lowering the minimum lets idle replicas go.
+  if (minReplicas !== undefined) await registry.setMinReplicas(id, minReplicas);
+  if (minReplicas === 0) return;
   const connection = deps.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
   const loads = new LoadQueue(connection, deps.redisKeyPrefix);
   try {
-    await ensureMinReplicas(
-      { prisma: deps.prisma, registry: new ReplicaRegistry(deps.redis, deps.redisKeyPrefix, 0), loads },
-      id,
-    );
+    await ensureMinReplicas({ prisma: deps.prisma, registry, loads }, id);
   } finally {
     await loads.close();
     connection.disconnect();
@@ -94,7 +95,7 @@ export async function createDeployment(
   const { orgId, name, buildId, ...policy } = input;
   const id = newId("dep");
   await prisma.deployment.create({ data: { id, orgId, name, buildId, ...policy } });
-  if (input.minReplicas > 0) await warmUp(deps, id);
+  await warmUp(deps, id, input.minReplicas);
   return { id };
 }
 
@@ -110,7 +111,7 @@ export async function updateDeploymentPolicy(
   const next = { ...current, ...policy };
   checkPolicy(next, plan.limits.replicasPerDeployment, plan.name);
   await deps.prisma.deployment.update({ where: { id }, data: policy });
-  if (next.minReplicas > 0) await warmUp(deps, id);
+  await warmUp(deps, id, next.minReplicas);
 }
 
 /** Stops new traffic (the gateway answers 503) and tells workers to unload its replicas. */
@@ -147,6 +148,7 @@ export async function deleteDeployment(deps: DeploymentDeps, orgId: string, id: 
     deps.prisma.usageRollup.deleteMany({ where: { orgId, deploymentId: id } }),
     deps.prisma.deployment.delete({ where: { id } }),
   ]);
+  await deps.redis.del(deploymentMinReplicasKey(deps.redisKeyPrefix, id));
 }
 
 /** Deployments of an organization with their live replica count and status. */

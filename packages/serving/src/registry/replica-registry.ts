@@ -22,6 +22,9 @@ export const replicaKey = (prefix: string, replicaId: string) => `${prefix}repli
 export const deploymentReplicasKey = (prefix: string, deploymentId: string) =>
   `${prefix}deployment-replicas:${deploymentId}`;
 
+export const deploymentMinReplicasKey = (prefix: string, deploymentId: string) =>
+  `${prefix}deployment-min-replicas:${deploymentId}`;
+
 export class ReplicaRegistry {
   constructor(
     private readonly redis: Redis,
@@ -48,6 +51,19 @@ export class ReplicaRegistry {
   /** Set by drainDeployment: workers unload the deployment's replicas. */
   async isDraining(deploymentId: string): Promise<boolean> {
     return (await this.redis.exists(`${this.prefix}deployment-draining:${deploymentId}`)) === 1;
+  }
+
+  /**
+   * The deployment's current minReplicas, written whenever its policy is set: loaded replicas carry
+   * the value of their load job, which a later policy change must override. null: never written.
+   */
+  async minReplicas(deploymentId: string): Promise<number | null> {
+    const value = await this.redis.get(deploymentMinReplicasKey(this.prefix, deploymentId));
+    return value === null ? null : Number(value);
+  }
+
+  async setMinReplicas(deploymentId: string, minReplicas: number): Promise<void> {
+    await this.redis.set(deploymentMinReplicasKey(this.prefix, deploymentId), String(minReplicas));
   }
 
   /** Live replicas of a deployment (any status); expired ones are pruned from the set. */
