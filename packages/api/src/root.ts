@@ -4,6 +4,7 @@ import { apiKeysRouter } from "./routers/api-keys.ts";
 import { auditLogRouter } from "./routers/audit-log.ts";
 import { billingRouter } from "./routers/billing.ts";
 import { buildsRouter } from "./routers/builds.ts";
+import { calibrationRouter } from "./routers/calibration.ts";
 import { deploymentsRouter } from "./routers/deployments.ts";
 import { meRouter } from "./routers/me.ts";
 import { modelsRouter } from "./routers/models.ts";
@@ -19,6 +20,7 @@ export const appRouter = router({
   billing: billingRouter,
   models: modelsRouter,
   builds: buildsRouter,
+  calibration: calibrationRouter,
   deployments: deploymentsRouter,
   usage: usageRouter,
 });

@@ -5,7 +5,10 @@ export type BuildOptionsForKey = {
   target: string;
   precision: string;
   profiles: unknown;
+  /** INT8: the calibration set's sha256, the method and (percentile method) the percentile. */
   calibrationSha256?: string | null;
+  calibrationMethod?: string | null;
+  calibrationPercentile?: number | null;
   builderVersion: string;
 };
 

@@ -2,7 +2,16 @@ import type { Redis } from "ioredis";
 
 export const BUILD_TARGET_PATTERN = /^(cpu|cuda-sm\d{2,3})$/;
 
-export type BuildTarget = { target: string; workers: number; label: string };
+export type BuildPrecisionName = "fp32" | "fp16" | "int8";
+export type BuildTarget = { target: string; workers: number; label: string; precisions: BuildPrecisionName[] };
+
+/**
+ * The precisions a target builds: the CPU builder makes FP32 engines; GPU classes add FP16 and INT8
+ * (INT8 with a calibration set).
+ */
+export function precisionsOf(target: string): BuildPrecisionName[] {
+  return target === "cpu" ? ["fp32"] : ["fp32", "fp16", "int8"];
+}
 
 /**
  * The targets builds can ask for, from the worker registry (`<prefix>worker:<id>` keys written by
@@ -29,5 +38,6 @@ export async function registeredBuildTargets(redis: Redis, redisKeyPrefix: strin
     target,
     workers,
     label: target === "cpu" ? "CPU" : `NVIDIA GPU, compute capability ${target.slice("cuda-sm".length, -1)}.${target.slice(-1)}`,
+    precisions: precisionsOf(target),
   }));
 }

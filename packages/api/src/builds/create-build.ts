@@ -1,9 +1,17 @@
 import { buildCacheKey } from "@kiln/builds";
-import { type BuildPrecision, newId, type Prisma } from "@kiln/db";
+import { type BuildPrecision, type CalibrationMethod, newId, type Prisma } from "@kiln/db";
 import { version as engineVersion, type ModelSignature, type Profile } from "@kiln/engine";
 import { KilnError, notFound } from "@kiln/errors";
 import type { Context } from "../context.ts";
-import { BUILD_TARGET_PATTERN, registeredBuildTargets } from "./build-targets.ts";
+import { BUILD_TARGET_PATTERN, precisionsOf, registeredBuildTargets } from "./build-targets.ts";
+
+export type CalibrationChoice = {
+  /** A calibration set of the same model version (calibration.list). */
+  setId: string;
+  method: CalibrationMethod;
+  /** Percentile of |activation| the percentile method keeps (default 99.99); only for that method. */
+  percentile?: number;
+};
 
 export type CreateBuildInput = {
   orgId: string;
@@ -11,7 +19,11 @@ export type CreateBuildInput = {
   target: string;
   precision: BuildPrecision;
   profiles: Profile[];
+  /** INT8 only. */
+  calibration?: CalibrationChoice | null;
 };
+
+export const DEFAULT_CALIBRATION_PERCENTILE = 99.99;
 
 /**
  * Creates a build, or answers from the cache: an identical build (same model bytes, options, target
@@ -48,6 +60,7 @@ export async function createBuild(
     );
   }
   checkProfiles(input.profiles, signature);
+  const calibration = await resolveCalibration(ctx, input, signature);
 
   const builderVersion = engineVersion();
   const cacheKey = buildCacheKey({
@@ -55,6 +68,9 @@ export async function createBuild(
     target: input.target,
     precision: input.precision,
     profiles: input.profiles,
+    calibrationSha256: calibration?.calibrationSha256,
+    calibrationMethod: calibration?.calibrationMethod,
+    calibrationPercentile: calibration?.calibrationPercentile ?? undefined,
     builderVersion,
   });
   const existing = await ctx.prisma.build.findFirst({
@@ -72,6 +88,7 @@ export async function createBuild(
     profiles: input.profiles as unknown as Prisma.InputJsonValue,
     cacheKey,
     builderVersion,
+    ...calibration,
   };
   if (existing?.engineStorageKey) {
     const now = new Date();
@@ -92,6 +109,68 @@ export async function createBuild(
   const build = await ctx.prisma.build.create({ data: base });
   await enqueueOrFail(ctx, build);
   return { build, cached: false };
+}
+
+/**
+ * The calibration columns of an INT8 build: the set (of this org and this model version), its file,
+ * sha256 and method. INT8 needs a target that offers it (GPU classes) and a calibration set, unless
+ * the model carries its own QuantizeLinear/DequantizeLinear ranges; other precisions take none.
+ */
+async function resolveCalibration(
+  ctx: Pick<Context, "prisma">,
+  input: CreateBuildInput,
+  signature: ModelSignature,
+): Promise<{
+  calibrationSetId: string;
+  calibrationStorageKey: string;
+  calibrationSha256: string;
+  calibrationMethod: CalibrationMethod;
+  calibrationPercentile: number | null;
+} | null> {
+  if (input.precision !== "int8") {
+    if (input.calibration) {
+      throw new KilnError("BAD_REQUEST", "Only INT8 builds use a calibration set: choose INT8 or leave it out");
+    }
+    return null;
+  }
+  if (!precisionsOf(input.target).includes("int8")) {
+    throw new KilnError(
+      "BAD_REQUEST",
+      `INT8 needs a GPU target: ${input.target} builds FP32 engines. Choose a GPU class a worker offers, or FP32.`,
+    );
+  }
+  if (!input.calibration) {
+    const carriesRanges =
+      signature.operators.includes("QuantizeLinear") && signature.operators.includes("DequantizeLinear");
+    if (carriesRanges) return null;
+    throw new KilnError(
+      "BAD_REQUEST",
+      "INT8 needs a calibration set: upload an .npz with representative inputs (one array per model input)",
+    );
+  }
+  const { setId, method } = input.calibration;
+  if (method !== "percentile" && input.calibration.percentile !== undefined) {
+    throw new KilnError("BAD_REQUEST", `A percentile applies only to the percentile method, not ${method}`);
+  }
+  const set = await ctx.prisma.calibrationSet.findFirst({
+    where: { id: setId, orgId: input.orgId },
+    select: { id: true, modelVersionId: true, storageKey: true, sha256: true, filename: true },
+  });
+  if (!set) throw notFound("Calibration set", setId);
+  if (set.modelVersionId !== input.modelVersionId) {
+    throw new KilnError(
+      "BAD_REQUEST",
+      `${set.filename} was uploaded for another model version; upload a calibration set for this one`,
+    );
+  }
+  return {
+    calibrationSetId: set.id,
+    calibrationStorageKey: set.storageKey,
+    calibrationSha256: set.sha256,
+    calibrationMethod: method,
+    calibrationPercentile:
+      method === "percentile" ? (input.calibration.percentile ?? DEFAULT_CALIBRATION_PERCENTILE) : null,
+  };
 }
 
 /** Profiles name dynamic inputs of the model with min <= opt <= max of the input's rank. */

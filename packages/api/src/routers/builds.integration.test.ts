@@ -104,7 +104,7 @@ describe("builds router", () => {
 
   it("offers GPU targets only while a worker registered for them", async () => {
     const { api, modelVersionId } = await setup("Targets");
-    expect(await api.builds.targets()).toEqual([{ target: "cpu", workers: 0, label: "CPU" }]);
+    expect(await api.builds.targets()).toEqual([{ target: "cpu", workers: 0, label: "CPU", precisions: ["fp32"] }]);
     await expect(api.builds.create({ modelVersionId, target: "cuda-sm90" })).rejects.toMatchObject({
       code: "BAD_REQUEST",
       message: "No worker offers cuda-sm90 right now: choose one of cpu",
@@ -117,8 +117,13 @@ describe("builds router", () => {
       10_000,
     );
     expect(await api.builds.targets()).toEqual([
-      { target: "cpu", workers: 0, label: "CPU" },
-      { target: "cuda-sm90", workers: 1, label: "NVIDIA GPU, compute capability 9.0" },
+      { target: "cpu", workers: 0, label: "CPU", precisions: ["fp32"] },
+      {
+        target: "cuda-sm90",
+        workers: 1,
+        label: "NVIDIA GPU, compute capability 9.0",
+        precisions: ["fp32", "fp16", "int8"],
+      },
     ]);
     expect(await api.builds.create({ modelVersionId, target: "cuda-sm90" })).toMatchObject({
       status: "queued",

@@ -1,4 +1,4 @@
-import { BuildPrecision, Prisma, type PrismaClient } from "@kiln/db";
+import { BuildPrecision, CalibrationMethod, Prisma, type PrismaClient } from "@kiln/db";
 import type { BuildReport } from "@kiln/engine";
 import { KilnError, notFound } from "@kiln/errors";
 import { z } from "zod";
@@ -16,6 +16,18 @@ export const ZCreateBuild = z.object({
     .array(z.record(z.string(), z.object({ min: ZDims, opt: ZDims, max: ZDims })))
     .max(8)
     .default([]),
+  /** INT8: a calibration set of this version (calibration.list) and how ranges are computed. */
+  calibration: z
+    .object({
+      setId: z.string().min(1),
+      method: z.enum(CalibrationMethod).default("entropy"),
+      percentile: z
+        .number()
+        .min(50, "The percentile must be between 50 and 100")
+        .max(100, "The percentile must be between 50 and 100")
+        .optional(),
+    })
+    .nullish(),
 });
 export const ZBuildId = z.object({ id: z.string().min(1) });
 export const ZBuildList = z.object({
@@ -60,6 +72,10 @@ async function findBuild(ctx: { prisma: PrismaClient; org: { id: string } }, id:
       builderVersion: true,
       report: true,
       engineStorageKey: true,
+      calibrationMethod: true,
+      calibrationPercentile: true,
+      calibrationSha256: true,
+      calibrationSet: { select: { id: true, filename: true, sampleCount: true } },
     },
   });
   if (!build) throw notFound("Build", id);
@@ -76,6 +92,9 @@ export const buildsRouter = router({
       modelVersionId: input.modelVersionId,
       target: input.target,
       precision: input.precision,
+      ...(input.calibration
+        ? { calibrationSetId: input.calibration.setId, calibrationMethod: input.calibration.method }
+        : {}),
       cached,
     });
     return { ...flatten(await findBuild(ctx, build.id)), cached };
@@ -102,9 +121,21 @@ export const buildsRouter = router({
     const events = await ctx.buildQueues.events(build.id);
     const progress = events.filter((e) => e.type === "progress").at(-1) ?? null;
     const report = build.report as (BuildReport & { cachedFromBuildId?: string }) | null;
-    const { engineStorageKey, ...rest } = flatten(build);
+    const { engineStorageKey, calibrationSet, calibrationMethod, calibrationPercentile, calibrationSha256, ...rest } =
+      flatten(build);
     return {
       ...rest,
+      calibration:
+        calibrationMethod && calibrationSha256
+          ? {
+              setId: calibrationSet?.id ?? null,
+              filename: calibrationSet?.filename ?? null,
+              sampleCount: calibrationSet?.sampleCount ?? null,
+              sha256: calibrationSha256,
+              method: calibrationMethod,
+              percentile: calibrationPercentile,
+            }
+          : null,
       report,
       cached: Boolean(report?.cachedFromBuildId),
       progress: progress && { stage: progress.stage, fraction: progress.fraction, message: progress.message },

@@ -44,3 +44,5 @@ export function unsupportedOperatorModel(): Uint8Array {
     .opset("com.example", 1)
     .toBytes();
 }
+
+export { denseCalibration, npyBytes, npzBytes } from "./npz.ts";
