@@ -2,10 +2,12 @@
 // real native CPU builder, and the API reads progress, logs, the report and the engine back.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { downloadEngine, uploadModel } from "@kiln/api";
 import { createHarness, type Harness } from "@kiln/api/testing";
-import { deepModel, denseModel } from "@kiln/builds/testing";
+import { deepModel, denseCalibration, denseModel } from "@kiln/builds/testing";
+import { newId, type Prisma } from "@kiln/db";
 import { loadEngine } from "@kiln/engine";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
@@ -71,6 +73,44 @@ describe("build pipeline with real workers and the real CPU builder", { timeout:
     throw new Error(`timed out waiting for ${what}`);
   }
   const buildOf = (id: string) => api().builds.get({ id });
+
+  /** A calibration set row and file, as the upload route leaves them (without its checks). */
+  async function storeCalibration(modelVersionId: string, bytes: Uint8Array) {
+    const id = newId("cal");
+    const storageKey = `calibration/${org.org.id}/${id}.npz`;
+    const { sha256 } = await h.deps.storage.putStream(storageKey, Readable.from([Buffer.from(bytes)]));
+    return h.prisma.calibrationSet.create({
+      data: {
+        id,
+        orgId: org.org.id,
+        modelVersionId,
+        filename: "calib.npz",
+        sha256,
+        sizeBytes: BigInt(bytes.length),
+        storageKey,
+        sampleCount: 8,
+        arrays: [],
+      },
+    });
+  }
+  /** A build row queued directly, for options the API would refuse. */
+  async function queueRawBuild(modelVersionId: string, fields: Partial<Prisma.BuildUncheckedCreateInput>) {
+    const id = newId("bld");
+    await h.prisma.build.create({
+      data: {
+        id,
+        orgId: org.org.id,
+        modelVersionId,
+        target: "cpu",
+        profiles: [],
+        cacheKey: id,
+        builderVersion: "test",
+        ...fields,
+      },
+    });
+    await h.deps.buildQueues.enqueue({ id, target: "cpu" });
+    return id;
+  }
 
   it("builds on CPU with progress and logs, stores engine and report, and serves the same build from cache", async () => {
     startWorker("builder-1");
@@ -143,9 +183,23 @@ describe("build pipeline with real workers and the real CPU builder", { timeout:
   it("fails a build the builder rejects with a message the user can act on", async () => {
     startWorker("builder-2");
     const { modelVersionId } = await upload("dense-int8", denseModel(3));
-    const created = await api().builds.create({ modelVersionId, target: "cpu", precision: "int8" });
+    // The API refuses INT8 on CPU up front; a row that asks for it anyway (queued by an older Kiln,
+    // say) reaches the builder, which refuses it with a reason.
+    await expect(api().builds.create({ modelVersionId, target: "cpu", precision: "int8" })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/^INT8 needs a GPU target/),
+    });
+    const calibration = denseCalibration(8);
+    const set = await storeCalibration(modelVersionId, calibration);
+    const id = await queueRawBuild(modelVersionId, {
+      precision: "int8",
+      calibrationSetId: set.id,
+      calibrationStorageKey: set.storageKey,
+      calibrationSha256: set.sha256,
+      calibrationMethod: "minmax",
+    });
     const done = await waitFor(
-      () => buildOf(created.id),
+      () => buildOf(id),
       (b) => b.status === "succeeded" || b.status === "failed",
       "the build",
     );
@@ -154,8 +208,32 @@ describe("build pipeline with real workers and the real CPU builder", { timeout:
       "The build options are not valid for this model or target: precision int8 is not available on the cpu backend: " +
         "it builds fp32 only. Check the precision (CPU targets build FP32) and the profiles' shapes against the model's inputs.",
     );
+    // The worker read the calibration set before the builder ran.
+    expect(done.logs.map((l) => l.message)).toContain(
+      `Loaded the calibration set: 8 samples, ${calibration.length} bytes; ranges by minmax`,
+    );
+    expect(done.calibration).toMatchObject({ setId: set.id, method: "minmax", sampleCount: 8 });
     expect(done.logs.at(-1)).toMatchObject({ level: "error", message: done.error });
     expect(done.attempts).toBe(1); // not retried: it would fail the same way
+
+    // A calibration set that cannot be read fails the build at once, with the reason.
+    const damaged = await storeCalibration(modelVersionId, new TextEncoder().encode("not a zip"));
+    const second = await queueRawBuild(modelVersionId, {
+      precision: "int8",
+      calibrationSetId: damaged.id,
+      calibrationStorageKey: damaged.storageKey,
+      calibrationSha256: damaged.sha256,
+      calibrationMethod: "entropy",
+    });
+    const failed = await waitFor(
+      () => buildOf(second),
+      (b) => b.status === "failed",
+      "the build with a damaged calibration set",
+    );
+    expect(failed.error).toBe(
+      "The calibration set could not be read: not a .npz file: 9 bytes is too short for a zip archive. Upload a new .npz.",
+    );
+    expect(failed.attempts).toBe(1);
   });
 
   it("cancels a running build, and builds it when retried", async () => {

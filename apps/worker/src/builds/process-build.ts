@@ -1,12 +1,13 @@
 import { Readable } from "node:stream";
 import type { PrismaClient } from "@kiln/db";
 import { Prisma } from "@kiln/db";
-import { type Backend, type BuildOptions, build, KilnEngineError, type Profile, toEngineError } from "@kiln/engine";
+import { type Backend, build, KilnEngineError, type Profile, toEngineError } from "@kiln/engine";
 import type { Logger } from "@kiln/logger";
 import type { StorageProvider } from "@kiln/storage";
 import { type Job, UnrecoverableError } from "bullmq";
 import type { Redis } from "ioredis";
 import { buildEventWriter } from "./build-events.ts";
+import { type CalibratedBuildOptions, CalibrationLoadError, loadCalibration } from "./calibration.ts";
 import { describeBuildFailure } from "./failure-messages.ts";
 
 export type BuildProcessorDeps = {
@@ -54,11 +55,22 @@ export async function processBuild(job: Job<{ buildId: string }>, deps: BuildPro
   try {
     const model = await deps.storage.getBytes(row.modelVersion.storageKey);
     await events.log("info", `Loaded ${row.modelVersion.filename} (${model.length} bytes)`);
-    const options: BuildOptions = {
+    const calibration =
+      row.precision === "int8"
+        ? await loadCalibration(deps.storage, {
+            storageKey: row.calibrationStorageKey,
+            sha256: row.calibrationSha256,
+            method: row.calibrationMethod,
+            percentile: row.calibrationPercentile,
+          })
+        : null;
+    if (calibration) await events.log("info", calibration.summary);
+    const options: CalibratedBuildOptions = {
       backend: (row.target === "cpu" ? "cpu" : "cuda") satisfies Backend,
       precision: row.precision,
       profiles: row.profiles as unknown as Profile[],
       signal: controller.signal,
+      ...calibration?.options,
     };
     const startedAt = Date.now();
     let lastStage = "";
@@ -121,10 +133,12 @@ export async function processBuild(job: Job<{ buildId: string }>, deps: BuildPro
     const attemptsLeft = (job.opts.attempts ?? 1) - job.attemptsMade - 1;
     const failure = error
       ? describeBuildFailure(error)
-      : {
-          message: `Kiln could not complete the build: ${(caught as Error).message}. It is retried automatically.`,
-          isFinal: false,
-        };
+      : caught instanceof CalibrationLoadError
+        ? { message: caught.message, isFinal: true }
+        : {
+            message: `Kiln could not complete the build: ${(caught as Error).message}. It is retried automatically.`,
+            isFinal: false,
+          };
     const isFinal = failure.isFinal || attemptsLeft <= 0;
     await events.log("error", failure.message);
     await prisma.build.updateMany({
