@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { npzBytes } from "@kiln/builds/testing";
 import { createTestDatabase, type TestDatabase } from "@kiln/db/testing";
 import { generateModelBytes } from "@kiln/model-gen";
 import { Redis } from "ioredis";
@@ -204,6 +205,106 @@ describe("dashboard in a browser", () => {
     await shot("07b-builds-list");
   });
 
+  it("builds INT8 only on a GPU target, with a calibration set checked on upload", async () => {
+    await page.getByRole("navigation", { name: "Dashboard" }).getByRole("link", { name: "Models" }).click();
+    await page.getByRole("link", { name: "resnet18-tiny" }).click();
+    await page.getByRole("link", { name: "Build this version" }).click();
+    await page.waitForURL(/\/builds\/new/);
+    // Only CPU workers are online: INT8 says why it cannot be picked.
+    const int8 = page.getByLabel("Precision").locator("option[value=int8]");
+    expect(await int8.textContent()).toBe("INT8 — needs a GPU target");
+    expect(await int8.isDisabled()).toBe(true);
+    await page.getByText("CPU targets build FP32 engines. INT8 (and FP16) need a GPU target.").waitFor();
+
+    // A GPU worker registers (what its heartbeat writes); the form offers its class and INT8.
+    const redis = new Redis(process.env.REDIS_URL ?? "");
+    await redis.set(
+      `${REDIS_KEY_PREFIX}worker:e2e-gpu-0`,
+      JSON.stringify({ id: "e2e-gpu-0", target: "cuda-sm90", slot: "e2e-gpu-0" }),
+      "PX",
+      600_000,
+    );
+    redis.disconnect();
+    await page.reload();
+    await page.getByLabel("Target").selectOption("cuda-sm90");
+    await page.getByLabel("Precision").selectOption("int8");
+    await page.getByRole("heading", { name: "INT8 calibration" }).waitFor();
+    await page
+      .getByRole("list", { name: "Arrays the calibration set needs" })
+      .getByText("float32 (N, 3, 32, 32)")
+      .waitFor();
+    // Submitting without a set points at what is missing.
+    await page.getByRole("button", { name: "Start build" }).click();
+    await page.getByText("Upload a calibration set (.npz) or choose one.").waitFor();
+
+    // A set whose arrays do not fit the model is refused inline, with what to fix.
+    const wrong = join(data.path, "wrong.npz");
+    writeFileSync(
+      wrong,
+      npzBytes({ input: { dtype: "float32", shape: [4, 3, 16, 16], data: new Float32Array(4 * 3 * 256) } }),
+    );
+    await page.getByLabel("Calibration set (.npz)").setInputFiles(wrong);
+    await page.getByText(/dim 2 of input "input" \(batch, 3, 32, 32\) is fixed at 32/).waitFor();
+    await shot("07c-calibration-rejected");
+    expect(consoleErrors.splice(0)).toEqual([expect.stringMatching(/status of 422 .*\/builds\/new/)]);
+
+    // A fitting set, uploaded with a progress bar (throttled so it shows).
+    const samples = 32;
+    const good = join(data.path, "calib.npz");
+    writeFileSync(
+      good,
+      npzBytes({
+        input: {
+          dtype: "float32",
+          shape: [samples, 3, 32, 32],
+          data: Float32Array.from({ length: samples * 3 * 32 * 32 }, (_, i) => Math.sin(i)),
+        },
+      }),
+    );
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 150_000,
+    });
+    await page.getByLabel("Calibration set (.npz)").setInputFiles(good);
+    const progress = page.getByRole("progressbar", { name: /Uploading calib\.npz/ });
+    await expect
+      .poll(async () => Number(await progress.getAttribute("aria-valuenow")), { timeout: 30_000 })
+      .toBeGreaterThan(0);
+    await shot("07d-calibration-upload-progress");
+    await expect
+      .poll(() => page.getByLabel("Calibration set", { exact: true }).inputValue(), { timeout: 60_000 })
+      .toMatch(/^cal_/);
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
+    await page.getByText("Arrays: input (32, 3, 32, 32)").waitFor();
+    await page.getByLabel("Calibration method").selectOption("percentile");
+    await page.getByLabel("Percentile").fill("120");
+    await page.getByRole("button", { name: "Start build" }).click();
+    await page.getByText("The percentile must be between 50 and 100.").waitFor();
+    await page.getByLabel("Percentile").fill("99.9");
+    await shot("07e-int8-build-form");
+    await page.getByRole("button", { name: "Start build" }).click();
+
+    // The build waits for the GPU worker; its details name the calibration set and method.
+    await page.waitForURL(/\/builds\/bld_/);
+    await page.getByText("Waiting for a worker").waitFor();
+    await page.getByText(`calib.npz · ${samples} samples · percentile 99.9`).waitFor();
+    await shot("07f-int8-build-queued");
+    await page.getByRole("button", { name: "Cancel build" }).click();
+    await page
+      .getByRole("dialog", { name: "Cancel this build?" })
+      .getByRole("button", { name: "Cancel build" })
+      .click();
+    await page.getByText("canceled", { exact: true }).first().waitFor();
+  });
+
   it("creates an API key shown exactly once, then revokes it after confirming", async () => {
     await page.getByRole("navigation", { name: "Dashboard" }).getByRole("link", { name: "API keys" }).click();
     await page.getByRole("heading", { name: "API keys", exact: true }).waitFor();
@@ -259,6 +360,8 @@ describe("dashboard in a browser", () => {
       "orgs.create",
       "models.upload",
       "builds.create",
+      "calibration.upload",
+      "builds.cancel",
       "apiKeys.create",
       "apiKeys.revoke",
       "orgs.invite",

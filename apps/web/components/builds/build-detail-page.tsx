@@ -118,6 +118,28 @@ export function BuildDetailPage({ buildId }: { buildId: string }) {
               <dd>{b.target}</dd>
             </div>
             <div>
+              <dt>Precision</dt>
+              <dd>{b.precision.toUpperCase()}</dd>
+            </div>
+            {b.calibration ? (
+              <div>
+                <dt>Calibration</dt>
+                <dd>
+                  {b.calibration.filename ?? "a deleted set"}
+                  {b.calibration.sampleCount !== null ? ` · ${b.calibration.sampleCount} samples` : ""} ·{" "}
+                  {b.calibration.method === "percentile"
+                    ? `percentile ${b.calibration.percentile}`
+                    : b.calibration.method === "minmax"
+                      ? "min/max"
+                      : "entropy"}
+                  <br />
+                  <span className="ui-mono ui-hint" title={b.calibration.sha256}>
+                    sha256 {b.calibration.sha256.slice(0, 12)}…
+                  </span>
+                </dd>
+              </div>
+            ) : null}
+            <div>
               <dt>Device memory</dt>
               <dd>{formatBytes(b.deviceMemoryBytes)}</dd>
             </div>

@@ -4,19 +4,31 @@ import type { ModelSignature } from "@kiln/engine";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
-import { type FormEvent, useEffect, useState } from "react";
+import { type FormEvent, useEffect, useMemo, useState } from "react";
 import { PageHeader } from "@/components/shell/app-shell";
-import { Button, Card, ErrorState, Field, Select, Skeleton } from "@/components/ui";
+import { Button, Card, ErrorState, Field, focusFirstInvalid, Select, Skeleton } from "@/components/ui";
 import { draftFromInputs, type ProfileDraft, parseProfile } from "@/lib/profile";
 import { errorMessage, keys, type RouterOutputs, useApi } from "@/lib/trpc";
+import {
+  type CalibrationDraft,
+  type CalibrationErrors,
+  CalibrationPicker,
+  DEFAULT_PERCENTILE,
+  parsePercentile,
+} from "./calibration-picker";
 import { ProfileEditor } from "./profile-editor";
 
-// INT8 needs a calibration set to measure activation ranges; the native builder has no calibrator
-// yet, so the choice is shown (people look for it) but cannot be picked.
-const precisions = [
-  { value: "fp32", label: "FP32 — full precision" },
-  { value: "fp16", label: "FP16 — half the memory (GPU targets)" },
-  { value: "int8", label: "INT8 — needs calibration (not available in this builder yet)" },
+type Precision = "fp32" | "fp16" | "int8";
+
+// What each precision is, and (when the target cannot build it) why it cannot be picked.
+const precisions: { value: Precision; label: string; unavailable: string }[] = [
+  { value: "fp32", label: "FP32 — full precision", unavailable: "FP32" },
+  { value: "fp16", label: "FP16 — half the memory", unavailable: "FP16 — needs a GPU target" },
+  {
+    value: "int8",
+    label: "INT8 — a quarter of the memory, needs a calibration set",
+    unavailable: "INT8 — needs a GPU target",
+  },
 ];
 
 export function NewBuildPage({ modelVersionId }: { modelVersionId?: string }) {
@@ -53,14 +65,25 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
   const queryClient = useQueryClient();
   const signature: ModelSignature = version.signature;
   const [target, setTarget] = useState(targets[0]?.target ?? "cpu");
-  const [precision, setPrecision] = useState("fp32");
+  const [precision, setPrecision] = useState<Precision>("fp32");
   const [draft, setDraft] = useState<ProfileDraft>(() => draftFromInputs(signature.inputs));
-  const [errors, setErrors] = useState<{ target?: string; profile?: string; form?: string }>({});
+  const [calibration, setCalibration] = useState<CalibrationDraft>({
+    setId: "",
+    method: "entropy",
+    percentile: DEFAULT_PERCENTILE,
+  });
+  const [errors, setErrors] = useState<{
+    target?: string;
+    profile?: string;
+    form?: string;
+    calibration?: CalibrationErrors;
+  }>({});
+  const offered = useMemo(() => targets.find((t) => t.target === target)?.precisions ?? ["fp32"], [targets, target]);
 
-  // FP16 is a GPU format; on a CPU target the choice would silently mean FP32.
+  // FP16 and INT8 are GPU formats; on a CPU target the choice would silently mean FP32.
   useEffect(() => {
-    if (target === "cpu" && precision === "fp16") setPrecision("fp32");
-  }, [target, precision]);
+    if (!offered.includes(precision)) setPrecision("fp32");
+  }, [offered, precision]);
 
   const create = useMutation({
     mutationFn: (input: Parameters<typeof api.builds.create.mutate>[0]) => api.builds.create.mutate(input),
@@ -74,17 +97,36 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
   const submit = (event: FormEvent) => {
     event.preventDefault();
     const parsed = parseProfile(draft, signature.inputs);
+    const isInt8 = precision === "int8";
+    const percentile = parsePercentile(calibration.percentile);
+    const calibrationErrors: CalibrationErrors = isInt8
+      ? {
+          set: calibration.setId ? undefined : "Upload a calibration set (.npz) or choose one.",
+          percentile: calibration.method === "percentile" && "error" in percentile ? percentile.error : undefined,
+        }
+      : {};
     const found = {
       target: targets.some((t) => t.target === target) ? undefined : "Choose a target that a worker offers.",
       profile: "error" in parsed ? parsed.error : undefined,
+      calibration: calibrationErrors,
     };
     setErrors(found);
-    if (found.target || "error" in parsed) return;
+    if (found.target || "error" in parsed || calibrationErrors.set || calibrationErrors.percentile) {
+      focusFirstInvalid(event.currentTarget as HTMLFormElement);
+      return;
+    }
     create.mutate({
       modelVersionId: version.id,
       target,
-      precision: precision as "fp32" | "fp16",
+      precision,
       profiles: Object.keys(parsed.profile).length > 0 ? [parsed.profile] : [],
+      calibration: isInt8
+        ? {
+            setId: calibration.setId,
+            method: calibration.method,
+            ...(calibration.method === "percentile" && "value" in percentile ? { percentile: percentile.value } : {}),
+          }
+        : null,
     });
   };
 
@@ -126,14 +168,22 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
                 options={targetOptions}
               />
             </Field>
-            <Field label="Precision">
+            <Field
+              label="Precision"
+              hint={
+                offered.includes("int8")
+                  ? "FP16 and INT8 engines are smaller and faster; INT8 is calibrated on your data."
+                  : "CPU targets build FP32 engines. INT8 (and FP16) need a GPU target."
+              }
+            >
               <Select
                 name="precision"
                 value={precision}
-                onChange={(e) => setPrecision(e.target.value)}
+                onChange={(e) => setPrecision(e.target.value as Precision)}
                 options={precisions.map((p) => ({
-                  ...p,
-                  disabled: p.value === "int8" || (p.value === "fp16" && target === "cpu"),
+                  value: p.value,
+                  label: offered.includes(p.value) ? p.label : p.unavailable,
+                  disabled: !offered.includes(p.value),
                 }))}
               />
             </Field>
@@ -147,6 +197,20 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
             ) : null}
           </Card>
         </div>
+        {precision === "int8" ? (
+          <Card title="INT8 calibration">
+            <CalibrationPicker
+              modelVersionId={version.id}
+              inputs={signature.inputs}
+              draft={calibration}
+              errors={errors.calibration ?? {}}
+              onChange={(next) => {
+                setCalibration(next);
+                if (errors.calibration) setErrors((e) => ({ ...e, calibration: {} }));
+              }}
+            />
+          </Card>
+        ) : null}
         <div className="row">
           <Button type="submit" variant="primary" isLoading={create.isPending}>
             Start build
