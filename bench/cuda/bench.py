@@ -7,8 +7,10 @@ Exports torchvision ResNet-50 and transformers BERT-base with random weights (se
 to ONNX, then for every point (ResNet-50 batch 1/32/256, BERT-base seq 128 batch 1/32) times:
   - PyTorch eager FP16 and torch.compile(mode="reduce-overhead") FP16: GPU time with CUDA events
     around the forward pass (inputs already on the GPU), end-to-end with the host copies;
-  - Kiln FP16 (and FP32): kiln_cuda_bench builds the engine, loads it and reports the same two times.
-Medians after warm-up. Accuracy: Kiln FP16 and FP32 outputs against the PyTorch FP32 output
+  - Kiln FP16 and INT8 (and FP32): kiln_cuda_bench builds the engine, loads it and reports the same
+    two times. INT8 engines are calibrated (entropy) on --calib-samples inputs drawn like the timed
+    ones but from another seed.
+Medians after warm-up. Results are rewritten after every point, so a run cut short keeps its points. Accuracy: Kiln FP16 and FP32 outputs against the PyTorch FP32 output
 (max |diff| / max |reference|). Writes results.json and results.md under --out.
 """
 import argparse
@@ -89,11 +91,16 @@ def export_bert(model, path, batch, seq):
                       output_names=["last_hidden_state", "pooler_output"], opset_version=17, dynamo=False)
 
 
-def kiln(bench, onnx, precision, inputs, out, tag, runs, warmup):
-    """inputs: name -> CPU tensor. Returns (result dict, first output as a float32 tensor)."""
+def kiln(bench, onnx, precision, inputs, out, tag, runs, warmup, calib=None):
+    """inputs: name -> CPU tensor; calib: name -> CPU tensor of stacked calibration samples (int8).
+    Returns (result dict, dump folder)."""
     args = [bench, "--model", onnx, "--precision", precision, "--runs", str(runs), "--warmup", str(warmup)]
     dump = os.path.join(out, "dump", tag)
     os.makedirs(dump, exist_ok=True)
+    for name, t in (calib or {}).items():
+        path = os.path.join(dump, name + ".calib")
+        t.contiguous().numpy().tofile(path)
+        args += ["--calib", f"{name}={path}", "--calib-shape", f"{name}={'x'.join(map(str, t.shape))}"]
     for name, t in inputs.items():
         path = os.path.join(dump, name + ".in")
         t.contiguous().numpy().tofile(path)
@@ -109,6 +116,8 @@ def kiln(bench, onnx, precision, inputs, out, tag, runs, warmup):
     if proc.returncode != 0 and "error" not in result:
         result["error"] = proc.stderr[-2000:]
     result["wall_s"] = round(time.time() - t0, 1)
+    for name in (calib or {}):
+        os.remove(os.path.join(dump, name + ".calib"))
     return result, dump
 
 
@@ -127,6 +136,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--kiln-fp32", action="store_true", help="also time Kiln FP32 engines")
+    ap.add_argument("--no-int8", action="store_true", help="skip the Kiln INT8 engines")
+    ap.add_argument("--calib-samples", type=int, default=256)
+    ap.add_argument("--points", default="resnet50:256,resnet50:32,resnet50:1,bert:1,bert:32",
+                    help="model:batch in the order to run them")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     dev = torch.device("cuda")
@@ -134,9 +147,36 @@ def main():
                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
                "command": " ".join(sys.argv), "points": []}
     torch.backends.cudnn.benchmark = True
+    def write_results():
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        f3 = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+        f2 = lambda v: f"{v:.2f}x" if isinstance(v, (int, float)) else "-"
+        lines = [f"GPU: {results['gpu']}; torch {results['torch']} (CUDA {results['cuda']}, cuDNN {results['cudnn']})", "",
+                 "GPU time (CUDA events, median ms) and ratios peer/Kiln (>1: Kiln faster).", "",
+                 "| model | batch | eager | compile | Kiln FP16 | FP16 vs eager | FP16 vs compile | Kiln INT8 | INT8 vs eager | INT8 vs compile | INT8 vs FP16 |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for p in results["points"]:
+            k, k8 = p.get("kiln_fp16", {}), p.get("kiln_int8", {})
+            lines.append(f"| {p['model']} | {p['batch']} | {f3(p.get('torch_eager_gpu_ms'))} | {f3(p.get('torch_compile_gpu_ms'))} | "
+                         f"{f3(k.get('gpu_ms'))} | {f2(p.get('speedup_vs_eager_gpu'))} | {f2(p.get('speedup_vs_compile_gpu'))} | "
+                         f"{f3(k8.get('gpu_ms'))} | {f2(p.get('int8_speedup_vs_eager_gpu'))} | {f2(p.get('int8_speedup_vs_compile_gpu'))} | "
+                         f"{f2(p.get('int8_vs_fp16_gpu'))} |")
+        lines += ["", "End to end (host inputs to host outputs, median ms) and accuracy (max |diff| / max |ref| vs PyTorch FP32).", "",
+                  "| model | batch | eager e2e | compile e2e | Kiln FP16 e2e | Kiln INT8 e2e | FP16 rel err | INT8 rel err | INT8 layers |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for p in results["points"]:
+            k, k8 = p.get("kiln_fp16", {}), p.get("kiln_int8", {})
+            err = "".join(f" {n} error: {d['error'][:300]}" for n, d in (("fp16", k), ("int8", k8)) if "error" in d)
+            lines.append(f"| {p['model']} | {p['batch']} | {f3(p.get('torch_eager_e2e_ms'))} | {f3(p.get('torch_compile_e2e_ms'))} | "
+                         f"{f3(k.get('e2e_ms'))} | {f3(k8.get('e2e_ms'))} | {f3(k.get('rel_err_vs_torch_fp32'))} | "
+                         f"{f3(k8.get('rel_err_vs_torch_fp32'))} | {json.dumps(k8.get('layer_precisions', {}))} |" + err)
+        with open(os.path.join(a.out, "results.md"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
     models = a.models.split(",")
 
-    def run_point(name, models_, onnx, batch, make_inputs, forward, out_index):
+    def run_point(name, models_, onnx, batch, make_inputs, forward, out_index, make_calib=None):
         m32, m16 = models_
         inputs = make_inputs(batch)
         point = {"model": name, "batch": batch}
@@ -162,9 +202,10 @@ def main():
                     lambda: compiled({k: (v.to(dev).half() if v.is_floating_point() else v.to(dev))
                                       for k, v in inputs.items()})[out_index].float().cpu(), a.warmup, a.runs)
                 del compiled
-        precisions = ["fp16"] + (["fp32"] if a.kiln_fp32 else [])
+        precisions = ["fp16"] + ([] if a.no_int8 else ["int8"]) + (["fp32"] if a.kiln_fp32 else [])
         for p in precisions:
-            r, dump = kiln(a.bench, onnx, p, inputs, a.out, f"{name}-b{batch}-{p}", a.runs, a.warmup)
+            calib = make_calib(a.calib_samples) if p == "int8" and make_calib else None
+            r, dump = kiln(a.bench, onnx, p, inputs, a.out, f"{name}-b{batch}-{p}", a.runs, a.warmup, calib)
             point[f"kiln_{p}"] = r
             if "error" not in r:
                 out_file = sorted(f for f in os.listdir(dump) if f.endswith(".bin"))
@@ -178,57 +219,64 @@ def main():
             if "torch_compile_gpu_ms" in point:
                 point["speedup_vs_compile_gpu"] = point["torch_compile_gpu_ms"] / k16["gpu_ms"]
                 point["speedup_vs_compile_e2e"] = point["torch_compile_e2e_ms"] / k16["e2e_ms"]
+        k8 = point.get("kiln_int8", {})
+        if "gpu_ms" in k8:
+            point["int8_speedup_vs_eager_gpu"] = point["torch_eager_gpu_ms"] / k8["gpu_ms"]
+            if "gpu_ms" in k16:
+                point["int8_vs_fp16_gpu"] = k16["gpu_ms"] / k8["gpu_ms"]
+            if "torch_compile_gpu_ms" in point:
+                point["int8_speedup_vs_compile_gpu"] = point["torch_compile_gpu_ms"] / k8["gpu_ms"]
+                point["int8_speedup_vs_compile_e2e"] = point["torch_compile_e2e_ms"] / k8["e2e_ms"]
         print(json.dumps(point), flush=True)
         results["points"].append(point)
+        write_results()
         torch.cuda.empty_cache()
 
-    if "resnet50" in models:
-        model = make_resnet()
-        pair = (model.to(dev), copy.deepcopy(model).half().to(dev))
-        gen = torch.Generator().manual_seed(1)
-        for batch in (1, 32, 256):
+    points = [(p.split(":")[0], int(p.split(":")[1])) for p in a.points.split(",") if p.split(":")[0] in models]
+    cache = {}
+
+    def resnet():
+        if "resnet50" not in cache:
+            model = make_resnet()
+            cache["resnet50"] = (model, copy.deepcopy(model).half().to(dev))
+        return cache["resnet50"]
+
+    def bert():
+        if "bert" not in cache:
+            model = make_bert()
+            cache["bert"] = (model, copy.deepcopy(model).half().to(dev))
+        return cache["bert"]
+
+    gen = torch.Generator().manual_seed(1)
+    calib_gen = torch.Generator().manual_seed(11)
+    seq = 128
+
+    def bert_inputs(b, g=gen):
+        ids = torch.randint(0, 30522, (b, seq), generator=g)
+        mask = torch.ones(b, seq, dtype=torch.int64)
+        mask[:, seq - 16:] = 0  # padding at the end of every sequence
+        return {"input_ids": ids, "attention_mask": mask}
+
+    for name, batch in points:
+        if name == "resnet50":
+            model, m16 = resnet()
             onnx = os.path.join(a.out, f"resnet50-b{batch}.onnx")
             export_resnet(model.cpu(), onnx, batch)
-            pair = (model.to(dev), pair[1])
-            run_point("resnet50", pair, onnx, batch,
+            run_point("resnet50", (model.to(dev), m16), onnx, batch,
                       lambda b: {"input": torch.randn(b, 3, 224, 224, generator=gen)},
-                      lambda m, g: (m(g["input"]),), 0)
-            os.remove(onnx)
-    if "bert" in models:
-        seq = 128
-        model = make_bert()
-        pair = (model.to(dev), copy.deepcopy(model).half().to(dev))
-        gen = torch.Generator().manual_seed(2)
-
-        def bert_inputs(b):
-            ids = torch.randint(0, 30522, (b, seq), generator=gen)
-            mask = torch.ones(b, seq, dtype=torch.int64)
-            mask[:, seq - 16:] = 0  # padding at the end of every sequence
-            return {"input_ids": ids, "attention_mask": mask}
-
-        for batch in (1, 32):
+                      lambda m, g: (m(g["input"]),), 0,
+                      lambda n: {"input": torch.randn(max(n, batch), 3, 224, 224, generator=calib_gen)})
+        else:
+            model, m16 = bert()
             onnx = os.path.join(a.out, f"bert-b{batch}.onnx")
             export_bert(model.cpu(), onnx, batch, seq)
-            pair = (model.to(dev), pair[1])
-            run_point("bert-base", pair, onnx, batch, bert_inputs,
-                      lambda m, g: (m(input_ids=g["input_ids"], attention_mask=g["attention_mask"]).last_hidden_state,), 0)
-            os.remove(onnx)
+            run_point("bert-base", (model.to(dev), m16), onnx, batch, bert_inputs,
+                      lambda m, g: (m(input_ids=g["input_ids"], attention_mask=g["attention_mask"]).last_hidden_state,), 0,
+                      lambda n: bert_inputs(batch, calib_gen))
+        os.remove(onnx)
 
-    with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    lines = [f"GPU: {results['gpu']}; torch {results['torch']} (CUDA {results['cuda']}, cuDNN {results['cudnn']})", "",
-             "| model | batch | eager GPU ms | compile GPU ms | Kiln FP16 GPU ms | vs compile (GPU) | eager e2e ms | compile e2e ms | Kiln FP16 e2e ms | Kiln FP16 rel err |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for p in results["points"]:
-        k = p.get("kiln_fp16", {})
-        f = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "-"
-        lines.append(f"| {p['model']} | {p['batch']} | {f(p.get('torch_eager_gpu_ms'))} | {f(p.get('torch_compile_gpu_ms'))} | "
-                     f"{f(k.get('gpu_ms'))} | {f(p.get('speedup_vs_compile_gpu'))}x | {f(p.get('torch_eager_e2e_ms'))} | "
-                     f"{f(p.get('torch_compile_e2e_ms'))} | {f(k.get('e2e_ms'))} | {f(k.get('rel_err_vs_torch_fp32'))} |"
-                     + ("" if "error" not in k else f" error: {k['error'][:200]}"))
-    with open(os.path.join(a.out, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results()
+    print(open(os.path.join(a.out, "results.md")).read())
 
 
 if __name__ == "__main__":

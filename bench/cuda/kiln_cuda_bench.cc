@@ -2,7 +2,11 @@
 //
 //   kiln_cuda_bench --model m.onnx --precision fp16 --input x=x.bin --shape x=32x3x224x224
 //                   [--runs 100] [--warmup 20] [--dump out/]  (--input/--shape once per input)
+//                   [--calib x=calib.bin --calib-shape x=256x3x224x224] [--calib-method entropy]
+//                   [--tf32 1]
 //
+// INT8 (--precision int8): --calib files hold the calibration samples of each input stacked along
+// the first dim (raw, the input's dtype).
 // Input files hold raw little-endian elements of the engine input's dtype. The engine is built
 // with one profile at exactly the given shapes, serialized and loaded back (the serving path),
 // then run `warmup` times and `runs` times. Prints one JSON object: build seconds, median and p10/
@@ -53,7 +57,10 @@ double percentile(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   std::string modelPath, precision = "fp16", dump;
   std::map<std::string, std::string> files;
-  std::map<std::string, Shape> shapes;
+  std::map<std::string, Shape> shapes, calibShapes;
+  std::map<std::string, std::string> calibFiles;
+  std::string calibMethod = "entropy";
+  bool tf32 = false;
   int runs = 100, warmup = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
@@ -70,6 +77,10 @@ int main(int argc, char** argv) {
     else if (k == "--dump") dump = v;
     else if (k == "--input") { split(name, rest); files[name] = rest; }
     else if (k == "--shape") { split(name, rest); shapes[name] = parseShape(rest); }
+    else if (k == "--calib") { split(name, rest); calibFiles[name] = rest; }
+    else if (k == "--calib-shape") { split(name, rest); calibShapes[name] = parseShape(rest); }
+    else if (k == "--calib-method") calibMethod = v;
+    else if (k == "--tf32") tf32 = v == "1";
     else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
   }
   try {
@@ -80,6 +91,25 @@ int main(int argc, char** argv) {
     Profile profile;
     profile.min = profile.opt = profile.max = shapes;
     options.profiles = {profile};
+    options.tf32 = tf32;
+    options.calibrationMethod = calibMethod == "minmax" ? CalibrationMethod::MinMax
+                                : calibMethod == "percentile" ? CalibrationMethod::Percentile
+                                                              : CalibrationMethod::Entropy;
+    if (!calibFiles.empty()) {
+      std::map<std::string, Tensor> batch;
+      for (const auto& [name, path] : calibFiles) {
+        std::vector<char> bytes = readFile(path);
+        int64_t numel = 1;
+        for (int64_t d : calibShapes.at(name)) numel *= d;
+        // float32 or int64 samples (token ids), told apart by the file size.
+        const DType dtype = numel > 0 && bytes.size() == size_t(numel) * 8 ? DType::Int64 : DType::Float32;
+        Tensor t = Tensor::allocate(dtype, calibShapes.at(name));
+        if (bytes.size() != t.byteSize()) throw std::runtime_error("calibration " + name + ": file size does not match its shape");
+        std::memcpy(t.data, bytes.data(), bytes.size());
+        batch.emplace(name, std::move(t));
+      }
+      options.calibrationBatches.push_back(std::move(batch));
+    }
     auto t0 = std::chrono::steady_clock::now();
     BuildResult built = buildEngine(reinterpret_cast<const uint8_t*>(onnx.data()), onnx.size(), options);
     double buildS = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -110,10 +140,11 @@ int main(int argc, char** argv) {
         f.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(t.byteSize()));
       }
     }
-    std::map<std::string, int> kernels;
+    std::map<std::string, int> kernels, precisions;
     std::map<std::string, double> opMs;  // build-time per-layer GPU time at these shapes, by op
     for (const LayerReport& l : built.report.layers) {
       kernels[l.kernel]++;
+      precisions[l.precision]++;
       opMs[l.opType] += l.timeMs;
     }
     std::printf("{\"model\":\"%s\",\"precision\":\"%s\",\"target\":\"%s\",\"build_s\":%.2f,\"gpu_ms\":%.4f,"
@@ -127,7 +158,17 @@ int main(int argc, char** argv) {
     std::printf("},\"op_ms\":{");
     k = 0;
     for (const auto& [name, ms] : opMs) std::printf("%s\"%s\":%.4f", k++ ? "," : "", name.c_str(), ms);
-    std::printf("}}\n");
+    std::printf("},\"layer_precisions\":{");
+    k = 0;
+    for (const auto& [name, count] : precisions) std::printf("%s\"%s\":%d", k++ ? "," : "", name.c_str(), count);
+    std::printf("},\"warnings\":[");
+    k = 0;
+    for (const std::string& w : built.report.warnings) {
+      std::string q;
+      for (char c : w) q += c == '"' ? std::string("\\\"") : c == '\\' ? std::string("/") : std::string(1, c);
+      std::printf("%s\"%s\"", k++ ? "," : "", q.c_str());
+    }
+    std::printf("]}\n");
     return 0;
   } catch (const std::exception& e) {
     std::printf("{\"model\":\"%s\",\"precision\":\"%s\",\"error\":", modelPath.c_str(), precision.c_str());

@@ -408,3 +408,186 @@ KILN_TEST(cuda, gemm_and_matmul_variants_match_cpu) {
                    {"x", floatTensor({7, 4, 5}, 43)}, {"g", floatTensor({12, 7}, 44)}},
                   "gemm variants", 1e-4, 1e-2);
 }
+
+// ---- INT8 and TF32 ---------------------------------------------------------------------------
+
+namespace {
+
+// A small convolutional classifier: a 3-channel stem (im2col of a channel count that is not a
+// multiple of 4), a strided 3x3, a 3x3 with a residual, max pooling between INT8 layers, a 1x1
+// (direct GEMM), global average pooling and a fully connected layer (fp16).
+std::vector<uint8_t> int8Net(int64_t batch) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {batch, 3, 32, 32});
+  m.initializer("w1", DType::Float32, {16, 3, 3, 3}, randomValues(16 * 27, 101, -0.4f, 0.4f));
+  m.initializer("b1", DType::Float32, {16}, randomValues(16, 102, 0.f, 0.2f));
+  m.initializer("w2", DType::Float32, {32, 16, 3, 3}, randomValues(32 * 144, 103, -0.15f, 0.15f));
+  m.initializer("b2", DType::Float32, {32}, randomValues(32, 104, 0.f, 0.2f));
+  m.initializer("w3", DType::Float32, {32, 32, 3, 3}, randomValues(32 * 288, 105, -0.1f, 0.1f));
+  m.initializer("b3", DType::Float32, {32}, randomValues(32, 106, -0.1f, 0.1f));
+  m.initializer("w4", DType::Float32, {16, 32, 1, 1}, randomValues(16 * 32, 107, -0.3f, 0.3f));
+  m.initializer("b4", DType::Float32, {16}, randomValues(16, 108, 0.f, 0.2f));
+  m.initializer("fc", DType::Float32, {10, 16}, randomValues(160, 109, -0.5f, 0.5f));
+  m.initializer("fcb", DType::Float32, {10}, randomValues(10, 110));
+  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Relu", {"c1"}, {"r1"});
+  m.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("strides", {2, 2})});
+  m.node("Relu", {"c2"}, {"r2"});
+  m.node("Conv", {"r2", "w3", "b3"}, {"c3"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Add", {"c3", "r2"}, {"s3"});
+  m.node("Relu", {"s3"}, {"r3"});
+  m.node("MaxPool", {"r3"}, {"p"}, {Attr::ints("kernel_shape", {2, 2}), Attr::ints("strides", {2, 2})});
+  m.node("Conv", {"p", "w4", "b4"}, {"c4"});
+  m.node("Relu", {"c4"}, {"r4"});
+  m.node("GlobalAveragePool", {"r4"}, {"gap"});
+  m.node("Flatten", {"gap"}, {"f"});
+  m.node("Gemm", {"f", "fc", "fcb"}, {"y"}, {Attr::i("transB", 1)});
+  m.output("y", DType::Float32, {batch, 10});
+  return m.bytes();
+}
+
+// Smooth "images": low-frequency patterns plus noise, so activations look like a real network's.
+Tensor smoothImages(int64_t n, uint32_t seed) {
+  Tensor t = Tensor::allocate(DType::Float32, {n, 3, 32, 32});
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  float* p = t.ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    for (int c = 0; c < 3; ++c) {
+      const float fx = 0.1f + 0.3f * (u(rng) + 1.f), fy = 0.1f + 0.3f * (u(rng) + 1.f), ph = 3.f * u(rng), a = u(rng);
+      for (int y = 0; y < 32; ++y)
+        for (int x = 0; x < 32; ++x) *p++ = a * std::sin(fx * x + fy * y + ph) + 0.1f * u(rng);
+    }
+  }
+  return t;
+}
+
+BuildResult buildInt8(const std::vector<uint8_t>& model, const Tensor& calibration, double maxError = 0.15,
+                      CalibrationMethod method = CalibrationMethod::Entropy) {
+  BuildOptions options;
+  options.backend = "cuda";
+  options.precision = Precision::Int8;
+  options.calibrationMethod = method;
+  options.int8MaxLayerError = maxError;
+  if (calibration.data != nullptr) options.calibrationBatches.push_back({{"x", calibration}});
+  return buildEngine(model.data(), model.size(), options);
+}
+
+Tensor runBuilt(const BuildResult& built, const Tensor& x) {
+  std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
+  std::unique_ptr<ExecutionContext> ctx = engine->createContext();
+  RunResult r = ctx->run({{"x", x}});
+  RunResult again = ctx->run({{"x", x}});
+  EXPECT_TRUE(std::memcmp(r.outputs[0].second.data, again.outputs[0].second.data, r.outputs[0].second.byteSize()) == 0);
+  return std::move(r.outputs[0].second);
+}
+
+int countPrecision(const BuildReport& report, const std::string& opPart, const std::string& precision) {
+  int n = 0;
+  for (const LayerReport& l : report.layers) n += l.opType.find(opPart) != std::string::npos && l.precision == precision;
+  return n;
+}
+
+}  // namespace
+
+KILN_TEST(cuda, int8_engine_calibrates_and_matches_fp32) {
+  std::vector<uint8_t> model = int8Net(8);
+  Tensor x = smoothImages(8, 7);
+  std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
+  for (CalibrationMethod method : {CalibrationMethod::Entropy, CalibrationMethod::Percentile, CalibrationMethod::MinMax}) {
+    BuildResult built = buildInt8(model, smoothImages(64, 3), 0.2, method);
+    // Every convolution and the max pool between them run in INT8; the report says so per layer.
+    EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 4);
+    EXPECT_EQ(countPrecision(built.report, "CudaMaxPoolInt8NHWC", "int8"), 1);
+    EXPECT_TRUE(countPrecision(built.report, "CudaQuantize", "int8") >= 1);
+    EXPECT_TRUE(countPrecision(built.report, "Gemm", "fp16") == 1);
+    bool direct = false, im2col = false;
+    for (const LayerReport& l : built.report.layers) {
+      direct = direct || l.kernel == "cuda.conv_nhwc.int8_gemm_cublaslt";
+      im2col = im2col || l.kernel == "cuda.conv_nhwc.int8_im2col_gemm_cublaslt";
+    }
+    EXPECT_TRUE(direct && im2col);
+    Tensor got = runBuilt(built, x);
+    expectClose(got, ref[0], 0.08, "int8 net");
+  }
+}
+
+KILN_TEST(cuda, int8_layers_over_the_error_bound_fall_back_to_fp16) {
+  std::vector<uint8_t> model = int8Net(8);
+  Tensor x = smoothImages(8, 7);
+  std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
+  BuildResult built = buildInt8(model, smoothImages(16, 3), 0.0);
+  EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 0);
+  EXPECT_EQ(countPrecision(built.report, "CudaConvNHWC", "fp16"), 4);
+  bool warned = false;
+  for (const std::string& w : built.report.warnings) warned = warned || w.find("fp16 fallback for 4") != std::string::npos;
+  EXPECT_TRUE(warned);
+  expectClose(runBuilt(built, x), ref[0], 1e-2, "int8 build, all layers fp16");
+}
+
+KILN_TEST(cuda, int8_without_calibration_or_qdq_fails_clearly) {
+  std::vector<uint8_t> model = int8Net(8);
+  EXPECT_THROWS_WITH(buildInt8(model, Tensor{}), "precision int8 needs calibration data");
+  // The CPU backend keeps refusing reduced precisions and TF32.
+  BuildOptions cpu;
+  cpu.precision = Precision::Int8;
+  cpu.calibrationBatches.push_back({{"x", smoothImages(8, 1)}});
+  EXPECT_THROWS_WITH(buildEngine(model.data(), model.size(), cpu), "not available on the cpu backend");
+  cpu.precision = Precision::Fp32;
+  cpu.tf32 = true;
+  EXPECT_THROWS_WITH(buildEngine(model.data(), model.size(), cpu), "tf32 applies to fp32 builds on the cuda backend");
+}
+
+KILN_TEST(cuda, int8_honours_qdq_pairs_without_calibration) {
+  // x -> Q/DQ -> Conv (weights int8 per channel through DequantizeLinear) -> Relu -> Q/DQ -> Conv
+  // -> Relu -> Q/DQ -> GlobalAveragePool: both convolutions run in INT8 at the model's scales.
+  ModelBuilder m;
+  m.input("x", DType::Float32, {4, 16, 8, 8});
+  std::vector<int8_t> w1(32 * 16 * 9), w2(32 * 32 * 9);
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> d(-127, 127);
+  for (int8_t& v : w1) v = static_cast<int8_t>(d(rng));
+  for (int8_t& v : w2) v = static_cast<int8_t>(d(rng));
+  m.initializer("w1q", DType::Int8, {32, 16, 3, 3}, w1);
+  m.initializer("w2q", DType::Int8, {32, 32, 3, 3}, w2);
+  m.initializer("w1s", DType::Float32, {32}, randomValues(32, 9, 0.0005f, 0.001f));
+  m.initializer("w2s", DType::Float32, {32}, randomValues(32, 10, 0.0003f, 0.0006f));
+  m.initializer("xs", DType::Float32, {}, std::vector<float>{1.f / 127.f});
+  m.initializer("as", DType::Float32, {}, std::vector<float>{0.5f / 127.f});
+  m.initializer("zp", DType::Int8, {}, std::vector<int8_t>{0});
+  m.node("QuantizeLinear", {"x", "xs", "zp"}, {"xq"});
+  m.node("DequantizeLinear", {"xq", "xs", "zp"}, {"xd"});
+  m.node("DequantizeLinear", {"w1q", "w1s"}, {"w1"}, {Attr::i("axis", 0)});
+  m.node("DequantizeLinear", {"w2q", "w2s"}, {"w2"}, {Attr::i("axis", 0)});
+  m.node("Conv", {"xd", "w1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Relu", {"c1"}, {"r1"});
+  m.node("QuantizeLinear", {"r1", "as", "zp"}, {"r1q"});
+  m.node("DequantizeLinear", {"r1q", "as", "zp"}, {"r1d"});
+  m.node("Conv", {"r1d", "w2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Relu", {"c2"}, {"r2"});
+  m.node("QuantizeLinear", {"r2", "as", "zp"}, {"r2q"});
+  m.node("DequantizeLinear", {"r2q", "as", "zp"}, {"r2d"});
+  m.node("GlobalAveragePool", {"r2d"}, {"y"});
+  m.output("y", DType::Float32, {4, 32, 1, 1});
+  m.opset("", 13);
+  std::vector<uint8_t> model = m.bytes();
+  Tensor x = floatTensor({4, 16, 8, 8}, 12);
+  std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
+  BuildResult built = buildInt8(model, Tensor{}, 1.0);
+  EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 2);
+  expectClose(runBuilt(built, x), ref[0], 0.03, "qdq model");
+}
+
+KILN_TEST(cuda, tf32_fp32_build_matches_cpu) {
+  std::vector<uint8_t> model = resnetBlock();
+  Inputs inputs = {{"x", floatTensor({2, 8, 16, 16}, 3)}};
+  std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, inputs);
+  BuildOptions options;
+  options.backend = "cuda";
+  options.tf32 = true;
+  BuildResult built = buildEngine(model.data(), model.size(), options);
+  EXPECT_TRUE(countPrecision(built.report, "Conv", "tf32") >= 1);
+  std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
+  RunResult r = engine->createContext()->run(inputs);
+  expectClose(r.outputs[0].second, ref[0], 1e-2, "tf32");
+}

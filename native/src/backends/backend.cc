@@ -35,6 +35,13 @@ void Backend::lowerGraph(Graph& graph, Precision precision, std::vector<std::str
                  " backend: it builds fp32 only");
 }
 
+void Backend::quantizeGraph(Graph& graph, const BuildOptions& options, const std::map<std::string, float>& qdqRanges,
+                             std::vector<std::string>& warnings,
+                            std::map<std::string, std::string>& nodePrecision) const {
+  (void)graph, (void)options, (void)qdqRanges, (void)warnings, (void)nodePrecision;
+  fail(ErrorCode::InvalidArgument, "precision int8 is not available on the " + name() + " backend");
+}
+
 std::shared_ptr<Backend> createBackend(const std::string& name) {
   if (name == "cpu") return createCpuBackend();
   if (name == "cuda") {

@@ -40,6 +40,13 @@ class Backend {
   // rewrites float values to half with casts at the graph boundary) and layout rewrites for the
   // backend's own ops. The default builds fp32 only and leaves the graph alone.
   virtual void lowerGraph(Graph& graph, Precision precision, std::vector<std::string>& warnings) const;
+  // INT8 builds, after lowerGraph(Int8): honours QuantizeLinear/DequantizeLinear pairs, calibrates
+  // on options.calibrationBatches and moves the layers that quantize well to INT8 kernels.
+  // nodePrecision gets the precision of every node whose precision is not the build's default.
+  // The default: INT8 is not available on this backend.
+  virtual void quantizeGraph(Graph& graph, const BuildOptions& options, const std::map<std::string, float>& qdqRanges,
+                             std::vector<std::string>& warnings,
+                             std::map<std::string, std::string>& nodePrecision) const;
   // Device backends bring their own executor (streams, device arena, graph replay); nullptr means
   // the runtime's host executor (runtime/context.h) runs the engine.
   virtual std::unique_ptr<ExecutionContext> createContext(const std::shared_ptr<const EngineImpl>& engine) const {

@@ -17,6 +17,10 @@ namespace kiln {
 enum class Precision { Fp32, Fp16, Int8 };
 const char* precisionName(Precision p);  // "fp32", "fp16", "int8"
 
+// How INT8 calibration picks each activation's range from the calibration set: the KL-divergence
+// minimizing threshold (entropy, the default), a percentile of |x|, or the plain maximum of |x|.
+enum class CalibrationMethod { Entropy, Percentile, MinMax };
+
 // min/opt/max for each dynamic input. A run's input shapes must fit one profile.
 struct Profile {
   std::map<std::string, Shape> min, opt, max;
@@ -37,6 +41,17 @@ struct BuildOptions {
   std::string modelDirectory;     // where external data files are looked up ("" forbids them)
   std::function<void(const BuildProgress&)> onProgress;
   const std::atomic<bool>* cancel = nullptr;  // set to true to cancel (throws Cancelled)
+  // FP32 engines on the cuda backend: let convolutions and GEMMs use TF32 tensor cores.
+  bool tf32 = false;
+  // INT8 (precision Int8, cuda backend). Calibration batches: each maps every model input name to a
+  // tensor whose first dim is the sample index (samples stacked); batches larger than the profile
+  // allows are split. Not needed for a model that carries QuantizeLinear/DequantizeLinear pairs.
+  std::vector<std::map<std::string, Tensor>> calibrationBatches;
+  CalibrationMethod calibrationMethod = CalibrationMethod::Entropy;
+  double calibrationPercentile = 99.99;  // for CalibrationMethod::Percentile
+  // A layer whose estimated INT8 relative error (weights, input and output quantization) exceeds
+  // this stays in fp16; the build report says so.
+  double int8MaxLayerError = 0.15;
 };
 
 struct TensorInfo {
@@ -49,6 +64,7 @@ struct LayerReport {
   std::string name, opType, kernel;
   std::string outputShape;  // at the first profile's opt shapes
   double timeMs = 0;        // measured at the opt shapes during the build
+  std::string precision;    // what the layer computes in: "fp32", "tf32", "fp16" or "int8"
 };
 
 struct BuildReport {

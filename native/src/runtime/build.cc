@@ -11,6 +11,7 @@
 #include "plan/profiles.h"
 #include "runtime/build_memory.h"
 #include "runtime/context.h"
+#include "runtime/qdq.h"
 #include "runtime/engine_impl.h"
 
 namespace kiln {
@@ -35,12 +36,27 @@ class Builder {
 
     progress("optimize", 0.1, "inferring shapes");
     inferShapes(*graph);
+    std::map<std::string, float> qdqRanges;
+    if (options_.precision == Precision::Int8) qdqRanges = stripQdqPairs(*graph, report.warnings);
     checkCancel();
     if (options_.optimizationLevel > 0) {
       progress("optimize", 0.15, "optimizing at level " + std::to_string(options_.optimizationLevel));
       optimizeGraph(*graph, options_.optimizationLevel, report.fusions);
     }
+    KILN_CHECK(!options_.tf32 || (backend->kind() == BackendKind::Cuda && options_.precision == Precision::Fp32),
+               InvalidArgument, "tf32 applies to fp32 builds on the cuda backend");
     backend->lowerGraph(*graph, options_.precision, report.warnings);
+    if (options_.precision == Precision::Int8) {
+      progress("calibrate", 0.2, "INT8: calibrating and quantizing");
+      backend->quantizeGraph(*graph, options_, qdqRanges, report.warnings, nodePrecision_);
+    }
+    if (options_.tf32) {
+      // Read by the CUDA convolution and GEMM kernels (serialized with the graph).
+      Attribute on;
+      on.kind = Attribute::Kind::Int;
+      on.i = 1;
+      for (Node& node : graph->nodes) node.attrs["kiln_tf32"] = on;
+    }
     report.nodesAfter = countNodes(*graph);
     checkCancel();
 
@@ -258,12 +274,21 @@ class Builder {
         l.outputShape = g.values[out].shape.toString();
       }
       l.timeMs = n < trace.nodeMs.size() ? trace.nodeMs[n] : 0.0;
+      auto p = nodePrecision_.find(node.name);
+      if (p != nodePrecision_.end()) {
+        l.precision = p->second;
+      } else if (options_.precision == Precision::Fp32) {
+        l.precision = options_.tf32 ? "tf32" : "fp32";
+      } else {
+        l.precision = "fp16";  // fp16 builds, and the layers of an int8 build that stay in fp16
+      }
       layers.push_back(std::move(l));
     }
     return layers;
   }
 
   const BuildOptions& options_;
+  std::map<std::string, std::string> nodePrecision_;
 };
 
 }  // namespace

@@ -80,6 +80,7 @@ class ConvKernel final : public CudaKernel {
     if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]) + " (float32/float16 only)");
     if (fused_) act_ = readActivationAttrs(node_);
     group_ = node_.getInt("group", 1);
+    tf32_ = node_.getInt("kiln_tf32", 0) != 0;
     // 1x1, stride 1, no padding, one group: a plain GEMM over the pixels (NHWC only).
     auto all = [&](const char* attr, int64_t v) {
       for (int64_t x : node_.getInts(attr)) {
@@ -124,6 +125,7 @@ class ConvKernel final : public CudaKernel {
     g.hasC = hasZ;
     g.beta = 1.f;
     g.act = act_;
+    g.tf32 = tf32_;
     return g;
   }
 
@@ -131,6 +133,12 @@ class ConvKernel final : public CudaKernel {
     const Tensor& x = *ctx.inputs[0];
     Tensor& y = *ctx.outputs[0];
     if (y.numel() == 0) return;
+    // The 1x1 GEMM path first: it needs no cuDNN algorithm (looking one up here, during a CUDA
+    // graph capture of a shape never timed before, would create a cuDNN handle inside the capture).
+    if (pointwise_ && nhwc_) {
+      runGemm(pointwisePlan(ctx), exec(ctx).cublasLt, exec(ctx).stream, ctx.workspace, ctx.workspaceSize);
+      return;
+    }
     ConvDescs d;
     describe(ctx, d);
     AlgoChoice choice = choose(ctx, ctx.workspaceSize);
@@ -141,10 +149,6 @@ class ConvKernel final : public CudaKernel {
                                        (act_.kind == Activation::None &&
                                         choice.algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM));
     const float one = 1.f, zero = 0.f;
-    if (pointwise_ && nhwc_) {
-      runGemm(pointwisePlan(ctx), exec(ctx).cublasLt, exec(ctx).stream, ctx.workspace, ctx.workspaceSize);
-      return;
-    }
     if (fusedCall) {
       const int64_t c = nhwc_ ? y.shape[3] : y.shape[1];
       int dims[4] = {1, static_cast<int>(c), 1, 1}, strides[4] = {static_cast<int>(c), 1, 1, 1};
@@ -196,7 +200,7 @@ class ConvKernel final : public CudaKernel {
       KILN_DNN_CHECK(cudnnSetConvolution2dDescriptor(d.conv, pads[0], pads[1], strides[0], strides[1], dil[0], dil[1],
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
       KILN_DNN_CHECK(cudnnSetConvolutionGroupCount(d.conv, static_cast<int>(group_)));
-      KILN_DNN_CHECK(cudnnSetConvolutionMathType(d.conv, x.dtype == DType::Float16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+      KILN_DNN_CHECK(cudnnSetConvolutionMathType(d.conv, mathType(x.dtype)));
       return;
     }
     const size_t spatial = x.shape.size() - 2;
@@ -234,7 +238,7 @@ class ConvKernel final : public CudaKernel {
     KILN_DNN_CHECK(cudnnSetConvolutionNdDescriptor(d.conv, static_cast<int>(nd), pads.data(), strides.data(), dil.data(),
                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     KILN_DNN_CHECK(cudnnSetConvolutionGroupCount(d.conv, static_cast<int>(group_)));
-    KILN_DNN_CHECK(cudnnSetConvolutionMathType(d.conv, x.dtype == DType::Float16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+    KILN_DNN_CHECK(cudnnSetConvolutionMathType(d.conv, mathType(x.dtype)));
   }
 
   // The fastest measured algorithm whose workspace fits `limit`. Candidates are timed once per
@@ -252,7 +256,7 @@ class ConvKernel final : public CudaKernel {
     const Tensor& x = *ctx.inputs[0];
     std::string key = std::string(nhwc_ ? "conv_nhwc|" : "conv|") + deviceKey() + "|" + dtypeName(x.dtype) + shapeToString(x.shape) +
                       shapeToString(ctx.inputs[1]->shape) + shapeToString(ctx.outputs[0]->shape) + "|g" +
-                      std::to_string(group_);
+                      std::to_string(group_) + (tf32_ ? "|tf32" : "");
     for (const char* attr : {"pads", "strides", "dilations"}) {
       for (int64_t v : node_.getInts(attr)) key += "," + std::to_string(v);
       key += ";";
@@ -301,7 +305,13 @@ class ConvKernel final : public CudaKernel {
     return choices_.emplace(key, std::move(list)).first->second;
   }
 
-  bool fused_, nhwc_, pointwise_ = false;
+  // fp16: tensor cores; fp32: FMA (results match the CPU reference) unless the build allows TF32.
+  cudnnMathType_t mathType(DType t) const {
+    if (t == DType::Float16) return CUDNN_TENSOR_OP_MATH;
+    return tf32_ ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  }
+
+  bool fused_, nhwc_, pointwise_ = false, tf32_ = false;
   int64_t group_ = 1;
   ActivationParams act_;
   mutable std::mutex mutex_;

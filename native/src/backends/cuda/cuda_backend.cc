@@ -48,6 +48,11 @@ class CudaBackend final : public Backend {
     lowerGraphForCuda(graph, precision, warnings);
   }
 
+  void quantizeGraph(Graph& graph, const BuildOptions& options, const std::map<std::string, float>& qdqRanges,
+                     std::vector<std::string>& warnings, std::map<std::string, std::string>& nodePrecision) const override {
+    quantizeGraphForCuda(graph, options, qdqRanges, warnings, nodePrecision);
+  }
+
   std::unique_ptr<ExecutionContext> createContext(const std::shared_ptr<const EngineImpl>& engine) const override {
     return std::make_unique<CudaContext>(engine);
   }

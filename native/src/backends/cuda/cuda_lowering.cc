@@ -208,10 +208,18 @@ int convertConvsToNhwc(Graph& g) {
 
 }  // namespace
 
+void lowerToFp16Nhwc(Graph& g) {
+  lowerGraphToFp16(g);
+  if (convertConvsToNhwc(g) > 0) {
+    g.compact();
+    inferShapes(g);
+  }
+}
+
 void lowerGraphForCuda(Graph& g, Precision precision, std::vector<std::string>& warnings) {
   (void)warnings;
-  if (precision == Precision::Int8)
-    fail(ErrorCode::InvalidArgument, "precision int8 is not available on the cuda backend yet (fp32 and fp16 are)");
+  // Int8: the fp16 + NHWC part runs in quantizeGraph (int8_lowering.cc), after the Q/DQ pairs of
+  // the model are taken out.
   g.opsets[kKilnDomain] = std::max<int64_t>(g.opsetFor(kKilnDomain), 1);
   int rewrites = fuseAttentionLayouts(g);
   rewrites += fuseAddLayerNorm(g);
@@ -219,13 +227,7 @@ void lowerGraphForCuda(Graph& g, Precision precision, std::vector<std::string>& 
     g.compact();
     inferShapes(g);
   }
-  if (precision == Precision::Fp16) {
-    lowerGraphToFp16(g);
-    if (convertConvsToNhwc(g) > 0) {
-      g.compact();
-      inferShapes(g);
-    }
-  }
+  if (precision == Precision::Fp16) lowerToFp16Nhwc(g);
 }
 
 }  // namespace kiln::cuda

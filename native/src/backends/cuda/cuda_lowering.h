@@ -7,6 +7,7 @@
 //  - fp16 precision: cuda_fp16.h.
 // The two kiln.Cuda* ops exist only in CUDA engines; their schemas live in cuda_schemas.cc.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,5 +17,11 @@
 namespace kiln::cuda {
 
 void lowerGraphForCuda(Graph& graph, Precision precision, std::vector<std::string>& warnings);
+// fp16 (cuda_fp16.h) and the NHWC convolutional region: what lowerGraphForCuda does at fp16.
+void lowerToFp16Nhwc(Graph& graph);
+// INT8 (int8_lowering.cc): Backend::quantizeGraph of the cuda backend.
+void quantizeGraphForCuda(Graph& graph, const BuildOptions& options, const std::map<std::string, float>& qdqRanges,
+                          std::vector<std::string>& warnings,
+                          std::map<std::string, std::string>& nodePrecision);
 
 }  // namespace kiln::cuda

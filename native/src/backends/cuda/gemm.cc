@@ -56,7 +56,9 @@ namespace {
 // Descriptors of one GEMM call; returns whether the activation needs a separate pass.
 bool describeGemm(const GemmCall& g, LtDescs& d, size_t workspaceBytes) {
   const cudaDataType_t dt = g.type == DType::Float16 ? CUDA_R_16F : CUDA_R_32F;
-  KILN_LT_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasComputeType_t compute =
+      g.tf32 && g.type == DType::Float32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  KILN_LT_CHECK(cublasLtMatmulDescCreate(&d.op, compute, CUDA_R_32F));
   // Column-major: D^T[N,M] = op(B^T) op(A^T).
   cublasOperation_t opA = g.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opB = g.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -97,8 +99,8 @@ bool describeGemm(const GemmCall& g, LtDescs& d, size_t workspaceBytes) {
 
 std::string gemmKey(const GemmCall& g, size_t workspaceBytes) {
   char buf[256];
-  std::snprintf(buf, sizeof(buf), "gemm|%s|%s|m%lld n%lld k%lld b%lld t%d%d bias%d c%d act%d ws%zu", deviceKey().c_str(),
-                dtypeName(g.type), (long long)g.m, (long long)g.n, (long long)g.k, (long long)g.batch, g.transA ? 1 : 0,
+  std::snprintf(buf, sizeof(buf), "gemm|%s|%s%s|m%lld n%lld k%lld b%lld t%d%d bias%d c%d act%d ws%zu", deviceKey().c_str(),
+                dtypeName(g.type), g.tf32 ? "/tf32" : "", (long long)g.m, (long long)g.n, (long long)g.k, (long long)g.batch, g.transA ? 1 : 0,
                 g.transB ? 1 : 0, g.bias ? 1 : 0, (g.c || g.hasC) ? 1 : 0, static_cast<int>(g.act.kind), workspaceBytes);
   return buf;
 }
@@ -258,6 +260,7 @@ class GemmKernel final : public CudaKernel {
     g.d = y.data;
     g.alpha = alpha_;
     g.act = act_;
+    g.tf32 = node_.getInt("kiln_tf32", 0) != 0;
     if (ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr && ctx.inputs[2]->numel() > 0 && beta_ != 0.f) {
       const Tensor& c = *ctx.inputs[2];
       if (c.numel() == g.n && beta_ == 1.f && (c.shape.size() == 1 || c.shape[0] == 1)) {
@@ -304,6 +307,7 @@ class MatMulKernel final : public CudaKernel {
     g.b = in(ctx, 1);
     g.d = y.data;
     g.act = act_;
+    g.tf32 = node_.getInt("kiln_tf32", 0) != 0;
     if (ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr) g.bias = in(ctx, 2);
     const size_t ra = a.shape.size(), rb = b.shape.size();
     g.k = a.shape[ra - 1];

@@ -20,6 +20,7 @@ struct GemmCall {
   float alpha = 1.f, beta = 0.f;
   ActivationParams act;
   DType type = DType::Float32;
+  bool tf32 = false;  // float32 on TF32 tensor cores (BuildOptions::tf32)
 };
 
 // Kernel choice by timing: times cuBLASLt's top-8 heuristic algorithms for this call's shapes

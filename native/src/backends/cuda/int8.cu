@@ -1,0 +1,184 @@
+// INT8 device kernels: quantize / dequantize, NHWC im2col for the INT8 convolutions, the requantizing
+// epilogue (int32 accumulators -> int8 with per-channel scale, bias, residual and ReLU) and max
+// pooling on int8. All are memory-bound loops; the GEMMs themselves run on cuBLASLt (IMMA).
+#include <cuda_fp16.h>
+
+#include "backends/cuda/cuda_common.h"
+#include "backends/cuda/int8_ops.h"
+
+namespace kiln::cuda {
+namespace {
+
+__device__ __forceinline__ int8_t q8(float v) {
+  v = rintf(v);
+  v = fminf(127.f, fmaxf(-127.f, v));
+  return static_cast<int8_t>(static_cast<int>(v));
+}
+
+#define KILN_GRID_LOOP(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+__global__ void quantizeHalf(const __half* x, int8_t* y, int64_t n, float inv) {
+  KILN_GRID_LOOP(i, n) y[i] = q8(__half2float(x[i]) * inv);
+}
+// Four halves in, four int8 out (n4 groups of four).
+__global__ void quantizeHalf4(const uint2* x, char4* y, int64_t n4, float inv) {
+  KILN_GRID_LOOP(i, n4) {
+    uint2 v = x[i];
+    __half2 a = *reinterpret_cast<__half2*>(&v.x), b = *reinterpret_cast<__half2*>(&v.y);
+    float2 fa = __half22float2(a), fb = __half22float2(b);
+    y[i] = make_char4(q8(fa.x * inv), q8(fa.y * inv), q8(fb.x * inv), q8(fb.y * inv));
+  }
+}
+__global__ void quantizeFloat(const float* x, int8_t* y, int64_t n, float inv) {
+  KILN_GRID_LOOP(i, n) y[i] = q8(x[i] * inv);
+}
+__global__ void dequantizeHalf(const int8_t* x, __half* y, int64_t n, float scale) {
+  KILN_GRID_LOOP(i, n) y[i] = __float2half(float(x[i]) * scale);
+}
+__global__ void dequantizeFloat(const int8_t* x, float* y, int64_t n, float scale) {
+  KILN_GRID_LOOP(i, n) y[i] = float(x[i]) * scale;
+}
+
+// One thread per 4 output bytes (C % 4 == 0: the four channels share one tap).
+__global__ void im2col4(const int32_t* x, int32_t* out, Im2ColGeometry g, int64_t total) {
+  const int64_t words = g.kPad / 4, c4 = g.c / 4, taps = int64_t(g.r) * g.s * c4;
+  KILN_GRID_LOOP(i, total) {
+    const int64_t m = i / words, w = i - m * words;
+    int32_t v = 0;
+    if (w < taps) {
+      const int64_t c = w % c4, rs = w / c4;
+      const int s = int(rs % g.s), r = int(rs / g.s);
+      const int64_t ow = m % g.ow, t = m / g.ow, oh = t % g.oh, n = t / g.oh;
+      const int64_t ih = oh * g.strideH - g.padH + int64_t(r) * g.dilH;
+      const int64_t iw = ow * g.strideW - g.padW + int64_t(s) * g.dilW;
+      if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = x[((n * g.h + ih) * g.w + iw) * c4 + c];
+    }
+    out[i] = v;
+  }
+}
+
+__global__ void im2col1(const int8_t* x, int8_t* out, Im2ColGeometry g, int64_t total) {
+  const int64_t taps = int64_t(g.r) * g.s * g.c;
+  KILN_GRID_LOOP(i, total) {
+    const int64_t m = i / g.kPad, kk = i - m * g.kPad;
+    int8_t v = 0;
+    if (kk < taps) {
+      const int64_t c = kk % g.c, rs = kk / g.c;
+      const int s = int(rs % g.s), r = int(rs / g.s);
+      const int64_t ow = m % g.ow, t = m / g.ow, oh = t % g.oh, n = t / g.oh;
+      const int64_t ih = oh * g.strideH - g.padH + int64_t(r) * g.dilH;
+      const int64_t iw = ow * g.strideW - g.padW + int64_t(s) * g.dilW;
+      if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = x[((n * g.h + ih) * g.w + iw) * g.c + c];
+    }
+    out[i] = v;
+  }
+}
+
+__global__ void requantize(const int32_t* acc, const float* alpha, const float* bias, const int8_t* z, float beta,
+                           bool relu, int8_t* y, int64_t total, int64_t k) {
+  KILN_GRID_LOOP(i, total) {
+    const int64_t c = i % k;
+    float v = float(acc[i]) * alpha[c] + bias[c];
+    if (z) v += beta * float(z[i]);
+    if (relu) v = fmaxf(v, 0.f);
+    y[i] = q8(v);
+  }
+}
+
+__global__ void gemmDp4a(const int32_t* a, const int32_t* w, int32_t* acc, int64_t m, int64_t n, int64_t words) {
+  const int64_t row = blockIdx.y * int64_t(blockDim.y) + threadIdx.y;
+  const int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (row >= m || col >= n) return;
+  const int32_t* ar = a + row * words;
+  const int32_t* wr = w + col * words;
+  int32_t sum = 0;
+  for (int64_t k = 0; k < words; ++k) sum = __dp4a(ar[k], wr[k], sum);
+  acc[row * n + col] = sum;
+}
+
+__global__ void maxPoolInt8(const int8_t* x, int8_t* y, Im2ColGeometry g, int64_t total) {
+  KILN_GRID_LOOP(i, total) {
+    const int64_t c = i % g.c, t0 = i / g.c, ow = t0 % g.ow, t = t0 / g.ow, oh = t % g.oh, n = t / g.oh;
+    int best = -128;
+    bool any = false;
+    for (int r = 0; r < g.r; ++r) {
+      const int64_t ih = oh * g.strideH - g.padH + int64_t(r) * g.dilH;
+      if (ih < 0 || ih >= g.h) continue;
+      for (int s = 0; s < g.s; ++s) {
+        const int64_t iw = ow * g.strideW - g.padW + int64_t(s) * g.dilW;
+        if (iw < 0 || iw >= g.w) continue;
+        best = max(best, int(x[((n * g.h + ih) * g.w + iw) * g.c + c]));
+        any = true;
+      }
+    }
+    y[i] = static_cast<int8_t>(any ? best : 0);
+  }
+}
+
+}  // namespace
+
+void launchQuantize(const void* x, DType type, int8_t* y, int64_t n, float invScale, cudaStream_t stream) {
+  if (n == 0) return;
+  if (type == DType::Float16) {
+    if (n % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 8 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0) {
+      quantizeHalf4<<<gridFor(n / 4), 256, 0, stream>>>(static_cast<const uint2*>(x), reinterpret_cast<char4*>(y), n / 4,
+                                                         invScale);
+    } else {
+      quantizeHalf<<<gridFor(n), 256, 0, stream>>>(static_cast<const __half*>(x), y, n, invScale);
+    }
+  } else {
+    quantizeFloat<<<gridFor(n), 256, 0, stream>>>(static_cast<const float*>(x), y, n, invScale);
+  }
+  KILN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launchDequantize(const int8_t* x, void* y, DType type, int64_t n, float scale, cudaStream_t stream) {
+  if (n == 0) return;
+  if (type == DType::Float16) {
+    dequantizeHalf<<<gridFor(n), 256, 0, stream>>>(x, static_cast<__half*>(y), n, scale);
+  } else {
+    dequantizeFloat<<<gridFor(n), 256, 0, stream>>>(x, static_cast<float*>(y), n, scale);
+  }
+  KILN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launchIm2ColInt8(const int8_t* x, int8_t* out, const Im2ColGeometry& g, cudaStream_t stream) {
+  const int64_t m = g.n * g.oh * g.ow;
+  if (m == 0) return;
+  if (g.c % 4 == 0 && g.kPad % 4 == 0) {
+    const int64_t total = m * (g.kPad / 4);
+    im2col4<<<gridFor(total), 256, 0, stream>>>(reinterpret_cast<const int32_t*>(x), reinterpret_cast<int32_t*>(out), g, total);
+  } else {
+    const int64_t total = m * g.kPad;
+    im2col1<<<gridFor(total), 256, 0, stream>>>(x, out, g, total);
+  }
+  KILN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launchRequantize(const int32_t* acc, const float* alpha, const float* bias, const int8_t* z, float beta, bool relu,
+                      int8_t* y, int64_t m, int64_t k, cudaStream_t stream) {
+  const int64_t total = m * k;
+  if (total == 0) return;
+  requantize<<<gridFor(total), 256, 0, stream>>>(acc, alpha, bias, z, beta, relu, y, total, k);
+  KILN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launchInt8GemmDp4a(const int8_t* a, const int8_t* w, int32_t* acc, int64_t m, int64_t n, int64_t kPad,
+                        cudaStream_t stream) {
+  if (m == 0 || n == 0) return;
+  dim3 block(32, 8);
+  dim3 grid(static_cast<unsigned>((n + 31) / 32), static_cast<unsigned>((m + 7) / 8));
+  gemmDp4a<<<grid, block, 0, stream>>>(reinterpret_cast<const int32_t*>(a), reinterpret_cast<const int32_t*>(w), acc, m, n,
+                                       kPad / 4);
+  KILN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launchMaxPoolInt8(const int8_t* x, int8_t* y, const Im2ColGeometry& g, cudaStream_t stream) {
+  const int64_t total = g.n * g.oh * g.ow * g.c;
+  if (total == 0) return;
+  maxPoolInt8<<<gridFor(total), 256, 0, stream>>>(x, y, g, total);
+  KILN_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace kiln::cuda
