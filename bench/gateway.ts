@@ -11,7 +11,7 @@
 // itself under `node --cpu-prof` for the gateway's.
 // Writes bench/results/gateway-<date>.md and prints it.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -170,6 +170,28 @@ function medianLoad(runs: Load[]): Load {
   };
 }
 
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of stat (1-based), 12 and 13 after "pid (comm) ".
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Redis's own CPU seconds so far (INFO cpu); other users of this Redis add to it. */
+async function redisCpuSeconds(redis: { info(section: string): Promise<string> }): Promise<number> {
+  const info = await redis.info("cpu");
+  const read = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0);
+  return read("used_cpu_user") + read("used_cpu_sys");
+}
+
+type CpuShare = { gateway: number; worker: number; redis: number; bare: number };
+
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
 
@@ -185,7 +207,6 @@ async function main() {
   const build = await stack.prisma.build.findFirstOrThrow({
     where: { deployments: { some: { id: stack.deploymentId } } },
   });
-  const { readFileSync } = await import("node:fs");
   const engine = loadEngine(readFileSync(join(stack.artifactDir, build.engineStorageKey ?? "")));
   const ctx = engine.createContext();
   const x = tensor("float32", [1, 4], [1, 2, 3, 4]);
@@ -246,12 +267,27 @@ async function main() {
   const bareBody = "{}";
   const bareHeaders = { "content-type": "application/json" };
   const runs: { bareMax: Load; gatewayMax: Load; bareAtRate: Load; gatewayAtRate: Load }[] = [];
+  const cpu: CpuShare[] = [];
   for (let run = 0; run < RUNS; run++) {
     // Bare and gateway alternate within a run, so load drift on a shared machine hits both alike.
     const bareMax = await autocannon(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders });
     const gatewayMax = await autocannon(inferUrl, { body, headers });
+    const bareCpu0 = processCpuSeconds(bare.pid);
     const bareAtRate = await probe(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders, rate: RATE });
+    const bareCpu = processCpuSeconds(bare.pid) - bareCpu0;
+    // CPU each process spends per request at the fixed rate: what the machine's load cannot inflate much.
+    const gw0 = process.cpuUsage();
+    const wk0 = processCpuSeconds(worker.pid);
+    const rd0 = await redisCpuSeconds(stack.redis);
     const gatewayAtRate = await probe(inferUrl, { body, headers, rate: RATE });
+    const gw = process.cpuUsage(gw0);
+    const perRequestMs = (seconds: number, n: number) => (seconds * 1000) / Math.max(1, n);
+    cpu.push({
+      gateway: perRequestMs((gw.user + gw.system) / 1e6, gatewayAtRate.requests),
+      worker: perRequestMs(processCpuSeconds(worker.pid) - wk0, gatewayAtRate.requests),
+      redis: perRequestMs((await redisCpuSeconds(stack.redis)) - rd0, gatewayAtRate.requests),
+      bare: perRequestMs(bareCpu, bareAtRate.requests),
+    });
     runs.push({ bareMax, gatewayMax, bareAtRate, gatewayAtRate });
     console.error(
       `run ${run + 1}/${RUNS}: bare ${bareMax.rps.toFixed(0)} req/s, gateway ${gatewayMax.rps.toFixed(0)} req/s; ` +
@@ -264,6 +300,10 @@ async function main() {
   const bareAtRate = medianLoad(runs.map((r) => r.bareAtRate));
   const gatewayAtRate = medianLoad(runs.map((r) => r.gatewayAtRate));
   clearInterval(refill);
+  const medCpu = (f: keyof CpuShare) => {
+    const v = cpu.map((c) => c[f]).sort((a, b) => a - b);
+    return v[Math.floor((v.length - 1) / 2)] as number;
+  };
 
   const metrics = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
   const batchLine = (le: string) =>
@@ -280,7 +320,12 @@ async function main() {
   const engineP50 = percentile(engineTimes, 0.5);
   const engineP99 = percentile(engineTimes, 0.99);
   const date = new Date().toISOString().slice(0, 10);
-  const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT }).toString().trim();
+  let commit = "unknown";
+  try {
+    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
+  } catch {}
   const load3 = (l: number[]) => l.map((v) => v.toFixed(2)).join(" ");
   const row = (name: string, l: Load, digits: number) =>
     `| ${name} | ${l.requests} | ${l.rps.toFixed(0)} | ${l.p50.toFixed(digits)} | ${l.p90.toFixed(digits)} | ${l.p99.toFixed(digits)} | ${l.non2xx + l.errors} |`;
@@ -316,6 +361,7 @@ ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 - Overhead over the engine at ${RATE} req/s: p50 ${(gatewayAtRate.p50 - engineP50).toFixed(3)} ms (goal <= 1 ms), p99 ${(gatewayAtRate.p99 - engineP99).toFixed(3)} ms (goal <= 5 ms).
 - The same over the bare route at ${RATE} req/s (what the gateway adds beyond one HTTP exchange on this machine): p50 ${(gatewayAtRate.p50 - bareAtRate.p50).toFixed(3)} ms, p99 ${(gatewayAtRate.p99 - bareAtRate.p99).toFixed(3)} ms.
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
+- CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
 - Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine("1")} in batches of 1, ${batchLine("4") - batchLine("2")} in batches of 3-4, ${batchCount - batchLine("8")} in batches above 8.
 - autocannon reports latency in whole milliseconds; the probe and the engine row use hrtime / performance.now().
 

@@ -63,7 +63,11 @@ export class PredictionService {
     private readonly storage: StorageProvider,
     private readonly settings: PredictionSettings,
   ) {
-    const connection = ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+    const connection = ctx.redis.duplicate({
+      maxRetriesPerRequest: null,
+      enableOfflineQueue: true,
+      enableAutoPipelining: false,
+    });
     const prefix = bullPrefix(ctx.settings.keyPrefix);
     this.#queue = new Queue("predictions", { connection, prefix });
     this.#webhooks = new Queue("prediction-webhooks", { connection, prefix });
@@ -72,7 +76,8 @@ export class PredictionService {
   /** Starts processing predictions and webhooks in this process, and the recovery/expiry sweep. */
   start(): void {
     const prefix = bullPrefix(this.ctx.settings.keyPrefix);
-    const connection = () => this.ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+    const connection = () =>
+      this.ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, enableAutoPipelining: false });
     this.#workers.push(
       new BullWorker<PredictionJob>("predictions", (job) => this.#process(job.data), {
         connection: connection(),

@@ -146,10 +146,11 @@ export class RequestAdmission {
   }
 
   /**
-   * Appends the usage event and charges its compute (quota and spend cap), in one script. The
-   * command is written to Redis's socket before this returns, so callers send their answer without
-   * waiting for the reply: an answered request is metered once whether or not its answer was
-   * already on the wire. A failure is logged (as it was when awaited: the answer is not withheld).
+   * Appends the usage event and charges its compute (quota and spend cap), in one script. Callers
+   * send their answer without waiting for the reply: the command is queued before the answer is
+   * written and leaves with the other Redis commands of the same event-loop turn (auto-pipelining),
+   * so an answered request is metered once without a round trip on its latency. A failure is
+   * logged (as it was when awaited: the answer is not withheld).
    */
   meter(event: UsageEvent): Promise<void> {
     const now = new Date(event.at);

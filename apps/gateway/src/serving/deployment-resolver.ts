@@ -15,6 +15,8 @@ export interface ResolvedDeployment {
 }
 
 const CACHE_MS = 2_000;
+/** Past this age a cached deployment is not served at all, only reloaded. */
+const STALE_MS = 30_000;
 
 function asTensorInfos(value: unknown): TensorInfo[] {
   if (!Array.isArray(value)) return [];
@@ -45,19 +47,35 @@ export class DeploymentResolver {
   async resolve(orgId: string, name: string): Promise<ResolvedDeployment> {
     const key = `${orgId}\u0000${name}`;
     const hit = this.#cache.get(key);
-    let value = hit && Date.now() - hit.at < CACHE_MS ? hit.value : undefined;
-    if (value === undefined) {
-      // One query per name however many requests miss the cache at once.
-      let loading = this.#loading.get(key);
-      if (!loading) {
-        loading = this.#load(orgId, name).finally(() => this.#loading.delete(key));
-        this.#loading.set(key, loading);
+    let value: ResolvedDeployment | null | undefined;
+    if (hit) {
+      const age = Date.now() - hit.at;
+      if (age < CACHE_MS) value = hit.value;
+      else if (hit.value && age < STALE_MS) {
+        // Stale but recent: answer from it and refresh in the background, so no request waits
+        // on Postgres while the deployment is in steady use (status changes show within ~CACHE_MS).
+        value = hit.value;
+        this.#reload(key, orgId, name).catch(() => undefined);
       }
-      value = await loading;
-      this.#cache.set(key, { value, at: Date.now() });
     }
+    if (value === undefined) value = await this.#reload(key, orgId, name);
     if (!value) throw new ServingError("NOT_FOUND", `model '${name}' not found`);
     return value;
+  }
+
+  /** One query per name however many requests need it at once. */
+  #reload(key: string, orgId: string, name: string): Promise<ResolvedDeployment | null> {
+    let loading = this.#loading.get(key);
+    if (!loading) {
+      loading = this.#load(orgId, name)
+        .then((value) => {
+          this.#cache.set(key, { value, at: Date.now() });
+          return value;
+        })
+        .finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
+    }
+    return loading;
   }
 
   /** The same, by deployment id (async predictions remember the id, not the name). */

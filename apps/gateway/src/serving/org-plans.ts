@@ -4,6 +4,8 @@ import type { PrismaClient } from "@kiln/db";
 import { currentPlanId, type Plan, planFor, type SubscriptionStatus } from "@kiln/plans";
 
 const CACHE_MS = 5_000;
+/** Past this age a cached standing is not used at all, only reloaded. */
+const STALE_MS = 60_000;
 const LAPSED: SubscriptionStatus[] = ["unpaid", "incomplete_expired", "past_due"];
 
 export interface OrgStanding {
@@ -14,11 +16,33 @@ export interface OrgStanding {
 
 export class OrgPlans {
   readonly #cache = new Map<string, { value: OrgStanding; at: number }>();
+  readonly #loading = new Map<string, Promise<OrgStanding>>();
   constructor(private readonly prisma: PrismaClient) {}
 
   async standing(orgId: string): Promise<OrgStanding> {
     const hit = this.#cache.get(orgId);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit.value;
+    if (hit) {
+      const age = Date.now() - hit.at;
+      if (age < CACHE_MS) return hit.value;
+      if (age < STALE_MS) {
+        // Answer from the recent value and refresh in the background (one query at a time).
+        this.#refresh(orgId).catch(() => undefined);
+        return hit.value;
+      }
+    }
+    return this.#refresh(orgId);
+  }
+
+  #refresh(orgId: string): Promise<OrgStanding> {
+    let loading = this.#loading.get(orgId);
+    if (!loading) {
+      loading = this.#load(orgId).finally(() => this.#loading.delete(orgId));
+      this.#loading.set(orgId, loading);
+    }
+    return loading;
+  }
+
+  async #load(orgId: string): Promise<OrgStanding> {
     const sub = await this.prisma.subscription.findUnique({
       where: { orgId },
       select: { plan: true, status: true, graceEndsAt: true },

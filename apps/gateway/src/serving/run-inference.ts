@@ -109,8 +109,8 @@ export async function forward(
     throw error;
   }
 
-  // Sent before the answer (the command is on Redis's socket when this returns) and not waited
-  // for: every answered request has exactly one usage event without a round trip on its latency.
+  // Queued before the answer and not waited for (it leaves with this event-loop turn's other Redis
+  // commands): every answered request has exactly one usage event without a round trip on its latency.
   const meter = (status: "success" | "error", bytesOut: number) => {
     const latencyMs = performance.now() - startedAt;
     ctx.metrics.requestDuration.observe(labels, latencyMs / 1000);

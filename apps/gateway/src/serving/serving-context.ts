@@ -60,7 +60,11 @@ export async function createServingContext(
   const plans = new OrgPlans(prisma);
   const registry = new ReplicaRegistry(redis, settings.keyPrefix, settings.replicaTtlMs);
   // BullMQ needs a connection that queues commands while reconnecting; the gateway's own fails fast.
-  const bullConnection = redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+  const bullConnection = redis.duplicate({
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: true,
+    enableAutoPipelining: false,
+  });
   const loads = new LoadQueue(bullConnection, settings.keyPrefix);
   let metrics: GatewayMetrics | undefined;
   const router = new ReplicaRouter(registry, loads, {
