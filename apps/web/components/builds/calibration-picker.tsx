@@ -114,85 +114,93 @@ export function CalibrationPicker({
   const chosen = sets.data?.find((s) => s.id === draft.setId);
 
   return (
-    <div className="stack calibration">
-      <p className="ui-hint">
-        INT8 measures each activation's range on representative inputs. Upload an <span className="ui-mono">.npz</span>{" "}
-        (numpy.savez) with one array per model input, samples stacked along the first dim; 100–500 real samples are
-        typical.
-      </p>
-      <ul className="calibration__expected" aria-label="Arrays the calibration set needs">
-        {inputs.map((input) => (
-          <li key={input.name}>
-            <span className="ui-mono">{input.name}</span>{" "}
-            <span className="ui-mono ui-hint">{expectedShape(input)}</span>
-          </li>
-        ))}
-      </ul>
-      {sets.isLoading ? <Skeleton lines={1} label="Loading calibration sets" /> : null}
-      {options.length > 0 ? (
+    <div className="calibration">
+      <div className="stack">
+        <p className="ui-hint">
+          INT8 measures each activation's range on representative inputs. Upload an{" "}
+          <span className="ui-mono">.npz</span> (numpy.savez) with one array per model input, samples stacked along the
+          first dim; 100–500 real samples are typical.
+        </p>
+        <ul className="calibration__expected" aria-label="Arrays the calibration set needs">
+          {inputs.map((input) => (
+            <li key={input.name}>
+              <span className="ui-mono">{input.name}</span>{" "}
+              <span className="ui-mono ui-hint">{expectedShape(input)}</span>
+            </li>
+          ))}
+        </ul>
+        {sets.isLoading ? <Skeleton lines={1} label="Loading calibration sets" /> : null}
+        {options.length > 0 ? (
+          <Field
+            label="Calibration set"
+            error={errors.set}
+            hint={
+              chosen ? `Arrays: ${chosen.arrays.map((a) => `${a.name} (${a.shape.join(", ")})`).join(", ")}` : undefined
+            }
+          >
+            <Select
+              name="calibrationSet"
+              value={draft.setId}
+              disabled={isBusy}
+              onChange={(e) => onChange({ ...draft, setId: e.target.value })}
+              options={[{ value: "", label: "Choose a calibration set…" }, ...options]}
+            />
+          </Field>
+        ) : null}
         <Field
-          label="Calibration set"
-          error={errors.set}
-          hint={
-            chosen ? `Arrays: ${chosen.arrays.map((a) => `${a.name} (${a.shape.join(", ")})`).join(", ")}` : undefined
-          }
+          label={options.length > 0 ? "Or upload a new calibration set" : "Calibration set (.npz)"}
+          error={uploadError ?? (options.length === 0 ? errors.set : undefined)}
+          hint="It is checked against the model's inputs as soon as it arrives. The size limit is your plan's model size limit."
         >
-          <Select
-            name="calibrationSet"
-            value={draft.setId}
-            disabled={isBusy}
-            onChange={(e) => onChange({ ...draft, setId: e.target.value })}
-            options={[{ value: "", label: "Choose a calibration set…" }, ...options]}
-          />
-        </Field>
-      ) : null}
-      <Field
-        label={options.length > 0 ? "Or upload a new calibration set" : "Calibration set (.npz)"}
-        error={uploadError ?? (options.length === 0 ? errors.set : undefined)}
-        hint="It is checked against the model's inputs as soon as it arrives. The size limit is your plan's model size limit."
-      >
-        <Input
-          key={fileKey}
-          type="file"
-          name="calibrationFile"
-          accept=".npz"
-          disabled={isBusy}
-          onChange={(e) => void upload(e.target.files?.[0])}
-        />
-      </Field>
-      {progress ? (
-        <Progress
-          label={phase === "checking" ? "Checking the calibration set…" : `Uploading ${fileName ?? ""}`}
-          value={phase === "checking" ? undefined : progress.loaded / progress.total}
-          detail={`${formatBytes(progress.loaded)} of ${formatBytes(progress.total)}`}
-        />
-      ) : null}
-      {phase === "uploading" ? (
-        <div className="row">
-          <Button variant="ghost" onClick={() => abort.current?.abort()}>
-            Cancel upload
-          </Button>
-        </div>
-      ) : null}
-      {sets.error ? <p className="ui-error">{errorMessage(sets.error)}</p> : null}
-      <Field label="Calibration method" hint={methodHints[draft.method]}>
-        <Select
-          name="calibrationMethod"
-          value={draft.method}
-          onChange={(e) => onChange({ ...draft, method: e.target.value as CalibrationMethod })}
-          options={methods}
-        />
-      </Field>
-      {draft.method === "percentile" ? (
-        <Field label="Percentile" error={errors.percentile} hint="Between 50 and 100; 99.99 keeps all but 1 in 10,000.">
           <Input
-            name="percentile"
-            inputMode="decimal"
-            value={draft.percentile}
-            onChange={(e) => onChange({ ...draft, percentile: e.target.value })}
+            key={fileKey}
+            type="file"
+            name="calibrationFile"
+            accept=".npz"
+            disabled={isBusy}
+            onChange={(e) => void upload(e.target.files?.[0])}
           />
         </Field>
-      ) : null}
+        {progress ? (
+          <Progress
+            label={phase === "checking" ? "Checking the calibration set…" : `Uploading ${fileName ?? ""}`}
+            value={phase === "checking" ? undefined : progress.loaded / progress.total}
+            detail={`${formatBytes(progress.loaded)} of ${formatBytes(progress.total)}`}
+          />
+        ) : null}
+        {phase === "uploading" ? (
+          <div className="row">
+            <Button variant="ghost" onClick={() => abort.current?.abort()}>
+              Cancel upload
+            </Button>
+          </div>
+        ) : null}
+        {sets.error ? <p className="ui-error">{errorMessage(sets.error)}</p> : null}
+      </div>
+      <div className="stack">
+        <Field label="Calibration method" hint={methodHints[draft.method]}>
+          <Select
+            name="calibrationMethod"
+            value={draft.method}
+            onChange={(e) => onChange({ ...draft, method: e.target.value as CalibrationMethod })}
+            options={methods}
+          />
+        </Field>
+        {draft.method === "percentile" ? (
+          <Field
+            label="Percentile"
+            error={errors.percentile}
+            hint="Between 50 and 100; 99.99 keeps all but 1 in 10,000."
+          >
+            <Input
+              name="percentile"
+              inputMode="decimal"
+              value={draft.percentile}
+              onChange={(e) => onChange({ ...draft, percentile: e.target.value })}
+            />
+          </Field>
+        ) : null}
+      </div>
     </div>
   );
 }

@@ -24,11 +24,7 @@ type Precision = "fp32" | "fp16" | "int8";
 const precisions: { value: Precision; label: string; unavailable: string }[] = [
   { value: "fp32", label: "FP32 — full precision", unavailable: "FP32" },
   { value: "fp16", label: "FP16 — half the memory", unavailable: "FP16 — needs a GPU target" },
-  {
-    value: "int8",
-    label: "INT8 — a quarter of the memory, needs a calibration set",
-    unavailable: "INT8 — needs a GPU target",
-  },
+  { value: "int8", label: "INT8 — quarter memory, calibrated", unavailable: "INT8 — needs a GPU target" },
 ];
 
 export function NewBuildPage({ modelVersionId }: { modelVersionId?: string }) {
@@ -130,11 +126,11 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
     });
   };
 
-  const targetOptions = targets.map((t) => ({
-    value: t.target,
-    label: `${t.label} · ${t.workers === 0 ? "no worker online yet" : `${t.workers} worker${t.workers === 1 ? "" : "s"} online`}`,
-  }));
-  const hasWorker = targets.some((t) => t.target === target && t.workers > 0);
+  // The option names the target; how many workers serve it goes under the control (long option
+  // labels are cut off in a narrow card).
+  const targetOptions = targets.map((t) => ({ value: t.target, label: t.label }));
+  const workers = targets.find((t) => t.target === target)?.workers ?? 0;
+  const hasWorker = workers > 0;
 
   return (
     <>
@@ -160,7 +156,13 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
                 runs a CPU worker).
               </p>
             ) : null}
-            <Field label="Target" error={errors.target} hint="CPU, and the GPU classes that registered workers offer.">
+            <Field
+              label="Target"
+              error={errors.target}
+              hint={`CPU, and the GPU classes that registered workers offer. ${
+                hasWorker ? `${workers} worker${workers === 1 ? "" : "s"} online for this target.` : ""
+              }`}
+            >
               <Select
                 name="target"
                 value={target}

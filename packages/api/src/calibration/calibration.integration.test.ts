@@ -128,7 +128,7 @@ describe("INT8 calibration sets: upload, router and INT8 builds", () => {
       ),
     ).toBe(
       'This calibration set does not fit the model: Array "x" is int32, but the input takes float32. ' +
-        'Array "x" has shape (2, 5), but dim 1 of input "x" (batch, 4) is fixed at 4. ' +
+        'Array "x" has shape (2, 5), but input "x" is (batch, 4): dim 1 must be 4. ' +
         'Array "extra" is not an input of the model (its inputs are "x").',
     );
     expect(await refusal(npzBytes({ y: { dtype: "float32", shape: [2, 4], data: new Float32Array(8) } }))).toBe(

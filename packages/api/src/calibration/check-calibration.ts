@@ -46,11 +46,14 @@ export function checkCalibration(arrays: Record<string, Tensor>, inputs: readonl
       );
       continue;
     }
+    const wrongDims: string[] = [];
     for (let d = 1; d < expected.length; d++) {
       const fixed = expected[d];
-      if (typeof fixed === "number" && fixed > 0 && array.shape[d] !== fixed) {
-        problems.push(`${where}, but dim ${d} of input "${input.name}" ${shapeText(expected)} is fixed at ${fixed}.`);
-      }
+      if (typeof fixed === "number" && fixed > 0 && array.shape[d] !== fixed)
+        wrongDims.push(`dim ${d} must be ${fixed}`);
+    }
+    if (wrongDims.length > 0) {
+      problems.push(`${where}, but input "${input.name}" is ${shapeText(expected)}: ${wrongDims.join(", ")}.`);
     }
   }
   for (const name of Object.keys(arrays)) {
