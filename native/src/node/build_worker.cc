@@ -1,6 +1,7 @@
 // build(model, options, onProgress?, cancelToken?) and inspect(model, modelDirectory?): both run on
 // the libuv thread pool and settle a Promise; build progress reaches JavaScript through the worker's
 // thread-safe progress queue.
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -65,6 +66,37 @@ BuildOptions parseOptions(const Napi::Value& value) {
     Napi::Array array = profiles.As<Napi::Array>();
     for (uint32_t i = 0; i < array.Length(); ++i) options.profiles.push_back(parseProfileArg(array.Get(i), i));
   }
+  if (obj.Has("tf32") && !obj.Get("tf32").IsUndefined()) options.tf32 = obj.Get("tf32").ToBoolean().Value();
+  // INT8: {inputName: tensor with the samples stacked along dim 0}, copied here on the JS thread.
+  if (obj.Has("calibration") && !obj.Get("calibration").IsUndefined() && !obj.Get("calibration").IsNull()) {
+    Napi::Value cal = obj.Get("calibration");
+    if (!cal.IsObject() || cal.IsArray())
+      throw makeError(env, "INVALID_ARGUMENT", "calibration must be an object mapping input names to tensors");
+    Napi::Object calObj = cal.As<Napi::Object>();
+    Napi::Array names = calObj.GetPropertyNames();
+    std::map<std::string, Tensor> batch;
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+      Tensor t = tensorFromJs(calObj.Get(name), "calibration." + name);
+      if (t.shape.empty())
+        throw makeError(env, "INVALID_ARGUMENT", "calibration." + name + " needs a first dim (the sample index)");
+      batch.emplace(name, std::move(t));
+    }
+    if (!batch.empty()) options.calibrationBatches.push_back(std::move(batch));
+  }
+  if (obj.Has("calibrationMethod") && !obj.Get("calibrationMethod").IsUndefined()) {
+    const std::string m = obj.Get("calibrationMethod").ToString().Utf8Value();
+    if (m == "entropy") options.calibrationMethod = CalibrationMethod::Entropy;
+    else if (m == "percentile") options.calibrationMethod = CalibrationMethod::Percentile;
+    else if (m == "minmax") options.calibrationMethod = CalibrationMethod::MinMax;
+    else throw makeError(env, "INVALID_ARGUMENT", "calibrationMethod must be entropy, percentile or minmax, got '" + m + "'");
+  }
+  if (obj.Has("calibrationPercentile") && !obj.Get("calibrationPercentile").IsUndefined()) {
+    Napi::Value p = obj.Get("calibrationPercentile");
+    const double v = p.IsNumber() ? p.As<Napi::Number>().DoubleValue() : -1;
+    if (!(v > 0 && v <= 100)) throw makeError(env, "INVALID_ARGUMENT", "calibrationPercentile must be in (0, 100]");
+    options.calibrationPercentile = v;
+  }
   return options;
 }
 
@@ -84,6 +116,7 @@ Napi::Object reportToJs(Napi::Env env, const BuildReport& r) {
     layer.Set("kernel", l.kernel);
     layer.Set("outputShape", l.outputShape);
     layer.Set("timeMs", Napi::Number::New(env, l.timeMs));
+    layer.Set("precision", l.precision);
     layers.Set(static_cast<uint32_t>(i), layer);
   }
   out.Set("layers", layers);

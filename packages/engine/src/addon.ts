@@ -36,6 +36,10 @@ export interface NativeBuildOptions {
   optimizationLevel?: number;
   planMemory?: boolean;
   modelDirectory?: string;
+  tf32?: boolean;
+  calibration?: Record<string, Tensor>;
+  calibrationMethod?: string;
+  calibrationPercentile?: number;
 }
 
 export interface NativeAddon {

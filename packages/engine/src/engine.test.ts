@@ -163,6 +163,35 @@ describe("@kiln/engine", () => {
     await expectCode(build("not bytes" as unknown as Uint8Array), "INVALID_ARGUMENT", "must be a Uint8Array");
   });
 
+  it("checks the INT8 and TF32 options and keeps reduced precisions off the cpu backend", async () => {
+    const calibration = { x: tensor("float32", [3, 4], randomInput(3, 1)) };
+    await expectCode(
+      build(denseModel(), { precision: "int8", calibration }),
+      "INVALID_ARGUMENT",
+      "precision int8 is not available on the cpu backend",
+    );
+    await expectCode(build(denseModel(), { precision: "fp16" }), "INVALID_ARGUMENT", "not available on the cpu backend");
+    await expectCode(build(denseModel(), { tf32: true }), "INVALID_ARGUMENT", "tf32 applies to fp32 builds on the cuda backend");
+    await expectCode(
+      build(denseModel(), { precision: "int8", calibration, calibrationMethod: "kl" as "entropy" }),
+      "INVALID_ARGUMENT",
+      "calibrationMethod must be entropy, percentile or minmax",
+    );
+    await expectCode(
+      build(denseModel(), { precision: "int8", calibration, calibrationPercentile: 120 }),
+      "INVALID_ARGUMENT",
+      "calibrationPercentile must be in (0, 100]",
+    );
+    await expectCode(
+      build(denseModel(), { precision: "int8", calibration: { x: tensor("float32", [], new Float32Array([1])) } }),
+      "INVALID_ARGUMENT",
+      "calibration.x needs a first dim",
+    );
+    // fp32 builds report each layer's precision.
+    const { report } = await build(denseModel(), { profiles: [denseProfile(1, 4, 8)] });
+    expect(report.layers.every((l) => l.precision === "fp32")).toBe(true);
+  });
+
   it("cancels a build through an AbortSignal", async () => {
     // The native build checks its cancel token at every stage. A tiny model builds in well under
     // a millisecond, so an abort racing it may legitimately come too late: cancel up front.

@@ -74,6 +74,18 @@ export interface BuildOptions {
   modelDirectory?: string;
   /** Cancels the build: the promise rejects with code CANCELLED. */
   signal?: AbortSignal;
+  /** FP32 builds on the cuda backend: let convolutions and GEMMs use TF32 tensor cores. */
+  tf32?: boolean;
+  /**
+   * INT8 calibration set (precision "int8", cuda backend): input name -> tensor whose first dim is
+   * the sample index (samples stacked). Not needed when the model carries QuantizeLinear /
+   * DequantizeLinear pairs; otherwise an int8 build without it fails with INVALID_ARGUMENT.
+   */
+  calibration?: Record<string, Tensor>;
+  /** How activation ranges are chosen from the calibration set. Default "entropy" (KL divergence). */
+  calibrationMethod?: "entropy" | "percentile" | "minmax";
+  /** For calibrationMethod "percentile": the percentile of |x| kept (default 99.99). */
+  calibrationPercentile?: number;
 }
 
 export interface BuildProgress {
@@ -92,6 +104,8 @@ export interface LayerReport {
   outputShape: string;
   /** Measured at the opt shapes during the build. */
   timeMs: number;
+  /** What the layer computes in: "fp32", "tf32", "fp16" or "int8" (int8 builds keep layers whose INT8 error is too large in fp16). */
+  precision?: "fp32" | "tf32" | "fp16" | "int8";
 }
 
 export interface BuildReport {

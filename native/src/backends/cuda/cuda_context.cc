@@ -220,6 +220,9 @@ CudaContext::Record& CudaContext::recordFor(const std::vector<const Tensor*>& in
     } catch (...) {
       cudaStreamEndCapture(exec_.stream, &captured);
       if (captured) cudaGraphDestroy(captured);
+      // The invalidated capture leaves an error behind that the next launch check in this
+      // thread would report as its own: consume it.
+      cudaGetLastError();
       throw;
     }
     KILN_CUDA_CHECK(cudaStreamEndCapture(exec_.stream, &captured));

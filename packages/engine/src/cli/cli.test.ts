@@ -116,6 +116,54 @@ describe("kiln build", () => {
     expect(r.out).toMatch(/\[ *100%\] serialize: done/);
   });
 
+  it("passes backend, tf32 and an INT8 calibration set read from .npz", async () => {
+    const model = join(dir, "m.onnx");
+    writeFileSync(model, "ONNXBYTES");
+    // np.savez(f, x=np.arange(6, dtype=np.float32).reshape(3, 2)): three samples of shape [2].
+    const npz = join(dir, "calib.npz");
+    writeFileSync(
+      npz,
+      Buffer.from(
+        "UEsDBC0AAAAAAAAAIQDMypy9//////////8FABQAeC5ucHkBABAAmAAAAAAAAACYAAAAAAAAAJNOVU1QWQEAdgB7J2Rlc2NyJzogJzxmNCcsICdmb3J0cmFuX29yZGVyJzogRmFsc2UsICdzaGFwZSc6ICgzLCAyKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAKAAAAAAAAgD8AAABAAABAQAAAgEAAAKBAUEsBAi0DLQAAAAAAAAAhAMzKnL2YAAAAmAAAAAUAAAAAAAAAAAAAAIABAAAAAHgubnB5UEsFBgAAAAABAAEAMwAAAM8AAAAAAA==",
+        "base64",
+      ),
+    );
+    const r = await kiln([
+      "build",
+      model,
+      "-o",
+      join(dir, "q.kiln"),
+      "--backend",
+      "cuda",
+      "--precision",
+      "int8",
+      "--calibration",
+      npz,
+      "--calibration-method",
+      "percentile",
+      "--calibration-percentile",
+      "99.9",
+    ]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const options = r.calls.build;
+    expect(options?.backend).toBe("cuda");
+    expect(options?.precision).toBe("int8");
+    expect(options?.calibrationMethod).toBe("percentile");
+    expect(options?.calibrationPercentile).toBe(99.9);
+    expect(options?.calibration?.x?.shape).toEqual([3, 2]);
+    expect(Array.from(options?.calibration?.x?.data as Float32Array)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(r.out).toContain("for cuda, int8");
+
+    const tf32 = await kiln(["build", model, "-o", join(dir, "t.kiln"), "--backend", "cuda", "--tf32"]);
+    expect(tf32.code).toBe(0);
+    expect(tf32.calls.build?.tf32).toBe(true);
+    expect((await kiln(["build", model, "-o", "x", "--backend", "tpu"])).err).toMatch(/--backend must be cpu or cuda/);
+    expect((await kiln(["build", model, "-o", "x", "--calibration-method", "kl"])).err).toMatch(
+      /--calibration-method must be one of entropy, percentile, minmax/,
+    );
+  });
+
   it("rejects bad options with usage (exit 2)", async () => {
     expect((await kiln(["build", "m.onnx", "-o", "x", "--precision", "fp8"])).err).toMatch(
       /--precision must be one of fp32, fp16, int8/,

@@ -14,7 +14,10 @@ import { NpyError } from "./npy.ts";
 
 export const USAGE = `usage:
   kiln build MODEL.onnx -o ENGINE.kiln [--precision fp32|fp16|int8] [--profile NAME:MIN,OPT,MAX ...]
-             [--opt-level 0|1|2] [--report REPORT.json]
+             [--opt-level 0|1|2] [--report REPORT.json] [--backend cpu|cuda] [--tf32]
+             [--calibration SET.npz] [--calibration-method entropy|percentile|minmax]
+             [--calibration-percentile P]
+      INT8 (cuda): SET.npz holds one array per model input, samples stacked along the first dim.
       Shapes are written 1x3x224x224. Profile flags for different inputs form one profile; naming
       an input again starts the next profile.
   kiln inspect ENGINE.kiln [--layers] [--json]
@@ -44,6 +47,11 @@ export async function main(
           profile: { type: "string", multiple: true },
           "opt-level": { type: "string" },
           report: { type: "string" },
+          backend: { type: "string" },
+          tf32: { type: "boolean" },
+          calibration: { type: "string" },
+          "calibration-method": { type: "string" },
+          "calibration-percentile": { type: "string" },
         });
         const [model] = one(positionals, "MODEL.onnx");
         if (typeof values.output !== "string") throw new UsageError("build needs -o ENGINE.kiln");
@@ -56,6 +64,11 @@ export async function main(
             profiles: (values.profile as string[] | undefined) ?? [],
             optLevel: values["opt-level"] as string | undefined,
             report: values.report as string | undefined,
+            backend: values.backend as string | undefined,
+            tf32: values.tf32 === true,
+            calibration: values.calibration as string | undefined,
+            calibrationMethod: values["calibration-method"] as string | undefined,
+            calibrationPercentile: values["calibration-percentile"] as string | undefined,
           },
           out,
         );
