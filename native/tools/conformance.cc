@@ -8,7 +8,8 @@
 //
 // Prints one line per suite: "<suite>: N passed, M failed, K unsupported". Exits 1 when a test
 // fails that is not listed in the known-failures file (lines "test_name  reason"), so a
-// regression breaks CI while documented gaps do not.
+// regression breaks CI while documented gaps do not. KILN_CONFORMANCE_BACKEND (default cpu) picks
+// the backend the engines are built for.
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -136,6 +138,8 @@ Outcome runTest(const std::string& dir, std::string& reason) {
     std::vector<uint8_t> model = readFile(dir + "/model.onnx");
     BuildOptions options;
     options.modelDirectory = dir;
+    // KILN_CONFORMANCE_BACKEND=cuda runs the suites through the CUDA backend (GPU machine).
+    if (const char* backend = std::getenv("KILN_CONFORMANCE_BACKEND")) options.backend = backend;
     std::vector<std::string> dataSets;
     for (const std::string& name : listDir(dir)) {
       if (name.rfind("test_data_set_", 0) == 0 && isDirectory(dir + "/" + name)) dataSets.push_back(name);
