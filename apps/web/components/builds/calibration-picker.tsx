@@ -81,6 +81,8 @@ export function CalibrationPicker({
       return;
     }
     setFileName(file.name);
+    // A new file answers any earlier "choose a set" error; its own problems show when it is checked.
+    onChange(draft);
     abort.current = new AbortController();
     setPhase("uploading");
     try {

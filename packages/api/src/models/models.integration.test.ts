@@ -3,6 +3,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { denseModel, unsupportedOperatorModel } from "@kiln/builds/testing";
 import { newId } from "@kiln/db";
+import type { StorageProvider } from "@kiln/storage";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHarness, type Harness, type TestUser } from "../testing/harness.ts";
 import { type UploadedModel, uploadModel } from "./upload-model.ts";
@@ -132,6 +133,39 @@ describe("model uploads and the models router", () => {
     const other = await h.createOrg("LimitsOther");
     expect((await upload(member, other.org.id, "name=ok", denseModel())).status).toBe(404);
     expect(await storedFiles(org.id)).toEqual([]);
+  });
+
+  it("cuts off an undeclared oversized upload while streaming, before the native reader reads it", async () => {
+    const { org, member } = await h.createOrg("Streamed");
+    // 257 MiB produced a chunk at a time (never held whole) with no length declared: the store stops
+    // past the Free plan's 256 MiB; the file is never read back into memory for inspection.
+    const reads: string[] = [];
+    const storage: StorageProvider = {
+      ...h.deps.storage,
+      getBytes: (key) => {
+        reads.push(key);
+        return h.deps.storage.getBytes(key);
+      },
+    };
+    const chunk = new Uint8Array(1 << 20);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 257) return controller.close();
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const request = new Request("http://kiln.test/api/models/upload?name=huge", {
+      method: "POST",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    const response = await uploadModel(request, { ...h.contextFor(member, org.id), storage });
+    expect(response.status).toBe(413);
+    expect(reads).toEqual([]);
+    expect(await storedFiles(org.id)).toEqual([]);
+    expect(await h.prisma.modelVersion.count({ where: { orgId: org.id } })).toBe(0);
   });
 
   it("answers NOT_FOUND for another organization's models, and needs admin to delete", async () => {
