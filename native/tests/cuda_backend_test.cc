@@ -5,7 +5,10 @@
 // with residual, pooling, GEMM epilogues, batched MatMul, attention, LayerNorm, Softmax, the
 // elementwise families, Cast/Where/Gather/Concat/Expand/Transpose and the view ops. Also: engine
 // identity (sm arch and library versions) and the mismatch error, exact device memory, CUDA graph
-// replay, concurrent contexts and input errors.
+// replay, concurrent contexts and input errors. INT8: calibrated engines (entropy, percentile,
+// minmax) against the CPU FP32 reference with the report's per-layer precision, the FP16 fallback
+// of layers over the error bound, the error without calibration data, a Q/DQ model honoured without
+// calibration; and a TF32 fp32 build.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
