@@ -3,7 +3,7 @@
 // is the one a new customer takes: sign up, create an organization, upload an ONNX model, build it
 // on CPU, read the report, create an API key and revoke it. Screenshots land in test/e2e/artifacts/.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { npzBytes } from "@kiln/builds/testing";
 import { createTestDatabase, type TestDatabase } from "@kiln/db/testing";
@@ -161,6 +161,32 @@ describe("dashboard in a browser", () => {
       uploadThroughput: -1,
     });
     await page.getByRole("heading", { name: "resnet18-tiny", exact: true }).waitFor();
+
+    // The upload route streams: 300 MiB sent with no declared length, produced a chunk at a time,
+    // is cut off at the Free plan's 256 MiB without the web server ever holding it (its peak
+    // resident memory grows by far less than the upload).
+    const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+    const before = peakResidentBytes(web.child.pid ?? 0);
+    let sent = 0;
+    const chunk = new Uint8Array(1 << 20);
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 300) return controller.close();
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const huge = await fetch(`${base}/api/models/upload?name=huge`, {
+      method: "POST",
+      headers: { cookie, "content-type": "application/octet-stream" },
+      body,
+      duplex: "half",
+    } as RequestInit).catch((error: Error) => error);
+    const growth = peakResidentBytes(web.child.pid ?? 0) - before;
+    const answer = huge instanceof Error ? `connection closed: ${huge.message}` : `HTTP ${huge.status}`;
+    console.log(`web peak RSS grew ${(growth / 2 ** 20).toFixed(1)} MiB during a ${sent} MiB upload (${answer})`);
+    if (!(huge instanceof Error)) expect(huge.status).toBe(413);
+    expect(growth).toBeLessThan(128 * 2 ** 20);
     await page.getByText("Every operator in this model is supported").waitFor();
     // The symbolic batch dim is called out, and the signature lists the model's operators.
     expect(await page.locator(".shape__dynamic", { hasText: "batch" }).count()).toBeGreaterThan(0);
@@ -394,6 +420,25 @@ describe("dashboard in a browser", () => {
     expect(consoleErrors).toEqual([]);
   });
 });
+
+/** The highest resident memory (VmHWM) of any process in the group led by `pid`, in bytes. */
+function peakResidentBytes(pid: number): number {
+  let peak = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // Field 5 (after the parenthesised command name) is the process group id.
+      const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (pgid !== pid) continue;
+      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${entry}/status`, "utf8"));
+      if (match) peak = Math.max(peak, Number(match[1]) * 1024);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return peak;
+}
 
 /** Removes what the stack wrote to the shared Redis under this run's prefix (queues, sessions, registry). */
 async function deleteRedisKeys(prefix: string): Promise<void> {
