@@ -284,12 +284,10 @@ function Plans({ overview }: { overview: Overview }) {
                   variant={order.indexOf(p.id) > order.indexOf(current) ? "primary" : "secondary"}
                   disabled={!overview.isBillingConfigured || change.isPending}
                   onClick={() => change.mutate(p.id)}
+                  // The row names the plan; the short label keeps the table inside narrow cards.
+                  aria-label={planActionLabel(p, current, order)}
                 >
-                  {p.id === "free"
-                    ? "Downgrade to Free"
-                    : order.indexOf(p.id) > order.indexOf(current)
-                      ? `Upgrade to ${p.name}`
-                      : `Switch to ${p.name}`}
+                  {planActionLabel(p, current, order).split(" ")[0]}
                 </Button>
               ),
           },
@@ -297,6 +295,11 @@ function Plans({ overview }: { overview: Overview }) {
       />
     </Card>
   );
+}
+
+function planActionLabel(plan: { id: string; name: string }, current: string, order: string[]): string {
+  if (plan.id === "free") return "Downgrade to Free";
+  return order.indexOf(plan.id) > order.indexOf(current) ? `Upgrade to ${plan.name}` : `Switch to ${plan.name}`;
 }
 
 function PortalButton() {
