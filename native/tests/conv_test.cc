@@ -427,6 +427,68 @@ KILN_TEST(conv, depthwise_portable_path_matches_avx2) {
   for (size_t i = 0; i < y1.size(); i++) EXPECT_NEAR(y1[i], y2[i], 1e-5);
 }
 
+KILN_TEST(conv, depthwise_3x3_direct_kernel_shapes) {
+  // The direct 3x3 kernel (AVX-512 CPUs): stride 1 and 2, row tiles of 4 with 1..3 row tails,
+  // 16-column vectors with tails, planes narrower than a vector, asymmetric and wide pads, channel
+  // counts that are not a multiple of the 8-channel block; the reference is the naive loop.
+  ThreadPool pool(2);
+  const ConvCase cases[] = {
+      {{1, 9, 112, 112}, {9, 1, 3, 3}, 9, {1, 1}, {1, 1, 1, 1}},
+      {{1, 10, 113, 57}, {10, 1, 3, 3}, 10, {2, 2}, {1, 1, 1, 1}},
+      {{1, 3, 14, 14}, {3, 1, 3, 3}, 3, {2, 2}, {0, 0, 1, 1}},   // TF-style SAME stride 2
+      {{1, 3, 7, 7}, {3, 1, 3, 3}, 3, {1, 1}, {1, 1, 1, 1}},
+      {{2, 5, 1, 1}, {5, 1, 3, 3}, 5, {1, 1}, {1, 1, 1, 1}},
+      {{1, 4, 2, 3}, {4, 1, 3, 3}, 4, {2, 2}, {1, 1, 1, 1}},
+      {{1, 4, 6, 33}, {4, 1, 3, 3}, 4, {1, 1}, {2, 0, 0, 2}},
+      {{1, 4, 5, 31}, {4, 1, 3, 3}, 4, {2, 2}, {2, 2, 2, 2}},
+      {{1, 4, 9, 17}, {4, 1, 3, 3}, 4, {1, 1}},                  // no padding
+      {{1, 4, 10, 18}, {4, 1, 3, 3}, 4, {2, 2}},                 // no padding, stride 2
+      {{1, 4, 9, 17}, {4, 1, 3, 3}, 4, {1, 2}, {1, 1, 1, 1}},    // mixed strides: other path
+      {{1, 4, 9, 17}, {4, 1, 3, 3}, 4, {1, 1}, {2, 2, 2, 2}, {2, 2}},  // dilated: other path
+  };
+  uint32_t seed = 700;
+  for (const ConvCase& c : cases) checkConv(c, seed += 3, &pool);
+}
+
+KILN_TEST(conv, depthwise_3x3_direct_matches_other_paths_with_epilogue) {
+  // Block level: the direct 3x3 kernel (when the CPU has it), the AVX2 interleaved kernel and the
+  // portable loop agree, bias + residual + each activation kind included.
+  for (int64_t stride : {1, 2}) {
+    for (Activation a : {Activation::None, Activation::Relu, Activation::Clip, Activation::Silu}) {
+      cpu::ConvGeometry g;
+      g.rank = 2;
+      g.in = {23, 37};
+      g.kernel = {3, 3};
+      g.strides = {stride, stride};
+      g.dilations = {1, 1};
+      g.padBegin = {1, 1};
+      g.out = {(23 + 2 - 3) / stride + 1, (37 + 2 - 3) / stride + 1};
+      g.inPixels = 23 * 37;
+      g.outPixels = g.out[0] * g.out[1];
+      g.kernelSize = 9;
+      Tensor x = randomFloats({7, 23, 37}, 11), w = randomFloats({7, 3, 3}, 12), b = randomFloats({7}, 13);
+      Tensor z = randomFloats({7, g.outPixels}, 14);
+      std::vector<float> scratch(size_t(cpu::depthwiseScratchFloats(g)));
+      std::vector<float> want(size_t(7 * g.outPixels)), got(want.size());
+      cpu::DepthwiseBlock blk;
+      blk.x = x.ptr<float>();
+      blk.w = w.ptr<float>();
+      blk.bias = b.ptr<float>();
+      blk.residual = z.ptr<float>();
+      blk.channels = 7;
+      const cpu::ActivationSpec act{a, -0.3f, 0.4f};
+      blk.y = want.data();
+      cpu::depthwiseConvBlock(g, blk, act, scratch.data(), false, false);
+      for (bool avx512 : {false, true}) {
+        std::fill(got.begin(), got.end(), -99.f);
+        blk.y = got.data();
+        cpu::depthwiseConvBlock(g, blk, act, scratch.data(), true, avx512);
+        for (size_t i = 0; i < want.size(); i++) EXPECT_NEAR(got[i], want[i], 1e-5);
+      }
+    }
+  }
+}
+
 KILN_TEST(conv, hostile_attributes_fail_cleanly) {
   // Dilations and strides near the 2^40 limit must not overflow the window arithmetic.
   Call dil{"Conv", "", 11, {in(randomFloats({1, 1, 4, 4}, 1)), in(randomFloats({1, 1, 3, 3}, 2))}};

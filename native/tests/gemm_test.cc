@@ -113,6 +113,7 @@ void runCase(const Case& c, const GemmKernelTable& kt, ThreadPool* pool) {
 std::vector<const GemmKernelTable*> tables() {
   std::vector<const GemmKernelTable*> t{&genericGemmKernels()};
   if (avx2GemmKernelsOrNull() && cpuHasAvx2Fma()) t.push_back(avx2GemmKernelsOrNull());
+  if (avx512GemmKernelsOrNull() && cpuHasAvx512()) t.push_back(avx512GemmKernelsOrNull());
   return t;
 }
 

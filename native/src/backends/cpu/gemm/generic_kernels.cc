@@ -2,6 +2,8 @@
 // against): plain loops the compiler auto-vectorises for the baseline ISA.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "backends/cpu/gemm/kernels.h"
 
@@ -87,10 +89,18 @@ bool cpuHasAvx2Fma() {
 
 const GemmKernelTable& gemmKernels() {
   static const GemmKernelTable* table = [] {
+    const GemmKernelTable* avx512 = avx512GemmKernelsOrNull();
+    const char* no512 = std::getenv("KILN_CPU_NO_AVX512");
+    if (avx512 && cpuHasAvx512() && !(no512 && *no512 && std::strcmp(no512, "0") != 0)) return avx512;
     const GemmKernelTable* avx2 = avx2GemmKernelsOrNull();
     return (avx2 && cpuHasAvx2Fma()) ? avx2 : &kGenericTable;
   }();
   return *table;
+}
+
+bool useAvx512Kernels() {
+  static const bool use = avx512GemmKernelsOrNull() != nullptr && &gemmKernels() == avx512GemmKernelsOrNull();
+  return use;
 }
 
 void applyActivation(float* x, int64_t n, const ActivationSpec& act) { gemmKernels().activation(x, n, act); }

@@ -38,8 +38,16 @@ struct GemmKernelTable {
 const GemmKernelTable& genericGemmKernels();
 // Defined in sgemm_avx2.cc; nullptr when the build has no AVX2 translation unit.
 const GemmKernelTable* avx2GemmKernelsOrNull();
-// The table for this CPU, chosen once.
+// Defined in sgemm_avx512.cc (6x16 tiles in zmm registers, same packed layout); nullptr when the
+// build has no x86-64 AVX-512 code.
+const GemmKernelTable* avx512GemmKernelsOrNull();
+// True when the running CPU (and OS) support AVX-512 F/DQ/VL (checked once).
+bool cpuHasAvx512();
+// The table for this CPU, chosen once: AVX-512, else AVX2+FMA, else portable. KILN_CPU_NO_AVX512=1
+// in the environment skips the AVX-512 table.
 const GemmKernelTable& gemmKernels();
+// True when gemmKernels() is the AVX-512 table: other kernels with AVX-512 variants follow it.
+bool useAvx512Kernels();
 // sgemm() with an explicit kernel table (tests run the portable kernels on AVX2 machines too).
 void sgemmWith(const GemmKernelTable& kernels, const GemmArgs& args, ThreadPool* pool);
 // True when the running CPU has AVX2 and FMA (checked once).

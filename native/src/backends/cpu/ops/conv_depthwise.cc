@@ -56,14 +56,20 @@ Depthwise2d depthwise2d(const ConvGeometry& g) {
 
 int64_t depthwiseScratchFloats(const ConvGeometry& g) {
   const Depthwise2d d = depthwise2d(g);
-  // AVX2: interleaved padded input + interleaved output; portable: one padded plane.
-  return (d.ph * d.pw + d.OH * d.OW) * kDepthwiseBlock + kDepthwiseBlock * d.KH * d.KW;
+  // AVX2: interleaved padded input + interleaved output; portable: one padded plane; AVX-512 3x3:
+  // one padded plane with a wider row pitch.
+  const int64_t interleaved = (d.ph * d.pw + d.OH * d.OW) * kDepthwiseBlock + kDepthwiseBlock * d.KH * d.KW;
+  return depthwise3x3Avx512Applies(d) ? std::max(interleaved, depthwise3x3Avx512ScratchFloats(d)) : interleaved;
 }
 
 void depthwiseConvBlock(const ConvGeometry& g, const DepthwiseBlock& b, const ActivationSpec& act, float* scratch,
-                        bool allowAvx2) {
+                        bool allowAvx2, bool allowAvx512) {
   const Depthwise2d d = depthwise2d(g);
   if (d.OH == 0 || d.OW == 0) return;
+  if (allowAvx2 && allowAvx512 && useAvx512Kernels() && depthwise3x3Avx512Applies(d)) {
+    depthwise3x3Avx512(d, b, act, scratch);
+    return;
+  }
   const int64_t inPixels = d.H * d.W, outPixels = d.OH * d.OW, taps = d.KH * d.KW;
   if (allowAvx2 && useAvx2()) {
     depthwiseBlockAvx2(d, b, scratch);

@@ -24,9 +24,11 @@ struct DepthwiseBlock {
 
 // Scratch floats depthwiseConvBlock needs for this geometry (1-D or 2-D).
 int64_t depthwiseScratchFloats(const ConvGeometry& g);
-// allowAvx2 = false forces the portable path (tests compare the two).
+// allowAvx2 = false forces the portable path, allowAvx512 = false the AVX2 one (tests compare them).
+// On AVX-512 CPUs (unless KILN_CPU_NO_AVX512 is set) 3x3 stride 1/2 filters take the direct NCHW
+// kernel of conv_depthwise_avx512.cc.
 void depthwiseConvBlock(const ConvGeometry& g, const DepthwiseBlock& block, const ActivationSpec& act, float* scratch,
-                        bool allowAvx2 = true);
+                        bool allowAvx2 = true, bool allowAvx512 = true);
 
 // Internal: the 2-D view of a 1-D or 2-D geometry and the AVX2 implementation.
 struct Depthwise2d {
@@ -35,5 +37,9 @@ struct Depthwise2d {
 };
 Depthwise2d depthwise2d(const ConvGeometry& g);
 void depthwiseBlockAvx2(const Depthwise2d& d, const DepthwiseBlock& block, float* scratch);  // conv_depthwise_avx2.cc
+// conv_depthwise_avx512.cc: 3x3, dilation 1, stride 1 or 2 (both axes alike), epilogue included.
+bool depthwise3x3Avx512Applies(const Depthwise2d& d);
+int64_t depthwise3x3Avx512ScratchFloats(const Depthwise2d& d);
+void depthwise3x3Avx512(const Depthwise2d& d, const DepthwiseBlock& block, const ActivationSpec& act, float* scratch);
 
 }  // namespace kiln::cpu
