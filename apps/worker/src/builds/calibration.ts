@@ -2,19 +2,7 @@ import { createHash } from "node:crypto";
 import { type BuildOptions, KilnEngineError, parseNpz, type Tensor } from "@kiln/engine";
 import type { StorageProvider } from "@kiln/storage";
 
-export type CalibrationMethodName = "entropy" | "percentile" | "minmax";
-
-/**
- * The builder's options with the INT8 calibration fields. @kiln/engine's BuildOptions is gaining
- * `calibration` and `calibrationMethod` in a change of its own; until then they travel through this
- * local type (build() hands every option it does not know to the addon as is). The percentile is
- * the native builder's `calibrationPercentile` (default 99.99).
- */
-export type CalibratedBuildOptions = BuildOptions & {
-  calibration?: Record<string, Tensor>;
-  calibrationMethod?: CalibrationMethodName;
-  calibrationPercentile?: number;
-};
+export type CalibrationMethodName = NonNullable<BuildOptions["calibrationMethod"]>;
 
 /** A calibration problem no retry can fix: the build fails at once with this message. */
 export class CalibrationLoadError extends Error {
@@ -37,7 +25,7 @@ export async function loadCalibration(
   storage: StorageProvider,
   row: BuildCalibration,
   maxInflatedBytes?: number,
-): Promise<{ options: Partial<CalibratedBuildOptions>; summary: string } | null> {
+): Promise<{ options: Partial<BuildOptions>; summary: string } | null> {
   if (!row.storageKey) return null;
   let bytes: Uint8Array;
   try {
@@ -68,7 +56,7 @@ export async function loadCalibration(
   }
   const method = row.method ?? "entropy";
   const samples = Object.values(calibration)[0]?.shape[0] ?? 0;
-  const options: Partial<CalibratedBuildOptions> = {
+  const options: Partial<BuildOptions> = {
     calibration,
     calibrationMethod: method,
     ...(method === "percentile" && row.percentile !== null ? { calibrationPercentile: row.percentile } : {}),

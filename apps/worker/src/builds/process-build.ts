@@ -1,13 +1,13 @@
 import { Readable } from "node:stream";
 import type { PrismaClient } from "@kiln/db";
 import { Prisma } from "@kiln/db";
-import { type Backend, build, KilnEngineError, type Profile, toEngineError } from "@kiln/engine";
+import { type Backend, type BuildOptions, build, KilnEngineError, type Profile, toEngineError } from "@kiln/engine";
 import type { Logger } from "@kiln/logger";
 import type { StorageProvider } from "@kiln/storage";
 import { type Job, UnrecoverableError } from "bullmq";
 import type { Redis } from "ioredis";
 import { buildEventWriter } from "./build-events.ts";
-import { type CalibratedBuildOptions, CalibrationLoadError, loadCalibration } from "./calibration.ts";
+import { CalibrationLoadError, loadCalibration } from "./calibration.ts";
 import { describeBuildFailure } from "./failure-messages.ts";
 
 export type BuildProcessorDeps = {
@@ -65,7 +65,7 @@ export async function processBuild(job: Job<{ buildId: string }>, deps: BuildPro
           })
         : null;
     if (calibration) await events.log("info", calibration.summary);
-    const options: CalibratedBuildOptions = {
+    const options: BuildOptions = {
       backend: (row.target === "cpu" ? "cpu" : "cuda") satisfies Backend,
       precision: row.precision,
       profiles: row.profiles as unknown as Profile[],
