@@ -83,6 +83,61 @@ export function LayerTimeChart({ layers }: { layers: LayerReport[] }) {
   );
 }
 
+const PRECISION_COLOURS: Record<string, string> = {
+  int8: "#7048e8",
+  fp16: "#0c8599",
+  tf32: "#9a6200",
+  fp32: "#6b625b",
+};
+const PRECISION_ORDER = ["int8", "fp16", "tf32", "fp32"];
+
+/** True when some layer computes in less than FP32 (FP16, TF32, INT8 builds). */
+export function hasReducedPrecision(layers: LayerReport[]): boolean {
+  return layers.some((l) => l.precision !== undefined && l.precision !== "fp32");
+}
+
+/**
+ * What each layer computes in, for reduced-precision builds: a bar split by layer count, and the
+ * share of measured time. Layers an INT8 build kept in FP16 (too much quantization error) show here.
+ */
+export function PrecisionMix({ layers }: { layers: LayerReport[] }) {
+  const groups = new Map<string, { count: number; ms: number }>();
+  for (const layer of layers) {
+    if (!layer.precision) continue;
+    const group = groups.get(layer.precision) ?? { count: 0, ms: 0 };
+    group.count++;
+    group.ms += layer.timeMs;
+    groups.set(layer.precision, group);
+  }
+  if (!hasReducedPrecision(layers)) return null;
+  const rows = [...groups].sort(([a], [b]) => PRECISION_ORDER.indexOf(a) - PRECISION_ORDER.indexOf(b));
+  const total = rows.reduce((n, [, g]) => n + g.count, 0);
+  const totalMs = rows.reduce((n, [, g]) => n + g.ms, 0);
+  const describe = rows.map(([p, g]) => `${g.count} ${p.toUpperCase()}`).join(", ");
+  return (
+    <div className="stack">
+      <div className="precision-mix" role="img" aria-label={`Layers by precision: ${describe}`}>
+        {rows.map(([p, g]) => (
+          <span
+            key={p}
+            style={{ width: `${(g.count / total) * 100}%`, background: PRECISION_COLOURS[p] ?? "#b8aea5" }}
+            title={`${p.toUpperCase()}: ${g.count} layers`}
+          />
+        ))}
+      </div>
+      <ul className="chart__legend" aria-label="Precisions">
+        {rows.map(([p, g]) => (
+          <li key={p}>
+            <span className="chart__swatch" style={{ background: PRECISION_COLOURS[p] ?? "#b8aea5" }} aria-hidden="true" />
+            {p.toUpperCase()}: {g.count} layer{g.count === 1 ? "" : "s"}
+            {totalMs > 0 ? `, ${((g.ms / totalMs) * 100).toFixed(0)}% of the time` : ""}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
 /** What the optimizer did: nodes before and after, and each fusion with how often it applied. */
 export function FusionsView({ report }: { report: BuildReport }) {
   const fusions = Object.entries(report.fusions)
@@ -164,6 +219,12 @@ export function BuildReportView({ report }: { report: BuildReport }) {
       ) : null}
       <h3 className="section-title">Time per layer</h3>
       {report.layers.length > 0 ? <LayerTimeChart layers={report.layers} /> : <p className="ui-hint">No layers timed.</p>}
+      {hasReducedPrecision(report.layers) ? (
+        <>
+          <h3 className="section-title">Precision by layer</h3>
+          <PrecisionMix layers={report.layers} />
+        </>
+      ) : null}
       <h3 className="section-title">Fusions applied</h3>
       <FusionsView report={report} />
       <details className="details">
@@ -177,6 +238,9 @@ export function BuildReportView({ report }: { report: BuildReport }) {
             { key: "op", header: "Op", cell: (l) => l.opType },
             { key: "kernel", header: "Kernel", cell: (l) => <span className="ui-mono">{l.kernel}</span> },
             { key: "shape", header: "Output", cell: (l) => <span className="ui-mono">{l.outputShape}</span> },
+            ...(report.layers.some((l) => l.precision)
+              ? [{ key: "precision", header: "Precision", cell: (l: LayerReport) => l.precision?.toUpperCase() ?? "—" }]
+              : []),
             { key: "time", header: "Time", isNumeric: true, cell: (l) => formatDuration(l.timeMs) },
           ]}
         />

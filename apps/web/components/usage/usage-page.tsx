@@ -6,6 +6,8 @@ import { PageHeader } from "@/components/shell/app-shell";
 import { Card, EmptyState, ErrorState, Field, Progress, Select, Skeleton, Table } from "@/components/ui";
 import { formatBytes, formatCount } from "@/lib/format";
 import { errorMessage, keys, type RouterOutputs, useApi } from "@/lib/trpc";
+import { UsageCharts } from "./usage-charts";
+import "./usage.css";
 
 type Report = RouterOutputs["usage"]["summary"];
 type Row = Report["deployments"][number];
@@ -21,12 +23,24 @@ const ms = (v: number | null) => (v === null ? "—" : `≤ ${v} ms`);
 export function UsagePage() {
   const api = useApi();
   const [hours, setHours] = useState("24");
-  const input = { from: new Date(Date.now() - Number(hours) * 3600_000) };
+  const [deploymentId, setDeploymentId] = useState("");
   const report = useQuery({
-    queryKey: keys.of("usage.summary", { hours }),
-    queryFn: () => api.usage.summary.query(input),
+    queryKey: keys.of("usage.summary", { hours, deploymentId }),
+    queryFn: () => {
+      const to = new Date();
+      const from = new Date(to.getTime() - Number(hours) * 3600_000);
+      return api.usage.summary
+        .query({ from, to, deploymentId: deploymentId || undefined })
+        .then((r) => ({ ...r, from, to }));
+    },
     refetchInterval: 30_000,
   });
+  // The deployment filter lists what the unfiltered report has seen in this range.
+  const [knownDeployments, setKnownDeployments] = useState<{ value: string; label: string }[]>([]);
+  const seen = report.data && !deploymentId ? report.data.deployments : null;
+  if (seen && seen.map((d) => d.deploymentId).join() !== knownDeployments.map((d) => d.value).join()) {
+    setKnownDeployments(seen.map((d) => ({ value: d.deploymentId, label: d.name })));
+  }
   const quota = useQuery({
     queryKey: keys.of("usage.quota", {}),
     queryFn: () => api.usage.quota.query(),
@@ -60,22 +74,37 @@ export function UsagePage() {
       ) : quota.error ? (
         <ErrorState message={errorMessage(quota.error)} />
       ) : null}
-      <Field label="Range">
-        <Select value={hours} onChange={(e) => setHours(e.target.value)} options={RANGES} />
-      </Field>
+      <div className="usage-filters">
+        <Field label="Range">
+          <Select value={hours} onChange={(e) => setHours(e.target.value)} options={RANGES} />
+        </Field>
+        <Field label="Deployment">
+          <Select
+            value={deploymentId}
+            onChange={(e) => setDeploymentId(e.target.value)}
+            options={[{ value: "", label: "All deployments" }, ...knownDeployments]}
+          />
+        </Field>
+      </div>
       {report.isLoading ? (
         <Skeleton lines={4} label="Loading usage" />
       ) : report.error ? (
         <ErrorState message={errorMessage(report.error)} onRetry={() => report.refetch()} />
       ) : report.data && report.data.org.requests > 0 ? (
         <>
-          <Card title="Organization">
+          <Card
+            title={
+              deploymentId
+                ? (knownDeployments.find((d) => d.value === deploymentId)?.label ?? "Deployment")
+                : "Organization"
+            }
+          >
             <p>
               {formatCount(report.data.org.requests)} requests, {formatCount(report.data.org.errors)} errors,{" "}
               {report.data.org.computeSeconds.toFixed(2)} compute-seconds; latency p50 {ms(report.data.org.p50Ms)}, p95{" "}
               {ms(report.data.org.p95Ms)}, p99 {ms(report.data.org.p99Ms)}.
             </p>
-            <HourlyChart hourly={report.data.hourly} />
+            <UsageCharts hourly={report.data.hourly} from={report.data.from} to={report.data.to} />
           </Card>
           <Table
             caption="Usage per deployment"
@@ -97,10 +126,10 @@ function QuotaCard({ quota }: { quota: RouterOutputs["usage"]["quota"] }) {
   const meter = (label: string, used: number, limit: number | null, unit: string) => (
     <div>
       <p>
-        {label}: {formatCount(Math.round(used))} {unit}
+        {label}: {formatCount(Math.round(used))}
         {limit === null
-          ? " (billed as overage beyond your allowance)"
-          : ` of ${formatCount(limit)} (${formatCount(Math.max(0, limit - used))} left)`}
+          ? ` ${unit} (billed as overage beyond your allowance)`
+          : ` of ${formatCount(limit)} ${unit} (${formatCount(Math.max(0, limit - used))} left)`}
       </p>
       {limit !== null ? <Progress value={Math.min(1, used / limit)} label={`${label} used`} /> : null}
     </div>
@@ -115,45 +144,5 @@ function QuotaCard({ quota }: { quota: RouterOutputs["usage"]["quota"] }) {
         {quota.replicasPerDeployment} replicas per deployment; requests up to {formatBytes(quota.maxRequestBytes)}.
       </p>
     </Card>
-  );
-}
-
-/** Requests per hour as bars, errors stacked in the danger colour. */
-function HourlyChart({ hourly }: { hourly: Report["hourly"] }) {
-  const max = Math.max(1, ...hourly.map((h) => h.requests));
-  const width = 640;
-  const height = 120;
-  const bar = width / Math.max(hourly.length, 1);
-  return (
-    <svg
-      viewBox={`0 0 ${width} ${height}`}
-      role="img"
-      aria-label="Requests per hour"
-      style={{ width: "100%", height: 140 }}
-    >
-      {hourly.map((h, i) => {
-        const total = (h.requests / max) * (height - 10);
-        const errors = (h.errors / max) * (height - 10);
-        return (
-          <g key={h.hour}>
-            <title>{`${new Date(h.hour).toLocaleString()}: ${h.requests} requests, ${h.errors} errors, p99 ${ms(h.p99Ms)}`}</title>
-            <rect
-              x={i * bar + 1}
-              y={height - total}
-              width={Math.max(bar - 2, 1)}
-              height={total}
-              fill="var(--ui-accent, #4f46e5)"
-            />
-            <rect
-              x={i * bar + 1}
-              y={height - errors}
-              width={Math.max(bar - 2, 1)}
-              height={errors}
-              fill="var(--ui-danger, #dc2626)"
-            />
-          </g>
-        );
-      })}
-    </svg>
   );
 }
