@@ -299,6 +299,8 @@ describe("dashboard in a browser", () => {
     await expect
       .poll(async () => Number(await progress.getAttribute("aria-valuenow")), { timeout: 30_000 })
       .toBeGreaterThan(0);
+    // The build cannot start while its calibration set is still on its way.
+    expect(await page.getByRole("button", { name: "Start build" }).isDisabled()).toBe(true);
     await shot("07d-calibration-upload-progress");
     await expect
       .poll(() => page.getByLabel("Calibration set", { exact: true }).inputValue(), { timeout: 60_000 })
@@ -316,6 +318,11 @@ describe("dashboard in a browser", () => {
     await page.getByText("The percentile must be between 50 and 100.").waitFor();
     await page.getByLabel("Percentile").fill("99.9");
     await shot("07e-int8-build-form");
+    // On a phone the cards stack and nothing overflows sideways.
+    await page.setViewportSize({ width: 390, height: 800 });
+    expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await shot("07e-int8-build-form-phone");
+    await page.setViewportSize({ width: 1280, height: 860 });
     await page.getByRole("button", { name: "Start build" }).click();
 
     // The build waits for the GPU worker; its details name the calibration set and method.

@@ -52,12 +52,15 @@ export function CalibrationPicker({
   draft,
   errors,
   onChange,
+  onBusyChange,
 }: {
   modelVersionId: string;
   inputs: TensorInfo[];
   draft: CalibrationDraft;
   errors: CalibrationErrors;
   onChange: (draft: CalibrationDraft) => void;
+  /** True while a file uploads or is checked: the build cannot start until its set is known. */
+  onBusyChange?: (isBusy: boolean) => void;
 }) {
   const api = useApi();
   const queryClient = useQueryClient();
@@ -85,6 +88,7 @@ export function CalibrationPicker({
     onChange(draft);
     abort.current = new AbortController();
     setPhase("uploading");
+    onBusyChange?.(true);
     try {
       const uploaded = (await uploadFile(
         "/api/calibration/upload",
@@ -104,6 +108,7 @@ export function CalibrationPicker({
     } finally {
       setProgress(undefined);
       setPhase("idle");
+      onBusyChange?.(false);
       setFileKey((k) => k + 1);
     }
   };

@@ -74,6 +74,7 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
     form?: string;
     calibration?: CalibrationErrors;
   }>({});
+  const [isCalibrationBusy, setCalibrationBusy] = useState(false);
   const offered = useMemo(() => targets.find((t) => t.target === target)?.precisions ?? ["fp32"], [targets, target]);
 
   // FP16 and INT8 are GPU formats; on a CPU target the choice would silently mean FP32.
@@ -206,6 +207,7 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
               inputs={signature.inputs}
               draft={calibration}
               errors={errors.calibration ?? {}}
+              onBusyChange={setCalibrationBusy}
               onChange={(next) => {
                 setCalibration(next);
                 if (errors.calibration) setErrors((e) => ({ ...e, calibration: {} }));
@@ -214,7 +216,12 @@ function BuildForm({ version, targets }: { version: VersionInfo; targets: Target
           </Card>
         ) : null}
         <div className="row">
-          <Button type="submit" variant="primary" isLoading={create.isPending}>
+          <Button
+            type="submit"
+            variant="primary"
+            isLoading={create.isPending}
+            disabled={precision === "int8" && isCalibrationBusy}
+          >
             Start build
           </Button>
           <Link href={`/models/${version.modelId}`} className="ui-button ui-button--ghost">
