@@ -182,7 +182,7 @@ describe("serving in a browser", () => {
 
     await page.goto("/usage");
     await expect
-      .poll(() => page.getByText(/Requests: 1 requests of 10,000/).isVisible(), { timeout: 20_000 })
+      .poll(() => page.getByText(/Requests: 1 of 10,000 requests/).isVisible(), { timeout: 20_000 })
       .toBe(true);
     // The worker's aggregator folds the usage event into the hourly rollup.
     await expect
