@@ -126,16 +126,21 @@ void depthwise3x3Avx512(const Depthwise2d& d, const DepthwiseBlock& b, const Act
   const int64_t c0 = std::clamp<int64_t>(d.pl, 0, d.pw), c1 = std::clamp<int64_t>(d.pl + d.W, c0, d.pw);
   for (int c = 0; c < b.channels; c++) {
     const float* x = b.x + c * inPixels;
+    // The padded copy, 16 columns per masked load (masked-off lanes never fault, so the load may
+    // start before the row): inline vector code, not three libc calls per row of a small plane.
     for (int64_t r = 0; r < d.ph; r++) {
       float* row = scratch + r * pitch;
       const int64_t iy = r - d.pt;
       if (iy < 0 || iy >= d.H || c1 <= c0) {
-        std::memset(row, 0, sizeof(float) * size_t(pitch));
+        for (int64_t q = 0; q < pitch; q += 16) _mm512_storeu_ps(row + q, _mm512_setzero_ps());
         continue;
       }
-      std::memset(row, 0, sizeof(float) * size_t(c0));
-      std::memcpy(row + c0, x + iy * d.W + (c0 - d.pl), sizeof(float) * size_t(c1 - c0));
-      std::memset(row + c1, 0, sizeof(float) * size_t(pitch - c1));
+      const float* src = x + iy * d.W - d.pl;  // padded column q holds src[q]
+      for (int64_t q = 0; q < pitch; q += 16) {
+        const int64_t lo = std::clamp<int64_t>(c0 - q, 0, 16), hi = std::clamp<int64_t>(c1 - q, 0, 16);
+        const __mmask16 m = __mmask16(tailMask16(hi) & ~tailMask16(lo));
+        _mm512_storeu_ps(row + q, m ? _mm512_maskz_loadu_ps(m, src + q) : _mm512_setzero_ps());
+      }
     }
     const float* residual = b.residual ? b.residual + c * outPixels : nullptr;
     const float bias = b.bias ? b.bias[c] : 0.f;
