@@ -8,6 +8,7 @@
 
 #include "backends/cpu/gemm/sgemm.h"
 #include "backends/cpu/ops/conv_depthwise.h"
+#include "backends/cpu/ops/conv_im2col.h"
 #include "compute_harness.h"
 #include "ops/nn_geometry.h"
 
@@ -485,6 +486,48 @@ KILN_TEST(conv, depthwise_3x3_direct_matches_other_paths_with_epilogue) {
         cpu::depthwiseConvBlock(g, blk, act, scratch.data(), true, avx512);
         for (size_t i = 0; i < want.size(); i++) EXPECT_NEAR(got[i], want[i], 1e-5);
       }
+    }
+  }
+}
+
+KILN_TEST(conv, im2col_vector_path_matches_portable) {
+  // The masked-load im2col (AVX-512 CPUs; the portable loop elsewhere, where both calls agree
+  // trivially) against the portable one: strides 1 and 2 (and 3, which falls back), pads wider than
+  // the kernel reach, dilation, rows wider than a vector, 1-D, and chunks that start and end
+  // mid-row with a leading dimension wider than the chunk.
+  struct G {
+    std::vector<int64_t> in, kernel, strides, dilations, pads;
+  };
+  const G geos[] = {
+      {{13, 37}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},     {{14, 35}, {3, 3}, {2, 2}, {1, 1}, {1, 1}},
+      {{9, 20}, {7, 7}, {2, 2}, {1, 1}, {3, 3}},      {{7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
+      {{8, 11}, {3, 5}, {1, 2}, {2, 2}, {2, 5}},      {{6, 9}, {1, 1}, {2, 2}, {1, 1}, {0, 0}},
+      {{5, 40}, {2, 3}, {3, 3}, {1, 1}, {1, 1}},      {{50}, {5}, {2}, {1}, {2}},
+      {{4, 3}, {3, 3}, {2, 2}, {1, 1}, {4, 4}},
+  };
+  for (const G& gg : geos) {
+    cpu::ConvGeometry g;
+    g.rank = gg.in.size();
+    g.in = gg.in;
+    g.kernel = gg.kernel;
+    g.strides = gg.strides;
+    g.dilations = gg.dilations;
+    g.padBegin = gg.pads;
+    for (size_t d = 0; d < g.rank; d++) {
+      g.out.push_back((gg.in[d] + 2 * gg.pads[d] - gg.dilations[d] * (gg.kernel[d] - 1) - 1) / gg.strides[d] + 1);
+      g.inPixels *= g.in[d];
+      g.outPixels *= g.out.back();
+      g.kernelSize *= g.kernel[d];
+    }
+    const int64_t channels = 3, rows = channels * g.kernelSize;
+    Tensor x = randomFloats({channels, g.inPixels}, 21);
+    for (auto [p0, p1] : {std::pair<int64_t, int64_t>{0, g.outPixels}, {std::min<int64_t>(5, g.outPixels), g.outPixels},
+                          {g.outPixels / 3, g.outPixels / 3 + std::min<int64_t>(g.outPixels - g.outPixels / 3, 19)}}) {
+      const int64_t ld = p1 - p0 + 7;
+      std::vector<float> want(size_t(rows * ld), -5.f), got(want.size(), -5.f);
+      cpu::im2colRowMajor2d(x.ptr<float>(), channels, g, p0, p1, want.data(), ld, false);
+      cpu::im2colRowMajor2d(x.ptr<float>(), channels, g, p0, p1, got.data(), ld, true);
+      for (size_t i = 0; i < want.size(); i++) EXPECT_EQ(got[i], want[i]);
     }
   }
 }

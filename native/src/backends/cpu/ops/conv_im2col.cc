@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backends/cpu/gemm/kernels.h"
+
 namespace kiln::cpu {
 namespace {
 
@@ -18,7 +20,11 @@ void validRange(int64_t width, int64_t outWidth, int64_t stride, int64_t offset,
 }  // namespace
 
 void im2colRowMajor2d(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, float* dst,
-                      int64_t ld) {
+                      int64_t ld, bool allowAvx512) {
+  if (allowAvx512 && useAvx512Kernels() && im2colAvx512Applies(g)) {
+    im2colRowMajor2dAvx512(x, channels, g, p0, p1, dst, ld);
+    return;
+  }
   const bool oneD = g.rank == 1;
   const int64_t H = oneD ? 1 : g.in[0], W = oneD ? g.in[0] : g.in[1];
   const int64_t OW = oneD ? g.out[0] : g.out[1];

@@ -20,8 +20,13 @@ struct ConvGeometry {
 // 1-D and 2-D geometry. Whole output-row segments per copy: producing this layout costs a fraction
 // of the GEMM, while writing the GEMM's packed panel layout directly (16-float pieces split at
 // row ends) cost as much as the GEMM itself; the SGEMM packs B panels from it while they are hot.
+// On AVX-512 CPUs (unless KILN_CPU_NO_AVX512 is set) horizontal strides 1 and 2 take the masked-load
+// version in conv_im2col_avx512.cc; allowAvx512 = false forces the portable one (tests compare them).
 void im2colRowMajor2d(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, float* dst,
-                      int64_t ld);
+                      int64_t ld, bool allowAvx512 = true);
+bool im2colAvx512Applies(const ConvGeometry& g);
+void im2colRowMajor2dAvx512(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, float* dst,
+                            int64_t ld);
 
 // The same for any rank into a row-major matrix with leading dimension ld (>= p1 - p0).
 void im2colRowMajor(const float* x, int64_t channels, const ConvGeometry& g, int64_t p0, int64_t p1, float* dst,
