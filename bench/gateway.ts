@@ -153,12 +153,16 @@ function probe(url: string, options: { body: string; headers: Record<string, str
   });
 }
 
+/** The median (the mean of the two middle values for an even count). */
+function middle(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
+
 /** The median of each field over several runs. */
 function medianLoad(runs: Load[]): Load {
-  const med = (f: keyof Load) => {
-    const v = runs.map((r) => r[f]).sort((a, b) => a - b);
-    return v[Math.floor((v.length - 1) / 2)] as number;
-  };
+  const med = (f: keyof Load) => middle(runs.map((r) => r[f]));
   return {
     requests: med("requests"),
     rps: med("rps"),
@@ -300,10 +304,7 @@ async function main() {
   const bareAtRate = medianLoad(runs.map((r) => r.bareAtRate));
   const gatewayAtRate = medianLoad(runs.map((r) => r.gatewayAtRate));
   clearInterval(refill);
-  const medCpu = (f: keyof CpuShare) => {
-    const v = cpu.map((c) => c[f]).sort((a, b) => a - b);
-    return v[Math.floor((v.length - 1) / 2)] as number;
-  };
+  const medCpu = (f: keyof CpuShare) => middle(cpu.map((c) => c[f]));
 
   const metrics = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
   const batchLine = (le: string) =>
