@@ -1,5 +1,6 @@
 // Kiln's CPU engine against onnxruntime-node on this machine, in one process:
 //   npx tsx bench/cpu-vs-ort.ts [--iterations N] [--warmup N] [--models resnet50,mobilenetv2,bert] [--out DIR]
+//                               [--ort-spinning]
 // Both run fp32 with every core: ORT with intraOpNumThreads = cores, interOpNumThreads = 1,
 // graphOptimizationLevel "all"; Kiln's global thread pool is sized to the cores. Runs alternate
 // between the two (Kiln, ORT, Kiln, ...) so drift in machine load hits both alike. Writes
@@ -11,7 +12,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { build, loadEngine } from "@kiln/engine";
 import { compareTensors, type GenerateOptions, sampleInputs } from "@kiln/model-gen";
-import { createOrtSession, runOrt } from "@kiln/model-gen/ort";
+import { runOrt } from "@kiln/model-gen/ort";
+import * as onnxruntime from "onnxruntime-node";
 import { timeByOpType } from "../packages/engine/src/cli/commands/build.ts";
 import type { BuildReport } from "../packages/engine/src/cli/engine-port.ts";
 import { summarize } from "../packages/engine/src/cli/stats.ts";
@@ -36,6 +38,11 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "5" },
     models: { type: "string", default: Object.keys(CASES).join(",") },
     out: { type: "string", default: join(REPO, "bench", "results") },
+    // ORT's intra-op threads spin-wait after each run by default. Run by run alternation then hands
+    // Kiln a machine where ORT's idle worker still burns a core (2 cores: half of it) for much of
+    // Kiln's run, while Kiln's idle threads sleep and never slow ORT. Spinning off does not change
+    // ORT's own latency (measured: ResNet-50 median 24.04 vs 24.09 ms) and removes the bias.
+    "ort-spinning": { type: "boolean", default: false },
   },
 });
 const iterations = Number(values.iterations);
@@ -77,7 +84,14 @@ async function measure(c: Case): Promise<Row> {
   const built = await build(onnx, { precision: "fp32", profiles: [profile] });
   const buildSeconds = (performance.now() - t0) / 1000;
   const context = loadEngine(built.engine).createContext();
-  const session = await createOrtSession(onnx, { threads });
+  const session = await onnxruntime.InferenceSession.create(onnx, {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: "all",
+    interOpNumThreads: 1,
+    intraOpNumThreads: threads,
+    executionMode: "sequential",
+    extra: { session: { intra_op: { allow_spinning: values["ort-spinning"] ? "1" : "0" } } },
+  });
   const inputs = sampleInputs(generated.inputs, c.dims);
 
   // The two must agree before their speed means anything.
@@ -139,7 +153,8 @@ function markdown(rows: Row[], command: string): string {
     "The medians are the goal's measure; the minimums (each engine's best run) show the compute cost with the",
     "least interference from other load on a shared machine.",
     `Kiln/ORT below 1 means Kiln is faster. ${iterations} timed runs per engine after ${warmup} warm-up runs, alternating; fp32;`,
-    `${threads} threads for both (ORT: intraOpNumThreads ${threads}, interOpNumThreads 1, graphOptimizationLevel all, sequential).`,
+    `${threads} threads for both (ORT: intraOpNumThreads ${threads}, interOpNumThreads 1, graphOptimizationLevel all, sequential,`,
+    `intra-op spinning ${values["ort-spinning"] ? "on (ORT's default)" : "off: idle ORT threads would otherwise spin through Kiln's alternating runs; see bench/README.md"}).`,
     "Relative error: max |kiln - ort| over the ORT output's max-abs, worst output.",
     "",
     "## Where Kiln's time goes",

@@ -33,6 +33,10 @@ struct GemmKernelTable {
                       float residualScale, const ActivationSpec& act);
   // In-place activation over n contiguous floats.
   void (*activation)(float* x, int64_t n, const ActivationSpec& act);
+  // Optional (null: the driver uses `micro` per panel): one mr x nr tile with nr up to 2*NR over two
+  // packed B panels, b0 for columns [0, NR) and b1 for [NR, 2*NR); otherwise as `micro`.
+  void (*microWide)(int64_t kc, const float* a, const float* b0, const float* b1, float* c, int64_t ldc, int mr,
+                    int nr, float alpha, float cScale, const TileEpilogue* ep) = nullptr;
 };
 
 const GemmKernelTable& genericGemmKernels();

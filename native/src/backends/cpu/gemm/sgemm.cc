@@ -130,8 +130,11 @@ struct Task {
 // it cost about as much as the arithmetic). The A block (<= this many rows x KC) stays in L2.
 constexpr int64_t kPanelPackMaxRows = 384;
 
+// bPanel2: the next B panel (columns j + NR..) when the kernel table has microWide, else null; nr
+// then counts the columns of both.
 void microTiles(const GemmKernelTable& kt, const GemmArgs& g, const float* aSlice, const float* bPanel, int64_t kc,
-                int64_t i0, int64_t rows, int64_t j, int nr, float cScale, bool epilogue) {
+                int64_t i0, int64_t rows, int64_t j, int nr, float cScale, bool epilogue,
+                const float* bPanel2 = nullptr) {
   // A contiguous residual (or none) goes through the micro-kernel's in-register epilogue; a
   // strided one (broadcast views) through the separate tile pass.
   const GemmEpilogue& e = g.epilogue;
@@ -151,7 +154,12 @@ void microTiles(const GemmKernelTable& kt, const GemmArgs& g, const float* aSlic
       tile.rowBias = e.rowBias ? e.rowBias + i : nullptr;
       tile.residual = e.residual ? e.residual + i * e.residualRowStride + j : nullptr;
     }
-    kt.micro(kc, aSlice + (ir / MR) * kc * MR, bPanel, c, g.ldc, mr, nr, g.alpha, cScale, inRegisters ? &tile : nullptr);
+    if (bPanel2) {
+      kt.microWide(kc, aSlice + (ir / MR) * kc * MR, bPanel, bPanel2, c, g.ldc, mr, nr, g.alpha, cScale,
+                   inRegisters ? &tile : nullptr);
+    } else {
+      kt.micro(kc, aSlice + (ir / MR) * kc * MR, bPanel, c, g.ldc, mr, nr, g.alpha, cScale, inRegisters ? &tile : nullptr);
+    }
     if (epilogue && !inRegisters) applyEpilogueTile(kt, g, i, j, mr, nr);
   }
 }
@@ -167,7 +175,8 @@ void runTask(const GemmKernelTable& kt, const GemmArgs& g, const Task& t) {
   const bool panelPack = !pb && taskRows <= kPanelPackMaxRows;
   const int64_t mcMax = panelPack ? roundUp(taskRows, MR) : MC;
   float* bufA = pa ? nullptr : tPackA.get(mcMax * KC);
-  float* bufB = pb ? nullptr : tPackB.get(panelPack ? KC * NR : KC * roundUp(std::min(NC, t.n1 - t.n0), NR));
+  const bool wide = kt.microWide != nullptr;
+  float* bufB = pb ? nullptr : tPackB.get(panelPack ? 2 * KC * NR : KC * roundUp(std::min(NC, t.n1 - t.n0), NR));
   for (int64_t jc = t.n0; jc < t.n1; jc += NC) {
     const int64_t nc = std::min(NC, t.n1 - jc);
     for (int64_t pc = 0; pc < g.K; pc += KC) {
@@ -179,10 +188,20 @@ void runTask(const GemmKernelTable& kt, const GemmArgs& g, const Task& t) {
         const float* aSlice = bufA;
         if (pa) aSlice = pa->slice(pc, t.m0);
         else packSlice(PackedMatrix::Side::A, g.A.data, g.A.rowStride, g.A.colStride, t.m0, taskRows, pc, kc, bufA);
-        for (int64_t jr = 0; jr < nc; jr += NR) {
+        for (int64_t jr = 0; jr < nc;) {
           const int64_t nr = std::min(NR, nc - jr);
           packBPanel(g.B.data, g.B.rowStride, g.B.colStride, pc, kc, jc + jr, nr, bufB);
+          if (wide && nc - jr > NR) {
+            // Two panels per tile: the second one right after the first.
+            const int64_t nr2 = std::min(NR, nc - jr - NR);
+            packBPanel(g.B.data, g.B.rowStride, g.B.colStride, pc, kc, jc + jr + NR, nr2, bufB + kc * NR);
+            microTiles(kt, g, aSlice, bufB, kc, t.m0, taskRows, jc + jr, int(NR + nr2), cScale, last && hasEpilogue,
+                       bufB + kc * NR);
+            jr += 2 * NR;
+            continue;
+          }
           microTiles(kt, g, aSlice, bufB, kc, t.m0, taskRows, jc + jr, int(nr), cScale, last && hasEpilogue);
+          jr += NR;
         }
         continue;
       }
@@ -202,9 +221,18 @@ void runTask(const GemmKernelTable& kt, const GemmArgs& g, const Task& t) {
           packSlice(PackedMatrix::Side::A, g.A.data, g.A.rowStride, g.A.colStride, ic, mc, pc, kc, bufA);
           aSlice = bufA;
         }
-        for (int64_t jr = 0; jr < nc; jr += NR) {
+        for (int64_t jr = 0; jr < nc;) {
+          const float* b0 = bSlice + (jr / NR) * kc * NR;
+          if (wide && nc - jr > NR) {
+            // Panels of a slice are contiguous, kc * NR apart.
+            const int nr = static_cast<int>(std::min(2 * NR, nc - jr));
+            microTiles(kt, g, aSlice, b0, kc, ic, mc, jc + jr, nr, cScale, last && hasEpilogue, b0 + kc * NR);
+            jr += 2 * NR;
+            continue;
+          }
           const int nr = static_cast<int>(std::min(NR, nc - jr));
-          microTiles(kt, g, aSlice, bSlice + (jr / NR) * kc * NR, kc, ic, mc, jc + jr, nr, cScale, last && hasEpilogue);
+          microTiles(kt, g, aSlice, b0, kc, ic, mc, jc + jr, nr, cScale, last && hasEpilogue);
+          jr += NR;
         }
       }
     }
