@@ -210,6 +210,9 @@ describe("KServe v2 over the gateway", () => {
     await stack.startWorker();
     const registry = new ReplicaRegistry(stack.redis, stack.keyPrefix, 1_500);
     const request = { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] };
+    // One replica first (a cold start, not a scale-up): a burst against a cold deployment may load both
+    // replicas as cold starts, and this test is about growing from a ready replica under queueing.
+    expect((await inferJson(stack.orgA.key, request, "scaled")).res.status).toBe(200);
     await waitUntil(
       "a second replica",
       async () => {
