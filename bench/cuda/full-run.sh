@@ -1,33 +1,67 @@
 #!/usr/bin/env bash
 # Everything on the GPU machine in one command (device time is scarce): build the CUDA backend,
-# run kiln_cuda_tests, the INT8 accuracy experiment and the benchmark, each under a time limit,
-# all logs and results under $OUT. The benchmark rewrites its results after every point, so a run
-# cut short by BUDGET_S keeps what it finished.
-#   BUDGET_S=540 bench/cuda/full-run.sh [bench.py options]
+# then the steps named in STEPS (default tests,accuracy,bench), each under a time limit, all logs
+# and results under $OUT. The benchmark rewrites its results after every point, so a run cut short
+# by BUDGET_S keeps what it finished.
+#   BUDGET_S=540 [STEPS=tests,conformance,accuracy,bench] bench/cuda/full-run.sh [bench.py options]
+# Steps:
+#   tests        native/build-gpu/kiln_cuda_tests (every CUDA kernel against the CPU reference)
+#   conformance  the ONNX backend test suites through the CUDA backend (kiln_conformance with
+#                KILN_CONFORMANCE_BACKEND=cuda): KILN_CONFORMANCE_DIR, or .devdata/conformance.tar.xz
+#                (a tar of shared/conformance/onnx, carried to the machine) unpacked to /tmp
+#   accuracy     bench/cuda/int8_accuracy.py (INT8 top-1 agreement on a classifier trained there)
+#   bench        bench/cuda/bench.py with the arguments given (Kiln vs PyTorch eager / torch.compile)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/kiln-full}"
 mkdir -p "$out"
 t0=$(date +%s)
 budget=${BUDGET_S:-540}
+steps=",${STEPS:-tests,accuracy,bench},"
 left() { echo $(( budget - ($(date +%s) - t0) )); }
+want() { [[ "$steps" == *",$1,"* ]]; }
 build=native/build-gpu
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+targets="kiln_cuda_tests kiln_cuda_bench"
+want conformance && targets="$targets kiln_conformance"
 cmake -S native -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/cmake.log" 2>&1 \
   || { tail -40 "$out/cmake.log"; exit 1; }
-cmake --build "$build" -j"$(nproc)" --target kiln_cuda_tests kiln_cuda_bench >"$out/build.log" 2>&1 \
+# shellcheck disable=SC2086
+cmake --build "$build" -j"$(nproc)" --target $targets >"$out/build.log" 2>&1 \
   || { grep -E "error|Error" -A3 "$out/build.log" | head -80; exit 1; }
 echo "build done at $(( $(date +%s) - t0 ))s"
-timeout "${TESTS_S:-150}" "$build/kiln_cuda_tests" >"$out/cuda-tests.log" 2>&1
-echo "kiln_cuda_tests rc=$? at $(( $(date +%s) - t0 ))s"
-grep -E "PASS|FAIL|passed|failed|error" "$out/cuda-tests.log" | tail -40
-timeout "${ACCURACY_S:-120}" python3 bench/cuda/int8_accuracy.py --bench "$build/kiln_cuda_bench" --out "$out/accuracy" \
-  --train-s "${TRAIN_S:-30}" >"$out/accuracy.log" 2>&1
-echo "accuracy rc=$? at $(( $(date +%s) - t0 ))s"
-tail -12 "$out/accuracy.log"
-rest=$(( $(left) - 5 ))
-if [ "$rest" -gt 30 ]; then
-  timeout "$rest" python3 bench/cuda/bench.py --bench "$build/kiln_cuda_bench" --out "$out/bench" "$@" >"$out/bench.log" 2>&1
-  echo "bench rc=$? at $(( $(date +%s) - t0 ))s"
+if want tests; then
+  timeout "${TESTS_S:-150}" "$build/kiln_cuda_tests" >"$out/cuda-tests.log" 2>&1
+  echo "kiln_cuda_tests rc=$? at $(( $(date +%s) - t0 ))s"
+  grep -E "PASS|FAIL|passed|failed|error" "$out/cuda-tests.log" | tail -40
 fi
-cat "$out/bench/results.md" 2>/dev/null || tail -20 "$out/bench.log"
+if want conformance; then
+  data="${KILN_CONFORMANCE_DIR:-}"
+  if [ -z "$data" ] && [ -f .devdata/conformance.tar.xz ]; then
+    mkdir -p /tmp/kiln-conformance && tar -xJf .devdata/conformance.tar.xz -C /tmp/kiln-conformance
+    data=/tmp/kiln-conformance/onnx
+  fi
+  if [ -n "$data" ]; then
+    KILN_CONFORMANCE_BACKEND=cuda timeout "${CONFORMANCE_S:-240}" "$build/kiln_conformance" "$data" \
+      --jobs "${CONFORMANCE_JOBS:-12}" --timeout 60 --failures "$out/cuda-conformance-failures.txt" --verbose \
+      >"$out/cuda-conformance.log" 2>&1
+    echo "conformance on cuda rc=$? at $(( $(date +%s) - t0 ))s"
+    grep -E "^(node|simple|pytorch)" "$out/cuda-conformance.log"
+  else
+    echo "conformance: no suite (set KILN_CONFORMANCE_DIR or carry .devdata/conformance.tar.xz)"
+  fi
+fi
+if want accuracy; then
+  timeout "${ACCURACY_S:-120}" python3 bench/cuda/int8_accuracy.py --bench "$build/kiln_cuda_bench" --out "$out/accuracy" \
+    --train-s "${TRAIN_S:-30}" >"$out/accuracy.log" 2>&1
+  echo "accuracy rc=$? at $(( $(date +%s) - t0 ))s"
+  tail -12 "$out/accuracy.log"
+fi
+if want bench; then
+  rest=$(( $(left) - 5 ))
+  if [ "$rest" -gt 30 ]; then
+    timeout "$rest" python3 bench/cuda/bench.py --bench "$build/kiln_cuda_bench" --out "$out/bench" "$@" >"$out/bench.log" 2>&1
+    echo "bench rc=$? at $(( $(date +%s) - t0 ))s"
+  fi
+  cat "$out/bench/results.md" 2>/dev/null || tail -20 "$out/bench.log"
+fi

@@ -594,3 +594,45 @@ KILN_TEST(cuda, tf32_fp32_build_matches_cpu) {
   RunResult r = engine->createContext()->run(inputs);
   expectClose(r.outputs[0].second, ref[0], 1e-2, "tf32");
 }
+
+// Ops without a CUDA kernel (CumSum, Sin, Max, TopK here) run as host layers between device
+// layers: same results as the CPU at fp32 and fp16 (host layers compute in float32 there, a
+// constant shared with a device layer included), graph replay for the device segments, and the
+// build report names the host layers.
+KILN_TEST(cuda, host_layers_run_ops_without_cuda_kernels) {
+  ModelBuilder m;
+  m.input("a", DType::Float32, {2, 3, 8});
+  m.initializer("axis", DType::Int64, {}, std::vector<int64_t>{2});
+  m.initializer("w", DType::Float32, {8}, randomValues(8, 11, 0.5f, 1.5f));
+  m.initializer("k", DType::Int64, {1}, std::vector<int64_t>{3});
+  m.node("Relu", {"a"}, {"r"});
+  m.node("CumSum", {"r", "axis"}, {"c"});
+  m.node("Mul", {"c", "w"}, {"m"});
+  m.node("Max", {"c", "w"}, {"mx"});
+  m.node("Sin", {"m"}, {"s"});
+  m.node("Add", {"s", "mx"}, {"t"});
+  m.node("TopK", {"a", "k"}, {"top", "topIndex"}, {Attr::i("axis", -1)});
+  m.output("t");
+  m.output("top");
+  m.output("topIndex");
+  std::vector<uint8_t> model = m.bytes();
+  // Distinct values 0.05 apart: fp16 rounding cannot reorder TopK's choices.
+  Tensor a = Tensor::allocate(DType::Float32, {2, 3, 8});
+  for (int64_t i = 0; i < a.numel(); ++i) a.ptr<float>()[i] = static_cast<float>((i * 7) % 48) * 0.05f - 1.2f;
+  compareBackends(model, {{"a", a}}, "host layers", 1e-5, 1e-2);
+
+  BuildOptions options;
+  options.backend = "cuda";
+  options.precision = Precision::Fp16;
+  BuildResult built = buildEngine(model.data(), model.size(), options);
+  int host = 0;
+  for (const LayerReport& layer : built.report.layers) {
+    if (layer.kernel.rfind("host.", 0) != 0) continue;
+    ++host;
+    EXPECT_EQ(layer.precision, std::string("fp32"));
+  }
+  EXPECT_EQ(host, 4);
+  bool warned = false;
+  for (const std::string& w : built.report.warnings) warned = warned || w.find("4 layer(s) run on the host CPU") != std::string::npos;
+  EXPECT_TRUE(warned);
+}

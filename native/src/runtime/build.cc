@@ -78,6 +78,7 @@ class Builder {
     // An engine without a memory plan (every activation on the heap) serves the measurements below.
     auto draft = std::make_shared<EngineImpl>(plan, backend);
     for (size_t n = 0; n < graph->nodes.size(); ++n) plan.kernelNames.push_back(draft->node(n).kernel->name());
+    warnAboutHostLayers(*graph, plan.kernelNames, *backend, report.warnings);
     checkCancel();
 
     progress("tune", 0.45, "measuring layers at the opt shapes of profile 0");
@@ -118,6 +119,22 @@ class Builder {
 
   void checkCancel() const {
     if (options_.cancel != nullptr && options_.cancel->load()) fail(ErrorCode::Cancelled, "build cancelled");
+  }
+
+  // A device backend runs the layers it has no kernel for on the host (kernel names "host.*"):
+  // correct, but not accelerated, and each one costs a device round trip. Say which.
+  static void warnAboutHostLayers(const Graph& g, const std::vector<std::string>& kernelNames, const Backend& backend,
+                                  std::vector<std::string>& warnings) {
+    std::vector<std::string> host;
+    for (size_t n = 0; n < g.nodes.size() && n < kernelNames.size(); ++n) {
+      if (kernelNames[n].rfind("host.", 0) == 0) host.push_back(qualifiedOp(g.nodes[n]) + " '" + g.nodes[n].name + "'");
+    }
+    if (host.empty()) return;
+    std::string msg = std::to_string(host.size()) + " layer(s) run on the host CPU because the " + backend.name() +
+                      " backend has no kernel for them: ";
+    for (size_t i = 0; i < host.size() && i < 8; ++i) msg += (i ? ", " : "") + host[i];
+    if (host.size() > 8) msg += ", ...";
+    warnings.push_back(msg);
   }
 
   static size_t countNodes(const Graph& g) {
@@ -279,6 +296,8 @@ class Builder {
         l.precision = p->second;
       } else if (options_.precision == Precision::Fp32) {
         l.precision = options_.tf32 ? "tf32" : "fp32";
+      } else if (l.kernel.rfind("host.", 0) == 0) {
+        l.precision = "fp32";  // host layers of an fp16 or int8 build compute on the CPU in float32
       } else {
         l.precision = "fp16";  // fp16 builds, and the layers of an int8 build that stay in fp16
       }

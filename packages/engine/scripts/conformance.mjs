@@ -7,7 +7,7 @@
 // folder after an incremental build (KILN_CONFORMANCE_BIN overrides it).
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
-import { constants } from "node:os";
+import { availableParallelism, constants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -54,7 +54,10 @@ const known = join(repo, "native", "conformance", "known-failures.txt");
 const gate = existsSync(known);
 const failuresOut = join(repo, ".kiln", "conformance-failures.txt");
 mkdirSync(dirname(failuresOut), { recursive: true });
-const runnerArgs = [root, "--failures", failuresOut, ...(gate ? ["--known", known] : []), ...process.argv.slice(2)];
+// One test per core at a time (each test is its own process); an explicit --jobs wins.
+const userArgs = process.argv.slice(2);
+const jobs = userArgs.includes("--jobs") ? [] : ["--jobs", String(availableParallelism())];
+const runnerArgs = [root, "--failures", failuresOut, ...(gate ? ["--known", known] : []), ...jobs, ...userArgs];
 if (!gate) console.log(`conformance: ${known} not recorded yet: reporting counts without gating`);
 const child = spawn(runner, runnerArgs, { stdio: "inherit" });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));

@@ -6,8 +6,9 @@
 #include "backends/backend.h"
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/cuda_context.h"
-#include "backends/cuda/cuda_lowering.h"
 #include "backends/cuda/cuda_libraries.h"
+#include "backends/cuda/cuda_lowering.h"
+#include "backends/cuda/host_fallback.h"
 #include "runtime/build_memory.h"
 #include "runtime/context.h"
 
@@ -33,6 +34,27 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   std::string target() const override { return target_; }
   std::string libraryVersions() const override { return versions_; }
+
+  // A node runs on a CUDA kernel when one exists and accepts it (types, attributes), else on the
+  // host (host_fallback.h).
+  bool supports(const Node& node, int64_t opset) const override {
+    return Backend::supports(node, opset) || hostFallbackSupports(node, opset);
+  }
+
+  std::unique_ptr<Kernel> compile(const KernelCreateInfo& info) const override {
+    const Node& node = info.node;
+    const std::string op = node.domain.empty() ? node.opType : node.domain + "." + node.opType;
+    std::string why = "the cuda backend has no kernel for " + op + " (opset " + std::to_string(info.opset) + ")";
+    if (KernelRegistry::instance().find(name(), node.domain, node.opType, info.opset) != nullptr) {
+      try {
+        return Backend::compile(info);
+      } catch (const KilnError& e) {
+        if (e.code() != ErrorCode::UnsupportedOp) throw;
+        why = e.what();
+      }
+    }
+    return createHostFallback(info, why);
+  }
 
   void* allocate(size_t bytes) override {
     void* p = nullptr;

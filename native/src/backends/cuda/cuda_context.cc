@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "backends/cuda/cuda_libraries.h"
+#include "backends/cuda/host_fallback.h"
 #include "runtime/context.h"
 #include "runtime/input_check.h"
 #include "runtime/node_exec.h"
@@ -131,13 +132,19 @@ CudaContext::CudaContext(std::shared_ptr<const EngineImpl> engine, const EngineM
   for (ValueId v : graph_.inputs) pinnedBytes_ += alignUp(memory_.slots[v].bytes, 256);
   for (ValueId v : graph_.outputs) pinnedBytes_ += alignUp(memory_.slots[v].bytes, 256);
   if (pinnedBytes_ > 0) KILN_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&pinned_), pinnedBytes_));
+  hostLayer_.assign(graph_.nodes.size(), 0);
+  for (size_t n = 0; n < graph_.nodes.size(); ++n) hostLayer_[n] = isHostKernel(*engine_->node(n).kernel) ? 1 : 0;
+}
+
+CudaContext::Record::~Record() {
+  for (Segment& s : segments) {
+    if (s.graph) cudaGraphExecDestroy(s.graph);
+  }
 }
 
 CudaContext::~CudaContext() {
   if (exec_.stream) cudaStreamSynchronize(exec_.stream);
-  for (auto& [sig, r] : records_) {
-    if (r->graph) cudaGraphExecDestroy(r->graph);
-  }
+  records_.clear();
   if (pinned_) cudaFreeHost(pinned_);
   if (arena_) cudaFree(arena_);
   if (start_) cudaEventDestroy(start_);
@@ -152,9 +159,6 @@ CudaContext::Record& CudaContext::recordFor(const std::vector<const Tensor*>& in
   if (found != records_.end()) return *found->second;
   if (records_.size() >= kMaxRecords) {
     KILN_CUDA_CHECK(cudaStreamSynchronize(exec_.stream));
-    for (auto& [sig, r] : records_) {
-      if (r->graph) cudaGraphExecDestroy(r->graph);
-    }
     records_.clear();
   }
   std::vector<Shape> inputShapes;
@@ -212,25 +216,46 @@ CudaContext::Record& CudaContext::recordFor(const std::vector<const Tensor*>& in
     const EngineSlot& slot = memory_.workspaces[n];
     r.workspace[n] = std::min<size_t>(ws, slot.offset >= 0 ? slot.bytes : 0);
   }
-  if (useGraphs_) {
-    KILN_CUDA_CHECK(cudaStreamBeginCapture(exec_.stream, cudaStreamCaptureModeThreadLocal));
-    cudaGraph_t captured = nullptr;
-    try {
-      for (size_t n = 0; n < graph_.nodes.size(); ++n) launch(r, n);
-    } catch (...) {
-      cudaStreamEndCapture(exec_.stream, &captured);
-      if (captured) cudaGraphDestroy(captured);
-      // The invalidated capture leaves an error behind that the next launch check in this
-      // thread would report as its own: consume it.
-      cudaGetLastError();
-      throw;
+  for (size_t n = 0; n < graph_.nodes.size();) {
+    Segment segment;
+    segment.begin = n;
+    segment.host = hostLayer_[n] != 0;
+    if (segment.host) {
+      ++n;
+    } else {
+      while (n < graph_.nodes.size() && !hostLayer_[n]) ++n;
     }
-    KILN_CUDA_CHECK(cudaStreamEndCapture(exec_.stream, &captured));
-    cudaError_t err = cudaGraphInstantiate(&r.graph, captured, 0);
-    cudaGraphDestroy(captured);
-    KILN_CUDA_CHECK(err);
+    segment.end = n;
+    r.segments.push_back(segment);
+  }
+  if (useGraphs_) {
+    // On failure `rec` destroys the graphs captured so far.
+    for (Segment& segment : r.segments) {
+      if (!segment.host) segment.graph = capture(r, segment);
+    }
   }
   return *records_.emplace(signature, std::move(rec)).first->second;
+}
+
+cudaGraphExec_t CudaContext::capture(Record& r, const Segment& segment) {
+  KILN_CUDA_CHECK(cudaStreamBeginCapture(exec_.stream, cudaStreamCaptureModeThreadLocal));
+  cudaGraph_t captured = nullptr;
+  try {
+    for (size_t n = segment.begin; n < segment.end; ++n) launch(r, n);
+  } catch (...) {
+    cudaStreamEndCapture(exec_.stream, &captured);
+    if (captured) cudaGraphDestroy(captured);
+    // The invalidated capture leaves an error behind that the next launch check in this
+    // thread would report as its own: consume it.
+    cudaGetLastError();
+    throw;
+  }
+  KILN_CUDA_CHECK(cudaStreamEndCapture(exec_.stream, &captured));
+  cudaGraphExec_t exec = nullptr;
+  cudaError_t err = cudaGraphInstantiate(&exec, captured, 0);
+  cudaGraphDestroy(captured);
+  KILN_CUDA_CHECK(err);
+  return exec;
 }
 
 void CudaContext::launch(Record& r, size_t n) {
@@ -298,10 +323,12 @@ RunResult CudaContext::run(const std::vector<std::pair<std::string, Tensor>>& in
   Record& r = recordFor(bound.tensors, bound.signature);
   stageInputs(r, bound.tensors);
   KILN_CUDA_CHECK(cudaEventRecord(start_, exec_.stream));
-  if (r.graph) {
-    KILN_CUDA_CHECK(cudaGraphLaunch(r.graph, exec_.stream));
-  } else {
-    for (size_t n = 0; n < graph_.nodes.size(); ++n) launch(r, n);
+  for (const Segment& segment : r.segments) {
+    if (segment.graph) {
+      KILN_CUDA_CHECK(cudaGraphLaunch(segment.graph, exec_.stream));
+    } else {
+      for (size_t n = segment.begin; n < segment.end; ++n) launch(r, n);
+    }
   }
   KILN_CUDA_CHECK(cudaEventRecord(stop_, exec_.stream));
   RunResult result = collectOutputs(r);
@@ -344,9 +371,7 @@ std::vector<double> CudaContext::timeNodes(const std::vector<std::pair<std::stri
   }
   for (cudaEvent_t e : events) cudaEventDestroy(e);
   // Timing records are eager; drop it so that serving captures a graph for this shape.
-  auto it = records_.find(bound.signature);
-  if (it != records_.end() && it->second->graph) cudaGraphExecDestroy(it->second->graph);
-  records_.erase(it);
+  records_.erase(bound.signature);
   return ms;
 }
 

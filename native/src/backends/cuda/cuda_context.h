@@ -6,7 +6,8 @@
 // A run: bind and check the inputs on the host, look up the record for this input-shape signature
 // (first time: concrete shapes of every node, pointers into the arena, and a CUDA graph captured
 // from the kernels' launches), copy inputs through pinned staging, replay the graph between two
-// CUDA events (RunResult::gpuMs), copy the outputs back. Nothing is allocated during a run.
+// CUDA events (RunResult::gpuMs), copy the outputs back. Nothing is allocated during a run, except
+// by host layers (ops without a CUDA kernel, host_fallback.h), which split the graph into segments.
 #pragma once
 #include <map>
 #include <memory>
@@ -50,13 +51,22 @@ class CudaContext final : public ExecutionContext {
   std::vector<double> timeNodes(const std::vector<std::pair<std::string, Tensor>>& inputs, int repeats);
 
  private:
+  // Consecutive device layers, replayed as one CUDA graph, or a single host layer (host_fallback.h),
+  // run eagerly between them. An engine without host layers has one segment.
+  struct Segment {
+    size_t begin = 0, end = 0;  // nodes [begin, end)
+    bool host = false;
+    cudaGraphExec_t graph = nullptr;
+  };
   struct Record {
     std::vector<Tensor> values;           // per value: device tensor (arena) or the host constant
     std::vector<char> skip;               // per node: a view the planner made free
     std::vector<size_t> workspace;        // per node
-    cudaGraphExec_t graph = nullptr;
+    std::vector<Segment> segments;
+    ~Record();
   };
   Record& recordFor(const std::vector<const Tensor*>& inputs, const std::string& signature);
+  cudaGraphExec_t capture(Record& r, const Segment& segment);
   void launch(Record& r, size_t node);
   void stageInputs(Record& r, const std::vector<const Tensor*>& inputs);
   RunResult collectOutputs(Record& r);
@@ -70,6 +80,7 @@ class CudaContext final : public ExecutionContext {
   size_t pinnedBytes_ = 0;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
   bool useGraphs_ = true;
+  std::vector<char> hostLayer_;  // per node: runs on the host
   std::map<std::string, std::unique_ptr<Record>> records_;
   static constexpr size_t kMaxRecords = 32;
 };

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "backends/cuda/cuda_fp16.h"
+#include "backends/kernel.h"
 #include "core/error.h"
 #include "graph/shape_inference.h"
 
@@ -45,6 +46,41 @@ bool keepsFloat32(const Node& node, size_t input) {
   return node.domain.empty() && node.opType == "Resize" && input == 2;
 }
 
+// Layers without a CUDA kernel run on the host (host_fallback.h) with the CPU kernels, in float32.
+bool isHostLayer(const Graph& g, const Node& node) {
+  return !node.dead && KernelRegistry::instance().find("cuda", node.domain, node.opType, g.opsetFor(node.domain)) == nullptr;
+}
+
+bool isFloat(DType t) { return t == DType::Float32 || t == DType::Float16; }
+
+// Host layers take float32: their float activations are cast up from half before them and their
+// float outputs cast back to half after them, so the device layers around them see half as usual.
+int keepHostLayersFloat32(Graph& g) {
+  int casts = 0;
+  const size_t numNodes = g.nodes.size();
+  for (size_t n = 0; n < numNodes; ++n) {
+    if (!isHostLayer(g, g.nodes[n])) continue;
+    for (size_t i = 0; i < g.nodes[n].inputs.size(); ++i) {
+      ValueId v = g.nodes[n].inputs[i];
+      if (v == kNoValue || g.values[v].constant || !isFloat(g.values[v].dtype)) continue;
+      ValueId up = g.addValue(g.values[v].name + "/fp32_for_" + g.nodes[n].name, DType::Float32, g.values[v].shape);
+      g.nodes[n].inputs[i] = up;
+      g.addNode(castNode(g.values[v].name + "/to_fp32_for_" + g.nodes[n].name, v, up, kOnnxFloat));
+      ++casts;
+    }
+    for (size_t j = 0; j < g.nodes[n].outputs.size(); ++j) {
+      ValueId o = g.nodes[n].outputs[j];
+      if (o == kNoValue || !isFloat(g.values[o].dtype)) continue;
+      ValueId full = g.addValue(g.values[o].name + "/fp32", DType::Float32, g.values[o].shape);
+      g.nodes[n].outputs[j] = full;
+      g.values[full].producer = static_cast<int32_t>(n);
+      g.addNode(castNode(g.values[o].name + "/to_fp16", full, o, kOnnxFloat16));
+      ++casts;
+    }
+  }
+  return casts;
+}
+
 }  // namespace
 
 int lowerGraphToFp16(Graph& g) {
@@ -53,11 +89,22 @@ int lowerGraphToFp16(Graph& g) {
   for (ValueId v : g.inputs) isInput[v] = 1;
   for (ValueId v : g.outputs) isOutput[v] = 1;
 
-  // Constants: converted in place unless a node needs them as float32 parameters.
+  // Constants: converted in place unless a node needs them as float32 parameters. Host layers get
+  // float32 copies of their float constants (shared storage), as a device layer may use the same one.
   std::vector<char> keep(g.values.size(), 0);
-  for (const Node& node : g.nodes) {
-    for (size_t i = 0; i < node.inputs.size(); ++i) {
-      if (node.inputs[i] != kNoValue && keepsFloat32(node, i)) keep[node.inputs[i]] = 1;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const bool host = isHostLayer(g, g.nodes[n]);
+    for (size_t i = 0; i < g.nodes[n].inputs.size(); ++i) {
+      ValueId v = g.nodes[n].inputs[i];
+      if (v == kNoValue) continue;
+      if (keepsFloat32(g.nodes[n], i)) keep[v] = 1;
+      if (host && g.values[v].constant && g.values[v].constant->dtype == DType::Float32) {
+        ValueId copy = g.addValue(g.values[v].name + "/fp32_for_" + g.nodes[n].name, DType::Float32, g.values[v].shape);
+        g.values[copy].constant = g.values[v].constant;
+        g.nodes[n].inputs[i] = copy;
+        keep.resize(g.values.size(), 0);
+        keep[copy] = 1;
+      }
     }
   }
   for (size_t v = 0; v < g.values.size(); ++v) {
@@ -102,6 +149,7 @@ int lowerGraphToFp16(Graph& g) {
     g.addNode(castNode(g.values[out].name + "/to_fp32", half, out, kOnnxFloat));
     ++casts;
   }
+  casts += keepHostLayersFloat32(g);
   g.compact();
   inferShapes(g);
   return casts;
