@@ -376,13 +376,15 @@ KILN_TEST(cuda, attention_over_several_key_tiles_matches_cpu) {
   p.min["mask"] = p.opt["mask"] = p.max["mask"] = {2, seq};
   std::vector<uint8_t> model = encoderLayer(seq, hidden, heads);
   compareBackends(model, encoderInputs(2, seq, hidden), "long attention", 1e-4, 1e-2, {p});
-  // This small grid picks the warp kernel; force the tensor-core kernel too.
-  setenv("KILN_CUDA_ATTENTION", "tc", 1);
-  try {
-    compareBackends(model, encoderInputs(2, seq, hidden), "long attention (tensor cores)", 1e-4, 1e-2, {p});
-  } catch (...) {
-    unsetenv("KILN_CUDA_ATTENTION");
-    throw;
+  // Every kernel and block width of the tensor-core kernel (this small grid picks one warp).
+  for (const char* mode : {"warp", "tc1", "tc2", "tc4"}) {
+    setenv("KILN_CUDA_ATTENTION", mode, 1);
+    try {
+      compareBackends(model, encoderInputs(2, seq, hidden), std::string("long attention (") + mode + ")", 1e-4, 1e-2, {p});
+    } catch (...) {
+      unsetenv("KILN_CUDA_ATTENTION");
+      throw;
+    }
   }
   unsetenv("KILN_CUDA_ATTENTION");
 }

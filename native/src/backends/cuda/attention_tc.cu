@@ -1,9 +1,10 @@
 // Tensor-core FlashAttention for float16 (kiln.Attention / kiln.CudaAttention, head dims that are
-// multiples of 16 up to 128): one block of 4 warps per (batch, head, 64 queries); key/value tiles
-// of 64 rows staged in shared memory; S = Q K^T and O += P V on WMMA 16x16x16 fragments with
-// float accumulation; the online softmax (running max and sum per query row, rescaling the
-// partial output) in float. The score matrix never leaves shared memory. Layouts come as element
-// strides, so [B,H,S,D] and [B,S,H,D] tensors are read and written in place.
+// multiples of 16 up to 128): one block of W warps (W = 1, 2 or 4, chosen so the grid fills the
+// GPU) per (batch, head, 16*W queries); key/value tiles of 64 rows staged in shared memory, rows
+// padded by 8 halves so the fragment loads hit distinct banks; S = Q K^T and O += P V on WMMA
+// 16x16x16 fragments with float accumulation; the online softmax (running max and sum per query
+// row, rescaling the partial output) in float. The score matrix never leaves shared memory.
+// Layouts come as element strides, so [B,H,S,D] and [B,S,H,D] tensors are read and written in place.
 #include <cuda_fp16.h>
 #include <mma.h>
 
@@ -15,40 +16,46 @@ namespace {
 
 using namespace nvcuda;
 
-constexpr int kRows = 64;   // queries per block (16 per warp)
-constexpr int kKeys = 64;   // keys per tile
-constexpr int kWarps = 4;
+constexpr int kKeys = 64;  // keys per tile
 
 // Row strides padded off multiples of 32 banks (the softmax walks rows two lanes per row).
 constexpr int kPStride = kKeys + 8;  // halves
 __host__ __device__ inline int scoreStride(int d) { return (d > kKeys ? d : kKeys) + 4; }  // floats
+__host__ __device__ inline int rowStride(int d) { return d + 8; }                          // halves, Q/K/V
 
+template <int W>
 struct Smem {
-  // Offsets in bytes into the dynamic shared buffer, for head dim d.
+  static constexpr int kRows = 16 * W;  // queries per block
+  // Offsets in bytes into the dynamic shared buffer, for head dim d. Every wmma pointer stays
+  // 32-byte aligned: 16 rows of rowStride(d) halves are 32 * rowStride(d) bytes.
   __host__ __device__ static size_t q(int) { return 0; }
-  __host__ __device__ static size_t k(int d) { return q(d) + size_t(kRows) * d * 2; }
-  __host__ __device__ static size_t v(int d) { return k(d) + size_t(kKeys) * d * 2; }
-  // float [warps][16][scoreStride], half [warps][16][kPStride], float [warps][16][d]
-  __host__ __device__ static size_t s(int d) { return v(d) + size_t(kKeys) * d * 2; }
-  __host__ __device__ static size_t p(int d) { return s(d) + size_t(kWarps) * 16 * scoreStride(d) * 4; }
-  __host__ __device__ static size_t o(int d) { return p(d) + size_t(kWarps) * 16 * kPStride * 2; }
-  __host__ __device__ static size_t stats(int d) { return o(d) + size_t(kWarps) * 16 * d * 4; }       // float [warps][16] x3
-  __host__ __device__ static size_t total(int d) { return stats(d) + size_t(kWarps) * 16 * 3 * 4; }
+  __host__ __device__ static size_t k(int d) { return q(d) + size_t(kRows) * rowStride(d) * 2; }
+  __host__ __device__ static size_t v(int d) { return k(d) + size_t(kKeys) * rowStride(d) * 2; }
+  // float [W][16][scoreStride], half [W][16][kPStride], float [W][16][d]
+  __host__ __device__ static size_t s(int d) { return v(d) + size_t(kKeys) * rowStride(d) * 2; }
+  __host__ __device__ static size_t p(int d) { return s(d) + size_t(W) * 16 * scoreStride(d) * 4; }
+  __host__ __device__ static size_t o(int d) { return p(d) + size_t(W) * 16 * kPStride * 2; }
+  __host__ __device__ static size_t stats(int d) { return o(d) + size_t(W) * 16 * d * 4; }  // float [W][16] x3
+  __host__ __device__ static size_t total(int d) { return stats(d) + size_t(W) * 16 * 3 * 4; }
 };
 
+template <int W>
 __global__ void flashAttentionTc(const __half* Q, const __half* K, const __half* V, const __half* mask, __half* O,
                                  AttentionShape p) {
+  using Layout = Smem<W>;
+  constexpr int kRows = Layout::kRows;
   extern __shared__ __align__(128) unsigned char smem[];
   const int D = static_cast<int>(p.D);
+  const int LD = rowStride(D);    // row stride of the Q/K/V tiles
   const int sw = scoreStride(D);  // row stride of the score/scratch buffer
-  __half* qs = reinterpret_cast<__half*>(smem + Smem::q(D));
-  __half* ks = reinterpret_cast<__half*>(smem + Smem::k(D));
-  __half* vs = reinterpret_cast<__half*>(smem + Smem::v(D));
+  __half* qs = reinterpret_cast<__half*>(smem + Layout::q(D));
+  __half* ks = reinterpret_cast<__half*>(smem + Layout::k(D));
+  __half* vs = reinterpret_cast<__half*>(smem + Layout::v(D));
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* sw_ = reinterpret_cast<float*>(smem + Smem::s(D)) + warp * 16 * sw;
-  __half* pw = reinterpret_cast<__half*>(smem + Smem::p(D)) + warp * 16 * kPStride;
-  float* ow = reinterpret_cast<float*>(smem + Smem::o(D)) + warp * 16 * D;
-  float* stats = reinterpret_cast<float*>(smem + Smem::stats(D)) + warp * 16 * 3;  // max, sum, correction
+  float* sw_ = reinterpret_cast<float*>(smem + Layout::s(D)) + warp * 16 * sw;
+  __half* pw = reinterpret_cast<__half*>(smem + Layout::p(D)) + warp * 16 * kPStride;
+  float* ow = reinterpret_cast<float*>(smem + Layout::o(D)) + warp * 16 * D;
+  float* stats = reinterpret_cast<float*>(smem + Layout::stats(D)) + warp * 16 * 3;  // max, sum, correction
 
   const int64_t bh = blockIdx.y;
   const int64_t b = bh / p.H, h = bh % p.H;
@@ -65,12 +72,12 @@ __global__ void flashAttentionTc(const __half* Q, const __half* K, const __half*
       const int r = e / d8, c = e - r * d8;
       uint4 val = make_uint4(0, 0, 0, 0);
       if (q0 + r < p.Sq) val = *reinterpret_cast<const uint4*>(qBase + (q0 + r) * p.q[2] + c * 8);
-      *reinterpret_cast<uint4*>(qs + r * D + c * 8) = val;
+      *reinterpret_cast<uint4*>(qs + r * LD + c * 8) = val;
     }
   } else {
     for (int e = threadIdx.x; e < kRows * D; e += blockDim.x) {
       const int r = e / D, d = e - r * D;
-      qs[e] = q0 + r < p.Sq ? qBase[(q0 + r) * p.q[2] + d * p.q[3]] : zero;
+      qs[r * LD + d] = q0 + r < p.Sq ? qBase[(q0 + r) * p.q[2] + d * p.q[3]] : zero;
     }
   }
   for (int e = lane; e < 16 * D; e += 32) ow[e] = 0.f;
@@ -90,15 +97,15 @@ __global__ void flashAttentionTc(const __half* Q, const __half* K, const __half*
           kv = *reinterpret_cast<const uint4*>(kBase + (k0 + r) * p.k[2] + c * 8);
           vv = *reinterpret_cast<const uint4*>(vBase + (k0 + r) * p.v[2] + c * 8);
         }
-        *reinterpret_cast<uint4*>(ks + r * D + c * 8) = kv;
-        *reinterpret_cast<uint4*>(vs + r * D + c * 8) = vv;
+        *reinterpret_cast<uint4*>(ks + r * LD + c * 8) = kv;
+        *reinterpret_cast<uint4*>(vs + r * LD + c * 8) = vv;
       }
     } else {
       for (int e = threadIdx.x; e < kKeys * D; e += blockDim.x) {
         const int r = e / D, d = e - r * D;
         const bool in = k0 + r < p.Sk;
-        ks[e] = in ? kBase[(k0 + r) * p.k[2] + d * p.k[3]] : zero;
-        vs[e] = in ? vBase[(k0 + r) * p.v[2] + d * p.v[3]] : zero;
+        ks[r * LD + d] = in ? kBase[(k0 + r) * p.k[2] + d * p.k[3]] : zero;
+        vs[r * LD + d] = in ? vBase[(k0 + r) * p.v[2] + d * p.v[3]] : zero;
       }
     }
     __syncthreads();
@@ -110,8 +117,8 @@ __global__ void flashAttentionTc(const __half* Q, const __half* K, const __half*
       for (int kk = 0; kk < D; kk += 16) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> bt;
-        wmma::load_matrix_sync(a, qs + warp * 16 * D + kk, D);
-        wmma::load_matrix_sync(bt, ks + j * 16 * D + kk, D);
+        wmma::load_matrix_sync(a, qs + warp * 16 * LD + kk, LD);
+        wmma::load_matrix_sync(bt, ks + j * 16 * LD + kk, LD);
         wmma::mma_sync(acc, a, bt, acc);
       }
       wmma::store_matrix_sync(sw_ + j * 16, acc, sw, wmma::mem_row_major);
@@ -164,7 +171,7 @@ __global__ void flashAttentionTc(const __half* Q, const __half* K, const __half*
         wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> bv;
         wmma::load_matrix_sync(a, pw + kk, kPStride);
-        wmma::load_matrix_sync(bv, vs + kk * D + dt * 16, D);
+        wmma::load_matrix_sync(bv, vs + kk * LD + dt * 16, LD);
         wmma::mma_sync(acc, a, bv, acc);
       }
       wmma::store_matrix_sync(sw_ + dt * 16, acc, sw, wmma::mem_row_major);
@@ -188,30 +195,49 @@ __global__ void flashAttentionTc(const __half* Q, const __half* K, const __half*
 
 }  // namespace
 
-bool tensorCoreAttentionSupports(const AttentionShape& s, int multiprocessors) {
-  if (s.D != s.Dv || s.D % 16 != 0 || s.D < 16 || s.D > 128) return false;
-  // 64 queries per block: with fewer blocks than SMs the warp-per-query kernel spreads wider.
-  return (s.Sq + kRows - 1) / kRows * s.B * s.H >= multiprocessors;
+bool tensorCoreAttentionSupports(const AttentionShape& s) {
+  // Fewer than 16 queries (decoding) would leave most of a 16-row fragment idle: the warp-per-query
+  // kernel serves those.
+  return s.D == s.Dv && s.D % 16 == 0 && s.D >= 16 && s.D <= 128 && s.Sq >= 16;
 }
 
+namespace {
+
+template <int W>
+void launchWith(const AttentionShape& p, const void* q, const void* k, const void* v, const void* mask, void* o,
+                cudaStream_t stream) {
+  static bool configured = false;
+  if (!configured) {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(flashAttentionTc<W>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    configured = true;
+  }
+  const size_t smem = Smem<W>::total(static_cast<int>(p.D));
+  dim3 grid(static_cast<unsigned>((p.Sq + Smem<W>::kRows - 1) / Smem<W>::kRows), static_cast<unsigned>(p.B * p.H));
+  flashAttentionTc<W><<<grid, W * 32, smem, stream>>>(static_cast<const __half*>(q), static_cast<const __half*>(k),
+                                                      static_cast<const __half*>(v), static_cast<const __half*>(mask),
+                                                      static_cast<__half*>(o), p);
+}
+
+}  // namespace
+
 void launchTensorCoreAttention(const void* q, const void* k, const void* v, const void* mask, void* o,
-                               const AttentionShape& shape, cudaStream_t stream) {
-  const int d = static_cast<int>(shape.D);
-  const size_t smem = Smem::total(d);
+                               const AttentionShape& shape, int multiprocessors, int warps, cudaStream_t stream) {
   AttentionShape p = shape;
   auto aligned = [](const void* ptr, const int64_t* st) {
     return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && st[3] == 1 && st[0] % 8 == 0 && st[1] % 8 == 0 && st[2] % 8 == 0;
   };
   p.vectorized = aligned(q, shape.q) && aligned(k, shape.k) && aligned(v, shape.v) ? 1 : 0;
-  static bool configured = false;
-  if (!configured) {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(flashAttentionTc, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
-    configured = true;
+  // The widest block (4 warps share each K/V tile) that still gives every multiprocessor a block:
+  // BERT-base at batch 1 (12 heads, 128 queries) has 24 blocks of 64 queries, 96 of 16.
+  auto blocks = [&](int rows) { return (shape.Sq + rows - 1) / rows * shape.B * shape.H; };
+  if (warps == 0) warps = blocks(64) >= multiprocessors ? 4 : blocks(32) >= multiprocessors ? 2 : 1;
+  if (warps == 4) {
+    launchWith<4>(p, q, k, v, mask, o, stream);
+  } else if (warps == 2) {
+    launchWith<2>(p, q, k, v, mask, o, stream);
+  } else {
+    launchWith<1>(p, q, k, v, mask, o, stream);
   }
-  dim3 grid(static_cast<unsigned>((shape.Sq + kRows - 1) / kRows), static_cast<unsigned>(shape.B * shape.H));
-  flashAttentionTc<<<grid, kWarps * 32, smem, stream>>>(static_cast<const __half*>(q), static_cast<const __half*>(k),
-                                                       static_cast<const __half*>(v), static_cast<const __half*>(mask),
-                                                       static_cast<__half*>(o), p);
 }
 
 }  // namespace kiln::cuda

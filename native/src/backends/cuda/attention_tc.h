@@ -16,10 +16,11 @@ struct AttentionShape {
   int vectorized = 0;  // set by launchTensorCoreAttention: 16-byte loads of Q/K/V rows
 };
 
-// Head dims that are multiples of 16 up to 128, and enough (batch, head, 64-query) blocks to fill
-// the GPU's `multiprocessors`.
-bool tensorCoreAttentionSupports(const AttentionShape& shape, int multiprocessors);
+// Head dims that are multiples of 16 up to 128, and at least 16 queries.
+bool tensorCoreAttentionSupports(const AttentionShape& shape);
+// Blocks of `warps` warps (1, 2 or 4; 16 queries each); 0: the widest that gives each of the GPU's
+// `multiprocessors` a block.
 void launchTensorCoreAttention(const void* q, const void* k, const void* v, const void* mask, void* o,
-                               const AttentionShape& shape, cudaStream_t stream);
+                               const AttentionShape& shape, int multiprocessors, int warps, cudaStream_t stream);
 
 }  // namespace kiln::cuda

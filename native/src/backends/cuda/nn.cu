@@ -100,7 +100,7 @@ class SoftmaxKernel final : public CudaKernel {
   int64_t opset_;
 };
 
-// ---- LayerNormalization: one block per row (two-pass in registers-free form) -------------------
+// ---- LayerNormalization: one warp per row up to 1024 columns, else one block per row -----------
 
 // LayerNorm of x (+ residual) over rows of `cols`; rows up to kLnCached elements per thread stay
 // in registers between the statistics and the output pass.
@@ -137,6 +137,48 @@ __global__ void layerNormKernel(const T* x, const T* residual, const T* scale, c
   }
 }
 
+// Rows of up to 1024 elements (BERT's 768): one warp per row, the statistics by shuffles alone (no
+// block barriers), the row in registers between the passes.
+constexpr int kLnWarpCached = 32;
+template <class T>
+__global__ void layerNormWarpKernel(const T* x, const T* residual, const T* scale, const T* bias, T* y, int64_t rows,
+                                    int64_t cols, float eps) {
+  const int64_t row = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % 32;
+  const T* xr = x + row * cols;
+  const T* rr = residual ? residual + row * cols : nullptr;
+  T* out = y + row * cols;
+  float cache[kLnWarpCached];
+  float s = 0.f;
+#pragma unroll
+  for (int c = 0; c < kLnWarpCached; ++c) {
+    const int64_t j = lane + 32 * c;
+    float v = 0.f;
+    if (j < cols) v = ld(xr, j) + (rr ? ld(rr, j) : 0.f);
+    cache[c] = v;
+    s += v;
+  }
+  for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+  const float mean = s / cols;
+  float var = 0.f;
+#pragma unroll
+  for (int c = 0; c < kLnWarpCached; ++c) {
+    const float d = lane + 32 * c < cols ? cache[c] - mean : 0.f;
+    var += d * d;
+  }
+  for (int off = 16; off > 0; off >>= 1) var += __shfl_xor_sync(0xffffffffu, var, off);
+  const float inv = rsqrtf(var / cols + eps);
+#pragma unroll
+  for (int c = 0; c < kLnWarpCached; ++c) {
+    const int64_t j = lane + 32 * c;
+    if (j >= cols) break;
+    float r = (cache[c] - mean) * inv * ld(scale, j);
+    if (bias) r += ld(bias, j);
+    st(out, j, r);
+  }
+}
+
 class LayerNormKernel final : public CudaKernel {
  public:
   explicit LayerNormKernel(const KernelCreateInfo& info) : CudaKernel(info), withResidual_(info.node.opType == "CudaAddLayerNorm") {
@@ -161,6 +203,18 @@ class LayerNormKernel final : public CudaKernel {
     if (rows == 0) return;
     const float eps = node_.getFloat("epsilon", 1e-5f);
     cudaStream_t s = exec(ctx).stream;
+    if (cols <= 32 * kLnWarpCached) {
+      const unsigned blocks = static_cast<unsigned>((rows + 3) / 4);
+      if (x.dtype == DType::Float16)
+        layerNormWarpKernel<__half><<<blocks, 128, 0, s>>>(
+            cast<__half>(in(ctx, 0)), withResidual_ ? cast<__half>(in(ctx, 1)) : nullptr, cast<__half>(in(ctx, first)),
+            hasBias ? cast<__half>(in(ctx, first + 1)) : nullptr, ctx.outputs[0]->ptr<__half>(), rows, cols, eps);
+      else
+        layerNormWarpKernel<float><<<blocks, 128, 0, s>>>(
+            cast<float>(in(ctx, 0)), withResidual_ ? cast<float>(in(ctx, 1)) : nullptr, cast<float>(in(ctx, first)),
+            hasBias ? cast<float>(in(ctx, first + 1)) : nullptr, ctx.outputs[0]->ptr<float>(), rows, cols, eps);
+      return;
+    }
     const int threads = cols >= 1024 ? 256 : 128;
     if (x.dtype == DType::Float16)
       layerNormKernel<__half><<<unsigned(rows), threads, 0, s>>>(
@@ -390,11 +444,13 @@ class AttentionKernel final : public CudaKernel {
     dim3 grid(static_cast<unsigned>((p.Sq + kAttnWarps - 1) / kAttnWarps), static_cast<unsigned>(p.B * p.H));
     const size_t shared = sizeof(float) * (kAttnTile * (p.D + 1) + kAttnTile * p.Dv + kAttnWarps * p.D);
     cudaStream_t s = exec(ctx).stream;
-    // KILN_CUDA_ATTENTION=tc|warp forces one kernel (tests, comparisons); default: by grid size.
+    // KILN_CUDA_ATTENTION=warp|tc1|tc2|tc4 forces one kernel (tests, comparisons); default: the
+    // tensor-core kernel in fp16 where it applies, its block width by grid size.
     const char* mode = std::getenv("KILN_CUDA_ATTENTION");
     const std::string forced = mode ? mode : "";
-    if (q.dtype == DType::Float16 && forced != "warp" && tensorCoreAttentionSupports(p, forced == "tc" ? 0 : multiprocessors())) {
-      launchTensorCoreAttention(in(ctx, 0), in(ctx, 1), in(ctx, 2), mask, o.data, p, s);
+    const int warps = forced == "tc1" ? 1 : forced == "tc2" ? 2 : forced == "tc4" ? 4 : 0;
+    if (q.dtype == DType::Float16 && forced != "warp" && tensorCoreAttentionSupports(p)) {
+      launchTensorCoreAttention(in(ctx, 0), in(ctx, 1), in(ctx, 2), mask, o.data, p, multiprocessors(), warps, s);
       return;
     }
     if (q.dtype == DType::Float16) {
