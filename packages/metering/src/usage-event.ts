@@ -28,8 +28,7 @@ export const USAGE_STREAM_MAXLEN = 1_000_000;
 
 export const usageStreamKey = (prefix: string) => `${prefix}usage-events`;
 
-/** The stream entry's field names, in order. */
-export const USAGE_EVENT_FIELDS = [
+const FIELDS = [
   "eventId",
   "orgId",
   "deploymentId",
@@ -43,23 +42,7 @@ export const USAGE_EVENT_FIELDS = [
 ] as const;
 
 export function encodeUsageEvent(event: UsageEvent): string[] {
-  return USAGE_EVENT_FIELDS.flatMap((f) => [f, String(event[f])]);
-}
-
-/** The field values alone, in USAGE_EVENT_FIELDS order (for a script that supplies the names). */
-export function usageEventValues(e: UsageEvent): (string | number)[] {
-  return [
-    e.eventId,
-    e.orgId,
-    e.deploymentId,
-    e.computeMs,
-    e.batchShare,
-    e.bytesIn,
-    e.bytesOut,
-    e.status,
-    e.latencyMs,
-    e.at,
-  ];
+  return FIELDS.flatMap((f) => [f, String(event[f])]);
 }
 
 export function decodeUsageEvent(fields: string[]): UsageEvent {
