@@ -19,7 +19,7 @@ bool hasSubgraph(const Node& node) {
 class HostFallbackKernel final : public Kernel {
  public:
   HostFallbackKernel(const KernelCreateInfo& info, std::unique_ptr<Kernel> cpu)
-      : cpu_(std::move(cpu)), node_(info.node) {
+      : cpu_(std::move(cpu)) {
     for (const Tensor* c : info.constantInputs) hostInput_.push_back(c != nullptr);
   }
 
@@ -70,7 +70,7 @@ class HostFallbackKernel final : public Kernel {
       if (dst == nullptr) continue;
       const Tensor& src = hostOutputs[j];
       KILN_CHECK(src.dtype == dst->dtype && src.shape == dst->shape, Internal,
-                 "host layer '" + node_.name + "' produced " + shapeToString(src.shape) + " for output " +
+                 "host layer '" + ctx.node.name + "' produced " + shapeToString(src.shape) + " for output " +
                      std::to_string(j) + ", planned " + shapeToString(dst->shape));
       if (src.byteSize() > 0)
         KILN_CUDA_CHECK(cudaMemcpyAsync(dst->data, src.data, src.byteSize(), cudaMemcpyHostToDevice, stream));
@@ -83,7 +83,6 @@ class HostFallbackKernel final : public Kernel {
 
  private:
   std::unique_ptr<Kernel> cpu_;
-  Node node_;
   std::vector<char> hostInput_;
 };
 
