@@ -23,6 +23,12 @@ export interface AggregatorOptions {
   batchSize?: number;
   /** Pending entries idle this long belong to a consumer presumed dead and are claimed. */
   claimIdleMs?: number;
+  /**
+   * start(): after a pass that found less than a full batch, wait this long before the next one,
+   * so a steady trickle of events is folded in few, larger transactions instead of one small
+   * transaction per pass (each costs Postgres round trips and Prisma work). Default 0.
+   */
+  settleMs?: number;
   /** Test hook: runs after the commit and before XACK, where a crash is most interesting. */
   afterCommit?: (ids: string[]) => void | Promise<void>;
 }
@@ -174,7 +180,11 @@ export class UsageAggregator {
             prunedAt = Date.now();
             await this.pruneReceipts();
           }
-          await this.runOnce(1_000);
+          const counted = await this.runOnce(1_000);
+          const settleMs = this.options.settleMs ?? 0;
+          if (settleMs > 0 && counted < (this.options.batchSize ?? 500) && running) {
+            await new Promise((r) => setTimeout(r, settleMs));
+          }
         } catch (error) {
           onError(error);
           await new Promise((r) => setTimeout(r, 1_000));

@@ -34,7 +34,22 @@ export {
 export { fitsProfile, type ServingSignature, validateInputs, validateOutputs } from "./protocol/validate-inputs.ts";
 export { bullPrefix, type LoadJob, LoadQueue, loadQueueName } from "./registry/load-queue.ts";
 export { type ReplicaRecord, ReplicaRegistry, type ReplicaStatus } from "./registry/replica-registry.ts";
-export { type ForwardedAnswer, ReplicaUnreachableError } from "./routing/replica-client.ts";
+export {
+  decodeRequestFrame,
+  decodeResponseFrame,
+  FrameReader,
+  FrameWriter,
+  MUX_PATH,
+  MUX_PROTOCOL,
+  type MuxRequestFrame,
+  type MuxResponseFrame,
+} from "./routing/mux-frames.ts";
+export {
+  type ForwardedAnswer,
+  forwardOverHttp,
+  forwardToReplica,
+  ReplicaUnreachableError,
+} from "./routing/replica-client.ts";
 export { ReplicaRouter, type RoutedAnswer, type RouteEvents, type ServedDeployment } from "./routing/replica-router.ts";
 export { SIGNATURE_HEADER, signWebhook, webhookSecretFor } from "./webhooks/webhook-signature.ts";
 export {

@@ -1,13 +1,48 @@
-// The worker's serving endpoint: POST /v2/replicas/<replicaId>/infer, KServe v2 with binary
-// tensors both ways (the gateway has already authenticated and validated). Plain node:http: this
-// hop is internal, and every microsecond here is overhead on each request.
+// The worker's serving endpoint, KServe v2 with binary tensors both ways (the gateway has already
+// authenticated and validated). Plain node:http: this hop is internal, and every microsecond here
+// is overhead on each request. Two ways in, answered by the same code:
+// - kiln-mux/1 (what gateways use): `GET /v2/mux` with `Upgrade: kiln-mux/1` turns the connection
+//   into a multiplexed stream of request and answer frames (packages/serving mux-frames.ts), so an
+//   inference costs no HTTP parsing and one write carries every answer of an event-loop turn;
+// - POST /v2/replicas/<replicaId>/infer, one HTTP request per inference (older gateways, curl).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { Tensor } from "@kiln/engine";
-import { decodeInferRequest, encodeInferResponse, ServingError } from "@kiln/serving";
+import {
+  decodeInferRequest,
+  decodeRequestFrame,
+  encodeInferResponse,
+  FrameReader,
+  FrameWriter,
+  MUX_PATH,
+  MUX_PROTOCOL,
+  ServingError,
+} from "@kiln/serving";
 import type { ReplicaHost } from "./replica-host.ts";
 
 const ROUTE = /^\/v2\/replicas\/([A-Za-z0-9_]+)\/infer$/;
 const MAX_BODY_BYTES = 256 * 1024 * 1024;
+
+/** One answer, whichever way the request came. */
+interface Answer {
+  status: number;
+  body: Buffer | string;
+  /** Binary answers: the JSON header's length; absent for JSON error bodies. */
+  headerLength?: number;
+  computeMs: number;
+  queueMs: number;
+  batchSize: number;
+  batchShare: number;
+}
+
+const errorAnswer = (status: number, message: string): Answer => ({
+  status,
+  body: JSON.stringify({ error: message }),
+  computeMs: 0,
+  queueMs: 0,
+  batchSize: 0,
+  batchShare: 0,
+});
 
 function send(
   res: ServerResponse,
@@ -36,41 +71,124 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-export function createServingServer(host: ReplicaHost): Server {
-  return createServer(async (req, res) => {
-    const match = req.method === "POST" ? ROUTE.exec(req.url ?? "") : null;
-    if (!match) return sendError(res, 404, `no route ${req.method} ${req.url}`);
-    const replica = host.replicas.get(match[1] as string);
-    // 410: the gateway's view of the registry is stale; it retries on another replica.
-    if (replica?.status !== "ready") return sendError(res, 410, `replica ${match[1]} is not serving here`);
-    replica.inFlight++;
+/** Runs one request on a hosted replica; `body` is read only once the replica has counted it in flight. */
+async function infer(
+  host: ReplicaHost,
+  replicaId: string,
+  body: () => Buffer | Promise<Buffer>,
+  headerLength: number | undefined,
+): Promise<Answer> {
+  const replica = host.replicas.get(replicaId);
+  // 410: the gateway's view of the registry is stale; it retries on another replica.
+  if (replica?.status !== "ready") return errorAnswer(410, `replica ${replicaId} is not serving here`);
+  replica.inFlight++;
+  replica.lastRequestAt = Date.now();
+  try {
+    const got = body();
+    const bytes = got instanceof Promise ? await got : got;
+    const request = decodeInferRequest(bytes, headerLength);
+    const inputs: Record<string, Tensor> = {};
+    for (const t of request.inputs) inputs[t.name] = { dtype: t.dtype, shape: t.shape, data: t.data };
+    const result = await replica.batcher.run(inputs);
+    const outputs = Object.entries(result.outputs).map(([name, t]) => ({ name, ...t }));
+    const encoded = encodeInferResponse({ modelName: replica.job.deploymentId, outputs }, () => true);
+    return {
+      status: 200,
+      body: encoded.body,
+      headerLength: encoded.headerLength ?? encoded.body.byteLength,
+      computeMs: result.computeMs,
+      queueMs: result.queueMs,
+      batchSize: result.batchSize,
+      batchShare: result.batchShare,
+    };
+  } catch (error) {
+    if (error instanceof ServingError) return errorAnswer(error.status, error.message);
+    const code = (error as { code?: string }).code;
+    // The engine's argument errors are the client's fault; anything else is ours.
+    const isClientError = code === "SHAPE_MISMATCH" || code === "INVALID_ARGUMENT" || code === "DTYPE_MISMATCH";
+    return errorAnswer(isClientError ? 400 : 500, (error as Error).message);
+  } finally {
+    replica.inFlight--;
     replica.lastRequestAt = Date.now();
+  }
+}
+
+/** Serves one upgraded connection: request frames in, answer frames out (in completion order). */
+function serveMux(host: ReplicaHost, socket: Socket, head: Buffer): void {
+  socket.setNoDelay(true);
+  socket.setTimeout(0);
+  const writer = new FrameWriter(socket);
+  const reader = new FrameReader((payload) => {
+    const frame = decodeRequestFrame(payload);
+    void infer(host, frame.replicaId, () => frame.body, frame.headerLength).then((answer) =>
+      writer.response({
+        id: frame.id,
+        status: answer.status,
+        headerLength: answer.headerLength,
+        computeMs: answer.computeMs,
+        queueMs: answer.queueMs,
+        batchSize: answer.batchSize,
+        batchShare: answer.batchShare,
+        body: typeof answer.body === "string" ? Buffer.from(answer.body) : answer.body,
+      }),
+    );
+  });
+  socket.on("data", (chunk: Buffer) => {
     try {
-      const body = await readBody(req);
-      const headerLength = req.headers["inference-header-content-length"];
-      const request = decodeInferRequest(body, headerLength === undefined ? undefined : Number(headerLength));
-      const inputs: Record<string, Tensor> = {};
-      for (const t of request.inputs) inputs[t.name] = { dtype: t.dtype, shape: t.shape, data: t.data };
-      const result = await replica.batcher.run(inputs);
-      const outputs = Object.entries(result.outputs).map(([name, t]) => ({ name, ...t }));
-      const encoded = encodeInferResponse({ modelName: replica.job.deploymentId, outputs }, () => true);
-      send(res, 200, encoded.body, {
-        "content-type": "application/octet-stream",
-        "inference-header-content-length": encoded.headerLength ?? encoded.body.byteLength,
-        "x-kiln-compute-ms": result.computeMs.toFixed(4),
-        "x-kiln-queue-ms": result.queueMs.toFixed(4),
-        "x-kiln-batch-size": result.batchSize,
-        "x-kiln-batch-share": result.batchShare.toFixed(6),
-      });
-    } catch (error) {
-      if (error instanceof ServingError) return sendError(res, error.status, error.message);
-      const code = (error as { code?: string }).code;
-      // The engine's argument errors are the client's fault; anything else is ours.
-      const isClientError = code === "SHAPE_MISMATCH" || code === "INVALID_ARGUMENT" || code === "DTYPE_MISMATCH";
-      sendError(res, isClientError ? 400 : 500, (error as Error).message);
-    } finally {
-      replica.inFlight--;
-      replica.lastRequestAt = Date.now();
+      reader.push(chunk);
+    } catch {
+      socket.destroy();
     }
   });
+  socket.on("error", () => socket.destroy());
+  if (head.byteLength > 0) reader.push(head);
+}
+
+export interface ServingServer extends Server {
+  /** Closes the multiplexed connections (after the replicas drained; HTTP ones close with the server). */
+  closeMuxConnections(): void;
+}
+
+export function createServingServer(host: ReplicaHost): ServingServer {
+  const server = createServer(async (req, res) => {
+    const match = req.method === "POST" ? ROUTE.exec(req.url ?? "") : null;
+    if (!match) return sendError(res, 404, `no route ${req.method} ${req.url}`);
+    const headerLength = req.headers["inference-header-content-length"];
+    const answer = await infer(
+      host,
+      match[1] as string,
+      () => readBody(req),
+      headerLength === undefined ? undefined : Number(headerLength),
+    );
+    if (answer.status !== 200) {
+      return send(res, answer.status, answer.body, { "content-type": "application/json" });
+    }
+    send(res, 200, answer.body, {
+      "content-type": "application/octet-stream",
+      "inference-header-content-length": answer.headerLength ?? Buffer.byteLength(answer.body),
+      "x-kiln-compute-ms": answer.computeMs.toFixed(4),
+      "x-kiln-queue-ms": answer.queueMs.toFixed(4),
+      "x-kiln-batch-size": answer.batchSize,
+      "x-kiln-batch-share": answer.batchShare.toFixed(6),
+    });
+  }) as ServingServer;
+
+  const muxSockets = new Set<Socket>();
+  server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (req.url !== MUX_PATH || req.headers.upgrade !== MUX_PROTOCOL) {
+      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${MUX_PROTOCOL}\r\n\r\n`);
+    muxSockets.add(socket);
+    socket.on("close", () => muxSockets.delete(socket));
+    serveMux(host, socket, head);
+  });
+  server.closeMuxConnections = () => {
+    for (const socket of muxSockets) {
+      socket.end();
+      setTimeout(() => socket.destroy(), 1_000).unref();
+    }
+  };
+  return server;
 }

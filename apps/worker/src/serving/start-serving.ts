@@ -96,6 +96,7 @@ export async function startServing(options: ServingOptions): Promise<RunningServ
       clearInterval(sweep);
       await loadWorker.close();
       await replicaHost.unloadAll("shutdown");
+      server.closeMuxConnections();
       await new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
       redis.disconnect();

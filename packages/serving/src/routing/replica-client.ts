@@ -1,6 +1,11 @@
-// Gateway -> worker hop: KServe v2 binary over kept-alive HTTP/1.1 connections.
+// Gateway -> worker hop: KServe v2 binary, multiplexed over one persistent connection per worker
+// (kiln-mux/1, see mux-frames.ts, entered by an HTTP/1.1 Upgrade on the worker's serving port).
+// A worker that does not speak it (an older version) is called with one HTTP/1.1 request per
+// inference over kept-alive connections, as before.
 import { Agent, request } from "node:http";
+import type { Socket } from "node:net";
 import type { EncodedBody } from "../protocol/infer-codec.ts";
+import { decodeResponseFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL } from "./mux-frames.ts";
 
 export interface ForwardedAnswer {
   status: number;
@@ -31,7 +36,191 @@ function targetOf(baseUrl: string): { host: string; port: string } {
   return target;
 }
 
+type Pending = {
+  resolve: (answer: ForwardedAnswer) => void;
+  reject: (error: Error) => void;
+  deadline: number;
+  replicaId: string;
+  timeoutMs: number;
+};
+
+/** How long a worker that refused the upgrade is called over plain HTTP before the upgrade is tried again. */
+const MUX_RETRY_MS = 10_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const UNREACHABLE = new Set(["ECONNREFUSED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+
+/** One multiplexed connection to a worker. Requests sent before it opens wait for it. */
+class MuxConnection {
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #socket: Socket | undefined;
+  #writer: FrameWriter | undefined;
+  #closed = false;
+  #sweep: NodeJS.Timeout | undefined;
+  /** Resolves true once upgraded, false when the worker answered the upgrade with a plain response. */
+  readonly opened: Promise<boolean>;
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly onClose: (conn: MuxConnection, unsupported: boolean) => void,
+  ) {
+    const target = targetOf(baseUrl);
+    this.opened = new Promise<boolean>((resolve, reject) => {
+      const req = request({
+        host: target.host,
+        port: target.port,
+        path: MUX_PATH,
+        method: "GET",
+        agent: false,
+        headers: { connection: "Upgrade", upgrade: MUX_PROTOCOL },
+      });
+      req.on("upgrade", (res, socket, head) => {
+        if (res.headers.upgrade !== MUX_PROTOCOL) {
+          socket.destroy();
+          resolve(false);
+          return;
+        }
+        this.#attach(socket, head);
+        resolve(true);
+      });
+      req.on("response", (res) => {
+        // No upgrade: a worker without the multiplexed hop; it is called over HTTP for a while.
+        res.resume();
+        resolve(false);
+      });
+      // Refused or unreachable: the worker is gone. Anything else (the connection dropped during the
+      // handshake: a worker without an upgrade handler closes it) is tried again over plain HTTP.
+      req.on("error", (error: Error & { code?: string }) =>
+        UNREACHABLE.has(error.code ?? "") ? reject(new ReplicaUnreachableError(error.message)) : resolve(false),
+      );
+      req.setTimeout(HANDSHAKE_TIMEOUT_MS, () =>
+        req.destroy(
+          Object.assign(new Error(`no answer from ${baseUrl} within ${HANDSHAKE_TIMEOUT_MS} ms`), {
+            code: "ETIMEDOUT",
+          }),
+        ),
+      );
+      req.end();
+    });
+    this.opened.then(
+      (ok) => {
+        if (!ok) this.#close(undefined, true);
+      },
+      (error: Error) => this.#close(error, false),
+    );
+  }
+
+  #attach(socket: Socket, head: Buffer): void {
+    this.#socket = socket;
+    this.#writer = new FrameWriter(socket);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    socket.setTimeout(0);
+    // Idle, it does not keep the process alive (the requests waiting on it are held by their callers).
+    socket.unref();
+    const reader = new FrameReader((payload) => {
+      const frame = decodeResponseFrame(payload);
+      const pending = this.#pending.get(frame.id);
+      if (!pending) return; // timed out already
+      this.#pending.delete(frame.id);
+      pending.resolve({
+        status: frame.status,
+        body: frame.body,
+        headerLength: frame.headerLength,
+        computeMs: frame.computeMs,
+        queueMs: frame.queueMs,
+        batchSize: frame.batchSize,
+        batchShare: frame.batchShare,
+      });
+    });
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        socket.destroy(error as Error);
+      }
+    });
+    socket.on("error", (error) => this.#close(error, false));
+    socket.on("close", () => this.#close(new Error("connection closed"), false));
+    if (head.byteLength > 0) reader.push(head);
+    // One sweep a second for requests past their deadline (cheaper than a timer per request).
+    this.#sweep = setInterval(() => {
+      const now = performance.now();
+      for (const [id, p] of this.#pending) {
+        if (p.deadline > now) continue;
+        this.#pending.delete(id);
+        p.reject(new ReplicaUnreachableError(`replica ${p.replicaId} did not answer within ${p.timeoutMs} ms`));
+      }
+    }, 1_000);
+    this.#sweep.unref();
+  }
+
+  #close(error: Error | undefined, unsupported: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    this.#socket?.destroy();
+    this.onClose(this, unsupported);
+    const message = error?.message ?? "connection closed";
+    for (const p of this.#pending.values()) p.reject(new ReplicaUnreachableError(message));
+    this.#pending.clear();
+  }
+
+  get isOpen(): boolean {
+    return this.#writer !== undefined && !this.#closed;
+  }
+
+  /** Sends on an open connection. */
+  send(replicaId: string, encoded: EncodedBody, timeoutMs: number): Promise<ForwardedAnswer> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed || !this.#writer) {
+        reject(new ReplicaUnreachableError(`connection to ${this.baseUrl} is closed`));
+        return;
+      }
+      const id = this.#nextId;
+      this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
+      this.#pending.set(id, { resolve, reject, deadline: performance.now() + timeoutMs, replicaId, timeoutMs });
+      this.#writer.request({ id, replicaId, headerLength: encoded.headerLength, body: encoded.body });
+    });
+  }
+}
+
+const connections = new Map<string, MuxConnection>();
+/** Workers that answered the upgrade without upgrading, until when (performance.now()). */
+const plainHttpUntil = new Map<string, number>();
+
+function connectionFor(baseUrl: string): MuxConnection {
+  let conn = connections.get(baseUrl);
+  if (!conn) {
+    conn = new MuxConnection(baseUrl, (closed, unsupported) => {
+      if (connections.get(baseUrl) === closed) connections.delete(baseUrl);
+      if (unsupported) plainHttpUntil.set(baseUrl, performance.now() + MUX_RETRY_MS);
+    });
+    connections.set(baseUrl, conn);
+  }
+  return conn;
+}
+
 export function forwardToReplica(
+  baseUrl: string,
+  replicaId: string,
+  encoded: EncodedBody,
+  timeoutMs: number,
+): Promise<ForwardedAnswer> {
+  const plainUntil = plainHttpUntil.get(baseUrl);
+  if (plainUntil !== undefined) {
+    if (performance.now() < plainUntil) return forwardOverHttp(baseUrl, replicaId, encoded, timeoutMs);
+    plainHttpUntil.delete(baseUrl);
+  }
+  const conn = connectionFor(baseUrl);
+  if (conn.isOpen) return conn.send(replicaId, encoded, timeoutMs);
+  return conn.opened.then((upgraded) =>
+    upgraded ? conn.send(replicaId, encoded, timeoutMs) : forwardOverHttp(baseUrl, replicaId, encoded, timeoutMs),
+  );
+}
+
+/** One HTTP/1.1 request per inference (workers that do not speak kiln-mux/1). */
+export function forwardOverHttp(
   baseUrl: string,
   replicaId: string,
   encoded: EncodedBody,
