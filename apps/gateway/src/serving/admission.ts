@@ -3,7 +3,8 @@
 //   (@kiln/billing) in one Lua script that takes nothing unless every check passes, so a request
 //   refused for any reason consumes no token, no monthly request and no spend;
 // - metering: the usage event (XADD), the month's compute charge and the period's spend compute in
-//   one Lua script, sent before the answer is written (see `meter`).
+//   one Lua script, queued as the answer is written and sent with the next admission or within
+//   2 ms (see `meter`).
 // Both scripts are sent with EVALSHA (ioredis defineCommand), so the script text travels once.
 
 import {
@@ -64,6 +65,11 @@ return 1
 
 type Command = (...args: (string | number)[]) => Promise<unknown>;
 
+/** How long an answered request's usage event may wait for an admission to travel with. */
+const METER_FLUSH_MS = 2;
+/** Held usage events that are sent at once without waiting. */
+const METER_BATCH = 64;
+
 export class RequestAdmission {
   readonly #admit: Command;
   readonly #meter: Command;
@@ -71,6 +77,10 @@ export class RequestAdmission {
   /** Spend notices already recorded by this process (recordSpendCapNotices is idempotent anyway). */
   readonly #noticed = new Set<string>();
   readonly #stream: string;
+  /** Usage events answered but not yet sent (see meter). */
+  readonly #held: { event: UsageEvent; resolve: () => void }[] = [];
+  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #sending = new Set<Promise<void>>();
 
   constructor(
     redis: Redis,
@@ -89,6 +99,8 @@ export class RequestAdmission {
 
   /** Quotas (429 + Retry-After) and the spend cap (402), checked and counted in one round trip. */
   async admit(orgId: string, plan: Plan): Promise<void> {
+    // Held usage events leave in the same write, ahead of this admission.
+    this.#flush();
     const now = new Date();
     let result = await this.#run(orgId, plan, now);
     if (result[0] === 5) {
@@ -147,23 +159,59 @@ export class RequestAdmission {
 
   /**
    * Appends the usage event and charges its compute (quota and spend cap), in one script. Callers
-   * send their answer without waiting for the reply: the command is queued before the answer is
-   * written and leaves with the other Redis commands of the same event-loop turn (auto-pipelining),
-   * so an answered request is metered once without a round trip on its latency. A failure is
-   * logged (as it was when awaited: the answer is not withheld).
+   * send their answer without waiting for the reply. The command is held for at most
+   * METER_FLUSH_MS and sent with the next admission (the same auto-pipelined write, ahead of it),
+   * so at a steady rate a usage event costs no Redis write or read of its own; without traffic it
+   * leaves when the timer fires, and close() sends what is held. An answered request is metered
+   * once; a failure is logged (as it was when awaited: the answer is not withheld). The resolved
+   * promise says the event reached Redis (or failed and was logged).
    */
   meter(event: UsageEvent): Promise<void> {
+    return new Promise((resolve) => {
+      this.#held.push({ event, resolve });
+      if (this.#held.length >= METER_BATCH) this.#flush();
+      else this.#flushTimer ??= setTimeout(this.#flushNow, METER_FLUSH_MS);
+    });
+  }
+
+  readonly #flushNow = () => this.#flush();
+
+  /** Sends every held usage event (they join this event-loop turn's auto-pipelined write). */
+  #flush(): void {
+    if (this.#flushTimer !== undefined) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+    }
+    if (this.#held.length === 0) return;
+    for (const { event, resolve } of this.#held.splice(0)) {
+      const sent = this.#send(event);
+      this.#sending.add(sent);
+      void sent.then(() => {
+        this.#sending.delete(sent);
+        resolve();
+      });
+    }
+  }
+
+  /** Sends held usage events and waits for every one in flight (before the Redis connection closes). */
+  async close(): Promise<void> {
+    this.#flush();
+    await Promise.all([...this.#sending]);
+  }
+
+  #send(event: UsageEvent): Promise<void> {
     const now = new Date(event.at);
     const computeMs = event.computeMs > 0 ? event.computeMs : 0;
+    const spend = spendCapKeys(this.prefix, event.orgId);
     return (
       this.#meter(
         this.#stream,
         quotaKeys(this.prefix, event.orgId, now).monthComputeMs,
-        spendCapKeys(this.prefix, event.orgId).limits,
+        spend.limits,
         USAGE_STREAM_MAXLEN,
         Math.ceil(computeMs),
         secondsToMonthEnd(now),
-        spendCapKeys(this.prefix, event.orgId).usagePrefix,
+        spend.usagePrefix,
         Math.round(computeMs),
         ...encodeUsageEvent(event),
       ) as Promise<number>

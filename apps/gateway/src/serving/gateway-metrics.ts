@@ -7,7 +7,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export function createGatewayMetrics(replicaCounts: () => Map<string, number>) {
   const registry = new Registry();
   const labelNames = ["deployment"] as const;
-  return {
+  const metrics = {
     registry,
     success: new Counter({
       name: "kiln_inference_request_success_total",
@@ -78,6 +78,32 @@ export function createGatewayMetrics(replicaCounts: () => Map<string, number>) {
         for (const [deployment, count] of replicaCounts()) this.set({ deployment }, count);
       },
     }),
+  };
+  // Each answered request updates five series of its deployment: bound once per deployment, so a
+  // request does not hash its label set five times.
+  const bound = new Map<string, ReturnType<typeof bind>>();
+  const bind = (deployment: string) => {
+    const labels = { deployment };
+    return {
+      success: metrics.success.labels(labels),
+      requestDuration: metrics.requestDuration.labels(labels),
+      queueDuration: metrics.queueDuration.labels(labels),
+      computeDuration: metrics.computeDuration.labels(labels),
+      batchSize: metrics.batchSize.labels(labels),
+    };
+  };
+  return {
+    ...metrics,
+    /** The per-request series of one deployment. */
+    forDeployment(deployment: string) {
+      let series = bound.get(deployment);
+      if (!series) {
+        if (bound.size > 10_000) bound.clear();
+        series = bind(deployment);
+        bound.set(deployment, series);
+      }
+      return series;
+    },
   };
 }
 

@@ -96,7 +96,7 @@ export async function forward(
 ): Promise<InferenceAnswer> {
   const requestId = randomUUID();
   const { deploymentId, orgId } = deployment.served;
-  const labels = { deployment: deploymentId };
+  const series = ctx.metrics.forDeployment(deploymentId);
   let answer: Awaited<ReturnType<ServingContext["router"]["infer"]>>;
   try {
     answer = await ctx.router.infer(
@@ -109,11 +109,11 @@ export async function forward(
     throw error;
   }
 
-  // Queued before the answer and not waited for (it leaves with this event-loop turn's other Redis
-  // commands): every answered request has exactly one usage event without a round trip on its latency.
+  // Queued before the answer and not waited for (it leaves with the next admission's Redis write, or
+  // within 2 ms): every answered request has exactly one usage event without a round trip on its latency.
   const meter = (status: "success" | "error", bytesOut: number) => {
     const latencyMs = performance.now() - startedAt;
-    ctx.metrics.requestDuration.observe(labels, latencyMs / 1000);
+    series.requestDuration.observe(latencyMs / 1000);
     void ctx.admission.meter({
       eventId: requestId,
       orgId,
@@ -146,10 +146,10 @@ export async function forward(
     { modelName: deployment.name, modelVersion: deployment.version, id: request.id, outputs },
     binary,
   );
-  ctx.metrics.success.inc(labels);
-  ctx.metrics.computeDuration.observe(labels, answer.computeMs / 1000);
-  ctx.metrics.queueDuration.observe(labels, answer.queueMs / 1000);
-  ctx.metrics.batchSize.observe(labels, answer.batchSize);
+  series.success.inc();
+  series.computeDuration.observe(answer.computeMs / 1000);
+  series.queueDuration.observe(answer.queueMs / 1000);
+  series.batchSize.observe(answer.batchSize);
   meter("success", encoded.body.byteLength);
   return { requestId, encoded, computeMs: answer.computeMs, batchSize: answer.batchSize };
 }

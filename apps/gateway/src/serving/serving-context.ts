@@ -100,6 +100,7 @@ export async function createServingContext(
     },
   );
   if (settings.minReplicaCheckMs !== 0) keeper.start();
+  const admission = new RequestAdmission(redis, prisma, settings.keyPrefix, logger);
   const deployments = new DeploymentResolver(prisma, {
     replicaCap: async (orgId) => (await plans.standing(orgId)).plan.limits.replicasPerDeployment,
   });
@@ -112,7 +113,7 @@ export async function createServingContext(
     deployments,
     plans,
     quotas: new QuotaEnforcer(redis, settings.keyPrefix),
-    admission: new RequestAdmission(redis, prisma, settings.keyPrefix, logger),
+    admission,
     router,
     loads,
     metrics,
@@ -129,6 +130,7 @@ export async function createServingContext(
       return result.key;
     },
     async close() {
+      await admission.close();
       await keeper.stop();
       await verifier.close();
       await loads.close();
