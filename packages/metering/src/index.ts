@@ -23,8 +23,10 @@ export {
   LATENCY_BUCKETS_MS,
   recordUsage,
   recordUsageIn,
+  USAGE_EVENT_FIELDS,
   USAGE_STREAM_MAXLEN,
   type UsageEvent,
+  usageEventValues,
   usageStreamKey,
 } from "./usage-event.ts";
 export { type UsageTotals, usageReport } from "./usage-report.ts";

@@ -28,7 +28,8 @@ export const USAGE_STREAM_MAXLEN = 1_000_000;
 
 export const usageStreamKey = (prefix: string) => `${prefix}usage-events`;
 
-const FIELDS = [
+/** The stream entry's field names, in order. */
+export const USAGE_EVENT_FIELDS = [
   "eventId",
   "orgId",
   "deploymentId",
@@ -42,7 +43,23 @@ const FIELDS = [
 ] as const;
 
 export function encodeUsageEvent(event: UsageEvent): string[] {
-  return FIELDS.flatMap((f) => [f, String(event[f])]);
+  return USAGE_EVENT_FIELDS.flatMap((f) => [f, String(event[f])]);
+}
+
+/** The field values alone, in USAGE_EVENT_FIELDS order (for a script that supplies the names). */
+export function usageEventValues(e: UsageEvent): (string | number)[] {
+  return [
+    e.eventId,
+    e.orgId,
+    e.deploymentId,
+    e.computeMs,
+    e.batchShare,
+    e.bytesIn,
+    e.bytesOut,
+    e.status,
+    e.latencyMs,
+    e.at,
+  ];
 }
 
 export function decodeUsageEvent(fields: string[]): UsageEvent {

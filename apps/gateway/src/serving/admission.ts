@@ -3,8 +3,8 @@
 //   (@kiln/billing) in one Lua script that takes nothing unless every check passes, so a request
 //   refused for any reason consumes no token, no monthly request and no spend;
 // - metering: the usage event (XADD), the month's compute charge and the period's spend compute in
-//   one Lua script, queued as the answer is written and sent with the next admission or within
-//   2 ms (see `meter`).
+//   one Lua script, queued as the answer is written; under load it is sent with the next admission
+//   (held at most 2 ms), otherwise at once (see `meter`).
 // Both scripts are sent with EVALSHA (ioredis defineCommand), so the script text travels once.
 
 import {
@@ -20,13 +20,14 @@ import {
 import type { PrismaClient } from "@kiln/db";
 import type { Logger } from "@kiln/logger";
 import {
-  encodeUsageEvent,
   QUOTA_CHECK_LUA,
   quotaKeys,
   quotaRefusal,
   secondsToMonthEnd,
+  USAGE_EVENT_FIELDS,
   USAGE_STREAM_MAXLEN,
   type UsageEvent,
+  usageEventValues,
   usageStreamKey,
 } from "@kiln/metering";
 import type { Plan } from "@kiln/plans";
@@ -51,10 +52,11 @@ return {0, projected, cap, periodStart}
 
 // KEYS: usage stream, month's compute-ms, spend limits.
 // ARGV: stream max length, compute ms for the quota (ceil, 0: none), seconds to the month's end,
-//       spend usage key prefix, compute ms for the spend cap (rounded, 0: none), event fields...
+//       spend usage key prefix, compute ms for the spend cap (rounded, 0: none), then the event's
+//       field values in USAGE_EVENT_FIELDS order (the script adds the names: half the arguments).
 // Returns 0 when the spend limits were missing (the caller loads them and records the compute), else 1.
 const METER_LUA = `${SPEND_CAP_CHECK_LUA}
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 6))
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', ${USAGE_EVENT_FIELDS.map((f, i) => `'${f}', ARGV[${6 + i}]`).join(", ")})
 if tonumber(ARGV[2]) > 0 then
   redis.call('INCRBY', KEYS[2], ARGV[2])
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]) + 86400)
@@ -81,6 +83,9 @@ export class RequestAdmission {
   readonly #held: { event: UsageEvent; resolve: () => void }[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #sending = new Set<Promise<void>>();
+  /** Moving average of the time between admissions (ms), and when the last one was. */
+  #admitGapMs = 1_000;
+  #lastAdmitAt = 0;
 
   constructor(
     redis: Redis,
@@ -101,6 +106,9 @@ export class RequestAdmission {
   async admit(orgId: string, plan: Plan): Promise<void> {
     // Held usage events leave in the same write, ahead of this admission.
     this.#flush();
+    const at = performance.now();
+    this.#admitGapMs = 0.8 * this.#admitGapMs + 0.2 * Math.min(at - this.#lastAdmitAt, 1_000);
+    this.#lastAdmitAt = at;
     const now = new Date();
     let result = await this.#run(orgId, plan, now);
     if (result[0] === 5) {
@@ -159,17 +167,20 @@ export class RequestAdmission {
 
   /**
    * Appends the usage event and charges its compute (quota and spend cap), in one script. Callers
-   * send their answer without waiting for the reply. The command is held for at most
-   * METER_FLUSH_MS and sent with the next admission (the same auto-pipelined write, ahead of it),
-   * so at a steady rate a usage event costs no Redis write or read of its own; without traffic it
-   * leaves when the timer fires, and close() sends what is held. An answered request is metered
+   * send their answer without waiting for the reply. While admissions arrive at least every
+   * METER_FLUSH_MS (on average), the command is held for at most that long and sent with the next
+   * admission (the same auto-pipelined write, ahead of it), so under load a usage event costs no
+   * Redis write or read of its own; otherwise it leaves with this event-loop turn's writes as
+   * before. close() sends whatever is held. An answered request is metered
    * once; a failure is logged (as it was when awaited: the answer is not withheld). The resolved
    * promise says the event reached Redis (or failed and was logged).
    */
   meter(event: UsageEvent): Promise<void> {
     return new Promise((resolve) => {
       this.#held.push({ event, resolve });
-      if (this.#held.length >= METER_BATCH) this.#flush();
+      // Held only while admissions come often enough that one will carry it; at a low rate the
+      // event leaves with this turn's writes as it is (a timer would cost a wake-up of its own).
+      if (this.#held.length >= METER_BATCH || this.#admitGapMs > METER_FLUSH_MS) this.#flush();
       else this.#flushTimer ??= setTimeout(this.#flushNow, METER_FLUSH_MS);
     });
   }
@@ -213,7 +224,7 @@ export class RequestAdmission {
         secondsToMonthEnd(now),
         spend.usagePrefix,
         Math.round(computeMs),
-        ...encodeUsageEvent(event),
+        ...usageEventValues(event),
       ) as Promise<number>
     )
       .then(async (spendRecorded) => {
