@@ -1,0 +1,125 @@
+// The gateway -> worker client against stand-in workers: one that speaks kiln-mux/1, one that only
+// speaks HTTP (an older worker), one that never answers, and none at all.
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { decodeRequestFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL } from "./mux-frames.ts";
+import { forwardToReplica, ReplicaUnreachableError } from "./replica-client.ts";
+
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
+afterEach(async () => {
+  // Upgraded connections are not the HTTP server's any more: close them by hand.
+  for (const s of sockets) s.destroy();
+  sockets.clear();
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+async function listen(server: Server): Promise<string> {
+  servers.push(server);
+  server.on("connection", (socket: Socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** Echoes each request body back with the replica id in the status line's place (200 or 410). */
+function muxWorker(options: { answer?: boolean } = {}): Server {
+  const server = createServer((_req, res) => res.writeHead(404).end());
+  server.on("upgrade", (req: IncomingMessage, socket: Socket) => {
+    expect(req.url).toBe(MUX_PATH);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${MUX_PROTOCOL}\r\n\r\n`);
+    const writer = new FrameWriter(socket);
+    const reader = new FrameReader((payload) => {
+      const frame = decodeRequestFrame(payload);
+      if (options.answer === false) return;
+      // Answer out of order: later requests first.
+      setTimeout(
+        () =>
+          writer.response({
+            id: frame.id,
+            status: frame.replicaId === "gone" ? 410 : 200,
+            headerLength: frame.headerLength,
+            computeMs: 0.5,
+            queueMs: 0.25,
+            batchSize: 2,
+            batchShare: 0.5,
+            body: frame.body,
+          }),
+        Number(frame.body.toString()) % 3,
+      );
+    });
+    socket.on("data", (chunk: Buffer) => reader.push(chunk));
+  });
+  return server;
+}
+
+describe("forwardToReplica", () => {
+  it("multiplexes concurrent requests over one connection and matches each answer to its request", async () => {
+    let connections = 0;
+    const server = muxWorker();
+    server.on("connection", () => connections++);
+    const url = await listen(server);
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        forwardToReplica(url, "rep_a", { body: Buffer.from(String(i)), headerLength: i }, 5_000),
+      ),
+    );
+    answers.forEach((a, i) => {
+      expect(a.status).toBe(200);
+      expect(a.body.toString()).toBe(String(i));
+      expect(a.headerLength).toBe(i);
+      expect([a.computeMs, a.queueMs, a.batchSize, a.batchShare]).toEqual([0.5, 0.25, 2, 0.5]);
+    });
+    expect((await forwardToReplica(url, "gone", { body: Buffer.from("1") }, 5_000)).status).toBe(410);
+    expect(connections).toBe(1);
+  });
+
+  it("calls a worker without the upgrade over plain HTTP", async () => {
+    const url = await listen(
+      // What an older worker does with the upgrade request: no upgrade handler, so Node hands it to
+      // the request handler, which has no such route.
+      createServer((req, res) => {
+        if (req.url !== "/v2/replicas/rep_b/infer") return res.writeHead(404).end('{"error":"no route"}');
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => {
+          res.writeHead(200, {
+            "inference-header-content-length": 3,
+            "x-kiln-compute-ms": "1.5",
+            "x-kiln-queue-ms": "0.5",
+            "x-kiln-batch-size": 4,
+            "x-kiln-batch-share": "0.25",
+          });
+          res.end(Buffer.concat(chunks));
+        });
+      }),
+    );
+    for (let i = 0; i < 3; i++) {
+      const answer = await forwardToReplica(url, "rep_b", { body: Buffer.from("abcdef"), headerLength: 3 }, 5_000);
+      expect(answer).toMatchObject({ status: 200, headerLength: 3, computeMs: 1.5, queueMs: 0.5, batchSize: 4 });
+      expect(answer.body.toString()).toBe("abcdef");
+    }
+  });
+
+  it("fails with ReplicaUnreachableError when the worker is gone, drops the connection or does not answer", async () => {
+    const closed = createServer();
+    const closedUrl = await listen(closed);
+    closed.close();
+    await expect(forwardToReplica(closedUrl, "rep_c", { body: Buffer.from("1") }, 5_000)).rejects.toBeInstanceOf(
+      ReplicaUnreachableError,
+    );
+
+    const silent = muxWorker({ answer: false });
+    const silentUrl = await listen(silent);
+    await expect(forwardToReplica(silentUrl, "rep_d", { body: Buffer.from("1") }, 300)).rejects.toThrow(
+      /did not answer within 300 ms/,
+    );
+
+    const dropping = muxWorker({ answer: false });
+    dropping.on("upgrade", (_req, socket: Socket) => socket.on("data", () => setTimeout(() => socket.destroy(), 20)));
+    const droppingUrl = await listen(dropping);
+    await expect(forwardToReplica(droppingUrl, "rep_e", { body: Buffer.from("1") }, 5_000)).rejects.toBeInstanceOf(
+      ReplicaUnreachableError,
+    );
+  });
+});
