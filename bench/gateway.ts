@@ -29,8 +29,19 @@ const { values: args } = parseArgs({
     runs: { type: "string", default: "1" },
     profile: { type: "string" },
     out: { type: "string" },
+    help: { type: "boolean", short: "h" },
   },
 });
+if (args.help) {
+  console.log(`Usage: DATABASE_URL=postgresql://... REDIS_URL=redis://... npx tsx bench/gateway.ts [options]
+  --duration S     seconds per load phase (default 10)
+  --rate R         fixed rate of the latency phase, requests/s (default 1000)
+  --connections C  autocannon connections and the probe's sockets (default 16)
+  --runs N         repeat the load phases N times, report medians (default 1)
+  --profile DIR    write the worker process's CPU profile into DIR (node --cpu-prof)
+  --out FILE       write the report there instead of bench/results/gateway-<date>.md`);
+  process.exit(0);
+}
 const RUNS = Math.max(1, Number(args.runs));
 const DURATION = Number(args.duration);
 const RATE = Number(args.rate);
@@ -346,7 +357,7 @@ Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load avera
 
 Model: dense \`y = relu(x @ W + b)\`, x float32 [1,4] (the tiny CPU model from packages/engine's tests).
 Deployment: max batch 16, max queue delay 0 ms. Load generator, gateway (with Redis), worker and bare route are
-separate processes on loopback; gateway -> worker is KServe v2 binary over kept-alive HTTP/1.1.
+separate processes on loopback; gateway -> worker is KServe v2 binary in kiln-mux/1 frames over one multiplexed connection per worker.
 Max throughput: autocannon, ${CONNECTIONS} connections, ${DURATION} s, same settings for both targets.
 At ${RATE} req/s: open-loop probe (own process, node:http keep-alive, up to ${CONNECTIONS} sockets, hrtime per request), ${DURATION} s.
 ${RUNS} run(s); the table shows the median of each number over the runs.
