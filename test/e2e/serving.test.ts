@@ -184,14 +184,19 @@ describe("serving in a browser", () => {
     await expect
       .poll(() => page.getByText(/Requests: 1 of 10,000 requests/).isVisible(), { timeout: 20_000 })
       .toBe(true);
-    // The worker's aggregator folds the usage event into the hourly rollup.
+    // The worker's aggregator folds the usage event into the hourly rollup. The report is fetched
+    // after the page hydrates, so each reload waits for the table rather than looking at once.
+    const rollupCell = page.getByRole("cell", { name: "dense-prod" });
     await expect
       .poll(
         async () => {
           await page.reload();
-          return page.getByRole("cell", { name: "dense-prod" }).isVisible();
+          return rollupCell.waitFor({ timeout: 5_000 }).then(
+            () => true,
+            () => false,
+          );
         },
-        { timeout: 60_000, interval: 2_000 },
+        { timeout: 60_000, interval: 1_000 },
       )
       .toBe(true);
     await shot("serving-03-usage");
