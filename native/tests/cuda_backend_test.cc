@@ -303,6 +303,27 @@ KILN_TEST(cuda, elementwise_families_match_cpu) {
                   "elementwise", 1e-5, 1e-2);
 }
 
+// LayerNorm widths that take each kernel: whole 16-byte vectors (one per thread, fp16 8 / fp32 4
+// per vector), widths that are not (the strided block kernel), and rows longer than 1024 vectors.
+// The residual Add before the first LayerNorm is fused into it by the CUDA lowering.
+KILN_TEST(cuda, layernorm_widths_match_cpu) {
+  for (int64_t cols : {8, 768, 1000, 30, 4104, 9000}) {
+    ModelBuilder m;
+    m.input("x", DType::Float32, {3, 5, cols});
+    m.input("r", DType::Float32, {3, 5, cols});
+    m.initializer("g", DType::Float32, {cols}, randomValues(size_t(cols), 7, 0.8f, 1.2f));
+    m.initializer("b", DType::Float32, {cols}, randomValues(size_t(cols), 8, -0.1f, 0.1f));
+    m.node("Add", {"x", "r"}, {"s"});
+    m.node("LayerNormalization", {"s", "g", "b"}, {"y"}, {Attr::i("axis", -1), Attr::f("epsilon", 1e-5f)});
+    m.node("LayerNormalization", {"x", "g"}, {"y2"}, {Attr::i("axis", -1), Attr::f("epsilon", 1e-5f)});
+    m.output("y");
+    m.output("y2");
+    m.opset("", 17);
+    compareBackends(m.bytes(), {{"x", floatTensor({3, 5, cols}, 1, -2.f, 3.f)}, {"r", floatTensor({3, 5, cols}, 2)}},
+                    "layernorm" + std::to_string(cols), 1e-4, 2e-2);
+  }
+}
+
 KILN_TEST(cuda, fp16_engine_keeps_float32_signature_and_exact_memory) {
   std::vector<uint8_t> model = resnetBlock();
   BuildOptions options;

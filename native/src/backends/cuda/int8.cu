@@ -116,6 +116,28 @@ __global__ void maxPoolInt8(const int8_t* x, int8_t* y, Im2ColGeometry g, int64_
   }
 }
 
+// Four channels per thread (C % 4 == 0): one 32-bit load per tap and a per-byte signed max, where
+// the byte-per-thread kernel issued four times the loads.
+__global__ void maxPoolInt8x4(const uint32_t* x, uint32_t* y, Im2ColGeometry g, int64_t total) {
+  const int64_t c4 = g.c / 4;
+  KILN_GRID_LOOP(i, total) {
+    const int64_t c = i % c4, t0 = i / c4, ow = t0 % g.ow, t = t0 / g.ow, oh = t % g.oh, n = t / g.oh;
+    uint32_t best = 0x80808080u;  // -128 in every byte
+    bool any = false;
+    for (int r = 0; r < g.r; ++r) {
+      const int64_t ih = oh * g.strideH - g.padH + int64_t(r) * g.dilH;
+      if (ih < 0 || ih >= g.h) continue;
+      for (int s = 0; s < g.s; ++s) {
+        const int64_t iw = ow * g.strideW - g.padW + int64_t(s) * g.dilW;
+        if (iw < 0 || iw >= g.w) continue;
+        best = __vmaxs4(best, x[((n * g.h + ih) * g.w + iw) * c4 + c]);
+        any = true;
+      }
+    }
+    y[i] = any ? best : 0u;
+  }
+}
+
 }  // namespace
 
 void launchQuantize(const void* x, DType type, int8_t* y, int64_t n, float invScale, cudaStream_t stream) {
@@ -177,7 +199,12 @@ void launchInt8GemmDp4a(const int8_t* a, const int8_t* w, int32_t* acc, int64_t 
 void launchMaxPoolInt8(const int8_t* x, int8_t* y, const Im2ColGeometry& g, cudaStream_t stream) {
   const int64_t total = g.n * g.oh * g.ow * g.c;
   if (total == 0) return;
-  maxPoolInt8<<<gridFor(total), 256, 0, stream>>>(x, y, g, total);
+  if (g.c % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0) {
+    maxPoolInt8x4<<<gridFor(total / 4), 256, 0, stream>>>(reinterpret_cast<const uint32_t*>(x),
+                                                           reinterpret_cast<uint32_t*>(y), g, total / 4);
+  } else {
+    maxPoolInt8<<<gridFor(total), 256, 0, stream>>>(x, y, g, total);
+  }
   KILN_CUDA_CHECK(cudaGetLastError());
 }
 
