@@ -258,12 +258,15 @@ class ConvInt8Kernel final : public CudaKernel {
   }
 
   std::string name() const override {
-    return std::string("cuda.conv_nhwc.int8_") + (direct_ ? "gemm" : "im2col_gemm") + (dp4aUsed_ ? "_dp4a" : "_cublaslt");
+    return std::string("cuda.conv_nhwc.int8_") + (direct_ ? "gemm" : "im2col_gemm") + (dp4aUsed_ ? "_dp4a" : "_cublaslt") +
+           (requantUsed_ ? "_requant" : "");
   }
 
  private:
-  // The fastest of cuBLASLt's candidates for this GEMM, fused epilogue first; timed once per
-  // shape on scratch buffers (never during a capture: workspaceBytes() comes first).
+  // The fastest of cuBLASLt's candidates for this GEMM, with the fused int8-out epilogue or with
+  // int32 out plus Kiln's requantize kernel (timed together): on some GPUs and cuBLASLt versions the
+  // only fused algorithms are slow ones. Timed once per shape on scratch buffers (never during a
+  // capture: workspaceBytes() comes first).
   const Int8Choice& choose(int64_t m, int64_t n, bool hasZ) const {
     const std::string key = "int8gemm|" + deviceKey() + "|m" + std::to_string(m) + " n" + std::to_string(n) + " k" +
                             std::to_string(kPad_) + " z" + std::to_string(hasZ) + " r" + std::to_string(relu_);
@@ -273,7 +276,8 @@ class ConvInt8Kernel final : public CudaKernel {
     static void* handle = createCublasLtHandle();
     cublasLtHandle_t h = static_cast<cublasLtHandle_t>(handle);
     std::shared_ptr<void> a = deviceAlloc(size_t(m) * kPad_), b = deviceAlloc(size_t(n) * kPad_),
-                          c = deviceAlloc(size_t(m) * n * 4), z = deviceAlloc(size_t(m) * n), vec = deviceAlloc(size_t(n) * 4 * 2),
+                          c = deviceAlloc(size_t(m) * n * 4), z = deviceAlloc(size_t(m) * n), out = deviceAlloc(size_t(m) * n),
+                          vec = deviceAlloc(size_t(n) * 4 * 2),
                           ws = deviceAlloc(kLtWorkspace);
     KILN_CUDA_CHECK(cudaMemset(a.get(), 0, size_t(m) * kPad_));
     KILN_CUDA_CHECK(cudaMemset(b.get(), 0, size_t(n) * kPad_));
@@ -290,7 +294,7 @@ class ConvInt8Kernel final : public CudaKernel {
     float bestMs = 1e30f;
     bool found = false;
     std::string tried;
-    for (int fused = 1; fused >= 0 && !found; --fused) {
+    for (int fused = 1; fused >= 0; --fused) {
       LtInt8 d;
       try {
         describeInt8(d, m, n, kPad_, fused != 0, relu_, hasZ, bias);
@@ -298,9 +302,9 @@ class ConvInt8Kernel final : public CudaKernel {
         tried += std::string(e.what()) + "; ";
         continue;
       }
-      cublasLtMatmulHeuristicResult_t results[6];
+      cublasLtMatmulHeuristicResult_t results[8];
       int count = 0;
-      if (cublasLtMatmulAlgoGetHeuristic(h, d.op, d.a, d.b, d.c, d.c, d.pref, 6, results, &count) != CUBLAS_STATUS_SUCCESS)
+      if (cublasLtMatmulAlgoGetHeuristic(h, d.op, d.a, d.b, d.c, d.c, d.pref, 8, results, &count) != CUBLAS_STATUS_SUCCESS)
         count = 0;
       for (int i = 0; i < count; ++i) {
         if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
@@ -310,8 +314,14 @@ class ConvInt8Kernel final : public CudaKernel {
           if (fused)
             return cublasLtMatmul(h, d.op, alpha, b.get(), d.a, a.get(), d.b, &betaF, hasZ ? z.get() : c.get(), d.c, c.get(),
                                   d.c, &results[i].algo, ws.get(), kLtWorkspace, stream);
-          return cublasLtMatmul(h, d.op, &one, b.get(), d.a, a.get(), d.b, &zero, c.get(), d.c, c.get(), d.c, &results[i].algo,
-                                ws.get(), kLtWorkspace, stream);
+          cublasStatus_t status = cublasLtMatmul(h, d.op, &one, b.get(), d.a, a.get(), d.b, &zero, c.get(), d.c, c.get(), d.c,
+                                                 &results[i].algo, ws.get(), kLtWorkspace, stream);
+          if (status == CUBLAS_STATUS_SUCCESS) {
+            launchRequantize(static_cast<const int32_t*>(c.get()), alpha, static_cast<const float*>(bias),
+                             hasZ ? static_cast<const int8_t*>(z.get()) : nullptr, 1.f, relu_, static_cast<int8_t*>(out.get()),
+                             m, n, stream);
+          }
+          return status;
         };
         if (launch() != CUBLAS_STATUS_SUCCESS) continue;
         cudaEventRecord(start, stream);
@@ -327,13 +337,14 @@ class ConvInt8Kernel final : public CudaKernel {
           found = true;
         }
       }
-      if (!found) tried += std::string(fused ? "fused int8-out" : "int32-out") + ": no algorithm; ";
+      if (count == 0) tried += std::string(fused ? "fused int8-out" : "int32-out") + ": no algorithm; ";
     }
     cudaStreamSynchronize(stream);
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
     cudaStreamDestroy(stream);
     cudaGetLastError();  // a refused candidate must not poison later checks
+    if (found && !best.fused) requantUsed_ = true;
     if (!found) {
       // Correct everywhere, slow: kept so that an INT8 engine never fails to build for lack of a
       // cuBLASLt algorithm (the kernel name says which path a layer took).
@@ -349,7 +360,7 @@ class ConvInt8Kernel final : public CudaKernel {
   int64_t kPad_ = 0;
   float beta_ = 0.f;
   bool relu_ = false, direct_ = false;
-  mutable bool dp4aUsed_ = false;
+  mutable bool dp4aUsed_ = false, requantUsed_ = false;
   mutable std::mutex mutex_;
   mutable std::map<std::string, Int8Choice> choices_;
 };
