@@ -11,6 +11,8 @@
 #                (a tar of shared/conformance/onnx, carried to the machine) unpacked to /tmp
 #   accuracy     bench/cuda/int8_accuracy.py (INT8 top-1 agreement on a classifier trained there)
 #   bench        bench/cuda/bench.py with the arguments given (Kiln vs PyTorch eager / torch.compile)
+#   attention    after bench: every BERT FP16 point again with each attention kernel
+#                (KILN_CUDA_ATTENTION=warp|tc1|tc2|tc4), Kiln only, from the bench's exported model
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/kiln-full}"
@@ -64,4 +66,17 @@ if want bench; then
     echo "bench rc=$? at $(( $(date +%s) - t0 ))s"
   fi
   cat "$out/bench/results.md" 2>/dev/null || tail -20 "$out/bench.log"
+fi
+if want attention; then
+  for dump in "$out"/bench/dump/bert-base-b*-fp16; do
+    [ -d "$dump" ] || continue
+    batch=${dump##*-b}; batch=${batch%-fp16}
+    for kernel in warp tc1 tc2 tc4; do
+      KILN_CUDA_ATTENTION=$kernel timeout 60 "$build/kiln_cuda_bench" --model "$out/bench/bert-b$batch.onnx" --precision fp16 \
+        --input "input_ids=$dump/input_ids.in" --shape "input_ids=${batch}x128" \
+        --input "attention_mask=$dump/attention_mask.in" --shape "attention_mask=${batch}x128" --runs 30 --warmup 5 \
+        2>/dev/null | tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print('bert b$batch attention=$kernel: gpu %.4f ms, attention %.4f ms, layernorm %.4f ms' % (d['gpu_ms'], d['op_ms'].get('kiln.CudaAttention', 0), d['op_ms'].get('kiln.CudaAddLayerNorm', 0)))" \
+        || echo "bert b$batch attention=$kernel: failed"
+    done
+  done
 fi
