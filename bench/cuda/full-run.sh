@@ -44,11 +44,14 @@ if want conformance; then
     data=/tmp/kiln-conformance/onnx
   fi
   if [ -n "$data" ]; then
-    KILN_CONFORMANCE_BACKEND=cuda timeout "${CONFORMANCE_S:-240}" "$build/kiln_conformance" "$data" \
-      --jobs "${CONFORMANCE_JOBS:-12}" --timeout 60 --failures "$out/cuda-conformance-failures.txt" --verbose \
-      >"$out/cuda-conformance.log" 2>&1
+    limit=${CONFORMANCE_S:-240}
+    KILN_CONFORMANCE_BACKEND=cuda timeout $(( limit + 15 )) "$build/kiln_conformance" "$data" \
+      --jobs "${CONFORMANCE_JOBS:-12}" --timeout 60 --time-limit "$limit" --failures "$out/cuda-conformance-failures.txt" \
+      --verbose >"$out/cuda-conformance.log" 2>&1
     echo "conformance on cuda rc=$? at $(( $(date +%s) - t0 ))s"
-    grep -E "^(node|simple|pytorch)" "$out/cuda-conformance.log"
+    # The final block: each suite's counts, how many needed host layers, and any time-limit line.
+    grep -E "^(node|simple|pytorch|time limit)" "$out/cuda-conformance.log" | awk '!seen[$0]++'
+    grep -E "^FAIL " "$out/cuda-conformance.log" | head -40
   else
     echo "conformance: no suite (set KILN_CONFORMANCE_DIR or carry .devdata/conformance.tar.xz)"
   fi

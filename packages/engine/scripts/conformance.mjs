@@ -54,7 +54,7 @@ const known = join(repo, "native", "conformance", "known-failures.txt");
 const gate = existsSync(known);
 const failuresOut = join(repo, ".kiln", "conformance-failures.txt");
 mkdirSync(dirname(failuresOut), { recursive: true });
-// One test per core at a time (each test is its own process); an explicit --jobs wins.
+// One test per core at a time (each test runs in an isolated worker process); an explicit --jobs wins.
 const userArgs = process.argv.slice(2);
 const jobs = userArgs.includes("--jobs") ? [] : ["--jobs", String(availableParallelism())];
 const runnerArgs = [root, "--failures", failuresOut, ...(gate ? ["--known", known] : []), ...jobs, ...userArgs];
