@@ -2,11 +2,10 @@
 import type { Config } from "@kiln/config";
 import { createPrismaClient, type PrismaClient } from "@kiln/db";
 import type { Logger } from "@kiln/logger";
-import { UsageAggregator } from "@kiln/metering";
 import type { LoadJob } from "@kiln/serving";
 import { createStorage } from "@kiln/storage";
-import { Redis } from "ioredis";
 import { type RunningServing, startServing } from "./start-serving.ts";
+import { startUsageAggregation } from "./usage-aggregation.ts";
 
 /**
  * What a worker does when a deployment's engine cannot be loaded (after the job's retries): the
@@ -43,25 +42,26 @@ export async function startServingFromConfig(
     logger,
     onLoadFailed: markDeploymentFailed(prisma, logger),
   });
-  // Every worker also folds usage events into rollups; the consumer group shares the stream among them.
-  // A blocking stream read holds its connection, so the aggregator gets one of its own.
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  redis.on("error", (error) => logger.warn({ err: error }, "aggregator redis error"));
-  const aggregator = new UsageAggregator({
-    redis,
-    prisma,
-    keyPrefix: config.REDIS_KEY_PREFIX,
-    consumer: workerId,
-    // Under steady traffic, fold about four times a second rather than once per trickle of events:
-    // rollups are hourly, and each fold is a Postgres transaction.
-    settleMs: 250,
-  }).start((error) => logger.error({ err: error }, "usage aggregation failed; retrying"));
+  // Every worker also folds usage events into rollups; the consumer group shares the stream among
+  // them. On a thread of its own: a fold's Redis read and Postgres transaction hold an event loop for
+  // milliseconds, and this process's loop answers inferences.
+  const aggregation = startUsageAggregation(
+    {
+      redisUrl: config.REDIS_URL,
+      databaseUrl: config.DATABASE_URL,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      consumer: workerId,
+      // Under steady traffic, fold about four times a second rather than once per trickle of events:
+      // rollups are hourly, and each fold is a Postgres transaction.
+      settleMs: 250,
+    },
+    logger,
+  );
   return {
     ...serving,
     async stop() {
       await serving.stop();
-      await aggregator.stop();
-      redis.disconnect();
+      await aggregation.stop();
       await prisma.$disconnect();
     },
   };
