@@ -6,7 +6,11 @@
 //   one Lua script, queued as the answer is written; under load it is sent with the next admission
 //   (held at most 2 ms), otherwise at once (see `meter`).
 // Both scripts are sent with EVALSHA (ioredis defineCommand), so the script text travels once.
+// Every command of one event-loop turn leaves in one socket write: the first one corks the
+// connection's socket until the turn's check phase (setImmediate), as ioredis's auto-pipelining
+// would, without its Pipeline object per write (see build-gateway.ts).
 
+import type { Socket } from "node:net";
 import {
   recordComputeUsage,
   recordSpendCapNotices,
@@ -86,9 +90,10 @@ export class RequestAdmission {
   /** Moving average of the time between admissions (ms), and when the last one was. */
   #admitGapMs = 1_000;
   #lastAdmitAt = 0;
+  #corked: Socket | undefined;
 
   constructor(
-    redis: Redis,
+    private readonly redis: Redis,
     prisma: PrismaClient,
     private readonly prefix: string,
     private readonly logger: Logger,
@@ -139,6 +144,7 @@ export class RequestAdmission {
     const keys = quotaKeys(this.prefix, orgId, now);
     const spend = spendCapKeys(this.prefix, orgId);
     const { limits } = plan;
+    this.#cork();
     return this.#admit(
       keys.bucket,
       keys.monthRequests,
@@ -169,7 +175,7 @@ export class RequestAdmission {
    * Appends the usage event and charges its compute (quota and spend cap), in one script. Callers
    * send their answer without waiting for the reply. While admissions arrive at least every
    * METER_FLUSH_MS (on average), the command is held for at most that long and sent with the next
-   * admission (the same auto-pipelined write, ahead of it), so under load a usage event costs no
+   * admission (the same corked write, ahead of it), so under load a usage event costs no
    * Redis write or read of its own; otherwise it leaves with this event-loop turn's writes as
    * before. close() sends whatever is held. An answered request is metered
    * once; a failure is logged (as it was when awaited: the answer is not withheld). The resolved
@@ -187,7 +193,27 @@ export class RequestAdmission {
 
   readonly #flushNow = () => this.#flush();
 
-  /** Sends every held usage event (they join this event-loop turn's auto-pipelined write). */
+  /**
+   * Holds this event-loop turn's commands in the socket until its check phase, so they leave in
+   * one write (ioredis writes each command as it is called). Not connected: nothing to cork, the
+   * command fails at once as before.
+   */
+  #cork(): void {
+    if (this.#corked) return;
+    const socket = (this.redis as unknown as { stream?: Socket }).stream;
+    if (!socket || socket.destroyed || !socket.writable) return;
+    this.#corked = socket;
+    socket.cork();
+    setImmediate(this.#uncork);
+  }
+
+  readonly #uncork = () => {
+    const socket = this.#corked;
+    this.#corked = undefined;
+    socket?.uncork();
+  };
+
+  /** Sends every held usage event (they join this event-loop turn's corked write). */
   #flush(): void {
     if (this.#flushTimer !== undefined) {
       clearTimeout(this.#flushTimer);
@@ -214,6 +240,7 @@ export class RequestAdmission {
     const now = new Date(event.at);
     const computeMs = event.computeMs > 0 ? event.computeMs : 0;
     const spend = spendCapKeys(this.prefix, event.orgId);
+    this.#cork();
     return (
       this.#meter(
         this.#stream,
