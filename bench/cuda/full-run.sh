@@ -78,8 +78,8 @@ if want attention; then
       KILN_CUDA_ATTENTION=$kernel timeout 60 "$build/kiln_cuda_bench" --model "$out/bench/bert-b$batch.onnx" --precision fp16 \
         --input "input_ids=$dump/input_ids.in" --shape "input_ids=${batch}x128" \
         --input "attention_mask=$dump/attention_mask.in" --shape "attention_mask=${batch}x128" --runs 30 --warmup 5 \
-        2>/dev/null | tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print('bert b$batch attention=$kernel: gpu %.4f ms, attention %.4f ms, layernorm %.4f ms' % (d['gpu_ms'], d['op_ms'].get('kiln.CudaAttention', 0), d['op_ms'].get('kiln.CudaAddLayerNorm', 0)))" \
-        || echo "bert b$batch attention=$kernel: failed"
+        2>&1 | tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print('bert b$batch attention=$kernel: ' + ('gpu %.4f ms, attention %.4f ms, layernorm %.4f ms' % (d['gpu_ms'], d['op_ms'].get('kiln.CudaAttention', 0), d['op_ms'].get('kiln.CudaAddLayerNorm', 0)) if 'gpu_ms' in d else 'failed: ' + str(d.get('error'))[:300]))" \
+        || echo "bert b$batch attention=$kernel: no result"
     done
   done
 fi

@@ -324,6 +324,25 @@ KILN_TEST(cuda, layernorm_widths_match_cpu) {
   }
 }
 
+// A 3-channel stem convolution (7x7, stride 2) in fp16: with input and weights padded to 8
+// channels for cuDNN's tensor-core kernels and without, whichever the timing would pick.
+KILN_TEST(cuda, few_channel_convolution_padded_or_not_matches_cpu) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {2, 3, 30, 30});
+  m.initializer("w", DType::Float32, {16, 3, 7, 7}, randomValues(16 * 147, 61, -0.2f, 0.2f));
+  m.initializer("b", DType::Float32, {16}, randomValues(16, 62, -0.1f, 0.1f));
+  m.node("Conv", {"x", "w", "b"}, {"c"}, {Attr::ints("pads", {3, 3, 3, 3}), Attr::ints("strides", {2, 2})});
+  m.node("Relu", {"c"}, {"y"});
+  m.output("y");
+  m.opset("", 17);
+  std::vector<uint8_t> model = m.bytes();
+  for (const char* mode : {"always", "never"}) {
+    setenv("KILN_CUDA_CONV_PAD", mode, 1);
+    compareBackends(model, {{"x", floatTensor({2, 3, 30, 30}, 63)}}, std::string("stem conv, padding ") + mode, 1e-4, 1e-2);
+  }
+  unsetenv("KILN_CUDA_CONV_PAD");
+}
+
 KILN_TEST(cuda, fp16_engine_keeps_float32_signature_and_exact_memory) {
   std::vector<uint8_t> model = resnetBlock();
   BuildOptions options;
@@ -522,8 +541,10 @@ KILN_TEST(cuda, int8_engine_calibrates_and_matches_fp32) {
   std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
   for (CalibrationMethod method : {CalibrationMethod::Entropy, CalibrationMethod::Percentile, CalibrationMethod::MinMax}) {
     BuildResult built = buildInt8(model, smoothImages(64, 3), 0.2, method);
-    // Every convolution and the max pool between them run in INT8; the report says so per layer.
-    EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 4);
+    // Every convolution but the 3-channel stem (fp16, channels padded) and the max pool between
+    // them run in INT8; the report says so per layer.
+    EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 3);
+    EXPECT_EQ(countPrecision(built.report, "CudaConvNHWC", "fp16"), 1);
     EXPECT_EQ(countPrecision(built.report, "CudaMaxPoolInt8NHWC", "int8"), 1);
     EXPECT_TRUE(countPrecision(built.report, "CudaQuantize", "int8") >= 1);
     EXPECT_TRUE(countPrecision(built.report, "Gemm", "fp16") == 1);
@@ -547,7 +568,7 @@ KILN_TEST(cuda, int8_layers_over_the_error_bound_fall_back_to_fp16) {
   EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 0);
   EXPECT_EQ(countPrecision(built.report, "CudaConvNHWC", "fp16"), 4);
   bool warned = false;
-  for (const std::string& w : built.report.warnings) warned = warned || w.find("fp16 fallback for 4") != std::string::npos;
+  for (const std::string& w : built.report.warnings) warned = warned || w.find("fp16 fallback for 3") != std::string::npos;
   EXPECT_TRUE(warned);
   expectClose(runBuilt(built, x), ref[0], 1e-2, "int8 build, all layers fp16");
 }

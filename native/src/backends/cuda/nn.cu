@@ -11,6 +11,7 @@
 
 #include "backends/cuda/attention_tc.h"
 #include "backends/cuda/cuda_common.h"
+#include "backends/cuda/cuda_ops.h"
 
 namespace kiln::cuda {
 namespace {
@@ -688,5 +689,24 @@ KILN_REGISTER_KERNEL(CudaTranspose, (KernelDef{"cuda", "", "Transpose", 1, make<
 KILN_REGISTER_KERNEL(CudaExpand, (KernelDef{"cuda", "", "Expand", 8, make<ExpandKernel>}));
 KILN_REGISTER_KERNEL(CudaGather, (KernelDef{"cuda", "", "Gather", 1, make<GatherKernel>}));
 KILN_REGISTER_KERNEL(CudaConcat, (KernelDef{"cuda", "", "Concat", 4, make<ConcatKernel>}));
+
+namespace {
+// One thread per pixel: its c halves read, one 16-byte vector of 8 written.
+__global__ void padChannelsTo8(const __half* x, uint4* y, int64_t pixels, int c) {
+  for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < pixels; p += int64_t(gridDim.x) * blockDim.x) {
+    __align__(16) __half v[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = i < c ? x[p * c + i] : __float2half(0.f);
+    y[p] = *reinterpret_cast<const uint4*>(v);
+  }
+}
+}  // namespace
+
+void launchPadChannelsTo8(const void* x, void* y, int64_t pixels, int64_t c, cudaStream_t stream) {
+  if (pixels == 0) return;
+  padChannelsTo8<<<gridFor(pixels), 256, 0, stream>>>(static_cast<const __half*>(x), static_cast<uint4*>(y), pixels,
+                                                      static_cast<int>(c));
+  KILN_CUDA_CHECK(cudaGetLastError());
+}
 
 }  // namespace kiln::cuda
