@@ -288,6 +288,9 @@ KILN_TEST(cuda, elementwise_families_match_cpu) {
     outs.push_back(std::string("b_") + op);
   }
   m.node("Pow", {"c", "b"}, {"b_Pow"});
+  // Negative bases with whole exponents (an expanded tanh-GELU's x^3): exact, not fast-math NaN.
+  m.initializer("three", DType::Float32, {}, std::vector<float>{3.f});
+  m.node("Pow", {"a", "three"}, {"b_PowCube"});
   m.node("Greater", {"a", "b"}, {"gt"});
   m.node("Where", {"gt", "a", "c"}, {"w"});
   m.node("Cast", {"gt"}, {"gtf"}, {Attr::i("to", 1)});
@@ -296,7 +299,7 @@ KILN_TEST(cuda, elementwise_families_match_cpu) {
   m.node("Expand", {"b", "shape"}, {"e"});
   m.node("Transpose", {"a"}, {"t"}, {Attr::ints("perm", {2, 0, 1})});
   m.node("Softmax", {"a"}, {"sm"}, {Attr::i("axis", -1)});
-  outs.insert(outs.end(), {"b_Pow", "w", "gtf", "g", "cat", "e", "t", "sm"});
+  outs.insert(outs.end(), {"b_Pow", "b_PowCube", "w", "gtf", "g", "cat", "e", "t", "sm"});
   for (const std::string& o : outs) m.output(o);
   std::vector<uint8_t> model = m.bytes();
   compareBackends(model, {{"a", floatTensor({3, 4, 5}, 1, -2.f, 2.f)}, {"b", floatTensor({4, 1}, 2, 0.5f, 1.5f)}},

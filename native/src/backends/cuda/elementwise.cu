@@ -111,13 +111,31 @@ __device__ __forceinline__ void offsets(const BroadcastIndex& bi, int64_t i, int
   }
 }
 
+// pow without --use_fast_math's __powf, which is exp2(b * log2(a)): NaN for every negative base
+// (GELU's x^3 in an expanded tanh-GELU) and inexact for whole exponents. Whole exponents up to 64
+// multiply by squaring (sign kept); a negative base with a fractional exponent is NaN, as powf's.
+__device__ __forceinline__ float powExact(float a, float b) {
+  if (b == rintf(b) && fabsf(b) <= 64.f) {
+    unsigned n = static_cast<unsigned>(fabsf(b));
+    float r = 1.f, x = a;
+    while (n != 0) {
+      if (n & 1u) r *= x;
+      x *= x;
+      n >>= 1;
+    }
+    return b < 0.f ? 1.f / r : r;
+  }
+  if (a < 0.f) return __int_as_float(0x7fc00000);
+  return exp2f(b * log2f(a));
+}
+
 __device__ __forceinline__ float applyBinary(BinaryOp op, float a, float b) {
   switch (op) {
     case BinaryOp::Add: return a + b;
     case BinaryOp::Sub: return a - b;
     case BinaryOp::Mul: return a * b;
     case BinaryOp::Div: return a / b;
-    case BinaryOp::Pow: return powf(a, b);
+    case BinaryOp::Pow: return powExact(a, b);
     case BinaryOp::Max: return fmaxf(a, b);
     case BinaryOp::Min: return fminf(a, b);
     case BinaryOp::Equal: return a == b;
@@ -189,6 +207,11 @@ class BinaryKernel final : public CudaKernel {
     DType t = inputTypes_.at(0);
     if (!(isFloatType(t) || t == DType::Int64 || t == DType::Int32 || t == DType::Bool))
       unsupported(std::string("input type ") + dtypeName(t));
+    // Both operands are read as the first one's type: Pow's mixed types (float base, integer
+    // exponent and the reverse) and integer Pow go to the host kernel.
+    if (inputTypes_.size() > 1 && inputTypes_[1] != t)
+      unsupported(std::string("operands of different types (") + dtypeName(t) + ", " + dtypeName(inputTypes_[1]) + ")");
+    if (op_ == BinaryOp::Pow && !isFloatType(t)) unsupported(std::string("Pow on ") + dtypeName(t));
   }
   void run(KernelContext& ctx) const override {
     const Tensor& a = *ctx.inputs[0];
