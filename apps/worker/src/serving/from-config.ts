@@ -45,7 +45,7 @@ export async function startServingFromConfig(
   // Every worker also folds usage events into rollups; the consumer group shares the stream among
   // them. On a thread of its own: a fold's Redis read and Postgres transaction hold an event loop for
   // milliseconds, and this process's loop answers inferences.
-  const aggregation = startUsageAggregation(
+  const aggregation = await startUsageAggregation(
     {
       redisUrl: config.REDIS_URL,
       databaseUrl: config.DATABASE_URL,

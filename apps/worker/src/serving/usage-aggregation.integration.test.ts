@@ -89,7 +89,7 @@ describe("usage aggregation thread", () => {
     const prefix = `test:${randomBytes(4).toString("hex")}:`;
     const logger = createLogger({ service: "test", level: "silent" });
     for (let i = 0; i < 5; i++) await recordUsage(redis, prefix, event());
-    const aggregation = startUsageAggregation(
+    const aggregation = await startUsageAggregation(
       { redisUrl: REDIS_URL, databaseUrl: db.url, keyPrefix: prefix, consumer: "thread-test", settleMs: 50 },
       logger,
     );

@@ -4,6 +4,8 @@
 // lived long enough to be promoted into the old generation, so every pass and the GC after it
 // delayed the inferences that arrived meanwhile. The thread has its own event loop and heap; the
 // aggregator's semantics (receipts, ack after commit, claims) are the same code.
+import { stat } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "@kiln/logger";
 
@@ -35,7 +37,11 @@ const STOP_TIMEOUT_MS = 15_000;
 const ENTRY = new URL("./usage-aggregation-thread.ts", import.meta.url).href;
 const BOOT = `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ENTRY)}); });`;
 
-export function startUsageAggregation(data: AggregationThreadData, logger: Logger): RunningAggregation {
+export async function startUsageAggregation(data: AggregationThreadData, logger: Logger): Promise<RunningAggregation> {
+  // The thread lowers its own CPU priority, which threads it starts inherit: libuv's thread pool
+  // (the engine runs inferences on it) must already exist, started from this thread. Any
+  // asynchronous file operation starts it.
+  await stat(fileURLToPath(ENTRY));
   let stopping = false;
   let thread: Worker | undefined;
   let restart: NodeJS.Timeout | undefined;
