@@ -357,15 +357,25 @@ class ConvKernel final : public CudaKernel {
           c.padded = padded != 0;
           c.padBytes = c.padded ? padBytes(ctx) : 0;
           list.push_back(c);
-          value += std::to_string(int(c.algo)) + "," + std::to_string(c.workspace) + "," + std::to_string(c.ms) + "," +
-                   std::to_string(padded) + ";";
         }
       }
-      std::stable_sort(list.begin(), list.end(), [](const AlgoChoice& a, const AlgoChoice& b) { return a.ms < b.ms; });
       KILN_CHECK(!list.empty(), UnsupportedOp, "node '" + node_.name + "': cuDNN found no convolution algorithm for " + key);
+      sortFastestFirst(list);
+      for (const AlgoChoice& c : list) {
+        value += std::to_string(int(c.algo)) + "," + std::to_string(c.workspace) + "," + std::to_string(c.ms) + "," +
+                 std::to_string(c.padded ? 1 : 0) + ";";
+      }
       timingCachePut(key, value);
     }
+    // Cached lists are stored fastest first; sorted again all the same, so that an engine loaded
+    // from a cache written in another order picks what the build timed fastest (the padded and
+    // unpadded candidates are timed in two groups).
+    sortFastestFirst(list);
     return choices_.emplace(key, std::move(list)).first->second;
+  }
+
+  static void sortFastestFirst(std::vector<AlgoChoice>& list) {
+    std::stable_sort(list.begin(), list.end(), [](const AlgoChoice& a, const AlgoChoice& b) { return a.ms < b.ms; });
   }
 
   // What widening the input and weights to 8 channels costs per run (median of 3, scratch buffers).
