@@ -426,25 +426,43 @@ class PoolKernel final : public CudaKernel {
   PoolKernel(const KernelCreateInfo& info, bool max, bool nhwc = false) : CudaKernel(info), max_(max), nhwc_(nhwc) {
     if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
     if (info.node.outputs.size() > 1 && info.node.outputs[1] != kNoValue) unsupported("MaxPool indices output");
+    // Checked here too when the shapes are known, so that a pooling cuDNN cannot express becomes a
+    // host layer instead of failing at the first run.
+    const SymShape& xs = info.inputShapes.at(0);
+    if (xs.hasRank && xs.rank() != 4) unsupported("pooling other than 2-D");
+    if (xs.isConcrete() && !info.outputShapes.empty() && info.outputShapes[0].isConcrete())
+      windows(xs.concrete(), info.outputShapes[0].concrete());
+  }
+  struct Windows {
+    int win[2], pad[2], stride[2];
+  };
+  // cuDNN's 2-D pooling window for these shapes, or UnsupportedOp.
+  Windows windows(const Shape& x, const Shape& y) const {
+    if (x.size() != 4) unsupported("pooling other than 2-D");
+    std::vector<int64_t> kernel = node_.getInts("kernel_shape");
+    if (kernel.size() != 2) unsupported("pooling other than 2-D");
+    WindowParams p = readWindowParams(node_, 2, kernel);
+    Windows w;
+    const size_t sp = nhwc_ ? 1 : 2;  // first spatial dim
+    for (size_t i = 0; i < 2; ++i) {
+      WindowDim wd = forwardWindowDim(node_, p, i, x[sp + i]);
+      if (p.dilations[i] != 1) unsupported("dilated pooling");
+      w.win[i] = static_cast<int>(p.kernel[i]);
+      w.stride[i] = static_cast<int>(p.strides[i]);
+      w.pad[i] = static_cast<int>(wd.padBegin);
+      // cuDNN floors; the ONNX output (ceil_mode, asymmetric pads) must be what that gives.
+      if ((x[sp + i] + 2 * wd.padBegin - p.kernel[i]) / p.strides[i] + 1 != y[sp + i])
+        unsupported("pooling windows cuDNN cannot express (ceil_mode or asymmetric pads)");
+    }
+    return w;
   }
   void run(KernelContext& ctx) const override {
     const Tensor& x = *ctx.inputs[0];
     const Tensor& y = *ctx.outputs[0];
-    if (x.shape.size() != 4) unsupported("pooling other than 2-D");
-    std::vector<int64_t> kernel = node_.getInts("kernel_shape");
-    WindowParams p = readWindowParams(node_, 2, kernel);
-    int win[2], pad[2], stride[2];
-    const size_t sp = nhwc_ ? 1 : 2;  // first spatial dim
-    for (size_t i = 0; i < 2; ++i) {
-      WindowDim wd = forwardWindowDim(node_, p, i, x.shape[sp + i]);
-      if (p.dilations[i] != 1) unsupported("dilated pooling");
-      win[i] = static_cast<int>(p.kernel[i]);
-      stride[i] = static_cast<int>(p.strides[i]);
-      pad[i] = static_cast<int>(wd.padBegin);
-      // cuDNN floors; the ONNX output (ceil_mode, asymmetric pads) must be what that gives.
-      if ((x.shape[sp + i] + 2 * wd.padBegin - p.kernel[i]) / p.strides[i] + 1 != y.shape[sp + i])
-        unsupported("pooling windows cuDNN cannot express (ceil_mode or asymmetric pads)");
-    }
+    const Windows w = windows(x.shape, y.shape);
+    const int* win = w.win;
+    const int* pad = w.pad;
+    const int* stride = w.stride;
     cudnnPoolingMode_t mode = max_ ? CUDNN_POOLING_MAX
                                    : (node_.getInt("count_include_pad", 0) ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
                                                                            : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING);

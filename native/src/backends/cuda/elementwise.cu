@@ -331,7 +331,20 @@ void castFromHalfTo(const __half* x, void* y, DType to, int64_t n, cudaStream_t 
 
 class CastKernel final : public CudaKernel {
  public:
-  explicit CastKernel(const KernelCreateInfo& info) : CudaKernel(info) {}
+  // The conversions below, checked at creation so that others (float64, bfloat16, ...) become host
+  // layers rather than failing at the first run.
+  explicit CastKernel(const KernelCreateInfo& info) : CudaKernel(info) {
+    const DType from = inputTypes_.at(0), to = outputTypes_.at(0);
+    if (from == to) return;
+    auto converts = [](DType t) {
+      return t == DType::Float32 || t == DType::Float16 || t == DType::Int64 || t == DType::Int32 || t == DType::Bool ||
+             t == DType::UInt8 || t == DType::Int8;
+    };
+    if (!converts(from)) unsupported(std::string("Cast from ") + dtypeName(from));
+    if (!converts(to)) unsupported(std::string("Cast to ") + dtypeName(to));
+    if (from == DType::Float16 && (to == DType::UInt8 || to == DType::Int8))
+      unsupported(std::string("Cast from float16 to ") + dtypeName(to));
+  }
   void run(KernelContext& ctx) const override {
     const Tensor& x = *ctx.inputs[0];
     Tensor& y = *ctx.outputs[0];

@@ -235,6 +235,22 @@ class GemmKernel final : public CudaKernel {
     alpha_ = node_.getFloat("alpha", 1.f);
     beta_ = node_.getFloat("beta", 1.f);
     if (fused) act_ = readActivationAttrs(node_);
+    // Refused here when the shapes are known, so that the node becomes a host layer instead of
+    // failing when it first runs.
+    if (info.inputShapes.size() > 2 && info.inputShapes[0].isConcrete() && info.inputShapes[1].isConcrete() &&
+        info.inputShapes[2].isConcrete()) {
+      const Shape a = info.inputShapes[0].concrete(), b = info.inputShapes[1].concrete();
+      if (a.size() == 2 && b.size() == 2) cShape(transA_ ? a[1] : a[0], transB_ ? b[0] : b[1], info.inputShapes[2].concrete());
+    }
+  }
+  enum class CUse { Bias, Matrix };
+  // How C enters the GEMM: a bias row ([N] or [1,N], beta 1) or a full [M,N] matrix.
+  CUse cShape(int64_t m, int64_t n, const Shape& c) const {
+    int64_t numel = 1;
+    for (int64_t d : c) numel *= d;
+    if (numel == n && beta_ == 1.f && (c.size() == 1 || c[0] == 1)) return CUse::Bias;
+    if (numel == m * n) return CUse::Matrix;
+    unsupported("Gemm C of shape " + shapeToString(c) + " (only [N] with beta 1 or [M,N])");
   }
   size_t workspaceBytes(const KernelContext& ctx) const override {
     tuneGemm(plan(ctx), kGemmWorkspaceBytes);
@@ -262,15 +278,12 @@ class GemmKernel final : public CudaKernel {
     g.act = act_;
     g.tf32 = node_.getInt("kiln_tf32", 0) != 0;
     if (ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr && ctx.inputs[2]->numel() > 0 && beta_ != 0.f) {
-      const Tensor& c = *ctx.inputs[2];
-      if (c.numel() == g.n && beta_ == 1.f && (c.shape.size() == 1 || c.shape[0] == 1)) {
+      if (cShape(g.m, g.n, ctx.inputs[2]->shape) == CUse::Bias) {
         g.bias = in(ctx, 2);
-      } else if (c.numel() == g.m * g.n) {
+      } else {
         g.c = in(ctx, 2);
         g.hasC = true;
         g.beta = beta_;
-      } else {
-        unsupported("Gemm C of shape " + shapeToString(c.shape) + " (only [N] with beta 1 or [M,N])");
       }
     }
     return g;
@@ -288,6 +301,11 @@ class MatMulKernel final : public CudaKernel {
   MatMulKernel(const KernelCreateInfo& info, bool fused) : CudaKernel(info) {
     if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]) + " (float32/float16 only)");
     if (fused) act_ = readActivationAttrs(node_);
+    // Refused here when the shapes are known (a host layer then runs it) rather than at the first run.
+    const SymShape& a = info.inputShapes.at(0);
+    const SymShape& b = info.inputShapes.at(1);
+    if ((a.hasRank && a.rank() < 2) || (b.hasRank && b.rank() < 2)) unsupported("MatMul with 1-D operands");
+    if (a.isConcrete() && b.isConcrete()) batching(a.concrete(), b.concrete());
   }
   size_t workspaceBytes(const KernelContext& ctx) const override {
     tuneGemm(plan(ctx), kGemmWorkspaceBytes);
@@ -296,11 +314,21 @@ class MatMulKernel final : public CudaKernel {
   void run(KernelContext& ctx) const override {
     runGemm(plan(ctx), exec(ctx).cublasLt, exec(ctx).stream, ctx.workspace, ctx.workspaceSize);
   }
+  enum class Batching { SharedB, Strided };
+  // B shared by every row block of A (one big GEMM), or equal batch dims on both (a strided batch).
+  Batching batching(const Shape& a, const Shape& b) const {
+    if (a.size() < 2 || b.size() < 2) unsupported("MatMul with 1-D operands");
+    int64_t batchB = 1;
+    for (size_t i = 0; i + 2 < b.size(); ++i) batchB *= b[i];
+    if (batchB == 1) return Batching::SharedB;
+    if (a.size() == b.size() && std::equal(a.begin(), a.end() - 2, b.begin())) return Batching::Strided;
+    unsupported("broadcast batched MatMul " + shapeToString(a) + " x " + shapeToString(b));
+  }
   GemmCall plan(const KernelContext& ctx) const {
     const Tensor& a = *ctx.inputs[0];
     const Tensor& b = *ctx.inputs[1];
     Tensor& y = *ctx.outputs[0];
-    if (a.shape.size() < 2 || b.shape.size() < 2) unsupported("MatMul with 1-D operands");
+    const Batching mode = batching(a.shape, b.shape);
     GemmCall g;
     g.type = a.dtype;
     g.a = in(ctx, 0);
@@ -312,20 +340,16 @@ class MatMulKernel final : public CudaKernel {
     const size_t ra = a.shape.size(), rb = b.shape.size();
     g.k = a.shape[ra - 1];
     g.n = b.shape[rb - 1];
-    int64_t batchA = 1, batchB = 1;
+    int64_t batchA = 1;
     for (size_t i = 0; i + 2 < ra; ++i) batchA *= a.shape[i];
-    for (size_t i = 0; i + 2 < rb; ++i) batchB *= b.shape[i];
-    if (batchB == 1) {
+    if (mode == Batching::SharedB) {
       g.m = batchA * a.shape[ra - 2];  // B shared by every row block: one big GEMM
-    } else if (batchA == batchB && ra == rb &&
-               std::equal(a.shape.begin(), a.shape.end() - 2, b.shape.begin())) {
+    } else {
       g.m = a.shape[ra - 2];
       g.batch = batchA;
       g.strideA = g.m * g.k;
       g.strideB = g.k * g.n;
       g.strideD = g.m * g.n;
-    } else {
-      unsupported("broadcast batched MatMul " + shapeToString(a.shape) + " x " + shapeToString(b.shape));
     }
     return g;
   }

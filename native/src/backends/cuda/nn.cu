@@ -78,6 +78,14 @@ class SoftmaxKernel final : public CudaKernel {
  public:
   explicit SoftmaxKernel(const KernelCreateInfo& info) : CudaKernel(info), opset_(info.opset) {
     if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+    // With the rank known, another axis is refused here (a host layer runs it), not at the first run.
+    const SymShape& x = info.inputShapes.at(0);
+    if (x.hasRank && opset_ >= 13) {
+      const int64_t rank = static_cast<int64_t>(x.rank());
+      int64_t axis = node_.getInt("axis", -1);
+      if (axis < 0) axis += rank;
+      if (axis != rank - 1) unsupported("Softmax over an axis other than the last");
+    }
   }
   void run(KernelContext& ctx) const override {
     const Tensor& x = *ctx.inputs[0];
