@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import type { PrismaClient } from "./client.ts";
+import { newId } from "./ids.ts";
 import { migrate } from "./migrate.ts";
 
 export type TestDatabase = { url: string; name: string; drop: () => Promise<void> };
@@ -42,4 +44,47 @@ async function admin(serverUrl: string, sql: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * An organization with one deployment of a CPU build (its model, version and build rows hold
+ * placeholders), for tests that need real rows to hang usage, quotas or rollups on.
+ */
+export async function seedDeployment(
+  prisma: PrismaClient,
+): Promise<{ orgId: string; modelId: string; buildId: string; deploymentId: string }> {
+  const orgId = newId("org");
+  await prisma.organization.create({ data: { id: orgId, name: "o", slug: orgId.toLowerCase() } });
+  const modelId = newId("mdl");
+  await prisma.model.create({ data: { id: modelId, orgId, name: "m" } });
+  const versionId = newId("mver");
+  await prisma.modelVersion.create({
+    data: {
+      id: versionId,
+      orgId,
+      modelId,
+      version: 1,
+      sha256: "0",
+      sizeBytes: 1n,
+      storageKey: "k",
+      filename: "m.onnx",
+      opset: 17,
+      signature: {},
+    },
+  });
+  const buildId = newId("bld");
+  await prisma.build.create({
+    data: {
+      id: buildId,
+      orgId,
+      modelVersionId: versionId,
+      target: "cpu",
+      profiles: [],
+      cacheKey: "c",
+      builderVersion: "t",
+    },
+  });
+  const deploymentId = newId("dep");
+  await prisma.deployment.create({ data: { id: deploymentId, orgId, name: "d", buildId } });
+  return { orgId, modelId, buildId, deploymentId };
 }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { createPrismaClient, newId, type PrismaClient } from "@kiln/db";
-import { createTestDatabase, type TestDatabase } from "@kiln/db/testing";
+import { createPrismaClient, type PrismaClient } from "@kiln/db";
+import { createTestDatabase, seedDeployment, type TestDatabase } from "@kiln/db/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { latencyPercentile } from "./percentiles.ts";
@@ -18,39 +18,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   prisma = createPrismaClient(db.url);
   redis = new Redis(REDIS_URL);
-  orgId = newId("org");
-  await prisma.organization.create({ data: { id: orgId, name: "o", slug: orgId.toLowerCase() } });
-  const modelId = newId("mdl");
-  await prisma.model.create({ data: { id: modelId, orgId, name: "m" } });
-  const versionId = newId("mver");
-  await prisma.modelVersion.create({
-    data: {
-      id: versionId,
-      orgId,
-      modelId,
-      version: 1,
-      sha256: "0",
-      sizeBytes: 1n,
-      storageKey: "k",
-      filename: "m.onnx",
-      opset: 17,
-      signature: {},
-    },
-  });
-  const buildId = newId("bld");
-  await prisma.build.create({
-    data: {
-      id: buildId,
-      orgId,
-      modelVersionId: versionId,
-      target: "cpu",
-      profiles: [],
-      cacheKey: "c",
-      builderVersion: "t",
-    },
-  });
-  deploymentId = newId("dep");
-  await prisma.deployment.create({ data: { id: deploymentId, orgId, name: "d", buildId } });
+  ({ orgId, deploymentId } = await seedDeployment(prisma));
 });
 afterAll(async () => {
   redis?.disconnect();
