@@ -237,10 +237,14 @@ class GemmKernel final : public CudaKernel {
     if (fused) act_ = readActivationAttrs(node_);
     // Refused here when the shapes are known, so that the node becomes a host layer instead of
     // failing when it first runs.
-    if (info.inputShapes.size() > 2 && info.inputShapes[0].isConcrete() && info.inputShapes[1].isConcrete() &&
-        info.inputShapes[2].isConcrete()) {
+    if (beta_ != 0.f && info.inputShapes.size() > 2 && info.inputShapes[0].isConcrete() &&
+        info.inputShapes[1].isConcrete() && info.inputShapes[2].isConcrete()) {
       const Shape a = info.inputShapes[0].concrete(), b = info.inputShapes[1].concrete();
-      if (a.size() == 2 && b.size() == 2) cShape(transA_ ? a[1] : a[0], transB_ ? b[0] : b[1], info.inputShapes[2].concrete());
+      const Shape c = info.inputShapes[2].concrete();
+      int64_t cElements = 1;
+      for (int64_t d : c) cElements *= d;
+      // As in plan(): an empty C (or beta 0) takes no part.
+      if (a.size() == 2 && b.size() == 2 && cElements > 0) cShape(transA_ ? a[1] : a[0], transB_ ? b[0] : b[1], c);
     }
   }
   enum class CUse { Bias, Matrix };
