@@ -172,7 +172,7 @@ void tuneGemm(const GemmCall& shape, size_t workspaceBytes) {
   cudaEventCreate(&stop);
   const float alpha = 1.f, beta = g.c ? 1.f : 0.f;
   float best = 1e30f;
-  int bestIndex = 0;
+  int bestIndex = -1;
   for (int i = 0; i < found; ++i) {
     if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
     auto launch = [&] {
@@ -192,6 +192,10 @@ void tuneGemm(const GemmCall& shape, size_t workspaceBytes) {
   cudaEventDestroy(stop);
   cudaStreamSynchronize(stream);
   cudaStreamDestroy(stream);
+  cudaGetLastError();  // a refused candidate must not poison later checks
+  // No candidate ran: nothing is kept, and runGemm asks the heuristic at run time (a stored
+  // failing algorithm would fail every run).
+  if (bestIndex < 0) return;
   std::lock_guard<std::mutex> lock(tunedMutex);
   tunedAlgos()[key] = results[bestIndex].algo;
   timingCachePut(key, algoToHex(results[bestIndex].algo));
@@ -209,16 +213,25 @@ void runGemm(const GemmCall& g, void* ltHandle, cudaStream_t stream, void* works
     auto it = tunedAlgos().find(gemmKey(g, workspaceBytes));
     if (it != tunedAlgos().end()) algo = it->second, tuned = true;
   }
-  if (!tuned) {
+  auto heuristicAlgo = [&] {
     cublasLtMatmulHeuristicResult_t heuristic[1];
     int found = 0;
     KILN_LT_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, heuristic, &found));
     KILN_CHECK(found > 0, UnsupportedOp, "cuBLASLt has no algorithm for this GEMM");
-    algo = heuristic[0].algo;
-  }
+    return heuristic[0].algo;
+  };
+  if (!tuned) algo = heuristicAlgo();
   const float alpha = g.alpha;
   const float beta = g.c ? g.beta : 0.f;
   const void* cPtr = g.c ? g.c : g.d;
+  // cuBLASLt checks its arguments before it launches anything, so a tuned algorithm it refuses for
+  // these operands (their alignment, say) is replaced by the heuristic's choice, not a failed run.
+  if (tuned && cublasLtMatmul(handle, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, cPtr, d.c, g.d, d.c, &algo, workspace,
+                              workspaceBytes, stream) == CUBLAS_STATUS_SUCCESS) {
+    if (extraPass) launchEpilogue(g.d, nullptr, nullptr, g.type, g.m * g.n * g.batch, 1, 1, g.act, stream);
+    return;
+  }
+  if (tuned) algo = heuristicAlgo();
   KILN_LT_CHECK(cublasLtMatmul(handle, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, cPtr, d.c, g.d, d.c, &algo, workspace,
                                workspaceBytes, stream));
   if (extraPass) launchEpilogue(g.d, nullptr, nullptr, g.type, g.m * g.n * g.batch, 1, 1, g.act, stream);
