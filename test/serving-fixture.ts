@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApiKey } from "@kiln/api-keys";
 import { createPrismaClient, newId, type PrismaClient } from "@kiln/db";
-import { createTestDatabase, type TestDatabase } from "@kiln/db/testing";
+import { createTestDatabase, seedBuild, type TestDatabase } from "@kiln/db/testing";
 import { build } from "@kiln/engine";
 import { buildGateway } from "@kiln/gateway";
 import { createLogger } from "@kiln/logger";
@@ -71,36 +71,20 @@ export async function startServingStack(
   };
 
   const addDeployment = async (orgId: string, name: string, overrides: Record<string, number> = {}) => {
-    const modelId = newId("mdl");
-    await prisma.model.create({ data: { id: modelId, orgId, name } });
-    const versionId = newId("mver");
-    await prisma.modelVersion.create({
-      data: {
-        id: versionId,
-        orgId,
-        modelId,
-        version: 1,
+    const { buildId } = await seedBuild(prisma, orgId, {
+      modelName: name,
+      version: {
         sha256: "0".repeat(64),
         sizeBytes: 100n,
-        storageKey: `models/${versionId}.onnx`,
         filename: "dense.onnx",
-        opset: 17,
         signature: {
           inputs: [{ name: "x", dtype: "float32", shape: ["batch", 4] }],
           outputs: [{ name: "y", dtype: "float32", shape: ["batch", 3] }],
         },
       },
-    });
-    const buildId = newId("bld");
-    await prisma.build.create({
-      data: {
-        id: buildId,
-        orgId,
-        modelVersionId: versionId,
-        target: "cpu",
+      build: {
         profiles: [denseProfile(1, 4, 64)],
         status: "succeeded",
-        cacheKey: buildId,
         builderVersion: "test",
         engineStorageKey: engineKey,
         engineSizeBytes: BigInt(engine.byteLength),

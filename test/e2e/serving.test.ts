@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApiKey } from "@kiln/api-keys";
 import { createPrismaClient, newId, type PrismaClient } from "@kiln/db";
-import { createTestDatabase, type TestDatabase } from "@kiln/db/testing";
+import { createTestDatabase, seedBuild, type TestDatabase } from "@kiln/db/testing";
 import { build } from "@kiln/engine";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -119,32 +119,16 @@ describe("serving in a browser", () => {
     const engineKey = `engines/${newId("bld")}.kiln`;
     mkdirSync(join(data.path, "engines"), { recursive: true });
     writeFileSync(join(data.path, engineKey), engine);
-    const modelId = newId("mdl");
-    await prisma.model.create({ data: { id: modelId, orgId, name: "dense" } });
-    const versionId = newId("mver");
-    await prisma.modelVersion.create({
-      data: {
-        id: versionId,
-        orgId,
-        modelId,
-        version: 1,
-        sha256: "0",
-        sizeBytes: 1n,
-        storageKey: "k",
+    await seedBuild(prisma, orgId, {
+      modelName: "dense",
+      version: {
         filename: "dense.onnx",
-        opset: 17,
         signature: {
           inputs: [{ name: "x", dtype: "float32", shape: ["batch", 4] }],
           outputs: [{ name: "y", dtype: "float32", shape: ["batch", 3] }],
         },
       },
-    });
-    await prisma.build.create({
-      data: {
-        id: newId("bld"),
-        orgId,
-        modelVersionId: versionId,
-        target: "cpu",
+      build: {
         profiles: [denseProfile(1, 4, 64)],
         status: "succeeded",
         cacheKey: "e2e",

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { PrismaClient } from "./client.ts";
+import type { Prisma } from "./generated/prisma/client.ts";
 import { newId } from "./ids.ts";
 import { migrate } from "./migrate.ts";
 
@@ -47,16 +48,21 @@ async function admin(serverUrl: string, sql: string): Promise<void> {
 }
 
 /**
- * An organization with one deployment of a CPU build (its model, version and build rows hold
- * placeholders), for tests that need real rows to hang usage, quotas or rollups on.
+ * A model, its version 1 and a CPU build of it in `orgId`, written directly (for tests that need a
+ * build without running the builds pipeline). Unset fields hold placeholders; `version` and
+ * `build` override them.
  */
-export async function seedDeployment(
+export async function seedBuild(
   prisma: PrismaClient,
-): Promise<{ orgId: string; modelId: string; buildId: string; deploymentId: string }> {
-  const orgId = newId("org");
-  await prisma.organization.create({ data: { id: orgId, name: "o", slug: orgId.toLowerCase() } });
+  orgId: string,
+  options: {
+    modelName?: string;
+    version?: Partial<Prisma.ModelVersionUncheckedCreateInput>;
+    build?: Partial<Prisma.BuildUncheckedCreateInput>;
+  } = {},
+): Promise<{ modelId: string; versionId: string; buildId: string }> {
   const modelId = newId("mdl");
-  await prisma.model.create({ data: { id: modelId, orgId, name: "m" } });
+  await prisma.model.create({ data: { id: modelId, orgId, name: options.modelName ?? modelId.toLowerCase() } });
   const versionId = newId("mver");
   await prisma.modelVersion.create({
     data: {
@@ -66,10 +72,11 @@ export async function seedDeployment(
       version: 1,
       sha256: "0",
       sizeBytes: 1n,
-      storageKey: "k",
+      storageKey: `models/${versionId}.onnx`,
       filename: "m.onnx",
       opset: 17,
       signature: {},
+      ...options.version,
     },
   });
   const buildId = newId("bld");
@@ -80,10 +87,24 @@ export async function seedDeployment(
       modelVersionId: versionId,
       target: "cpu",
       profiles: [],
-      cacheKey: "c",
+      cacheKey: buildId,
       builderVersion: "t",
+      ...options.build,
     },
   });
+  return { modelId, versionId, buildId };
+}
+
+/**
+ * An organization with one deployment of a seeded build, for tests that need real rows to hang
+ * usage, quotas or rollups on.
+ */
+export async function seedDeployment(
+  prisma: PrismaClient,
+): Promise<{ orgId: string; modelId: string; buildId: string; deploymentId: string }> {
+  const orgId = newId("org");
+  await prisma.organization.create({ data: { id: orgId, name: "o", slug: orgId.toLowerCase() } });
+  const { modelId, buildId } = await seedBuild(prisma, orgId);
   const deploymentId = newId("dep");
   await prisma.deployment.create({ data: { id: deploymentId, orgId, name: "d", buildId } });
   return { orgId, modelId, buildId, deploymentId };

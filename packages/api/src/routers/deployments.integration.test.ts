@@ -1,4 +1,5 @@
 import { newId } from "@kiln/db";
+import { seedBuild } from "@kiln/db/testing";
 import { quotaKeys } from "@kiln/metering";
 import { ReplicaRegistry } from "@kiln/serving";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,37 +16,11 @@ describe("deployments and usage routers", () => {
 
   /** A model version and a build of it, written directly (the builds router has its own tests). */
   async function buildFor(orgId: string, status: "succeeded" | "running" = "succeeded") {
-    const modelId = newId("mdl");
-    await h.prisma.model.create({ data: { id: modelId, orgId, name: modelId.toLowerCase() } });
-    const versionId = newId("mver");
-    await h.prisma.modelVersion.create({
-      data: {
-        id: versionId,
-        orgId,
-        modelId,
-        version: 1,
-        sha256: "0",
-        sizeBytes: 1n,
-        storageKey: "k",
-        filename: "m.onnx",
-        opset: 17,
-        signature: { inputs: [{ name: "x", dtype: "float32", shape: ["batch", 4] }], outputs: [] },
-      },
+    const { buildId } = await seedBuild(h.prisma, orgId, {
+      version: { signature: { inputs: [{ name: "x", dtype: "float32", shape: ["batch", 4] }], outputs: [] } },
+      build: { status },
     });
-    const id = newId("bld");
-    await h.prisma.build.create({
-      data: {
-        id,
-        orgId,
-        modelVersionId: versionId,
-        target: "cpu",
-        profiles: [],
-        cacheKey: id,
-        builderVersion: "t",
-        status,
-      },
-    });
-    return id;
+    return buildId;
   }
 
   it("creates from a succeeded build, shows live status and replicas, drains and deletes", async () => {
