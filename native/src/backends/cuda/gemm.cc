@@ -224,16 +224,16 @@ void runGemm(const GemmCall& g, void* ltHandle, cudaStream_t stream, void* works
   const float alpha = g.alpha;
   const float beta = g.c ? g.beta : 0.f;
   const void* cPtr = g.c ? g.c : g.d;
+  auto matmul = [&] {
+    return cublasLtMatmul(handle, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, cPtr, d.c, g.d, d.c, &algo, workspace,
+                          workspaceBytes, stream);
+  };
   // cuBLASLt checks its arguments before it launches anything, so a tuned algorithm it refuses for
   // these operands (their alignment, say) is replaced by the heuristic's choice, not a failed run.
-  if (tuned && cublasLtMatmul(handle, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, cPtr, d.c, g.d, d.c, &algo, workspace,
-                              workspaceBytes, stream) == CUBLAS_STATUS_SUCCESS) {
-    if (extraPass) launchEpilogue(g.d, nullptr, nullptr, g.type, g.m * g.n * g.batch, 1, 1, g.act, stream);
-    return;
+  if (!tuned || matmul() != CUBLAS_STATUS_SUCCESS) {
+    if (tuned) algo = heuristicAlgo();
+    KILN_LT_CHECK(matmul());
   }
-  if (tuned) algo = heuristicAlgo();
-  KILN_LT_CHECK(cublasLtMatmul(handle, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, cPtr, d.c, g.d, d.c, &algo, workspace,
-                               workspaceBytes, stream));
   if (extraPass) launchEpilogue(g.d, nullptr, nullptr, g.type, g.m * g.n * g.batch, 1, 1, g.act, stream);
 }
 

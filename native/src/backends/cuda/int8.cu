@@ -97,10 +97,16 @@ __global__ void gemmDp4a(const int32_t* a, const int32_t* w, int32_t* acc, int64
   acc[row * n + col] = sum;
 }
 
-__global__ void maxPoolInt8(const int8_t* x, int8_t* y, Im2ColGeometry g, int64_t total) {
+// Max pooling on int8 NHWC, one thread per output element of type V: one channel (int8_t) or,
+// when C % 4 == 0, four channels (uint32_t: one 32-bit load per tap and a per-byte signed max,
+// where a thread per byte issued four times the loads). `c` counts elements of V per pixel.
+__device__ __forceinline__ int8_t maxOf(int8_t a, int8_t b) { return a > b ? a : b; }
+__device__ __forceinline__ uint32_t maxOf(uint32_t a, uint32_t b) { return __vmaxs4(a, b); }
+template <class V>
+__global__ void maxPoolInt8(const V* x, V* y, Im2ColGeometry g, int64_t c, int64_t total, V lowest) {
   KILN_GRID_LOOP(i, total) {
-    const int64_t c = i % g.c, t0 = i / g.c, ow = t0 % g.ow, t = t0 / g.ow, oh = t % g.oh, n = t / g.oh;
-    int best = -128;
+    const int64_t ch = i % c, t0 = i / c, ow = t0 % g.ow, t = t0 / g.ow, oh = t % g.oh, n = t / g.oh;
+    V best = lowest;
     bool any = false;
     for (int r = 0; r < g.r; ++r) {
       const int64_t ih = oh * g.strideH - g.padH + int64_t(r) * g.dilH;
@@ -108,33 +114,11 @@ __global__ void maxPoolInt8(const int8_t* x, int8_t* y, Im2ColGeometry g, int64_
       for (int s = 0; s < g.s; ++s) {
         const int64_t iw = ow * g.strideW - g.padW + int64_t(s) * g.dilW;
         if (iw < 0 || iw >= g.w) continue;
-        best = max(best, int(x[((n * g.h + ih) * g.w + iw) * g.c + c]));
+        best = maxOf(best, x[((n * g.h + ih) * g.w + iw) * c + ch]);
         any = true;
       }
     }
-    y[i] = static_cast<int8_t>(any ? best : 0);
-  }
-}
-
-// Four channels per thread (C % 4 == 0): one 32-bit load per tap and a per-byte signed max, where
-// the byte-per-thread kernel issued four times the loads.
-__global__ void maxPoolInt8x4(const uint32_t* x, uint32_t* y, Im2ColGeometry g, int64_t total) {
-  const int64_t c4 = g.c / 4;
-  KILN_GRID_LOOP(i, total) {
-    const int64_t c = i % c4, t0 = i / c4, ow = t0 % g.ow, t = t0 / g.ow, oh = t % g.oh, n = t / g.oh;
-    uint32_t best = 0x80808080u;  // -128 in every byte
-    bool any = false;
-    for (int r = 0; r < g.r; ++r) {
-      const int64_t ih = oh * g.strideH - g.padH + int64_t(r) * g.dilH;
-      if (ih < 0 || ih >= g.h) continue;
-      for (int s = 0; s < g.s; ++s) {
-        const int64_t iw = ow * g.strideW - g.padW + int64_t(s) * g.dilW;
-        if (iw < 0 || iw >= g.w) continue;
-        best = __vmaxs4(best, x[((n * g.h + ih) * g.w + iw) * c4 + c]);
-        any = true;
-      }
-    }
-    y[i] = any ? best : 0u;
+    y[i] = any ? best : V(0);
   }
 }
 
@@ -200,10 +184,11 @@ void launchMaxPoolInt8(const int8_t* x, int8_t* y, const Im2ColGeometry& g, cuda
   const int64_t total = g.n * g.oh * g.ow * g.c;
   if (total == 0) return;
   if (g.c % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0) {
-    maxPoolInt8x4<<<gridFor(total / 4), 256, 0, stream>>>(reinterpret_cast<const uint32_t*>(x),
-                                                           reinterpret_cast<uint32_t*>(y), g, total / 4);
+    maxPoolInt8<uint32_t><<<gridFor(total / 4), 256, 0, stream>>>(reinterpret_cast<const uint32_t*>(x),
+                                                                   reinterpret_cast<uint32_t*>(y), g, g.c / 4, total / 4,
+                                                                   0x80808080u);  // -128 in every byte
   } else {
-    maxPoolInt8<<<gridFor(total), 256, 0, stream>>>(x, y, g, total);
+    maxPoolInt8<int8_t><<<gridFor(total), 256, 0, stream>>>(x, y, g, g.c, total, int8_t(-128));
   }
   KILN_CUDA_CHECK(cudaGetLastError());
 }

@@ -228,6 +228,23 @@ bool fitsVectorLayerNorm(int64_t cols, std::initializer_list<const void*> pointe
   return true;
 }
 
+// The vector kernel when the rows allow it, else the strided block kernel.
+template <class T>
+void launchLayerNorm(const void* x, const void* residual, const void* scale, const void* bias, void* y, int64_t rows,
+                     int64_t cols, float eps, cudaStream_t s) {
+  const T* xs = static_cast<const T*>(x);
+  const T* rs = static_cast<const T*>(residual);
+  const T* gs = static_cast<const T*>(scale);
+  const T* bs = static_cast<const T*>(bias);
+  T* ys = static_cast<T*>(y);
+  if (fitsVectorLayerNorm<T>(cols, {x, residual, scale, bias, y})) {
+    const unsigned threads = static_cast<unsigned>((cols / Vec16<T>::N + 31) / 32 * 32);
+    layerNormVecKernel<T><<<unsigned(rows), threads, 0, s>>>(xs, rs, gs, bs, ys, cols, eps);
+  } else {
+    layerNormKernel<T><<<unsigned(rows), cols >= 1024 ? 256 : 128, 0, s>>>(xs, rs, gs, bs, ys, cols, eps);
+  }
+}
+
 class LayerNormKernel final : public CudaKernel {
  public:
   explicit LayerNormKernel(const KernelCreateInfo& info) : CudaKernel(info), withResidual_(info.node.opType == "CudaAddLayerNorm") {
@@ -254,30 +271,10 @@ class LayerNormKernel final : public CudaKernel {
     cudaStream_t s = exec(ctx).stream;
     const void* residual = withResidual_ ? in(ctx, 1) : nullptr;
     const void* bias = hasBias ? in(ctx, first + 1) : nullptr;
-    const std::initializer_list<const void*> pointers{in(ctx, 0), residual, in(ctx, first), bias, ctx.outputs[0]->data};
-    if (x.dtype == DType::Float16 && fitsVectorLayerNorm<__half>(cols, pointers)) {
-      const unsigned threads = static_cast<unsigned>((cols / 8 + 31) / 32 * 32);
-      layerNormVecKernel<__half><<<unsigned(rows), threads, 0, s>>>(
-          cast<__half>(in(ctx, 0)), cast<__half>(residual), cast<__half>(in(ctx, first)), cast<__half>(bias),
-          ctx.outputs[0]->ptr<__half>(), cols, eps);
-      return;
-    }
-    if (x.dtype == DType::Float32 && fitsVectorLayerNorm<float>(cols, pointers)) {
-      const unsigned threads = static_cast<unsigned>((cols / 4 + 31) / 32 * 32);
-      layerNormVecKernel<float><<<unsigned(rows), threads, 0, s>>>(
-          cast<float>(in(ctx, 0)), cast<float>(residual), cast<float>(in(ctx, first)), cast<float>(bias),
-          ctx.outputs[0]->ptr<float>(), cols, eps);
-      return;
-    }
-    const int threads = cols >= 1024 ? 256 : 128;
     if (x.dtype == DType::Float16)
-      layerNormKernel<__half><<<unsigned(rows), threads, 0, s>>>(
-          cast<__half>(in(ctx, 0)), withResidual_ ? cast<__half>(in(ctx, 1)) : nullptr, cast<__half>(in(ctx, first)),
-          hasBias ? cast<__half>(in(ctx, first + 1)) : nullptr, ctx.outputs[0]->ptr<__half>(), cols, eps);
+      launchLayerNorm<__half>(in(ctx, 0), residual, in(ctx, first), bias, ctx.outputs[0]->data, rows, cols, eps, s);
     else
-      layerNormKernel<float><<<unsigned(rows), threads, 0, s>>>(
-          cast<float>(in(ctx, 0)), withResidual_ ? cast<float>(in(ctx, 1)) : nullptr, cast<float>(in(ctx, first)),
-          hasBias ? cast<float>(in(ctx, first + 1)) : nullptr, ctx.outputs[0]->ptr<float>(), cols, eps);
+      launchLayerNorm<float>(in(ctx, 0), residual, in(ctx, first), bias, ctx.outputs[0]->data, rows, cols, eps, s);
   }
   std::string name() const override { return withResidual_ ? "cuda.add_layernorm" : "cuda.layernorm"; }
 
