@@ -102,6 +102,13 @@ void compareBackends(const std::vector<uint8_t>& model, const Inputs& inputs, co
 template <class T>
 std::vector<T> filled(size_t n, T v) { return std::vector<T>(n, v); }
 
+// Sets an environment variable for one scope (a failing check must not leak it into later tests).
+struct ScopedEnv {
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+  const char* name_;
+};
+
 // A ResNet-style block: conv+bn-folded bias+relu, 3x3 conv, residual add, relu, 1x1 conv with
 // residual, grouped strided conv + sigmoid, max pool, average pool, global average pool, flatten,
 // fully connected layer.
@@ -340,10 +347,9 @@ KILN_TEST(cuda, few_channel_convolution_padded_or_not_matches_cpu) {
   m.opset("", 17);
   std::vector<uint8_t> model = m.bytes();
   for (const char* mode : {"always", "never"}) {
-    setenv("KILN_CUDA_CONV_PAD", mode, 1);
+    ScopedEnv pad("KILN_CUDA_CONV_PAD", mode);
     compareBackends(model, {{"x", floatTensor({2, 3, 30, 30}, 63)}}, std::string("stem conv, padding ") + mode, 1e-4, 1e-2);
   }
-  unsetenv("KILN_CUDA_CONV_PAD");
 }
 
 KILN_TEST(cuda, fp16_engine_keeps_float32_signature_and_exact_memory) {
@@ -539,6 +545,8 @@ int countPrecision(const BuildReport& report, const std::string& opPart, const s
 }  // namespace
 
 KILN_TEST(cuda, int8_engine_calibrates_and_matches_fp32) {
+  // cuBLASLt's paths here; the implicit GEMM has its own test below.
+  ScopedEnv family("KILN_CUDA_INT8_CONV", "cublaslt");
   std::vector<uint8_t> model = int8Net(8);
   Tensor x = smoothImages(8, 7);
   std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
@@ -560,6 +568,59 @@ KILN_TEST(cuda, int8_engine_calibrates_and_matches_fp32) {
     EXPECT_TRUE(direct && im2col);
     Tensor got = runBuilt(built, x);
     expectClose(got, ref[0], 0.08, "int8 net");
+  }
+}
+
+// The implicit-GEMM INT8 convolution (int8_conv.cu) against cuBLASLt's path, on geometries that do
+// not fill its tiles: 429 and 126 pixels per batch of 3, 40 output channels, 432-byte K (6.75
+// steps of 64), dilation with asymmetric padding, a strided 1x1 and a residual. Both engines share
+// the calibration, so they differ at most by float rounding in the epilogue.
+KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {3, 48, 13, 11});
+  m.initializer("w1", DType::Float32, {40, 48, 3, 3}, randomValues(40 * 432, 201, -0.08f, 0.08f));
+  m.initializer("b1", DType::Float32, {40}, randomValues(40, 202, -0.1f, 0.2f));
+  m.initializer("w2", DType::Float32, {32, 48, 1, 1}, randomValues(32 * 48, 203, -0.2f, 0.2f));
+  m.initializer("b2", DType::Float32, {32}, randomValues(32, 204, -0.1f, 0.2f));
+  m.initializer("w3", DType::Float32, {48, 48, 3, 3}, randomValues(48 * 432, 205, -0.08f, 0.08f));
+  m.initializer("b3", DType::Float32, {48}, randomValues(48, 206, -0.1f, 0.1f));
+  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {2, 1, 1, 2}), Attr::ints("dilations", {2, 2})});
+  m.node("Relu", {"c1"}, {"y1"});
+  m.node("Conv", {"x", "w2", "b2"}, {"c2"}, {Attr::ints("strides", {2, 2})});
+  m.node("Relu", {"c2"}, {"y2"});
+  m.node("Conv", {"x", "w3", "b3"}, {"c3"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Add", {"c3", "x"}, {"s3"});
+  m.node("Relu", {"s3"}, {"y3"});
+  for (const char* y : {"y1", "y2", "y3"}) m.output(y);
+  m.opset("", 17);
+  const std::vector<uint8_t> model = m.bytes();
+  const Tensor x = floatTensor({3, 48, 13, 11}, 207, -1.f, 1.f);
+  const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
+  auto build = [&](const char* family) {
+    ScopedEnv env("KILN_CUDA_INT8_CONV", family);
+    BuildOptions options;
+    options.backend = "cuda";
+    options.precision = Precision::Int8;
+    options.int8MaxLayerError = 0.5;
+    for (uint32_t seed = 0; seed < 4; ++seed)
+      options.calibrationBatches.push_back({{"x", floatTensor({3, 48, 13, 11}, 300 + seed, -1.f, 1.f)}});
+    BuildResult built = buildEngine(model.data(), model.size(), options);
+    EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 3);
+    int implicitLayers = 0;
+    for (const LayerReport& l : built.report.layers) implicitLayers += l.kernel.find("implicit_gemm") != std::string::npos;
+    EXPECT_EQ(implicitLayers, std::string(family) == "implicit" ? 3 : 0);
+    std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
+    std::unique_ptr<ExecutionContext> ctx = engine->createContext();
+    RunResult r = ctx->run({{"x", x}});
+    std::vector<Tensor> out;
+    for (auto& [name, t] : r.outputs) out.push_back(std::move(t));
+    return out;
+  };
+  const std::vector<Tensor> implicit = build("implicit"), lt = build("cublaslt");
+  EXPECT_EQ(implicit.size(), size_t(3));
+  for (size_t i = 0; i < implicit.size(); ++i) {
+    expectClose(implicit[i], lt[i], 0.02, "implicit vs cuBLASLt, output " + std::to_string(i));
+    expectClose(implicit[i], ref[i], 0.1, "implicit vs fp32, output " + std::to_string(i));
   }
 }
 

@@ -63,6 +63,8 @@ class Backend {
   // Whether graph inputs and outputs get slots in the context's arena (a device backend copies
   // them in and out of device memory, so deviceMemoryBytes counts them).
   virtual bool ioInArena() const { return false; }
+  // Offsets in the arena (activations and kernel workspaces) are multiples of this.
+  virtual size_t arenaAlignment() const { return 64; }
   // Per-layer timing at the opt shapes for the build report; false: the builder times on the host.
   virtual bool measureLayers(const EngineImpl& engine, const std::map<std::string, Shape>& shapes,
                              std::vector<double>& nodeMs) const {

@@ -98,7 +98,8 @@ class Builder {
       traces.push_back(std::move(trace));
       checkCancel();
     }
-    plan.memory = planEngineMemory(*graph, traces, options_.planMemory, report.warnings, backend->ioInArena());
+    plan.memory = planEngineMemory(*graph, traces, options_.planMemory, report.warnings, backend->ioInArena(),
+                                   backend->arenaAlignment());
     report.peakMemoryBytes = plan.memory.arenaBytes;
     report.weightBytes = plan.weightBytes;
     plan.report = report;

@@ -8,7 +8,7 @@
 namespace kiln {
 
 EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace>& traces, bool enabled,
-                                  std::vector<std::string>& warnings, bool ioInArena) {
+                                  std::vector<std::string>& warnings, bool ioInArena, size_t alignment) {
   const size_t numValues = graph.values.size();
   const size_t numNodes = graph.nodes.size();
   EngineMemoryPlan mem;
@@ -113,6 +113,7 @@ EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace
 
   MemoryPlanOptions options;
   options.enabled = enabled;
+  options.alignment = alignment;
   MemoryPlan plan = planMemory(tensors, options);
   verifyMemoryPlan(tensors, plan);
   mem.arenaBytes = plan.peakBytes;

@@ -14,8 +14,8 @@ namespace kiln {
 // when every trace could size it from the input shapes; the others (data-dependent sizes) are left
 // to the heap at run time and named in a warning. `enabled` is BuildOptions::planMemory.
 // `ioInArena` (device backends): graph inputs and outputs get arena slots too, inputs alive from
-// before the first node, outputs until after the last.
+// before the first node, outputs until after the last. Offsets are multiples of `alignment`.
 EngineMemoryPlan planEngineMemory(const Graph& graph, const std::vector<RunTrace>& traces, bool enabled,
-                                  std::vector<std::string>& warnings, bool ioInArena = false);
+                                  std::vector<std::string>& warnings, bool ioInArena = false, size_t alignment = 64);
 
 }  // namespace kiln

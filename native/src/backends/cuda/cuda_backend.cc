@@ -85,6 +85,7 @@ class CudaBackend final : public Backend {
   }
 
   bool ioInArena() const override { return true; }
+  size_t arenaAlignment() const override { return kCudaArenaAlignment; }
 
   bool measureLayers(const EngineImpl& engine, const std::map<std::string, Shape>& shapes,
                      std::vector<double>& nodeMs) const override {
@@ -92,7 +93,7 @@ class CudaBackend final : public Backend {
     RunTrace trace;
     traceStaticShapes(engine, shapes, trace);
     std::vector<std::string> warnings;
-    EngineMemoryPlan memory = planEngineMemory(engine.graph(), {trace}, true, warnings, true);
+    EngineMemoryPlan memory = planEngineMemory(engine.graph(), {trace}, true, warnings, true, kCudaArenaAlignment);
     auto self = std::static_pointer_cast<const EngineImpl>(engine.shared_from_this());
     CudaContext ctx(self, &memory);
     std::mt19937 rng(20240607);

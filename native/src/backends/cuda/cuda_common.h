@@ -34,6 +34,11 @@ struct CudaExec {
 
 inline CudaExec& exec(const KernelContext& ctx) { return *static_cast<CudaExec*>(ctx.stream); }
 
+// Arena offsets (activations and kernel workspaces) on the device: cuBLASLt's heuristics assume
+// 256-byte aligned operands and refuse a workspace that is not (a 64-byte offset failed an INT8
+// engine's fp16 GEMM with "cuBLASLt error 7").
+constexpr size_t kCudaArenaAlignment = 256;
+
 // Device memory owned by a shared_ptr (weights, constant inputs).
 std::shared_ptr<void> deviceAlloc(size_t bytes);
 std::shared_ptr<void> uploadToDevice(const void* host, size_t bytes);

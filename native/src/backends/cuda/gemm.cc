@@ -201,6 +201,46 @@ void tuneGemm(const GemmCall& shape, size_t workspaceBytes) {
   timingCachePut(key, algoToHex(results[bestIndex].algo));
 }
 
+namespace {
+
+uint32_t alignmentOf(const void* p) {
+  const uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 256;
+  while (a > 1 && v % a != 0) a /= 2;
+  return a;
+}
+
+template <class Matmul>
+void runWithAlignedHeuristic(const GemmCall& g, LtDescs& d, cublasLtHandle_t handle, cublasLtMatmulAlgo_t& algo,
+                             const Matmul& matmul, const void* workspace, size_t workspaceBytes) {
+  // cuBLASLt's A is Kiln's B (see describeGemm).
+  const uint32_t align[4] = {alignmentOf(g.b), alignmentOf(g.a), alignmentOf(g.c ? g.c : g.d), alignmentOf(g.d)};
+  const cublasLtMatmulPreferenceAttributes_t attrs[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; ++i)
+    KILN_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, attrs[i], &align[i], sizeof(align[i])));
+  cublasLtMatmulHeuristicResult_t results[8];
+  int found = 0;
+  if (cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.a, d.b, d.c, d.c, d.pref, 8, results, &found) != CUBLAS_STATUS_SUCCESS)
+    found = 0;
+  cublasStatus_t last = CUBLAS_STATUS_NOT_SUPPORTED;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    algo = results[i].algo;
+    if ((last = matmul()) == CUBLAS_STATUS_SUCCESS) return;
+  }
+  char detail[320];
+  std::snprintf(detail, sizeof(detail),
+                "cuBLASLt error %d: no algorithm ran this GEMM (%s m%lld n%lld k%lld batch %lld, %d candidates, "
+                "alignments A %u B %u C %u D %u bytes, workspace %zu bytes at alignment %u)",
+                int(last), dtypeName(g.type), (long long)g.m, (long long)g.n, (long long)g.k, (long long)g.batch, found,
+                align[1], align[0], align[2], align[3], workspaceBytes, alignmentOf(workspace));
+  fail(ErrorCode::Internal, detail);
+}
+
+}  // namespace
+
 void runGemm(const GemmCall& g, void* ltHandle, cudaStream_t stream, void* workspace, size_t workspaceBytes) {
   cublasLtHandle_t handle = static_cast<cublasLtHandle_t>(ltHandle);
   if (g.m == 0 || g.n == 0) return;
@@ -228,12 +268,10 @@ void runGemm(const GemmCall& g, void* ltHandle, cudaStream_t stream, void* works
     return cublasLtMatmul(handle, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, cPtr, d.c, g.d, d.c, &algo, workspace,
                           workspaceBytes, stream);
   };
-  // cuBLASLt checks its arguments before it launches anything, so a tuned algorithm it refuses for
-  // these operands (their alignment, say) is replaced by the heuristic's choice, not a failed run.
-  if (!tuned || matmul() != CUBLAS_STATUS_SUCCESS) {
-    if (tuned) algo = heuristicAlgo();
-    KILN_LT_CHECK(matmul());
-  }
+  // cuBLASLt checks its arguments before it launches anything, so an algorithm it refuses for these
+  // operands is replaced, not a failed run: the heuristic assumes 16-byte aligned operands unless
+  // told otherwise, so the retry states the actual alignments and takes the first candidate that runs.
+  if (matmul() != CUBLAS_STATUS_SUCCESS) runWithAlignedHeuristic(g, d, handle, algo, matmul, workspace, workspaceBytes);
   if (extraPass) launchEpilogue(g.d, nullptr, nullptr, g.type, g.m * g.n * g.batch, 1, 1, g.act, stream);
 }
 

@@ -10,15 +10,20 @@
 //                          per-channel weight and output scales; Bias is divided by the output scale.
 // kiln.CudaMaxPoolInt8NHWC MaxPool (2-D) on int8 [N,H,W,C], the scale unchanged.
 //
-// The convolution is a GEMM on cuBLASLt's integer tensor cores (IMMA, int32 accumulation): a 1x1
-// stride-1 convolution reads X directly as the [N*H*W, C] matrix, others first gather their patches
-// (im2col, int8) into the workspace. The per-channel scale, bias, residual and ReLU are fused into
-// cuBLASLt's epilogue with int8 output when cuBLASLt offers that (alpha as a device vector), or run
-// as one requantizing pass over int32 accumulators otherwise. The GEMM algorithm is chosen by timing
-// cuBLASLt's top candidates once per shape.
+// The convolution is a GEMM over the output pixels, chosen by timing per geometry among:
+// - Kiln's implicit GEMM (int8_conv.cu): patches gathered straight from X into shared memory, int8
+//   tensor-core products, the per-channel scale, bias, residual and ReLU applied to the int32
+//   accumulators in registers, int8 out; no workspace. Needs C % 16 == 0 and K % 8 == 0.
+// - cuBLASLt's integer tensor-core GEMMs (IMMA): a 1x1 stride-1 convolution reads X directly as the
+//   [N*H*W, C] matrix, others first gather their patches (im2col, int8) into the workspace; the
+//   epilogue is fused into cuBLASLt's with int8 output where it offers that (alpha as a device
+//   vector), or runs as one requantizing pass over int32 accumulators.
+// KILN_CUDA_INT8_CONV=implicit|cublaslt restricts the choice to one of the two (tests, A/B runs).
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -177,10 +182,32 @@ void describeInt8(LtInt8& d, int64_t m, int64_t n, int64_t k, bool fused, bool r
 }
 
 struct Int8Choice {
+  int implicitTile = -1;  // >= 0: Kiln's implicit-GEMM kernel with this tile (int8_conv.cu)
   bool fused = false;
   bool dp4a = false;  // no cuBLASLt algorithm: Kiln's dp4a GEMM
   cublasLtMatmulAlgo_t algo{};
 };
+
+// KILN_CUDA_INT8_CONV=implicit|cublaslt restricts the timing to one family (tests, A/B runs).
+enum class Int8ConvFamily { Any, Implicit, CublasLt };
+Int8ConvFamily int8ConvFamily() {
+  const char* v = std::getenv("KILN_CUDA_INT8_CONV");
+  if (v && std::string(v) == "implicit") return Int8ConvFamily::Implicit;
+  if (v && std::string(v) == "cublaslt") return Int8ConvFamily::CublasLt;
+  return Int8ConvFamily::Any;
+}
+
+// Times `launch` (3 runs after one warm-up) on `stream`; false when the first launch fails.
+template <class Launch>
+bool timeLaunches(const Launch& launch, cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, float& ms) {
+  if (!launch()) return false;
+  cudaEventRecord(start, stream);
+  for (int r = 0; r < 3; ++r) launch();
+  cudaEventRecord(stop, stream);
+  if (cudaEventSynchronize(stop) != cudaSuccess) return false;
+  cudaEventElapsedTime(&ms, start, stop);
+  return true;
+}
 
 class ConvInt8Kernel final : public CudaKernel {
  public:
@@ -200,91 +227,117 @@ class ConvInt8Kernel final : public CudaKernel {
   }
 
   size_t workspaceBytes(const KernelContext& ctx) const override {
-    const Shape& y = ctx.outputs[0]->shape;
-    const int64_t m = y[0] * y[1] * y[2], n = y[3];
-    const Int8Choice& c = choose(m, n, ctx.inputs.size() > 4 && ctx.inputs[4] != nullptr);
-    size_t bytes = kLtWorkspace;
+    const Im2ColGeometry g = geometry(ctx);
+    const int64_t m = g.n * g.oh * g.ow, n = ctx.outputs[0]->shape[3];
+    const Int8Choice& c = choose(g, n, hasZ(ctx));
+    if (c.implicitTile >= 0) return 0;
+    size_t bytes = c.dp4a ? 0 : kLtWorkspace;
     if (!direct_) bytes += align256(size_t(m) * kPad_);
     if (!c.fused) bytes += align256(size_t(m) * n * 4);
-    if (c.dp4a) bytes -= kLtWorkspace;
     return bytes;
   }
 
   void run(KernelContext& ctx) const override {
-    const Tensor& x = *ctx.inputs[0];
     Tensor& y = *ctx.outputs[0];
-    const int64_t m = y.shape[0] * y.shape[1] * y.shape[2], n = y.shape[3];
+    const Im2ColGeometry g = geometry(ctx);
+    const int64_t m = g.n * g.oh * g.ow, n = y.shape[3];
     if (m == 0) return;
-    const bool hasZ = ctx.inputs.size() > 4 && ctx.inputs[4] != nullptr;
-    const Int8Choice& choice = choose(m, n, hasZ);
+    const bool z = hasZ(ctx);
+    const Int8Choice& choice = choose(g, n, z);
     cudaStream_t stream = exec(ctx).stream;
+    const int8_t* x = static_cast<const int8_t*>(in(ctx, 0));
+    const int8_t* w = static_cast<const int8_t*>(in(ctx, 1));
+    const float* alpha = static_cast<const float*>(in(ctx, 2));
+    const float* bias = static_cast<const float*>(in(ctx, 3));
+    const int8_t* zData = z ? static_cast<const int8_t*>(in(ctx, 4)) : nullptr;
+    int8_t* yData = static_cast<int8_t*>(y.data);
+    if (choice.implicitTile >= 0) {
+      launchInt8ConvImplicitGemm(choice.implicitTile, x, w, alpha, bias, zData, beta_, relu_, yData, g, n, stream);
+      return;
+    }
     uint8_t* ws = static_cast<uint8_t*>(ctx.workspace);
     void* ltWs = ws;
     if (!choice.dp4a) ws += kLtWorkspace;
-    const int8_t* a = static_cast<const int8_t*>(in(ctx, 0));
+    const int8_t* a = x;
     if (!direct_) {
-      Im2ColGeometry g = geometryOf(node_, x.shape, y.shape, kernel_);
-      g.kPad = kPad_;
-      launchIm2ColInt8(a, reinterpret_cast<int8_t*>(ws), g, stream);
+      launchIm2ColInt8(x, reinterpret_cast<int8_t*>(ws), g, stream);
       a = reinterpret_cast<const int8_t*>(ws);
       ws += align256(size_t(m) * kPad_);
     }
     if (choice.dp4a) {
       int32_t* acc = reinterpret_cast<int32_t*>(ws);
-      launchInt8GemmDp4a(a, static_cast<const int8_t*>(in(ctx, 1)), acc, m, n, kPad_, stream);
-      launchRequantize(acc, static_cast<const float*>(in(ctx, 2)), static_cast<const float*>(in(ctx, 3)),
-                       hasZ ? static_cast<const int8_t*>(in(ctx, 4)) : nullptr, beta_, relu_, static_cast<int8_t*>(y.data),
-                       m, n, stream);
+      launchInt8GemmDp4a(a, w, acc, m, n, kPad_, stream);
+      launchRequantize(acc, alpha, bias, zData, beta_, relu_, yData, m, n, stream);
       return;
     }
     LtInt8 d;
-    const void* bias = in(ctx, 3);
-    describeInt8(d, m, n, kPad_, choice.fused, relu_, hasZ, bias);
+    describeInt8(d, m, n, kPad_, choice.fused, relu_, z, bias);
     cublasLtHandle_t h = static_cast<cublasLtHandle_t>(exec(ctx).cublasLt);
     if (choice.fused) {
-      const float beta = hasZ ? beta_ : 0.f;
-      const void* z = hasZ ? in(ctx, 4) : y.data;
-      KILN_LT8_CHECK(cublasLtMatmul(h, d.op, in(ctx, 2), in(ctx, 1), d.a, a, d.b, &beta, z, d.c, y.data, d.c, &choice.algo,
-                                    ltWs, kLtWorkspace, stream));
+      const float beta = z ? beta_ : 0.f;
+      const void* c = z ? static_cast<const void*>(zData) : yData;
+      KILN_LT8_CHECK(cublasLtMatmul(h, d.op, alpha, w, d.a, a, d.b, &beta, c, d.c, yData, d.c, &choice.algo, ltWs,
+                                    kLtWorkspace, stream));
       return;
     }
     const int32_t one = 1, zero = 0;
     int32_t* acc = reinterpret_cast<int32_t*>(ws);
-    KILN_LT8_CHECK(cublasLtMatmul(h, d.op, &one, in(ctx, 1), d.a, a, d.b, &zero, acc, d.c, acc, d.c, &choice.algo, ltWs,
+    KILN_LT8_CHECK(cublasLtMatmul(h, d.op, &one, w, d.a, a, d.b, &zero, acc, d.c, acc, d.c, &choice.algo, ltWs,
                                   kLtWorkspace, stream));
-    launchRequantize(acc, static_cast<const float*>(in(ctx, 2)), static_cast<const float*>(in(ctx, 3)),
-                     hasZ ? static_cast<const int8_t*>(in(ctx, 4)) : nullptr, beta_, relu_, static_cast<int8_t*>(y.data), m,
-                     n, stream);
+    launchRequantize(acc, alpha, bias, zData, beta_, relu_, yData, m, n, stream);
   }
 
+  // Which paths the timing picked (over the shapes seen): "implicit_gemm" and/or cuBLASLt's
+  // "gemm"/"im2col_gemm" ("_requant": int32 out, then Kiln's requantize kernel; "_dp4a": fallback).
   std::string name() const override {
-    return std::string("cuda.conv_nhwc.int8_") + (direct_ ? "gemm" : "im2col_gemm") + (dp4aUsed_ ? "_dp4a" : "_cublaslt") +
-           (requantUsed_ ? "_requant" : "");
+    std::string lt = std::string(direct_ ? "gemm" : "im2col_gemm") + (dp4aUsed_ ? "_dp4a" : "_cublaslt") +
+                     (requantUsed_ ? "_requant" : "");
+    std::string paths = implicitUsed_ ? "implicit_gemm" : "";
+    if (ltUsed_ || !implicitUsed_) paths += (paths.empty() ? "" : "+") + lt;
+    return "cuda.conv_nhwc.int8_" + paths;
   }
 
  private:
-  // The fastest of cuBLASLt's candidates for this GEMM, with the fused int8-out epilogue or with
-  // int32 out plus Kiln's requantize kernel (timed together): on some GPUs and cuBLASLt versions the
-  // only fused algorithms are slow ones. Timed once per shape on scratch buffers (never during a
+  static bool hasZ(const KernelContext& ctx) { return ctx.inputs.size() > 4 && ctx.inputs[4] != nullptr; }
+
+  Im2ColGeometry geometry(const KernelContext& ctx) const {
+    Im2ColGeometry g = geometryOf(node_, ctx.inputs[0]->shape, ctx.outputs[0]->shape, kernel_);
+    g.kPad = kPad_;
+    return g;
+  }
+
+  // The fastest of: Kiln's implicit-GEMM kernel (each tile shape), and cuBLASLt's candidates for the
+  // GEMM with the fused int8-out epilogue or with int32 out plus Kiln's requantize kernel (timed
+  // together; on some GPUs and cuBLASLt versions the only fused algorithms are slow ones), im2col
+  // included where the layer needs it. Timed once per geometry on scratch buffers (never during a
   // capture: workspaceBytes() comes first).
-  const Int8Choice& choose(int64_t m, int64_t n, bool hasZ) const {
-    const std::string key = "int8gemm|" + deviceKey() + "|m" + std::to_string(m) + " n" + std::to_string(n) + " k" +
-                            std::to_string(kPad_) + " z" + std::to_string(hasZ) + " r" + std::to_string(relu_);
+  const Int8Choice& choose(const Im2ColGeometry& g, int64_t n, bool hasZ) const {
+    const int64_t m = g.n * g.oh * g.ow;
+    char keyBuf[256];
+    std::snprintf(keyBuf, sizeof(keyBuf), "int8conv|%s|x%lldx%lldx%lldx%lld k%lld kpad%lld r%ds%d st%d,%d p%d,%d d%d,%d z%d r%d",
+                  deviceKey().c_str(), (long long)g.n, (long long)g.h, (long long)g.w, (long long)g.c, (long long)n,
+                  (long long)kPad_, g.r, g.s, g.strideH, g.strideW, g.padH, g.padW, g.dilH, g.dilW, int(hasZ), int(relu_));
+    const std::string key = keyBuf;
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = choices_.find(key);
     if (it != choices_.end()) return it->second;
+    const Int8ConvFamily family = int8ConvFamily();
     static void* handle = createCublasLtHandle();
     cublasLtHandle_t h = static_cast<cublasLtHandle_t>(handle);
-    std::shared_ptr<void> a = deviceAlloc(size_t(m) * kPad_), b = deviceAlloc(size_t(n) * kPad_),
-                          c = deviceAlloc(size_t(m) * n * 4), z = deviceAlloc(size_t(m) * n), out = deviceAlloc(size_t(m) * n),
-                          vec = deviceAlloc(size_t(n) * 4 * 2),
+    const size_t xBytes = size_t(g.n) * g.h * g.w * g.c;
+    std::shared_ptr<void> x = deviceAlloc(std::max<size_t>(xBytes, 1)), a = deviceAlloc(size_t(m) * kPad_),
+                          b = deviceAlloc(size_t(n) * kPad_), c = deviceAlloc(size_t(m) * n * 4),
+                          z = deviceAlloc(size_t(m) * n), out = deviceAlloc(size_t(m) * n), vec = deviceAlloc(size_t(n) * 4 * 2),
                           ws = deviceAlloc(kLtWorkspace);
+    KILN_CUDA_CHECK(cudaMemset(x.get(), 0, std::max<size_t>(xBytes, 1)));
     KILN_CUDA_CHECK(cudaMemset(a.get(), 0, size_t(m) * kPad_));
     KILN_CUDA_CHECK(cudaMemset(b.get(), 0, size_t(n) * kPad_));
     KILN_CUDA_CHECK(cudaMemset(z.get(), 0, size_t(m) * n));
     KILN_CUDA_CHECK(cudaMemset(vec.get(), 0, size_t(n) * 8));
     const float* alpha = static_cast<const float*>(vec.get());
-    const void* bias = static_cast<const float*>(vec.get()) + n;
+    const float* bias = static_cast<const float*>(vec.get()) + n;
+    const int8_t* zData = hasZ ? static_cast<const int8_t*>(z.get()) : nullptr;
+    int8_t* outData = static_cast<int8_t*>(out.get());
     cudaStream_t stream;
     KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     cudaEvent_t start, stop;
@@ -293,8 +346,27 @@ class ConvInt8Kernel final : public CudaKernel {
     Int8Choice best;
     float bestMs = 1e30f;
     bool found = false;
+    auto consider = [&](float ms, const Int8Choice& candidate) {
+      if (ms < bestMs) bestMs = ms, best = candidate, found = true;
+    };
     std::string tried;
-    for (int fused = 1; fused >= 0; --fused) {
+    float ms = 0;
+    // A family forced by KILN_CUDA_INT8_CONV still falls back to the other where it cannot run.
+    const bool tryImplicit = family != Int8ConvFamily::CublasLt && int8ImplicitGemmSupported(g, n);
+    const bool tryLt = family != Int8ConvFamily::Implicit || !tryImplicit;
+    if (tryImplicit) {
+      for (int tile = 0; tile < kInt8ConvTiles; ++tile) {
+        auto launch = [&] {
+          launchInt8ConvImplicitGemm(tile, static_cast<const int8_t*>(x.get()), static_cast<const int8_t*>(b.get()), alpha,
+                                     bias, zData, 1.f, relu_, outData, g, n, stream);
+          return true;
+        };
+        Int8Choice candidate;
+        candidate.implicitTile = tile;
+        if (timeLaunches(launch, stream, start, stop, ms)) consider(ms, candidate);
+      }
+    }
+    for (int fused = 1; fused >= 0 && tryLt; --fused) {
       LtInt8 d;
       try {
         describeInt8(d, m, n, kPad_, fused != 0, relu_, hasZ, bias);
@@ -311,31 +383,20 @@ class ConvInt8Kernel final : public CudaKernel {
         const float betaF = hasZ ? 1.f : 0.f;
         const int32_t one = 1, zero = 0;
         auto launch = [&] {
+          if (!direct_) launchIm2ColInt8(static_cast<const int8_t*>(x.get()), static_cast<int8_t*>(a.get()), g, stream);
           if (fused)
-            return cublasLtMatmul(h, d.op, alpha, b.get(), d.a, a.get(), d.b, &betaF, hasZ ? z.get() : c.get(), d.c, c.get(),
-                                  d.c, &results[i].algo, ws.get(), kLtWorkspace, stream);
-          cublasStatus_t status = cublasLtMatmul(h, d.op, &one, b.get(), d.a, a.get(), d.b, &zero, c.get(), d.c, c.get(), d.c,
-                                                 &results[i].algo, ws.get(), kLtWorkspace, stream);
-          if (status == CUBLAS_STATUS_SUCCESS) {
-            launchRequantize(static_cast<const int32_t*>(c.get()), alpha, static_cast<const float*>(bias),
-                             hasZ ? static_cast<const int8_t*>(z.get()) : nullptr, 1.f, relu_, static_cast<int8_t*>(out.get()),
-                             m, n, stream);
-          }
-          return status;
+            return cublasLtMatmul(h, d.op, alpha, b.get(), d.a, a.get(), d.b, &betaF, hasZ ? z.get() : out.get(), d.c,
+                                  out.get(), d.c, &results[i].algo, ws.get(), kLtWorkspace, stream) == CUBLAS_STATUS_SUCCESS;
+          if (cublasLtMatmul(h, d.op, &one, b.get(), d.a, a.get(), d.b, &zero, c.get(), d.c, c.get(), d.c, &results[i].algo,
+                             ws.get(), kLtWorkspace, stream) != CUBLAS_STATUS_SUCCESS)
+            return false;
+          launchRequantize(static_cast<const int32_t*>(c.get()), alpha, bias, zData, 1.f, relu_, outData, m, n, stream);
+          return true;
         };
-        if (launch() != CUBLAS_STATUS_SUCCESS) continue;
-        cudaEventRecord(start, stream);
-        for (int r = 0; r < 3; ++r) launch();
-        cudaEventRecord(stop, stream);
-        if (cudaEventSynchronize(stop) != cudaSuccess) continue;
-        float ms = 0;
-        cudaEventElapsedTime(&ms, start, stop);
-        if (ms < bestMs) {
-          bestMs = ms;
-          best.fused = fused != 0;
-          best.algo = results[i].algo;
-          found = true;
-        }
+        Int8Choice candidate;
+        candidate.fused = fused != 0;
+        candidate.algo = results[i].algo;
+        if (timeLaunches(launch, stream, start, stop, ms)) consider(ms, candidate);
       }
       if (count == 0) tried += std::string(fused ? "fused int8-out" : "int32-out") + ": no algorithm; ";
     }
@@ -344,14 +405,15 @@ class ConvInt8Kernel final : public CudaKernel {
     cudaEventDestroy(stop);
     cudaStreamDestroy(stream);
     cudaGetLastError();  // a refused candidate must not poison later checks
-    if (found && !best.fused) requantUsed_ = true;
-    if (!found) {
+    if (found) {
+      if (best.implicitTile >= 0) implicitUsed_ = true;
+      else ltUsed_ = true, requantUsed_ = requantUsed_ || !best.fused;
+    } else {
       // Correct everywhere, slow: kept so that an INT8 engine never fails to build for lack of a
       // cuBLASLt algorithm (the kernel name says which path a layer took).
       best.dp4a = true;
-      dp4aUsed_ = true;
-      std::fprintf(stderr, "kiln: cuBLASLt has no INT8 GEMM for %s (%s); using the dp4a fallback\n", key.c_str(),
-                   tried.c_str());
+      dp4aUsed_ = ltUsed_ = true;
+      std::fprintf(stderr, "kiln: no INT8 GEMM for %s (%s); using the dp4a fallback\n", key.c_str(), tried.c_str());
     }
     return choices_.emplace(key, best).first->second;
   }
@@ -360,7 +422,7 @@ class ConvInt8Kernel final : public CudaKernel {
   int64_t kPad_ = 0;
   float beta_ = 0.f;
   bool relu_ = false, direct_ = false;
-  mutable bool dp4aUsed_ = false, requantUsed_ = false;
+  mutable bool dp4aUsed_ = false, requantUsed_ = false, implicitUsed_ = false, ltUsed_ = false;
   mutable std::mutex mutex_;
   mutable std::map<std::string, Int8Choice> choices_;
 };

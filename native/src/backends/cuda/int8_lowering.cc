@@ -154,7 +154,7 @@ std::map<ValueId, ValueStats> calibrate(const Graph& lowered, const std::vector<
     for (const auto& [name, t] : inputs) shapes[name] = t.shape;
     RunTrace trace;
     traceStaticShapes(*engine, shapes, trace);
-    EngineMemoryPlan memory = planEngineMemory(*graph, {trace}, true, warnings, true);
+    EngineMemoryPlan memory = planEngineMemory(*graph, {trace}, true, warnings, true, kCudaArenaAlignment);
     auto ctx = std::make_unique<CudaContext>(engine, &memory);
     // One eager run first: kernels that choose their algorithm on first use do so outside the
     // CUDA graph capture of the first run().
