@@ -1,3 +1,4 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Config } from "@kiln/config";
 import { createPrismaClient, type PrismaClient } from "@kiln/db";
 import { createLogger, type Logger } from "@kiln/logger";
@@ -5,7 +6,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { ServingError } from "@kiln/serving";
 import { Redis } from "ioredis";
 import type { StorageProvider } from "@kiln/storage";
+import { cors } from "./cors.ts";
 import { errorHandling } from "./errors.ts";
+import { inferFastPath } from "./routes/infer-fast-path.ts";
 import { type PredictionSettings, PredictionService } from "./predictions/prediction-service.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { inferenceRoutes } from "./routes/inference.ts";
@@ -45,6 +48,8 @@ export function buildGateway(
     predictions?: Partial<PredictionSettings>;
     /** Process predictions and webhooks in this gateway (default true). */
     runPredictionWorkers?: boolean;
+    /** Answer plain inference requests without Fastify (default true; tests compare both). */
+    inferFastPath?: boolean;
   } = {},
 ): FastifyInstance {
   const logger = options.logger ?? createLogger({ service: "gateway", level: config.LOG_LEVEL });
@@ -79,31 +84,32 @@ export function buildGateway(
   // Fastify types its logger narrower than pino's; a pino logger is what it uses at run time.
   // No per-request access log: two info lines per inference are a measurable share of its cost.
   // Failures are logged by the error handler; traffic is visible in /metrics and the usage stream.
+  // The server is Fastify's own (same settings), except that plain inference requests take the fast
+  // path (routes/infer-fast-path.ts) and never reach Fastify; it is set once the routes exist.
+  let fastPath: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  let isClosing = false;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    serverFactory: (handler, opts) => {
+      const server = createServer(opts.http ?? {}, (req, res) => {
+        if (!fastPath?.(req, res)) handler(req, res);
+      });
+      server.keepAliveTimeout = opts.keepAliveTimeout as number;
+      server.requestTimeout = opts.requestTimeout as number;
+      server.setTimeout(opts.connectionTimeout as number);
+      const maxRequestsPerSocket = Number(opts.maxRequestsPerSocket ?? 0);
+      if (maxRequestsPerSocket > 0) server.maxRequestsPerSocket = maxRequestsPerSocket;
+      return server;
+    },
   });
-  errorHandling(app);
-  // Browsers (the dashboard's playground, customers' web apps) call the API with a Bearer key and
-  // no cookies, so any origin may: the key, not the origin, is what authorizes a request.
-  // A plain (not async) hook: one less promise per request on the hot path.
-  const corsHeaders = {
-    "access-control-allow-origin": "*",
-    "access-control-expose-headers": "inference-header-content-length, x-request-id, retry-after",
-  };
-  const preflightHeaders = {
-    "access-control-allow-methods": "GET, POST, OPTIONS",
-    "access-control-allow-headers": "authorization, content-type, inference-header-content-length, prefer",
-    "access-control-max-age": "600",
-  };
-  app.addHook("onRequest", (req, reply, done) => {
-    reply.headers(corsHeaders);
-    if (req.method === "OPTIONS") {
-      reply.headers(preflightHeaders).code(204).send();
-      return;
-    }
+  // Requests that arrive while the gateway closes get Fastify's 503.
+  app.addHook("preClose", (done) => {
+    isClosing = true;
     done();
   });
+  errorHandling(app);
+  cors(app);
   healthRoutes(app, { prisma, redis });
   // The serving context needs Redis (the key verifier subscribes to revocations). It is created on
   // first use and again after a failure, so a gateway started while Redis is away still starts,
@@ -136,6 +142,7 @@ export function buildGateway(
       return ctx;
     });
   inferenceRoutes(app, servingContext);
+  if (options.inferFastPath !== false) fastPath = inferFastPath(servingContext, { logger, isClosing: () => isClosing });
   metricsRoutes(app, servingContext);
   if (options.storage) {
     predictionRoutes(app, async () => {

@@ -2,6 +2,7 @@
 // metadata and readiness, and inference with JSON or binary tensors (Bearer key).
 import { DTYPE_TO_V2, ServingError } from "@kiln/serving";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { HttpAnswer } from "../errors.ts";
 import { DeploymentResolver } from "../serving/deployment-resolver.ts";
 import { resolveForKey, runInference } from "../serving/run-inference.ts";
 import type { ServingContext } from "../serving/serving-context.ts";
@@ -17,7 +18,48 @@ type ModelParams = { name: string; version?: string };
 const showDims = (shape: readonly (number | string)[] | null) =>
   (shape ?? []).map((d) => (typeof d === "number" ? d : -1));
 
-type ServingGetter = () => ServingContext | Promise<ServingContext>;
+export type ServingGetter = () => ServingContext | Promise<ServingContext>;
+
+const EMPTY = Buffer.alloc(0);
+
+/** One inference request as either transport (Fastify's route, the fast path) received it. */
+export interface InferenceHttpRequest {
+  authorization: string | undefined;
+  /** The raw Inference-Header-Content-Length header. */
+  headerLength: string | string[] | undefined;
+  name: string;
+  version?: string;
+  body: Buffer;
+  /** Arrival time (performance.now()). */
+  startedAt: number;
+}
+
+/** The answer to POST …/infer; errors are thrown (ServingError) for the transport to answer. */
+export async function answerInference(ctx: ServingContext, req: InferenceHttpRequest): Promise<HttpAnswer> {
+  const key = await ctx.authenticate(req.authorization);
+  const rawLength = req.headerLength;
+  const headerLength = rawLength === undefined ? undefined : Number(rawLength);
+  if (headerLength !== undefined && !Number.isInteger(headerLength)) {
+    throw new ServingError("BAD_REQUEST", `Inference-Header-Content-Length '${rawLength}' is not an integer`);
+  }
+  const answer = await runInference(ctx, {
+    key,
+    modelName: req.name,
+    version: req.version,
+    body: req.body,
+    headerLength,
+    startedAt: req.startedAt,
+  });
+  const { encoded } = answer;
+  const headers: HttpAnswer["headers"] = { "x-request-id": answer.requestId };
+  if (encoded.headerLength !== undefined) {
+    headers["content-type"] = "application/octet-stream";
+    headers["inference-header-content-length"] = String(encoded.headerLength);
+  } else {
+    headers["content-type"] = "application/json";
+  }
+  return { status: 200, headers, body: encoded.body };
+}
 
 export function inferenceRoutes(app: FastifyInstance, serving: ServingGetter): void {
   app.get("/v2", async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS }));
@@ -61,30 +103,15 @@ export function inferenceRoutes(app: FastifyInstance, serving: ServingGetter): v
     const startedAt = performance.now();
     const got = serving();
     const ctx = got instanceof Promise ? await got : got;
-    const key = await ctx.authenticate(req.headers.authorization);
-    const rawLength = req.headers["inference-header-content-length"];
-    const headerLength = rawLength === undefined ? undefined : Number(rawLength);
-    if (headerLength !== undefined && !Number.isInteger(headerLength)) {
-      throw new ServingError("BAD_REQUEST", `Inference-Header-Content-Length '${rawLength}' is not an integer`);
-    }
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const answer = await runInference(ctx, {
-      key,
-      modelName: req.params.name,
+    const answer = await answerInference(ctx, {
+      authorization: req.headers.authorization,
+      headerLength: req.headers["inference-header-content-length"],
+      name: req.params.name,
       version: req.params.version,
-      body,
-      headerLength,
+      body: Buffer.isBuffer(req.body) ? req.body : EMPTY,
       startedAt,
     });
-    const { encoded } = answer;
-    reply.header("x-request-id", answer.requestId);
-    if (encoded.headerLength !== undefined) {
-      reply.header("content-type", "application/octet-stream");
-      reply.header("inference-header-content-length", encoded.headerLength);
-    } else {
-      reply.header("content-type", "application/json");
-    }
-    return reply.send(encoded.body);
+    return reply.code(answer.status).headers(answer.headers).send(answer.body);
   };
 
   // Inference bodies are read raw: JSON or JSON header + binary tensors, decoded by the protocol codec.
