@@ -352,6 +352,47 @@ KILN_TEST(cuda, few_channel_convolution_padded_or_not_matches_cpu) {
   }
 }
 
+// fp16 convolutions on Kiln's implicit GEMM and on cuDNN: a padded 3-channel stem, a strided 3x3
+// with 40 output channels, a 3x3 with a residual and ReLU, and one without bias or activation.
+KILN_TEST(cuda, implicit_gemm_fp16_convolution_matches_cpu) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {2, 3, 19, 17});
+  m.initializer("w1", DType::Float32, {16, 3, 7, 7}, randomValues(16 * 147, 71, -0.2f, 0.2f));
+  m.initializer("b1", DType::Float32, {16}, randomValues(16, 72, -0.1f, 0.1f));
+  m.initializer("w2", DType::Float32, {40, 16, 3, 3}, randomValues(40 * 144, 73, -0.15f, 0.15f));
+  m.initializer("b2", DType::Float32, {40}, randomValues(40, 74, -0.1f, 0.1f));
+  m.initializer("w3", DType::Float32, {40, 40, 3, 3}, randomValues(40 * 360, 75, -0.1f, 0.1f));
+  m.initializer("b3", DType::Float32, {40}, randomValues(40, 76, -0.1f, 0.1f));
+  m.initializer("w4", DType::Float32, {24, 40, 3, 3}, randomValues(24 * 360, 77, -0.1f, 0.1f));
+  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {3, 3, 3, 3})});
+  m.node("Relu", {"c1"}, {"r1"});
+  m.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("strides", {2, 2})});
+  m.node("Relu", {"c2"}, {"r2"});
+  m.node("Conv", {"r2", "w3", "b3"}, {"c3"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Add", {"c3", "r2"}, {"s3"});
+  m.node("Relu", {"s3"}, {"r3"});
+  m.node("Conv", {"r3", "w4"}, {"y"}, {Attr::ints("pads", {2, 2, 2, 2}), Attr::ints("dilations", {2, 2})});
+  m.output("y");
+  m.opset("", 17);
+  const std::vector<uint8_t> model = m.bytes();
+  const Tensor x = floatTensor({2, 3, 19, 17}, 78);
+  const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
+  for (const char* mode : {"always", "never"}) {
+    ScopedEnv implicit("KILN_CUDA_CONV_IMPLICIT", mode);
+    BuildOptions options;
+    options.backend = "cuda";
+    options.precision = Precision::Fp16;
+    BuildResult built = buildEngine(model.data(), model.size(), options);
+    int implicitLayers = 0;
+    for (const LayerReport& l : built.report.layers) implicitLayers += l.kernel.find("implicit_gemm") != std::string::npos;
+    EXPECT_EQ(implicitLayers, std::string(mode) == "always" ? 4 : 0);
+    std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
+    std::unique_ptr<ExecutionContext> ctx = engine->createContext();
+    RunResult r = ctx->run({{"x", x}});
+    expectClose(r.outputs[0].second, ref[0], 1e-2, std::string("fp16 convolutions, implicit GEMM ") + mode);
+  }
+}
+
 KILN_TEST(cuda, fp16_engine_keeps_float32_signature_and_exact_memory) {
   std::vector<uint8_t> model = resnetBlock();
   BuildOptions options;
@@ -571,9 +612,9 @@ KILN_TEST(cuda, int8_engine_calibrates_and_matches_fp32) {
   }
 }
 
-// The implicit-GEMM INT8 convolution (int8_conv.cu) against cuBLASLt's path, on geometries that do
+// The implicit-GEMM INT8 convolution (implicit_gemm_conv.cu) against cuBLASLt's path, on geometries that do
 // not fill its tiles: 429 and 126 pixels per batch of 3, 40 output channels, 432-byte K (6.75
-// steps of 64), dilation with asymmetric padding, a strided 1x1 and a residual. Both engines share
+// steps of 64), dilation, a strided 1x1 and a residual. Both engines share
 // the calibration, so they differ at most by float rounding in the epilogue.
 KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
   ModelBuilder m;
@@ -584,7 +625,7 @@ KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
   m.initializer("b2", DType::Float32, {32}, randomValues(32, 204, -0.1f, 0.2f));
   m.initializer("w3", DType::Float32, {48, 48, 3, 3}, randomValues(48 * 432, 205, -0.08f, 0.08f));
   m.initializer("b3", DType::Float32, {48}, randomValues(48, 206, -0.1f, 0.1f));
-  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {2, 1, 1, 2}), Attr::ints("dilations", {2, 2})});
+  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {2, 2, 2, 2}), Attr::ints("dilations", {2, 2})});
   m.node("Relu", {"c1"}, {"y1"});
   m.node("Conv", {"x", "w2", "b2"}, {"c2"}, {Attr::ints("strides", {2, 2})});
   m.node("Relu", {"c2"}, {"y2"});

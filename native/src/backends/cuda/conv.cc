@@ -19,6 +19,7 @@
 #include "backends/cuda/cuda_libraries.h"
 #include "backends/cuda/cuda_ops.h"
 #include "backends/cuda/gemm.h"
+#include "backends/cuda/implicit_gemm_conv.h"
 #include "backends/cuda/timing_cache.h"
 #include "ops/nn_geometry.h"
 
@@ -68,6 +69,7 @@ struct AlgoChoice {
   // of cuDNN's workspace.
   bool padded = false;
   size_t padBytes = 0;
+  int implicitTile = -1;  // >= 0: Kiln's implicit-GEMM kernel with this tile instead of cuDNN's algo
 };
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
@@ -104,6 +106,11 @@ class ConvKernel final : public CudaKernel {
     // Such a convolution is also timed with input and weights zero-padded to 8 channels.
     padsChannels_ = nhwc && !pointwise_ && group_ == 1 && inputTypes_[0] == DType::Float16 && w.isConcrete() &&
                     w.rank() == 4 && w.dims[3].value < 8;
+    // Kiln's implicit GEMM (implicit_gemm_conv.cu) is timed too where its epilogue covers the
+    // activation and its tiles the channels (whole 8-channel groups, or padded to 8 as above).
+    implicitGemm_ = nhwc && !pointwise_ && group_ == 1 && inputTypes_[0] == DType::Float16 && w.isConcrete() &&
+                    w.rank() == 4 && w.dims[0].value % 8 == 0 && (w.dims[3].value % 8 == 0 || padsChannels_) &&
+                    (act_.kind == Activation::None || act_.kind == Activation::Relu);
   }
   ~ConvKernel() override {
     if (findHandle_) destroyCudnnHandle(findHandle_);
@@ -154,9 +161,6 @@ class ConvKernel final : public CudaKernel {
       return;
     }
     AlgoChoice choice = choose(ctx, ctx.workspaceSize);
-    ConvDescs d;
-    describe(ctx, d, choice.padded);
-    cudnnHandle_t h = static_cast<cudnnHandle_t>(exec(ctx).cudnn);
     const void* xData = in(ctx, 0);
     const void* wData = in(ctx, 1);
     void* workspace = ctx.workspace;
@@ -173,6 +177,15 @@ class ConvKernel final : public CudaKernel {
     }
     const bool hasBias = ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr;
     const bool hasZ = fused_ && ctx.inputs.size() > 3 && ctx.inputs[3] != nullptr;
+    if (choice.implicitTile >= 0) {
+      launchHalfConvImplicitGemm(choice.implicitTile, xData, wData, hasBias ? in(ctx, 2) : nullptr,
+                                 hasZ ? in(ctx, 3) : nullptr, act_.kind == Activation::Relu, y.data,
+                                 implicitGeometry(ctx, choice.padded), y.shape[3], exec(ctx).stream);
+      return;
+    }
+    ConvDescs d;
+    describe(ctx, d, choice.padded);
+    cudnnHandle_t h = static_cast<cudnnHandle_t>(exec(ctx).cudnn);
     const bool fusedCall = useFusedCall() && hasBias && (act_.kind == Activation::Relu ||
                                        (act_.kind == Activation::None &&
                                         choice.algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM));
@@ -201,10 +214,12 @@ class ConvKernel final : public CudaKernel {
     (void)x;
   }
 
+  // Which paths the timing picked over the shapes seen: cuDNN's and/or Kiln's implicit GEMM.
   std::string name() const override {
     if (pointwise_ && nhwc_) return "cuda.conv_nhwc.1x1_cublaslt";
-    return std::string(nhwc_ ? "cuda.conv_nhwc" : "cuda.conv") + (fused_ ? ".cudnn_fused" : ".cudnn") +
-           (paddedUsed_ ? "_pad8" : "");
+    const std::string lib = fused_ ? "cudnn_fused" : "cudnn";
+    const std::string paths = implicitUsed_ ? (cudnnUsed_ ? "implicit_gemm+" + lib : "implicit_gemm") : lib;
+    return std::string(nhwc_ ? "cuda.conv_nhwc." : "cuda.conv.") + paths + (paddedUsed_ ? "_pad8" : "");
   }
 
  private:
@@ -212,6 +227,15 @@ class ConvKernel final : public CudaKernel {
   size_t padBytes(const KernelContext& ctx) const {
     const int64_t c = ctx.inputs[0]->shape[3];
     return align256(size_t(ctx.inputs[0]->numel() / c) * 16) + align256(size_t(ctx.inputs[1]->numel() / c) * 16);
+  }
+
+  // The implicit GEMM's view of this convolution (weights [K, R*S*C] as OHWI rows).
+  Im2ColGeometry implicitGeometry(const KernelContext& ctx, bool padded) const {
+    const Shape& w = ctx.inputs[1]->shape;
+    Im2ColGeometry g = nhwcWindowGeometry(node_, ctx.inputs[0]->shape, ctx.outputs[0]->shape, {w[1], w[2]});
+    if (padded) g.c = 8;
+    g.kPad = int64_t(g.r) * g.s * g.c;
+    return g;
   }
 
   // padded: the input and weights as widened to 8 channels (NHWC only).
@@ -285,14 +309,22 @@ class ConvKernel final : public CudaKernel {
   // layer signature and shape (timing_cache.h) and kept fastest first.
   AlgoChoice choose(const KernelContext& ctx, size_t limit) const {
     const std::vector<AlgoChoice>& candidates = measured(ctx);
-    // KILN_CUDA_CONV_PAD=always|never overrides the timing for padded candidates (tests, A/B runs).
-    const char* mode = std::getenv("KILN_CUDA_CONV_PAD");
-    const bool always = padsChannels_ && mode != nullptr && std::string(mode) == "always";
-    const bool never = mode != nullptr && std::string(mode) == "never";
+    // KILN_CUDA_CONV_PAD=always|never overrides the timing for padded candidates, and
+    // KILN_CUDA_CONV_IMPLICIT=always|never for the implicit GEMM (tests, A/B runs).
+    auto mode = [](const char* var, const char* value) {
+      const char* v = std::getenv(var);
+      return v != nullptr && std::string(v) == value;
+    };
+    const bool padAlways = padsChannels_ && mode("KILN_CUDA_CONV_PAD", "always"), padNever = mode("KILN_CUDA_CONV_PAD", "never");
+    const bool implicitAlways = mode("KILN_CUDA_CONV_IMPLICIT", "always") &&
+                                std::any_of(candidates.begin(), candidates.end(), [](const AlgoChoice& c) { return c.implicitTile >= 0; });
+    const bool implicitNever = mode("KILN_CUDA_CONV_IMPLICIT", "never");
     for (const AlgoChoice& c : candidates) {
-      if ((always && !c.padded) || (never && c.padded)) continue;
+      if ((padAlways && !c.padded) || (padNever && c.padded)) continue;
+      if ((implicitAlways && c.implicitTile < 0) || (implicitNever && c.implicitTile >= 0)) continue;
       if (c.workspace + c.padBytes <= limit) {
         if (c.padded) paddedUsed_ = true;
+        (c.implicitTile >= 0 ? implicitUsed_ : cudnnUsed_) = true;
         return c;
       }
     }
@@ -302,7 +334,8 @@ class ConvKernel final : public CudaKernel {
 
   const std::vector<AlgoChoice>& measured(const KernelContext& ctx) const {
     const Tensor& x = *ctx.inputs[0];
-    std::string key = std::string(nhwc_ ? "conv_nhwc|" : "conv|") + deviceKey() + "|" + dtypeName(x.dtype) + shapeToString(x.shape) +
+    // "conv_nhwc2": entries carry the implicit-GEMM tile (older caches never timed it).
+    std::string key = std::string(nhwc_ ? "conv_nhwc2|" : "conv|") + deviceKey() + "|" + dtypeName(x.dtype) + shapeToString(x.shape) +
                       shapeToString(ctx.inputs[1]->shape) + shapeToString(ctx.outputs[0]->shape) + "|g" +
                       std::to_string(group_) + (tf32_ ? "|tf32" : "");
     for (const char* attr : {"pads", "strides", "dilations"}) {
@@ -321,12 +354,13 @@ class ConvKernel final : public CudaKernel {
         if (end == std::string::npos) end = cached->size();
         AlgoChoice c;
         unsigned long long mem = 0;
-        int algo = 0, padded = 0;
-        if (std::sscanf(cached->substr(at, end - at).c_str(), "%d,%llu,%f,%d", &algo, &mem, &c.ms, &padded) >= 3 &&
-            (padded == 0 || padsChannels_)) {
+        int algo = 0, padded = 0, tile = -1;
+        if (std::sscanf(cached->substr(at, end - at).c_str(), "%d,%llu,%f,%d,%d", &algo, &mem, &c.ms, &padded, &tile) >= 3 &&
+            (padded == 0 || padsChannels_) && (tile < 0 || (implicitGemm_ && tile < kImplicitGemmTiles))) {
           c.algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo);
           c.workspace = mem;
           c.padded = padded != 0;
+          c.implicitTile = tile;
           c.padBytes = c.padded ? padBytes(ctx) : 0;
           list.push_back(c);
         }
@@ -359,11 +393,12 @@ class ConvKernel final : public CudaKernel {
           list.push_back(c);
         }
       }
+      if (implicitGemm_) timeImplicitGemm(ctx, list);
       KILN_CHECK(!list.empty(), UnsupportedOp, "node '" + node_.name + "': cuDNN found no convolution algorithm for " + key);
       sortFastestFirst(list);
       for (const AlgoChoice& c : list) {
         value += std::to_string(int(c.algo)) + "," + std::to_string(c.workspace) + "," + std::to_string(c.ms) + "," +
-                 std::to_string(c.padded ? 1 : 0) + ";";
+                 std::to_string(c.padded ? 1 : 0) + "," + std::to_string(c.implicitTile) + ";";
       }
       timingCachePut(key, value);
     }
@@ -376,6 +411,55 @@ class ConvKernel final : public CudaKernel {
 
   static void sortFastestFirst(std::vector<AlgoChoice>& list) {
     std::stable_sort(list.begin(), list.end(), [](const AlgoChoice& a, const AlgoChoice& b) { return a.ms < b.ms; });
+  }
+
+  // Adds Kiln's implicit GEMM, one candidate per tile, timed on scratch buffers (3 runs after a
+  // warm-up; a padded layer's time includes the padding).
+  void timeImplicitGemm(const KernelContext& ctx, std::vector<AlgoChoice>& list) const {
+    const bool padded = padsChannels_;
+    const Im2ColGeometry g = implicitGeometry(ctx, padded);
+    const int64_t kOut = ctx.outputs[0]->shape[3], m = g.n * g.oh * g.ow;
+    if (!implicitGemmConvSupported(g, kOut, DType::Float16)) return;
+    const bool hasBias = ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr;
+    const bool hasZ = ctx.inputs.size() > 3 && ctx.inputs[3] != nullptr;
+    const size_t xBytes = size_t(g.n * g.h * g.w * g.c) * 2, wBytes = size_t(kOut * g.kPad) * 2, yBytes = size_t(m * kOut) * 2;
+    std::shared_ptr<void> x = deviceAlloc(xBytes), w = deviceAlloc(wBytes), bias = deviceAlloc(size_t(kOut) * 2),
+                          z = deviceAlloc(yBytes), y = deviceAlloc(yBytes);
+    for (const auto& [buffer, bytes] : {std::pair{&x, xBytes}, {&w, wBytes}, {&bias, size_t(kOut) * 2}, {&z, yBytes}})
+      KILN_CUDA_CHECK(cudaMemset(buffer->get(), 0, bytes));
+    const float padMs = padded ? timePadding(ctx) : 0.f;
+    cudaStream_t stream;
+    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    for (int tile = 0; tile < kImplicitGemmTiles; ++tile) {
+      auto launch = [&] {
+        launchHalfConvImplicitGemm(tile, x.get(), w.get(), hasBias ? bias.get() : nullptr, hasZ ? z.get() : nullptr,
+                                   act_.kind == Activation::Relu, y.get(), g, kOut, stream);
+      };
+      try {
+        launch();
+        cudaEventRecord(start, stream);
+        for (int r = 0; r < 3; ++r) launch();
+        cudaEventRecord(stop, stream);
+      } catch (const KilnError&) {
+        cudaGetLastError();  // a tile that cannot launch here is not a candidate
+        continue;
+      }
+      if (cudaEventSynchronize(stop) != cudaSuccess) continue;
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      AlgoChoice c;
+      c.implicitTile = tile;
+      c.ms = ms / 3 + padMs;
+      c.padded = padded;
+      c.padBytes = padded ? padBytes(ctx) : 0;
+      list.push_back(c);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaStreamDestroy(stream);
   }
 
   // What widening the input and weights to 8 channels costs per run (median of 3, scratch buffers).
@@ -412,8 +496,8 @@ class ConvKernel final : public CudaKernel {
     return tf32_ ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   }
 
-  bool fused_, nhwc_, pointwise_ = false, tf32_ = false, padsChannels_ = false;
-  mutable bool paddedUsed_ = false;
+  bool fused_, nhwc_, pointwise_ = false, tf32_ = false, padsChannels_ = false, implicitGemm_ = false;
+  mutable bool paddedUsed_ = false, implicitUsed_ = false, cudnnUsed_ = false;
   int64_t group_ = 1;
   ActivationParams act_;
   mutable std::mutex mutex_;

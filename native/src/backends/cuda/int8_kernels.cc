@@ -11,7 +11,7 @@
 // kiln.CudaMaxPoolInt8NHWC MaxPool (2-D) on int8 [N,H,W,C], the scale unchanged.
 //
 // The convolution is a GEMM over the output pixels, chosen by timing per geometry among:
-// - Kiln's implicit GEMM (int8_conv.cu): patches gathered straight from X into shared memory, int8
+// - Kiln's implicit GEMM (implicit_gemm_conv.cu): patches gathered straight from X into shared memory, int8
 //   tensor-core products, the per-channel scale, bias, residual and ReLU applied to the int32
 //   accumulators in registers, int8 out; no workspace. Needs C % 16 == 0 and K % 8 == 0.
 // - cuBLASLt's integer tensor-core GEMMs (IMMA): a 1x1 stride-1 convolution reads X directly as the
@@ -29,6 +29,7 @@
 
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/cuda_libraries.h"
+#include "backends/cuda/implicit_gemm_conv.h"
 #include "backends/cuda/int8_ops.h"
 #include "backends/cuda/timing_cache.h"
 #include "graph/fused_ops.h"
@@ -117,24 +118,12 @@ class DequantizeKernel final : public CudaKernel {
   float scale_ = 1.f;
 };
 
-Im2ColGeometry geometryOf(const Node& node, const Shape& x, const Shape& y, const std::vector<int64_t>& kernel) {
-  WindowParams p = readWindowParams(node, 2, kernel);
-  Im2ColGeometry g;
-  g.n = x[0], g.h = x[1], g.w = x[2], g.c = x[3];
-  g.oh = y[1], g.ow = y[2];
-  g.r = static_cast<int>(kernel[0]), g.s = static_cast<int>(kernel[1]);
-  g.strideH = static_cast<int>(p.strides[0]), g.strideW = static_cast<int>(p.strides[1]);
-  g.dilH = static_cast<int>(p.dilations[0]), g.dilW = static_cast<int>(p.dilations[1]);
-  g.padH = static_cast<int>(forwardWindowDim(node, p, 0, x[1]).padBegin);
-  g.padW = static_cast<int>(forwardWindowDim(node, p, 1, x[2]).padBegin);
-  return g;
-}
 
 class MaxPoolInt8Kernel final : public CudaKernel {
  public:
   explicit MaxPoolInt8Kernel(const KernelCreateInfo& info) : CudaKernel(info) {}
   void run(KernelContext& ctx) const override {
-    Im2ColGeometry g = geometryOf(node_, ctx.inputs[0]->shape, ctx.outputs[0]->shape, node_.getInts("kernel_shape"));
+    Im2ColGeometry g = nhwcWindowGeometry(node_, ctx.inputs[0]->shape, ctx.outputs[0]->shape, node_.getInts("kernel_shape"));
     launchMaxPoolInt8(static_cast<const int8_t*>(in(ctx, 0)), static_cast<int8_t*>(ctx.outputs[0]->data), g,
                       exec(ctx).stream);
   }
@@ -182,10 +171,12 @@ void describeInt8(LtInt8& d, int64_t m, int64_t n, int64_t k, bool fused, bool r
 }
 
 struct Int8Choice {
-  int implicitTile = -1;  // >= 0: Kiln's implicit-GEMM kernel with this tile (int8_conv.cu)
+  int implicitTile = -1;  // >= 0: Kiln's implicit-GEMM kernel with this tile (implicit_gemm_conv.cu)
   bool fused = false;
   bool dp4a = false;  // no cuBLASLt algorithm: Kiln's dp4a GEMM
   cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;  // bytes this path needs
+  float ms = 0;          // timed
 };
 
 // KILN_CUDA_INT8_CONV=implicit|cublaslt restricts the timing to one family (tests, A/B runs).
@@ -228,13 +219,7 @@ class ConvInt8Kernel final : public CudaKernel {
 
   size_t workspaceBytes(const KernelContext& ctx) const override {
     const Im2ColGeometry g = geometry(ctx);
-    const int64_t m = g.n * g.oh * g.ow, n = ctx.outputs[0]->shape[3];
-    const Int8Choice& c = choose(g, n, hasZ(ctx));
-    if (c.implicitTile >= 0) return 0;
-    size_t bytes = c.dp4a ? 0 : kLtWorkspace;
-    if (!direct_) bytes += align256(size_t(m) * kPad_);
-    if (!c.fused) bytes += align256(size_t(m) * n * 4);
-    return bytes;
+    return candidates(g, ctx.outputs[0]->shape[3], hasZ(ctx)).front().workspace;
   }
 
   void run(KernelContext& ctx) const override {
@@ -243,7 +228,19 @@ class ConvInt8Kernel final : public CudaKernel {
     const int64_t m = g.n * g.oh * g.ow, n = y.shape[3];
     if (m == 0) return;
     const bool z = hasZ(ctx);
-    const Int8Choice& choice = choose(g, n, z);
+    // The fastest path that fits the workspace the engine planned: timing here may rank the paths
+    // differently from the build's (another process, another run), and the plan is what there is.
+    const Int8Choice* fitting = nullptr;
+    for (const Int8Choice& c : candidates(g, n, z)) {
+      if (c.workspace == 0 || (ctx.workspace != nullptr && c.workspace <= ctx.workspaceSize)) {
+        fitting = &c;
+        break;
+      }
+    }
+    if (fitting == nullptr)
+      fail(ErrorCode::Internal, "no INT8 convolution path fits the planned workspace of " +
+                                    std::to_string(ctx.workspaceSize) + " bytes");
+    const Int8Choice& choice = *fitting;
     cudaStream_t stream = exec(ctx).stream;
     const int8_t* x = static_cast<const int8_t*>(in(ctx, 0));
     const int8_t* w = static_cast<const int8_t*>(in(ctx, 1));
@@ -301,17 +298,17 @@ class ConvInt8Kernel final : public CudaKernel {
   static bool hasZ(const KernelContext& ctx) { return ctx.inputs.size() > 4 && ctx.inputs[4] != nullptr; }
 
   Im2ColGeometry geometry(const KernelContext& ctx) const {
-    Im2ColGeometry g = geometryOf(node_, ctx.inputs[0]->shape, ctx.outputs[0]->shape, kernel_);
+    Im2ColGeometry g = nhwcWindowGeometry(node_, ctx.inputs[0]->shape, ctx.outputs[0]->shape, kernel_);
     g.kPad = kPad_;
     return g;
   }
 
-  // The fastest of: Kiln's implicit-GEMM kernel (each tile shape), and cuBLASLt's candidates for the
-  // GEMM with the fused int8-out epilogue or with int32 out plus Kiln's requantize kernel (timed
-  // together; on some GPUs and cuBLASLt versions the only fused algorithms are slow ones), im2col
-  // included where the layer needs it. Timed once per geometry on scratch buffers (never during a
+  // Kiln's implicit-GEMM kernel (each tile shape) and cuBLASLt's candidates for the GEMM with the
+  // fused int8-out epilogue or with int32 out plus Kiln's requantize kernel (timed together; on some
+  // GPUs and cuBLASLt versions the only fused algorithms are slow ones), im2col included where the
+  // layer needs it, fastest first. Timed once per geometry on scratch buffers (never during a
   // capture: workspaceBytes() comes first).
-  const Int8Choice& choose(const Im2ColGeometry& g, int64_t n, bool hasZ) const {
+  const std::vector<Int8Choice>& candidates(const Im2ColGeometry& g, int64_t n, bool hasZ) const {
     const int64_t m = g.n * g.oh * g.ow;
     char keyBuf[256];
     std::snprintf(keyBuf, sizeof(keyBuf), "int8conv|%s|x%lldx%lldx%lldx%lld k%lld kpad%lld r%ds%d st%d,%d p%d,%d d%d,%d z%d r%d",
@@ -343,19 +340,20 @@ class ConvInt8Kernel final : public CudaKernel {
     cudaEvent_t start, stop;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
-    Int8Choice best;
-    float bestMs = 1e30f;
-    bool found = false;
-    auto consider = [&](float ms, const Int8Choice& candidate) {
-      if (ms < bestMs) bestMs = ms, best = candidate, found = true;
+    const size_t im2colBytes = direct_ ? 0 : align256(size_t(m) * kPad_), accBytes = align256(size_t(m) * n * 4);
+    std::vector<Int8Choice> timed;
+    auto consider = [&](float ms, Int8Choice candidate) {
+      candidate.ms = ms;
+      if (candidate.implicitTile < 0) candidate.workspace = kLtWorkspace + im2colBytes + (candidate.fused ? 0 : accBytes);
+      timed.push_back(candidate);
     };
     std::string tried;
     float ms = 0;
     // A family forced by KILN_CUDA_INT8_CONV still falls back to the other where it cannot run.
-    const bool tryImplicit = family != Int8ConvFamily::CublasLt && int8ImplicitGemmSupported(g, n);
+    const bool tryImplicit = family != Int8ConvFamily::CublasLt && implicitGemmConvSupported(g, n, DType::Int8);
     const bool tryLt = family != Int8ConvFamily::Implicit || !tryImplicit;
     if (tryImplicit) {
-      for (int tile = 0; tile < kInt8ConvTiles; ++tile) {
+      for (int tile = 0; tile < kImplicitGemmTiles; ++tile) {
         auto launch = [&] {
           launchInt8ConvImplicitGemm(tile, static_cast<const int8_t*>(x.get()), static_cast<const int8_t*>(b.get()), alpha,
                                      bias, zData, 1.f, relu_, outData, g, n, stream);
@@ -405,17 +403,21 @@ class ConvInt8Kernel final : public CudaKernel {
     cudaEventDestroy(stop);
     cudaStreamDestroy(stream);
     cudaGetLastError();  // a refused candidate must not poison later checks
-    if (found) {
-      if (best.implicitTile >= 0) implicitUsed_ = true;
-      else ltUsed_ = true, requantUsed_ = requantUsed_ || !best.fused;
+    std::stable_sort(timed.begin(), timed.end(), [](const Int8Choice& a, const Int8Choice& b) { return a.ms < b.ms; });
+    if (!timed.empty()) {
+      if (timed.front().implicitTile >= 0) implicitUsed_ = true;
+      else ltUsed_ = true, requantUsed_ = requantUsed_ || !timed.front().fused;
     } else {
       // Correct everywhere, slow: kept so that an INT8 engine never fails to build for lack of a
       // cuBLASLt algorithm (the kernel name says which path a layer took).
-      best.dp4a = true;
+      Int8Choice dp4a;
+      dp4a.dp4a = true;
+      dp4a.workspace = im2colBytes + accBytes;
+      timed.push_back(dp4a);
       dp4aUsed_ = ltUsed_ = true;
       std::fprintf(stderr, "kiln: no INT8 GEMM for %s (%s); using the dp4a fallback\n", key.c_str(), tried.c_str());
     }
-    return choices_.emplace(key, best).first->second;
+    return choices_.emplace(key, std::move(timed)).first->second;
   }
 
   std::vector<int64_t> kernel_;
@@ -424,7 +426,7 @@ class ConvInt8Kernel final : public CudaKernel {
   bool relu_ = false, direct_ = false;
   mutable bool dp4aUsed_ = false, requantUsed_ = false, implicitUsed_ = false, ltUsed_ = false;
   mutable std::mutex mutex_;
-  mutable std::map<std::string, Int8Choice> choices_;
+  mutable std::map<std::string, std::vector<Int8Choice>> choices_;
 };
 
 std::unique_ptr<Kernel> makeQuantize(const KernelCreateInfo& i) { return std::make_unique<QuantizeKernel>(i); }
@@ -433,6 +435,19 @@ std::unique_ptr<Kernel> makeConvInt8(const KernelCreateInfo& i) { return std::ma
 std::unique_ptr<Kernel> makeMaxPoolInt8(const KernelCreateInfo& i) { return std::make_unique<MaxPoolInt8Kernel>(i); }
 
 }  // namespace
+
+Im2ColGeometry nhwcWindowGeometry(const Node& node, const Shape& x, const Shape& y, const std::vector<int64_t>& kernel) {
+  WindowParams p = readWindowParams(node, 2, kernel);
+  Im2ColGeometry g;
+  g.n = x[0], g.h = x[1], g.w = x[2], g.c = x[3];
+  g.oh = y[1], g.ow = y[2];
+  g.r = static_cast<int>(kernel[0]), g.s = static_cast<int>(kernel[1]);
+  g.strideH = static_cast<int>(p.strides[0]), g.strideW = static_cast<int>(p.strides[1]);
+  g.dilH = static_cast<int>(p.dilations[0]), g.dilW = static_cast<int>(p.dilations[1]);
+  g.padH = static_cast<int>(forwardWindowDim(node, p, 0, x[1]).padBegin);
+  g.padW = static_cast<int>(forwardWindowDim(node, p, 1, x[2]).padBegin);
+  return g;
+}
 
 KILN_REGISTER_SCHEMA(CudaQuantize, (OpSchema{kKilnDomain, "CudaQuantize", 1, inferQuantize}));
 KILN_REGISTER_SCHEMA(CudaDequantize, (OpSchema{kKilnDomain, "CudaDequantize", 1, inferDequantize}));

@@ -4,8 +4,14 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
+#include "core/tensor.h"
+
+namespace kiln {
+struct Node;
+}
 
 namespace kiln::cuda {
 
@@ -21,6 +27,9 @@ struct Im2ColGeometry {
   int64_t kPad = 0;
 };
 void launchIm2ColInt8(const int8_t* x, int8_t* out, const Im2ColGeometry& g, cudaStream_t stream);
+// The geometry of a 2-D window op (Conv, MaxPool: pads, strides, dilations, auto_pad) from NHWC
+// input and output shapes; kPad is left 0.
+Im2ColGeometry nhwcWindowGeometry(const Node& node, const Shape& x, const Shape& y, const std::vector<int64_t>& kernel);
 
 // y[m, k] = q(act(acc[m, k] * alpha[k] + bias[k] + beta * z[m, k])) with ReLU when relu; z may be null.
 void launchRequantize(const int32_t* acc, const float* alpha, const float* bias, const int8_t* z, float beta,
@@ -30,17 +39,6 @@ void launchRequantize(const int32_t* acc, const float* alpha, const float* bias,
 // offers no INT8 algorithm for a shape.
 void launchInt8GemmDp4a(const int8_t* a, const int8_t* w, int32_t* acc, int64_t m, int64_t n, int64_t kPad,
                         cudaStream_t stream);
-
-// The convolution as an implicit GEMM on the integer tensor cores with the requantizing epilogue
-// fused (int8_conv.cu): y = q(act(alpha[k] * conv(x, w)[m, k] + bias[k] + beta * z[m, k])), w as
-// [kOut, g.kPad] rows (r, s, c). No workspace. `tile` picks one of kInt8ConvTiles block shapes
-// (int8ConvTileName); supported() says whether the geometry fits (sm_80+, C % 16, kOut % 8).
-constexpr int kInt8ConvTiles = 4;
-const char* int8ConvTileName(int tile);
-bool int8ImplicitGemmSupported(const Im2ColGeometry& g, int64_t kOut);
-void launchInt8ConvImplicitGemm(int tile, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
-                                const int8_t* z, float beta, bool relu, int8_t* y, const Im2ColGeometry& g,
-                                int64_t kOut, cudaStream_t stream);
 
 // 2-D max pooling on [N,H,W,C] int8 (the scale is unchanged: max commutes with quantization).
 void launchMaxPoolInt8(const int8_t* x, int8_t* y, const Im2ColGeometry& g, cudaStream_t stream);

@@ -1,0 +1,30 @@
+// Convolution as an implicit GEMM on the tensor cores (implicit_gemm_conv.cu), NHWC, no workspace:
+// patches are gathered from X into shared memory, the epilogue runs on the accumulators in registers.
+// W is [kOut, g.kPad] elements, rows (r, s, c). Timed per layer against the libraries' kernels.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backends/cuda/int8_ops.h"
+#include "core/dtype.h"
+
+namespace kiln::cuda {
+
+// Block shapes to time; the name is "BMxBN/stages".
+constexpr int kImplicitGemmTiles = 6;
+const char* implicitGemmTileName(int tile);
+
+// Whether this geometry fits the kernel: sm_80+, int8 or float16, whole 16-byte channel groups
+// (C % 16 int8, C % 8 float16), kOut % 8 == 0.
+bool implicitGemmConvSupported(const Im2ColGeometry& g, int64_t kOut, DType type);
+
+// y = q(act(alpha[k] * conv(x, w)[m, k] + bias[k] + beta * z[m, k])), int8 in and out, z may be null.
+void launchInt8ConvImplicitGemm(int tile, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
+                                const int8_t* z, float beta, bool relu, int8_t* y, const Im2ColGeometry& g,
+                                int64_t kOut, cudaStream_t stream);
+// y = act(conv(x, w)[m, k] + bias[k] + z[m, k]) in float16 (float32 accumulation); bias and z may be null.
+void launchHalfConvImplicitGemm(int tile, const void* x, const void* w, const void* bias, const void* z, bool relu,
+                                void* y, const Im2ColGeometry& g, int64_t kOut, cudaStream_t stream);
+
+}  // namespace kiln::cuda
