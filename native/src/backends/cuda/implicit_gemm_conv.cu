@@ -293,14 +293,17 @@ void launchTile(const ConvArgs& args, cudaStream_t stream) {
 }  // namespace
 
 // Block shapes, timed per layer: wide tiles reuse X across more output channels, small ones fill
-// the GPU when the layer has few pixels, two stages leave room for more blocks when K is short.
+// the GPU when the layer has few pixels; two stages and 32x32 warp tiles (fewer registers) leave
+// room for more resident warps where K is short and the layer is bound by memory latency.
 #define KILN_IMPLICIT_GEMM_TILES(T, X) \
   X(T, 128, 128, 64, 64, 4)            \
   X(T, 128, 64, 64, 32, 4)             \
   X(T, 64, 64, 32, 32, 4)              \
   X(T, 256, 128, 64, 64, 3)            \
   X(T, 128, 256, 64, 64, 3)            \
-  X(T, 128, 128, 64, 64, 2)
+  X(T, 128, 128, 64, 64, 2)            \
+  X(T, 128, 64, 32, 32, 2)             \
+  X(T, 64, 128, 32, 32, 2)
 
 namespace {
 

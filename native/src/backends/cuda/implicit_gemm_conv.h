@@ -12,7 +12,7 @@
 namespace kiln::cuda {
 
 // Block shapes to time; the name is "BMxBN/stages".
-constexpr int kImplicitGemmTiles = 6;
+constexpr int kImplicitGemmTiles = 8;
 const char* implicitGemmTileName(int tile);
 
 // Whether this geometry fits the kernel: sm_80+, int8 or float16, whole 16-byte channel groups
