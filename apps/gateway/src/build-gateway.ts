@@ -42,7 +42,7 @@ export function buildGateway(
   config: GatewayConfig,
   options: {
     logger?: Logger;
-    serving?: Partial<Omit<ServingSettings, "keyPrefix">>;
+    serving?: Partial<Omit<ServingSettings, "keyPrefix" | "redisUrl">>;
     /** Where async predictions keep their tensors; absent: no /v1/predictions. */
     storage?: StorageProvider;
     predictions?: Partial<PredictionSettings>;
@@ -61,11 +61,10 @@ export function buildGateway(
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    // No auto-pipelining: the hot path's commands (admissions and usage events of every request
-    // handled in one event-loop turn) still leave in one write, because RequestAdmission corks the
-    // socket until the turn ends; ioredis's auto-pipelining did the same with a Pipeline object per
-    // write that kept about 1 MB alive through every young-generation GC (measured: scavenge
-    // pauses of 3-7 ms every ~250 ms at 1,000 req/s, and twice the allocation per command).
+    // No auto-pipelining: the hot path's scripts (admissions and usage events) go over a connection
+    // of their own (serving/script-connection.ts), which writes each event-loop turn's commands in
+    // one write; ioredis's auto-pipelining made a Pipeline object per write that kept about 1 MB
+    // alive through every young-generation GC (scavenge pauses of 3-7 ms every ~250 ms).
     enableAutoPipelining: false,
   });
   let lastRedisError = "";
@@ -119,7 +118,12 @@ export function buildGateway(
     serving ??= (async () => {
       const ctx = await createServingContext(
         { prisma, redis, logger },
-        { keyPrefix: config.REDIS_KEY_PREFIX ?? "kiln:", ...DEFAULT_SERVING_SETTINGS, ...options.serving },
+        {
+          keyPrefix: config.REDIS_KEY_PREFIX ?? "kiln:",
+          redisUrl: config.REDIS_URL,
+          ...DEFAULT_SERVING_SETTINGS,
+          ...options.serving,
+        },
       );
       let predictions: PredictionService | undefined;
       if (options.storage) {

@@ -5,12 +5,9 @@
 // - metering: the usage event (XADD), the month's compute charge and the period's spend compute in
 //   one Lua script, queued as the answer is written; under load it is sent with the next admission
 //   (held at most 2 ms), otherwise at once (see `meter`).
-// Both scripts are sent with EVALSHA (ioredis defineCommand), so the script text travels once.
-// Every command of one event-loop turn leaves in one socket write: the first one corks the
-// connection's socket until the turn's check phase (setImmediate), as ioredis's auto-pipelining
-// would, without its Pipeline object per write (see build-gateway.ts).
+// Both scripts go over the gateway's ScriptConnection (EVALSHA, one write per event-loop turn);
+// the rare companions (loading spend limits, recording notices) use the ioredis connection.
 
-import type { Socket } from "node:net";
 import {
   recordComputeUsage,
   recordSpendCapNotices,
@@ -37,13 +34,15 @@ import {
 import type { Plan } from "@kiln/plans";
 import { ServingError } from "@kiln/serving";
 import type { Redis } from "ioredis";
+import { defineScript, type ScriptConnection } from "./script-connection.ts";
 
 // KEYS: quota bucket, month's requests, month's compute-ms, spend limits.
 // ARGV: rate, burst, monthly request cap (-1 none), monthly compute-ms cap (-1 none), seconds to the
 //       month's end, now (ms), spend usage key prefix.
 // Returns {0, projected, cap, periodStart} admitted; {1, waitMs} rate; {2} / {3} monthly caps;
 //         {4, projected, cap, periodStart} spend cap; {5} spend limits missing (load them and retry).
-const ADMIT_LUA = `${QUOTA_CHECK_LUA}${SPEND_CAP_CHECK_LUA}
+const ADMIT = defineScript(
+  `${QUOTA_CHECK_LUA}${SPEND_CAP_CHECK_LUA}
 local code, a, now = kiln_quota_check(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 if code ~= 0 then return {code, a} end
 local allowed, projected, cap, periodStart, usageKey = kiln_spend_check(KEYS[4], ARGV[6], ARGV[7], 1)
@@ -52,14 +51,17 @@ if allowed == 0 then return {4, projected, cap, periodStart} end
 kiln_quota_take(KEYS[1], KEYS[2], a, now, ARGV[1], ARGV[2], ARGV[5])
 kiln_spend_count(usageKey, 1)
 return {0, projected, cap, periodStart}
-`;
+`,
+  4,
+);
 
 // KEYS: usage stream, month's compute-ms, spend limits.
 // ARGV: stream max length, compute ms for the quota (ceil, 0: none), seconds to the month's end,
 //       spend usage key prefix, compute ms for the spend cap (rounded, 0: none), then the event's
 //       field values in USAGE_EVENT_FIELDS order (the script adds the names: half the arguments).
 // Returns 0 when the spend limits were missing (the caller loads them and records the compute), else 1.
-const METER_LUA = `${SPEND_CAP_CHECK_LUA}
+const METER = defineScript(
+  `${SPEND_CAP_CHECK_LUA}
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', ${USAGE_EVENT_FIELDS.map((f, i) => `'${f}', ARGV[${6 + i}]`).join(", ")})
 if tonumber(ARGV[2]) > 0 then
   redis.call('INCRBY', KEYS[2], ARGV[2])
@@ -67,9 +69,9 @@ if tonumber(ARGV[2]) > 0 then
 end
 if tonumber(ARGV[5]) > 0 then return kiln_spend_compute(KEYS[3], ARGV[4], ARGV[5]) end
 return 1
-`;
-
-type Command = (...args: (string | number)[]) => Promise<unknown>;
+`,
+  3,
+);
 
 /** How long an answered request's usage event may wait for an admission to travel with. */
 const METER_FLUSH_MS = 2;
@@ -77,8 +79,6 @@ const METER_FLUSH_MS = 2;
 const METER_BATCH = 64;
 
 export class RequestAdmission {
-  readonly #admit: Command;
-  readonly #meter: Command;
   readonly #spendDeps: SpendCapDeps;
   /** Spend notices already recorded by this process (recordSpendCapNotices is idempotent anyway). */
   readonly #noticed = new Set<string>();
@@ -90,19 +90,14 @@ export class RequestAdmission {
   /** Moving average of the time between admissions (ms), and when the last one was. */
   #admitGapMs = 1_000;
   #lastAdmitAt = 0;
-  #corked: Socket | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly scripts: ScriptConnection,
+    redis: Redis,
     prisma: PrismaClient,
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {
-    const commands = redis as unknown as Record<string, Command>;
-    if (!("kilnGatewayAdmit" in redis)) redis.defineCommand("kilnGatewayAdmit", { numberOfKeys: 4, lua: ADMIT_LUA });
-    if (!("kilnGatewayMeter" in redis)) redis.defineCommand("kilnGatewayMeter", { numberOfKeys: 3, lua: METER_LUA });
-    this.#admit = (commands.kilnGatewayAdmit as Command).bind(redis);
-    this.#meter = (commands.kilnGatewayMeter as Command).bind(redis);
     this.#spendDeps = { prisma, redis, redisKeyPrefix: prefix };
     this.#stream = usageStreamKey(prefix);
   }
@@ -144,8 +139,7 @@ export class RequestAdmission {
     const keys = quotaKeys(this.prefix, orgId, now);
     const spend = spendCapKeys(this.prefix, orgId);
     const { limits } = plan;
-    this.#cork();
-    return this.#admit(
+    return this.scripts.run(ADMIT, [
       keys.bucket,
       keys.monthRequests,
       keys.monthComputeMs,
@@ -157,7 +151,7 @@ export class RequestAdmission {
       secondsToMonthEnd(now),
       now.getTime(),
       spend.usagePrefix,
-    ) as Promise<(number | string)[]>;
+    ]) as Promise<(number | string)[]>;
   }
 
   /** 50/80/100 % notices: a Postgres write the first time a threshold is reached, nothing after. */
@@ -193,26 +187,6 @@ export class RequestAdmission {
 
   readonly #flushNow = () => this.#flush();
 
-  /**
-   * Holds this event-loop turn's commands in the socket until its check phase, so they leave in
-   * one write (ioredis writes each command as it is called). Not connected: nothing to cork, the
-   * command fails at once as before.
-   */
-  #cork(): void {
-    if (this.#corked) return;
-    const socket = (this.redis as unknown as { stream?: Socket }).stream;
-    if (!socket || socket.destroyed || !socket.writable) return;
-    this.#corked = socket;
-    socket.cork();
-    setImmediate(this.#uncork);
-  }
-
-  readonly #uncork = () => {
-    const socket = this.#corked;
-    this.#corked = undefined;
-    socket?.uncork();
-  };
-
   /** Sends every held usage event (they join this event-loop turn's corked write). */
   #flush(): void {
     if (this.#flushTimer !== undefined) {
@@ -230,19 +204,19 @@ export class RequestAdmission {
     }
   }
 
-  /** Sends held usage events and waits for every one in flight (before the Redis connection closes). */
+  /** Sends held usage events, waits for every one in flight, then closes the script connection. */
   async close(): Promise<void> {
     this.#flush();
     await Promise.all([...this.#sending]);
+    await this.scripts.close();
   }
 
   #send(event: UsageEvent): Promise<void> {
     const now = new Date(event.at);
     const computeMs = event.computeMs > 0 ? event.computeMs : 0;
     const spend = spendCapKeys(this.prefix, event.orgId);
-    this.#cork();
     return (
-      this.#meter(
+      this.scripts.run(METER, [
         this.#stream,
         quotaKeys(this.prefix, event.orgId, now).monthComputeMs,
         spend.limits,
@@ -252,7 +226,7 @@ export class RequestAdmission {
         spend.usagePrefix,
         Math.round(computeMs),
         ...usageEventValues(event),
-      ) as Promise<number>
+      ]) as Promise<number>
     )
       .then(async (spendRecorded) => {
         // Spend limits not loaded yet: load them, then record the compute (rare: once per period).

@@ -15,9 +15,12 @@ import { RequestAdmission } from "./admission.ts";
 import { DeploymentResolver } from "./deployment-resolver.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.ts";
 import { OrgPlans } from "./org-plans.ts";
+import { ScriptConnection } from "./script-connection.ts";
 
 export interface ServingSettings {
   keyPrefix: string;
+  /** The Redis the gateway's ioredis connection uses; admission and metering open their own to it. */
+  redisUrl: string;
   /** How long a request waits for a first replica of a scaled-to-zero deployment. */
   coldStartTimeoutMs: number;
   /** How long a replica may take to answer one request. */
@@ -57,6 +60,20 @@ export async function createServingContext(
     redisKeyPrefix: settings.keyPrefix,
     onError: (error, context) => logger.warn({ err: error }, context),
   });
+  // The admission and metering scripts' own connection; a gateway that cannot reach Redis does not start serving.
+  let lastScriptError = "";
+  const scripts = new ScriptConnection(settings.redisUrl, (error) => {
+    // A reconnecting connection repeats its error; log each kind once.
+    if (error.message !== lastScriptError) logger.warn({ err: error }, "redis connection error (admission)");
+    lastScriptError = error.message;
+  });
+  try {
+    await scripts.whenReady();
+  } catch (error) {
+    await verifier.close();
+    await scripts.close();
+    throw error;
+  }
   const plans = new OrgPlans(prisma);
   const registry = new ReplicaRegistry(redis, settings.keyPrefix, settings.replicaTtlMs);
   // BullMQ needs a connection that queues commands while reconnecting; the gateway's own fails fast.
@@ -100,7 +117,7 @@ export async function createServingContext(
     },
   );
   if (settings.minReplicaCheckMs !== 0) keeper.start();
-  const admission = new RequestAdmission(redis, prisma, settings.keyPrefix, logger);
+  const admission = new RequestAdmission(scripts, redis, prisma, settings.keyPrefix, logger);
   const deployments = new DeploymentResolver(prisma, {
     replicaCap: async (orgId) => (await plans.standing(orgId)).plan.limits.replicasPerDeployment,
   });
