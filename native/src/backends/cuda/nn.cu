@@ -543,13 +543,89 @@ __global__ void stridedCopyKernel(const T* x, T* y, int64_t n, Strided s) {
   }
 }
 
-void launchStrided(const void* x, void* y, size_t elem, int64_t n, const Strided& s, cudaStream_t stream) {
+// Division by a run-time constant as a multiply-high and a shift (valid for numerators < 2^31):
+// a 64-bit division per dimension and element made a transpose compute-bound (ResNet-50's input
+// [256,3,224,224] -> NHWC took 0.30 ms on the H100 for 77 MB each way).
+struct FastDivmod {
+  uint32_t div = 1, mul = 0, shr = 0;
+  static FastDivmod of(uint32_t d) {
+    FastDivmod f;
+    f.div = d;
+    if (d > 1) {
+      uint32_t log2 = 0;
+      while ((uint64_t(1) << log2) < d) ++log2;  // ceil(log2(d))
+      const uint32_t p = 31 + log2;
+      f.mul = static_cast<uint32_t>(((uint64_t(1) << p) + d - 1) / d);
+      f.shr = p - 32;
+    }
+    return f;
+  }
+  __device__ __forceinline__ uint32_t quotient(uint32_t n) const { return div == 1 ? n : __umulhi(n, mul) >> shr; }
+};
+struct Strided32 {
+  int rank;
+  FastDivmod outDims[kMaxRank];
+  uint32_t inStrides[kMaxRank];
+};
+
+template <class T>
+__global__ void stridedCopyKernel32(const T* x, T* y, uint32_t n, Strided32 s) {
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    uint32_t rem = i, off = 0;
+    for (int d = s.rank - 1; d >= 0; --d) {
+      const uint32_t q = s.outDims[d].quotient(rem);
+      off += (rem - q * s.outDims[d].div) * s.inStrides[d];
+      rem = q;
+    }
+    y[i] = x[off];
+  }
+}
+
+// Drops dims of size 1 and merges neighbours that are contiguous in the input too (an NCHW -> NHWC
+// transpose becomes 3-D), so each element needs fewer divisions.
+Strided simplify(const Strided& s) {
+  Strided out{};
+  out.rank = 0;
+  for (int d = 0; d < s.rank; ++d) {
+    if (s.outDims[d] == 1) continue;
+    if (out.rank > 0 && out.inStrides[out.rank - 1] == s.inStrides[d] * s.outDims[d]) {
+      out.outDims[out.rank - 1] *= s.outDims[d];
+      out.inStrides[out.rank - 1] = s.inStrides[d];
+      continue;
+    }
+    out.outDims[out.rank] = s.outDims[d];
+    out.inStrides[out.rank] = s.inStrides[d];
+    ++out.rank;
+  }
+  return out;
+}
+
+template <class T>
+void launchStridedAs(const void* x, void* y, int64_t n, const Strided& s, cudaStream_t stream) {
+  int64_t maxOffset = 0;
+  for (int d = 0; d < s.rank; ++d) maxOffset += (s.outDims[d] - 1) * s.inStrides[d];
+  constexpr int64_t kLimit = (int64_t(1) << 31) - 1;
+  if (n <= kLimit && maxOffset <= kLimit) {
+    Strided32 s32{};
+    s32.rank = s.rank;
+    for (int d = 0; d < s.rank; ++d) {
+      s32.outDims[d] = FastDivmod::of(static_cast<uint32_t>(s.outDims[d]));
+      s32.inStrides[d] = static_cast<uint32_t>(s.inStrides[d]);
+    }
+    stridedCopyKernel32<T><<<gridFor(n), 256, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), uint32_t(n), s32);
+  } else {
+    stridedCopyKernel<T><<<gridFor(n), 256, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n, s);
+  }
+}
+
+void launchStrided(const void* x, void* y, size_t elem, int64_t n, const Strided& strided, cudaStream_t stream) {
   if (n == 0) return;
+  const Strided s = simplify(strided);
   switch (elem) {
-    case 1: stridedCopyKernel<uint8_t><<<gridFor(n), 256, 0, stream>>>((const uint8_t*)x, (uint8_t*)y, n, s); break;
-    case 2: stridedCopyKernel<uint16_t><<<gridFor(n), 256, 0, stream>>>((const uint16_t*)x, (uint16_t*)y, n, s); break;
-    case 4: stridedCopyKernel<uint32_t><<<gridFor(n), 256, 0, stream>>>((const uint32_t*)x, (uint32_t*)y, n, s); break;
-    case 8: stridedCopyKernel<uint64_t><<<gridFor(n), 256, 0, stream>>>((const uint64_t*)x, (uint64_t*)y, n, s); break;
+    case 1: launchStridedAs<uint8_t>(x, y, n, s, stream); break;
+    case 2: launchStridedAs<uint16_t>(x, y, n, s, stream); break;
+    case 4: launchStridedAs<uint32_t>(x, y, n, s, stream); break;
+    case 8: launchStridedAs<uint64_t>(x, y, n, s, stream); break;
     default: fail(ErrorCode::UnsupportedOp, "cuda data movement of " + std::to_string(elem) + "-byte elements");
   }
 }
