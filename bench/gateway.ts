@@ -205,7 +205,16 @@ async function redisCpuSeconds(redis: { info(section: string): Promise<string> }
   return read("used_cpu_user") + read("used_cpu_sys");
 }
 
-type CpuShare = { gateway: number; worker: number; redis: number; bare: number };
+type CpuShare = {
+  gateway: number;
+  worker: number;
+  redis: number;
+  bare: number;
+  /** The same at max throughput (autocannon), where requests share event-loop turns and writes. */
+  gatewayMax: number;
+  workerMax: number;
+  redisMax: number;
+};
 
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
@@ -286,7 +295,13 @@ async function main() {
   for (let run = 0; run < RUNS; run++) {
     // Bare and gateway alternate within a run, so load drift on a shared machine hits both alike.
     const bareMax = await autocannon(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders });
+    const gwMax0 = process.cpuUsage();
+    const wkMax0 = processCpuSeconds(worker.pid);
+    const rdMax0 = await redisCpuSeconds(stack.redis);
     const gatewayMax = await autocannon(inferUrl, { body, headers });
+    const gwMax = process.cpuUsage(gwMax0);
+    const wkMax = processCpuSeconds(worker.pid) - wkMax0;
+    const rdMax = (await redisCpuSeconds(stack.redis)) - rdMax0;
     const bareCpu0 = processCpuSeconds(bare.pid);
     const bareAtRate = await probe(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders, rate: RATE });
     const bareCpu = processCpuSeconds(bare.pid) - bareCpu0;
@@ -298,6 +313,9 @@ async function main() {
     const gw = process.cpuUsage(gw0);
     const perRequestMs = (seconds: number, n: number) => (seconds * 1000) / Math.max(1, n);
     cpu.push({
+      gatewayMax: perRequestMs((gwMax.user + gwMax.system) / 1e6, gatewayMax.requests),
+      workerMax: perRequestMs(wkMax, gatewayMax.requests),
+      redisMax: perRequestMs(rdMax, gatewayMax.requests),
       gateway: perRequestMs((gw.user + gw.system) / 1e6, gatewayAtRate.requests),
       worker: perRequestMs(processCpuSeconds(worker.pid) - wk0, gatewayAtRate.requests),
       redis: perRequestMs((await redisCpuSeconds(stack.redis)) - rd0, gatewayAtRate.requests),
@@ -374,6 +392,7 @@ ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 - The same over the bare route at ${RATE} req/s (what the gateway adds beyond one HTTP exchange on this machine): p50 ${(gatewayAtRate.p50 - bareAtRate.p50).toFixed(3)} ms, p99 ${(gatewayAtRate.p99 - bareAtRate.p99).toFixed(3)} ms.
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
 - CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
+- CPU per request at max throughput (median over runs, same sources): gateway process ${medCpu("gatewayMax").toFixed(3)} ms, worker process ${medCpu("workerMax").toFixed(3)} ms, Redis ${medCpu("redisMax").toFixed(3)} ms.
 - Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine("1")} in batches of 1, ${batchLine("4") - batchLine("2")} in batches of 3-4, ${batchCount - batchLine("8")} in batches above 8.
 - autocannon reports latency in whole milliseconds; the probe and the engine row use hrtime / performance.now().
 
