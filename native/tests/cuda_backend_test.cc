@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "backends/cuda/implicit_gemm_conv.h"
 #include "core/error.h"
 #include "onnx_builder.h"
 #include "plan/serialize.h"
@@ -380,19 +381,23 @@ KILN_TEST(cuda, implicit_gemm_fp16_convolution_matches_cpu) {
   const std::vector<uint8_t> model = m.bytes();
   const Tensor x = floatTensor({2, 3, 19, 17}, 78);
   const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
-  for (const char* mode : {"always", "never"}) {
-    ScopedEnv implicit("KILN_CUDA_CONV_IMPLICIT", mode);  // "never": any value but timed/always
+  // Every tile shape, then cuDNN only ("never": any value but timed/always).
+  for (int tile = 0; tile <= cuda::kImplicitGemmTiles; ++tile) {
+    const bool implicit = tile < cuda::kImplicitGemmTiles;
+    ScopedEnv mode("KILN_CUDA_CONV_IMPLICIT", implicit ? "always" : "never");
+    ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", implicit ? std::to_string(tile).c_str() : "");
     BuildOptions options;
     options.backend = "cuda";
     options.precision = Precision::Fp16;
     BuildResult built = buildEngine(model.data(), model.size(), options);
     int implicitLayers = 0;
     for (const LayerReport& l : built.report.layers) implicitLayers += l.kernel.find("implicit_gemm") != std::string::npos;
-    EXPECT_EQ(implicitLayers, std::string(mode) == "always" ? 4 : 0);
+    EXPECT_EQ(implicitLayers, implicit ? 4 : 0);
     std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
     std::unique_ptr<ExecutionContext> ctx = engine->createContext();
     RunResult r = ctx->run({{"x", x}});
-    expectClose(r.outputs[0].second, ref[0], 1e-2, std::string("fp16 convolutions, implicit GEMM ") + mode);
+    expectClose(r.outputs[0].second, ref[0], 1e-2,
+                implicit ? "fp16 convolutions, implicit GEMM tile " + std::to_string(tile) : std::string("fp16 on cuDNN"));
   }
 }
 
@@ -646,8 +651,9 @@ KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
   const std::vector<uint8_t> model = m.bytes();
   const Tensor x = floatTensor({3, 48, 13, 11}, 207, -1.f, 1.f);
   const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
-  auto build = [&](const char* family) {
+  auto build = [&](const char* family, int tile) {
     ScopedEnv env("KILN_CUDA_INT8_CONV", family);
+    ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", tile >= 0 ? std::to_string(tile).c_str() : "");
     BuildOptions options;
     options.backend = "cuda";
     options.precision = Precision::Int8;
@@ -666,11 +672,13 @@ KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
     for (auto& [name, t] : r.outputs) out.push_back(std::move(t));
     return out;
   };
-  const std::vector<Tensor> implicit = build("implicit"), lt = build("cublaslt");
-  EXPECT_EQ(implicit.size(), size_t(1));
-  for (size_t i = 0; i < implicit.size(); ++i) {
-    expectClose(implicit[i], lt[i], 0.02, "implicit vs cuBLASLt, output " + std::to_string(i));
-    expectClose(implicit[i], ref[i], 0.1, "implicit vs fp32, output " + std::to_string(i));
+  const std::vector<Tensor> lt = build("cublaslt", -1);
+  for (int tile = 0; tile < cuda::kImplicitGemmTiles; ++tile) {
+    const std::vector<Tensor> implicit = build("implicit", tile);
+    EXPECT_EQ(implicit.size(), size_t(1));
+    const std::string what = "tile " + std::to_string(tile);
+    expectClose(implicit[0], lt[0], 0.02, "implicit GEMM vs cuBLASLt, " + what);
+    expectClose(implicit[0], ref[0], 0.1, "implicit GEMM vs fp32, " + what);
   }
 }
 

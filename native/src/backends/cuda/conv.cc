@@ -438,7 +438,9 @@ class ConvKernel final : public CudaKernel {
     cudaEvent_t start, stop;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
+    const int forced = forcedImplicitGemmTile();
     for (int tile = 0; tile < kImplicitGemmTiles; ++tile) {
+      if (forced >= 0 && tile != forced) continue;
       auto launch = [&] {
         launchHalfConvImplicitGemm(tile, x.get(), w.get(), hasBias ? bias.get() : nullptr, hasZ ? z.get() : nullptr,
                                    act_.kind == Activation::Relu, y.get(), g, kOut, stream);

@@ -10,11 +10,10 @@
 // to the output without a round trip through memory (ResNet-50 INT8 at batch 256 spent 1.8 ms per
 // layer1 3x3 convolution on im2col + cuBLASLt + requantize).
 //
-// Tiling: a block computes a BM x BN tile of Y in k-steps of 64 bytes, with STAGES tiles of A and W in
-// flight in shared memory; each warp owns a WM x WN sub-tile made of mma.sync products (m16n8k32 for
-// int8, m16n8k16 for float16: both take 32 bytes of K) fed by ldmatrix. Rows of 64 bytes are stored
-// with their four 16-byte chunks XOR-ed by (row / 2) % 4, so the eight rows one ldmatrix phase reads
-// fall in distinct bank groups. The epilogue stages the output tile in shared memory so that global
+// Tiling: a block computes a BM x BN tile of Y in k-steps of BK bytes (64 or 128), with STAGES tiles of
+// A and W in flight in shared memory; each warp owns a WM x WN sub-tile made of mma.sync products
+// (m16n8k32 for int8, m16n8k16 for float16: both take 32 bytes of K) fed by ldmatrix from swizzled rows
+// (see swizzle). The epilogue stages the output tile in shared memory so that global
 // memory sees whole rows.
 //
 // Needs sm_80 or newer, 16-byte channel groups (C % 16 int8, C % 8 float16: a chunk never straddles
@@ -24,6 +23,8 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/implicit_gemm_conv.h"
@@ -31,9 +32,15 @@
 namespace kiln::cuda {
 namespace {
 
-constexpr int kBK = 64;  // bytes of K per stage: four 16-byte chunks per row
-
-__device__ __forceinline__ int swizzle(int row, int chunk) { return row * kBK + ((chunk ^ ((row >> 1) & 3)) << 4); }
+// Shared-memory address of 16-byte chunk `chunk` of row `row` in a stage with rows of BK bytes (64 or
+// 128: four or eight chunks). The chunks are XOR-ed with a function of the row so that the eight
+// consecutive rows an ldmatrix phase reads at one logical chunk land in eight distinct bank groups.
+template <int BK>
+__device__ __forceinline__ int swizzle(int row, int chunk) {
+  static_assert(BK == 64 || BK == 128, "rows of 64 or 128 bytes");
+  if constexpr (BK == 64) return row * BK + ((chunk ^ ((row >> 1) & 3)) << 4);
+  return row * BK + ((chunk ^ (row & 7)) << 4);
+}
 
 __device__ __forceinline__ void copyAsync16(uint32_t dst, const void* src, bool valid) {
 #if __CUDA_ARCH__ >= 800
@@ -137,27 +144,29 @@ struct HalfTraits {
   }
 };
 
-template <class T, int BM, int BN, int WM, int WN, int STAGES>
+template <class T, int BM, int BN, int WM, int WN, int STAGES, int BK>
 __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(ConvArgs p) {
   constexpr int kWarpsN = BN / WN, kThreads = (BM / WM) * kWarpsN * 32;
   constexpr int kTilesM = WM / 16, kTilesN = WN / 8;
-  constexpr int kRowsA = BM * 4 / kThreads, kRowsB = BN * 4 / kThreads;  // 16-byte chunks per thread
-  static_assert(BM * 4 % kThreads == 0 && BN * 4 % kThreads == 0 && kTilesN % 2 == 0, "tile shape");
+  constexpr int kChunks = BK / 16;                                                // per row
+  constexpr int kRowsA = BM * kChunks / kThreads, kRowsB = BN * kChunks / kThreads;  // per thread
+  constexpr int kRowStep = kThreads / kChunks;
+  static_assert(BM * kChunks % kThreads == 0 && BN * kChunks % kThreads == 0 && kTilesN % 2 == 0, "tile shape");
   extern __shared__ __align__(128) uint8_t smem[];
   uint8_t* smemA = smem;
-  uint8_t* smemB = smem + STAGES * BM * kBK;
+  uint8_t* smemB = smem + STAGES * BM * BK;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warpM = warp / kWarpsN, warpN = warp % kWarpsN;
   const int blockM = blockIdx.x * BM, blockN = blockIdx.y * BN;
   // This thread always copies the same chunk column of the same rows; only the tap moves with k.
-  const int chunk = tid & 3;
+  const int chunk = tid % kChunks;
   const int cBytes = p.c * T::kElem, kBytes = p.kPad * T::kElem;
   const uint8_t* rowBase[kRowsA];
   int rowH[kRowsA], rowW[kRowsA];
 #pragma unroll
   for (int i = 0; i < kRowsA; ++i) {
-    const int m = blockM + (tid >> 2) + i * (kThreads / 4);
+    const int m = blockM + tid / kChunks + i * kRowStep;
     if (m < p.m) {
       const int ow = m % p.ow, t = m / p.ow, oh = t % p.oh, n = t / p.oh;
       rowBase[i] = p.x + int64_t(n) * p.h * p.w_ * cBytes;
@@ -169,29 +178,29 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
       rowW[i] = 0;
     }
   }
-  const int kTiles = (kBytes + kBK - 1) / kBK;
+  const int kTiles = (kBytes + BK - 1) / BK;
 
   auto loadTile = [&](int stage, int kt) {
-    const int kk = kt * kBK + chunk * 16;
+    const int kk = kt * BK + chunk * 16;
     const bool inK = kk < kBytes;
     const int tap = kk / cBytes, ch = kk - tap * cBytes;
     const int r = tap / p.s, s = tap - r * p.s;
-    const uint32_t a0 = static_cast<uint32_t>(__cvta_generic_to_shared(smemA + stage * BM * kBK));
+    const uint32_t a0 = static_cast<uint32_t>(__cvta_generic_to_shared(smemA + stage * BM * BK));
 #pragma unroll
     for (int i = 0; i < kRowsA; ++i) {
-      const int row = (tid >> 2) + i * (kThreads / 4);
+      const int row = tid / kChunks + i * kRowStep;
       const int ih = rowH[i] + r * p.dilH, iw = rowW[i] + s * p.dilW;
       const bool valid = inK && ih >= 0 && ih < p.h && iw >= 0 && iw < p.w_;
       const uint8_t* src = valid ? rowBase[i] + (int64_t(ih) * p.w_ + iw) * cBytes + ch : p.x;
-      copyAsync16(a0 + swizzle(row, chunk), src, valid);
+      copyAsync16(a0 + swizzle<BK>(row, chunk), src, valid);
     }
-    const uint32_t b0 = static_cast<uint32_t>(__cvta_generic_to_shared(smemB + stage * BN * kBK));
+    const uint32_t b0 = static_cast<uint32_t>(__cvta_generic_to_shared(smemB + stage * BN * BK));
 #pragma unroll
     for (int i = 0; i < kRowsB; ++i) {
-      const int row = (tid >> 2) + i * (kThreads / 4);
+      const int row = tid / kChunks + i * kRowStep;
       const bool valid = inK && blockN + row < p.k;
       const uint8_t* src = valid ? p.w + int64_t(blockN + row) * kBytes + kk : p.w;
-      copyAsync16(b0 + swizzle(row, chunk), src, valid);
+      copyAsync16(b0 + swizzle<BK>(row, chunk), src, valid);
     }
   };
 
@@ -212,22 +221,22 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
     if (kt + STAGES - 1 < kTiles) loadTile((kt + STAGES - 1) % STAGES, kt + STAGES - 1);
     commitAsync();
     const int stage = kt % STAGES;
-    const uint32_t aBase = static_cast<uint32_t>(__cvta_generic_to_shared(smemA + stage * BM * kBK));
-    const uint32_t bBase = static_cast<uint32_t>(__cvta_generic_to_shared(smemB + stage * BN * kBK));
+    const uint32_t aBase = static_cast<uint32_t>(__cvta_generic_to_shared(smemA + stage * BM * BK));
+    const uint32_t bBase = static_cast<uint32_t>(__cvta_generic_to_shared(smemB + stage * BN * BK));
 #pragma unroll
-    for (int ks = 0; ks < kBK / 32; ++ks) {
+    for (int ks = 0; ks < BK / 32; ++ks) {
       uint32_t a[kTilesM][4], b[kTilesN / 2][4];
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
         // Matrices: rows 0-7 / 8-15 of the m16 tile, bytes 0-15 / 16-31 of the k32 step.
         const int row = warpM * WM + i * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-        loadMatrixX4(aBase + swizzle(row, ks * 2 + (lane >> 4)), a[i]);
+        loadMatrixX4(aBase + swizzle<BK>(row, ks * 2 + (lane >> 4)), a[i]);
       }
 #pragma unroll
       for (int j = 0; j < kTilesN / 2; ++j) {
         // Matrices: channels 0-7 bytes 0-15, channels 0-7 bytes 16-31, then channels 8-15 likewise.
         const int row = warpN * WN + j * 16 + (lane & 7) + (lane >> 4) * 8;
-        loadMatrixX4(bBase + swizzle(row, ks * 2 + ((lane >> 3) & 1)), b[j]);
+        loadMatrixX4(bBase + swizzle<BK>(row, ks * 2 + ((lane >> 3) & 1)), b[j]);
       }
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i)
@@ -277,12 +286,12 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
   forTileVectors([&](int at, int64_t global) { *reinterpret_cast<uint2*>(y + global) = *reinterpret_cast<const uint2*>(tile + at); });
 }
 
-template <class T, int BM, int BN, int WM, int WN, int STAGES>
+template <class T, int BM, int BN, int WM, int WN, int STAGES, int BK>
 void launchTile(const ConvArgs& args, cudaStream_t stream) {
   constexpr int threads = (BM / WM) * (BN / WN) * 32;
-  constexpr int pipelineBytes = STAGES * (BM + BN) * kBK, epilogueBytes = BM * (BN * T::kOut + 16);
+  constexpr int pipelineBytes = STAGES * (BM + BN) * BK, epilogueBytes = BM * (BN * T::kOut + 16);
   constexpr int smemBytes = pipelineBytes > epilogueBytes ? pipelineBytes : epilogueBytes;
-  auto kernel = convImplicitGemm<T, BM, BN, WM, WN, STAGES>;
+  auto kernel = convImplicitGemm<T, BM, BN, WM, WN, STAGES, BK>;
   // Set once per instantiation, before any capture (the first launch is a timing run).
   static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes);
   KILN_CUDA_CHECK(attr);
@@ -292,23 +301,28 @@ void launchTile(const ConvArgs& args, cudaStream_t stream) {
 
 }  // namespace
 
-// Block shapes, timed per layer: wide tiles reuse X across more output channels, small ones fill
-// the GPU when the layer has few pixels; two stages and 32x32 warp tiles (fewer registers) leave
-// room for more resident warps where K is short and the layer is bound by memory latency.
+// Block shapes (BM x BN, warp tile WM x WN, pipeline stages, bytes of K per stage), timed per layer:
+// wide tiles reuse X across more output channels, small ones fill the GPU when the layer has few
+// pixels; two stages and 32x32 warp tiles (fewer registers) leave room for more resident warps where
+// K is short and the layer is bound by memory latency; 128-byte K steps halve the barriers per
+// product where K is long.
 #define KILN_IMPLICIT_GEMM_TILES(T, X) \
-  X(T, 128, 128, 64, 64, 4)            \
-  X(T, 128, 64, 64, 32, 4)             \
-  X(T, 64, 64, 32, 32, 4)              \
-  X(T, 256, 128, 64, 64, 3)            \
-  X(T, 128, 256, 64, 64, 3)            \
-  X(T, 128, 128, 64, 64, 2)            \
-  X(T, 128, 64, 32, 32, 2)             \
-  X(T, 64, 128, 32, 32, 2)
+  X(T, 128, 128, 64, 64, 4, 64)        \
+  X(T, 128, 64, 64, 32, 4, 64)         \
+  X(T, 64, 64, 32, 32, 4, 64)          \
+  X(T, 256, 128, 64, 64, 3, 64)        \
+  X(T, 128, 256, 64, 64, 3, 64)        \
+  X(T, 128, 128, 64, 64, 2, 64)        \
+  X(T, 128, 64, 32, 32, 2, 64)         \
+  X(T, 64, 128, 32, 32, 2, 64)         \
+  X(T, 128, 128, 64, 64, 3, 128)       \
+  X(T, 128, 64, 64, 32, 3, 128)        \
+  X(T, 256, 128, 64, 64, 3, 128)
 
 namespace {
 
 using Launch = void (*)(const ConvArgs&, cudaStream_t);
-#define KILN_TILE_LAUNCH(T, BM, BN, WM, WN, ST) &launchTile<T, BM, BN, WM, WN, ST>,
+#define KILN_TILE_LAUNCH(T, BM, BN, WM, WN, ST, BK) &launchTile<T, BM, BN, WM, WN, ST, BK>,
 const Launch kInt8Launches[] = {KILN_IMPLICIT_GEMM_TILES(Int8Traits, KILN_TILE_LAUNCH)};
 const Launch kHalfLaunches[] = {KILN_IMPLICIT_GEMM_TILES(HalfTraits, KILN_TILE_LAUNCH)};
 #undef KILN_TILE_LAUNCH
@@ -337,11 +351,20 @@ void launchWith(const Launch* launches, int tile, const ConvArgs& a, cudaStream_
 
 const char* implicitGemmTileName(int tile) {
   static const char* names[] = {
-#define KILN_TILE_NAME(T, BM, BN, WM, WN, ST) #BM "x" #BN "/" #ST,
+#define KILN_TILE_NAME(T, BM, BN, WM, WN, ST, BK) #BM "x" #BN "x" #BK "/" #ST,
       KILN_IMPLICIT_GEMM_TILES(, KILN_TILE_NAME)
 #undef KILN_TILE_NAME
   };
   return tile >= 0 && tile < kImplicitGemmTiles ? names[tile] : "?";
+}
+
+int forcedImplicitGemmTile() {
+  const char* v = std::getenv("KILN_CUDA_IMPLICIT_TILE");
+  if (v == nullptr || *v == '\0') return -1;
+  const int tile = std::atoi(v);
+  KILN_CHECK(tile >= 0 && tile < kImplicitGemmTiles, InvalidArgument,
+             std::string("KILN_CUDA_IMPLICIT_TILE=") + v + ": tiles are 0.." + std::to_string(kImplicitGemmTiles - 1));
+  return tile;
 }
 
 bool implicitGemmConvSupported(const Im2ColGeometry& g, int64_t kOut, DType type) {

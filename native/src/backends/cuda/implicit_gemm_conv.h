@@ -11,9 +11,11 @@
 
 namespace kiln::cuda {
 
-// Block shapes to time; the name is "BMxBN/stages".
-constexpr int kImplicitGemmTiles = 8;
+// Block shapes to time; the name is "BMxBNxBK/stages".
+constexpr int kImplicitGemmTiles = 11;
 const char* implicitGemmTileName(int tile);
+// KILN_CUDA_IMPLICIT_TILE=<n>: only tile n is timed (tests cover every tile this way); -1 when unset.
+int forcedImplicitGemmTile();
 
 // Whether this geometry fits the kernel: sm_80+, int8 or float16, whole 16-byte channel groups
 // (C % 16 int8, C % 8 float16), kOut % 8 == 0.

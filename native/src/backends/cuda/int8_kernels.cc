@@ -353,7 +353,9 @@ class ConvInt8Kernel final : public CudaKernel {
     const bool tryImplicit = family != Int8ConvFamily::CublasLt && implicitGemmConvSupported(g, n, DType::Int8);
     const bool tryLt = family != Int8ConvFamily::Implicit || !tryImplicit;
     if (tryImplicit) {
+      const int forced = forcedImplicitGemmTile();
       for (int tile = 0; tile < kImplicitGemmTiles; ++tile) {
+        if (forced >= 0 && tile != forced) continue;
         auto launch = [&] {
           launchInt8ConvImplicitGemm(tile, static_cast<const int8_t*>(x.get()), static_cast<const int8_t*>(b.get()), alpha,
                                      bias, zData, 1.f, relu_, outData, g, n, stream);
