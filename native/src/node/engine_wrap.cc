@@ -98,7 +98,8 @@ class ContextWrap final : public Napi::ObjectWrap<ContextWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "Context",
-                       {InstanceMethod<&ContextWrap::run>("run"), InstanceAccessor<&ContextWrap::busy>("busy")});
+                       {InstanceMethod<&ContextWrap::run>("run"), InstanceMethod<&ContextWrap::runSync>("runSync"),
+                        InstanceAccessor<&ContextWrap::busy>("busy")});
   }
   explicit ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {}
   void attach(std::shared_ptr<Engine> engine, std::unique_ptr<ExecutionContext> context) {
@@ -110,12 +111,26 @@ class ContextWrap final : public Napi::ObjectWrap<ContextWrap> {
 
  private:
   Napi::Value run(const Napi::CallbackInfo& info);
+  // The same run on the calling thread (for runs shorter than the thread-pool hop; see engine.ts).
+  Napi::Value runSync(const Napi::CallbackInfo& info);
+  std::vector<std::pair<std::string, Tensor>> inputsFromJs(const Napi::CallbackInfo& info) const;
   Napi::Value busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
 
   std::shared_ptr<Engine> engine_;  // the context's engine must outlive it
   std::unique_ptr<ExecutionContext> context_;
   bool busy_ = false;
 };
+
+// { outputs: {name: tensor}, computeMs, gpuTimeMs? }
+Napi::Object resultToJs(Napi::Env env, const RunResult& result) {
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Object outputs = Napi::Object::New(env);
+  for (const auto& [name, tensor] : result.outputs) outputs.Set(name, tensorToJs(env, tensor));
+  out.Set("outputs", outputs);
+  out.Set("computeMs", Napi::Number::New(env, result.computeMs));
+  if (result.gpuMs >= 0) out.Set("gpuTimeMs", Napi::Number::New(env, result.gpuMs));
+  return out;
+}
 
 class RunWorker final : public Napi::AsyncWorker {
  public:
@@ -146,13 +161,7 @@ class RunWorker final : public Napi::AsyncWorker {
       return;
     }
     try {
-      Napi::Object out = Napi::Object::New(env);
-      Napi::Object outputs = Napi::Object::New(env);
-      for (const auto& [name, tensor] : result_.outputs) outputs.Set(name, tensorToJs(env, tensor));
-      out.Set("outputs", outputs);
-      out.Set("computeMs", Napi::Number::New(env, result_.computeMs));
-      if (result_.gpuMs >= 0) out.Set("gpuTimeMs", Napi::Number::New(env, result_.gpuMs));
-      deferred_.Resolve(out);
+      deferred_.Resolve(resultToJs(env, result_));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     }
@@ -185,23 +194,33 @@ Napi::Value EngineWrap::createContext(const Napi::CallbackInfo& info) {
   });
 }
 
+std::vector<std::pair<std::string, Tensor>> ContextWrap::inputsFromJs(const Napi::CallbackInfo& info) const {
+  Napi::Env env = info.Env();
+  if (!context_) throw makeError(env, "INVALID_ARGUMENT", "Context objects come from engine.createContext()");
+  if (busy_)
+    throw makeError(env, "INVALID_ARGUMENT",
+                    "this context is already running; await the previous run or create another context");
+  if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray())
+    throw makeError(env, "INVALID_ARGUMENT", "run() takes an object mapping input names to tensors");
+  Napi::Object named = info[0].As<Napi::Object>();
+  Napi::Array names = named.GetPropertyNames();
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  for (uint32_t i = 0; i < names.Length(); ++i) {
+    std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+    inputs.emplace_back(name, tensorFromJs(named.Get(name), name));
+  }
+  return inputs;
+}
+
+Napi::Value ContextWrap::runSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value { return resultToJs(env, context_->run(inputsFromJs(info))); });
+}
+
 Napi::Value ContextWrap::run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
-    if (!context_) throw makeError(env, "INVALID_ARGUMENT", "Context objects come from engine.createContext()");
-    if (busy_)
-      throw makeError(env, "INVALID_ARGUMENT",
-                      "this context is already running; await the previous run or create another context");
-    if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray())
-      throw makeError(env, "INVALID_ARGUMENT", "run() takes an object mapping input names to tensors");
-    Napi::Object named = info[0].As<Napi::Object>();
-    Napi::Array names = named.GetPropertyNames();
-    std::vector<std::pair<std::string, Tensor>> inputs;
-    for (uint32_t i = 0; i < names.Length(); ++i) {
-      std::string name = names.Get(i).As<Napi::String>().Utf8Value();
-      inputs.emplace_back(name, tensorFromJs(named.Get(name), name));
-    }
-    auto* worker = new RunWorker(env, this, info.This().As<Napi::Object>(), std::move(inputs));
+    auto* worker = new RunWorker(env, this, info.This().As<Napi::Object>(), inputsFromJs(info));
     busy_ = true;
     Napi::Promise promise = worker->promise();
     worker->Queue();

@@ -11,8 +11,12 @@ export interface NativeCancelToken {
   readonly cancelled: boolean;
 }
 
+type NativeRunResult = { outputs: Record<string, Tensor>; computeMs: number; gpuTimeMs?: number };
+
 export interface NativeContext {
-  run(inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, Tensor>; computeMs: number; gpuTimeMs?: number }>;
+  run(inputs: Record<string, Tensor>): Promise<NativeRunResult>;
+  /** The same run on the calling thread. */
+  runSync(inputs: Record<string, Tensor>): NativeRunResult;
   readonly busy: boolean;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { build, buildFlags, inspect, KilnEngineError, loadEngine, tensor, version } from "./index.ts";
 import { loadAddon } from "./addon.ts";
+import { INLINE_RUN_MS } from "./engine.ts";
 import { translateAsync } from "./errors.ts";
 import { denseModel, denseProfile, denseReference } from "./testing/models.ts";
 import { OnnxModel } from "./testing/onnx-writer.ts";
@@ -111,6 +112,28 @@ describe("@kiln/engine", () => {
     const x = randomInput(2, 7);
     const { outputs } = await ctx.run({ x: tensor("float32", [2, 4], x) });
     expectClose(outputs.y?.data as Float32Array, denseReference(x, 2));
+  });
+
+  it("runs short CPU runs on the calling thread once measured, with the same results and errors", async () => {
+    const { engine: bytes } = await build(denseModel(), { profiles: [denseProfile(1, 2, 8)] });
+    const ctx = loadEngine(bytes).createContext();
+    const x = randomInput(2, 3);
+    // The first run goes to the thread pool and measures; the dense model then runs in microseconds.
+    const first = await ctx.run({ x: tensor("float32", [2, 4], x) });
+    expect(ctx.inlineRuns).toBe(0);
+    expect(first.computeMs).toBeLessThan(INLINE_RUN_MS);
+    for (let i = 0; i < 3; i++) {
+      const { outputs } = await ctx.run({ x: tensor("float32", [2, 4], x) });
+      expectClose(outputs.y?.data as Float32Array, denseReference(x, 2));
+    }
+    expect(ctx.inlineRuns).toBe(3);
+    // An inline run's error still arrives as a rejected promise, never a synchronous throw.
+    let pending: Promise<unknown> | undefined;
+    expect(() => {
+      pending = ctx.run({ x: tensor("float32", [2, 5]) });
+    }).not.toThrow();
+    await expectCode(pending as Promise<unknown>, "SHAPE_MISMATCH", /input 'x' has shape \[2,5\]/);
+    expect(ctx.inlineRuns).toBe(3);
   });
 
   it("runs many contexts concurrently and queues runs on one context", async () => {

@@ -3,31 +3,66 @@ import { loadAddon, type NativeContext, type NativeEngine } from "./addon.ts";
 import { toEngineError, translate } from "./errors.ts";
 import type { EngineDescription, Precision, Profile, RunResult, Tensor, TensorInfo } from "./types.ts";
 
+/** Runs measured below this on the CPU backend execute on the calling thread (see Context). */
+export const INLINE_RUN_MS = 0.2;
+
 /**
  * An execution context: its own activation memory (exactly engine.deviceMemoryBytes, allocated
- * once). Runs execute off the event loop. Runs on one context are queued and execute one at a
- * time (a queued run reads its input arrays when it starts); create several contexts to run in
- * parallel.
+ * once). Runs execute off the event loop, on the thread pool, except on the CPU backend where the
+ * context's runs have measured under INLINE_RUN_MS (a moving average, after a first run on the
+ * pool): those execute on the calling thread, since the pool's hop (a queue, two wake-ups, a
+ * promise) costs more than such a run. Runs on one context are queued and execute one at a time (a
+ * queued run reads its input arrays when it starts); create several contexts to run in parallel.
  */
 export class Context {
   #tail: Promise<unknown> = Promise.resolve();
+  #queued = 0;
+  #averageMs = Number.POSITIVE_INFINITY;
+  #inlineRuns = 0;
+  readonly #onCpu: boolean;
 
   constructor(
     readonly engine: Engine,
     private readonly native: NativeContext,
-  ) {}
+  ) {
+    this.#onCpu = engine.backend === "cpu";
+  }
+
+  /** How many runs executed on the calling thread (metrics, tests). */
+  get inlineRuns(): number {
+    return this.#inlineRuns;
+  }
 
   run(inputs: Record<string, Tensor>): Promise<RunResult> {
+    if (this.#queued === 0 && this.#onCpu && this.#averageMs < INLINE_RUN_MS) {
+      try {
+        const result = this.native.runSync(inputs);
+        this.#inlineRuns++;
+        this.#observe(result.computeMs);
+        return Promise.resolve(result);
+      } catch (error) {
+        return Promise.reject(toEngineError(error));
+      }
+    }
+    this.#queued++;
     const result = this.#tail.then(async () => {
       try {
-        return await this.native.run(inputs);
+        const done = await this.native.run(inputs);
+        this.#observe(done.computeMs);
+        return done;
       } catch (error) {
         throw toEngineError(error);
+      } finally {
+        this.#queued--;
       }
     });
     // The queue continues after a failed run.
     this.#tail = result.catch(() => undefined);
     return result;
+  }
+
+  #observe(computeMs: number): void {
+    this.#averageMs = Number.isFinite(this.#averageMs) ? 0.8 * this.#averageMs + 0.2 * computeMs : computeMs;
   }
 }
 
