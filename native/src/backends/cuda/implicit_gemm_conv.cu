@@ -349,15 +349,6 @@ void launchWith(const Launch* launches, int tile, const ConvArgs& a, cudaStream_
 
 }  // namespace
 
-const char* implicitGemmTileName(int tile) {
-  static const char* names[] = {
-#define KILN_TILE_NAME(T, BM, BN, WM, WN, ST, BK) #BM "x" #BN "x" #BK "/" #ST,
-      KILN_IMPLICIT_GEMM_TILES(, KILN_TILE_NAME)
-#undef KILN_TILE_NAME
-  };
-  return tile >= 0 && tile < kImplicitGemmTiles ? names[tile] : "?";
-}
-
 int forcedImplicitGemmTile() {
   const char* v = std::getenv("KILN_CUDA_IMPLICIT_TILE");
   if (v == nullptr || *v == '\0') return -1;

@@ -11,9 +11,8 @@
 
 namespace kiln::cuda {
 
-// Block shapes to time; the name is "BMxBNxBK/stages".
+// Block shapes to time (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu).
 constexpr int kImplicitGemmTiles = 11;
-const char* implicitGemmTileName(int tile);
 // KILN_CUDA_IMPLICIT_TILE=<n>: only tile n is timed (tests cover every tile this way); -1 when unset.
 int forcedImplicitGemmTile();
 
