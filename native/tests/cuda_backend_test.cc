@@ -500,6 +500,26 @@ KILN_TEST(cuda, attention_over_several_key_tiles_matches_cpu) {
   unsetenv("KILN_CUDA_ATTENTION");
 }
 
+KILN_TEST(cuda, attention_head_sizes_match_cpu) {
+  // The tensor-core kernel is compiled for head-dim capacities 32, 64 and 128: 128 fills the
+  // largest, 48 and 8 are zero-padded inside it, and 12 (rows not whole 16-byte vectors) loads
+  // element by element. 40 keys leave most of one tile masked off by the key bound.
+  struct Case {
+    int64_t hidden, heads, seq;
+  };
+  for (const Case c : {Case{256, 2, 130}, Case{96, 2, 40}, Case{16, 2, 40}, Case{24, 2, 33}}) {
+    Profile p;
+    p.min["x"] = p.opt["x"] = p.max["x"] = {2, c.seq, c.hidden};
+    p.min["mask"] = p.opt["mask"] = p.max["mask"] = {2, c.seq};
+    std::vector<uint8_t> model = encoderLayer(c.seq, c.hidden, c.heads);
+    const std::string what = "attention, head size " + std::to_string(c.hidden / c.heads);
+    for (const char* mode : {"tc1", "tc2", "tc4"}) {
+      ScopedEnv kernel("KILN_CUDA_ATTENTION", mode);
+      compareBackends(model, encoderInputs(2, c.seq, c.hidden), what + " (" + mode + ")", 1e-4, 1e-2, {p});
+    }
+  }
+}
+
 KILN_TEST(cuda, gemm_and_matmul_variants_match_cpu) {
   // Batched MatMul with equal batch dims (strided batches), a 3-D x 2-D MatMul (batch folded into
   // M), Gemm with transA/transB, alpha and a full [M,N] C followed by ReLU (C before the activation

@@ -1,4 +1,4 @@
-// Tensor-core FlashAttention for float16 (attention_tc.cu), used by the attention kernels in nn.cu.
+// Tensor-core FlashAttention-2 for float16 (attention_tc.cu), used by the attention kernels in nn.cu.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -16,7 +16,7 @@ struct AttentionShape {
   int vectorized = 0;  // set by launchTensorCoreAttention: 16-byte loads of Q/K/V rows
 };
 
-// Head dims that are multiples of 16 up to 128, and at least 16 queries.
+// Head dims up to 128 (Q/K and V alike), and at least 16 queries.
 bool tensorCoreAttentionSupports(const AttentionShape& shape);
 // Blocks of `warps` warps (1, 2 or 4; 16 queries each); 0: the widest that gives each of the GPU's
 // `multiprocessors` a block.

@@ -1,7 +1,7 @@
 // Own CUDA kernels for normalization and data movement: Softmax, LayerNormalization (ONNX-17 and
 // kiln), GlobalAveragePool, kiln.Attention (FlashAttention-style: online softmax over key tiles in
-// shared memory, never materializing the score matrix; float16 with head dims that are multiples of
-// 16 runs on tensor cores in attention_tc.cu, everything else here with one warp per query row),
+// shared memory, never materializing the score matrix; float16 with head dims up to 128 and at least
+// 16 queries runs on tensor cores in attention_tc.cu, everything else here with one warp per query row),
 // Transpose, Gather, Concat and Expand. Half data is computed in float.
 #include <cuda_fp16.h>
 
