@@ -137,6 +137,7 @@ def main():
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--kiln-fp32", action="store_true", help="also time Kiln FP32 engines")
     ap.add_argument("--no-int8", action="store_true", help="skip the Kiln INT8 engines")
+    ap.add_argument("--keep-onnx", action="store_true", help="keep the exported models in --out (full-run.sh's attention step reruns them)")
     ap.add_argument("--calib-samples", type=int, default=256)
     ap.add_argument("--points", default="resnet50:256,resnet50:32,resnet50:1,bert:1,bert:32",
                     help="model:batch in the order to run them")
@@ -273,7 +274,8 @@ def main():
             run_point("bert-base", (model.to(dev), m16), onnx, batch, bert_inputs,
                       lambda m, g: (m(input_ids=g["input_ids"], attention_mask=g["attention_mask"]).last_hidden_state,), 0,
                       lambda n: bert_inputs(batch, calib_gen))
-        os.remove(onnx)
+        if not a.keep_onnx:
+            os.remove(onnx)
 
     write_results()
     print(open(os.path.join(a.out, "results.md")).read())

@@ -12,7 +12,7 @@
 #   accuracy     bench/cuda/int8_accuracy.py (INT8 top-1 agreement on a classifier trained there)
 #   bench        bench/cuda/bench.py with the arguments given (Kiln vs PyTorch eager / torch.compile)
 #   attention    after bench: every BERT FP16 point again with each attention kernel
-#                (KILN_CUDA_ATTENTION=warp|tc1|tc2|tc4), Kiln only, from the bench's exported model
+#                (KILN_CUDA_ATTENTION=warp|tc1|tc4|tc1x4), Kiln only, from the bench's exported model
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/kiln-full}"
@@ -65,7 +65,9 @@ fi
 if want bench; then
   rest=$(( $(left) - 5 ))
   if [ "$rest" -gt 30 ]; then
-    timeout "$rest" python3 bench/cuda/bench.py --bench "$build/kiln_cuda_bench" --out "$out/bench" "$@" >"$out/bench.log" 2>&1
+    keep=""
+    want attention && keep="--keep-onnx"
+    timeout "$rest" python3 bench/cuda/bench.py --bench "$build/kiln_cuda_bench" --out "$out/bench" $keep "$@" >"$out/bench.log" 2>&1
     echo "bench rc=$? at $(( $(date +%s) - t0 ))s"
   fi
   cat "$out/bench/results.md" 2>/dev/null || tail -20 "$out/bench.log"
@@ -74,7 +76,7 @@ if want attention; then
   for dump in "$out"/bench/dump/bert-base-b*-fp16; do
     [ -d "$dump" ] || continue
     batch=${dump##*-b}; batch=${batch%-fp16}
-    for kernel in warp tc1 tc2 tc4; do
+    for kernel in warp tc1 tc4 tc1x4; do
       KILN_CUDA_ATTENTION=$kernel timeout 60 "$build/kiln_cuda_bench" --model "$out/bench/bert-b$batch.onnx" --precision fp16 \
         --input "input_ids=$dump/input_ids.in" --shape "input_ids=${batch}x128" \
         --input "attention_mask=$dump/attention_mask.in" --shape "attention_mask=${batch}x128" --runs 30 --warmup 5 \

@@ -503,7 +503,8 @@ KILN_TEST(cuda, attention_over_several_key_tiles_matches_cpu) {
 KILN_TEST(cuda, attention_head_sizes_match_cpu) {
   // The tensor-core kernel is compiled for head-dim capacities 32, 64 and 128: 128 fills the
   // largest, 48 and 8 are zero-padded inside it, and 12 (rows not whole 16-byte vectors) loads
-  // element by element. 40 keys leave most of one tile masked off by the key bound.
+  // element by element. 40 keys leave most of one tile masked off by the key bound (with four key
+  // splits, some warps see no key at all). Every block shape: row groups x key splits.
   struct Case {
     int64_t hidden, heads, seq;
   };
@@ -513,7 +514,7 @@ KILN_TEST(cuda, attention_head_sizes_match_cpu) {
     p.min["mask"] = p.opt["mask"] = p.max["mask"] = {2, c.seq};
     std::vector<uint8_t> model = encoderLayer(c.seq, c.hidden, c.heads);
     const std::string what = "attention, head size " + std::to_string(c.hidden / c.heads);
-    for (const char* mode : {"tc1", "tc2", "tc4"}) {
+    for (const char* mode : {"tc1", "tc2", "tc4", "tc1x2", "tc1x4", "tc2x2"}) {
       ScopedEnv kernel("KILN_CUDA_ATTENTION", mode);
       compareBackends(model, encoderInputs(2, c.seq, c.hidden), what + " (" + mode + ")", 1e-4, 1e-2, {p});
     }

@@ -1,6 +1,7 @@
 // Tensor-core FlashAttention for float16 (kiln.Attention / kiln.CudaAttention, head dims up to 128),
-// FlashAttention-2 style: one block of W warps (W = 1, 2 or 4, chosen so the grid fills the GPU)
-// per (batch, head, 16*W queries), each warp owning 16 query rows. Key/value tiles of 64 rows are
+// FlashAttention-2 style: one block of up to 4 warps per (batch, head, 16*R queries), each warp
+// owning 16 query rows (R row groups) and, where the grid is too small to fill the GPU, a slice
+// of every key tile (S key splits merged at the end). Key/value tiles of 64 rows are
 // double-buffered in shared memory (cp.async: the next tile loads while this one is used). Every
 // product runs on mma.sync.m16n8k16 (f16 in, f32 accumulation) with operands from ldmatrix:
 //   S = Q K^T stays in registers; the online softmax (running max and sum per row, base-2
@@ -87,18 +88,25 @@ __device__ inline void loadRows(__half* dst, const __half* src, int rows, int64_
   }
 }
 
-template <int DMAX, int W>
-__global__ void __launch_bounds__(W * 32) flashAttentionMma(const __half* Q, const __half* K, const __half* V,
-                                                            const __half* mask, __half* O, AttentionShape p) {
+// R row groups of 16 queries x S key splits = W warps. With S > 1 the warps of one row group
+// take disjoint 64/S-key slices of every tile and their partial softmax states are merged at the
+// end: a grid too small to fill the GPU (BERT at batch 1: 12 heads x 128 queries) still gets four
+// warps per block working in parallel instead of one walking every key alone.
+template <int DMAX, int R, int S>
+__global__ void __launch_bounds__(R * S * 32) flashAttentionMma(const __half* Q, const __half* K, const __half* V,
+                                                                const __half* mask, __half* O, AttentionShape p) {
+  constexpr int W = R * S;
   constexpr int kStride = Tiles<DMAX>::kStride;
-  constexpr int kRows = 16 * W;
+  constexpr int kRows = 16 * R;
+  constexpr int kSlice = kKeys / S;    // keys of each tile per warp
   constexpr int kDChunks = DMAX / 16;  // k-steps of Q K^T, d-tile pairs of P V
   extern __shared__ __align__(128) unsigned char smem[];
   __half* qs = reinterpret_cast<__half*>(smem);
   __half* ks = qs + kRows * kStride;   // [2][kKeys][kStride]
   __half* vs = ks + 2 * kKeys * kStride;
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int tid = threadIdx.x, lane = tid % 32;
+  const int warp = (tid / 32) % R, split = (tid / 32) / R;  // row group, key slice
   const int g = lane / 4, t = lane % 4;  // mma fragment coordinates: row group, thread in group
   const int D = static_cast<int>(p.D);
   const int64_t bh = blockIdx.y;
@@ -156,15 +164,15 @@ __global__ void __launch_bounds__(W * 32) flashAttentionMma(const __half* Q, con
     const __half* kt = ks + buffer * kKeys * kStride;
     const __half* vt = vs + buffer * kKeys * kStride;
 
-    // S[16 x 64] = Q K^T: eight 16x8 accumulators.
-    float s[kKeys / 8][4];
+    // S[16 x kSlice] = Q K^T over this warp's keys of the tile: 16x8 accumulators.
+    float s[kSlice / 8][4];
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int n = 0; n < kSlice / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
     {
       const int mi = lane >> 3;
-      const __half* kRow = kt + ((mi >> 1) * 8 + (lane & 7)) * kStride + (mi & 1) * 8;
+      const __half* kRow = kt + (split * kSlice + (mi >> 1) * 8 + (lane & 7)) * kStride + (mi & 1) * 8;
 #pragma unroll
-      for (int np = 0; np < kKeys / 16; ++np) {
+      for (int np = 0; np < kSlice / 16; ++np) {
 #pragma unroll
         for (int c = 0; c < kDChunks; ++c) {
           uint32_t kf[4];
@@ -176,10 +184,10 @@ __global__ void __launch_bounds__(W * 32) flashAttentionMma(const __half* Q, con
     }
 
     // Scale, mask, causal and key bounds; this tile's row maxima.
-    const int64_t k0 = int64_t(tile) * kKeys;
+    const int64_t k0 = int64_t(tile) * kKeys + split * kSlice;
     float tileMaxA = -INFINITY, tileMaxB = -INFINITY;
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) {
+    for (int n = 0; n < kSlice / 8; ++n) {
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         const int64_t kj = k0 + n * 8 + 2 * t + j;
@@ -217,9 +225,9 @@ __global__ void __launch_bounds__(W * 32) flashAttentionMma(const __half* Q, con
 
     // P = exp2(S - ref) packed as f16 A operands (two 16x8 accumulators make one 16x16 A), O += P V.
     const int mi = lane >> 3;
-    const __half* vRow = vt + ((mi & 1) * 8 + (lane & 7)) * kStride + (mi >> 1) * 8;
+    const __half* vRow = vt + (split * kSlice + (mi & 1) * 8 + (lane & 7)) * kStride + (mi >> 1) * 8;
 #pragma unroll
-    for (int kc = 0; kc < kKeys / 16; ++kc) {
+    for (int kc = 0; kc < kSlice / 16; ++kc) {
       uint32_t pf[4];
       {
         const float* lo = s[2 * kc];
@@ -245,11 +253,54 @@ __global__ void __launch_bounds__(W * 32) flashAttentionMma(const __half* Q, con
   }
 
   __pipeline_wait_prior(0);  // no key tiles at all (Sk = 0): Q's copy is still in flight
-  // Row sums over the quad, then O / sum staged in this warp's own Q rows for 16-byte stores.
+  // Row sums over the quad.
   sumA += __shfl_xor_sync(0xffffffffu, sumA, 1);
   sumA += __shfl_xor_sync(0xffffffffu, sumA, 2);
   sumB += __shfl_xor_sync(0xffffffffu, sumB, 1);
   sumB += __shfl_xor_sync(0xffffffffu, sumB, 2);
+  if constexpr (S > 1) {
+    // Merge the key slices' partial states (max, sum, unnormalized O) through the K/V buffers (no
+    // longer read: the loop ended with a barrier): O = sum_s 2^(m_s - m) O_s, likewise the sums.
+    float* partO = reinterpret_cast<float*>(ks);  // [S][R][16][DMAX]
+    float* partM = partO + S * R * 16 * DMAX;     // [S][R][16]
+    float* partL = partM + S * R * 16;
+    float* myO = partO + (split * R + warp) * 16 * DMAX;
+#pragma unroll
+    for (int i = 0; i < DMAX / 8; ++i) {
+      myO[g * DMAX + i * 8 + 2 * t] = o[i][0], myO[g * DMAX + i * 8 + 2 * t + 1] = o[i][1];
+      myO[(g + 8) * DMAX + i * 8 + 2 * t] = o[i][2], myO[(g + 8) * DMAX + i * 8 + 2 * t + 1] = o[i][3];
+    }
+    if (t == 0) {
+      const int at = (split * R + warp) * 16;
+      partM[at + g] = maxA, partM[at + g + 8] = maxB;
+      partL[at + g] = sumA, partL[at + g + 8] = sumB;
+    }
+    __syncthreads();
+    if (split != 0) return;
+    float mA = -INFINITY, mB = -INFINITY;
+#pragma unroll
+    for (int q = 0; q < S; ++q) {
+      const int at = (q * R + warp) * 16;
+      mA = fmaxf(mA, partM[at + g]), mB = fmaxf(mB, partM[at + g + 8]);
+    }
+    const float refA = mA == -INFINITY ? 0.f : mA, refB = mB == -INFINITY ? 0.f : mB;
+    sumA = sumB = 0.f;
+#pragma unroll
+    for (int i = 0; i < DMAX / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+#pragma unroll
+    for (int q = 0; q < S; ++q) {
+      const int at = (q * R + warp) * 16;
+      const float wA = exp2f(partM[at + g] - refA), wB = exp2f(partM[at + g + 8] - refB);
+      sumA += wA * partL[at + g], sumB += wB * partL[at + g + 8];
+      const float* from = partO + at * DMAX;
+#pragma unroll
+      for (int i = 0; i < DMAX / 8; ++i) {
+        o[i][0] += wA * from[g * DMAX + i * 8 + 2 * t], o[i][1] += wA * from[g * DMAX + i * 8 + 2 * t + 1];
+        o[i][2] += wB * from[(g + 8) * DMAX + i * 8 + 2 * t], o[i][3] += wB * from[(g + 8) * DMAX + i * 8 + 2 * t + 1];
+      }
+    }
+  }
+  // O / sum staged in this row group's own Q rows for 16-byte stores.
   const float invA = sumA > 0.f ? 1.f / sumA : 0.f, invB = sumB > 0.f ? 1.f / sumB : 0.f;
   __half* stage = qs + warp * 16 * kStride;
 #pragma unroll
@@ -276,28 +327,33 @@ __global__ void __launch_bounds__(W * 32) flashAttentionMma(const __half* Q, con
   }
 }
 
-template <int DMAX, int W>
+template <int DMAX, int R, int S>
 void launchWith(const AttentionShape& p, const void* q, const void* k, const void* v, const void* mask, void* o,
                 cudaStream_t stream) {
-  constexpr size_t smem = Tiles<DMAX>::template bytes<W>();
+  constexpr size_t smem = Tiles<DMAX>::template bytes<R>();
+  static_assert(size_t(S) * R * 16 * (DMAX + 2) * sizeof(float) <= 4 * kKeys * Tiles<DMAX>::kStride * sizeof(__half),
+                "the split merge reuses the K/V buffers");
   static const bool configured = [] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(flashAttentionMma<DMAX, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(flashAttentionMma<DMAX, R, S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem)));
     return true;
   }();
   (void)configured;
-  dim3 grid(static_cast<unsigned>((p.Sq + 16 * W - 1) / (16 * W)), static_cast<unsigned>(p.B * p.H));
-  flashAttentionMma<DMAX, W><<<grid, W * 32, smem, stream>>>(
+  dim3 grid(static_cast<unsigned>((p.Sq + 16 * R - 1) / (16 * R)), static_cast<unsigned>(p.B * p.H));
+  flashAttentionMma<DMAX, R, S><<<grid, R * S * 32, smem, stream>>>(
       static_cast<const __half*>(q), static_cast<const __half*>(k), static_cast<const __half*>(v),
       static_cast<const __half*>(mask), static_cast<__half*>(o), p);
 }
 
 template <int DMAX>
-void launchForDim(int warps, const AttentionShape& p, const void* q, const void* k, const void* v, const void* mask,
-                  void* o, cudaStream_t stream) {
-  if (warps == 4) launchWith<DMAX, 4>(p, q, k, v, mask, o, stream);
-  else if (warps == 2) launchWith<DMAX, 2>(p, q, k, v, mask, o, stream);
-  else launchWith<DMAX, 1>(p, q, k, v, mask, o, stream);
+void launchForDim(AttentionBlock block, const AttentionShape& p, const void* q, const void* k, const void* v,
+                  const void* mask, void* o, cudaStream_t stream) {
+  if (block.rows == 4) launchWith<DMAX, 4, 1>(p, q, k, v, mask, o, stream);
+  else if (block.rows == 2 && block.splits == 2) launchWith<DMAX, 2, 2>(p, q, k, v, mask, o, stream);
+  else if (block.rows == 2) launchWith<DMAX, 2, 1>(p, q, k, v, mask, o, stream);
+  else if (block.splits == 4) launchWith<DMAX, 1, 4>(p, q, k, v, mask, o, stream);
+  else if (block.splits == 2) launchWith<DMAX, 1, 2>(p, q, k, v, mask, o, stream);
+  else launchWith<DMAX, 1, 1>(p, q, k, v, mask, o, stream);
 }
 
 }  // namespace
@@ -309,19 +365,24 @@ bool tensorCoreAttentionSupports(const AttentionShape& s) {
 }
 
 void launchTensorCoreAttention(const void* q, const void* k, const void* v, const void* mask, void* o,
-                               const AttentionShape& shape, int multiprocessors, int warps, cudaStream_t stream) {
+                               const AttentionShape& shape, int multiprocessors, AttentionBlock block,
+                               cudaStream_t stream) {
   AttentionShape p = shape;
   auto aligned = [](const void* ptr, const int64_t* st) {
     return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && st[3] == 1 && st[0] % 8 == 0 && st[1] % 8 == 0 && st[2] % 8 == 0;
   };
   p.vectorized = shape.D % 8 == 0 && aligned(q, shape.q) && aligned(k, shape.k) && aligned(v, shape.v) ? 1 : 0;
-  // The widest block (4 warps share each K/V tile) that still gives every multiprocessor a block:
-  // BERT-base at batch 1 (12 heads, 128 queries) has 24 blocks of 64 queries, 96 of 16.
-  auto blocks = [&](int rows) { return (shape.Sq + rows - 1) / rows * shape.B * shape.H; };
-  if (warps == 0) warps = blocks(64) >= multiprocessors ? 4 : blocks(32) >= multiprocessors ? 2 : 1;
-  if (p.D <= 32) launchForDim<32>(warps, p, q, k, v, mask, o, stream);
-  else if (p.D <= 64) launchForDim<64>(warps, p, q, k, v, mask, o, stream);
-  else launchForDim<128>(warps, p, q, k, v, mask, o, stream);
+  if (block.rows == 0) {
+    // The most query rows per block (4 warps share each K/V tile) that still give every
+    // multiprocessor a block; below four row groups, the remaining warps split the keys.
+    // BERT-base at batch 1 (12 heads, 128 queries): 96 blocks of 16 queries x 4 key slices.
+    auto blocks = [&](int rows) { return (shape.Sq + rows - 1) / rows * shape.B * shape.H; };
+    block.rows = blocks(64) >= multiprocessors ? 4 : blocks(32) >= multiprocessors ? 2 : 1;
+    block.splits = 4 / block.rows;
+  }
+  if (p.D <= 32) launchForDim<32>(block, p, q, k, v, mask, o, stream);
+  else if (p.D <= 64) launchForDim<64>(block, p, q, k, v, mask, o, stream);
+  else launchForDim<128>(block, p, q, k, v, mask, o, stream);
 }
 
 }  // namespace kiln::cuda

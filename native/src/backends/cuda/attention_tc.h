@@ -18,9 +18,14 @@ struct AttentionShape {
 
 // Head dims up to 128 (Q/K and V alike), and at least 16 queries.
 bool tensorCoreAttentionSupports(const AttentionShape& shape);
-// Blocks of `warps` warps (1, 2 or 4; 16 queries each); 0: the widest that gives each of the GPU's
-// `multiprocessors` a block.
+// A block's shape: `rows` groups of 16 queries (1, 2 or 4) x `splits` warps sharing each group's
+// keys (rows * splits <= 4). rows 0: chosen from the grid size and the GPU's `multiprocessors`.
+struct AttentionBlock {
+  int rows = 0;
+  int splits = 1;
+};
 void launchTensorCoreAttention(const void* q, const void* k, const void* v, const void* mask, void* o,
-                               const AttentionShape& shape, int multiprocessors, int warps, cudaStream_t stream);
+                               const AttentionShape& shape, int multiprocessors, AttentionBlock block,
+                               cudaStream_t stream);
 
 }  // namespace kiln::cuda

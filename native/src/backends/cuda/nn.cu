@@ -495,13 +495,21 @@ class AttentionKernel final : public CudaKernel {
     dim3 grid(static_cast<unsigned>((p.Sq + kAttnWarps - 1) / kAttnWarps), static_cast<unsigned>(p.B * p.H));
     const size_t shared = sizeof(float) * (kAttnTile * (p.D + 1) + kAttnTile * p.Dv + kAttnWarps * p.D);
     cudaStream_t s = exec(ctx).stream;
-    // KILN_CUDA_ATTENTION=warp|tc1|tc2|tc4 forces one kernel (tests, comparisons); default: the
-    // tensor-core kernel in fp16 where it applies, its block width by grid size.
+    // KILN_CUDA_ATTENTION=warp|tc<R>[x<S>] forces one kernel (tests, comparisons): the warp-per-query
+    // kernel, or the tensor-core kernel with R row groups x S key splits (tc1, tc2, tc4, tc1x2,
+    // tc1x4, tc2x2); default: the tensor-core kernel in fp16 where it applies, its block by grid size.
     const char* mode = std::getenv("KILN_CUDA_ATTENTION");
     const std::string forced = mode ? mode : "";
-    const int warps = forced == "tc1" ? 1 : forced == "tc2" ? 2 : forced == "tc4" ? 4 : 0;
+    AttentionBlock block;
+    if (forced.size() >= 3 && forced.compare(0, 2, "tc") == 0) {
+      block.rows = forced[2] - '0';
+      block.splits = forced.size() == 5 && forced[3] == 'x' ? forced[4] - '0' : 1;
+      const bool valid = (block.rows == 1 || block.rows == 2 || block.rows == 4) &&
+                         (block.splits == 1 || block.splits == 2 || block.splits == 4) && block.rows * block.splits <= 4;
+      if (!valid) unsupported("KILN_CUDA_ATTENTION=" + forced + " (warp, tc1, tc2, tc4, tc1x2, tc1x4 or tc2x2)");
+    }
     if (q.dtype == DType::Float16 && forced != "warp" && tensorCoreAttentionSupports(p)) {
-      launchTensorCoreAttention(in(ctx, 0), in(ctx, 1), in(ctx, 2), mask, o.data, p, multiprocessors(), warps, s);
+      launchTensorCoreAttention(in(ctx, 0), in(ctx, 1), in(ctx, 2), mask, o.data, p, multiprocessors(), block, s);
       return;
     }
     if (q.dtype == DType::Float16) {
