@@ -4,7 +4,10 @@
 // the whole epilogue runs inside cudnnConvolutionBiasActivationForward; otherwise the convolution
 // is followed by one elementwise epilogue pass. The algorithm is chosen per input shape by timing
 // cuDNN's candidates (cudnnFindConvolutionForwardAlgorithm) the first time a shape is seen, and
-// cached in the kernel for every context. Also MaxPool / AveragePool (2-D) on cuDNN pooling.
+// cached in the kernel for every context. fp16 NHWC convolutions over few channels (an RGB stem)
+// have more candidates, timed with the rest: input and weights zero-padded to 8 channels, and, for
+// stride 2 over at most 4 channels, the space-to-depth rewrite (space_to_depth.h) into a stride-1
+// convolution over 16 channels. Also MaxPool / AveragePool (2-D) on cuDNN pooling.
 #include <cudnn.h>
 
 #include <algorithm>
@@ -20,6 +23,7 @@
 #include "backends/cuda/cuda_ops.h"
 #include "backends/cuda/gemm.h"
 #include "backends/cuda/implicit_gemm_conv.h"
+#include "backends/cuda/space_to_depth.h"
 #include "backends/cuda/timing_cache.h"
 #include "ops/nn_geometry.h"
 
@@ -61,15 +65,24 @@ struct ConvDescs {
   }
 };
 
+// How the input and weights are rewritten before the convolution proper.
+enum class Prep {
+  None,
+  Pad8,  // widened to 8 channels (see padsChannels_)
+  S2d,   // space-to-depth: a stride-1 convolution over 16 channels (see s2d_)
+};
+
 struct AlgoChoice {
   cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
   size_t workspace = 0;  // cuDNN's
-  float ms = 0;          // including the channel padding, for a padded choice
-  // Input and weights widened to 8 channels first (see padsChannels_): padBytes of scratch ahead
-  // of cuDNN's workspace.
+  float ms = 0;          // including the rewrite of input and weights, for a padded or s2d choice
+  // Input and weights widened to 8 channels first (see padsChannels_), or rewritten space-to-depth
+  // (s2d, see s2d_): padBytes of scratch ahead of cuDNN's workspace.
   bool padded = false;
+  bool s2d = false;
   size_t padBytes = 0;
   int implicitTile = -1;  // >= 0: Kiln's implicit-GEMM kernel with this tile instead of cuDNN's algo
+  Prep prep() const { return s2d ? Prep::S2d : padded ? Prep::Pad8 : Prep::None; }
 };
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
@@ -106,6 +119,18 @@ class ConvKernel final : public CudaKernel {
     // Such a convolution is also timed with input and weights zero-padded to 8 channels.
     padsChannels_ = nhwc && !pointwise_ && group_ == 1 && inputTypes_[0] == DType::Float16 && w.isConcrete() &&
                     w.rank() == 4 && w.dims[3].value < 8;
+    // Stride 2 over at most 4 channels (the ResNet stem: 7x7 over RGB) is also timed rewritten
+    // space-to-depth, as NVIDIA's MLPerf ResNet does: each 2x2 block of input pixels becomes one
+    // pixel of 16 channels and the weights [K,R,S,C] become [K,ceil(R/2),ceil(S/2),16], so the
+    // convolution is a stride-1 one of a quarter of the positions over 16 channels, whose K is
+    // 16 * ceil(R/2) * ceil(S/2) (256 for 7x7) instead of 8 * R * S (392) padded, and without the
+    // padded input's reads of each pixel ~12 times. KILN_CUDA_CONV_S2D=off leaves it out (not
+    // timed), =always takes it where it applies (default: timed against the other candidates).
+    const char* s2dMode = std::getenv("KILN_CUDA_CONV_S2D");
+    if (padsChannels_ && w.dims[3].value <= 4 && !(s2dMode != nullptr && std::string(s2dMode) == "off")) {
+      const WindowParams p = readWindowParams(node_, 2, {w.dims[1].value, w.dims[2].value});
+      s2d_ = p.strides == std::vector<int64_t>{2, 2} && p.dilations == std::vector<int64_t>{1, 1};
+    }
     // Kiln's implicit GEMM (implicit_gemm_conv.cu) is timed too where its epilogue covers the
     // activation and its tiles the channels (whole 8-channel groups, or padded to 8 as above), when
     // KILN_CUDA_CONV_IMPLICIT=timed|always asks for it. Not by default: on the H100 it won the
@@ -126,7 +151,9 @@ class ConvKernel final : public CudaKernel {
       tuneGemm(pointwisePlan(ctx), kPointwiseGemmWorkspace);
       return kPointwiseGemmWorkspace;
     }
-    const AlgoChoice c = choose(ctx, kMaxConvWorkspace + (padsChannels_ ? padBytes(ctx) : 0));
+    const size_t prep = std::max(prepBytes(ctx, padsChannels_ ? Prep::Pad8 : Prep::None),
+                                 prepBytes(ctx, s2d_ ? Prep::S2d : Prep::None));
+    const AlgoChoice c = choose(ctx, kMaxConvWorkspace + prep);
     return c.workspace + c.padBytes;
   }
 
@@ -179,17 +206,29 @@ class ConvKernel final : public CudaKernel {
       launchPadChannelsTo8(wData, scratch, w.numel() / c, c, exec(ctx).stream);
       wData = scratch;
       workspace = static_cast<uint8_t*>(ctx.workspace) + choice.padBytes;
+    } else if (choice.s2d) {
+      // x' then W' in the scratch, both rewritten by one launch (the weights are a few KiB).
+      S2dShapes s = s2dShapes(ctx);
+      uint8_t* scratch = static_cast<uint8_t*>(ctx.workspace);
+      s.x.src = xData;
+      s.x.dst = scratch;
+      s.w.src = wData;
+      s.w.dst = scratch + align256(size_t(s.x.pixels()) * 32);
+      launchSpaceToDepth16(s.x, &s.w, exec(ctx).stream);
+      xData = s.x.dst;
+      wData = s.w.dst;
+      workspace = scratch + choice.padBytes;
     }
     const bool hasBias = ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr;
     const bool hasZ = fused_ && ctx.inputs.size() > 3 && ctx.inputs[3] != nullptr;
     if (choice.implicitTile >= 0) {
       launchHalfConvImplicitGemm(choice.implicitTile, xData, wData, hasBias ? in(ctx, 2) : nullptr,
                                  hasZ ? in(ctx, 3) : nullptr, act_.kind == Activation::Relu, y.data,
-                                 implicitGeometry(ctx, choice.padded), y.shape[3], exec(ctx).stream);
+                                 implicitGeometry(ctx, choice.prep()), y.shape[3], exec(ctx).stream);
       return;
     }
     ConvDescs d;
-    describe(ctx, d, choice.padded);
+    describe(ctx, d, choice.prep());
     cudnnHandle_t h = static_cast<cudnnHandle_t>(exec(ctx).cudnn);
     const bool fusedCall = useFusedCall() && hasBias && (act_.kind == Activation::Relu ||
                                        (act_.kind == Activation::None &&
@@ -219,12 +258,14 @@ class ConvKernel final : public CudaKernel {
     (void)x;
   }
 
-  // Which paths the timing picked over the shapes seen: cuDNN's and/or Kiln's implicit GEMM.
+  // Which paths the timing picked over the shapes seen: cuDNN's and/or Kiln's implicit GEMM, and
+  // whether on input and weights padded to 8 channels (_pad8) or rewritten space-to-depth (_s2d).
   std::string name() const override {
     if (pointwise_ && nhwc_) return "cuda.conv_nhwc.1x1_cublaslt";
     const std::string lib = fused_ ? "cudnn_fused" : "cudnn";
     const std::string paths = implicitUsed_ ? (cudnnUsed_ ? "implicit_gemm+" + lib : "implicit_gemm") : lib;
-    return std::string(nhwc_ ? "cuda.conv_nhwc." : "cuda.conv.") + paths + (paddedUsed_ ? "_pad8" : "");
+    return std::string(nhwc_ ? "cuda.conv_nhwc." : "cuda.conv.") + paths + (paddedUsed_ ? "_pad8" : "") +
+           (s2dUsed_ ? "_s2d" : "");
   }
 
  private:
@@ -234,17 +275,61 @@ class ConvKernel final : public CudaKernel {
     return align256(size_t(ctx.inputs[0]->numel() / c) * 16) + align256(size_t(ctx.inputs[1]->numel() / c) * 16);
   }
 
+  // The space-to-depth rewrite of this convolution (s2d_): x [N,H,W,C] -> x' [N,H',W',16] with
+  //   x'[n,i,j,(dy*2+dx)*C+c] = xpad[n, 2i+dy, 2j+dx, c]   (xpad: x shifted by padTop/padLeft, zeros outside)
+  // and W [K,R,S,C] -> W' [K,R',S',16], R' = ceil(R/2), S' = ceil(S/2), by the same map without pads:
+  //   W'[k,a,b,(dy*2+dx)*C+c] = W[k, 2a+dy, 2b+dx, c]   (zero where 2a+dy >= R or 2b+dx >= S).
+  // Writing r = 2a+dy, s = 2b+dx in y[n,oy,ox,k] = sum_{r,s,c} W[k,r,s,c] xpad[n, 2oy+r, 2ox+s, c]
+  // gives xpad[n, 2(oy+a)+dy, 2(ox+b)+dx, c] = x'[n, oy+a, ox+b, (dy*2+dx)*C+c], so
+  //   y[n,oy,ox,k] = sum_{a,b,ch} W'[k,a,b,ch] x'[n, oy+a, ox+b, ch],
+  // a stride-1, pad-0 convolution; the taps r >= R (odd R) have zero weights. H' = OH + R' - 1 rows
+  // make its output exactly OH rows (no crop): at most ceil((H + padTop + padBottom) / 2), so x'
+  // covers every padded row a real tap reads, and the bottom/right pads need no parameter (rows
+  // past the input read as zeros). Likewise W'.
+  struct S2dShapes {
+    SpaceToDepthJob x, w;  // src/dst left null
+  };
+  S2dShapes s2dShapes(const KernelContext& ctx) const {
+    const Shape& xs = ctx.inputs[0]->shape;
+    const Shape& ws = ctx.inputs[1]->shape;
+    const Shape& ys = ctx.outputs[0]->shape;
+    const Im2ColGeometry g = nhwcWindowGeometry(node_, xs, ys, {ws[1], ws[2]});
+    S2dShapes s;
+    s.w.n = ws[0];
+    s.w.h = int(ws[1]), s.w.w = int(ws[2]), s.w.c = int(ws[3]);
+    s.w.outH = int((ws[1] + 1) / 2), s.w.outW = int((ws[2] + 1) / 2);
+    s.x.n = xs[0];
+    s.x.h = int(xs[1]), s.x.w = int(xs[2]), s.x.c = int(xs[3]);
+    s.x.padTop = g.padH, s.x.padLeft = g.padW;
+    s.x.outH = int(ys[1]) + s.w.outH - 1, s.x.outW = int(ys[2]) + s.w.outW - 1;
+    return s;
+  }
+
+  // Scratch for the rewritten input and weights (16-byte pixels for Pad8, 32-byte for S2d).
+  size_t prepBytes(const KernelContext& ctx, Prep prep) const {
+    if (prep == Prep::Pad8) return padBytes(ctx);
+    if (prep == Prep::None) return 0;
+    const S2dShapes s = s2dShapes(ctx);
+    return align256(size_t(s.x.pixels()) * 32) + align256(size_t(s.w.pixels()) * 32);
+  }
+
   // The implicit GEMM's view of this convolution (weights [K, R*S*C] as OHWI rows).
-  Im2ColGeometry implicitGeometry(const KernelContext& ctx, bool padded) const {
+  Im2ColGeometry implicitGeometry(const KernelContext& ctx, Prep prep) const {
     const Shape& w = ctx.inputs[1]->shape;
     Im2ColGeometry g = nhwcWindowGeometry(node_, ctx.inputs[0]->shape, ctx.outputs[0]->shape, {w[1], w[2]});
-    if (padded) g.c = 8;
+    if (prep == Prep::Pad8) g.c = 8;
+    if (prep == Prep::S2d) {
+      const S2dShapes s = s2dShapes(ctx);
+      g.h = s.x.outH, g.w = s.x.outW, g.c = 16;
+      g.r = s.w.outH, g.s = s.w.outW;
+      g.strideH = g.strideW = 1, g.padH = g.padW = 0, g.dilH = g.dilW = 1;
+    }
     g.kPad = int64_t(g.r) * g.s * g.c;
     return g;
   }
 
-  // padded: the input and weights as widened to 8 channels (NHWC only).
-  void describe(const KernelContext& ctx, ConvDescs& d, bool padded = false) const {
+  // prep: the input and weights as widened to 8 channels or rewritten space-to-depth (NHWC only).
+  void describe(const KernelContext& ctx, ConvDescs& d, Prep prep = Prep::None) const {
     const Tensor& x = *ctx.inputs[0];
     const Tensor& w = *ctx.inputs[1];
     const Tensor& y = *ctx.outputs[0];
@@ -261,11 +346,17 @@ class ConvKernel final : public CudaKernel {
         strides[i] = static_cast<int>(p.strides[i]);
         dil[i] = static_cast<int>(p.dilations[i]);
       }
-      const int c = padded ? 8 : int(x.shape[3]);
-      KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NHWC, dt, int(x.shape[0]), c, int(x.shape[1]), int(x.shape[2])));
+      // Input [N,h,wd,c] and filter [K,r,s,c] as cuDNN sees them.
+      int c = prep == Prep::Pad8 ? 8 : int(x.shape[3]), h = int(x.shape[1]), wd = int(x.shape[2]), r = int(w.shape[1]),
+          s = int(w.shape[2]);
+      if (prep == Prep::S2d) {
+        const S2dShapes s2 = s2dShapes(ctx);
+        c = 16, h = s2.x.outH, wd = s2.x.outW, r = s2.w.outH, s = s2.w.outW;
+        pads[0] = pads[1] = 0, strides[0] = strides[1] = 1, dil[0] = dil[1] = 1;
+      }
+      KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NHWC, dt, int(x.shape[0]), c, h, wd));
       KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NHWC, dt, int(y.shape[0]), int(y.shape[3]), int(y.shape[1]), int(y.shape[2])));
-      KILN_DNN_CHECK(cudnnSetFilter4dDescriptor(d.w, dt, CUDNN_TENSOR_NHWC, int(w.shape[0]), padded ? 8 : int(w.shape[3]),
-                                                int(w.shape[1]), int(w.shape[2])));
+      KILN_DNN_CHECK(cudnnSetFilter4dDescriptor(d.w, dt, CUDNN_TENSOR_NHWC, int(w.shape[0]), c, r, s));
       KILN_DNN_CHECK(cudnnSetConvolution2dDescriptor(d.conv, pads[0], pads[1], strides[0], strides[1], dil[0], dil[1],
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
       KILN_DNN_CHECK(cudnnSetConvolutionGroupCount(d.conv, static_cast<int>(group_)));
@@ -314,21 +405,29 @@ class ConvKernel final : public CudaKernel {
   // layer signature and shape (timing_cache.h) and kept fastest first.
   AlgoChoice choose(const KernelContext& ctx, size_t limit) const {
     const std::vector<AlgoChoice>& candidates = measured(ctx);
-    // KILN_CUDA_CONV_PAD=always|never overrides the timing for padded candidates, and
-    // KILN_CUDA_CONV_IMPLICIT=always for the implicit GEMM (tests, A/B runs).
+    // KILN_CUDA_CONV_PAD=always|never overrides the timing for padded candidates (and leaves the
+    // space-to-depth ones out: it picks one of the two channel-padding paths),
+    // KILN_CUDA_CONV_S2D=always for space-to-depth (over PAD) and KILN_CUDA_CONV_IMPLICIT=always for
+    // the implicit GEMM (tests, A/B runs).
     auto mode = [](const char* var, const char* value) {
       const char* v = std::getenv(var);
       return v != nullptr && std::string(v) == value;
     };
     const bool padAlways = padsChannels_ && mode("KILN_CUDA_CONV_PAD", "always"), padNever = mode("KILN_CUDA_CONV_PAD", "never");
+    const bool s2dAlways = mode("KILN_CUDA_CONV_S2D", "always") &&
+                           std::any_of(candidates.begin(), candidates.end(), [](const AlgoChoice& c) { return c.s2d; });
     const bool implicitAlways = mode("KILN_CUDA_CONV_IMPLICIT", "always") &&
-                                std::any_of(candidates.begin(), candidates.end(), [](const AlgoChoice& c) { return c.implicitTile >= 0; });
+                                std::any_of(candidates.begin(), candidates.end(), [&](const AlgoChoice& c) {
+                                  return c.implicitTile >= 0 && (c.s2d || !s2dAlways);
+                                });
     const bool implicitNever = mode("KILN_CUDA_CONV_IMPLICIT", "never");
     for (const AlgoChoice& c : candidates) {
-      if ((padAlways && !c.padded) || (padNever && c.padded)) continue;
+      if (c.s2d ? !s2dAlways && (padAlways || padNever) : s2dAlways) continue;
+      if (!c.s2d && ((padAlways && !c.padded) || (padNever && c.padded))) continue;
       if ((implicitAlways && c.implicitTile < 0) || (implicitNever && c.implicitTile >= 0)) continue;
       if (c.workspace + c.padBytes <= limit) {
         if (c.padded) paddedUsed_ = true;
+        if (c.s2d) s2dUsed_ = true;
         (c.implicitTile >= 0 ? implicitUsed_ : cudnnUsed_) = true;
         return c;
       }
@@ -342,7 +441,8 @@ class ConvKernel final : public CudaKernel {
     // "conv_nhwc2": entries carry the implicit-GEMM tile (older caches never timed it).
     std::string key = std::string(nhwc_ ? "conv_nhwc2|" : "conv|") + deviceKey() + "|" + dtypeName(x.dtype) + shapeToString(x.shape) +
                       shapeToString(ctx.inputs[1]->shape) + shapeToString(ctx.outputs[0]->shape) + "|g" +
-                      std::to_string(group_) + (tf32_ ? "|tf32" : "") + (implicitGemm_ ? "|implicit" : "");
+                      std::to_string(group_) + (tf32_ ? "|tf32" : "") + (implicitGemm_ ? "|implicit" : "") +
+                      (s2d_ ? "|s2d" : "");
     for (const char* attr : {"pads", "strides", "dilations"}) {
       for (int64_t v : node_.getInts(attr)) key += "," + std::to_string(v);
       key += ";";
@@ -359,14 +459,17 @@ class ConvKernel final : public CudaKernel {
         if (end == std::string::npos) end = cached->size();
         AlgoChoice c;
         unsigned long long mem = 0;
-        int algo = 0, padded = 0, tile = -1;
-        if (std::sscanf(cached->substr(at, end - at).c_str(), "%d,%llu,%f,%d,%d", &algo, &mem, &c.ms, &padded, &tile) >= 3 &&
-            (padded == 0 || padsChannels_) && (tile < 0 || (implicitGemm_ && tile < kImplicitGemmTiles))) {
+        int algo = 0, padded = 0, tile = -1, s2d = 0;
+        if (std::sscanf(cached->substr(at, end - at).c_str(), "%d,%llu,%f,%d,%d,%d", &algo, &mem, &c.ms, &padded, &tile,
+                        &s2d) >= 3 &&
+            (padded == 0 || padsChannels_) && (s2d == 0 || (s2d_ && padded == 0)) &&
+            (tile < 0 || (implicitGemm_ && tile < kImplicitGemmTiles))) {
           c.algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo);
           c.workspace = mem;
           c.padded = padded != 0;
+          c.s2d = s2d != 0;
           c.implicitTile = tile;
-          c.padBytes = c.padded ? padBytes(ctx) : 0;
+          c.padBytes = prepBytes(ctx, c.prep());
           list.push_back(c);
         }
         at = end + 1;
@@ -376,40 +479,48 @@ class ConvKernel final : public CudaKernel {
       if (!findHandle_) findHandle_ = createCudnnHandle(nullptr);
       cudnnHandle_t h = static_cast<cudnnHandle_t>(findHandle_);
       std::string value;
-      for (int padded = 0; padded <= (padsChannels_ ? 1 : 0); ++padded) {
+      std::vector<Prep> preps = {Prep::None};
+      if (padsChannels_) preps.push_back(Prep::Pad8);
+      if (s2d_) preps.push_back(Prep::S2d);
+      for (Prep prep : preps) {
         ConvDescs d;
-        describe(ctx, d, padded != 0);
+        describe(ctx, d, prep);
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int found = 0;
         // Timed: cuDNN runs every candidate on scratch buffers it allocates itself, fastest first.
         const cudnnStatus_t status =
             cudnnFindConvolutionForwardAlgorithm(h, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf);
         if (status != CUDNN_STATUS_SUCCESS) {
-          if (padded) continue;  // the unpadded candidates stand
+          if (prep != Prep::None) continue;  // the unpadded candidates stand
           fail(ErrorCode::Internal, std::string("cuDNN error ") + cudnnGetErrorString(status) +
                                         " in cudnnFindConvolutionForwardAlgorithm for " + key);
         }
-        const float padMs = padded ? timePadding(ctx) : 0.f;
+        const float prepMs = timePrep(ctx, prep);
         for (int i = 0; i < found; ++i) {
           if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kMaxConvWorkspace) continue;
-          AlgoChoice c{perf[i].algo, perf[i].memory, perf[i].time + padMs};
-          c.padded = padded != 0;
-          c.padBytes = c.padded ? padBytes(ctx) : 0;
+          AlgoChoice c{perf[i].algo, perf[i].memory, perf[i].time + prepMs};
+          c.padded = prep == Prep::Pad8;
+          c.s2d = prep == Prep::S2d;
+          c.padBytes = prepBytes(ctx, prep);
           list.push_back(c);
         }
       }
-      if (implicitGemm_) timeImplicitGemm(ctx, list);
+      if (implicitGemm_) {
+        timeImplicitGemm(ctx, list, padsChannels_ ? Prep::Pad8 : Prep::None);
+        if (s2d_) timeImplicitGemm(ctx, list, Prep::S2d);
+      }
       KILN_CHECK(!list.empty(), UnsupportedOp, "node '" + node_.name + "': cuDNN found no convolution algorithm for " + key);
       sortFastestFirst(list);
       for (const AlgoChoice& c : list) {
         value += std::to_string(int(c.algo)) + "," + std::to_string(c.workspace) + "," + std::to_string(c.ms) + "," +
-                 std::to_string(c.padded ? 1 : 0) + "," + std::to_string(c.implicitTile) + ";";
+                 std::to_string(c.padded ? 1 : 0) + "," + std::to_string(c.implicitTile) + "," + std::to_string(c.s2d ? 1 : 0) +
+                 ";";
       }
       timingCachePut(key, value);
     }
     // Cached lists are stored fastest first; sorted again all the same, so that an engine loaded
     // from a cache written in another order picks what the build timed fastest (the padded and
-    // unpadded candidates are timed in two groups).
+    // unpadded and space-to-depth candidates are timed in groups).
     sortFastestFirst(list);
     return choices_.emplace(key, std::move(list)).first->second;
   }
@@ -419,10 +530,9 @@ class ConvKernel final : public CudaKernel {
   }
 
   // Adds Kiln's implicit GEMM, one candidate per tile, timed on scratch buffers (3 runs after a
-  // warm-up; a padded layer's time includes the padding).
-  void timeImplicitGemm(const KernelContext& ctx, std::vector<AlgoChoice>& list) const {
-    const bool padded = padsChannels_;
-    const Im2ColGeometry g = implicitGeometry(ctx, padded);
+  // warm-up; a padded or space-to-depth candidate's time includes the rewrite).
+  void timeImplicitGemm(const KernelContext& ctx, std::vector<AlgoChoice>& list, Prep prep) const {
+    const Im2ColGeometry g = implicitGeometry(ctx, prep);
     const int64_t kOut = ctx.outputs[0]->shape[3], m = g.n * g.oh * g.ow;
     if (!implicitGemmConvSupported(g, kOut, DType::Float16)) return;
     const bool hasBias = ctx.inputs.size() > 2 && ctx.inputs[2] != nullptr;
@@ -432,7 +542,7 @@ class ConvKernel final : public CudaKernel {
                           z = deviceAlloc(yBytes), y = deviceAlloc(yBytes);
     for (const auto& [buffer, bytes] : {std::pair{&x, xBytes}, {&w, wBytes}, {&bias, size_t(kOut) * 2}, {&z, yBytes}})
       KILN_CUDA_CHECK(cudaMemset(buffer->get(), 0, bytes));
-    const float padMs = padded ? timePadding(ctx) : 0.f;
+    const float prepMs = timePrep(ctx, prep);
     cudaStream_t stream;
     KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     cudaEvent_t start, stop;
@@ -459,9 +569,10 @@ class ConvKernel final : public CudaKernel {
       cudaEventElapsedTime(&ms, start, stop);
       AlgoChoice c;
       c.implicitTile = tile;
-      c.ms = ms / 3 + padMs;
-      c.padded = padded;
-      c.padBytes = padded ? padBytes(ctx) : 0;
+      c.ms = ms / 3 + prepMs;
+      c.padded = prep == Prep::Pad8;
+      c.s2d = prep == Prep::S2d;
+      c.padBytes = prepBytes(ctx, prep);
       list.push_back(c);
     }
     cudaEventDestroy(start);
@@ -469,12 +580,23 @@ class ConvKernel final : public CudaKernel {
     cudaStreamDestroy(stream);
   }
 
-  // What widening the input and weights to 8 channels costs per run (median of 3, scratch buffers).
-  float timePadding(const KernelContext& ctx) const {
+  // What rewriting the input and weights (widened to 8 channels, or space-to-depth) costs per run,
+  // as run() launches it (median of 3, scratch buffers).
+  float timePrep(const KernelContext& ctx, Prep prep) const {
+    if (prep == Prep::None) return 0.f;
     const int64_t c = ctx.inputs[0]->shape[3];
-    const int64_t pixels = ctx.inputs[0]->numel() / c;
-    std::shared_ptr<void> x = deviceAlloc(size_t(pixels * c) * 2), y = deviceAlloc(size_t(pixels) * 16);
-    KILN_CUDA_CHECK(cudaMemset(x.get(), 0, size_t(pixels * c) * 2));
+    const size_t xBytes = size_t(ctx.inputs[0]->numel()) * 2, wBytes = size_t(ctx.inputs[1]->numel()) * 2;
+    const size_t xOut = prep == Prep::Pad8 ? align256(xBytes / 2 / c * 16) : align256(size_t(s2dShapes(ctx).x.pixels()) * 32);
+    std::shared_ptr<void> x = deviceAlloc(xBytes), w = deviceAlloc(wBytes), y = deviceAlloc(prepBytes(ctx, prep));
+    KILN_CUDA_CHECK(cudaMemset(x.get(), 0, xBytes));
+    KILN_CUDA_CHECK(cudaMemset(w.get(), 0, wBytes));
+    uint8_t* xDst = static_cast<uint8_t*>(y.get());
+    uint8_t* wDst = xDst + xOut;
+    S2dShapes s;
+    if (prep == Prep::S2d) {
+      s = s2dShapes(ctx);
+      s.x.src = x.get(), s.x.dst = xDst, s.w.src = w.get(), s.w.dst = wDst;
+    }
     cudaStream_t stream;
     KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     cudaEvent_t start, stop;
@@ -483,7 +605,12 @@ class ConvKernel final : public CudaKernel {
     std::vector<float> times;
     for (int r = 0; r < 4; ++r) {
       cudaEventRecord(start, stream);
-      launchPadChannelsTo8(x.get(), y.get(), pixels, c, stream);
+      if (prep == Prep::Pad8) {
+        launchPadChannelsTo8(x.get(), xDst, int64_t(xBytes / 2) / c, c, stream);
+        launchPadChannelsTo8(w.get(), wDst, int64_t(wBytes / 2) / c, c, stream);
+      } else {
+        launchSpaceToDepth16(s.x, &s.w, stream);
+      }
       cudaEventRecord(stop, stream);
       cudaEventSynchronize(stop);
       float ms = 0;
@@ -503,8 +630,8 @@ class ConvKernel final : public CudaKernel {
     return tf32_ ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   }
 
-  bool fused_, nhwc_, pointwise_ = false, tf32_ = false, padsChannels_ = false, implicitGemm_ = false;
-  mutable bool paddedUsed_ = false, implicitUsed_ = false, cudnnUsed_ = false;
+  bool fused_, nhwc_, pointwise_ = false, tf32_ = false, padsChannels_ = false, implicitGemm_ = false, s2d_ = false;
+  mutable bool paddedUsed_ = false, s2dUsed_ = false, implicitUsed_ = false, cudnnUsed_ = false;
   int64_t group_ = 1;
   ActivationParams act_;
   mutable std::mutex mutex_;
