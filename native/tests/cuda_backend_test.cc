@@ -275,15 +275,21 @@ KILN_TEST(cuda, encoder_layer_matches_cpu_with_dynamic_batch) {
     options.backend = "cuda";
     options.profiles = {p};
     BuildResult built = buildEngine(model.data(), model.size(), options);
-    int attention = 0, transposes = 0, addNorm = 0;
+    int attention = 0, transposes = 0, addNorm = 0, matmuls = 0, reshapes = 0;
     for (const LayerReport& l : built.report.layers) {
       attention += l.opType == "kiln.CudaAttention";
       transposes += l.opType == "Transpose";
       addNorm += l.opType == "kiln.CudaAddLayerNorm";
+      matmuls += l.opType == "kiln.FusedMatMul";
+      reshapes += l.opType == "Reshape";
     }
     EXPECT_EQ(attention, 1);
     EXPECT_EQ(transposes, 0);
     EXPECT_EQ(addNorm, 2);
+    // Q, K and V come from one packed projection (the attention reads its column blocks), then the
+    // output projection and the two feed-forward GEMMs; only the heads' merge stays a Reshape.
+    EXPECT_EQ(matmuls, 4);
+    EXPECT_EQ(reshapes, 1);
   }
   compareBackends(model, encoderInputs(3, seq, hidden), "encoder layer", 1e-4, 1e-2, {p});
   compareBackends(model, encoderInputs(1, seq, hidden), "encoder layer batch 1", 1e-4, 0, {p});

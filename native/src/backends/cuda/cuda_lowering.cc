@@ -55,6 +55,84 @@ int fuseAttentionLayouts(Graph& g) {
   return rewrites;
 }
 
+// Packs the Q, K and V projections feeding one CudaAttention into a single GEMM: three
+// FusedMatMul(X, W_i [C,N], b_i) -> Reshape [B,S,H,D] chains on the same X become
+// FusedMatMul(X, [W_q W_k W_v] [C,3N], [b_q b_k b_v]) -> [B,S,3N], read in place by the attention
+// (attr qkv_heads = H; Q, K and V are column blocks of one row). One wide GEMM instead of three
+// narrow ones: at batch 1 (128 tokens) each projection is a few microseconds of mostly launch and
+// tail, so BERT-base saves 24 of its 72 GEMMs; at large batches the wider N fills the GPU better.
+int packAttentionProjections(Graph& g) {
+  int rewrites = 0;
+  std::vector<std::vector<int32_t>> consumers = g.consumers();
+  auto soleUse = [&](ValueId v) { return v != kNoValue && !g.isGraphOutput(v) && consumers[v].size() == 1; };
+  for (Node& attn : g.nodes) {
+    if (attn.dead || attn.domain != kKilnDomain || attn.opType != "CudaAttention" || attn.has("qkv_heads")) continue;
+    const std::vector<int64_t> layout = attn.getInts("layout", {0, 0, 0, 0});
+    if (layout.size() != 4 || !layout[0] || !layout[1] || !layout[2] || attn.inputs.size() < 3) continue;
+    int32_t reshapes[3], matmuls[3];
+    bool ok = true;
+    for (int i = 0; i < 3 && ok; ++i) {
+      const ValueId v = attn.inputs[i];
+      ok = soleUse(v) && g.values[v].producer >= 0;
+      if (!ok) break;
+      reshapes[i] = g.values[v].producer;
+      const Node& r = g.nodes[reshapes[i]];
+      ok = !r.dead && r.domain.empty() && r.opType == "Reshape" && soleUse(r.inputs[0]) && g.values[r.inputs[0]].producer >= 0;
+      if (!ok) break;
+      matmuls[i] = g.values[r.inputs[0]].producer;
+      const Node& m = g.nodes[matmuls[i]];
+      ok = !m.dead && m.domain == kKilnDomain && m.opType == "FusedMatMul" && m.inputs.size() == 3 &&
+           m.inputs[2] != kNoValue && g.values[m.inputs[1]].constant && g.values[m.inputs[2]].constant &&
+           parseActivation(m.getString("activation", "")) == Activation::None;
+    }
+    if (!ok) continue;
+    const Node& mq = g.nodes[matmuls[0]];
+    const SymShape& x = g.values[mq.inputs[0]].shape;
+    const SymShape& heads = g.values[attn.inputs[0]].shape;  // [B,S,H,D]
+    if (!x.hasRank || x.rank() != 3 || !heads.hasRank || heads.rank() != 4 || !heads.dims[2].isKnown() ||
+        !heads.dims[3].isKnown())
+      continue;
+    const int64_t h = heads.dims[2].value, d = heads.dims[3].value;
+    const Tensor* w[3];
+    const Tensor* b[3];
+    for (int i = 0; i < 3 && ok; ++i) {
+      const Node& m = g.nodes[matmuls[i]];
+      const SymShape& hs = g.values[attn.inputs[i]].shape;
+      w[i] = g.values[m.inputs[1]].constant.get();
+      b[i] = g.values[m.inputs[2]].constant.get();
+      ok = m.inputs[0] == mq.inputs[0] && w[i]->dtype == DType::Float32 && b[i]->dtype == DType::Float32 &&
+           w[i]->shape.size() == 2 && w[i]->shape[1] == h * d && b[i]->shape == Shape{h * d} &&
+           w[i]->shape[0] == w[0]->shape[0] && hs.hasRank && hs.rank() == 4 && hs.dims[2] == heads.dims[2] &&
+           hs.dims[3] == heads.dims[3] && m.attrs.size() == mq.attrs.size();
+    }
+    if (!ok) continue;
+    const int64_t c = w[0]->shape[0], n = h * d;
+    Tensor wqkv = Tensor::allocate(DType::Float32, {c, 3 * n});
+    Tensor bqkv = Tensor::allocate(DType::Float32, {3 * n});
+    for (int i = 0; i < 3; ++i) {
+      for (int64_t row = 0; row < c; ++row)
+        std::memcpy(wqkv.ptr<float>() + row * 3 * n + i * n, w[i]->ptr<float>() + row * n, n * sizeof(float));
+      std::memcpy(bqkv.ptr<float>() + i * n, b[i]->ptr<float>(), n * sizeof(float));
+    }
+    // The Q projection becomes the packed one (it precedes the attention in node order).
+    Node& packed = g.nodes[matmuls[0]];
+    const ValueId qkv = packed.outputs[0];
+    packed.inputs[1] = g.addConstant(g.values[packed.inputs[1]].name + "/qkv", std::move(wqkv));
+    packed.inputs[2] = g.addConstant(g.values[packed.inputs[2]].name + "/qkv", std::move(bqkv));
+    for (int i = 0; i < 3; ++i) {
+      g.nodes[reshapes[i]].dead = true;
+      if (i > 0) g.nodes[matmuls[i]].dead = true;
+      attn.inputs[i] = qkv;
+    }
+    Attribute a;
+    a.kind = Attribute::Kind::Int;
+    a.i = h;
+    attn.attrs["qkv_heads"] = a;
+    ++rewrites;
+  }
+  return rewrites;
+}
+
 int fuseAddLayerNorm(Graph& g) {
   int rewrites = 0;
   std::vector<std::vector<int32_t>> consumers = g.consumers();
@@ -222,6 +300,11 @@ void lowerGraphForCuda(Graph& g, Precision precision, std::vector<std::string>& 
   // the model are taken out.
   g.opsets[kKilnDomain] = std::max<int64_t>(g.opsetFor(kKilnDomain), 1);
   int rewrites = fuseAttentionLayouts(g);
+  if (rewrites > 0) {
+    g.compact();
+    inferShapes(g);  // the packing reads the attention inputs' [B,S,H,D] shapes
+    rewrites += packAttentionProjections(g);
+  }
   rewrites += fuseAddLayerNorm(g);
   if (rewrites > 0) {
     g.compact();

@@ -2,6 +2,8 @@
 //
 // kiln.CudaAttention       kiln.Attention with per-tensor layouts: attr layout = [q, k, v, out],
 //                          0 = [B,H,S,D], 1 = [B,S,H,D] (read/written in place, no transpose).
+//                          With attr qkv_heads = H, inputs 0-2 are one [B,S,3*H*D] tensor (Q, K
+//                          and V side by side in each row: the packed projection's output).
 // kiln.CudaAddLayerNorm    inputs A, R, Scale, Bias?: LayerNormalization(A + R) with attrs axis,
 //                          epsilon; A and R have the same shape.
 // kiln.CudaConvNHWC        kiln.FusedConv on X [N,H,W,C], W [K,R,S,C/group], Z [N,H',W',K].
@@ -21,6 +23,20 @@ void inferCudaAttention(InferContext& ctx) {
   const SymShape& v = ctx.inputShapes[2];
   if (!q.hasRank || !v.hasRank) {
     ctx.setOutput(0, ctx.inputTypes[0], SymShape::unknown());
+    return;
+  }
+  if (ctx.node.has("qkv_heads")) {
+    const int64_t heads = ctx.node.getInt("qkv_heads", 0);
+    if (heads <= 0) ctx.error("qkv_heads must be positive");
+    if (q.rank() != 3) ctx.error("packed Q/K/V must be rank 3 [B,S,3*H*D], got " + q.toString());
+    const Dim& row = q.dims[2];
+    if (row.isKnown() && row.value % (3 * heads) != 0)
+      ctx.error("packed Q/K/V rows of " + std::to_string(row.value) + " are not 3 x " + std::to_string(heads) + " heads");
+    const Dim dh = row.isKnown() ? Dim::known(row.value / (3 * heads)) : ctx.freshDim();
+    SymShape out;
+    out.hasRank = true;
+    out.dims = layout[3] ? std::vector<Dim>{q.dims[0], q.dims[1], Dim::known(heads), dh} : std::vector<Dim>{q.dims[0], Dim::known(heads), q.dims[1], dh};
+    ctx.setOutput(0, ctx.inputTypes[0], out);
     return;
   }
   if (q.rank() != 4 || v.rank() != 4) ctx.error("Q and V must be rank 4");

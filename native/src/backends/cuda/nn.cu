@@ -445,12 +445,14 @@ class AttentionKernel final : public CudaKernel {
     causal_ = node_.getInt("causal", 0) != 0;
     layout_ = node_.getInts("layout", {0, 0, 0, 0});
     if (layout_.size() != 4) unsupported("layout must have 4 entries");
+    packedHeads_ = node_.getInt("qkv_heads", 0);
   }
   void run(KernelContext& ctx) const override {
     const Tensor& q = *ctx.inputs[0];
     const Tensor& k = *ctx.inputs[1];
     const Tensor& v = *ctx.inputs[2];
     Tensor& o = *ctx.outputs[0];
+    if (packedHeads_ > 0) return runPacked(ctx);
     if (q.shape.size() != 4) unsupported("Q of rank other than 4");
     // Logical [B,H,S,D] dims and element strides of each tensor in its stored layout.
     auto view = [](const Shape& s, bool bshd, int64_t* dims, int64_t* st) {
@@ -475,22 +477,54 @@ class AttentionKernel final : public CudaKernel {
       fail(ErrorCode::ShapeMismatch, "node '" + node_.name + "': Q " + shapeToString(q.shape) + ", K " +
                                          shapeToString(k.shape) + " and V " + shapeToString(v.shape) + " do not match");
     if (p.D > kAttnMaxDim || p.Dv > kAttnMaxDim) unsupported("head dims above 256");
-    const void* mask = nullptr;
-    if (ctx.inputs.size() > 3 && ctx.inputs[3] != nullptr) {
-      const Tensor& m = *ctx.inputs[3];
-      if (m.dtype != q.dtype) unsupported("a mask whose type differs from Q");
-      mask = in(ctx, 3);
-      const int64_t full[4] = {p.B, p.H, p.Sq, p.Sk};
-      int64_t stride = 1;
-      for (int d = 3; d >= 0; --d) {
-        int sd = d - (4 - static_cast<int>(m.shape.size()));
-        int64_t dim = sd >= 0 ? m.shape[sd] : 1;
-        p.mask[d] = dim == 1 && full[d] != 1 ? 0 : stride;
-        stride *= dim;
-      }
+    const void* mask = maskFor(ctx, p);
+    launch(ctx, p, in(ctx, 0), in(ctx, 1), in(ctx, 2), mask);
+  }
+
+  // Q, K and V as column blocks of one [B,S,3*H*D] tensor (the packed projection's output).
+  void runPacked(KernelContext& ctx) const {
+    const Tensor& qkv = *ctx.inputs[0];
+    Tensor& o = *ctx.outputs[0];
+    if (qkv.shape.size() != 3 || qkv.shape[2] % (3 * packedHeads_) != 0)
+      fail(ErrorCode::ShapeMismatch, "node '" + node_.name + "': packed Q/K/V " + shapeToString(qkv.shape) + " is not [B,S,3*" +
+                                         std::to_string(packedHeads_) + "*D]");
+    AttnParams p{};
+    p.B = qkv.shape[0], p.H = packedHeads_, p.Sq = p.Sk = qkv.shape[1], p.D = p.Dv = qkv.shape[2] / (3 * packedHeads_);
+    const int64_t row = qkv.shape[2];
+    const int64_t st[4] = {p.Sq * row, p.D, row, 1};
+    for (int d = 0; d < 4; ++d) p.q[d] = p.k[d] = p.v[d] = st[d];
+    int64_t packedOut[4] = {p.H * p.Sq * p.D, p.Sq * p.D, p.D, 1};  // [B,H,S,D]
+    if (layout_[3]) packedOut[1] = p.D, packedOut[2] = p.H * p.D, packedOut[0] = p.Sq * p.H * p.D;  // [B,S,H,D]
+    for (int d = 0; d < 4; ++d) p.o[d] = packedOut[d];
+    if (p.D > kAttnMaxDim) unsupported("head dims above 256");
+    const void* mask = maskFor(ctx, p);
+    const size_t e = dtypeSize(qkv.dtype);
+    const auto* base = static_cast<const uint8_t*>(in(ctx, 0));
+    if (o.numel() == 0) return;
+    launch(ctx, p, base, base + p.H * p.D * e, base + 2 * p.H * p.D * e, mask);
+  }
+
+  // The mask's strides over [B,H,Sq,Sk] (0 on broadcast dims); null without a mask.
+  const void* maskFor(KernelContext& ctx, AttnParams& p) const {
+    if (ctx.inputs.size() <= 3 || ctx.inputs[3] == nullptr) return nullptr;
+    const Tensor& m = *ctx.inputs[3];
+    if (m.dtype != ctx.inputs[0]->dtype) unsupported("a mask whose type differs from Q");
+    const int64_t full[4] = {p.B, p.H, p.Sq, p.Sk};
+    int64_t stride = 1;
+    for (int d = 3; d >= 0; --d) {
+      int sd = d - (4 - static_cast<int>(m.shape.size()));
+      int64_t dim = sd >= 0 ? m.shape[sd] : 1;
+      p.mask[d] = dim == 1 && full[d] != 1 ? 0 : stride;
+      stride *= dim;
     }
+    return in(ctx, 3);
+  }
+
+  void launch(KernelContext& ctx, AttnParams& p, const void* q, const void* k, const void* v, const void* mask) const {
+    const DType type = ctx.inputs[0]->dtype;
     p.scale = scale_;
     p.causal = causal_;
+    Tensor& o = *ctx.outputs[0];
     if (o.numel() == 0) return;
     dim3 grid(static_cast<unsigned>((p.Sq + kAttnWarps - 1) / kAttnWarps), static_cast<unsigned>(p.B * p.H));
     const size_t shared = sizeof(float) * (kAttnTile * (p.D + 1) + kAttnTile * p.Dv + kAttnWarps * p.D);
@@ -508,16 +542,16 @@ class AttentionKernel final : public CudaKernel {
                          (block.splits == 1 || block.splits == 2 || block.splits == 4) && block.rows * block.splits <= 4;
       if (!valid) unsupported("KILN_CUDA_ATTENTION=" + forced + " (warp, tc1, tc2, tc4, tc1x2, tc1x4 or tc2x2)");
     }
-    if (q.dtype == DType::Float16 && forced != "warp" && tensorCoreAttentionSupports(p)) {
-      launchTensorCoreAttention(in(ctx, 0), in(ctx, 1), in(ctx, 2), mask, o.data, p, multiprocessors(), block, s);
+    if (type == DType::Float16 && forced != "warp" && tensorCoreAttentionSupports(p)) {
+      launchTensorCoreAttention(q, k, v, mask, o.data, p, multiprocessors(), block, s);
       return;
     }
-    if (q.dtype == DType::Float16) {
-      attentionKernel<__half><<<grid, kAttnWarps * 32, shared, s>>>(cast<__half>(in(ctx, 0)), cast<__half>(in(ctx, 1)),
-                                                                   cast<__half>(in(ctx, 2)), cast<__half>(mask), o.ptr<__half>(), p);
+    if (type == DType::Float16) {
+      attentionKernel<__half><<<grid, kAttnWarps * 32, shared, s>>>(cast<__half>(q), cast<__half>(k), cast<__half>(v),
+                                                                   cast<__half>(mask), o.ptr<__half>(), p);
     } else {
-      attentionKernel<float><<<grid, kAttnWarps * 32, shared, s>>>(cast<float>(in(ctx, 0)), cast<float>(in(ctx, 1)),
-                                                                  cast<float>(in(ctx, 2)), cast<float>(mask), o.ptr<float>(), p);
+      attentionKernel<float><<<grid, kAttnWarps * 32, shared, s>>>(cast<float>(q), cast<float>(k), cast<float>(v),
+                                                                  cast<float>(mask), o.ptr<float>(), p);
     }
   }
   std::string name() const override {
@@ -528,6 +562,7 @@ class AttentionKernel final : public CudaKernel {
   float scale_ = 1.f;
   bool causal_ = false;
   std::vector<int64_t> layout_;
+  int64_t packedHeads_ = 0;  // > 0: Q, K, V packed in one input (attr qkv_heads)
 };
 
 // ---- Transpose / Gather / Concat / Expand -------------------------------------------------------
