@@ -22,6 +22,11 @@ export type VerifyApiKeyResult =
 export interface ApiKeyVerifier {
   /** Checks a presented key. Never throws for a bad key; only for an unreachable database. */
   verify(token: string): Promise<VerifyApiKeyResult>;
+  /**
+   * The same answer without waiting, when it needs no database lookup (a malformed key, or one whose
+   * cached lookup is fresh: the revocation and TTL rules are verify's); undefined otherwise.
+   */
+  verifyCached(token: string): VerifyApiKeyResult | undefined;
   /** Drops every cached entry (tests; an operator's big red button). */
   clear(): void;
   /** Stops listening for revocations and waits for pending last-used writes. */
@@ -50,7 +55,8 @@ type KeyRow = {
   revokedAt: Date | null;
 };
 // null: no key has this hash (cached too, so a flood of one bad key does not reach Postgres).
-type CacheEntry = { row: KeyRow | null; fetchedAt: number };
+// `identity` is the answer for a valid row, built once per lookup (callers must not mutate it).
+type CacheEntry = { row: KeyRow | null; fetchedAt: number; identity?: ApiKeyIdentity };
 
 const FAILURE_MESSAGES: Record<ApiKeyFailureReason, string> = {
   malformed: "API key is malformed: expected kiln_live_ followed by 32 letters and digits",
@@ -78,6 +84,18 @@ export async function createApiKeyVerifier(options: ApiKeyVerifierOptions): Prom
   const onError = options.onError ?? (() => {});
 
   const cache = new Map<string, CacheEntry>();
+  // Token -> SHA-256 (a pure function of the token, so nothing to invalidate): a presented key is
+  // hashed once, not on every request. Bounded like the cache; emptied when full.
+  const hashes = new Map<string, string>();
+  const hashOf = (token: string): string => {
+    let hash = hashes.get(token);
+    if (hash === undefined) {
+      hash = hashApiKey(token);
+      if (hashes.size >= maxEntries) hashes.clear();
+      hashes.set(token, hash);
+    }
+    return hash;
+  };
   const loading = new Map<string, Promise<KeyRow | null>>();
   const lastUsedWrittenAt = new Map<string, number>();
   const pendingWrites = new Set<Promise<unknown>>();
@@ -152,24 +170,44 @@ export async function createApiKeyVerifier(options: ApiKeyVerifierOptions): Prom
     pendingWrites.add(write);
   }
 
+  const identityOf = (row: KeyRow): ApiKeyIdentity =>
+    Object.freeze({
+      keyId: row.id,
+      orgId: row.orgId,
+      scopes: Object.freeze(row.scopes.filter(isApiKeyScope)) as ApiKeyScope[],
+      deploymentId: row.deploymentId,
+    });
+
+  function judge(row: KeyRow | null, entry?: CacheEntry): VerifyApiKeyResult {
+    if (!row) return fail("unknown");
+    if (row.revokedAt) return fail("revoked");
+    if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) return fail("expired");
+    touch(row.id);
+    let identity = entry?.identity;
+    if (identity === undefined) {
+      identity = identityOf(row);
+      if (entry) entry.identity = identity;
+    }
+    return { ok: true, key: identity };
+  }
+
+  function verifyCached(token: string): VerifyApiKeyResult | undefined {
+    if (typeof token !== "string" || !isWellFormedApiKey(token)) return fail("malformed");
+    const cached = cache.get(hashOf(token));
+    if (!cached || Date.now() - cached.fetchedAt >= cacheTtlMs) return undefined;
+    return judge(cached.row, cached);
+  }
+
   return {
     async verify(token) {
-      if (typeof token !== "string" || !isWellFormedApiKey(token)) return fail("malformed");
-      const row = await lookup(hashApiKey(token));
-      if (!row) return fail("unknown");
-      if (row.revokedAt) return fail("revoked");
-      if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) return fail("expired");
-      touch(row.id);
-      return {
-        ok: true,
-        key: {
-          keyId: row.id,
-          orgId: row.orgId,
-          scopes: row.scopes.filter(isApiKeyScope),
-          deploymentId: row.deploymentId,
-        },
-      };
+      const known = verifyCached(token);
+      if (known) return known;
+      const hash = hashOf(token);
+      const row = await lookup(hash);
+      const entry = cache.get(hash);
+      return judge(row, entry?.row === row ? entry : undefined);
     },
+    verifyCached,
     clear: () => evict(),
     async close() {
       await Promise.allSettled([...pendingWrites]);

@@ -36,7 +36,8 @@ export interface InferenceHttpRequest {
 
 /** The answer to POST …/infer; errors are thrown (ServingError) for the transport to answer. */
 export async function answerInference(ctx: ServingContext, req: InferenceHttpRequest): Promise<HttpAnswer> {
-  const key = await ctx.authenticate(req.authorization);
+  const authenticated = ctx.authenticate(req.authorization);
+  const key = authenticated instanceof Promise ? await authenticated : authenticated;
   const rawLength = req.headerLength;
   const headerLength = rawLength === undefined ? undefined : Number(rawLength);
   if (headerLength !== undefined && !Number.isInteger(headerLength)) {

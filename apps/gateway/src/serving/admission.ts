@@ -73,6 +73,21 @@ return 1
   3,
 );
 
+/** One organization's Redis keys for the current month (quota, spend cap), built once per month. */
+interface OrgKeys {
+  /** The UTC month the keys are for: [monthStart, monthEnd) in ms. */
+  monthStart: number;
+  monthEnd: number;
+  bucket: string;
+  monthRequests: string;
+  monthComputeMs: string;
+  spendLimits: string;
+  spendUsagePrefix: string;
+}
+
+/** secondsToMonthEnd for a month ending at `monthEnd` (ms). */
+const secondsTo = (monthEnd: number, nowMs: number) => Math.max(1, Math.ceil((monthEnd - nowMs) / 1000));
+
 /** How long an answered request's usage event may wait for an admission to travel with. */
 const METER_FLUSH_MS = 2;
 /** Held usage events that are sent at once without waiting. */
@@ -90,6 +105,7 @@ export class RequestAdmission {
   /** Moving average of the time between admissions (ms), and when the last one was. */
   #admitGapMs = 1_000;
   #lastAdmitAt = 0;
+  readonly #keys = new Map<string, OrgKeys>();
 
   constructor(
     private readonly scripts: ScriptConnection,
@@ -110,7 +126,11 @@ export class RequestAdmission {
     this.#admitGapMs = 0.8 * this.#admitGapMs + 0.2 * Math.min(at - this.#lastAdmitAt, 1_000);
     this.#lastAdmitAt = at;
     const now = new Date();
-    let result = await this.#run(orgId, plan, now);
+    const sent = this.#run(orgId, plan, now);
+    // At low load the connection is idle: the admission leaves now, and the caller decodes the
+    // request while Redis answers; under load it leaves with the turn's other commands.
+    this.scripts.sendNowIfIdle();
+    let result = await sent;
     if (result[0] === 5) {
       // The period's limits are not in Redis yet (first request, or the period rolled over).
       await refreshSpendLimits(this.#spendDeps, orgId);
@@ -135,22 +155,44 @@ export class RequestAdmission {
     }
   }
 
+  /** The organization's keys for the month `now` falls in (the same strings quotaKeys and spendCapKeys build). */
+  #keysOf(orgId: string, now: Date): OrgKeys {
+    const nowMs = now.getTime();
+    let keys = this.#keys.get(orgId);
+    if (keys === undefined || nowMs >= keys.monthEnd || nowMs < keys.monthStart) {
+      const quota = quotaKeys(this.prefix, orgId, now);
+      const spend = spendCapKeys(this.prefix, orgId);
+      keys = {
+        monthStart: Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1),
+        monthEnd: Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1),
+        bucket: quota.bucket,
+        monthRequests: quota.monthRequests,
+        monthComputeMs: quota.monthComputeMs,
+        spendLimits: spend.limits,
+        spendUsagePrefix: spend.usagePrefix,
+      };
+      if (this.#keys.size >= 10_000) this.#keys.clear();
+      this.#keys.set(orgId, keys);
+    }
+    return keys;
+  }
+
   #run(orgId: string, plan: Plan, now: Date): Promise<(number | string)[]> {
-    const keys = quotaKeys(this.prefix, orgId, now);
-    const spend = spendCapKeys(this.prefix, orgId);
+    const keys = this.#keysOf(orgId, now);
     const { limits } = plan;
+    const nowMs = now.getTime();
     return this.scripts.run(ADMIT, [
       keys.bucket,
       keys.monthRequests,
       keys.monthComputeMs,
-      spend.limits,
+      keys.spendLimits,
       limits.requestsPerSecond,
       limits.burstRequests,
       limits.monthlyRequests ?? -1,
       limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
-      secondsToMonthEnd(now),
-      now.getTime(),
-      spend.usagePrefix,
+      secondsTo(keys.monthEnd, nowMs),
+      nowMs,
+      keys.spendUsagePrefix,
     ]) as Promise<(number | string)[]>;
   }
 
@@ -214,16 +256,16 @@ export class RequestAdmission {
   #send(event: UsageEvent): Promise<void> {
     const now = new Date(event.at);
     const computeMs = event.computeMs > 0 ? event.computeMs : 0;
-    const spend = spendCapKeys(this.prefix, event.orgId);
+    const keys = this.#keysOf(event.orgId, now);
     return (
       this.scripts.run(METER, [
         this.#stream,
-        quotaKeys(this.prefix, event.orgId, now).monthComputeMs,
-        spend.limits,
+        keys.monthComputeMs,
+        keys.spendLimits,
         USAGE_STREAM_MAXLEN,
         Math.ceil(computeMs),
-        secondsToMonthEnd(now),
-        spend.usagePrefix,
+        secondsTo(keys.monthEnd, event.at),
+        keys.spendUsagePrefix,
         Math.round(computeMs),
         ...usageEventValues(event),
       ]) as Promise<number>

@@ -37,7 +37,9 @@ function asProfiles(value: unknown): Profile[] {
 }
 
 export class DeploymentResolver {
-  readonly #cache = new Map<string, { value: ResolvedDeployment | null; at: number }>();
+  /** Per organization, then per name: an org's names never meet another org's. */
+  readonly #cache = new Map<string, Map<string, { value: ResolvedDeployment | null; at: number }>>();
+  #cached = 0;
   readonly #loading = new Map<string, Promise<ResolvedDeployment | null>>();
   constructor(
     private readonly prisma: PrismaClient,
@@ -45,31 +47,53 @@ export class DeploymentResolver {
   ) {}
 
   async resolve(orgId: string, name: string): Promise<ResolvedDeployment> {
-    const key = `${orgId}\u0000${name}`;
-    const hit = this.#cache.get(key);
-    let value: ResolvedDeployment | null | undefined;
-    if (hit) {
-      const age = Date.now() - hit.at;
-      if (age < CACHE_MS) value = hit.value;
-      else if (hit.value && age < STALE_MS) {
-        // Stale but recent: answer from it and refresh in the background, so no request waits
-        // on Postgres while the deployment is in steady use (status changes show within ~CACHE_MS).
-        value = hit.value;
-        this.#reload(key, orgId, name).catch(() => undefined);
-      }
-    }
-    if (value === undefined) value = await this.#reload(key, orgId, name);
+    const known = this.resolveCached(orgId, name);
+    if (known) return known;
+    const value = await this.#reload(orgId, name);
     if (!value) throw new ServingError("NOT_FOUND", `model '${name}' not found`);
     return value;
   }
 
+  /**
+   * resolve's answer without waiting when the cache has it (fresh, or stale but recent: then a
+   * refresh starts in the background, as resolve does); undefined when it must be loaded.
+   * Throws the same 404 for a name cached as unknown.
+   */
+  resolveCached(orgId: string, name: string): ResolvedDeployment | undefined {
+    const hit = this.#cache.get(orgId)?.get(name);
+    if (!hit) return undefined;
+    const age = Date.now() - hit.at;
+    if (age < CACHE_MS) {
+      if (!hit.value) throw new ServingError("NOT_FOUND", `model '${name}' not found`);
+      return hit.value;
+    }
+    if (hit.value && age < STALE_MS) {
+      // Stale but recent: answer from it and refresh in the background, so no request waits
+      // on Postgres while the deployment is in steady use (status changes show within ~CACHE_MS).
+      this.#reload(orgId, name).catch(() => undefined);
+      return hit.value;
+    }
+    return undefined;
+  }
+
   /** One query per name however many requests need it at once. */
-  #reload(key: string, orgId: string, name: string): Promise<ResolvedDeployment | null> {
+  #reload(orgId: string, name: string): Promise<ResolvedDeployment | null> {
+    const key = `${orgId}\u0000${name}`;
     let loading = this.#loading.get(key);
     if (!loading) {
       loading = this.#load(orgId, name)
         .then((value) => {
-          this.#cache.set(key, { value, at: Date.now() });
+          let names = this.#cache.get(orgId);
+          if (!names) {
+            if (this.#cached >= 10_000) {
+              this.#cache.clear();
+              this.#cached = 0;
+            }
+            names = new Map();
+            this.#cache.set(orgId, names);
+          }
+          if (!names.has(name)) this.#cached++;
+          names.set(name, { value, at: Date.now() });
           return value;
         })
         .finally(() => this.#loading.delete(key));

@@ -20,17 +20,24 @@ export class OrgPlans {
   constructor(private readonly prisma: PrismaClient) {}
 
   async standing(orgId: string): Promise<OrgStanding> {
+    return this.cached(orgId) ?? this.#refresh(orgId);
+  }
+
+  /**
+   * standing's answer without waiting when the cache has it (fresh, or recent: then a refresh starts
+   * in the background); undefined when it must be loaded.
+   */
+  cached(orgId: string): OrgStanding | undefined {
     const hit = this.#cache.get(orgId);
-    if (hit) {
-      const age = Date.now() - hit.at;
-      if (age < CACHE_MS) return hit.value;
-      if (age < STALE_MS) {
-        // Answer from the recent value and refresh in the background (one query at a time).
-        this.#refresh(orgId).catch(() => undefined);
-        return hit.value;
-      }
+    if (!hit) return undefined;
+    const age = Date.now() - hit.at;
+    if (age < CACHE_MS) return hit.value;
+    if (age < STALE_MS) {
+      // Answer from the recent value and refresh in the background (one query at a time).
+      this.#refresh(orgId).catch(() => undefined);
+      return hit.value;
     }
-    return this.#refresh(orgId);
+    return undefined;
   }
 
   #refresh(orgId: string): Promise<OrgStanding> {

@@ -15,6 +15,7 @@ import {
   validateOutputs,
 } from "@kiln/serving";
 import { DeploymentResolver, type ResolvedDeployment } from "./deployment-resolver.ts";
+import type { OrgStanding } from "./org-plans.ts";
 import type { ServingContext } from "./serving-context.ts";
 
 export interface InferenceCall {
@@ -34,14 +35,27 @@ export interface InferenceAnswer {
   batchSize: number;
 }
 
-/** Finds the deployment for a key: 404 for unknown or foreign names, 403 for a key bound to another. */
-export async function resolveForKey(
+/**
+ * Finds the deployment for a key: 404 for unknown or foreign names, 403 for a key bound to another.
+ * At once (no promise) when the deployment is cached.
+ */
+export function resolveForKey(
   ctx: ServingContext,
   key: ApiKeyIdentity,
   name: string,
   version?: string,
-): Promise<ResolvedDeployment> {
-  const deployment = await ctx.deployments.resolve(key.orgId, name);
+): ResolvedDeployment | Promise<ResolvedDeployment> {
+  let known: ResolvedDeployment | undefined;
+  try {
+    known = ctx.deployments.resolveCached(key.orgId, name);
+    if (known) return checkFor(key, known, name, version);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return ctx.deployments.resolve(key.orgId, name).then((d) => checkFor(key, d, name, version));
+}
+
+function checkFor(key: ApiKeyIdentity, deployment: ResolvedDeployment, name: string, version?: string) {
   if (key.deploymentId && key.deploymentId !== deployment.served.deploymentId) {
     throw new ServingError("FORBIDDEN", `this API key may only call its own deployment, not '${name}'`);
   }
@@ -54,9 +68,22 @@ export async function resolveForKey(
   return deployment;
 }
 
-/** Plan standing and request size (in process), then quotas and spend cap (one Redis round trip). */
-export async function admit(ctx: ServingContext, orgId: string, bodyBytes: number): Promise<void> {
-  const standing = await ctx.plans.standing(orgId);
+/**
+ * Plan standing and request size (in process), then quotas and spend cap (one Redis round trip).
+ * With the plan cached, the admission script is queued (and, on an idle connection, sent) before
+ * this returns, so the caller can decode the request while Redis answers.
+ */
+export function admit(ctx: ServingContext, orgId: string, bodyBytes: number): Promise<void> {
+  const standing = ctx.plans.cached(orgId);
+  if (standing === undefined) return ctx.plans.standing(orgId).then((s) => admitWith(ctx, orgId, bodyBytes, s));
+  try {
+    return admitWith(ctx, orgId, bodyBytes, standing);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function admitWith(ctx: ServingContext, orgId: string, bodyBytes: number, standing: OrgStanding): Promise<void> {
   if (standing.paymentProblem) throw new ServingError("PAYMENT_REQUIRED", standing.paymentProblem);
   const maxBytes = standing.plan.limits.maxRequestBytes;
   if (bodyBytes > maxBytes) {
@@ -65,24 +92,37 @@ export async function admit(ctx: ServingContext, orgId: string, bodyBytes: numbe
       `request body of ${bodyBytes} bytes exceeds the ${standing.plan.name} plan's ${maxBytes}`,
     );
   }
-  await ctx.admission.admit(orgId, standing.plan);
+  return ctx.admission.admit(orgId, standing.plan);
 }
 
 export async function runInference(ctx: ServingContext, call: InferenceCall): Promise<InferenceAnswer> {
-  const deployment = await resolveForKey(ctx, call.key, call.modelName, call.version);
+  const resolved = resolveForKey(ctx, call.key, call.modelName, call.version);
+  const deployment = resolved instanceof Promise ? await resolved : resolved;
   if (!DeploymentResolver.isServable(deployment)) {
     throw new ServingError("UNAVAILABLE", `model '${call.modelName}' is ${deployment.status} and cannot serve`, 30);
   }
-  await admit(ctx, call.key.orgId, call.body.byteLength);
-  const request = decodeInferRequest(call.body, call.headerLength);
-  validateInputs(request.inputs, deployment.signature);
-  validateOutputs(request.outputs, deployment.signature);
-  // Binary inputs pass through to the worker as they came (validated above, nothing re-encoded).
-  const passThrough =
-    request.binaryInputsOnly && call.headerLength !== undefined
-      ? { body: call.body, headerLength: call.headerLength }
-      : undefined;
-  return forward(ctx, deployment, request, call.body.byteLength, call.startedAt, passThrough);
+  const admitted = admit(ctx, call.key.orgId, call.body.byteLength);
+  // Decoded, validated and encoded for the worker while Redis answers the admission. The answer
+  // is the same as admitting first: an admission refusal wins over a bad request, and a bad
+  // request that was admitted is a 400 (having counted against the quota, as before).
+  let request: InferRequest | undefined;
+  let encoded: EncodedBody | undefined;
+  let invalid: unknown;
+  try {
+    request = decodeInferRequest(call.body, call.headerLength);
+    validateInputs(request.inputs, deployment.signature);
+    validateOutputs(request.outputs, deployment.signature);
+    // Binary inputs pass through to the worker as they came (validated above, nothing re-encoded).
+    encoded =
+      request.binaryInputsOnly && call.headerLength !== undefined
+        ? { body: call.body, headerLength: call.headerLength }
+        : encodeInferRequest({ inputs: request.inputs });
+  } catch (error) {
+    invalid = error;
+  }
+  await admitted;
+  if (request === undefined || encoded === undefined) throw invalid;
+  return forward(ctx, deployment, request, call.body.byteLength, call.startedAt, encoded);
 }
 
 export async function forward(

@@ -4,8 +4,8 @@
 // each call as one RESP string and reads the replies with a small parser. What it keeps from the
 // ioredis connection it replaces: commands fail at once while disconnected (never queued), it
 // reconnects with the same backoff, scripts go by EVALSHA (EVAL once after NOSCRIPT), and every
-// command of one event-loop turn leaves in one socket write (the socket is corked until the turn's
-// check phase). Anything else the gateway does with Redis stays on ioredis.
+// command of one event-loop turn leaves in one socket write (the turn's commands are joined into
+// one string, written in its check phase). Anything else the gateway does with Redis stays on ioredis.
 import { createHash } from "node:crypto";
 import { connect as connectTcp, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
@@ -14,13 +14,16 @@ export interface RedisScript {
   lua: string;
   sha: string;
   numberOfKeys: number;
+  /** `EVALSHA <sha> <numberOfKeys>` as RESP bulk strings (every call of the script starts with them). */
+  evalshaHead: Buffer;
 }
 
-export const defineScript = (lua: string, numberOfKeys: number): RedisScript => ({
-  lua,
-  sha: createHash("sha1").update(lua).digest("hex"),
-  numberOfKeys,
-});
+export const defineScript = (lua: string, numberOfKeys: number): RedisScript => {
+  const sha = createHash("sha1").update(lua).digest("hex");
+  // encodeCommand's output less its array header: the three bulk strings.
+  const head = encodeCommand(["EVALSHA", sha, numberOfKeys]);
+  return { lua, sha, numberOfKeys, evalshaHead: Buffer.from(head.slice(head.indexOf("\r\n") + 2)) };
+};
 
 export type RespValue = string | number | null | RespValue[];
 
@@ -43,6 +46,116 @@ export function encodeCommand(parts: (string | number)[]): string {
     out += `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
   }
   return out;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+/** Strings up to this length are copied byte by byte when ASCII (cheaper than a call into C++). */
+const INLINE_ASCII = 64;
+
+/**
+ * An event-loop turn's commands, encoded straight into one growing buffer: no string per argument
+ * and no socket write per command. `take()` hands out a copy of what was written and starts over.
+ */
+export class RespWriter {
+  #buf = Buffer.allocUnsafe(16 * 1024);
+  #len = 0;
+
+  get length(): number {
+    return this.#len;
+  }
+
+  #room(bytes: number): void {
+    if (this.#len + bytes <= this.#buf.byteLength) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.#buf.byteLength * 2, this.#len + bytes));
+    this.#buf.copy(grown, 0, 0, this.#len);
+    this.#buf = grown;
+  }
+
+  /** A non-negative integer in decimal, then CRLF (with a one-byte type prefix). */
+  #line(type: number, n: number): void {
+    this.#room(24);
+    const buf = this.#buf;
+    buf[this.#len++] = type;
+    this.#digits(n);
+    buf[this.#len++] = CR;
+    buf[this.#len++] = LF;
+  }
+
+  #digits(n: number): void {
+    const buf = this.#buf;
+    if (n < 10) {
+      buf[this.#len++] = 0x30 + n;
+      return;
+    }
+    let width = 1;
+    for (let v = n; v >= 10; v = Math.floor(v / 10)) width++;
+    let at = this.#len + width;
+    this.#len = at;
+    for (let v = n; at > this.#len - width; v = Math.floor(v / 10)) buf[--at] = 0x30 + (v % 10);
+  }
+
+  /** `*<count>` */
+  array(count: number): void {
+    this.#line(0x2a, count);
+  }
+
+  /** Bytes already encoded (a script's constant EVALSHA head). */
+  raw(bytes: Buffer): void {
+    this.#room(bytes.byteLength);
+    bytes.copy(this.#buf, this.#len);
+    this.#len += bytes.byteLength;
+  }
+
+  /** One argument as a bulk string. */
+  bulk(part: string | number): void {
+    if (typeof part === "number") {
+      if (Number.isSafeInteger(part) && part >= 0) {
+        // `$<width>\r\n<digits>\r\n` without a string in between.
+        let width = 1;
+        for (let v = part; v >= 10; v = Math.floor(v / 10)) width++;
+        this.#line(0x24, width);
+        this.#room(width + 2);
+        this.#digits(part);
+        this.#buf[this.#len++] = CR;
+        this.#buf[this.#len++] = LF;
+        return;
+      }
+      part = String(part);
+    }
+    const s = part;
+    let ascii = true;
+    for (let i = 0; i < s.length; i++) {
+      if (s.charCodeAt(i) > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    const bytes = ascii ? s.length : Buffer.byteLength(s, "utf8");
+    this.#line(0x24, bytes);
+    this.#room(bytes + 2);
+    const buf = this.#buf;
+    if (ascii && bytes <= INLINE_ASCII) {
+      for (let i = 0; i < bytes; i++) buf[this.#len + i] = s.charCodeAt(i);
+    } else {
+      buf.write(s, this.#len, bytes, ascii ? "latin1" : "utf8");
+    }
+    this.#len += bytes;
+    buf[this.#len++] = CR;
+    buf[this.#len++] = LF;
+  }
+
+  /** A copy of everything written since the last take (sockets may keep it until sent). */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.#len);
+    this.#buf.copy(out, 0, 0, this.#len);
+    this.#len = 0;
+    return out;
+  }
+
+  clear(): void {
+    this.#len = 0;
+  }
 }
 
 /**
@@ -112,7 +225,11 @@ export class ScriptConnection {
   readonly #pending: Pending[] = [];
   #socket: Socket | undefined;
   #isReady = false;
-  #isCorked = false;
+  /** Commands not yet written: this event-loop turn's, written together in its check phase. */
+  readonly #out = new RespWriter();
+  /** How many of #pending are still in #out. */
+  #unsent = 0;
+  #flushScheduled = false;
   #isClosed = false;
   #attempt = 0;
   #reconnect: NodeJS.Timeout | undefined;
@@ -140,8 +257,22 @@ export class ScriptConnection {
     }
     return new Promise((resolve, reject) => {
       this.#pending.push({ resolve, reject, script, args });
-      this.#write(encodeCommand(["EVALSHA", script.sha, script.numberOfKeys, ...args]));
+      const out = this.#out;
+      out.array(args.length + 3);
+      out.raw(script.evalshaHead);
+      for (const arg of args) out.bulk(arg);
+      this.#queued();
     });
+  }
+
+  /**
+   * Writes the commands queued so far now instead of at the end of the event-loop turn, when
+   * nothing sent earlier is still waiting for its reply (the connection is idle: no batch is
+   * forming, and the caller has work to do while Redis answers). Under load, when replies are
+   * outstanding, they stay queued and leave with the rest of the turn's commands in one write.
+   */
+  sendNowIfIdle(): void {
+    if (this.#unsent > 0 && this.#pending.length === this.#unsent) this.#flushOutgoing();
   }
 
   /** Resolves once connected (at once if it is); rejects if this attempt fails. */
@@ -196,7 +327,8 @@ export class ScriptConnection {
     socket.on("error", (error) => this.onError(error));
     socket.on("close", () => {
       this.#isReady = false;
-      this.#isCorked = false;
+      this.#out.clear();
+      this.#unsent = 0;
       this.#socket = undefined;
       const lost = new Error("Redis connection for admission closed");
       for (const p of this.#pending.splice(0)) p.reject(lost);
@@ -217,7 +349,7 @@ export class ScriptConnection {
         this.#socket?.destroy();
       },
     });
-    this.#write(encodeCommand(parts));
+    this.#write(parts);
   }
 
   #onReply(reply: RespValue | RedisReplyError): void {
@@ -227,23 +359,35 @@ export class ScriptConnection {
     else if (p.script && p.args && reply.message.startsWith("NOSCRIPT")) {
       // Redis restarted or its script cache was flushed: EVAL loads the script for the next calls.
       this.#pending.push({ resolve: p.resolve, reject: p.reject });
-      this.#write(encodeCommand(["EVAL", p.script.lua, p.script.numberOfKeys, ...p.args]));
+      this.#write(["EVAL", p.script.lua, p.script.numberOfKeys, ...p.args]);
     } else p.reject(reply);
     if (this.#pending.length === 0) this.#drained?.();
   }
 
-  #write(command: string): void {
-    const socket = this.#socket as Socket;
-    if (!this.#isCorked) {
-      this.#isCorked = true;
-      socket.cork();
-      setImmediate(this.#uncork);
-    }
-    socket.write(command);
+  /**
+   * Queues a command for this event-loop turn's write: the turn's commands are joined into one
+   * string and written once in the check phase (setImmediate), one socket write and one syscall
+   * however many requests the turn admitted.
+   */
+  #write(parts: (string | number)[]): void {
+    this.#out.array(parts.length);
+    for (const part of parts) this.#out.bulk(part);
+    this.#queued();
   }
 
-  readonly #uncork = () => {
-    this.#isCorked = false;
-    this.#socket?.uncork();
+  #queued(): void {
+    this.#unsent++;
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(this.#flushOutgoing);
+  }
+
+  readonly #flushOutgoing = () => {
+    this.#flushScheduled = false;
+    if (this.#out.length === 0) return;
+    const bytes = this.#out.take();
+    this.#unsent = 0;
+    // A connection that closed meanwhile has already failed these commands' promises.
+    if (this.#isReady) this.#socket?.write(bytes);
   };
 }

@@ -5,6 +5,7 @@ import {
   type ApiKeyVerifier,
   apiKeyFromAuthorizationHeader,
   createApiKeyVerifier,
+  type VerifyApiKeyResult,
 } from "@kiln/api-keys";
 import type { PrismaClient } from "@kiln/db";
 import type { Logger } from "@kiln/logger";
@@ -45,8 +46,18 @@ export interface ServingContext {
   loads: LoadQueue;
   metrics: GatewayMetrics;
   logger: Logger;
-  authenticate(authorization: string | undefined): Promise<ApiKeyIdentity>;
+  /** The key's identity: at once when the verifier has the key cached, else once it is looked up. */
+  authenticate(authorization: string | undefined): ApiKeyIdentity | Promise<ApiKeyIdentity>;
   close(): Promise<void>;
+}
+
+/** The identity of a verified key with the inference scope; ServingError (401, 403) otherwise. */
+function identityFor(result: VerifyApiKeyResult): ApiKeyIdentity {
+  if (!result.ok) throw new ServingError("UNAUTHENTICATED", result.message);
+  if (!result.key.scopes.includes("inference") && !result.key.scopes.includes("admin")) {
+    throw new ServingError("FORBIDDEN", "this API key lacks the 'inference' scope");
+  }
+  return result.key;
 }
 
 export async function createServingContext(
@@ -135,16 +146,23 @@ export async function createServingContext(
     loads,
     metrics,
     logger,
-    async authenticate(authorization) {
+    authenticate(authorization) {
       const token = apiKeyFromAuthorizationHeader(authorization);
-      if (!token)
-        throw new ServingError("UNAUTHENTICATED", "missing API key: send Authorization: Bearer kiln_live_...");
-      const result = await verifier.verify(token);
-      if (!result.ok) throw new ServingError("UNAUTHENTICATED", result.message);
-      if (!result.key.scopes.includes("inference") && !result.key.scopes.includes("admin")) {
-        throw new ServingError("FORBIDDEN", "this API key lacks the 'inference' scope");
+      if (!token) {
+        return Promise.reject(
+          new ServingError("UNAUTHENTICATED", "missing API key: send Authorization: Bearer kiln_live_..."),
+        );
       }
-      return result.key;
+      // Cached keys (nearly every request) are answered without a promise.
+      const known = verifier.verifyCached(token);
+      if (known) {
+        try {
+          return identityFor(known);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
+      return verifier.verify(token).then(identityFor);
     },
     async close() {
       await admission.close();
