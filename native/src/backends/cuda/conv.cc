@@ -25,6 +25,7 @@
 #include "backends/cuda/implicit_gemm_conv.h"
 #include "backends/cuda/space_to_depth.h"
 #include "backends/cuda/timing_cache.h"
+#include "backends/cuda/tuning_kernels.h"
 #include "ops/nn_geometry.h"
 
 namespace kiln::cuda {
@@ -141,6 +142,12 @@ class ConvKernel final : public CudaKernel {
     implicitGemm_ = implicitWanted && nhwc && !pointwise_ && group_ == 1 && inputTypes_[0] == DType::Float16 && w.isConcrete() &&
                     w.rank() == 4 && w.dims[0].value % 8 == 0 && (w.dims[3].value % 8 == 0 || padsChannels_) &&
                     (act_.kind == Activation::None || act_.kind == Activation::Relu);
+    // The space-to-depth stem is a different matter: 16 channels, a 4x4 stride-1 window, K = 256 in
+    // four whole 64-element steps, 64 outputs: a shape the implicit GEMM tiles cover exactly and
+    // cuDNN's kernels do not (0.80 ms for ResNet-50's stem at batch 256 on the H100, 130 TFLOP/s).
+    // So it is timed there by default; KILN_CUDA_CONV_IMPLICIT=off leaves it to cuDNN.
+    implicitForS2d_ = s2d_ && !(implicitMode != nullptr && std::string(implicitMode) == "off") &&
+                      w.dims[0].value % 8 == 0 && (act_.kind == Activation::None || act_.kind == Activation::Relu);
   }
   ~ConvKernel() override {
     if (findHandle_) destroyCudnnHandle(findHandle_);
@@ -442,7 +449,7 @@ class ConvKernel final : public CudaKernel {
     std::string key = std::string(nhwc_ ? "conv_nhwc2|" : "conv|") + deviceKey() + "|" + dtypeName(x.dtype) + shapeToString(x.shape) +
                       shapeToString(ctx.inputs[1]->shape) + shapeToString(ctx.outputs[0]->shape) + "|g" +
                       std::to_string(group_) + (tf32_ ? "|tf32" : "") + (implicitGemm_ ? "|implicit" : "") +
-                      (s2d_ ? "|s2d" : "");
+                      (s2d_ ? (implicitForS2d_ ? "|s2d+implicit" : "|s2d") : "");
     for (const char* attr : {"pads", "strides", "dilations"}) {
       for (int64_t v : node_.getInts(attr)) key += "," + std::to_string(v);
       key += ";";
@@ -463,7 +470,7 @@ class ConvKernel final : public CudaKernel {
         if (std::sscanf(cached->substr(at, end - at).c_str(), "%d,%llu,%f,%d,%d,%d", &algo, &mem, &c.ms, &padded, &tile,
                         &s2d) >= 3 &&
             (padded == 0 || padsChannels_) && (s2d == 0 || (s2d_ && padded == 0)) &&
-            (tile < 0 || (implicitGemm_ && tile < kImplicitGemmTiles))) {
+            (tile < 0 || ((implicitGemm_ || (implicitForS2d_ && s2d != 0)) && tile < kImplicitGemmTiles))) {
           c.algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo);
           c.workspace = mem;
           c.padded = padded != 0;
@@ -505,8 +512,8 @@ class ConvKernel final : public CudaKernel {
           list.push_back(c);
         }
       }
-      if (implicitGemm_) {
-        timeImplicitGemm(ctx, list, padsChannels_ ? Prep::Pad8 : Prep::None);
+      if (implicitGemm_) timeImplicitGemm(ctx, list, padsChannels_ ? Prep::Pad8 : Prep::None);
+      if (implicitGemm_ || implicitForS2d_) {
         if (s2d_) timeImplicitGemm(ctx, list, Prep::S2d);
       }
       KILN_CHECK(!list.empty(), UnsupportedOp, "node '" + node_.name + "': cuDNN found no convolution algorithm for " + key);
@@ -540,11 +547,14 @@ class ConvKernel final : public CudaKernel {
     const size_t xBytes = size_t(g.n * g.h * g.w * g.c) * 2, wBytes = size_t(kOut * g.kPad) * 2, yBytes = size_t(m * kOut) * 2;
     std::shared_ptr<void> x = deviceAlloc(xBytes), w = deviceAlloc(wBytes), bias = deviceAlloc(size_t(kOut) * 2),
                           z = deviceAlloc(yBytes), y = deviceAlloc(yBytes);
-    for (const auto& [buffer, bytes] : {std::pair{&x, xBytes}, {&w, wBytes}, {&bias, size_t(kOut) * 2}, {&z, yBytes}})
-      KILN_CUDA_CHECK(cudaMemset(buffer->get(), 0, bytes));
+    // Data like a model's, not zeros: tensor cores on zeros draw less power and clock higher, which
+    // made this kernel look faster at build time than it ran in engines.
     const float prepMs = timePrep(ctx, prep);
     cudaStream_t stream;
     KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    uint32_t seed = 11;
+    for (const auto& [buffer, bytes] : {std::pair{&x, xBytes}, {&w, wBytes}, {&bias, size_t(kOut) * 2}, {&z, yBytes}})
+      fillTuningPattern(buffer->get(), DType::Float16, int64_t(bytes / 2), seed++, stream);
     cudaEvent_t start, stop;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
@@ -630,7 +640,8 @@ class ConvKernel final : public CudaKernel {
     return tf32_ ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   }
 
-  bool fused_, nhwc_, pointwise_ = false, tf32_ = false, padsChannels_ = false, implicitGemm_ = false, s2d_ = false;
+  bool fused_, nhwc_, pointwise_ = false, tf32_ = false, padsChannels_ = false, implicitGemm_ = false, s2d_ = false,
+       implicitForS2d_ = false;
   mutable bool paddedUsed_ = false, s2dUsed_ = false, implicitUsed_ = false, cudnnUsed_ = false;
   int64_t group_ = 1;
   ActivationParams act_;
@@ -650,6 +661,10 @@ class PoolKernel final : public CudaKernel {
     if (xs.hasRank && xs.rank() != 4) unsupported("pooling other than 2-D");
     if (xs.isConcrete() && !info.outputShapes.empty() && info.outputShapes[0].isConcrete())
       windows(xs.concrete(), info.outputShapes[0].concrete());
+    // fp16 NHWC max pooling over whole 8-channel vectors runs on Kiln's kernel (launchMaxPoolHalf8)
+    // unless KILN_CUDA_POOL=cudnn; it falls back to cuDNN for tensors past its 32-bit indexing.
+    vectorized_ = max_ && nhwc_ && inputTypes_[0] == DType::Float16 && xs.hasRank && xs.rank() == 4 &&
+                  xs.dims[3].isKnown() && xs.dims[3].value % 8 == 0 && !useCudnnPooling();
   }
   struct Windows {
     int win[2], pad[2], stride[2];
@@ -678,6 +693,11 @@ class PoolKernel final : public CudaKernel {
     const Tensor& x = *ctx.inputs[0];
     const Tensor& y = *ctx.outputs[0];
     const Windows w = windows(x.shape, y.shape);
+    if (vectorized_) {
+      const std::vector<int64_t> kernel = node_.getInts("kernel_shape");
+      if (launchMaxPoolHalf8(in(ctx, 0), y.data, nhwcWindowGeometry(node_, x.shape, y.shape, kernel), exec(ctx).stream))
+        return;
+    }
     const int* win = w.win;
     const int* pad = w.pad;
     const int* stride = w.stride;
@@ -713,11 +733,21 @@ class PoolKernel final : public CudaKernel {
     cleanup();
   }
   std::string name() const override {
-    return std::string(max_ ? "cuda.maxpool" : "cuda.avgpool") + (nhwc_ ? "_nhwc.cudnn" : ".cudnn");
+    return std::string(max_ ? "cuda.maxpool" : "cuda.avgpool") + (nhwc_ ? "_nhwc" : "") +
+           (vectorized_ ? ".vec8" : ".cudnn");
   }
 
  private:
+  // KILN_CUDA_POOL=cudnn keeps fp16 NHWC max pooling on cuDNN (comparisons, tests).
+  static bool useCudnnPooling() {
+    static const bool cudnn = [] {
+      const char* v = std::getenv("KILN_CUDA_POOL");
+      return v != nullptr && std::string(v) == "cudnn";
+    }();
+    return cudnn;
+  }
   bool max_, nhwc_;
+  bool vectorized_ = false;
 };
 
 std::unique_ptr<Kernel> makeConv(const KernelCreateInfo& i) { return std::make_unique<ConvKernel>(i, false); }

@@ -11,6 +11,7 @@
 #include "backends/cuda/gemm.h"
 #include "backends/cuda/cuda_libraries.h"
 #include "backends/cuda/timing_cache.h"
+#include "backends/cuda/tuning_kernels.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -101,7 +102,7 @@ bool describeGemm(const GemmCall& g, LtDescs& d, size_t workspaceBytes) {
 
 std::string gemmKey(const GemmCall& g, size_t workspaceBytes) {
   char buf[256];
-  std::snprintf(buf, sizeof(buf), "gemm2|%s|%s%s|m%lld n%lld k%lld b%lld t%d%d bias%d c%d act%d ws%zu", deviceKey().c_str(),
+  std::snprintf(buf, sizeof(buf), "gemm3|%s|%s%s|m%lld n%lld k%lld b%lld t%d%d bias%d c%d act%d ws%zu", deviceKey().c_str(),
                 dtypeName(g.type), g.tf32 ? "/tf32" : "", (long long)g.m, (long long)g.n, (long long)g.k, (long long)g.batch, g.transA ? 1 : 0,
                 g.transB ? 1 : 0, g.bias ? 1 : 0, (g.c || g.hasC) ? 1 : 0, static_cast<int>(g.act.kind), workspaceBytes);
   return buf;
@@ -135,7 +136,7 @@ bool algoFromHex(const std::string& hex, cublasLtMatmulAlgo_t& algo) {
 // Small-M GEMMs (a transformer at batch 1: M = 128 tokens) leave most multiprocessors idle with
 // whole-K tiles; the heuristic's short list rarely splits K, so the splits are offered explicitly
 // (partial sums in float32 in the workspace, reduced in a second step: deterministic).
-std::vector<cublasLtMatmulAlgo_t> gemmCandidates(cublasLtHandle_t h, LtDescs& d, size_t workspaceBytes) {
+std::vector<cublasLtMatmulAlgo_t> gemmCandidates(cublasLtHandle_t h, LtDescs& d, int64_t k, size_t workspaceBytes) {
   constexpr int kHeuristics = 24, kSplitBases = 6;
   cublasLtMatmulHeuristicResult_t results[kHeuristics];
   int found = 0;
@@ -161,6 +162,7 @@ std::vector<cublasLtMatmulAlgo_t> gemmCandidates(cublasLtHandle_t h, LtDescs& d,
     if (!splitSupport || splits != 1 || !(schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)) continue;
     ++bases;
     for (int32_t split : {2, 4, 8}) {
+      if (k / split < 128) break;  // short parts: the reduction costs more than the split gains
       cublasLtMatmulAlgo_t algo = results[i].algo;
       const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
       cublasLtMatmulHeuristicResult_t check{};
@@ -191,46 +193,64 @@ void tuneGemm(const GemmCall& shape, size_t workspaceBytes) {
       return;
     }
   }
-  // Time cuBLASLt's top heuristic candidates on scratch buffers, on a private stream (never inside
-  // a capture: kernels call this from workspaceBytes(), before a context records its graph).
+  // Time cuBLASLt's candidates on scratch buffers, on a private stream (never inside a capture:
+  // kernels call this from workspaceBytes(), before a context records its graph). The inputs hold a
+  // fixed pseudo-random pattern, and every candidate's output is checked against the heuristic's
+  // first choice: a candidate that computes something else (an algorithm or split-K configuration
+  // that cuBLASLt accepts for these operands but gets wrong) is never kept, however fast.
   static void* handle = createCublasLtHandle();
   cublasLtHandle_t h = static_cast<cublasLtHandle_t>(handle);
   GemmCall g = shape;
   const size_t e = dtypeSize(g.type);
-  std::shared_ptr<void> a = deviceAlloc(size_t(g.m) * g.k * g.batch * e), b = deviceAlloc(size_t(g.k) * g.n * g.batch * e),
-                        c = deviceAlloc(size_t(g.m) * g.n * g.batch * e), bias = deviceAlloc(size_t(g.n) * e),
-                        ws = deviceAlloc(workspaceBytes);
-  KILN_CUDA_CHECK(cudaMemset(a.get(), 0, size_t(g.m) * g.k * g.batch * e));
-  KILN_CUDA_CHECK(cudaMemset(b.get(), 0, size_t(g.k) * g.n * g.batch * e));
-  KILN_CUDA_CHECK(cudaMemset(c.get(), 0, size_t(g.m) * g.n * g.batch * e));
-  KILN_CUDA_CHECK(cudaMemset(bias.get(), 0, size_t(g.n) * e));
-  g.a = a.get(), g.b = b.get(), g.d = c.get();
-  if (g.c || g.hasC) g.c = c.get();
-  if (g.bias) g.bias = bias.get();
-  LtDescs d;
-  describeGemm(g, d, workspaceBytes);
-  const std::vector<cublasLtMatmulAlgo_t> candidates = gemmCandidates(h, d, workspaceBytes);
-  if (candidates.empty()) return;
+  const int64_t aCount = g.m * g.k * g.batch, bCount = g.k * g.n * g.batch, dCount = g.m * g.n * g.batch;
+  std::shared_ptr<void> a = deviceAlloc(size_t(aCount) * e), b = deviceAlloc(size_t(bCount) * e),
+                        d = deviceAlloc(size_t(dCount) * e), reference = deviceAlloc(size_t(dCount) * e),
+                        bias = deviceAlloc(size_t(g.n) * e), ws = deviceAlloc(workspaceBytes), stats = deviceAlloc(2 * sizeof(float));
+  const bool hasC = g.c || g.hasC;
+  std::shared_ptr<void> c = hasC ? deviceAlloc(size_t(dCount) * e) : nullptr;
   cudaStream_t stream;
   KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  fillTuningPattern(a.get(), g.type, aCount, 1, stream);
+  fillTuningPattern(b.get(), g.type, bCount, 2, stream);
+  fillTuningPattern(bias.get(), g.type, g.n, 3, stream);
+  if (hasC) fillTuningPattern(c.get(), g.type, dCount, 4, stream);
+  g.a = a.get(), g.b = b.get(), g.d = d.get();
+  g.c = hasC ? c.get() : nullptr;
+  if (g.bias) g.bias = bias.get();
+  LtDescs descs;
+  describeGemm(g, descs, workspaceBytes);
+  const std::vector<cublasLtMatmulAlgo_t> candidates = gemmCandidates(h, descs, g.k, workspaceBytes);
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
-  const float alpha = 1.f, beta = g.c ? 1.f : 0.f;
+  const float alpha = g.alpha, beta = hasC ? g.beta : 0.f;
+  auto launch = [&](const cublasLtMatmulAlgo_t& algo, void* out) {
+    return cublasLtMatmul(h, descs.op, &alpha, g.b, descs.a, g.a, descs.b, &beta, hasC ? g.c : out, descs.c, out,
+                          descs.c, &algo, ws.get(), workspaceBytes, stream);
+  };
+  // The reference: the first candidate that runs (the heuristic's own first choice, normally).
+  size_t first = 0;
+  while (first < candidates.size() && launch(candidates[first], reference.get()) != CUBLAS_STATUS_SUCCESS) ++first;
   float best = 1e30f;
   int bestIndex = -1;
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    auto launch = [&] {
-      return cublasLtMatmul(h, d.op, &alpha, g.b, d.a, g.a, d.b, &beta, g.d, d.c, g.d, d.c, &candidates[i], ws.get(),
-                            workspaceBytes, stream);
-    };
-    if (launch() != CUBLAS_STATUS_SUCCESS) continue;
+  for (size_t i = first; i < candidates.size(); ++i) {
+    if (launch(candidates[i], d.get()) != CUBLAS_STATUS_SUCCESS) continue;
+    if (i != first) {
+      float diff[2] = {0.f, 0.f};
+      compareTuningOutputs(d.get(), reference.get(), g.type, dCount, static_cast<float*>(stats.get()), stream);
+      KILN_CUDA_CHECK(cudaMemcpyAsync(diff, stats.get(), sizeof(diff), cudaMemcpyDeviceToHost, stream));
+      KILN_CUDA_CHECK(cudaStreamSynchronize(stream));
+      // Different summation orders differ by rounding only: a few units of the output type's
+      // precision relative to the largest value.
+      const float tolerance = (g.type == DType::Float16 ? 2e-2f : g.tf32 ? 5e-3f : 1e-4f) * std::max(diff[1], 1.f);
+      if (!(diff[0] <= tolerance)) continue;
+    }
     // The better of two timings of 5 runs: a single timing of a few-microsecond kernel is noisy
     // enough to pick a slower candidate.
     float ms = 1e30f;
     for (int rep = 0; rep < 2; ++rep) {
       cudaEventRecord(start, stream);
-      for (int r = 0; r < 5; ++r) launch();
+      for (int r = 0; r < 5; ++r) launch(candidates[i], d.get());
       cudaEventRecord(stop, stream);
       cudaEventSynchronize(stop);
       float t = 0;

@@ -122,7 +122,48 @@ __global__ void maxPoolInt8(const V* x, V* y, Im2ColGeometry g, int64_t c, int64
   }
 }
 
+// float16, 8 channels (one 16-byte vector) per thread and tap, 32-bit index math: cuDNN's NHWC
+// max pool took 0.29 ms for ResNet-50's [256,112,112,64] -> [256,56,56,64] on the H100, about
+// 1.7x the time its 0.5 GB of traffic needs.
+__global__ void maxPoolHalf8(const uint4* x, uint4* y, Im2ColGeometry g, uint32_t c8, uint32_t total) {
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    const uint32_t ch = i % c8, t0 = i / c8, ow = t0 % uint32_t(g.ow), t = t0 / uint32_t(g.ow);
+    const uint32_t oh = t % uint32_t(g.oh), n = t / uint32_t(g.oh);
+    const __half2 lowest = __halves2half2(__ushort_as_half(0xFC00), __ushort_as_half(0xFC00));  // -inf
+    __half2 best[4] = {lowest, lowest, lowest, lowest};
+    bool any = false;
+    for (int r = 0; r < g.r; ++r) {
+      const int ih = int(oh) * g.strideH - g.padH + r * g.dilH;
+      if (ih < 0 || ih >= int(g.h)) continue;
+      for (int s = 0; s < g.s; ++s) {
+        const int iw = int(ow) * g.strideW - g.padW + s * g.dilW;
+        if (iw < 0 || iw >= int(g.w)) continue;
+        uint4 v = x[((n * uint32_t(g.h) + uint32_t(ih)) * uint32_t(g.w) + uint32_t(iw)) * c8 + ch];
+        const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) best[j] = __hmax2(best[j], h[j]);
+        any = true;
+      }
+    }
+    uint4 out = make_uint4(0, 0, 0, 0);
+    if (any) out = *reinterpret_cast<const uint4*>(best);
+    y[i] = out;
+  }
+}
+
 }  // namespace
+
+bool launchMaxPoolHalf8(const void* x, void* y, const Im2ColGeometry& g, cudaStream_t stream) {
+  const int64_t total = g.n * g.oh * g.ow * g.c / 8;
+  if (g.c % 8 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(y) % 16 != 0 ||
+      total >= (int64_t(1) << 31) || g.n * g.h * g.w * g.c / 8 >= (int64_t(1) << 31))
+    return false;
+  if (total == 0) return true;
+  maxPoolHalf8<<<gridFor(total), 256, 0, stream>>>(static_cast<const uint4*>(x), static_cast<uint4*>(y), g,
+                                                   static_cast<uint32_t>(g.c / 8), static_cast<uint32_t>(total));
+  KILN_CUDA_CHECK(cudaGetLastError());
+  return true;
+}
 
 void launchQuantize(const void* x, DType type, int8_t* y, int64_t n, float invScale, cudaStream_t stream) {
   if (n == 0) return;

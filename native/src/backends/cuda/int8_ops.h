@@ -42,5 +42,8 @@ void launchInt8GemmDp4a(const int8_t* a, const int8_t* w, int32_t* acc, int64_t 
 
 // 2-D max pooling on [N,H,W,C] int8 (the scale is unchanged: max commutes with quantization).
 void launchMaxPoolInt8(const int8_t* x, int8_t* y, const Im2ColGeometry& g, cudaStream_t stream);
+// 2-D max pooling on [N,H,W,C] float16 in 16-byte vectors; false (nothing launched) unless C % 8 == 0,
+// both tensors are 16-byte aligned and the indices fit 32 bits.
+bool launchMaxPoolHalf8(const void* x, void* y, const Im2ColGeometry& g, cudaStream_t stream);
 
 }  // namespace kiln::cuda
