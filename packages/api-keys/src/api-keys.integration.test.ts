@@ -121,6 +121,50 @@ describe("API keys against Postgres and Redis", () => {
     expect((await prisma.apiKey.findUniqueOrThrow({ where: { id: apiKey.id } })).lastUsedAt).toEqual(first);
   });
 
+  it("answers cached keys without waiting (verifyCached), and a revocation takes effect there too", async () => {
+    const orgId = await seedOrg();
+    const { key, apiKey } = await createApiKey(deps(), { orgId, name: "c", scopes: ["inference"] });
+    const local = await createApiKeyVerifier({ ...deps(), cacheTtlMs: 3_600_000, lastUsedIntervalMs: 3_600_000 });
+    try {
+      // Not looked up yet: the caller must wait for verify. Malformed keys need no lookup.
+      expect(local.verifyCached(key)).toBeUndefined();
+      expect(local.verifyCached("kiln_live_short")).toMatchObject({ ok: false, reason: "malformed" });
+      const verified = await local.verify(key);
+      expect(verified).toMatchObject({ ok: true, key: { keyId: apiKey.id, orgId, scopes: ["inference"] } });
+      expect(local.verifyCached(key)).toEqual(verified);
+      // An unknown key is cached as unknown too.
+      const unknown = `${key.slice(0, -1)}${key.endsWith("a") ? "b" : "a"}`;
+      expect(local.verifyCached(unknown)).toBeUndefined();
+      expect(await local.verify(unknown)).toMatchObject({ ok: false, reason: "unknown" });
+      expect(local.verifyCached(unknown)).toMatchObject({ ok: false, reason: "unknown" });
+
+      await revokeApiKey(deps(), { orgId, keyId: apiKey.id });
+      // The announcement evicts the key: the cached answer is gone, and the next lookup says revoked.
+      while (local.verifyCached(key) !== undefined) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(await local.verify(key)).toEqual({ ok: false, reason: "revoked", message: "API key has been revoked" });
+      expect(local.verifyCached(key)).toMatchObject({ ok: false, reason: "revoked" });
+    } finally {
+      await local.close();
+    }
+  });
+
+  it("trusts a cached lookup for cacheTtlMs at most: a revocation whose announcement was lost shows after it", async () => {
+    const orgId = await seedOrg();
+    const { key, apiKey } = await createApiKey(deps(), { orgId, name: "ttl", scopes: ["inference"] });
+    const local = await createApiKeyVerifier({ ...deps(), cacheTtlMs: 200, lastUsedIntervalMs: 3_600_000 });
+    try {
+      expect(await local.verify(key)).toMatchObject({ ok: true });
+      // Revoked without an announcement (as if the message were lost).
+      await prisma.apiKey.update({ where: { id: apiKey.id }, data: { revokedAt: new Date() } });
+      expect(local.verifyCached(key)).toMatchObject({ ok: true });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      expect(local.verifyCached(key)).toBeUndefined();
+      expect(await local.verify(key)).toMatchObject({ ok: false, reason: "revoked" });
+    } finally {
+      await local.close();
+    }
+  });
+
   it("a revocation reaches the cache of a verifier in another process at once", async () => {
     const orgId = await seedOrg();
     const { key, apiKey } = await createApiKey(deps(), { orgId, name: "r", scopes: ["inference"] });

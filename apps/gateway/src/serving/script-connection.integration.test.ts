@@ -1,7 +1,7 @@
 // The admission scripts' Redis connection against a real Redis: replies of every shape, in order,
 // split across reads; NOSCRIPT answered by EVAL; error replies; failing fast while disconnected.
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
+import { createServer, Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   defineScript,
@@ -9,6 +9,7 @@ import {
   RedisReplyError,
   ReplyParser,
   type RespValue,
+  RespWriter,
   ScriptConnection,
 } from "./script-connection.ts";
 
@@ -48,6 +49,25 @@ describe("RESP replies", () => {
   it("commands are written with byte lengths", () => {
     expect(encodeCommand(["EVALSHA", "é", 2])).toBe("*3\r\n$7\r\nEVALSHA\r\n$2\r\né\r\n$1\r\n2\r\n");
   });
+
+  it("the buffer writer encodes exactly what encodeCommand does", () => {
+    const commands: (string | number)[][] = [
+      ["EVALSHA", "é", 2],
+      ["SET", "", 0, 9, 10, 99, 100, 123456789, 2 ** 53 - 1, -1, -123, 0.5, 1e-7, 1e21, 3.25, Number.NaN],
+      ["k".repeat(64), "k".repeat(65), "ü".repeat(40), `${"a".repeat(70)}€`, "kiln:quota:org_01:202612:requests"],
+    ];
+    const writer = new RespWriter();
+    for (const parts of commands) {
+      writer.array(parts.length);
+      for (const part of parts) writer.bulk(part);
+    }
+    expect(writer.take().toString("utf8")).toBe(commands.map(encodeCommand).join(""));
+    // It starts over after take(), and grows past its first buffer.
+    const many = Array.from({ length: 3000 }, (_, i) => `argument-${i}`);
+    writer.array(many.length);
+    for (const part of many) writer.bulk(part);
+    expect(writer.take().toString("utf8")).toBe(encodeCommand(many));
+  });
 });
 
 describe("ScriptConnection", () => {
@@ -64,6 +84,38 @@ describe("ScriptConnection", () => {
     // Loaded now: EVALSHA answers directly.
     expect(await conn.run(incr, [key, 10, "again"])).toEqual([16, "again"]);
     expect(await conn.run(fresh("return redis.call('DEL', KEYS[1])", 1), [key])).toBe(1);
+  });
+
+  it("sends at once on request when nothing is waiting for a reply, and batches the turn otherwise", async () => {
+    const own = new ScriptConnection(REDIS_URL, (error) => errors.push(error));
+    await own.whenReady();
+    const echo = defineScript("return ARGV[1]", 0);
+    await own.run(echo, ["load"]);
+    // Every socket write of this process, by content (only `own` sends these arguments).
+    const writes: string[] = [];
+    const write = Socket.prototype.write;
+    Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket["write"]>) {
+      const text = String(args[0]);
+      if (text.includes("EVALSHA")) writes.push(text);
+      return write.apply(this, args);
+    } as Socket["write"];
+    try {
+      // Idle: sendNowIfIdle writes before this turn ends.
+      const first = own.run(echo, ["first"]);
+      own.sendNowIfIdle();
+      expect(writes).toHaveLength(1);
+      expect(writes[0]).toContain("first");
+      // The first has not been answered: these wait for the turn's end and leave in one write.
+      const rest = [own.run(echo, ["second"]), own.run(echo, ["third"])];
+      own.sendNowIfIdle();
+      expect(writes).toHaveLength(1);
+      expect(await Promise.all([first, ...rest])).toEqual(["first", "second", "third"]);
+      expect(writes).toHaveLength(2);
+      expect(writes[1]).toMatch(/second[\s\S]*third/);
+    } finally {
+      Socket.prototype.write = write;
+      await own.close();
+    }
   });
 
   it("rejects a script's error reply without disturbing the next commands", async () => {

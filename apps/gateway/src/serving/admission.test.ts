@@ -1,0 +1,63 @@
+// RequestAdmission builds each organization's Redis keys once a month: the strings must stay exactly
+// what @kiln/metering and @kiln/billing name them, for the month the event or request falls in.
+
+import { spendCapKeys } from "@kiln/billing";
+import type { PrismaClient } from "@kiln/db";
+import { createLogger } from "@kiln/logger";
+import { quotaKeys, secondsToMonthEnd } from "@kiln/metering";
+import type { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
+import { RequestAdmission } from "./admission.ts";
+import type { RedisScript, RespValue, ScriptConnection } from "./script-connection.ts";
+
+function fakeScripts() {
+  const calls: { script: RedisScript; args: (string | number)[] }[] = [];
+  const scripts = {
+    run: async (script: RedisScript, args: (string | number)[]): Promise<RespValue> => {
+      calls.push({ script, args });
+      return 1;
+    },
+    sendNowIfIdle: () => {},
+    close: async () => {},
+  } as unknown as ScriptConnection;
+  return { scripts, calls };
+}
+
+const event = (orgId: string, at: number) => ({
+  eventId: `req-${at}`,
+  orgId,
+  deploymentId: "dep_1",
+  computeMs: 0.5,
+  batchShare: 1,
+  bytesIn: 10,
+  bytesOut: 20,
+  status: "success" as const,
+  latencyMs: 1,
+  at,
+});
+
+describe("RequestAdmission's keys", () => {
+  it("uses the month each usage event falls in, across a month boundary and back", async () => {
+    const { scripts, calls } = fakeScripts();
+    const prefix = "kiln-test:";
+    const admission = new RequestAdmission(
+      scripts,
+      {} as Redis,
+      {} as PrismaClient,
+      prefix,
+      createLogger({ service: "test", level: "silent" }),
+    );
+    const lastMs = Date.UTC(2026, 11, 31, 23, 59, 59, 999);
+    const times = [lastMs - 1000, lastMs + 1, lastMs, Date.UTC(2027, 0, 15), Date.UTC(2026, 10, 30, 12)];
+    for (const at of times) await admission.meter(event("org_a", at));
+    await admission.meter(event("org_b", lastMs));
+    await admission.close();
+    const expected = [...times.map((at) => ["org_a", at] as const), ["org_b", lastMs] as const].map(([org, at]) => [
+      quotaKeys(prefix, org, new Date(at)).monthComputeMs,
+      spendCapKeys(prefix, org).limits,
+      secondsToMonthEnd(new Date(at)),
+      spendCapKeys(prefix, org).usagePrefix,
+    ]);
+    expect(calls.map((c) => [c.args[1], c.args[2], c.args[5], c.args[6]])).toEqual(expected);
+  });
+});
