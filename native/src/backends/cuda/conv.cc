@@ -353,17 +353,17 @@ class ConvKernel final : public CudaKernel {
         strides[i] = static_cast<int>(p.strides[i]);
         dil[i] = static_cast<int>(p.dilations[i]);
       }
-      // Input [N,h,wd,c] and filter [K,r,s,c] as cuDNN sees them.
-      int c = prep == Prep::Pad8 ? 8 : int(x.shape[3]), h = int(x.shape[1]), wd = int(x.shape[2]), r = int(w.shape[1]),
-          s = int(w.shape[2]);
+      // Input [N,h,wd,c] and filter [K,r,s,wc] as cuDNN sees them (wc = c / group).
+      int c = prep == Prep::Pad8 ? 8 : int(x.shape[3]), wc = prep == Prep::Pad8 ? 8 : int(w.shape[3]), h = int(x.shape[1]),
+          wd = int(x.shape[2]), r = int(w.shape[1]), s = int(w.shape[2]);
       if (prep == Prep::S2d) {
         const S2dShapes s2 = s2dShapes(ctx);
-        c = 16, h = s2.x.outH, wd = s2.x.outW, r = s2.w.outH, s = s2.w.outW;
+        c = wc = 16, h = s2.x.outH, wd = s2.x.outW, r = s2.w.outH, s = s2.w.outW;
         pads[0] = pads[1] = 0, strides[0] = strides[1] = 1, dil[0] = dil[1] = 1;
       }
       KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NHWC, dt, int(x.shape[0]), c, h, wd));
       KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NHWC, dt, int(y.shape[0]), int(y.shape[3]), int(y.shape[1]), int(y.shape[2])));
-      KILN_DNN_CHECK(cudnnSetFilter4dDescriptor(d.w, dt, CUDNN_TENSOR_NHWC, int(w.shape[0]), c, r, s));
+      KILN_DNN_CHECK(cudnnSetFilter4dDescriptor(d.w, dt, CUDNN_TENSOR_NHWC, int(w.shape[0]), wc, r, s));
       KILN_DNN_CHECK(cudnnSetConvolution2dDescriptor(d.conv, pads[0], pads[1], strides[0], strides[1], dil[0], dil[1],
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
       KILN_DNN_CHECK(cudnnSetConvolutionGroupCount(d.conv, static_cast<int>(group_)));
