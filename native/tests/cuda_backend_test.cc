@@ -260,7 +260,28 @@ KILN_TEST(cuda, engine_identity_names_arch_and_libraries) {
 }
 
 KILN_TEST(cuda, resnet_block_matches_cpu) {
+  {
+    // fp16: the float32 input is cast and transposed into the NHWC region by one kernel, and the
+    // max pool runs on Kiln's vectorized kernel (8 channels).
+    BuildOptions options;
+    options.backend = "cuda";
+    options.precision = Precision::Fp16;
+    std::vector<uint8_t> model = resnetBlock();
+    BuildResult built = buildEngine(model.data(), model.size(), options);
+    int castToNhwc = 0, transposes = 0, casts = 0;
+    for (const LayerReport& l : built.report.layers) {
+      castToNhwc += l.opType == "kiln.CudaCastToNhwc";
+      transposes += l.opType == "Transpose";
+      casts += l.opType == "Cast";
+    }
+    EXPECT_EQ(castToNhwc, 1);
+    EXPECT_EQ(transposes, 0);
+    EXPECT_EQ(casts, 1);  // the output back to float32
+    EXPECT_EQ(countKernels(built.report, "maxpool_nhwc.vec8"), 1);
+  }
   compareBackends(resnetBlock(), {{"x", floatTensor({2, 8, 16, 16}, 42)}}, "resnet block");
+  ScopedEnv cudnnPooling("KILN_CUDA_POOL", "cudnn");
+  compareBackends(resnetBlock(), {{"x", floatTensor({2, 8, 16, 16}, 42)}}, "resnet block (cuDNN pooling)", 1e-4, 1e-2);
 }
 
 KILN_TEST(cuda, encoder_layer_matches_cpu_with_dynamic_batch) {

@@ -738,13 +738,11 @@ class PoolKernel final : public CudaKernel {
   }
 
  private:
-  // KILN_CUDA_POOL=cudnn keeps fp16 NHWC max pooling on cuDNN (comparisons, tests).
+  // KILN_CUDA_POOL=cudnn keeps fp16 NHWC max pooling on cuDNN (comparisons, tests); read when the
+  // kernel is created.
   static bool useCudnnPooling() {
-    static const bool cudnn = [] {
-      const char* v = std::getenv("KILN_CUDA_POOL");
-      return v != nullptr && std::string(v) == "cudnn";
-    }();
-    return cudnn;
+    const char* v = std::getenv("KILN_CUDA_POOL");
+    return v != nullptr && std::string(v) == "cudnn";
   }
   bool max_, nhwc_;
   bool vectorized_ = false;

@@ -9,6 +9,7 @@
 // kiln.CudaConvNHWC        kiln.FusedConv on X [N,H,W,C], W [K,R,S,C/group], Z [N,H',W',K].
 // kiln.CudaMaxPoolNHWC, kiln.CudaAveragePoolNHWC   MaxPool / AveragePool (2-D) on [N,H,W,C].
 // kiln.CudaGlobalAvgPoolNHWC  [N,H,W,C] -> [N,C,1,1] (the same bytes as [N,1,1,C]).
+// kiln.CudaCastToNhwc      float32 [N,C,H,W] -> float16 [N,H,W,C] (Cast + Transpose in one pass).
 #include "graph/fused_ops.h"
 #include "ops/nn_geometry.h"
 #include "ops/schema.h"
@@ -99,6 +100,21 @@ KILN_REGISTER_SCHEMA(CudaConvNHWC, (OpSchema{kKilnDomain, "CudaConvNHWC", 1, inf
 KILN_REGISTER_SCHEMA(CudaMaxPoolNHWC, (OpSchema{kKilnDomain, "CudaMaxPoolNHWC", 1, inferMaxPoolNhwc}));
 KILN_REGISTER_SCHEMA(CudaAveragePoolNHWC, (OpSchema{kKilnDomain, "CudaAveragePoolNHWC", 1, inferMaxPoolNhwc}));
 KILN_REGISTER_SCHEMA(CudaGlobalAvgPoolNHWC, (OpSchema{kKilnDomain, "CudaGlobalAvgPoolNHWC", 1, inferGlobalAvgPoolNhwc}));
+void inferCastToNhwc(InferContext& ctx) {
+  if (ctx.inputTypes[0] != DType::Float32) ctx.error("the input must be float32");
+  const SymShape& x = ctx.inputShapes[0];
+  if (!x.hasRank) {
+    ctx.setOutput(0, DType::Float16, SymShape::unknown());
+    return;
+  }
+  if (x.rank() != 4) ctx.error("the input must be rank 4 [N,C,H,W], got " + x.toString());
+  SymShape out;
+  out.hasRank = true;
+  out.dims = {x.dims[0], x.dims[2], x.dims[3], x.dims[1]};
+  ctx.setOutput(0, DType::Float16, out);
+}
+
+KILN_REGISTER_SCHEMA(CudaCastToNhwc, (OpSchema{kKilnDomain, "CudaCastToNhwc", 1, inferCastToNhwc}));
 KILN_REGISTER_SCHEMA(CudaAttention, (OpSchema{kKilnDomain, "CudaAttention", 1, inferCudaAttention}));
 KILN_REGISTER_SCHEMA(CudaAddLayerNorm, (OpSchema{kKilnDomain, "CudaAddLayerNorm", 1, inferAddLayerNorm}));
 

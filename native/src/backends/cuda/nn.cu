@@ -697,6 +697,39 @@ class TransposeKernel final : public CudaKernel {
   std::string name() const override { return "cuda.transpose"; }
 };
 
+// float32 [N,C,H,W] -> float16 [N,H,W,C], one thread per pixel: each channel plane is read in
+// coalesced runs across the threads, each pixel's C halves written together.
+template <class Index>
+__global__ void castToNhwcKernel(const float* x, __half* y, Index pixels, Index hw, int c) {
+  for (Index p = blockIdx.x * Index(blockDim.x) + threadIdx.x; p < pixels; p += Index(gridDim.x) * blockDim.x) {
+    const Index n = p / hw, at = p - n * hw;
+    const float* from = x + n * c * hw + at;
+    __half* to = y + p * c;
+    for (int ch = 0; ch < c; ++ch) to[ch] = __float2half(from[Index(ch) * hw]);
+  }
+}
+
+class CastToNhwcKernel final : public CudaKernel {
+ public:
+  explicit CastToNhwcKernel(const KernelCreateInfo& info) : CudaKernel(info) {
+    if (inputTypes_.at(0) != DType::Float32) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+  }
+  void run(KernelContext& ctx) const override {
+    const Tensor& x = *ctx.inputs[0];
+    Tensor& y = *ctx.outputs[0];
+    if (x.shape.size() != 4) unsupported("input of rank other than 4");
+    const int64_t hw = x.shape[2] * x.shape[3], pixels = x.shape[0] * hw, c = x.shape[1];
+    if (pixels == 0 || c == 0) return;
+    if (x.numel() < (int64_t(1) << 31))
+      castToNhwcKernel<uint32_t><<<gridFor(pixels), 256, 0, exec(ctx).stream>>>(
+          cast<float>(in(ctx, 0)), y.ptr<__half>(), uint32_t(pixels), uint32_t(hw), int(c));
+    else
+      castToNhwcKernel<int64_t><<<gridFor(pixels), 256, 0, exec(ctx).stream>>>(cast<float>(in(ctx, 0)), y.ptr<__half>(),
+                                                                               pixels, hw, int(c));
+  }
+  std::string name() const override { return "cuda.cast_to_nhwc"; }
+};
+
 class ExpandKernel final : public CudaKernel {
  public:
   explicit ExpandKernel(const KernelCreateInfo& info) : CudaKernel(info) {}
@@ -810,6 +843,7 @@ KILN_REGISTER_KERNEL(CudaAttention, (KernelDef{"cuda", "kiln", "Attention", 1, m
 KILN_REGISTER_KERNEL(CudaAttentionLayouts, (KernelDef{"cuda", "kiln", "CudaAttention", 1, make<AttentionKernel>}));
 KILN_REGISTER_KERNEL(CudaAddLayerNorm, (KernelDef{"cuda", "kiln", "CudaAddLayerNorm", 1, make<LayerNormKernel>}));
 KILN_REGISTER_KERNEL(CudaTranspose, (KernelDef{"cuda", "", "Transpose", 1, make<TransposeKernel>}));
+KILN_REGISTER_KERNEL(CudaCastToNhwc, (KernelDef{"cuda", "kiln", "CudaCastToNhwc", 1, make<CastToNhwcKernel>}));
 KILN_REGISTER_KERNEL(CudaExpand, (KernelDef{"cuda", "", "Expand", 8, make<ExpandKernel>}));
 KILN_REGISTER_KERNEL(CudaGather, (KernelDef{"cuda", "", "Gather", 1, make<GatherKernel>}));
 KILN_REGISTER_KERNEL(CudaConcat, (KernelDef{"cuda", "", "Concat", 4, make<ConcatKernel>}));
