@@ -512,6 +512,7 @@ class ConvKernel final : public CudaKernel {
           list.push_back(c);
         }
       }
+      retimeCudnn(ctx, h, list);
       if (implicitGemm_) timeImplicitGemm(ctx, list, padsChannels_ ? Prep::Pad8 : Prep::None);
       if (implicitGemm_ || implicitForS2d_) {
         if (s2d_) timeImplicitGemm(ctx, list, Prep::S2d);
@@ -538,6 +539,72 @@ class ConvKernel final : public CudaKernel {
 
   // Adds Kiln's implicit GEMM, one candidate per tile, timed on scratch buffers (3 runs after a
   // warm-up; a padded or space-to-depth candidate's time includes the rewrite).
+  // cudnnFindConvolutionForwardAlgorithm times each algorithm once: for kernels of tens of
+  // microseconds its order changed from build to build (ResNet-50 b1 and b32 engines of one commit
+  // ran 0.35 or 0.56 ms, and 1.14 or 1.47 ms, by which 3x3 algorithms it happened to rank first).
+  // Each cuDNN candidate is timed again here as the engine runs it: the best of three timings of
+  // three runs after a warm-up, on pseudo-random data in buffers of the engine's shapes.
+  void retimeCudnn(const KernelContext& ctx, cudnnHandle_t h, std::vector<AlgoChoice>& list) const {
+    const Tensor& xt = *ctx.inputs[0];
+    const Tensor& wt = *ctx.inputs[1];
+    const Tensor& yt = *ctx.outputs[0];
+    if (xt.dtype != DType::Float16 && xt.dtype != DType::Float32) return;
+    const size_t e = dtypeSize(xt.dtype);
+    cudaStream_t stream;
+    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    cudnnSetStream(h, stream);
+    for (Prep prep : {Prep::None, Prep::Pad8, Prep::S2d}) {
+      size_t workspace = 0;
+      bool any = false;
+      for (const AlgoChoice& c : list) {
+        if (c.implicitTile < 0 && c.prep() == prep) any = true, workspace = std::max(workspace, c.workspace);
+      }
+      if (!any) continue;
+      int64_t xCount = xt.numel(), wCount = wt.numel();
+      if (prep == Prep::Pad8) xCount = xCount / xt.shape.back() * 8, wCount = wCount / wt.shape.back() * 8;
+      if (prep == Prep::S2d) {
+        const S2dShapes s2 = s2dShapes(ctx);
+        xCount = s2.x.pixels() * 16, wCount = s2.w.pixels() * 16;
+      }
+      ConvDescs d;
+      describe(ctx, d, prep);
+      std::shared_ptr<void> x = deviceAlloc(size_t(xCount) * e), w = deviceAlloc(size_t(wCount) * e),
+                            y = deviceAlloc(size_t(yt.numel()) * e), ws = deviceAlloc(std::max<size_t>(workspace, 1));
+      fillTuningPattern(x.get(), xt.dtype, xCount, 31, stream);
+      fillTuningPattern(w.get(), xt.dtype, wCount, 32, stream);
+      const float prepMs = timePrep(ctx, prep);
+      const float one = 1.f, zero = 0.f;
+      for (AlgoChoice& c : list) {
+        if (c.implicitTile >= 0 || c.prep() != prep) continue;
+        auto launch = [&] {
+          return cudnnConvolutionForward(h, &one, d.x, x.get(), d.w, w.get(), d.conv, c.algo, ws.get(), c.workspace, &zero,
+                                         d.y, y.get());
+        };
+        if (launch() != CUDNN_STATUS_SUCCESS) continue;  // keeps cudnnFind's time
+        float best = 1e30f;
+        for (int rep = 0; rep < 3; ++rep) {
+          cudaEventRecord(start, stream);
+          for (int r = 0; r < 3; ++r) launch();
+          cudaEventRecord(stop, stream);
+          cudaEventSynchronize(stop);
+          float ms = 0;
+          cudaEventElapsedTime(&ms, start, stop);
+          best = std::min(best, ms / 3);
+        }
+        c.ms = best + prepMs;
+      }
+    }
+    cudnnSetStream(h, nullptr);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+    cudaGetLastError();
+  }
+
   void timeImplicitGemm(const KernelContext& ctx, std::vector<AlgoChoice>& list, Prep prep) const {
     const Im2ColGeometry g = implicitGeometry(ctx, prep);
     const int64_t kOut = ctx.outputs[0]->shape[3], m = g.n * g.oh * g.ow;
