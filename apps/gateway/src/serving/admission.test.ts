@@ -17,7 +17,6 @@ function fakeScripts() {
       calls.push({ script, args });
       return 1;
     },
-    sendNowIfIdle: () => {},
     close: async () => {},
   } as unknown as ScriptConnection;
   return { scripts, calls };

@@ -126,11 +126,7 @@ export class RequestAdmission {
     this.#admitGapMs = 0.8 * this.#admitGapMs + 0.2 * Math.min(at - this.#lastAdmitAt, 1_000);
     this.#lastAdmitAt = at;
     const now = new Date();
-    const sent = this.#run(orgId, plan, now);
-    // At low load the connection is idle: the admission leaves now, and the caller decodes the
-    // request while Redis answers; under load it leaves with the turn's other commands.
-    this.scripts.sendNowIfIdle();
-    let result = await sent;
+    let result = await this.#run(orgId, plan, now);
     if (result[0] === 5) {
       // The period's limits are not in Redis yet (first request, or the period rolled over).
       await refreshSpendLimits(this.#spendDeps, orgId);

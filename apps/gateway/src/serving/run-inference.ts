@@ -70,8 +70,8 @@ function checkFor(key: ApiKeyIdentity, deployment: ResolvedDeployment, name: str
 
 /**
  * Plan standing and request size (in process), then quotas and spend cap (one Redis round trip).
- * With the plan cached, the admission script is queued (and, on an idle connection, sent) before
- * this returns, so the caller can decode the request while Redis answers.
+ * With the plan cached, the admission script is queued before this returns (it leaves with the
+ * event-loop turn's other commands), without a promise of its own.
  */
 export function admit(ctx: ServingContext, orgId: string, bodyBytes: number): Promise<void> {
   const standing = ctx.plans.cached(orgId);
@@ -102,9 +102,9 @@ export async function runInference(ctx: ServingContext, call: InferenceCall): Pr
     throw new ServingError("UNAVAILABLE", `model '${call.modelName}' is ${deployment.status} and cannot serve`, 30);
   }
   const admitted = admit(ctx, call.key.orgId, call.body.byteLength);
-  // Decoded, validated and encoded for the worker while Redis answers the admission. The answer
-  // is the same as admitting first: an admission refusal wins over a bad request, and a bad
-  // request that was admitted is a 400 (having counted against the quota, as before).
+  // Decoded, validated and encoded for the worker in the same turn, so the worker hop starts as soon
+  // as Redis answers. The answer is the same as admitting first: an admission refusal wins over a
+  // bad request, and a bad request that was admitted is a 400 (having counted against the quota).
   let request: InferRequest | undefined;
   let encoded: EncodedBody | undefined;
   let invalid: unknown;

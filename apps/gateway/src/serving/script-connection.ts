@@ -265,16 +265,6 @@ export class ScriptConnection {
     });
   }
 
-  /**
-   * Writes the commands queued so far now instead of at the end of the event-loop turn, when
-   * nothing sent earlier is still waiting for its reply (the connection is idle: no batch is
-   * forming, and the caller has work to do while Redis answers). Under load, when replies are
-   * outstanding, they stay queued and leave with the rest of the turn's commands in one write.
-   */
-  sendNowIfIdle(): void {
-    if (this.#unsent > 0 && this.#pending.length === this.#unsent) this.#flushOutgoing();
-  }
-
   /** Resolves once connected (at once if it is); rejects if this attempt fails. */
   whenReady(): Promise<void> {
     if (this.#isReady) return Promise.resolve();
