@@ -227,8 +227,6 @@ export class ScriptConnection {
   #isReady = false;
   /** Commands not yet written: this event-loop turn's, written together in its check phase. */
   readonly #out = new RespWriter();
-  /** How many of #pending are still in #out. */
-  #unsent = 0;
   #flushScheduled = false;
   #isClosed = false;
   #attempt = 0;
@@ -318,7 +316,6 @@ export class ScriptConnection {
     socket.on("close", () => {
       this.#isReady = false;
       this.#out.clear();
-      this.#unsent = 0;
       this.#socket = undefined;
       const lost = new Error("Redis connection for admission closed");
       for (const p of this.#pending.splice(0)) p.reject(lost);
@@ -366,7 +363,6 @@ export class ScriptConnection {
   }
 
   #queued(): void {
-    this.#unsent++;
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     setImmediate(this.#flushOutgoing);
@@ -376,7 +372,6 @@ export class ScriptConnection {
     this.#flushScheduled = false;
     if (this.#out.length === 0) return;
     const bytes = this.#out.take();
-    this.#unsent = 0;
     // A connection that closed meanwhile has already failed these commands' promises.
     if (this.#isReady) this.#socket?.write(bytes);
   };
