@@ -278,12 +278,23 @@ void CudaContext::launch(Record& r, size_t n) {
   }
 }
 
+namespace {
+// Tensors from this size on are copied between the caller's (pageable) memory and the device
+// directly: the driver then pipelines its own staging with the DMA. Through Kiln's pinned buffer
+// the host copy and the DMA ran one after the other (ResNet-50's 154 MB input at batch 256 spent
+// about 27 ms in copies against PyTorch's 18). Smaller tensors keep the pinned path (no staging
+// round trip in the driver, the lower latency for a few KB).
+constexpr size_t kDirectCopyBytes = 1u << 20;
+}  // namespace
+
 void CudaContext::stageInputs(Record& r, const std::vector<const Tensor*>& inputs) {
   size_t at = 0;
   for (size_t k = 0; k < graph_.inputs.size(); ++k) {
     const Tensor& dst = r.values[graph_.inputs[k]];
     const size_t bytes = inputs[k]->byteSize();
-    if (bytes > 0) {
+    if (bytes >= kDirectCopyBytes) {
+      KILN_CUDA_CHECK(cudaMemcpyAsync(dst.data, inputs[k]->data, bytes, cudaMemcpyHostToDevice, exec_.stream));
+    } else if (bytes > 0) {
       std::memcpy(pinned_ + at, inputs[k]->data, bytes);
       KILN_CUDA_CHECK(cudaMemcpyAsync(dst.data, pinned_ + at, bytes, cudaMemcpyHostToDevice, exec_.stream));
     }
@@ -295,19 +306,30 @@ RunResult CudaContext::collectOutputs(Record& r) {
   size_t at = 0;
   for (ValueId v : graph_.inputs) at += alignUp(memory_.slots[v].bytes, 256);
   const size_t outputsAt = at;
-  for (ValueId v : graph_.outputs) {
+  // Large outputs go straight into their result tensors (see kDirectCopyBytes); small ones through
+  // the pinned buffer, copied out after the stream has finished.
+  std::vector<Tensor> direct(graph_.outputs.size());
+  for (size_t k = 0; k < graph_.outputs.size(); ++k) {
+    const ValueId v = graph_.outputs[k];
     const Tensor& src = r.values[v];
-    if (!graph_.values[v].constant && src.byteSize() > 0)
+    if (!graph_.values[v].constant && src.byteSize() >= kDirectCopyBytes) {
+      direct[k] = Tensor::allocate(src.dtype, src.shape);
+      KILN_CUDA_CHECK(cudaMemcpyAsync(direct[k].data, src.data, src.byteSize(), cudaMemcpyDeviceToHost, exec_.stream));
+    } else if (!graph_.values[v].constant && src.byteSize() > 0) {
       KILN_CUDA_CHECK(cudaMemcpyAsync(pinned_ + at, src.data, src.byteSize(), cudaMemcpyDeviceToHost, exec_.stream));
+    }
     at += alignUp(memory_.slots[v].bytes, 256);
   }
   KILN_CUDA_CHECK(cudaStreamSynchronize(exec_.stream));
   RunResult result;
   at = outputsAt;
-  for (ValueId v : graph_.outputs) {
+  for (size_t k = 0; k < graph_.outputs.size(); ++k) {
+    const ValueId v = graph_.outputs[k];
     const Tensor& src = r.values[v];
     if (graph_.values[v].constant) {
       result.outputs.emplace_back(graph_.values[v].name, src.clone());
+    } else if (direct[k].data != nullptr) {
+      result.outputs.emplace_back(graph_.values[v].name, std::move(direct[k]));
     } else {
       Tensor t = Tensor::allocate(src.dtype, src.shape);
       if (t.byteSize() > 0) std::memcpy(t.data, pinned_ + at, t.byteSize());
