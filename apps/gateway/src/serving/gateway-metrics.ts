@@ -1,6 +1,7 @@
 // Prometheus metrics with Triton-like names under the kiln_ prefix (nv_inference_request_success
 // -> kiln_inference_request_success_total, and so on).
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { DeploymentCounter, DeploymentHistogram } from "./deployment-series.ts";
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -9,46 +10,42 @@ export function createGatewayMetrics(replicaCounts: () => Map<string, number>) {
   const labelNames = ["deployment"] as const;
   const metrics = {
     registry,
-    success: new Counter({
-      name: "kiln_inference_request_success_total",
-      help: "Inference requests answered by a model",
-      labelNames,
-      registers: [registry],
-    }),
+    // The five per-request series: deployment-series.ts (same exposition as prom-client's).
+    success: new DeploymentCounter(
+      "kiln_inference_request_success_total",
+      "Inference requests answered by a model",
+      registry,
+    ),
     failure: new Counter({
       name: "kiln_inference_request_failure_total",
       help: "Inference requests that failed, by HTTP status",
       labelNames: ["deployment", "status"] as const,
       registers: [registry],
     }),
-    requestDuration: new Histogram({
-      name: "kiln_inference_request_duration_seconds",
-      help: "Gateway latency of answered requests, arrival to answer",
-      labelNames,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    queueDuration: new Histogram({
-      name: "kiln_inference_queue_duration_seconds",
-      help: "Time requests waited in a replica's batching queue",
-      labelNames,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    computeDuration: new Histogram({
-      name: "kiln_inference_compute_duration_seconds",
-      help: "Engine compute time charged to each request (its share of the batch)",
-      labelNames,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    batchSize: new Histogram({
-      name: "kiln_inference_batch_size",
-      help: "Rows in the batch that carried each request",
-      labelNames,
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
-      registers: [registry],
-    }),
+    requestDuration: new DeploymentHistogram(
+      "kiln_inference_request_duration_seconds",
+      "Gateway latency of answered requests, arrival to answer",
+      LATENCY_BUCKETS,
+      registry,
+    ),
+    queueDuration: new DeploymentHistogram(
+      "kiln_inference_queue_duration_seconds",
+      "Time requests waited in a replica's batching queue",
+      LATENCY_BUCKETS,
+      registry,
+    ),
+    computeDuration: new DeploymentHistogram(
+      "kiln_inference_compute_duration_seconds",
+      "Engine compute time charged to each request (its share of the batch)",
+      LATENCY_BUCKETS,
+      registry,
+    ),
+    batchSize: new DeploymentHistogram(
+      "kiln_inference_batch_size",
+      "Rows in the batch that carried each request",
+      [1, 2, 4, 8, 16, 32, 64, 128],
+      registry,
+    ),
     coldStarts: new Counter({
       name: "kiln_cold_starts_total",
       help: "Requests that found no ready replica and waited for one, by outcome",
@@ -79,19 +76,15 @@ export function createGatewayMetrics(replicaCounts: () => Map<string, number>) {
       },
     }),
   };
-  // Each answered request updates five series of its deployment: bound once per deployment, so a
-  // request does not hash its label set five times.
+  // Each answered request updates five series of its deployment: found once per request.
   const bound = new Map<string, ReturnType<typeof bind>>();
-  const bind = (deployment: string) => {
-    const labels = { deployment };
-    return {
-      success: metrics.success.labels(labels),
-      requestDuration: metrics.requestDuration.labels(labels),
-      queueDuration: metrics.queueDuration.labels(labels),
-      computeDuration: metrics.computeDuration.labels(labels),
-      batchSize: metrics.batchSize.labels(labels),
-    };
-  };
+  const bind = (deployment: string) => ({
+    success: metrics.success.for(deployment),
+    requestDuration: metrics.requestDuration.for(deployment),
+    queueDuration: metrics.queueDuration.for(deployment),
+    computeDuration: metrics.computeDuration.for(deployment),
+    batchSize: metrics.batchSize.for(deployment),
+  });
   return {
     ...metrics,
     /** The per-request series of one deployment. */
