@@ -103,12 +103,7 @@ void compareBackends(const std::vector<uint8_t>& model, const Inputs& inputs, co
 template <class T>
 std::vector<T> filled(size_t n, T v) { return std::vector<T>(n, v); }
 
-// Sets an environment variable for one scope (a failing check must not leak it into later tests).
-struct ScopedEnv {
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~ScopedEnv() { unsetenv(name_); }
-  const char* name_;
-};
+using kiln_test::ScopedEnv;
 
 // A ResNet-style block: conv+bn-folded bias+relu, 3x3 conv, residual add, relu, 1x1 conv with
 // residual, grouped strided conv + sigmoid, max pool, average pool, global average pool, flatten,

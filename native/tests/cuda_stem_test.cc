@@ -134,12 +134,7 @@ std::vector<std::string> kernelsWith(const BuildReport& report, const std::strin
   return names;
 }
 
-// Sets an environment variable for one scope (a failing check must not leak it into later tests).
-struct StemEnv {
-  StemEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~StemEnv() { unsetenv(name_); }
-  const char* name_;
-};
+using kiln_test::ScopedEnv;
 
 const std::vector<StemCase>& stemCases() {
   static const std::vector<StemCase> cases = {
@@ -172,7 +167,7 @@ KILN_TEST(cuda, stem_space_to_depth_matches_cpu) {
     const std::vector<uint8_t> model = stemModel(t, seed);
     const auto inputs = stemInputs(t, seed);
     const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
-    StemEnv s2d("KILN_CUDA_CONV_S2D", "always");
+    ScopedEnv s2d("KILN_CUDA_CONV_S2D", "always");
     BuildReport report;
     const Tensor got = buildAndRun(model, "cuda", Precision::Fp16, inputs, &report);
     // The stem only: the projection has 16 channels.
@@ -196,7 +191,7 @@ KILN_TEST(cuda, stem_space_to_depth_off_timed_and_implicit_gemm) {
     const auto inputs = stemInputs(t, seed);
     const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
     {
-      StemEnv s2d("KILN_CUDA_CONV_S2D", "off");
+      ScopedEnv s2d("KILN_CUDA_CONV_S2D", "off");
       BuildReport report;
       expectStemClose(buildAndRun(model, "cuda", Precision::Fp16, inputs, &report), want, 1e-2, what + " (s2d off)");
       EXPECT_EQ(kernelsWith(report, "_s2d").size(), size_t(0));
@@ -206,8 +201,8 @@ KILN_TEST(cuda, stem_space_to_depth_off_timed_and_implicit_gemm) {
       expectStemClose(buildAndRun(model, "cuda", Precision::Fp16, inputs, &report), want, 1e-2, what + " (timed)");
     }
     {
-      StemEnv s2d("KILN_CUDA_CONV_S2D", "always");
-      StemEnv implicit("KILN_CUDA_CONV_IMPLICIT", "always");
+      ScopedEnv s2d("KILN_CUDA_CONV_S2D", "always");
+      ScopedEnv implicit("KILN_CUDA_CONV_IMPLICIT", "always");
       BuildReport report;
       expectStemClose(buildAndRun(model, "cuda", Precision::Fp16, inputs, &report), want, 1e-2,
                       what + " (s2d, implicit GEMM)");

@@ -2,6 +2,7 @@
 // run all with `kiln_tests`, or a subset with `kiln_tests <substring>`.
 #pragma once
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <sstream>
 #include <stdexcept>
@@ -23,6 +24,15 @@ struct Registrar {
 
 struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// Sets an environment variable for one scope (a failing check must not leak it into later tests).
+struct ScopedEnv {
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  const char* name_;
 };
 
 }  // namespace kiln_test
