@@ -125,6 +125,42 @@ export async function runInference(ctx: ServingContext, call: InferenceCall): Pr
   return forward(ctx, deployment, request, call.body.byteLength, call.startedAt, encoded);
 }
 
+const allBinary = () => true;
+const noneBinary = () => false;
+
+/**
+ * The answered request's latency observation and usage event, queued before the answer and not
+ * waited for (it leaves with the next admission's Redis write, or within 2 ms): every answered
+ * request has exactly one usage event without a round trip on its latency.
+ */
+function meter(
+  ctx: ServingContext,
+  series: ReturnType<ServingContext["metrics"]["forDeployment"]>,
+  requestId: string,
+  orgId: string,
+  deploymentId: string,
+  answer: { computeMs: number; batchShare: number },
+  bytesIn: number,
+  bytesOut: number,
+  status: "success" | "error",
+  startedAt: number,
+): void {
+  const latencyMs = performance.now() - startedAt;
+  series.requestDuration.observe(latencyMs / 1000);
+  void ctx.admission.meter({
+    eventId: requestId,
+    orgId,
+    deploymentId,
+    computeMs: answer.computeMs,
+    batchShare: answer.batchShare,
+    bytesIn,
+    bytesOut,
+    status,
+    latencyMs,
+    at: Date.now(),
+  });
+}
+
 export async function forward(
   ctx: ServingContext,
   deployment: ResolvedDeployment,
@@ -149,47 +185,36 @@ export async function forward(
     throw error;
   }
 
-  // Queued before the answer and not waited for (it leaves with the next admission's Redis write, or
-  // within 2 ms): every answered request has exactly one usage event without a round trip on its latency.
-  const meter = (status: "success" | "error", bytesOut: number) => {
-    const latencyMs = performance.now() - startedAt;
-    series.requestDuration.observe(latencyMs / 1000);
-    void ctx.admission.meter({
-      eventId: requestId,
-      orgId,
-      deploymentId,
-      computeMs: answer.computeMs,
-      batchShare: answer.batchShare,
-      bytesIn,
-      bytesOut,
-      status,
-      latencyMs,
-      at: Date.now(),
-    });
-  };
-
   if (answer.status !== 200) {
     let message = `replica answered ${answer.status}`;
     try {
       message = (JSON.parse(answer.body.toString()) as { error: string }).error;
     } catch {}
     ctx.metrics.failure.inc({ deployment: deploymentId, status: answer.status });
-    meter("error", 0);
+    meter(ctx, series, requestId, orgId, deploymentId, answer, bytesIn, 0, "error", startedAt);
     throw new ServingError(answer.status === 400 ? "BAD_REQUEST" : "INTERNAL", message);
   }
 
   const decoded = decodeInferResponse(answer.body, answer.headerLength);
   const wanted = request.outputs;
-  const outputs = wanted ? decoded.outputs.filter((o) => wanted.some((w) => w.name === o.name)) : decoded.outputs;
-  const binary = (name: string) => wanted?.find((w) => w.name === name)?.binary ?? request.binaryOutputs;
   const encoded = encodeInferResponse(
-    { modelName: deployment.name, modelVersion: deployment.version, id: request.id, outputs },
-    binary,
+    {
+      modelName: deployment.name,
+      modelVersion: deployment.version,
+      id: request.id,
+      outputs: wanted ? decoded.outputs.filter((o) => wanted.some((w) => w.name === o.name)) : decoded.outputs,
+    },
+    // (Module-level functions in the common case: a named closure per request costs a name definition under tsx.)
+    wanted
+      ? (name) => wanted.find((w) => w.name === name)?.binary ?? request.binaryOutputs
+      : request.binaryOutputs
+        ? allBinary
+        : noneBinary,
   );
   series.success.inc();
   series.computeDuration.observe(answer.computeMs / 1000);
   series.queueDuration.observe(answer.queueMs / 1000);
   series.batchSize.observe(answer.batchSize);
-  meter("success", encoded.body.byteLength);
+  meter(ctx, series, requestId, orgId, deploymentId, answer, bytesIn, encoded.body.byteLength, "success", startedAt);
   return { requestId, encoded, computeMs: answer.computeMs, batchSize: answer.batchSize };
 }

@@ -88,11 +88,13 @@ export class RespWriter {
       buf[this.#len++] = 0x30 + n;
       return;
     }
-    let width = 1;
-    for (let v = n; v >= 10; v = Math.floor(v / 10)) width++;
-    let at = this.#len + width;
-    this.#len = at;
-    for (let v = n; at > this.#len - width; v = Math.floor(v / 10)) buf[--at] = 0x30 + (v % 10);
+    if (n < 100) {
+      buf[this.#len++] = 0x30 + ((n / 10) | 0);
+      buf[this.#len++] = 0x30 + (n % 10);
+      return;
+    }
+    const digits = String(n);
+    for (let i = 0; i < digits.length; i++) buf[this.#len++] = digits.charCodeAt(i);
   }
 
   /** `*<count>` */
@@ -109,40 +111,47 @@ export class RespWriter {
 
   /** One argument as a bulk string. */
   bulk(part: string | number): void {
-    if (typeof part === "number") {
-      if (Number.isSafeInteger(part) && part >= 0) {
-        // `$<width>\r\n<digits>\r\n` without a string in between.
-        let width = 1;
-        for (let v = part; v >= 10; v = Math.floor(v / 10)) width++;
-        this.#line(0x24, width);
-        this.#room(width + 2);
-        this.#digits(part);
-        this.#buf[this.#len++] = CR;
-        this.#buf[this.#len++] = LF;
-        return;
+    const s = typeof part === "string" ? part : String(part);
+    const start = this.#len;
+    const length = s.length;
+    // Optimistically ASCII (keys, ids and numbers are): the length is the string's, and the bytes
+    // are copied while checking; a non-ASCII string is written again as UTF-8.
+    this.#line(0x24, length);
+    this.#room(length + 2);
+    const buf = this.#buf;
+    let at = this.#len;
+    if (length <= INLINE_ASCII) {
+      for (let i = 0; i < length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) {
+          this.#utf8(start, s);
+          return;
+        }
+        buf[at++] = c;
       }
-      part = String(part);
-    }
-    const s = part;
-    let ascii = true;
-    for (let i = 0; i < s.length; i++) {
-      if (s.charCodeAt(i) > 0x7f) {
-        ascii = false;
-        break;
+    } else {
+      for (let i = 0; i < length; i++) {
+        if (s.charCodeAt(i) > 0x7f) {
+          this.#utf8(start, s);
+          return;
+        }
       }
+      at += buf.write(s, at, length, "latin1");
     }
-    const bytes = ascii ? s.length : Buffer.byteLength(s, "utf8");
+    buf[at++] = CR;
+    buf[at++] = LF;
+    this.#len = at;
+  }
+
+  /** `s` (not all ASCII) as a bulk string at `start`, over whatever was written there. */
+  #utf8(start: number, s: string): void {
+    this.#len = start;
+    const bytes = Buffer.byteLength(s, "utf8");
     this.#line(0x24, bytes);
     this.#room(bytes + 2);
-    const buf = this.#buf;
-    if (ascii && bytes <= INLINE_ASCII) {
-      for (let i = 0; i < bytes; i++) buf[this.#len + i] = s.charCodeAt(i);
-    } else {
-      buf.write(s, this.#len, bytes, ascii ? "latin1" : "utf8");
-    }
-    this.#len += bytes;
-    buf[this.#len++] = CR;
-    buf[this.#len++] = LF;
+    this.#len += this.#buf.write(s, this.#len, bytes, "utf8");
+    this.#buf[this.#len++] = CR;
+    this.#buf[this.#len++] = LF;
   }
 
   /** A copy of everything written since the last take (sockets may keep it until sent). */

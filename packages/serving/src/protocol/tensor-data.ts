@@ -31,15 +31,18 @@ function flatten(data: unknown[]): unknown[] {
   return out;
 }
 
+// A function, not a closure per call: tsx (esbuild keepNames) defines the name of every named closure it creates.
+function notA(name: string, values: unknown[], index: number, what: string) {
+  return badRequest(`input '${name}': element ${index} (${JSON.stringify(values[index])}) is not ${what}`);
+}
+
 /** Elements of a JSON `data` array as the engine's container for `dtype`; errors name the tensor. */
 export function fromJsonData<D extends DType>(name: string, dtype: D, raw: unknown): DTypeData[D] {
   if (!Array.isArray(raw)) throw badRequest(`input '${name}': "data" must be an array`);
   const values = flatten(raw);
-  const fail = (index: number, what: string) =>
-    badRequest(`input '${name}': element ${index} (${JSON.stringify(values[index])}) is not ${what}`);
   if (dtype === "string") {
     return values.map((v, i) => {
-      if (typeof v !== "string") throw fail(i, "a string");
+      if (typeof v !== "string") throw notA(name, values, i, "a string");
       return v;
     }) as DTypeData[D];
   }
@@ -52,26 +55,28 @@ export function fromJsonData<D extends DType>(name: string, dtype: D, raw: unkno
       let b: bigint;
       if (typeof v === "number" && Number.isInteger(v)) b = BigInt(v);
       else if (typeof v === "string" && /^-?\d+$/.test(v)) b = BigInt(v);
-      else throw fail(i, `an integer`);
-      if (b < lo || b > hi) throw fail(i, `within ${numeric} range`);
+      else throw notA(name, values, i, `an integer`);
+      if (b < lo || b > hi) throw notA(name, values, i, `within ${numeric} range`);
       big[i] = b;
     });
     return out as DTypeData[D];
   }
   const flat = out as Exclude<typeof out, BigInt64Array | BigUint64Array>;
   const range = INT_RANGES[numeric];
-  values.forEach((v, i) => {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
     let n: number;
     if (numeric === "bool" && typeof v === "boolean") n = v ? 1 : 0;
     else if (typeof v === "number") n = v;
-    else throw fail(i, numeric === "bool" ? "a boolean" : "a number");
+    else throw notA(name, values, i, numeric === "bool" ? "a boolean" : "a number");
     if (range) {
-      if (!Number.isInteger(n) || n < range[0] || n > range[1]) throw fail(i, `an integer within ${numeric} range`);
+      if (!Number.isInteger(n) || n < range[0] || n > range[1])
+        throw notA(name, values, i, `an integer within ${numeric} range`);
       flat[i] = n;
     } else if (numeric === "float16") flat[i] = toFloat16Bits(n);
     else if (numeric === "bfloat16") flat[i] = toBFloat16Bits(n);
     else flat[i] = n;
-  });
+  }
   return out as DTypeData[D];
 }
 
