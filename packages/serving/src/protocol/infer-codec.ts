@@ -100,14 +100,17 @@ export function decodeInferRequest(body: Buffer, headerLength?: number): InferRe
   }
   let offset = 0;
   let jsonInputs = 0;
-  const seen = new Set<string>();
+  // Duplicate names are possible only with several inputs (most requests have one).
+  const seen = header.inputs.length > 1 ? new Set<string>() : undefined;
   const inputs = (header.inputs as WireTensor[]).map((wire, index): NamedTensor => {
     if (typeof wire !== "object" || wire === null || typeof wire.name !== "string" || wire.name === "") {
       throw badRequest(`inputs[${index}] needs a "name" string`);
     }
     const name = wire.name;
-    if (seen.has(name)) throw badRequest(`input '${name}' appears twice`);
-    seen.add(name);
+    if (seen) {
+      if (seen.has(name)) throw badRequest(`input '${name}' appears twice`);
+      seen.add(name);
+    }
     if (!isV2Datatype(wire.datatype)) {
       throw badRequest(`input '${name}': datatype ${JSON.stringify(wire.datatype)} is not a KServe v2 datatype`);
     }

@@ -14,8 +14,16 @@ export interface ServingSignature {
 
 const showShape = (shape: readonly (number | string)[]) => `[${shape.join(",")}]`;
 
+// The signature's inputs by name, built once per signature object (deployments are cached, so
+// once per deployment refresh rather than once per request).
+const inputsByName = new WeakMap<ServingSignature, Map<string, TensorInfo>>();
+
 export function validateInputs(inputs: NamedTensor[], signature: ServingSignature): void {
-  const expected = new Map(signature.inputs.map((i) => [i.name, i]));
+  let expected = inputsByName.get(signature);
+  if (expected === undefined) {
+    expected = new Map(signature.inputs.map((i) => [i.name, i]));
+    inputsByName.set(signature, expected);
+  }
   for (const tensor of inputs) {
     const info = expected.get(tensor.name);
     if (!info) {
