@@ -6,6 +6,7 @@
 #include "backends/cuda/cuda_fp16.h"
 #include "core/error.h"
 #include "graph/fused_ops.h"
+#include "graph/passes/pattern.h"
 #include "graph/shape_inference.h"
 
 namespace kiln::cuda {
@@ -46,10 +47,7 @@ int fuseAttentionLayouts(Graph& g) {
     }
     if (!changed) continue;
     node.opType = "CudaAttention";
-    Attribute a;
-    a.kind = Attribute::Kind::Ints;
-    a.ints = layout;
-    node.attrs["layout"] = a;
+    node.attrs["layout"] = intsAttr(layout);
     ++rewrites;
   }
   return rewrites;
@@ -124,10 +122,7 @@ int packAttentionProjections(Graph& g) {
       if (i > 0) g.nodes[matmuls[i]].dead = true;
       attn.inputs[i] = qkv;
     }
-    Attribute a;
-    a.kind = Attribute::Kind::Int;
-    a.i = h;
-    attn.attrs["qkv_heads"] = a;
+    attn.attrs["qkv_heads"] = intAttr(h);
     ++rewrites;
   }
   return rewrites;
@@ -157,15 +152,8 @@ int fuseAddLayerNorm(Graph& g) {
     fused.opType = "CudaAddLayerNorm";
     fused.inputs = {add.inputs[0], add.inputs[1], ln.inputs[1], ln.inputs.size() > 2 ? ln.inputs[2] : kNoValue};
     fused.outputs = {ln.outputs[0]};
-    fused.attrs["axis"] = ln.attrs.count("axis") ? ln.attrs.at("axis") : Attribute{};
-    if (!ln.attrs.count("axis")) {
-      fused.attrs["axis"].kind = Attribute::Kind::Int;
-      fused.attrs["axis"].i = -1;
-    }
-    Attribute eps;
-    eps.kind = Attribute::Kind::Float;
-    eps.f = ln.getFloat("epsilon", 1e-5f);
-    fused.attrs["epsilon"] = eps;
+    fused.attrs["axis"] = ln.attrs.count("axis") ? ln.attrs.at("axis") : intAttr(-1);
+    fused.attrs["epsilon"] = floatAttr(ln.getFloat("epsilon", 1e-5f));
     add.dead = true;
     ln = fused;
     ++rewrites;
@@ -239,10 +227,7 @@ int convertConvsToNhwc(Graph& g) {
         Node t;
         t.name = g.values[v].name + "/to_nhwc";
         t.opType = "Transpose";
-        Attribute perm;
-        perm.kind = Attribute::Kind::Ints;
-        perm.ints = {0, 2, 3, 1};
-        t.attrs["perm"] = perm;
+        t.attrs["perm"] = intsAttr({0, 2, 3, 1});
         t.inputs = {v};
         t.outputs = {nhwc};
         g.addNode(t);
