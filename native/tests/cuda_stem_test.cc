@@ -156,6 +156,19 @@ const std::vector<StemCase>& stemCases() {
   return cases;
 }
 
+// One case's model and inputs, and the CPU backend's float32 output for them.
+struct StemRun {
+  std::string what;
+  std::vector<uint8_t> model;
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  Tensor want;
+};
+StemRun prepare(const StemCase& t, uint32_t seed) {
+  StemRun run{describeCase(t), stemModel(t, seed), stemInputs(t, seed), {}};
+  run.want = buildAndRun(run.model, "cpu", Precision::Fp32, run.inputs);
+  return run;
+}
+
 }  // namespace
 
 // Every case on the space-to-depth path, forced.
@@ -163,10 +176,7 @@ KILN_TEST(cuda, stem_space_to_depth_matches_cpu) {
   uint32_t seed = 100;
   for (const StemCase& t : stemCases()) {
     seed += 10;
-    const std::string what = describeCase(t);
-    const std::vector<uint8_t> model = stemModel(t, seed);
-    const auto inputs = stemInputs(t, seed);
-    const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+    const auto [what, model, inputs, want] = prepare(t, seed);
     ScopedEnv s2d("KILN_CUDA_CONV_S2D", "always");
     BuildReport report;
     const Tensor got = buildAndRun(model, "cuda", Precision::Fp16, inputs, &report);
@@ -186,10 +196,7 @@ KILN_TEST(cuda, stem_space_to_depth_off_timed_and_implicit_gemm) {
   for (size_t i : {size_t(0), size_t(1), size_t(7), size_t(10)}) {
     const StemCase& t = stemCases()[i];
     seed += 10;
-    const std::string what = describeCase(t);
-    const std::vector<uint8_t> model = stemModel(t, seed);
-    const auto inputs = stemInputs(t, seed);
-    const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+    const auto [what, model, inputs, want] = prepare(t, seed);
     {
       ScopedEnv s2d("KILN_CUDA_CONV_S2D", "off");
       BuildReport report;

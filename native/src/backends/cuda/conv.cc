@@ -78,15 +78,20 @@ struct AlgoChoice {
   size_t workspace = 0;  // cuDNN's
   float ms = 0;          // including the rewrite of input and weights, for a padded or s2d choice
   // Input and weights widened to 8 channels first (see padsChannels_), or rewritten space-to-depth
-  // (s2d, see s2d_): padBytes of scratch ahead of cuDNN's workspace.
-  bool padded = false;
-  bool s2d = false;
+  // (see s2d_): padBytes of scratch ahead of cuDNN's workspace.
+  Prep prep = Prep::None;
   size_t padBytes = 0;
   int implicitTile = -1;  // >= 0: Kiln's implicit-GEMM kernel with this tile instead of cuDNN's algo
-  Prep prep() const { return s2d ? Prep::S2d : padded ? Prep::Pad8 : Prep::None; }
 };
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
+
+// Whether environment variable `var` is set to `value` (the KILN_CUDA_CONV_* / KILN_CUDA_POOL
+// overrides for tests and comparisons).
+bool envIs(const char* var, const char* value) {
+  const char* v = std::getenv(var);
+  return v != nullptr && std::string(v) == value;
+}
 
 // cudnnConvolutionBiasActivationForward on (default) or conv + Kiln's epilogue kernel
 // (KILN_CUDNN_FUSED=0), for comparing the two on a GPU.
@@ -127,8 +132,7 @@ class ConvKernel final : public CudaKernel {
     // 16 * ceil(R/2) * ceil(S/2) (256 for 7x7) instead of 8 * R * S (392) padded, and without the
     // padded input's reads of each pixel ~12 times. KILN_CUDA_CONV_S2D=off leaves it out (not
     // timed), =always takes it where it applies (default: timed against the other candidates).
-    const char* s2dMode = std::getenv("KILN_CUDA_CONV_S2D");
-    if (padsChannels_ && w.dims[3].value <= 4 && !(s2dMode != nullptr && std::string(s2dMode) == "off")) {
+    if (padsChannels_ && w.dims[3].value <= 4 && !envIs("KILN_CUDA_CONV_S2D", "off")) {
       const WindowParams p = readWindowParams(node_, 2, {w.dims[1].value, w.dims[2].value});
       s2d_ = p.strides == std::vector<int64_t>{2, 2} && p.dilations == std::vector<int64_t>{1, 1};
     }
@@ -137,8 +141,7 @@ class ConvKernel final : public CudaKernel {
     // KILN_CUDA_CONV_IMPLICIT=timed|always asks for it. Not by default: on the H100 it won the
     // build-time timing (zero-filled scratch, after a warm-up) against cudnnFind's times for most
     // ResNet-50 layers yet ran slower in the engine (b32 1.16 -> 1.86 ms, b256 7.77 -> 8.48 ms).
-    const char* implicitMode = std::getenv("KILN_CUDA_CONV_IMPLICIT");
-    const bool implicitWanted = implicitMode != nullptr && (std::string(implicitMode) == "timed" || std::string(implicitMode) == "always");
+    const bool implicitWanted = envIs("KILN_CUDA_CONV_IMPLICIT", "timed") || envIs("KILN_CUDA_CONV_IMPLICIT", "always");
     implicitGemm_ = implicitWanted && nhwc && !pointwise_ && group_ == 1 && inputTypes_[0] == DType::Float16 && w.isConcrete() &&
                     w.rank() == 4 && w.dims[0].value % 8 == 0 && (w.dims[3].value % 8 == 0 || padsChannels_) &&
                     (act_.kind == Activation::None || act_.kind == Activation::Relu);
@@ -146,7 +149,7 @@ class ConvKernel final : public CudaKernel {
     // four whole 64-element steps, 64 outputs: a shape the implicit GEMM tiles cover exactly and
     // cuDNN's kernels do not (0.80 ms for ResNet-50's stem at batch 256 on the H100, 130 TFLOP/s).
     // So it is timed there by default; KILN_CUDA_CONV_IMPLICIT=off leaves it to cuDNN.
-    implicitForS2d_ = s2d_ && !(implicitMode != nullptr && std::string(implicitMode) == "off") &&
+    implicitForS2d_ = s2d_ && !envIs("KILN_CUDA_CONV_IMPLICIT", "off") &&
                       w.dims[0].value % 8 == 0 && (act_.kind == Activation::None || act_.kind == Activation::Relu);
   }
   ~ConvKernel() override {
@@ -203,7 +206,7 @@ class ConvKernel final : public CudaKernel {
     const void* xData = in(ctx, 0);
     const void* wData = in(ctx, 1);
     void* workspace = ctx.workspace;
-    if (choice.padded) {
+    if (choice.prep == Prep::Pad8) {
       const Tensor& w = *ctx.inputs[1];
       const int64_t c = x.shape[3];
       uint8_t* scratch = static_cast<uint8_t*>(ctx.workspace);
@@ -213,7 +216,7 @@ class ConvKernel final : public CudaKernel {
       launchPadChannelsTo8(wData, scratch, w.numel() / c, c, exec(ctx).stream);
       wData = scratch;
       workspace = static_cast<uint8_t*>(ctx.workspace) + choice.padBytes;
-    } else if (choice.s2d) {
+    } else if (choice.prep == Prep::S2d) {
       // x' then W' in the scratch, both rewritten by one launch (the weights are a few KiB).
       S2dShapes s = s2dShapes(ctx);
       uint8_t* scratch = static_cast<uint8_t*>(ctx.workspace);
@@ -231,11 +234,11 @@ class ConvKernel final : public CudaKernel {
     if (choice.implicitTile >= 0) {
       launchHalfConvImplicitGemm(choice.implicitTile, xData, wData, hasBias ? in(ctx, 2) : nullptr,
                                  hasZ ? in(ctx, 3) : nullptr, act_.kind == Activation::Relu, y.data,
-                                 implicitGeometry(ctx, choice.prep()), y.shape[3], exec(ctx).stream);
+                                 implicitGeometry(ctx, choice.prep), y.shape[3], exec(ctx).stream);
       return;
     }
     ConvDescs d;
-    describe(ctx, d, choice.prep());
+    describe(ctx, d, choice.prep);
     cudnnHandle_t h = static_cast<cudnnHandle_t>(exec(ctx).cudnn);
     const bool fusedCall = useFusedCall() && hasBias && (act_.kind == Activation::Relu ||
                                        (act_.kind == Activation::None &&
@@ -416,25 +419,22 @@ class ConvKernel final : public CudaKernel {
     // space-to-depth ones out: it picks one of the two channel-padding paths),
     // KILN_CUDA_CONV_S2D=always for space-to-depth (over PAD) and KILN_CUDA_CONV_IMPLICIT=always for
     // the implicit GEMM (tests, A/B runs).
-    auto mode = [](const char* var, const char* value) {
-      const char* v = std::getenv(var);
-      return v != nullptr && std::string(v) == value;
-    };
-    const bool padAlways = padsChannels_ && mode("KILN_CUDA_CONV_PAD", "always"), padNever = mode("KILN_CUDA_CONV_PAD", "never");
-    const bool s2dAlways = mode("KILN_CUDA_CONV_S2D", "always") &&
-                           std::any_of(candidates.begin(), candidates.end(), [](const AlgoChoice& c) { return c.s2d; });
-    const bool implicitAlways = mode("KILN_CUDA_CONV_IMPLICIT", "always") &&
+    const bool padAlways = padsChannels_ && envIs("KILN_CUDA_CONV_PAD", "always"), padNever = envIs("KILN_CUDA_CONV_PAD", "never");
+    const bool s2dAlways = envIs("KILN_CUDA_CONV_S2D", "always") &&
+                           std::any_of(candidates.begin(), candidates.end(), [](const AlgoChoice& c) { return c.prep == Prep::S2d; });
+    const bool implicitAlways = envIs("KILN_CUDA_CONV_IMPLICIT", "always") &&
                                 std::any_of(candidates.begin(), candidates.end(), [&](const AlgoChoice& c) {
-                                  return c.implicitTile >= 0 && (c.s2d || !s2dAlways);
+                                  return c.implicitTile >= 0 && (c.prep == Prep::S2d || !s2dAlways);
                                 });
-    const bool implicitNever = mode("KILN_CUDA_CONV_IMPLICIT", "never");
+    const bool implicitNever = envIs("KILN_CUDA_CONV_IMPLICIT", "never");
     for (const AlgoChoice& c : candidates) {
-      if (c.s2d ? !s2dAlways && (padAlways || padNever) : s2dAlways) continue;
-      if (!c.s2d && ((padAlways && !c.padded) || (padNever && c.padded))) continue;
+      const bool s2d = c.prep == Prep::S2d, padded = c.prep == Prep::Pad8;
+      if (s2d ? !s2dAlways && (padAlways || padNever) : s2dAlways) continue;
+      if (!s2d && ((padAlways && !padded) || (padNever && padded))) continue;
       if ((implicitAlways && c.implicitTile < 0) || (implicitNever && c.implicitTile >= 0)) continue;
       if (c.workspace + c.padBytes <= limit) {
-        if (c.padded) paddedUsed_ = true;
-        if (c.s2d) s2dUsed_ = true;
+        if (padded) paddedUsed_ = true;
+        if (s2d) s2dUsed_ = true;
         (c.implicitTile >= 0 ? implicitUsed_ : cudnnUsed_) = true;
         return c;
       }
@@ -473,10 +473,9 @@ class ConvKernel final : public CudaKernel {
             (tile < 0 || ((implicitGemm_ || (implicitForS2d_ && s2d != 0)) && tile < kImplicitGemmTiles))) {
           c.algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo);
           c.workspace = mem;
-          c.padded = padded != 0;
-          c.s2d = s2d != 0;
+          c.prep = s2d != 0 ? Prep::S2d : padded != 0 ? Prep::Pad8 : Prep::None;
           c.implicitTile = tile;
-          c.padBytes = prepBytes(ctx, c.prep());
+          c.padBytes = prepBytes(ctx, c.prep);
           list.push_back(c);
         }
         at = end + 1;
@@ -506,8 +505,7 @@ class ConvKernel final : public CudaKernel {
         for (int i = 0; i < found; ++i) {
           if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kMaxConvWorkspace) continue;
           AlgoChoice c{perf[i].algo, perf[i].memory, perf[i].time + prepMs};
-          c.padded = prep == Prep::Pad8;
-          c.s2d = prep == Prep::S2d;
+          c.prep = prep;
           c.padBytes = prepBytes(ctx, prep);
           list.push_back(c);
         }
@@ -521,7 +519,8 @@ class ConvKernel final : public CudaKernel {
       sortFastestFirst(list);
       for (const AlgoChoice& c : list) {
         value += std::to_string(int(c.algo)) + "," + std::to_string(c.workspace) + "," + std::to_string(c.ms) + "," +
-                 std::to_string(c.padded ? 1 : 0) + "," + std::to_string(c.implicitTile) + "," + std::to_string(c.s2d ? 1 : 0) +
+                 std::to_string(c.prep == Prep::Pad8 ? 1 : 0) + "," + std::to_string(c.implicitTile) + "," +
+                 std::to_string(c.prep == Prep::S2d ? 1 : 0) +
                  ";";
       }
       timingCachePut(key, value);
@@ -537,8 +536,6 @@ class ConvKernel final : public CudaKernel {
     std::stable_sort(list.begin(), list.end(), [](const AlgoChoice& a, const AlgoChoice& b) { return a.ms < b.ms; });
   }
 
-  // Adds Kiln's implicit GEMM, one candidate per tile, timed on scratch buffers (3 runs after a
-  // warm-up; a padded or space-to-depth candidate's time includes the rewrite).
   // cudnnFindConvolutionForwardAlgorithm times each algorithm once: for kernels of tens of
   // microseconds its order changed from build to build (ResNet-50 b1 and b32 engines of one commit
   // ran 0.35 or 0.56 ms, and 1.14 or 1.47 ms, by which 3x3 algorithms it happened to rank first).
@@ -560,7 +557,7 @@ class ConvKernel final : public CudaKernel {
       size_t workspace = 0;
       bool any = false;
       for (const AlgoChoice& c : list) {
-        if (c.implicitTile < 0 && c.prep() == prep) any = true, workspace = std::max(workspace, c.workspace);
+        if (c.implicitTile < 0 && c.prep == prep) any = true, workspace = std::max(workspace, c.workspace);
       }
       if (!any) continue;
       int64_t xCount = xt.numel(), wCount = wt.numel();
@@ -578,7 +575,7 @@ class ConvKernel final : public CudaKernel {
       const float prepMs = timePrep(ctx, prep);
       const float one = 1.f, zero = 0.f;
       for (AlgoChoice& c : list) {
-        if (c.implicitTile >= 0 || c.prep() != prep) continue;
+        if (c.implicitTile >= 0 || c.prep != prep) continue;
         auto launch = [&] {
           return cudnnConvolutionForward(h, &one, d.x, x.get(), d.w, w.get(), d.conv, c.algo, ws.get(), c.workspace, &zero,
                                          d.y, y.get());
@@ -605,6 +602,8 @@ class ConvKernel final : public CudaKernel {
     cudaGetLastError();
   }
 
+  // Adds Kiln's implicit GEMM, one candidate per tile, timed on scratch buffers (3 runs after a
+  // warm-up; a padded or space-to-depth candidate's time includes the rewrite).
   void timeImplicitGemm(const KernelContext& ctx, std::vector<AlgoChoice>& list, Prep prep) const {
     const Im2ColGeometry g = implicitGeometry(ctx, prep);
     const int64_t kOut = ctx.outputs[0]->shape[3], m = g.n * g.oh * g.ow;
@@ -614,11 +613,11 @@ class ConvKernel final : public CudaKernel {
     const size_t xBytes = size_t(g.n * g.h * g.w * g.c) * 2, wBytes = size_t(kOut * g.kPad) * 2, yBytes = size_t(m * kOut) * 2;
     std::shared_ptr<void> x = deviceAlloc(xBytes), w = deviceAlloc(wBytes), bias = deviceAlloc(size_t(kOut) * 2),
                           z = deviceAlloc(yBytes), y = deviceAlloc(yBytes);
-    // Data like a model's, not zeros: tensor cores on zeros draw less power and clock higher, which
-    // made this kernel look faster at build time than it ran in engines.
     const float prepMs = timePrep(ctx, prep);
     cudaStream_t stream;
     KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    // Data like a model's, not zeros: tensor cores on zeros draw less power and clock higher, which
+    // made this kernel look faster at build time than it ran in engines.
     uint32_t seed = 11;
     for (const auto& [buffer, bytes] : {std::pair{&x, xBytes}, {&w, wBytes}, {&bias, size_t(kOut) * 2}, {&z, yBytes}})
       fillTuningPattern(buffer->get(), DType::Float16, int64_t(bytes / 2), seed++, stream);
@@ -647,8 +646,7 @@ class ConvKernel final : public CudaKernel {
       AlgoChoice c;
       c.implicitTile = tile;
       c.ms = ms / 3 + prepMs;
-      c.padded = prep == Prep::Pad8;
-      c.s2d = prep == Prep::S2d;
+      c.prep = prep;
       c.padBytes = prepBytes(ctx, prep);
       list.push_back(c);
     }
@@ -731,7 +729,7 @@ class PoolKernel final : public CudaKernel {
     // fp16 NHWC max pooling over whole 8-channel vectors runs on Kiln's kernel (launchMaxPoolHalf8)
     // unless KILN_CUDA_POOL=cudnn; it falls back to cuDNN for tensors past its 32-bit indexing.
     vectorized_ = max_ && nhwc_ && inputTypes_[0] == DType::Float16 && xs.hasRank && xs.rank() == 4 &&
-                  xs.dims[3].isKnown() && xs.dims[3].value % 8 == 0 && !useCudnnPooling();
+                  xs.dims[3].isKnown() && xs.dims[3].value % 8 == 0 && !envIs("KILN_CUDA_POOL", "cudnn");
   }
   struct Windows {
     int win[2], pad[2], stride[2];
@@ -805,12 +803,6 @@ class PoolKernel final : public CudaKernel {
   }
 
  private:
-  // KILN_CUDA_POOL=cudnn keeps fp16 NHWC max pooling on cuDNN (comparisons, tests); read when the
-  // kernel is created.
-  static bool useCudnnPooling() {
-    const char* v = std::getenv("KILN_CUDA_POOL");
-    return v != nullptr && std::string(v) == "cudnn";
-  }
   bool max_, nhwc_;
   bool vectorized_ = false;
 };

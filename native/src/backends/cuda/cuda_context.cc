@@ -118,6 +118,15 @@ void traceStaticShapes(const EngineImpl& engine, const std::map<std::string, Sha
   }
 }
 
+namespace {
+// Graph inputs and outputs planned at this size or more are copied between the caller's (pageable)
+// memory and the device directly: the driver then pipelines its own staging with the DMA. Through
+// Kiln's pinned buffer the host copy and the DMA ran one after the other (ResNet-50's 154 MB input
+// at batch 256 spent about 27 ms in copies against PyTorch's 18). Smaller ones keep the pinned
+// path (no staging round trip in the driver, the lower latency for a few KB).
+constexpr size_t kDirectCopyBytes = 1u << 20;
+}  // namespace
+
 CudaContext::CudaContext(std::shared_ptr<const EngineImpl> engine, const EngineMemoryPlan* memory)
     : engine_(std::move(engine)), graph_(engine_->graph()), memory_(memory ? *memory : engine_->plan().memory) {
   const char* graphs = std::getenv("KILN_CUDA_GRAPHS");
@@ -128,9 +137,16 @@ CudaContext::CudaContext(std::shared_ptr<const EngineImpl> engine, const EngineM
   KILN_CUDA_CHECK(cudaEventCreate(&start_));
   KILN_CUDA_CHECK(cudaEventCreate(&stop_));
   if (memory_.arenaBytes > 0) KILN_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&arena_), memory_.arenaBytes));
-  // Pinned staging for every graph input and output at its largest planned size.
-  for (ValueId v : graph_.inputs) pinnedBytes_ += alignUp(memory_.slots[v].bytes, 256);
-  for (ValueId v : graph_.outputs) pinnedBytes_ += alignUp(memory_.slots[v].bytes, 256);
+  // Pinned staging for every graph input and output whose largest planned size is under
+  // kDirectCopyBytes; the larger ones are copied between the caller's memory and the device directly.
+  auto stage = [&](ValueId v) {
+    if (memory_.slots[v].bytes >= kDirectCopyBytes) return kDirect;
+    const size_t at = pinnedBytes_;
+    pinnedBytes_ += alignUp(memory_.slots[v].bytes, 256);
+    return at;
+  };
+  for (ValueId v : graph_.inputs) pinnedInputAt_.push_back(stage(v));
+  for (ValueId v : graph_.outputs) pinnedOutputAt_.push_back(stage(v));
   if (pinnedBytes_ > 0) KILN_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&pinned_), pinnedBytes_));
   hostLayer_.assign(graph_.nodes.size(), 0);
   for (size_t n = 0; n < graph_.nodes.size(); ++n) hostLayer_[n] = isHostKernel(*engine_->node(n).kernel) ? 1 : 0;
@@ -278,64 +294,48 @@ void CudaContext::launch(Record& r, size_t n) {
   }
 }
 
-namespace {
-// Tensors from this size on are copied between the caller's (pageable) memory and the device
-// directly: the driver then pipelines its own staging with the DMA. Through Kiln's pinned buffer
-// the host copy and the DMA ran one after the other (ResNet-50's 154 MB input at batch 256 spent
-// about 27 ms in copies against PyTorch's 18). Smaller tensors keep the pinned path (no staging
-// round trip in the driver, the lower latency for a few KB).
-constexpr size_t kDirectCopyBytes = 1u << 20;
-}  // namespace
-
 void CudaContext::stageInputs(Record& r, const std::vector<const Tensor*>& inputs) {
-  size_t at = 0;
   for (size_t k = 0; k < graph_.inputs.size(); ++k) {
     const Tensor& dst = r.values[graph_.inputs[k]];
     const size_t bytes = inputs[k]->byteSize();
-    if (bytes >= kDirectCopyBytes) {
-      KILN_CUDA_CHECK(cudaMemcpyAsync(dst.data, inputs[k]->data, bytes, cudaMemcpyHostToDevice, exec_.stream));
-    } else if (bytes > 0) {
-      std::memcpy(pinned_ + at, inputs[k]->data, bytes);
-      KILN_CUDA_CHECK(cudaMemcpyAsync(dst.data, pinned_ + at, bytes, cudaMemcpyHostToDevice, exec_.stream));
+    if (bytes == 0) continue;
+    const size_t at = pinnedInputAt_[k];
+    const void* src = inputs[k]->data;
+    if (at != kDirect) {
+      std::memcpy(pinned_ + at, src, bytes);
+      src = pinned_ + at;
     }
-    at += alignUp(memory_.slots[graph_.inputs[k]].bytes, 256);
+    KILN_CUDA_CHECK(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, exec_.stream));
   }
 }
 
 RunResult CudaContext::collectOutputs(Record& r) {
-  size_t at = 0;
-  for (ValueId v : graph_.inputs) at += alignUp(memory_.slots[v].bytes, 256);
-  const size_t outputsAt = at;
-  // Large outputs go straight into their result tensors (see kDirectCopyBytes); small ones through
-  // the pinned buffer, copied out after the stream has finished.
-  std::vector<Tensor> direct(graph_.outputs.size());
+  // Directly copied outputs land in their result tensors; staged ones are copied out of the pinned
+  // buffer after the stream has finished.
+  std::vector<Tensor> results(graph_.outputs.size());
   for (size_t k = 0; k < graph_.outputs.size(); ++k) {
     const ValueId v = graph_.outputs[k];
     const Tensor& src = r.values[v];
-    if (!graph_.values[v].constant && src.byteSize() >= kDirectCopyBytes) {
-      direct[k] = Tensor::allocate(src.dtype, src.shape);
-      KILN_CUDA_CHECK(cudaMemcpyAsync(direct[k].data, src.data, src.byteSize(), cudaMemcpyDeviceToHost, exec_.stream));
-    } else if (!graph_.values[v].constant && src.byteSize() > 0) {
-      KILN_CUDA_CHECK(cudaMemcpyAsync(pinned_ + at, src.data, src.byteSize(), cudaMemcpyDeviceToHost, exec_.stream));
-    }
-    at += alignUp(memory_.slots[v].bytes, 256);
+    if (graph_.values[v].constant || src.byteSize() == 0) continue;
+    const size_t at = pinnedOutputAt_[k];
+    if (at == kDirect) results[k] = Tensor::allocate(src.dtype, src.shape);
+    void* dst = at == kDirect ? results[k].data : pinned_ + at;
+    KILN_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, src.byteSize(), cudaMemcpyDeviceToHost, exec_.stream));
   }
   KILN_CUDA_CHECK(cudaStreamSynchronize(exec_.stream));
   RunResult result;
-  at = outputsAt;
   for (size_t k = 0; k < graph_.outputs.size(); ++k) {
     const ValueId v = graph_.outputs[k];
     const Tensor& src = r.values[v];
     if (graph_.values[v].constant) {
       result.outputs.emplace_back(graph_.values[v].name, src.clone());
-    } else if (direct[k].data != nullptr) {
-      result.outputs.emplace_back(graph_.values[v].name, std::move(direct[k]));
-    } else {
-      Tensor t = Tensor::allocate(src.dtype, src.shape);
-      if (t.byteSize() > 0) std::memcpy(t.data, pinned_ + at, t.byteSize());
-      result.outputs.emplace_back(graph_.values[v].name, std::move(t));
+      continue;
     }
-    at += alignUp(memory_.slots[v].bytes, 256);
+    if (results[k].data == nullptr) {
+      results[k] = Tensor::allocate(src.dtype, src.shape);
+      if (results[k].byteSize() > 0) std::memcpy(results[k].data, pinned_ + pinnedOutputAt_[k], results[k].byteSize());
+    }
+    result.outputs.emplace_back(graph_.values[v].name, std::move(results[k]));
   }
   return result;
 }

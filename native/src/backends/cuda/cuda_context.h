@@ -1,11 +1,13 @@
 // The CUDA execution context. Per context: one stream, cuBLASLt and cuDNN handles bound to it, a
 // device arena of exactly the engine's deviceMemoryBytes (activations, graph inputs and outputs,
 // kernel workspaces, all at offsets planned at build time) and pinned host staging for the input
-// and output copies. Weights live in the kernels, shared by all contexts of the engine.
+// and output copies of graph inputs and outputs under 1 MiB (larger ones are copied between the
+// caller's memory and the device directly). Weights live in the kernels, shared by all contexts of
+// the engine.
 //
 // A run: bind and check the inputs on the host, look up the record for this input-shape signature
 // (first time: concrete shapes of every node, pointers into the arena, and a CUDA graph captured
-// from the kernels' launches), copy inputs through pinned staging, replay the graph between two
+// from the kernels' launches), copy inputs in, replay the graph between two
 // CUDA events (RunResult::gpuMs), copy the outputs back. Nothing is allocated during a run, except
 // by host layers (ops without a CUDA kernel, host_fallback.h), which split the graph into segments.
 #pragma once
@@ -78,6 +80,9 @@ class CudaContext final : public ExecutionContext {
   uint8_t* arena_ = nullptr;
   uint8_t* pinned_ = nullptr;
   size_t pinnedBytes_ = 0;
+  // Offsets into pinned_ of each graph input and output (graph order); kDirect: copied directly.
+  static constexpr size_t kDirect = ~size_t(0);
+  std::vector<size_t> pinnedInputAt_, pinnedOutputAt_;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
   bool useGraphs_ = true;
   std::vector<char> hostLayer_;  // per node: runs on the host

@@ -83,13 +83,14 @@ __global__ void epilogueHalf8(uint4* y, const uint4* bias, const uint4* z, uint3
   }
 }
 
+// channelVectors: the bias's length in 16-byte vectors (1 without a bias).
 template <Activation K>
-void launchHalf8(void* y, const void* bias, const void* z, int64_t n, int64_t channels, const ActivationParams& act,
-                 cudaStream_t stream) {
+void launchHalf8(void* y, const void* bias, const void* z, int64_t n, uint32_t channelVectors,
+                 const ActivationParams& act, cudaStream_t stream) {
   const uint32_t vectors = static_cast<uint32_t>(n / 8);
   epilogueHalf8<K><<<gridFor(vectors), 256, 0, stream>>>(static_cast<uint4*>(y), static_cast<const uint4*>(bias),
-                                                          static_cast<const uint4*>(z), vectors,
-                                                          static_cast<uint32_t>(channels / 8), act.a, act.b);
+                                                          static_cast<const uint4*>(z), vectors, channelVectors, act.a,
+                                                          act.b);
 }
 
 bool launchVectorizedHalf(void* y, const void* bias, const void* z, int64_t n, int64_t channels, int64_t inner,
@@ -98,14 +99,14 @@ bool launchVectorizedHalf(void* y, const void* bias, const void* z, int64_t n, i
   if (n % 8 != 0 || n / 8 >= (int64_t(1) << 31) || !aligned(y) || (z && !aligned(z)) ||
       (bias && (inner != 1 || channels % 8 != 0 || !aligned(bias))))
     return false;
-  if (!bias) channels = 8;  // unused
+  const uint32_t cv = bias ? static_cast<uint32_t>(channels / 8) : 1;
   switch (act.kind) {
-    case Activation::None: launchHalf8<Activation::None>(y, bias, z, n, channels, act, stream); return true;
-    case Activation::Relu: launchHalf8<Activation::Relu>(y, bias, z, n, channels, act, stream); return true;
-    case Activation::Gelu: launchHalf8<Activation::Gelu>(y, bias, z, n, channels, act, stream); return true;
-    case Activation::GeluTanh: launchHalf8<Activation::GeluTanh>(y, bias, z, n, channels, act, stream); return true;
-    case Activation::Silu: launchHalf8<Activation::Silu>(y, bias, z, n, channels, act, stream); return true;
-    case Activation::Sigmoid: launchHalf8<Activation::Sigmoid>(y, bias, z, n, channels, act, stream); return true;
+    case Activation::None: launchHalf8<Activation::None>(y, bias, z, n, cv, act, stream); return true;
+    case Activation::Relu: launchHalf8<Activation::Relu>(y, bias, z, n, cv, act, stream); return true;
+    case Activation::Gelu: launchHalf8<Activation::Gelu>(y, bias, z, n, cv, act, stream); return true;
+    case Activation::GeluTanh: launchHalf8<Activation::GeluTanh>(y, bias, z, n, cv, act, stream); return true;
+    case Activation::Silu: launchHalf8<Activation::Silu>(y, bias, z, n, cv, act, stream); return true;
+    case Activation::Sigmoid: launchHalf8<Activation::Sigmoid>(y, bias, z, n, cv, act, stream); return true;
     default: return false;  // the rarer activations stay on the generic kernel
   }
 }

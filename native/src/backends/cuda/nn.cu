@@ -446,6 +446,21 @@ class AttentionKernel final : public CudaKernel {
     layout_ = node_.getInts("layout", {0, 0, 0, 0});
     if (layout_.size() != 4) unsupported("layout must have 4 entries");
     packedHeads_ = node_.getInt("qkv_heads", 0);
+    // KILN_CUDA_ATTENTION=warp|tc<R>[x<S>] forces one kernel (tests, comparisons): the warp-per-query
+    // kernel, or the tensor-core kernel with R row groups x S key splits (tc1, tc2, tc4, tc1x2,
+    // tc1x4, tc2x2); default: the tensor-core kernel in fp16 where it applies, its block by grid size.
+    // Read once, when the kernel is created.
+    const char* mode = std::getenv("KILN_CUDA_ATTENTION");
+    const std::string forced = mode ? mode : "";
+    forceWarpKernel_ = forced == "warp";
+    if (forced.size() >= 3 && forced.compare(0, 2, "tc") == 0) {
+      block_.rows = forced[2] - '0';
+      block_.splits = forced.size() == 5 && forced[3] == 'x' ? forced[4] - '0' : 1;
+      const bool valid = (block_.rows == 1 || block_.rows == 2 || block_.rows == 4) &&
+                         (block_.splits == 1 || block_.splits == 2 || block_.splits == 4) && block_.rows * block_.splits <= 4;
+      if (!valid)
+        fail(ErrorCode::InvalidArgument, "KILN_CUDA_ATTENTION=" + forced + " (warp, tc1, tc2, tc4, tc1x2, tc1x4 or tc2x2)");
+    }
   }
   void run(KernelContext& ctx) const override {
     const Tensor& q = *ctx.inputs[0];
@@ -484,24 +499,25 @@ class AttentionKernel final : public CudaKernel {
   // Q, K and V as column blocks of one [B,S,3*H*D] tensor (the packed projection's output).
   void runPacked(KernelContext& ctx) const {
     const Tensor& qkv = *ctx.inputs[0];
-    Tensor& o = *ctx.outputs[0];
     if (qkv.shape.size() != 3 || qkv.shape[2] % (3 * packedHeads_) != 0)
       fail(ErrorCode::ShapeMismatch, "node '" + node_.name + "': packed Q/K/V " + shapeToString(qkv.shape) + " is not [B,S,3*" +
                                          std::to_string(packedHeads_) + "*D]");
     AttnParams p{};
     p.B = qkv.shape[0], p.H = packedHeads_, p.Sq = p.Sk = qkv.shape[1], p.D = p.Dv = qkv.shape[2] / (3 * packedHeads_);
-    const int64_t row = qkv.shape[2];
-    const int64_t st[4] = {p.Sq * row, p.D, row, 1};
-    for (int d = 0; d < 4; ++d) p.q[d] = p.k[d] = p.v[d] = st[d];
-    int64_t packedOut[4] = {p.H * p.Sq * p.D, p.Sq * p.D, p.D, 1};  // [B,H,S,D]
-    if (layout_[3]) packedOut[1] = p.D, packedOut[2] = p.H * p.D, packedOut[0] = p.Sq * p.H * p.D;  // [B,S,H,D]
-    for (int d = 0; d < 4; ++d) p.o[d] = packedOut[d];
     if (p.D > kAttnMaxDim) unsupported("head dims above 256");
+    // Element strides over logical [B,H,S,D]: Q, K, V are [B,S,H,D] inside rows of 3*H*D; the output
+    // is stored [B,S,H,D] (layout[3]) or [B,H,S,D].
+    const int64_t row = qkv.shape[2], heads = p.H * p.D;
+    const int64_t in[4] = {p.Sq * row, p.D, row, 1};
+    const int64_t outBshd[4] = {p.Sq * heads, p.D, heads, 1}, outBhsd[4] = {p.Sq * heads, p.Sq * p.D, p.D, 1};
+    for (int d = 0; d < 4; ++d) {
+      p.q[d] = p.k[d] = p.v[d] = in[d];
+      p.o[d] = layout_[3] ? outBshd[d] : outBhsd[d];
+    }
     const void* mask = maskFor(ctx, p);
-    const size_t e = dtypeSize(qkv.dtype);
-    const auto* base = static_cast<const uint8_t*>(in(ctx, 0));
-    if (o.numel() == 0) return;
-    launch(ctx, p, base, base + p.H * p.D * e, base + 2 * p.H * p.D * e, mask);
+    const auto* base = static_cast<const uint8_t*>(this->in(ctx, 0));
+    const size_t block = size_t(heads) * dtypeSize(qkv.dtype);  // bytes from Q's columns to K's, K's to V's
+    launch(ctx, p, base, base + block, base + 2 * block, mask);
   }
 
   // The mask's strides over [B,H,Sq,Sk] (0 on broadcast dims); null without a mask.
@@ -529,21 +545,8 @@ class AttentionKernel final : public CudaKernel {
     dim3 grid(static_cast<unsigned>((p.Sq + kAttnWarps - 1) / kAttnWarps), static_cast<unsigned>(p.B * p.H));
     const size_t shared = sizeof(float) * (kAttnTile * (p.D + 1) + kAttnTile * p.Dv + kAttnWarps * p.D);
     cudaStream_t s = exec(ctx).stream;
-    // KILN_CUDA_ATTENTION=warp|tc<R>[x<S>] forces one kernel (tests, comparisons): the warp-per-query
-    // kernel, or the tensor-core kernel with R row groups x S key splits (tc1, tc2, tc4, tc1x2,
-    // tc1x4, tc2x2); default: the tensor-core kernel in fp16 where it applies, its block by grid size.
-    const char* mode = std::getenv("KILN_CUDA_ATTENTION");
-    const std::string forced = mode ? mode : "";
-    AttentionBlock block;
-    if (forced.size() >= 3 && forced.compare(0, 2, "tc") == 0) {
-      block.rows = forced[2] - '0';
-      block.splits = forced.size() == 5 && forced[3] == 'x' ? forced[4] - '0' : 1;
-      const bool valid = (block.rows == 1 || block.rows == 2 || block.rows == 4) &&
-                         (block.splits == 1 || block.splits == 2 || block.splits == 4) && block.rows * block.splits <= 4;
-      if (!valid) unsupported("KILN_CUDA_ATTENTION=" + forced + " (warp, tc1, tc2, tc4, tc1x2, tc1x4 or tc2x2)");
-    }
-    if (type == DType::Float16 && forced != "warp" && tensorCoreAttentionSupports(p)) {
-      launchTensorCoreAttention(q, k, v, mask, o.data, p, multiprocessors(), block, s);
+    if (type == DType::Float16 && !forceWarpKernel_ && tensorCoreAttentionSupports(p)) {
+      launchTensorCoreAttention(q, k, v, mask, o.data, p, multiprocessors(), block_, s);
       return;
     }
     if (type == DType::Float16) {
@@ -563,6 +566,8 @@ class AttentionKernel final : public CudaKernel {
   bool causal_ = false;
   std::vector<int64_t> layout_;
   int64_t packedHeads_ = 0;  // > 0: Q, K, V packed in one input (attr qkv_heads)
+  bool forceWarpKernel_ = false;
+  AttentionBlock block_;  // rows 0: chosen per launch from the grid size
 };
 
 // ---- Transpose / Gather / Concat / Expand -------------------------------------------------------
