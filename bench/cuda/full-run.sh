@@ -26,7 +26,7 @@ build=native/build-gpu
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 targets="kiln_cuda_tests kiln_cuda_bench"
 want conformance && targets="$targets kiln_conformance"
-cmake -S native -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/cmake.log" 2>&1 \
+cmake -S native -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a >"$out/cmake.log" 2>&1 \
   || { tail -40 "$out/cmake.log"; exit 1; }
 # shellcheck disable=SC2086
 cmake --build "$build" -j"$(nproc)" --target $targets >"$out/build.log" 2>&1 \

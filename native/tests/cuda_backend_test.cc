@@ -667,6 +667,23 @@ KILN_TEST(cuda, int8_engine_calibrates_and_matches_fp32) {
   }
 }
 
+// An INT8 engine of `model` with its convolutions on one family (KILN_CUDA_INT8_CONV: "implicit" or
+// "cublaslt") and, for the implicit GEMM, one tile; calibrated on four batches shaped like x; its
+// output for x. Every one of `convs` convolutions must run in INT8 on that family.
+Tensor buildInt8Forced(const std::vector<uint8_t>& model, const Tensor& x, const char* family, int tile, int convs) {
+  ScopedEnv env("KILN_CUDA_INT8_CONV", family);
+  ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", tile >= 0 ? std::to_string(tile).c_str() : "");
+  BuildOptions options;
+  options.backend = "cuda";
+  options.precision = Precision::Int8;
+  options.int8MaxLayerError = 0.5;
+  for (uint32_t seed = 0; seed < 4; ++seed) options.calibrationBatches.push_back({{"x", floatTensor(x.shape, 300 + seed, -1.f, 1.f)}});
+  BuildResult built = buildEngine(model.data(), model.size(), options);
+  EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), convs);
+  EXPECT_EQ(countKernels(built.report, "implicit_gemm"), std::string(family) == "implicit" ? convs : 0);
+  return runBuilt(built, x);
+}
+
 // The implicit-GEMM INT8 convolution (implicit_gemm_conv.cu) against cuBLASLt's path, on geometries
 // that do not fill its tiles: 429 and 126 pixels per batch of 3, 48 and 40 output channels, 432-byte
 // K (6.75 steps of 64), dilation, a strided 1x1 and a residual. Both engines share the calibration,
@@ -698,26 +715,44 @@ KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
   const std::vector<uint8_t> model = m.bytes();
   const Tensor x = floatTensor({3, 48, 13, 11}, 207, -1.f, 1.f);
   const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
-  auto build = [&](const char* family, int tile) {
-    ScopedEnv env("KILN_CUDA_INT8_CONV", family);
-    ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", tile >= 0 ? std::to_string(tile).c_str() : "");
-    BuildOptions options;
-    options.backend = "cuda";
-    options.precision = Precision::Int8;
-    options.int8MaxLayerError = 0.5;
-    for (uint32_t seed = 0; seed < 4; ++seed)
-      options.calibrationBatches.push_back({{"x", floatTensor({3, 48, 13, 11}, 300 + seed, -1.f, 1.f)}});
-    BuildResult built = buildEngine(model.data(), model.size(), options);
-    EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 4);
-    EXPECT_EQ(countKernels(built.report, "implicit_gemm"), std::string(family) == "implicit" ? 4 : 0);
-    return runBuilt(built, x);
-  };
-  const Tensor lt = build("cublaslt", -1);
-  for (int tile = 0; tile < cuda::kImplicitGemmTiles; ++tile) {
-    const Tensor implicit = build("implicit", tile);
+  const Tensor lt = buildInt8Forced(model, x, "cublaslt", -1, 4);
+  // The wgmma tiles (from kImplicitGemmTiles on) run on an H100 only, where they must be available.
+  int major = 0, minor = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
+  EXPECT_EQ(cuda::wgmmaConvAvailable(), major == 9 && minor == 0);
+  for (int tile = 0; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
+    if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
+    const Tensor implicit = buildInt8Forced(model, x, "implicit", tile, 4);
     const std::string what = "tile " + std::to_string(tile);
     expectClose(implicit, lt, 0.02, "implicit GEMM vs cuBLASLt, " + what);
     expectClose(implicit, ref[0], 0.1, "implicit GEMM vs fp32, " + what);
+  }
+}
+
+// Long K (a 3x3 over 128 channels: 1,152 bytes, more k-steps than any tile has stages, so every
+// stage is refilled) and short K (a 1x1 over 64 channels, half a 128-byte step), every tile
+// against cuBLASLt's path.
+KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_path) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {2, 128, 9, 10});
+  m.initializer("w1", DType::Float32, {64, 128, 3, 3}, randomValues(64 * 1152, 211, -0.04f, 0.04f));
+  m.initializer("b1", DType::Float32, {64}, randomValues(64, 212, -0.1f, 0.2f));
+  m.initializer("w2", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 213, -0.2f, 0.2f));
+  m.initializer("b2", DType::Float32, {256}, randomValues(256, 214, -0.1f, 0.2f));
+  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Relu", {"c1"}, {"r1"});
+  m.node("Conv", {"r1", "w2", "b2"}, {"c2"});
+  m.node("Relu", {"c2"}, {"r2"});
+  m.node("GlobalAveragePool", {"r2"}, {"y"});
+  m.output("y");
+  m.opset("", 17);
+  const std::vector<uint8_t> model = m.bytes();
+  const Tensor x = floatTensor({2, 128, 9, 10}, 215, -1.f, 1.f);
+  const Tensor lt = buildInt8Forced(model, x, "cublaslt", -1, 2);
+  for (int tile = 0; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
+    if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
+    expectClose(buildInt8Forced(model, x, "implicit", tile, 2), lt, 0.02, "implicit GEMM vs cuBLASLt, tile " + std::to_string(tile));
   }
 }
 

@@ -11,8 +11,16 @@
 
 namespace kiln::cuda {
 
-// Block shapes to time (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu).
+// Block shapes to time: tiles 0 .. kImplicitGemmTiles - 1 are the mma.sync kernels for both types
+// (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu); INT8 adds kWgmmaTiles Hopper wgmma kernels
+// (wgmma_conv.cu) after them, which run only where wgmmaConvAvailable().
 constexpr int kImplicitGemmTiles = 11;
+constexpr int kWgmmaTiles = 6;
+constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
+// An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a).
+bool wgmmaConvAvailable();
+// Whether tile `tile` can run on this GPU for this element type.
+bool implicitGemmTileAvailable(int tile, DType type);
 // KILN_CUDA_IMPLICIT_TILE=<n>: only tile n is timed (tests cover every tile this way); -1 when unset.
 int forcedImplicitGemmTile();
 

@@ -13,7 +13,8 @@
 // The convolution is a GEMM over the output pixels, chosen by timing per geometry among:
 // - Kiln's implicit GEMM (implicit_gemm_conv.cu): patches gathered straight from X into shared memory, int8
 //   tensor-core products, the per-channel scale, bias, residual and ReLU applied to the int32
-//   accumulators in registers, int8 out; no workspace. Needs C % 16 == 0 and K % 8 == 0.
+//   accumulators in registers, int8 out; no workspace. Needs C % 16 == 0 and K % 8 == 0. On the H100
+//   its tiles include Hopper wgmma kernels (wgmma_conv.cu) besides the mma.sync ones.
 // - cuBLASLt's integer tensor-core GEMMs (IMMA): a 1x1 stride-1 convolution reads X directly as the
 //   [N*H*W, C] matrix, others first gather their patches (im2col, int8) into the workspace; the
 //   epilogue is fused into cuBLASLt's with int8 output where it offers that (alpha as a device
@@ -356,8 +357,8 @@ class ConvInt8Kernel final : public CudaKernel {
     const bool tryLt = family != Int8ConvFamily::Implicit || !tryImplicit;
     if (tryImplicit) {
       const int forced = forcedImplicitGemmTile();
-      for (int tile = 0; tile < kImplicitGemmTiles; ++tile) {
-        if (forced >= 0 && tile != forced) continue;
+      for (int tile = 0; tile < kInt8ImplicitGemmTiles; ++tile) {
+        if ((forced >= 0 && tile != forced) || !implicitGemmTileAvailable(tile, DType::Int8)) continue;
         auto launch = [&] {
           launchInt8ConvImplicitGemm(tile, static_cast<const int8_t*>(x.get()), static_cast<const int8_t*>(b.get()), alpha,
                                      bias, zData, 1.f, relu_, outData, g, n, stream);

@@ -1,0 +1,203 @@
+// Device code shared by the implicit-GEMM convolutions: the mma.sync kernels (implicit_gemm_conv.cu)
+// and the Hopper wgmma kernels (wgmma_conv.cu). Both gather the patch matrix A straight from X into
+// the same swizzled shared-memory stages, and both finish through the same epilogue.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace kiln::cuda::implicit_gemm {
+
+struct ConvArgs {
+  const uint8_t* x;
+  const uint8_t* w;    // [K, kPad] elements
+  const float* alpha;  // int8 only
+  const void* bias;    // float (int8) or half (float16); may be null for float16
+  const void* z;       // [M, K] of the output type, or null
+  float beta;
+  int relu;
+  void* y;  // [M, K]
+  int m, k, kPad;
+  int h, w_, c, oh, ow, s;
+  int strideH, strideW, padH, padW, dilH, dilW;
+};
+
+// Shared-memory address of 16-byte chunk `chunk` of row `row` in a stage with rows of BK bytes (64 or
+// 128: four or eight chunks). The chunks are XOR-ed with a function of the row so that the eight
+// consecutive rows an ldmatrix phase reads at one logical chunk land in eight distinct bank groups.
+// With BK = 128 this is also the layout wgmma reads as "128-byte swizzle, K-major" (8-row atoms of
+// 1,024 bytes), the one TMA writes.
+template <int BK>
+__device__ __forceinline__ int swizzle(int row, int chunk) {
+  static_assert(BK == 64 || BK == 128, "rows of 64 or 128 bytes");
+  if constexpr (BK == 64) return row * BK + ((chunk ^ ((row >> 1) & 3)) << 4);
+  return row * BK + ((chunk ^ (row & 7)) << 4);
+}
+
+__device__ __forceinline__ void copyAsync16(uint32_t dst, const void* src, bool valid) {
+#if __CUDA_ARCH__ >= 800
+  const int bytes = valid ? 16 : 0;  // 0: the 16 bytes are zero-filled
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+#endif
+}
+__device__ __forceinline__ void commitAsync() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N>
+__device__ __forceinline__ void waitAsync() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+__device__ __forceinline__ int8_t q8(float v) {
+  v = rintf(v);
+  v = fminf(127.f, fmaxf(-127.f, v));
+  return static_cast<int8_t>(static_cast<int>(v));
+}
+
+// The epilogue of one channel pair (n, n + 1) per output type; `out` holds Z's pair on entry when
+// there is a Z.
+struct Int8Out {
+  using Acc = int32_t;
+  static constexpr int kElem = 1, kOut = 1;  // bytes per input element, per output element
+  __device__ static void finish(const ConvArgs& p, int n, Acc acc0, Acc acc1, uint8_t* out) {
+    const float2 al = *reinterpret_cast<const float2*>(p.alpha + n);
+    const float2 bi = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
+    float v0 = float(acc0) * al.x + bi.x, v1 = float(acc1) * al.y + bi.y;
+    char2* o = reinterpret_cast<char2*>(out);
+    if (p.z) {
+      const char2 zz = *o;
+      v0 += p.beta * float(zz.x);
+      v1 += p.beta * float(zz.y);
+    }
+    if (p.relu) v0 = fmaxf(v0, 0.f), v1 = fmaxf(v1, 0.f);
+    *o = make_char2(q8(v0), q8(v1));
+  }
+};
+struct HalfOut {
+  using Acc = float;
+  static constexpr int kElem = 2, kOut = 2;
+  __device__ static void finish(const ConvArgs& p, int n, Acc acc0, Acc acc1, uint8_t* out) {
+    float v0 = acc0, v1 = acc1;
+    if (p.bias) {
+      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(static_cast<const __half*>(p.bias) + n));
+      v0 += b.x, v1 += b.y;
+    }
+    __half2* o = reinterpret_cast<__half2*>(out);
+    if (p.z) {
+      const float2 zz = __half22float2(*o);
+      v0 += zz.x, v1 += zz.y;
+    }
+    if (p.relu) v0 = fmaxf(v0, 0.f), v1 = fmaxf(v1, 0.f);
+    *o = __floats2half2_rn(v0, v1);
+  }
+};
+
+// Copies one BK-byte k-step of the A (patches) and W tiles of a BM x BN block into a shared-memory
+// stage with 16-byte asynchronous copies, zero-filling outside the image, past K and past the last
+// pixel or channel. A thread always copies the same chunk column of the same rows: only the filter
+// tap moves with the k-step, so the rows' image coordinates are computed once.
+template <class T, int BM, int BN, int BK, int kThreads>
+struct PatchLoader {
+  static constexpr int kChunks = BK / 16;  // per row
+  static constexpr int kRowsA = BM * kChunks / kThreads, kRowsB = BN * kChunks / kThreads;  // per thread
+  static constexpr int kRowStep = kThreads / kChunks;
+  static_assert(BM * kChunks % kThreads == 0 && BN * kChunks % kThreads == 0, "tile shape");
+
+  const ConvArgs& p;
+  int chunk, firstRow, cBytes, kBytes, blockN;
+  const uint8_t* rowBase[kRowsA];
+  int rowH[kRowsA], rowW[kRowsA];
+
+  __device__ PatchLoader(const ConvArgs& args, int tid, int blockM, int blockN_) : p(args), blockN(blockN_) {
+    chunk = tid % kChunks;
+    firstRow = tid / kChunks;
+    cBytes = p.c * T::kElem;
+    kBytes = p.kPad * T::kElem;
+#pragma unroll
+    for (int i = 0; i < kRowsA; ++i) {
+      const int m = blockM + firstRow + i * kRowStep;
+      if (m < p.m) {
+        const int ow = m % p.ow, t = m / p.ow, oh = t % p.oh, n = t / p.oh;
+        rowBase[i] = p.x + int64_t(n) * p.h * p.w_ * cBytes;
+        rowH[i] = oh * p.strideH - p.padH;
+        rowW[i] = ow * p.strideW - p.padW;
+      } else {
+        rowBase[i] = p.x;
+        rowH[i] = -(1 << 30);  // never inside the image: zero-filled
+        rowW[i] = 0;
+      }
+    }
+  }
+  __device__ int kTiles() const { return (kBytes + BK - 1) / BK; }
+
+  // smemA / smemB: shared-memory addresses of the stage's A (BM rows) and W (BN rows).
+  __device__ __forceinline__ void load(uint32_t smemA, uint32_t smemB, int kt) const {
+    const int kk = kt * BK + chunk * 16;
+    const bool inK = kk < kBytes;
+    const int tap = kk / cBytes, ch = kk - tap * cBytes;
+    const int r = tap / p.s, s = tap - r * p.s;
+#pragma unroll
+    for (int i = 0; i < kRowsA; ++i) {
+      const int row = firstRow + i * kRowStep;
+      const int ih = rowH[i] + r * p.dilH, iw = rowW[i] + s * p.dilW;
+      const bool valid = inK && ih >= 0 && ih < p.h && iw >= 0 && iw < p.w_;
+      const uint8_t* src = valid ? rowBase[i] + (int64_t(ih) * p.w_ + iw) * cBytes + ch : p.x;
+      copyAsync16(smemA + swizzle<BK>(row, chunk), src, valid);
+    }
+#pragma unroll
+    for (int i = 0; i < kRowsB; ++i) {
+      const int row = firstRow + i * kRowStep;
+      const bool valid = inK && blockN + row < p.k;
+      const uint8_t* src = valid ? p.w + int64_t(blockN + row) * kBytes + kk : p.w;
+      copyAsync16(smemB + swizzle<BK>(row, chunk), src, valid);
+    }
+  }
+};
+
+// Bytes of shared memory the epilogue's output tile needs.
+template <class T, int BM, int BN>
+constexpr int epilogueBytes() {
+  return BM * (BN * T::kOut + 16);
+}
+
+// The epilogue through shared memory, so that global memory sees whole rows of the tile: Z's tile is
+// read in (when there is a Z), every thread puts its finished channel pairs into the tile
+// (finishPairs(tile, pitch) calls T::finish on each), then the block writes the tile out, eight bytes
+// per thread. The caller has synchronized: the pipeline's shared memory is free.
+template <class T, int BM, int BN, int kThreads, class FinishPairs>
+__device__ __forceinline__ void storeThroughSharedMemory(const ConvArgs& p, uint8_t* tile, int blockM, int blockN,
+                                                         FinishPairs&& finishPairs) {
+  constexpr int kRowBytes = BN * T::kOut, kPitch = kRowBytes + 16;  // the 16 spread a phase's rows over the banks
+  constexpr int kVecsPerRow = kRowBytes / 8;
+  const int tid = threadIdx.x;
+  uint8_t* y = static_cast<uint8_t*>(p.y);
+  const uint8_t* z = static_cast<const uint8_t*>(p.z);
+  auto forTileVectors = [&](auto&& body) {
+    for (int v = tid; v < BM * kVecsPerRow; v += kThreads) {
+      const int row = v / kVecsPerRow, col = (v - row * kVecsPerRow) * 8;
+      const int m = blockM + row, n = blockN + col / T::kOut;
+      // K % 8 == 0: a vector (8 int8 or 4 float16 channels) is in range or out as a whole.
+      if (m < p.m && n < p.k) body(row * kPitch + col, (int64_t(m) * p.k + n) * T::kOut);
+    }
+  };
+  if (z) {
+    forTileVectors([&](int at, int64_t global) { *reinterpret_cast<uint2*>(tile + at) = *reinterpret_cast<const uint2*>(z + global); });
+    __syncthreads();
+  }
+  finishPairs(tile, kPitch);
+  __syncthreads();
+  forTileVectors([&](int at, int64_t global) { *reinterpret_cast<uint2*>(y + global) = *reinterpret_cast<const uint2*>(tile + at); });
+}
+
+}  // namespace kiln::cuda::implicit_gemm
+
+namespace kiln::cuda {
+// wgmma tile `tile` (0 .. kWgmmaTiles - 1) of the INT8 convolution (wgmma_conv.cu).
+void launchWgmmaInt8Conv(int tile, const implicit_gemm::ConvArgs& args, cudaStream_t stream);
+}  // namespace kiln::cuda

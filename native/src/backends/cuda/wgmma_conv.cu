@@ -1,0 +1,309 @@
+// INT8 convolution as an implicit GEMM on Hopper's warpgroup tensor-core products (wgmma, sm_90a),
+// the same computation as implicit_gemm_conv.cu's mma.sync kernels:
+// Y[m, k] = q(act(alpha[k] * sum_kk A[m, kk] W[k, kk] + bias[k] + beta * Z[m, k])).
+//
+// Why a second kernel: on the H100, mma.sync runs the tensor cores at about half the rate wgmma
+// does, so an INT8 layer on mma.sync is no faster than the same layer in float16 on cuDNN's Hopper
+// kernels. Here each warpgroup (four warps) issues m64nBNk32 products that read both operands from
+// shared memory, asynchronously: while one k-step's products run, the next stages' patches are in
+// flight and nothing waits on registers.
+//
+// Stages hold 128 bytes of K per row in the 128-byte-swizzled K-major layout wgmma reads (the same
+// swizzle the mma.sync kernel's 128-byte stages use), filled by the shared patch gatherer with cp.async
+// (implicit_gemm_device.cuh). Pipeline, per k-step kt, with STAGES stages and one product group in
+// flight:
+//   wait for tile kt's copies; fence them into the async proxy; barrier
+//   start copying tile kt + STAGES - 2 into the stage tile kt - 2 used (its products finished: each
+//     warpgroup waited for them before the barrier)
+//   issue tile kt's four k32 products; wait until only they are in flight
+//
+// The file is compiled for sm_90a only where the compiler has it (CMakeLists.txt); elsewhere the kernels
+// are empty and wgmmaConvAvailable() says so, from a probe compiled in the same module (the driver loads
+// one image of a module, so the probe answers for the kernels too).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "backends/cuda/cuda_common.h"
+#include "backends/cuda/implicit_gemm_conv.h"
+#include "backends/cuda/implicit_gemm_device.cuh"
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define KILN_WGMMA_DEVICE 1
+#endif
+
+namespace kiln::cuda {
+namespace {
+
+using namespace implicit_gemm;
+
+// m64nNk32 s8 x s8 -> s32, both operands from shared memory (descriptors), D += A * B.
+#ifdef KILN_WGMMA_DEVICE
+template <int N>
+struct WgmmaS8;
+template <>
+struct WgmmaS8<64> {
+  __device__ static void mma(int32_t (&d)[32], uint64_t descA, uint64_t descB) {
+    asm volatile(
+        "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, "
+        "%8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, "
+        "%24, %25, %26, %27, %28, %29, %30, %31"
+        "}, %32, %33, accumulate;\n}\n"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]),
+          "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+          "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]),
+          "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+          "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]),
+          "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+          "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]),
+          "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
+        : "l"(descA), "l"(descB), "r"(1));
+  }
+};
+
+template <>
+struct WgmmaS8<128> {
+  __device__ static void mma(int32_t (&d)[64], uint64_t descA, uint64_t descB) {
+    asm volatile(
+        "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, "
+        "%8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, "
+        "%24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, "
+        "%40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, "
+        "%56, %57, %58, %59, %60, %61, %62, %63"
+        "}, %64, %65, accumulate;\n}\n"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]),
+          "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+          "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]),
+          "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+          "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]),
+          "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+          "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]),
+          "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
+          "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]),
+          "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
+          "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]),
+          "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
+          "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]),
+          "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+          "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]),
+          "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+        : "l"(descA), "l"(descB), "r"(1));
+  }
+};
+
+template <>
+struct WgmmaS8<256> {
+  __device__ static void mma(int32_t (&d)[128], uint64_t descA, uint64_t descB) {
+    asm volatile(
+        "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k32.s32.s8.s8 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, "
+        "%8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, "
+        "%24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, "
+        "%40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, "
+        "%56, %57, %58, %59, %60, %61, %62, %63, "
+        "%64, %65, %66, %67, %68, %69, %70, %71, "
+        "%72, %73, %74, %75, %76, %77, %78, %79, "
+        "%80, %81, %82, %83, %84, %85, %86, %87, "
+        "%88, %89, %90, %91, %92, %93, %94, %95, "
+        "%96, %97, %98, %99, %100, %101, %102, %103, "
+        "%104, %105, %106, %107, %108, %109, %110, %111, "
+        "%112, %113, %114, %115, %116, %117, %118, %119, "
+        "%120, %121, %122, %123, %124, %125, %126, %127"
+        "}, %128, %129, accumulate;\n}\n"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]),
+          "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+          "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]),
+          "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+          "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]),
+          "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+          "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]),
+          "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
+          "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]),
+          "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
+          "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]),
+          "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
+          "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]),
+          "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+          "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]),
+          "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63]),
+          "+r"(d[64]), "+r"(d[65]), "+r"(d[66]), "+r"(d[67]),
+          "+r"(d[68]), "+r"(d[69]), "+r"(d[70]), "+r"(d[71]),
+          "+r"(d[72]), "+r"(d[73]), "+r"(d[74]), "+r"(d[75]),
+          "+r"(d[76]), "+r"(d[77]), "+r"(d[78]), "+r"(d[79]),
+          "+r"(d[80]), "+r"(d[81]), "+r"(d[82]), "+r"(d[83]),
+          "+r"(d[84]), "+r"(d[85]), "+r"(d[86]), "+r"(d[87]),
+          "+r"(d[88]), "+r"(d[89]), "+r"(d[90]), "+r"(d[91]),
+          "+r"(d[92]), "+r"(d[93]), "+r"(d[94]), "+r"(d[95]),
+          "+r"(d[96]), "+r"(d[97]), "+r"(d[98]), "+r"(d[99]),
+          "+r"(d[100]), "+r"(d[101]), "+r"(d[102]), "+r"(d[103]),
+          "+r"(d[104]), "+r"(d[105]), "+r"(d[106]), "+r"(d[107]),
+          "+r"(d[108]), "+r"(d[109]), "+r"(d[110]), "+r"(d[111]),
+          "+r"(d[112]), "+r"(d[113]), "+r"(d[114]), "+r"(d[115]),
+          "+r"(d[116]), "+r"(d[117]), "+r"(d[118]), "+r"(d[119]),
+          "+r"(d[120]), "+r"(d[121]), "+r"(d[122]), "+r"(d[123]),
+          "+r"(d[124]), "+r"(d[125]), "+r"(d[126]), "+r"(d[127])
+        : "l"(descA), "l"(descB), "r"(1));
+  }
+};
+
+
+__device__ __forceinline__ void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Makes this thread's finished cp.async writes to shared memory visible to wgmma's (async proxy) reads.
+__device__ __forceinline__ void fenceAsyncProxy() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Keeps the compiler from moving reads or writes of an accumulator across the asynchronous products.
+__device__ __forceinline__ void fenceOperand(int32_t& r) { asm volatile("" : "+r"(r)::"memory"); }
+
+// Shared-memory matrix descriptor: K-major rows of 128 bytes, 128-byte swizzle, 8-row atoms 1,024
+// bytes apart (the stride byte offset); the leading byte offset is unused for this layout.
+__device__ __forceinline__ uint64_t smemDescriptor(uint32_t address) {
+  return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+#endif  // KILN_WGMMA_DEVICE
+
+constexpr int kBK = 128;  // bytes of K per stage row: one 128-byte swizzle atom
+
+template <int BM, int BN, int STAGES>
+__global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
+#ifdef KILN_WGMMA_DEVICE
+  static_assert(BM % 64 == 0 && STAGES >= 3, "warpgroups of 64 rows; one stage computing, one draining, one loading");
+  constexpr int kThreads = BM / 64 * 128, kAcc = BN / 2;
+  constexpr int kStageA = BM * kBK, kStageB = BN * kBK;
+  extern __shared__ __align__(1024) uint8_t smemRaw[];
+  // The swizzle atoms must start on 1,024-byte boundaries (the launch adds the slack).
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  uint8_t* smem = smemRaw + (base - raw);
+  auto stageA = [&](int stage) { return base + stage * kStageA; };
+  auto stageB = [&](int stage) { return base + STAGES * kStageA + stage * kStageB; };
+
+  const int tid = threadIdx.x, warpgroup = tid / 128;
+  const int blockM = blockIdx.x * BM, blockN = blockIdx.y * BN;
+  const PatchLoader<Int8Out, BM, BN, kBK, kThreads> loader(p, tid, blockM, blockN);
+  const int kTiles = loader.kTiles();
+
+  int32_t acc[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = 0;
+
+#pragma unroll
+  for (int st = 0; st < STAGES - 2; ++st) {
+    if (st < kTiles) loader.load(stageA(st), stageB(st), st);
+    commitAsync();
+  }
+  for (int kt = 0; kt < kTiles; ++kt) {
+    waitAsync<STAGES - 3>();
+    fenceAsyncProxy();
+    __syncthreads();
+    const int next = kt + STAGES - 2;
+    if (next < kTiles) loader.load(stageA(next % STAGES), stageB(next % STAGES), next);
+    commitAsync();
+    const int stage = kt % STAGES;
+    const uint32_t a = stageA(stage) + warpgroup * 64 * kBK, b = stageB(stage);
+    wgmmaFence();
+#pragma unroll
+    for (int ks = 0; ks < kBK / 32; ++ks)
+      WgmmaS8<BN>::mma(acc, smemDescriptor(a + ks * 32), smemDescriptor(b + ks * 32));
+    wgmmaCommit();
+    wgmmaWait<1>();
+  }
+  wgmmaWait<0>();
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) fenceOperand(acc[i]);
+  waitAsync<0>();
+  __syncthreads();  // every warpgroup is done with the stages: the epilogue reuses their shared memory
+
+  // Accumulator 4j + e of a warp is row g (+8 for e >= 2) of its 16, channel 8j + 2 * (lane % 4) + (e & 1).
+  const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
+  const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + g;
+  storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem, blockM, blockN, [&](uint8_t* tile, int pitch) {
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+      const int col = j * 8 + cpair, n = blockN + col;
+      if (n >= p.k) continue;  // K % 8 == 0: both channels of the pair are in range together
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+        Int8Out::finish(p, n, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
+                        tile + (rowBase + half * 8) * pitch + col);
+    }
+  });
+#endif
+}
+
+__global__ void wgmmaProbe(int* compiled) {
+#ifdef KILN_WGMMA_DEVICE
+  *compiled = 1;
+#else
+  *compiled = 0;
+#endif
+}
+
+template <int BM, int BN, int STAGES>
+void launchWgmmaTile(const ConvArgs& args, cudaStream_t stream) {
+  constexpr int threads = BM / 64 * 128;
+  constexpr int pipelineBytes = STAGES * (BM + BN) * kBK, outBytes = epilogueBytes<Int8Out, BM, BN>();
+  constexpr int smemBytes = (pipelineBytes > outBytes ? pipelineBytes : outBytes) + 1024;
+  auto kernel = convWgmmaInt8<BM, BN, STAGES>;
+  // Set once per instantiation, before any capture (the first launch is a timing run).
+  static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes);
+  KILN_CUDA_CHECK(attr);
+  dim3 grid(static_cast<unsigned>((args.m + BM - 1) / BM), static_cast<unsigned>((args.k + BN - 1) / BN));
+  kernel<<<grid, threads, smemBytes, stream>>>(args);
+}
+
+// Block shapes (BM x BN, stages), timed per layer with the mma.sync ones: wide tiles for the big
+// layers, 64-row and 64-channel ones (two blocks per SM) where a layer has few pixels or channels.
+using Launch = void (*)(const ConvArgs&, cudaStream_t);
+const Launch kWgmmaLaunches[] = {
+    &launchWgmmaTile<128, 128, 5>, &launchWgmmaTile<128, 256, 4>, &launchWgmmaTile<64, 128, 4>,
+    &launchWgmmaTile<128, 64, 4>,  &launchWgmmaTile<64, 64, 6>,   &launchWgmmaTile<256, 128, 4>,
+};
+static_assert(sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]) == kWgmmaTiles, "kWgmmaTiles");
+
+}  // namespace
+
+bool wgmmaConvAvailable() {
+  static const bool available = [] {
+    int device = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
+      return false;
+    if (major != 9 || minor != 0) return false;  // sm_90a code runs on sm_90 only
+    int* flag = nullptr;
+    if (cudaMalloc(&flag, sizeof(int)) != cudaSuccess) return false;
+    int compiled = 0;
+    wgmmaProbe<<<1, 1>>>(flag);
+    const bool ran = cudaGetLastError() == cudaSuccess &&
+                     cudaMemcpy(&compiled, flag, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess;
+    cudaFree(flag);
+    cudaGetLastError();  // a module without an image for this GPU must not poison later checks
+    return ran && compiled == 1;
+  }();
+  return available;
+}
+
+void launchWgmmaInt8Conv(int tile, const ConvArgs& args, cudaStream_t stream) {
+  KILN_CHECK(tile >= 0 && tile < kWgmmaTiles, Internal, "no wgmma convolution tile " + std::to_string(tile));
+  KILN_CHECK(wgmmaConvAvailable(), Internal, "wgmma convolution tiles need an sm_90 GPU and an sm_90a build");
+  kWgmmaLaunches[tile](args, stream);
+}
+
+}  // namespace kiln::cuda
