@@ -286,12 +286,13 @@ class ConvInt8Kernel final : public CudaKernel {
     launchRequantize(acc, alpha, bias, zData, beta_, relu_, yData, m, n, stream);
   }
 
-  // Which paths the timing picked (over the shapes seen): "implicit_gemm" and/or cuBLASLt's
+  // Which paths the timing picked (over the shapes seen): "implicit_gemm" ("_wgmma": a Hopper tile
+  // won somewhere) and/or cuBLASLt's
   // "gemm"/"im2col_gemm" ("_requant": int32 out, then Kiln's requantize kernel; "_dp4a": fallback).
   std::string name() const override {
     std::string lt = std::string(direct_ ? "gemm" : "im2col_gemm") + (dp4aUsed_ ? "_dp4a" : "_cublaslt") +
                      (requantUsed_ ? "_requant" : "");
-    std::string paths = implicitUsed_ ? "implicit_gemm" : "";
+    std::string paths = implicitUsed_ ? (wgmmaUsed_ ? "implicit_gemm_wgmma" : "implicit_gemm") : "";
     if (ltUsed_ || !implicitUsed_) paths += (paths.empty() ? "" : "+") + lt;
     return "cuda.conv_nhwc.int8_" + paths;
   }
@@ -410,7 +411,10 @@ class ConvInt8Kernel final : public CudaKernel {
     cudaGetLastError();  // a refused candidate must not poison later checks
     std::stable_sort(timed.begin(), timed.end(), [](const Int8Choice& a, const Int8Choice& b) { return a.ms < b.ms; });
     if (!timed.empty()) {
-      if (timed.front().implicitTile >= 0) implicitUsed_ = true;
+      if (timed.front().implicitTile >= 0) {
+        implicitUsed_ = true;
+        wgmmaUsed_ = wgmmaUsed_ || timed.front().implicitTile >= kImplicitGemmTiles;
+      }
       else ltUsed_ = true, requantUsed_ = requantUsed_ || !timed.front().fused;
     } else {
       // Correct everywhere, slow: kept so that an INT8 engine never fails to build for lack of a
@@ -429,7 +433,7 @@ class ConvInt8Kernel final : public CudaKernel {
   int64_t kPad_ = 0;
   float beta_ = 0.f;
   bool relu_ = false, direct_ = false;
-  mutable bool dp4aUsed_ = false, requantUsed_ = false, implicitUsed_ = false, ltUsed_ = false;
+  mutable bool dp4aUsed_ = false, requantUsed_ = false, implicitUsed_ = false, wgmmaUsed_ = false, ltUsed_ = false;
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::vector<Int8Choice>> choices_;
 };
