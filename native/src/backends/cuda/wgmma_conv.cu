@@ -8,14 +8,14 @@
 // shared memory, asynchronously: while one k-step's products run, the next stages' patches are in
 // flight and nothing waits on registers.
 //
-// Stages hold 128 bytes of K per row in the 128-byte-swizzled K-major layout wgmma reads (the same
-// swizzle the mma.sync kernel's 128-byte stages use), filled by the shared patch gatherer with cp.async
+// Stages hold 128 (or 64) bytes of K per row in the swizzled K-major layout wgmma reads (the same
+// swizzles the mma.sync kernel's stages use), filled by the shared patch gatherer with cp.async
 // (implicit_gemm_device.cuh). Pipeline, per k-step kt, with STAGES stages and one product group in
 // flight:
 //   wait for tile kt's copies; fence them into the async proxy; barrier
 //   start copying tile kt + STAGES - 2 into the stage tile kt - 2 used (its products finished: each
 //     warpgroup waited for them before the barrier)
-//   issue tile kt's four k32 products; wait until only they are in flight
+//   issue tile kt's k32 products (BK / 32 of them); wait until only they are in flight
 //
 // The file is compiled for sm_90a only where the compiler has it (CMakeLists.txt); elsewhere the kernels
 // are empty and wgmmaConvAvailable() says so, from a probe compiled in the same module (the driver loads
@@ -171,21 +171,24 @@ __device__ __forceinline__ void fenceAsyncProxy() { asm volatile("fence.proxy.as
 // Keeps the compiler from moving reads or writes of an accumulator across the asynchronous products.
 __device__ __forceinline__ void fenceOperand(int32_t& r) { asm volatile("" : "+r"(r)::"memory"); }
 
-// Shared-memory matrix descriptor: K-major rows of 128 bytes, 128-byte swizzle, 8-row atoms 1,024
-// bytes apart (the stride byte offset); the leading byte offset is unused for this layout.
+// Shared-memory matrix descriptor: K-major rows of BK bytes with the BK-byte swizzle (layout type 1:
+// 128 bytes, 2: 64 bytes), 8-row atoms 8 * BK bytes apart (the stride byte offset); the leading byte
+// offset is unused for these layouts.
+template <int BK>
 __device__ __forceinline__ uint64_t smemDescriptor(uint32_t address) {
-  return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+  constexpr uint64_t layout = BK == 128 ? 1 : 2;
+  return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(8 * BK >> 4) << 32) | (layout << 62);
 }
 #endif  // KILN_WGMMA_DEVICE
 
-constexpr int kBK = 128;  // bytes of K per stage row: one 128-byte swizzle atom
-
-template <int BM, int BN, int STAGES>
+// BK: bytes of K per stage row, one swizzle atom wide (128, or 64 where K is short).
+template <int BM, int BN, int STAGES, int BK>
 __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
 #ifdef KILN_WGMMA_DEVICE
   static_assert(BM % 64 == 0 && STAGES >= 3, "warpgroups of 64 rows; one stage computing, one draining, one loading");
+  static_assert(BK == 64 || BK == 128, "64- or 128-byte swizzle atoms");
   constexpr int kThreads = BM / 64 * 128, kAcc = BN / 2;
-  constexpr int kStageA = BM * kBK, kStageB = BN * kBK;
+  constexpr int kStageA = BM * BK, kStageB = BN * BK;
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   // The swizzle atoms must start on 1,024-byte boundaries (the launch adds the slack).
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
@@ -196,7 +199,7 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
 
   const int tid = threadIdx.x, warpgroup = tid / 128;
   const int blockM = blockIdx.x * BM, blockN = blockIdx.y * BN;
-  const PatchLoader<Int8Out, BM, BN, kBK, kThreads> loader(p, tid, blockM, blockN);
+  const PatchLoader<Int8Out, BM, BN, BK, kThreads> loader(p, tid, blockM, blockN);
   const int kTiles = loader.kTiles();
 
   int32_t acc[kAcc];
@@ -216,11 +219,11 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
     if (next < kTiles) loader.load(stageA(next % STAGES), stageB(next % STAGES), next);
     commitAsync();
     const int stage = kt % STAGES;
-    const uint32_t a = stageA(stage) + warpgroup * 64 * kBK, b = stageB(stage);
+    const uint32_t a = stageA(stage) + warpgroup * 64 * BK, b = stageB(stage);
     wgmmaFence();
 #pragma unroll
-    for (int ks = 0; ks < kBK / 32; ++ks)
-      WgmmaS8<BN>::mma(acc, smemDescriptor(a + ks * 32), smemDescriptor(b + ks * 32));
+    for (int ks = 0; ks < BK / 32; ++ks)
+      WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32));
     wgmmaCommit();
     wgmmaWait<1>();
   }
@@ -255,12 +258,12 @@ __global__ void wgmmaProbe(int* compiled) {
 #endif
 }
 
-template <int BM, int BN, int STAGES>
+template <int BM, int BN, int STAGES, int BK>
 void launchWgmmaTile(const ConvArgs& args, cudaStream_t stream) {
   constexpr int threads = BM / 64 * 128;
-  constexpr int pipelineBytes = STAGES * (BM + BN) * kBK, outBytes = epilogueBytes<Int8Out, BM, BN>();
+  constexpr int pipelineBytes = STAGES * (BM + BN) * BK, outBytes = epilogueBytes<Int8Out, BM, BN>();
   constexpr int smemBytes = (pipelineBytes > outBytes ? pipelineBytes : outBytes) + 1024;
-  auto kernel = convWgmmaInt8<BM, BN, STAGES>;
+  auto kernel = convWgmmaInt8<BM, BN, STAGES, BK>;
   // Set once per instantiation, before any capture (the first launch is a timing run).
   static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes);
   KILN_CUDA_CHECK(attr);
@@ -268,12 +271,15 @@ void launchWgmmaTile(const ConvArgs& args, cudaStream_t stream) {
   kernel<<<grid, threads, smemBytes, stream>>>(args);
 }
 
-// Block shapes (BM x BN, stages), timed per layer with the mma.sync ones: wide tiles for the big
-// layers, 64-row and 64-channel ones (two blocks per SM) where a layer has few pixels or channels.
+// Block shapes (BM x BN, stages, bytes of K per stage), timed per layer with the mma.sync ones: wide
+// tiles for the big layers, 64-row and 64-channel ones (two blocks per SM) where a layer has few
+// pixels or channels, 64-byte k-steps (three blocks per SM) for the 1x1 layers over 64 channels,
+// which a 128-byte step would half fill with zeros.
 using Launch = void (*)(const ConvArgs&, cudaStream_t);
 const Launch kWgmmaLaunches[] = {
-    &launchWgmmaTile<128, 128, 5>, &launchWgmmaTile<128, 256, 4>, &launchWgmmaTile<64, 128, 4>,
-    &launchWgmmaTile<128, 64, 4>,  &launchWgmmaTile<64, 64, 6>,   &launchWgmmaTile<256, 128, 4>,
+    &launchWgmmaTile<128, 128, 5, 128>, &launchWgmmaTile<128, 256, 4, 128>, &launchWgmmaTile<64, 128, 4, 128>,
+    &launchWgmmaTile<128, 64, 4, 128>,  &launchWgmmaTile<64, 64, 6, 128>,   &launchWgmmaTile<256, 128, 4, 128>,
+    &launchWgmmaTile<128, 128, 4, 64>,  &launchWgmmaTile<128, 256, 3, 64>,
 };
 static_assert(sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]) == kWgmmaTiles, "kWgmmaTiles");
 
