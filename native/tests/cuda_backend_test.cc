@@ -731,8 +731,9 @@ KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
 }
 
 // Long K (a 3x3 over 128 channels: 1,152 bytes, more k-steps than any tile has stages, so every
-// stage is refilled) and short K (a 1x1 over 64 channels, half a 128-byte step), every tile
-// against cuBLASLt's path.
+// stage is refilled) and short K (1x1s over 64 channels, half a 128-byte step: the launch gives the
+// block one stage), the second 1x1 with the first as its residual, as in a ResNet bottleneck (Z
+// prefetched into the output tile), every tile against cuBLASLt's path.
 KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_path) {
   ModelBuilder m;
   m.input("x", DType::Float32, {2, 128, 9, 10});
@@ -740,19 +741,28 @@ KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_pa
   m.initializer("b1", DType::Float32, {64}, randomValues(64, 212, -0.1f, 0.2f));
   m.initializer("w2", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 213, -0.2f, 0.2f));
   m.initializer("b2", DType::Float32, {256}, randomValues(256, 214, -0.1f, 0.2f));
+  m.initializer("w3", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 216, -0.2f, 0.2f));
+  m.initializer("b3", DType::Float32, {256}, randomValues(256, 217, -0.1f, 0.2f));
   m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
   m.node("Relu", {"c1"}, {"r1"});
   m.node("Conv", {"r1", "w2", "b2"}, {"c2"});
   m.node("Relu", {"c2"}, {"r2"});
-  m.node("GlobalAveragePool", {"r2"}, {"y"});
+  m.node("Conv", {"r1", "w3", "b3"}, {"c3"});
+  m.node("Add", {"c3", "r2"}, {"s3"});
+  m.node("Relu", {"s3"}, {"r3"});
+  m.node("GlobalAveragePool", {"r3"}, {"y"});
   m.output("y");
   m.opset("", 17);
   const std::vector<uint8_t> model = m.bytes();
   const Tensor x = floatTensor({2, 128, 9, 10}, 215, -1.f, 1.f);
-  const Tensor lt = buildInt8Forced(model, x, "cublaslt", -1, 2);
+  const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
+  const Tensor lt = buildInt8Forced(model, x, "cublaslt", -1, 3);
   for (int tile = 0; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
     if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
-    expectClose(buildInt8Forced(model, x, "implicit", tile, 2), lt, 0.02, "implicit GEMM vs cuBLASLt, tile " + std::to_string(tile));
+    const Tensor implicit = buildInt8Forced(model, x, "implicit", tile, 3);
+    const std::string what = "tile " + std::to_string(tile);
+    expectClose(implicit, lt, 0.02, "implicit GEMM vs cuBLASLt, " + what);
+    expectClose(implicit, ref[0], 0.1, "implicit GEMM vs fp32, " + what);
   }
 }
 

@@ -95,6 +95,8 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
 #pragma unroll
   for (int st = 0; st < STAGES - 1; ++st) {
     if (st < kTiles) loadTile(st, st);
+    if (st == 0 && p.zPrefetched)
+      prefetchZ<T, BM, BN, kThreads>(p, static_cast<uint32_t>(__cvta_generic_to_shared(smem + p.tileAt)), blockM, blockN);
     commitAsync();
   }
   for (int kt = 0; kt < kTiles; ++kt) {
@@ -131,7 +133,7 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
 
   // Accumulator (i, j, e) is row g (+8 for e >= 2), channel 2 * (lane % 4) + (e & 1) of the m16n8 product.
   const int g = lane >> 2, cpair = (lane & 3) * 2;
-  storeThroughSharedMemory<T, BM, BN, kThreads>(p, smem, blockM, blockN, [&](uint8_t* tile, int pitch) {
+  storeThroughSharedMemory<T, BM, BN, kThreads>(p, smem + p.tileAt, blockM, blockN, [&](uint8_t* tile, int pitch) {
 #pragma unroll
     for (int j = 0; j < kTilesN; ++j) {
       const int col = warpN * WN + j * 8 + cpair, n = blockN + col;
@@ -149,14 +151,14 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
 }
 
 template <class T, int BM, int BN, int WM, int WN, int STAGES, int BK>
-void launchTile(const ConvArgs& args, cudaStream_t stream) {
+void launchTile(ConvArgs args, cudaStream_t stream) {
   constexpr int threads = (BM / WM) * (BN / WN) * 32;
-  constexpr int pipelineBytes = STAGES * (BM + BN) * BK, outBytes = epilogueBytes<T, BM, BN>();
-  constexpr int smemBytes = pipelineBytes > outBytes ? pipelineBytes : outBytes;
+  using Plan = SharedMemoryPlan<T, BM, BN, BK, STAGES>;
   auto kernel = convImplicitGemm<T, BM, BN, WM, WN, STAGES, BK>;
   // Set once per instantiation, before any capture (the first launch is a timing run).
-  static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes);
+  static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Plan::maxBytes(0));
   KILN_CUDA_CHECK(attr);
+  const int smemBytes = Plan::apply(args, 0);
   dim3 grid(static_cast<unsigned>((args.m + BM - 1) / BM), static_cast<unsigned>((args.k + BN - 1) / BN));
   kernel<<<grid, threads, smemBytes, stream>>>(args);
 }
@@ -183,7 +185,7 @@ void launchTile(const ConvArgs& args, cudaStream_t stream) {
 
 namespace {
 
-using Launch = void (*)(const ConvArgs&, cudaStream_t);
+using Launch = void (*)(ConvArgs, cudaStream_t);
 #define KILN_TILE_LAUNCH(T, BM, BN, WM, WN, ST, BK) &launchTile<T, BM, BN, WM, WN, ST, BK>,
 const Launch kInt8Launches[] = {KILN_IMPLICIT_GEMM_TILES(Int8Traits, KILN_TILE_LAUNCH)};
 const Launch kHalfLaunches[] = {KILN_IMPLICIT_GEMM_TILES(HalfTraits, KILN_TILE_LAUNCH)};

@@ -7,6 +7,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace kiln::cuda::implicit_gemm {
 
@@ -20,6 +21,9 @@ struct ConvArgs {
   int relu;
   void* y;  // [M, K]
   int m, k, kPad;
+  // Where the epilogue's output tile starts, in bytes from the pipeline's first stage: 0 (it reuses
+  // the stages) or past them, in which case Z's tile was copied there with the first k-step.
+  int tileAt, zPrefetched;
   int h, w_, c, oh, ow, s;
   int strideH, strideW, padH, padW, dilH, dilW;
 };
@@ -166,34 +170,100 @@ constexpr int epilogueBytes() {
   return BM * (BN * T::kOut + 16);
 }
 
+// Visits the 8- or 16-byte vectors (Vec) of a BM x BN output tile that are inside Y: body(offset in the
+// shared tile, offset in Y). A vector is in range or out as a whole: K % 8 == 0, and K * kOut % 16 == 0
+// for 16-byte vectors.
+template <class T, int BM, int BN, int kThreads, int kVec, class Body>
+__device__ __forceinline__ void forTileVectors(const ConvArgs& p, int blockM, int blockN, Body&& body) {
+  constexpr int kRowBytes = BN * T::kOut, kPitch = kRowBytes + 16, kVecsPerRow = kRowBytes / kVec;
+  for (int v = threadIdx.x; v < BM * kVecsPerRow; v += kThreads) {
+    const int row = v / kVecsPerRow, col = (v - row * kVecsPerRow) * kVec;
+    const int m = blockM + row, n = blockN + col / T::kOut;
+    if (m < p.m && n < p.k) body(row * kPitch + col, (int64_t(m) * p.k + n) * T::kOut);
+  }
+}
+
+// Starts copying Z's tile into the output tile at shared address `tile` (cp.async, in the caller's
+// current group), so that the residual arrives while the block computes instead of after it. Only
+// where K * kOut % 16 == 0 (the launch checks, see planSharedMemory).
+template <class T, int BM, int BN, int kThreads>
+__device__ __forceinline__ void prefetchZ(const ConvArgs& p, uint32_t tile, int blockM, int blockN) {
+  const uint8_t* z = static_cast<const uint8_t*>(p.z);
+  forTileVectors<T, BM, BN, kThreads, 16>(p, blockM, blockN,
+                                          [&](int at, int64_t global) { copyAsync16(tile + at, z + global, true); });
+}
+
+template <class T, int BM, int BN, int kThreads, int kVec>
+__device__ __forceinline__ void copyTileVectors(const ConvArgs& p, uint8_t* tile, int blockM, int blockN, bool toTile) {
+  using Vec = typename std::conditional<kVec == 16, uint4, uint2>::type;
+  uint8_t* y = static_cast<uint8_t*>(p.y);
+  const uint8_t* z = static_cast<const uint8_t*>(p.z);
+  forTileVectors<T, BM, BN, kThreads, kVec>(p, blockM, blockN, [&](int at, int64_t global) {
+    if (toTile)
+      *reinterpret_cast<Vec*>(tile + at) = *reinterpret_cast<const Vec*>(z + global);
+    else
+      *reinterpret_cast<Vec*>(y + global) = *reinterpret_cast<const Vec*>(tile + at);
+  });
+}
+
 // The epilogue through shared memory, so that global memory sees whole rows of the tile: Z's tile is
-// read in (when there is a Z), every thread puts its finished channel pairs into the tile
-// (finishPairs(tile, pitch) calls T::finish on each), then the block writes the tile out, eight bytes
-// per thread. The caller has synchronized: the pipeline's shared memory is free.
+// read in (when there is a Z and it was not prefetched), every thread puts its finished channel pairs
+// into the tile (finishPairs(tile, pitch) calls T::finish on each), then the block writes the tile
+// out, 16 bytes per thread where K allows it, else 8. The caller has waited for its copies and
+// synchronized: the pipeline's shared memory is free.
 template <class T, int BM, int BN, int kThreads, class FinishPairs>
 __device__ __forceinline__ void storeThroughSharedMemory(const ConvArgs& p, uint8_t* tile, int blockM, int blockN,
                                                          FinishPairs&& finishPairs) {
-  constexpr int kRowBytes = BN * T::kOut, kPitch = kRowBytes + 16;  // the 16 spread a phase's rows over the banks
-  constexpr int kVecsPerRow = kRowBytes / 8;
-  const int tid = threadIdx.x;
-  uint8_t* y = static_cast<uint8_t*>(p.y);
-  const uint8_t* z = static_cast<const uint8_t*>(p.z);
-  auto forTileVectors = [&](auto&& body) {
-    for (int v = tid; v < BM * kVecsPerRow; v += kThreads) {
-      const int row = v / kVecsPerRow, col = (v - row * kVecsPerRow) * 8;
-      const int m = blockM + row, n = blockN + col / T::kOut;
-      // K % 8 == 0: a vector (8 int8 or 4 float16 channels) is in range or out as a whole.
-      if (m < p.m && n < p.k) body(row * kPitch + col, (int64_t(m) * p.k + n) * T::kOut);
-    }
-  };
-  if (z) {
-    forTileVectors([&](int at, int64_t global) { *reinterpret_cast<uint2*>(tile + at) = *reinterpret_cast<const uint2*>(z + global); });
+  constexpr int kPitch = BN * T::kOut + 16;  // the 16 spread a phase's rows over the banks
+  const bool wide = (p.k * T::kOut) % 16 == 0;
+  if (p.z && !p.zPrefetched) {
+    if (wide)
+      copyTileVectors<T, BM, BN, kThreads, 16>(p, tile, blockM, blockN, true);
+    else
+      copyTileVectors<T, BM, BN, kThreads, 8>(p, tile, blockM, blockN, true);
     __syncthreads();
   }
   finishPairs(tile, kPitch);
   __syncthreads();
-  forTileVectors([&](int at, int64_t global) { *reinterpret_cast<uint2*>(y + global) = *reinterpret_cast<const uint2*>(tile + at); });
+  if (wide)
+    copyTileVectors<T, BM, BN, kThreads, 16>(p, tile, blockM, blockN, false);
+  else
+    copyTileVectors<T, BM, BN, kThreads, 8>(p, tile, blockM, blockN, false);
 }
+
+// The largest dynamic shared memory a block may have on this GPU (opt-in).
+inline int maxSharedMemoryPerBlock() {
+  static const int bytes = [] {
+    int device = 0, v = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+      return 48 * 1024;
+    return v;
+  }();
+  return bytes;
+}
+
+// A launch's shared memory: only as many pipeline stages as the layer has k-steps (a 1x1 over 64
+// channels has one: the other stages would only cost occupancy), then the output tile, placed past
+// the stages with Z prefetched into it where that fits, else over them. Sets a.tileAt and
+// a.zPrefetched; returns the bytes to launch with (`slack` added for the kernel's own alignment).
+// maxBytes: the most any launch of the tile asks for, for cudaFuncAttributeMaxDynamicSharedMemorySize.
+template <class T, int BM, int BN, int BK, int STAGES>
+struct SharedMemoryPlan {
+  static constexpr int kOut = epilogueBytes<T, BM, BN>(), kFullPipeline = STAGES * (BM + BN) * BK;
+  static int maxBytes(int slack) {
+    const int most = kFullPipeline + kOut + slack;
+    return most < maxSharedMemoryPerBlock() ? most : maxSharedMemoryPerBlock();
+  }
+  static int apply(ConvArgs& a, int slack) {
+    const int kTiles = (a.kPad * T::kElem + BK - 1) / BK;
+    const int stages = kTiles < 1 ? 1 : (kTiles < STAGES ? kTiles : STAGES);
+    const int pipeline = stages * (BM + BN) * BK;
+    a.zPrefetched = a.z != nullptr && (a.k * T::kOut) % 16 == 0 && pipeline + kOut + slack <= maxBytes(slack);
+    a.tileAt = a.zPrefetched ? pipeline : 0;
+    return (a.zPrefetched ? pipeline + kOut : (pipeline > kOut ? pipeline : kOut)) + slack;
+  }
+};
 
 }  // namespace kiln::cuda::implicit_gemm
 

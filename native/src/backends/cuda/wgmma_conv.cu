@@ -209,6 +209,7 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
 #pragma unroll
   for (int st = 0; st < STAGES - 2; ++st) {
     if (st < kTiles) loader.load(stageA(st), stageB(st), st);
+    if (st == 0 && p.zPrefetched) prefetchZ<Int8Out, BM, BN, kThreads>(p, base + p.tileAt, blockM, blockN);
     commitAsync();
   }
   for (int kt = 0; kt < kTiles; ++kt) {
@@ -236,7 +237,7 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
   // Accumulator 4j + e of a warp is row g (+8 for e >= 2) of its 16, channel 8j + 2 * (lane % 4) + (e & 1).
   const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
   const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + g;
-  storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem, blockM, blockN, [&](uint8_t* tile, int pitch) {
+  storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + p.tileAt, blockM, blockN, [&](uint8_t* tile, int pitch) {
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j) {
       const int col = j * 8 + cpair, n = blockN + col;
@@ -259,14 +260,16 @@ __global__ void wgmmaProbe(int* compiled) {
 }
 
 template <int BM, int BN, int STAGES, int BK>
-void launchWgmmaTile(const ConvArgs& args, cudaStream_t stream) {
+void launchWgmmaTile(ConvArgs args, cudaStream_t stream) {
   constexpr int threads = BM / 64 * 128;
-  constexpr int pipelineBytes = STAGES * (BM + BN) * BK, outBytes = epilogueBytes<Int8Out, BM, BN>();
-  constexpr int smemBytes = (pipelineBytes > outBytes ? pipelineBytes : outBytes) + 1024;
+  constexpr int kAlignSlack = 1024;  // the kernel aligns the stages to 1,024 bytes
+  using Plan = SharedMemoryPlan<Int8Out, BM, BN, BK, STAGES>;
   auto kernel = convWgmmaInt8<BM, BN, STAGES, BK>;
   // Set once per instantiation, before any capture (the first launch is a timing run).
-  static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes);
+  static const cudaError_t attr =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Plan::maxBytes(kAlignSlack));
   KILN_CUDA_CHECK(attr);
+  const int smemBytes = Plan::apply(args, kAlignSlack);
   dim3 grid(static_cast<unsigned>((args.m + BM - 1) / BM), static_cast<unsigned>((args.k + BN - 1) / BN));
   kernel<<<grid, threads, smemBytes, stream>>>(args);
 }
@@ -275,7 +278,7 @@ void launchWgmmaTile(const ConvArgs& args, cudaStream_t stream) {
 // tiles for the big layers, 64-row and 64-channel ones (two blocks per SM) where a layer has few
 // pixels or channels, 64-byte k-steps (three blocks per SM) for the 1x1 layers over 64 channels,
 // which a 128-byte step would half fill with zeros.
-using Launch = void (*)(const ConvArgs&, cudaStream_t);
+using Launch = void (*)(ConvArgs, cudaStream_t);
 const Launch kWgmmaLaunches[] = {
     &launchWgmmaTile<128, 128, 5, 128>, &launchWgmmaTile<128, 256, 4, 128>, &launchWgmmaTile<64, 128, 4, 128>,
     &launchWgmmaTile<128, 64, 4, 128>,  &launchWgmmaTile<64, 64, 6, 128>,   &launchWgmmaTile<256, 128, 4, 128>,
