@@ -14,10 +14,18 @@
 // before the pooling exit, which then pools 1x1 maps. Checked on the CPU backend for these cases:
 // the stem window shifted by one row or column moves the outputs by 40 to 200 times the tolerance,
 // two kernel taps swapped by 10 to 80 times, fp16 rounding of the inputs and weights by 0.01 to 0.05.
+//
+// INT8 (int8_lowering.cc): a stride-2 stem over at most 4 channels runs as an INT8 convolution over
+// its input rewritten space-to-depth by kiln.CudaQuantizeSpaceToDepth; the max pool after it then
+// runs on int8 too. A ResNet-like net (stem, max pool read by a bottleneck's 1x1 and its downsample
+// 1x1, the projection above) against the CPU at fp32 and between the implicit-GEMM and cuBLASLt
+// paths, on even and odd input sizes and 1 to 4 channels; a 4-channel stem (which also has the
+// plain INT8 path) against that path; and KILN_CUDA_INT8_S2D=off, which keeps the stem fp16.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -97,15 +105,10 @@ std::vector<std::pair<std::string, Tensor>> stemInputs(const StemCase& t, uint32
   return inputs;
 }
 
-// Builds for `backend`, loads and runs; on cuda a second run replays the captured CUDA graph and
-// must give the same bytes. The report's layers go to `report` when given.
-Tensor buildAndRun(const std::vector<uint8_t>& model, const std::string& backend, Precision precision,
-                   const std::vector<std::pair<std::string, Tensor>>& inputs, BuildReport* report = nullptr) {
-  BuildOptions options;
-  options.backend = backend;
-  options.precision = precision;
-  BuildResult built = buildEngine(model.data(), model.size(), options);
-  if (report != nullptr) *report = built.report;
+// Loads a built engine and runs it; on cuda a second run replays the captured CUDA graph and must
+// give the same bytes.
+Tensor runEngine(const BuildResult& built, const std::string& backend,
+                 const std::vector<std::pair<std::string, Tensor>>& inputs) {
   std::shared_ptr<Engine> engine = Engine::load(built.engine.data(), built.engine.size());
   std::unique_ptr<ExecutionContext> ctx = engine->createContext();
   RunResult r = ctx->run(inputs);
@@ -114,6 +117,17 @@ Tensor buildAndRun(const std::vector<uint8_t>& model, const std::string& backend
     EXPECT_TRUE(std::memcmp(r.outputs[0].second.data, again.outputs[0].second.data, r.outputs[0].second.byteSize()) == 0);
   }
   return std::move(r.outputs[0].second);
+}
+
+// Builds for `backend`, loads and runs (runEngine). The report's layers go to `report` when given.
+Tensor buildAndRun(const std::vector<uint8_t>& model, const std::string& backend, Precision precision,
+                   const std::vector<std::pair<std::string, Tensor>>& inputs, BuildReport* report = nullptr) {
+  BuildOptions options;
+  options.backend = backend;
+  options.precision = precision;
+  BuildResult built = buildEngine(model.data(), model.size(), options);
+  if (report != nullptr) *report = built.report;
+  return runEngine(built, backend, inputs);
 }
 
 // |got - want| <= rtol * max|want| over the whole tensor (fp16's accuracy at the output's scale,
@@ -219,4 +233,210 @@ KILN_TEST(cuda, stem_space_to_depth_off_timed_and_implicit_gemm) {
         throw kiln_test::Failure(what + ": the stem ran on " + stem[0] + ", not the implicit GEMM");
     }
   }
+}
+
+// ---- INT8 -----------------------------------------------------------------------------------
+
+namespace {
+
+struct Int8StemCase {
+  int64_t n, c, h, w;
+};
+
+constexpr int64_t kInt8Width = 32;  // the stem's and the block's channels
+constexpr int kInt8Convs = 5;       // stem, 1x1, 3x3, downsample 1x1, projection
+
+std::string describeInt8Case(const Int8StemCase& t) {
+  return "int8 stem n" + std::to_string(t.n) + " c" + std::to_string(t.c) + " " + std::to_string(t.h) + "x" +
+         std::to_string(t.w);
+}
+
+// Smooth "images" [n, c, h, w]: low-frequency patterns plus noise (as cuda_backend_test.cc's INT8
+// tests use), so that the calibrated ranges and the activations look like a real network's.
+Tensor stemImages(const Int8StemCase& t, int64_t n, uint32_t seed) {
+  Tensor x = Tensor::allocate(DType::Float32, {n, t.c, t.h, t.w});
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  float* p = x.ptr<float>();
+  for (int64_t i = 0; i < n * t.c; ++i) {
+    const float fx = 0.1f + 0.3f * (u(rng) + 1.f), fy = 0.1f + 0.3f * (u(rng) + 1.f), ph = 3.f * u(rng), a = u(rng);
+    for (int64_t y = 0; y < t.h; ++y)
+      for (int64_t q = 0; q < t.w; ++q) *p++ = a * std::sin(fx * float(q) + fy * float(y) + ph) + 0.1f * u(rng);
+  }
+  return x;
+}
+
+// x [N,C,H,W] -> 7x7/2 pad 3 stem + bias + ReLU -> 3x3/2 pad 1 max pool -> a bottleneck's readers
+// of the pool, as in ResNet-50's layer1.0: 1x1 + ReLU -> 3x3, plus a 1x1 downsample of the pool,
+// added, ReLU -> the projection (whole-map kernel, see the top of this file) -> GAP -> y [N,16,1,1].
+std::vector<uint8_t> int8StemModel(const Int8StemCase& t, uint32_t seed) {
+  const int64_t oh = outExtent(t.h, 7, 3), ow = outExtent(t.w, 7, 3);
+  const int64_t ph = (oh + 2 - 3) / 2 + 1, pw = (ow + 2 - 3) / 2 + 1;
+  const int64_t k = kInt8Width;
+  ModelBuilder m;
+  m.input("x", DType::Float32, {t.n, t.c, t.h, t.w});
+  // Uniform weights of unit-variance sums (fan-in 3 / bound^2), small positive biases.
+  auto weights = [&](const std::string& name, const Shape& shape, uint32_t s) {
+    const float bound = std::sqrt(3.f / float(shape[1] * shape[2] * shape[3]));
+    m.initializer(name, DType::Float32, shape, valuesOf(randomFloats(shape, s, -bound, bound)));
+  };
+  auto bias = [&](const std::string& name, int64_t n, uint32_t s) {
+    m.initializer(name, DType::Float32, {n}, valuesOf(randomFloats({n}, s, -0.05f, 0.2f)));
+  };
+  weights("w0", {k, t.c, 7, 7}, seed);
+  bias("b0", k, seed + 1);
+  weights("w1", {k, k, 1, 1}, seed + 2);
+  bias("b1", k, seed + 3);
+  weights("w2", {k, k, 3, 3}, seed + 4);
+  bias("b2", k, seed + 5);
+  weights("wd", {k, k, 1, 1}, seed + 6);
+  bias("bd", k, seed + 7);
+  const float pBound = std::sqrt(3.f / float(k * ph * pw));
+  m.initializer("p", DType::Float32, {kProjections, k, ph, pw},
+                valuesOf(randomFloats({kProjections, k, ph, pw}, seed + 8, -pBound, pBound)));
+  m.node("Conv", {"x", "w0", "b0"}, {"c0"},
+         {Attr::ints("pads", {3, 3, 3, 3}), Attr::ints("strides", {2, 2}), Attr::ints("kernel_shape", {7, 7})});
+  m.node("Relu", {"c0"}, {"r0"});
+  m.node("MaxPool", {"r0"}, {"pool"},
+         {Attr::ints("kernel_shape", {3, 3}), Attr::ints("strides", {2, 2}), Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Conv", {"pool", "w1", "b1"}, {"c1"});
+  m.node("Relu", {"c1"}, {"r1"});
+  m.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Conv", {"pool", "wd", "bd"}, {"cd"});
+  m.node("Add", {"c2", "cd"}, {"s"});
+  m.node("Relu", {"s"}, {"r"});
+  m.node("Conv", {"r", "p"}, {"q"});
+  m.node("GlobalAveragePool", {"q"}, {"y"});
+  m.output("y");
+  m.opset("", 17);
+  return m.bytes();
+}
+
+// An INT8 engine calibrated on 16 images shaped like the case's input; every layer under the
+// error bound (0.5): these tests are about the stem's path, not the fallback.
+BuildResult buildInt8Stem(const std::vector<uint8_t>& model, const Int8StemCase& t, CalibrationMethod method,
+                          uint32_t seed) {
+  BuildOptions options;
+  options.backend = "cuda";
+  options.precision = Precision::Int8;
+  options.calibrationMethod = method;
+  options.int8MaxLayerError = 0.5;
+  options.calibrationBatches.push_back({{"x", stemImages(t, 16, seed + 50)}});
+  return buildEngine(model.data(), model.size(), options);
+}
+
+// Layers of exactly this op type ("kiln.CudaQuantize") and precision.
+int countLayers(const BuildReport& report, const std::string& opType, const std::string& precision) {
+  int n = 0;
+  for (const LayerReport& l : report.layers) n += l.opType == opType && l.precision == precision;
+  return n;
+}
+
+void expectCount(int got, int want, const std::string& what) {
+  if (got != want) throw kiln_test::Failure(what + ": " + std::to_string(got) + ", not " + std::to_string(want));
+}
+
+bool warned(const BuildReport& report, const std::string& part) {
+  for (const std::string& w : report.warnings) {
+    if (w.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// The stem on the space-to-depth INT8 path: every convolution INT8, one kiln.CudaQuantizeSpaceToDepth
+// (the only quantization: x is read nowhere else) writing [N, OH + 3, OW + 3, 16], and the max
+// pool on int8.
+void expectInt8SpaceToDepthStem(const BuildReport& report, const Int8StemCase& t, const std::string& what) {
+  expectCount(countLayers(report, "kiln.CudaConvInt8NHWC", "int8"), kInt8Convs, what + ": INT8 convolutions");
+  expectCount(countLayers(report, "kiln.CudaConvNHWC", "fp16"), 0, what + ": fp16 convolutions");
+  expectCount(countLayers(report, "kiln.CudaQuantizeSpaceToDepth", "int8"), 1, what + ": space-to-depth quantizations");
+  expectCount(countLayers(report, "kiln.CudaQuantize", "int8"), 0, what + ": plain quantizations");
+  expectCount(countLayers(report, "kiln.CudaMaxPoolInt8NHWC", "int8"), 1, what + ": int8 max pools");
+  expectCount(static_cast<int>(kernelsWith(report, "cuda.quantize_int8_s2d").size()), 1, what + ": s2d quantize kernels");
+  const std::string x2 = shapeToString({t.n, outExtent(t.h, 7, 3) + 3, outExtent(t.w, 7, 3) + 3, 16});
+  for (const LayerReport& l : report.layers) {
+    if (l.opType == "kiln.CudaQuantizeSpaceToDepth" && l.outputShape != x2)
+      throw kiln_test::Failure(what + ": space-to-depth input " + l.outputShape + ", not " + x2);
+  }
+  if (!warned(report, "int8: 5 of 5 convolutions run in INT8")) throw kiln_test::Failure(what + ": not every convolution INT8");
+}
+
+}  // namespace
+
+// ResNet's stem shape over 1 to 3 channels on both INT8 families; even sizes (30: the padded input's
+// last row is never read) and odd ones (29, 31, 33: the last block row or column of x' lies half
+// past the padded input, and reads as zeros).
+KILN_TEST(cuda, int8_stem_space_to_depth_matches_cpu_and_cublaslt_path) {
+  const std::vector<Int8StemCase> cases = {{2, 3, 30, 30}, {2, 3, 29, 31}, {3, 1, 31, 29}, {1, 2, 33, 30}};
+  uint32_t seed = 500;
+  for (const Int8StemCase& t : cases) {
+    seed += 10;
+    const std::string what = describeInt8Case(t);
+    const std::vector<uint8_t> model = int8StemModel(t, seed);
+    const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
+    const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+    Tensor lt, implicit;
+    for (const char* family : {"cublaslt", "implicit"}) {
+      ScopedEnv env("KILN_CUDA_INT8_CONV", family);
+      const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::Entropy, seed);
+      const std::string path = what + " (" + family + ")";
+      expectInt8SpaceToDepthStem(built.report, t, path);
+      expectCount(static_cast<int>(kernelsWith(built.report, "implicit_gemm").size()),
+                  std::string(family) == "implicit" ? kInt8Convs : 0, path + ": implicit-GEMM convolutions");
+      Tensor got = runEngine(built, "cuda", inputs);
+      expectStemClose(got, want, 0.1, path + " vs fp32");
+      (std::string(family) == "implicit" ? implicit : lt) = std::move(got);
+    }
+    // Same calibration, so the two differ at most by float rounding in the epilogues.
+    expectStemClose(implicit, lt, 0.02, what + ": implicit GEMM vs cuBLASLt");
+  }
+}
+
+// A 4-channel stem also has the plain INT8 path (im2col over 4 channels; KILN_CUDA_INT8_S2D=off):
+// both compute the same int8 products over the same scales (minmax ranges, so the two builds'
+// calibrations agree to fp16 rounding), so they must agree much more closely than either with fp32.
+KILN_TEST(cuda, int8_stem_space_to_depth_matches_the_plain_int8_stem) {
+  const Int8StemCase t{2, 4, 29, 31};
+  const uint32_t seed = 600;
+  const std::string what = describeInt8Case(t);
+  const std::vector<uint8_t> model = int8StemModel(t, seed);
+  const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
+  const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+  ScopedEnv family("KILN_CUDA_INT8_CONV", "cublaslt");
+  const BuildResult s2d = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
+  expectInt8SpaceToDepthStem(s2d.report, t, what + " (s2d)");
+  BuildResult plain;
+  {
+    ScopedEnv off("KILN_CUDA_INT8_S2D", "off");
+    plain = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
+  }
+  expectCount(countLayers(plain.report, "kiln.CudaConvInt8NHWC", "int8"), kInt8Convs, what + " (plain): INT8 convolutions");
+  expectCount(countLayers(plain.report, "kiln.CudaQuantizeSpaceToDepth", "int8"), 0, what + " (plain): s2d quantizations");
+  expectCount(countLayers(plain.report, "kiln.CudaQuantize", "int8"), 1, what + " (plain): quantizations");
+  expectCount(countLayers(plain.report, "kiln.CudaMaxPoolInt8NHWC", "int8"), 1, what + " (plain): int8 max pools");
+  const Tensor gotS2d = runEngine(s2d, "cuda", inputs), gotPlain = runEngine(plain, "cuda", inputs);
+  expectStemClose(gotS2d, want, 0.1, what + " (s2d) vs fp32");
+  expectStemClose(gotPlain, want, 0.1, what + " (plain) vs fp32");
+  expectStemClose(gotS2d, gotPlain, 0.02, what + ": s2d vs plain INT8 stem");
+}
+
+// KILN_CUDA_INT8_S2D=off: an RGB stem stays fp16 as before (with the build warning), and so does
+// the max pool after it; the layers after it still run INT8.
+KILN_TEST(cuda, int8_stem_space_to_depth_off_keeps_the_stem_fp16) {
+  const Int8StemCase t{2, 3, 29, 31};
+  const uint32_t seed = 700;
+  const std::string what = describeInt8Case(t) + " (s2d off)";
+  const std::vector<uint8_t> model = int8StemModel(t, seed);
+  const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
+  const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+  ScopedEnv off("KILN_CUDA_INT8_S2D", "off");
+  const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::Entropy, seed);
+  expectCount(countLayers(built.report, "kiln.CudaConvNHWC", "fp16"), 1, what + ": fp16 convolutions");
+  expectCount(countLayers(built.report, "kiln.CudaConvInt8NHWC", "int8"), kInt8Convs - 1, what + ": INT8 convolutions");
+  expectCount(countLayers(built.report, "kiln.CudaQuantizeSpaceToDepth", "int8"), 0, what + ": s2d quantizations");
+  expectCount(countLayers(built.report, "kiln.CudaMaxPoolNHWC", "fp16"), 1, what + ": fp16 max pools");
+  expectCount(countLayers(built.report, "kiln.CudaMaxPoolInt8NHWC", "int8"), 0, what + ": int8 max pools");
+  if (!warned(built.report, "input channels not a multiple of 4"))
+    throw kiln_test::Failure(what + ": no warning names the fp16 stem");
+  expectStemClose(runEngine(built, "cuda", inputs), want, 0.1, what + " vs fp32");
 }

@@ -2,6 +2,12 @@
 //
 // kiln.CudaQuantize        X float16/float32 -> int8, attr scale: q = clamp(round(x / scale), +-127).
 // kiln.CudaDequantize      X int8 -> float (attr to: 10 float16, 1 float32), attr scale.
+// kiln.CudaQuantizeSpaceToDepth  X float16 [N,H,W,C] (C <= 4) -> int8 [N,H',W',16]: the input of a
+//                          stride-2 convolution (attrs kernel_shape [R,S] and pads [top, left,
+//                          bottom, right] are that convolution's) rewritten space-to-depth
+//                          (space_to_depth.h) and quantized as kiln.CudaQuantize does (attr scale),
+//                          H' = OH + ceil(R/2) - 1 for the convolution's OH (W' likewise): the input
+//                          of its stride-1, pad-0 INT8 twin over 16 channels (int8_lowering.cc).
 // kiln.CudaConvInt8NHWC    X int8 [N,H,W,C], W int8 [K, Kpad] (rows: the OHWI filter flattened
 //                          (r, s, c), zero-padded to Kpad), Alpha float32 [K], Bias float32 [K],
 //                          Z int8 [N,H',W',K]? -> Y int8 [N,H',W',K] =
@@ -32,6 +38,7 @@
 #include "backends/cuda/cuda_libraries.h"
 #include "backends/cuda/implicit_gemm_conv.h"
 #include "backends/cuda/int8_ops.h"
+#include "backends/cuda/space_to_depth.h"
 #include "backends/cuda/timing_cache.h"
 #include "backends/cuda/tuning_kernels.h"
 #include "graph/fused_ops.h"
@@ -57,6 +64,36 @@ size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 void inferQuantize(InferContext& ctx) { ctx.setOutput(0, DType::Int8, ctx.inputShapes[0]); }
 void inferDequantize(InferContext& ctx) {
   ctx.setOutput(0, ctx.node.getInt("to", 10) == 1 ? DType::Float32 : DType::Float16, ctx.inputShapes[0]);
+}
+
+// H' (or W') of kiln.CudaQuantizeSpaceToDepth for an input extent: the stride-2 convolution's
+// output extent plus ceil(kernel / 2) - 1 (space_to_depth.h).
+int64_t spaceToDepthExtent(int64_t in, int64_t kernel, int64_t padBegin, int64_t padEnd) {
+  return (in + padBegin + padEnd - kernel) / 2 + 1 + (kernel + 1) / 2 - 1;
+}
+
+void inferQuantizeSpaceToDepth(InferContext& ctx) {
+  if (ctx.inputTypes[0] != DType::Float16) ctx.error("X must be float16");
+  const SymShape& x = ctx.inputShapes[0];
+  if (!x.hasRank || x.rank() != 4) ctx.error("expects X [N,H,W,C]");
+  const std::vector<int64_t> kernel = ctx.node.getInts("kernel_shape");
+  const std::vector<int64_t> pads = ctx.node.getInts("pads", {0, 0, 0, 0});
+  if (kernel.size() != 2 || pads.size() != 4 || kernel[0] < 1 || kernel[1] < 1)
+    ctx.error("expects kernel_shape [R,S] and pads [top, left, bottom, right]");
+  if (x.dims[3].isKnown() && (x.dims[3].value < 1 || x.dims[3].value > 4)) ctx.error("takes 1 to 4 channels");
+  SymShape out;
+  out.hasRank = true;
+  out.dims = {x.dims[0], Dim{}, Dim{}, Dim::known(16)};
+  for (size_t i = 0; i < 2; ++i) {
+    const Dim& in = x.dims[1 + i];
+    if (!in.isKnown()) {
+      out.dims[1 + i] = ctx.freshDim();
+      continue;
+    }
+    if (in.value + pads[i] + pads[i + 2] < kernel[i]) ctx.error("the padded input is smaller than the kernel");
+    out.dims[1 + i] = Dim::known(spaceToDepthExtent(in.value, kernel[i], pads[i], pads[i + 2]));
+  }
+  ctx.setOutput(0, DType::Int8, out);
 }
 
 SymShape windowOut(InferContext& ctx, const std::vector<int64_t>& kernel, const Dim& channels) {
@@ -120,6 +157,34 @@ class DequantizeKernel final : public CudaKernel {
   float scale_ = 1.f;
 };
 
+
+class QuantizeSpaceToDepthKernel final : public CudaKernel {
+ public:
+  explicit QuantizeSpaceToDepthKernel(const KernelCreateInfo& info) : CudaKernel(info) {
+    if (inputTypes_.at(0) != DType::Float16) unsupported("quantizes float16 only");
+    inv_ = 1.f / node_.getFloat("scale", 1.f);
+    const std::vector<int64_t> pads = node_.getInts("pads", {0, 0, 0, 0});
+    if (pads.size() != 4) unsupported("pads [top, left, bottom, right] expected");
+    padTop_ = static_cast<int>(pads[0]), padLeft_ = static_cast<int>(pads[1]);
+  }
+  void run(KernelContext& ctx) const override {
+    const Shape& x = ctx.inputs[0]->shape;
+    const Shape& y = ctx.outputs[0]->shape;
+    SpaceToDepthJob job;
+    job.src = in(ctx, 0);
+    job.dst = ctx.outputs[0]->data;
+    job.n = x[0];
+    job.h = static_cast<int>(x[1]), job.w = static_cast<int>(x[2]), job.c = static_cast<int>(x[3]);
+    job.padTop = padTop_, job.padLeft = padLeft_;
+    job.outH = static_cast<int>(y[1]), job.outW = static_cast<int>(y[2]);
+    launchSpaceToDepthInt8(job, inv_, exec(ctx).stream);
+  }
+  std::string name() const override { return "cuda.quantize_int8_s2d"; }
+
+ private:
+  float inv_ = 1.f;
+  int padTop_ = 0, padLeft_ = 0;
+};
 
 class MaxPoolInt8Kernel final : public CudaKernel {
  public:
@@ -439,6 +504,9 @@ class ConvInt8Kernel final : public CudaKernel {
 };
 
 std::unique_ptr<Kernel> makeQuantize(const KernelCreateInfo& i) { return std::make_unique<QuantizeKernel>(i); }
+std::unique_ptr<Kernel> makeQuantizeSpaceToDepth(const KernelCreateInfo& i) {
+  return std::make_unique<QuantizeSpaceToDepthKernel>(i);
+}
 std::unique_ptr<Kernel> makeDequantize(const KernelCreateInfo& i) { return std::make_unique<DequantizeKernel>(i); }
 std::unique_ptr<Kernel> makeConvInt8(const KernelCreateInfo& i) { return std::make_unique<ConvInt8Kernel>(i); }
 std::unique_ptr<Kernel> makeMaxPoolInt8(const KernelCreateInfo& i) { return std::make_unique<MaxPoolInt8Kernel>(i); }
@@ -460,10 +528,14 @@ Im2ColGeometry nhwcWindowGeometry(const Node& node, const Shape& x, const Shape&
 
 KILN_REGISTER_SCHEMA(CudaQuantize, (OpSchema{kKilnDomain, "CudaQuantize", 1, inferQuantize}));
 KILN_REGISTER_SCHEMA(CudaDequantize, (OpSchema{kKilnDomain, "CudaDequantize", 1, inferDequantize}));
+KILN_REGISTER_SCHEMA(CudaQuantizeSpaceToDepth,
+                     (OpSchema{kKilnDomain, "CudaQuantizeSpaceToDepth", 1, inferQuantizeSpaceToDepth}));
 KILN_REGISTER_SCHEMA(CudaConvInt8NHWC, (OpSchema{kKilnDomain, "CudaConvInt8NHWC", 1, inferConvInt8}));
 KILN_REGISTER_SCHEMA(CudaMaxPoolInt8NHWC, (OpSchema{kKilnDomain, "CudaMaxPoolInt8NHWC", 1, inferMaxPoolInt8}));
 KILN_REGISTER_KERNEL(CudaQuantizeK, (KernelDef{"cuda", "kiln", "CudaQuantize", 1, makeQuantize}));
 KILN_REGISTER_KERNEL(CudaDequantizeK, (KernelDef{"cuda", "kiln", "CudaDequantize", 1, makeDequantize}));
+KILN_REGISTER_KERNEL(CudaQuantizeSpaceToDepthK,
+                     (KernelDef{"cuda", "kiln", "CudaQuantizeSpaceToDepth", 1, makeQuantizeSpaceToDepth}));
 KILN_REGISTER_KERNEL(CudaConvInt8NHWCK, (KernelDef{"cuda", "kiln", "CudaConvInt8NHWC", 1, makeConvInt8}));
 KILN_REGISTER_KERNEL(CudaMaxPoolInt8NHWCK, (KernelDef{"cuda", "kiln", "CudaMaxPoolInt8NHWC", 1, makeMaxPoolInt8}));
 

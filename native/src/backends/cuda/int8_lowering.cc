@@ -7,18 +7,22 @@
 //    the fp16 graph with those activations as extra outputs, twice (|x| maximum, then a 2048-bin
 //    histogram of |x|). The range is the KL-divergence minimizing threshold over 128 levels
 //    (entropy, as TensorRT's legacy calibrator), a percentile of |x|, or the maximum (minmax).
-// 3. Per convolution (kiln.CudaConvNHWC, one group, output channels a multiple of 4): per-channel
-//    symmetric weight scales; the layer's INT8 error is estimated from the weights' actual
-//    quantization error and the input/residual/output histograms (rounding noise inside the range,
-//    clipping outside), relative RMS, combined in quadrature. Layers above
-//    BuildOptions::int8MaxLayerError stay fp16 (a build warning names them).
+// 3. Per convolution (kiln.CudaConvNHWC, one group, output channels a multiple of 4, input
+//    channels a multiple of 4, or at most 4 with stride 2: an RGB stem, planned over its input
+//    rewritten space-to-depth, see planConv): per-channel symmetric weight scales; the layer's
+//    INT8 error is estimated from the weights' actual quantization error and the
+//    input/residual/output histograms (rounding noise inside the range, clipping outside),
+//    relative RMS, combined in quadrature. Layers above BuildOptions::int8MaxLayerError stay fp16
+//    (a build warning names them).
 // 4. Rewrite: INT8 convolutions become kiln.CudaConvInt8NHWC (int8_kernels.cc) reading and writing
 //    int8 activations; max pools between INT8 layers run on int8; kiln.CudaQuantize /
-//    kiln.CudaDequantize sit where int8 and fp16 layers meet.
+//    kiln.CudaDequantize sit where int8 and fp16 layers meet; a space-to-depth stem reads its
+//    input through kiln.CudaQuantizeSpaceToDepth (fp16 [N,H,W,C] -> int8 [N,H',W',16]).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -54,6 +58,12 @@ float elementAsFloat(const Tensor& t, int64_t i) {
   if (t.dtype == DType::Float16) return halfToFloat(t.ptr<uint16_t>()[i]);
   if (t.dtype == DType::Float32) return t.ptr<float>()[i];
   return static_cast<float>(t.scalarAsDouble(i));
+}
+
+// Whether environment variable `var` is set to `value` (as conv.cc reads its overrides).
+bool envIs(const char* var, const char* value) {
+  const char* v = std::getenv(var);
+  return v != nullptr && std::string(v) == value;
 }
 
 std::string baseName(std::string n) {
@@ -298,6 +308,11 @@ struct ConvPlan {
   std::vector<float> w;  // OHWI as float
   std::vector<float> wScale;
   double weightError = 0;
+  // Space-to-depth stem: the geometry above is the stride-1 convolution over x' (16 channels); x is
+  // still the fp16 input, which kiln.CudaQuantizeSpaceToDepth rewrites with the original window
+  // [R, S] and pads [top, left, bottom, right] into x' [N, s2dOut[0], s2dOut[1], 16].
+  bool s2d = false;
+  std::vector<int64_t> s2dKernel, s2dPads, s2dOut;
 };
 
 // Whether the node can run as kiln.CudaConvInt8NHWC; fills the geometry. `why` says why not.
@@ -320,22 +335,54 @@ bool planConv(const Graph& g, size_t n, ConvPlan& p, std::string& why) {
   const Tensor& w = *wv.constant;
   p.k = w.shape[0], p.r = w.shape[1], p.s = w.shape[2], p.c = w.shape[3];
   if (p.k % 4 != 0) return why = "output channels not a multiple of 4", false;
-  // An image stem (3 input channels): its im2col makes rows of 147 bytes for 64 outputs, and the
-  // INT8 layer cost twice the fp16 one on ResNet-50 (6.4 vs 3.1 ms at batch 256, H100) before the
-  // fp16 convolution learned to pad channels to 8. It stays fp16.
-  if (p.c % 4 != 0) return why = "input channels not a multiple of 4", false;
   WindowParams wp = readWindowParams(node, 2, {p.r, p.s});
   WindowDim h = forwardWindowDim(node, wp, 0, xs.dims[1].value), wd = forwardWindowDim(node, wp, 1, xs.dims[2].value);
   p.pads = {h.padBegin, wd.padBegin, h.padEnd, wd.padEnd};
   p.strides = wp.strides;
   p.dilations = wp.dilations;
+  p.w.resize(static_cast<size_t>(w.numel()));
+  for (int64_t i = 0; i < w.numel(); ++i) p.w[i] = elementAsFloat(w, i);
+  // An image stem (3 input channels) is no INT8 layer as it stands: its im2col makes rows of 147
+  // bytes for 64 outputs, and that INT8 layer cost twice the fp16 one on ResNet-50 (6.4 vs 3.1 ms
+  // at batch 256, H100) before the fp16 convolution learned to pad channels to 8. With stride 2
+  // (ResNet-50's 7x7) it runs INT8 through the space-to-depth rewrite the fp16 path also uses
+  // (space_to_depth.h): a stride-1, pad-0 convolution over the 16 channels of x' =
+  // space_to_depth(pad(x)) with weights [K, ceil(R/2), ceil(S/2), 16] (weight rows of 256 bytes
+  // for 7x7, in whole 16-channel taps), which the INT8 kernels take like any other layer. Its input
+  // range is calibrated on x as every layer's (the padding and the unused channels quantize to
+  // exact zeros); kiln.CudaQuantizeSpaceToDepth writes x' in int8, quantizing while it rewrites.
+  // KILN_CUDA_INT8_S2D=off keeps such stems fp16; other convolutions over channels that are not a
+  // multiple of 4 stay fp16.
+  p.s2d = p.c <= 4 && p.strides == std::vector<int64_t>{2, 2} && p.dilations == std::vector<int64_t>{1, 1} &&
+          g.values[p.x].dtype == DType::Float16 && !envIs("KILN_CUDA_INT8_S2D", "off");
+  if (!p.s2d && p.c % 4 != 0) return why = "input channels not a multiple of 4", false;
+  if (p.s2d) {
+    // W'[k, a, b, (dy*2+dx)*C + c] = W[k, 2a+dy, 2b+dx, c], zero past the kernel and in channels 4C..15.
+    const int64_t r2 = (p.r + 1) / 2, s2 = (p.s + 1) / 2;
+    std::vector<float> w2(static_cast<size_t>(p.k * r2 * s2 * 16), 0.f);
+    for (int64_t k = 0; k < p.k; ++k)
+      for (int64_t a = 0; a < r2; ++a)
+        for (int64_t b = 0; b < s2; ++b)
+          for (int64_t dy = 0; dy < 2; ++dy)
+            for (int64_t dx = 0; dx < 2; ++dx) {
+              const int64_t r = 2 * a + dy, q = 2 * b + dx;
+              if (r >= p.r || q >= p.s) continue;
+              for (int64_t c = 0; c < p.c; ++c)
+                w2[((k * r2 + a) * s2 + b) * 16 + (dy * 2 + dx) * p.c + c] = p.w[((k * p.r + r) * p.s + q) * p.c + c];
+            }
+    p.s2dKernel = {p.r, p.s};
+    p.s2dPads = p.pads;
+    p.s2dOut = {h.out + r2 - 1, wd.out + s2 - 1};
+    p.w = std::move(w2);
+    p.r = r2, p.s = s2, p.c = 16;
+    p.pads = {0, 0, 0, 0};
+    p.strides = {1, 1};
+  }
   const bool direct = p.r == 1 && p.s == 1 && p.c % 16 == 0 && p.strides == std::vector<int64_t>{1, 1} &&
-                      h.padBegin == 0 && h.padEnd == 0 && wd.padBegin == 0 && wd.padEnd == 0;
+                      p.pads == std::vector<int64_t>{0, 0, 0, 0};
   p.kPad = direct ? p.c : (p.r * p.s * p.c + 15) / 16 * 16;
   // Per-channel symmetric weight scales and the weights' own quantization error.
   const int64_t per = p.r * p.s * p.c;
-  p.w.resize(static_cast<size_t>(w.numel()));
-  for (int64_t i = 0; i < w.numel(); ++i) p.w[i] = elementAsFloat(w, i);
   p.wScale.assign(p.k, 1.f);
   double power = 0, err = 0;
   for (int64_t k = 0; k < p.k; ++k) {
@@ -419,6 +466,7 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
 
   // Decide per layer.
   std::vector<char> int8Node(g.nodes.size(), 0);
+  std::vector<char> s2dStem(g.nodes.size(), 0);  // INT8 over kiln.CudaQuantizeSpaceToDepth's x'
   std::vector<ConvPlan*> chosen;
   std::vector<std::string> fallbacks;
   for (ConvPlan& p : plans) {
@@ -443,6 +491,7 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
       continue;
     }
     int8Node[p.node] = 1;
+    s2dStem[p.node] = p.s2d;
     chosen.push_back(&p);
   }
   // Max pools whose input comes from an INT8 layer and whose readers are all INT8 layers.
@@ -451,6 +500,8 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
     if (!int8Node[c]) return false;
     const Node& user = g.nodes[c];
     if (user.opType == "CudaMaxPoolNHWC") return user.inputs[0] == v;
+    // A space-to-depth stem reads its input in fp16, through kiln.CudaQuantizeSpaceToDepth.
+    if (s2dStem[c] && user.inputs[0] == v) return false;
     for (size_t i = 0; i < user.inputs.size(); ++i) {
       if (user.inputs[i] == v && i != 0 && i != 3) return false;
     }
@@ -506,6 +557,33 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
     }
     return t;
   };
+  // The int8 space-to-depth inputs of stems, one per input value and stem geometry.
+  std::map<std::vector<int64_t>, ValueId> s2dTwin;
+  auto spaceToDepthInt8Of = [&](const ConvPlan& p) {
+    const std::vector<int64_t> key = {p.x, p.s2dKernel[0], p.s2dKernel[1], p.s2dPads[0], p.s2dPads[1], p.s2dPads[2], p.s2dPads[3]};
+    auto it = s2dTwin.find(key);
+    if (it != s2dTwin.end()) return it->second;
+    int others = 0;
+    for (const auto& [k, t] : s2dTwin) others += k[0] == p.x;
+    const std::string suffix = others > 0 ? std::to_string(others + 1) : "";
+    SymShape shape = g.values[p.x].shape;
+    shape.dims[1] = Dim::known(p.s2dOut[0]);
+    shape.dims[2] = Dim::known(p.s2dOut[1]);
+    shape.dims[3] = Dim::known(16);
+    const ValueId t = g.addValue(g.values[p.x].name + "/s2d_int8" + suffix, DType::Int8, shape);
+    s2dTwin[key] = t;
+    Node q;
+    q.name = g.values[p.x].name + "/quantize_s2d" + suffix;
+    q.domain = kKilnDomain;
+    q.opType = "CudaQuantizeSpaceToDepth";
+    q.inputs = {p.x};
+    q.outputs = {t};
+    q.attrs["scale"] = floatAttr(scaleOf(p.x));
+    q.attrs["kernel_shape"] = intsAttr(p.s2dKernel);
+    q.attrs["pads"] = intsAttr(p.s2dPads);
+    added.push_back(q);
+    return t;
+  };
 
   for (ConvPlan* pp : chosen) {
     ConvPlan& p = *pp;
@@ -529,7 +607,7 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
     conv.name = old.name;
     conv.domain = kKilnDomain;
     conv.opType = "CudaConvInt8NHWC";
-    conv.inputs = {int8Of(p.x), g.addConstant(old.name + "/w_int8", std::move(wq)), g.addConstant(old.name + "/alpha", std::move(alpha)),
+    conv.inputs = {p.s2d ? spaceToDepthInt8Of(p) : int8Of(p.x), g.addConstant(old.name + "/w_int8", std::move(wq)), g.addConstant(old.name + "/alpha", std::move(alpha)),
                    g.addConstant(old.name + "/bias_scaled", std::move(bias)), p.z != kNoValue ? int8Of(p.z) : kNoValue};
     if (p.z == kNoValue) conv.inputs.pop_back();
     conv.attrs["kernel_shape"] = intsAttr({p.r, p.s});

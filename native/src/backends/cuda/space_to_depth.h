@@ -5,7 +5,8 @@
 // where xpad is x shifted by (padTop, padLeft), zero outside x. The same map on the weights
 // [K,R,S,C] (no padding) gives [K,ceil(R/2),ceil(S/2),16], and then a stride-1, pad-0 convolution of
 // x' with those weights is exactly the original stride-2 convolution (conv.cc: H' = OH + ceil(R/2) - 1).
-// C <= 4 (4C channels must fit in 16).
+// C <= 4 (4C channels must fit in 16). The INT8 stem (int8_lowering.cc) quantizes while it
+// rewrites: int8 x' straight from the fp16 input, one 16-byte pixel per 2x2 block.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -13,7 +14,8 @@
 
 namespace kiln::cuda {
 
-// One transform: src [n, h, w, c] float16 -> dst [n, outH, outW, 16] float16 (dst 16-byte aligned).
+// One transform: src [n, h, w, c] float16 -> dst [n, outH, outW, 16] float16 (dst 16-byte aligned;
+// int8 for launchSpaceToDepthInt8).
 struct SpaceToDepthJob {
   const void* src = nullptr;
   void* dst = nullptr;
@@ -26,5 +28,10 @@ struct SpaceToDepthJob {
 
 // Runs one or two jobs with the same c (1..4) in one launch: the input and the weights of a convolution.
 void launchSpaceToDepth16(const SpaceToDepthJob& a, const SpaceToDepthJob* b, cudaStream_t stream);
+
+// The same transform quantized: dst [n, outH, outW, 16] int8 with q = clamp(round(x * invScale),
+// -127, 127), rounding to nearest even as launchQuantize (int8_ops.h) does; the zero padding and the
+// channels 4C..15 are exact zeros. kiln.CudaQuantizeSpaceToDepth.
+void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStream_t stream);
 
 }  // namespace kiln::cuda
