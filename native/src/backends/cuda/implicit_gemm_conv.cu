@@ -73,8 +73,10 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
   constexpr int kTilesM = WM / 16, kTilesN = WN / 8;
   static_assert(kTilesN % 2 == 0, "tile shape");
   extern __shared__ __align__(128) uint8_t smem[];
-  uint8_t* smemA = smem;
-  uint8_t* smemB = smem + STAGES * BM * BK;
+  // Stage s holds its A tile then its W tile, so a launch that gives the block fewer stages than
+  // STAGES (SharedMemoryPlan: only as many as the layer has k-steps) uses a prefix of the memory.
+  auto stageA = [&](int stage) { return smem + stage * (BM + BN) * BK; };
+  auto stageB = [&](int stage) { return smem + stage * (BM + BN) * BK + BM * BK; };
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warpM = warp / kWarpsN, warpN = warp % kWarpsN;
@@ -82,8 +84,8 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
   const PatchLoader<T, BM, BN, BK, kThreads> loader(p, tid, blockM, blockN);
   const int kTiles = loader.kTiles();
   auto loadTile = [&](int stage, int kt) {
-    loader.load(static_cast<uint32_t>(__cvta_generic_to_shared(smemA + stage * BM * BK)),
-                static_cast<uint32_t>(__cvta_generic_to_shared(smemB + stage * BN * BK)), kt);
+    loader.load(static_cast<uint32_t>(__cvta_generic_to_shared(stageA(stage))),
+                static_cast<uint32_t>(__cvta_generic_to_shared(stageB(stage))), kt);
   };
 
   typename T::Acc acc[kTilesM][kTilesN][4];
@@ -105,8 +107,8 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
     if (kt + STAGES - 1 < kTiles) loadTile((kt + STAGES - 1) % STAGES, kt + STAGES - 1);
     commitAsync();
     const int stage = kt % STAGES;
-    const uint32_t aBase = static_cast<uint32_t>(__cvta_generic_to_shared(smemA + stage * BM * BK));
-    const uint32_t bBase = static_cast<uint32_t>(__cvta_generic_to_shared(smemB + stage * BN * BK));
+    const uint32_t aBase = static_cast<uint32_t>(__cvta_generic_to_shared(stageA(stage)));
+    const uint32_t bBase = static_cast<uint32_t>(__cvta_generic_to_shared(stageB(stage)));
 #pragma unroll
     for (int ks = 0; ks < BK / 32; ++ks) {
       uint32_t a[kTilesM][4], b[kTilesN / 2][4];

@@ -194,8 +194,10 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   const uint32_t base = (raw + 1023u) & ~1023u;
   uint8_t* smem = smemRaw + (base - raw);
-  auto stageA = [&](int stage) { return base + stage * kStageA; };
-  auto stageB = [&](int stage) { return base + STAGES * kStageA + stage * kStageB; };
+  // Stage s holds its A tile then its W tile, so a launch with fewer stages than STAGES (only as many
+  // as the layer has k-steps) uses a prefix of the memory; both tiles stay 1,024-byte aligned.
+  auto stageA = [&](int stage) { return base + stage * (kStageA + kStageB); };
+  auto stageB = [&](int stage) { return base + stage * (kStageA + kStageB) + kStageA; };
 
   const int tid = threadIdx.x, warpgroup = tid / 128;
   const int blockM = blockIdx.x * BM, blockN = blockIdx.y * BN;
