@@ -17,7 +17,8 @@ namespace kiln::cuda {
 constexpr int kImplicitGemmTiles = 11;
 constexpr int kWgmmaTiles = 8;
 constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
-// An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a).
+// An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a), unless
+// KILN_CUDA_WGMMA=off.
 bool wgmmaConvAvailable();
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);
