@@ -684,6 +684,21 @@ Tensor buildInt8Forced(const std::vector<uint8_t>& model, const Tensor& x, const
   return runBuilt(built, x);
 }
 
+// Every implicit-GEMM tile this GPU has, each forced for all `convs` convolutions of `model`,
+// against the engine on cuBLASLt's path (the same calibration: at most float rounding apart) and
+// against the fp32 CPU reference.
+void expectEveryImplicitTileMatches(const std::vector<uint8_t>& model, const Tensor& x, int convs) {
+  const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
+  const Tensor lt = buildInt8Forced(model, x, "cublaslt", -1, convs);
+  for (int tile = 0; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
+    if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
+    const Tensor implicit = buildInt8Forced(model, x, "implicit", tile, convs);
+    const std::string what = "tile " + std::to_string(tile);
+    expectClose(implicit, lt, 0.02, "implicit GEMM vs cuBLASLt, " + what);
+    expectClose(implicit, ref[0], 0.1, "implicit GEMM vs fp32, " + what);
+  }
+}
+
 // The implicit-GEMM INT8 convolution (implicit_gemm_conv.cu) against cuBLASLt's path, on geometries
 // that do not fill its tiles: 429 and 126 pixels per batch of 3, 48 and 40 output channels, 432-byte
 // K (6.75 steps of 64), dilation, a strided 1x1 and a residual. Both engines share the calibration,
@@ -714,20 +729,12 @@ KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
   m.opset("", 17);
   const std::vector<uint8_t> model = m.bytes();
   const Tensor x = floatTensor({3, 48, 13, 11}, 207, -1.f, 1.f);
-  const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
-  const Tensor lt = buildInt8Forced(model, x, "cublaslt", -1, 4);
   // The wgmma tiles (from kImplicitGemmTiles on) run on an H100 only, where they must be available.
   int major = 0, minor = 0;
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
   EXPECT_EQ(cuda::wgmmaConvAvailable(), major == 9 && minor == 0);
-  for (int tile = 0; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
-    if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
-    const Tensor implicit = buildInt8Forced(model, x, "implicit", tile, 4);
-    const std::string what = "tile " + std::to_string(tile);
-    expectClose(implicit, lt, 0.02, "implicit GEMM vs cuBLASLt, " + what);
-    expectClose(implicit, ref[0], 0.1, "implicit GEMM vs fp32, " + what);
-  }
+  expectEveryImplicitTileMatches(model, x, 4);
 }
 
 // Long K (a 3x3 over 128 channels: 1,152 bytes, more k-steps than any tile has stages, so every
@@ -755,15 +762,7 @@ KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_pa
   m.opset("", 17);
   const std::vector<uint8_t> model = m.bytes();
   const Tensor x = floatTensor({2, 128, 9, 10}, 215, -1.f, 1.f);
-  const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
-  const Tensor lt = buildInt8Forced(model, x, "cublaslt", -1, 3);
-  for (int tile = 0; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
-    if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
-    const Tensor implicit = buildInt8Forced(model, x, "implicit", tile, 3);
-    const std::string what = "tile " + std::to_string(tile);
-    expectClose(implicit, lt, 0.02, "implicit GEMM vs cuBLASLt, " + what);
-    expectClose(implicit, ref[0], 0.1, "implicit GEMM vs fp32, " + what);
-  }
+  expectEveryImplicitTileMatches(model, x, 3);
 }
 
 KILN_TEST(cuda, int8_layers_over_the_error_bound_fall_back_to_fp16) {

@@ -122,14 +122,29 @@ __global__ void maxPoolInt8(const V* x, V* y, Im2ColGeometry g, int64_t c, int64
   }
 }
 
-// int8, 16 channels (one 16-byte vector) per thread and tap, 32-bit index math: with 4 channels a
-// thread, ResNet-50's [256,112,112,64] -> [256,56,56,64] pool took 0.38 ms on the H100, twice the
-// float16 pool's time for half its bytes.
-__global__ void maxPoolInt8x16(const uint4* x, uint4* y, Im2ColGeometry g, uint32_t c16, uint32_t total) {
+// Max pooling in 16-byte vectors (8 float16 or 16 int8 channels) per thread and tap, 32-bit index
+// math. Float16: cuDNN's NHWC max pool took 0.29 ms for ResNet-50's [256,112,112,64] ->
+// [256,56,56,64] on the H100, about 1.7x the time its 0.5 GB of traffic needs. Int8: with 4
+// channels a thread (maxPoolInt8<uint32_t>) the same pool took 0.38 ms, twice the float16 one's
+// time for half its bytes. Lanes: the lowest value and the maximum of two 32-bit words of lanes.
+struct HalfLanes {
+  static constexpr uint32_t kLowest = 0xFC00FC00u;  // -inf, -inf
+  __device__ static uint32_t max(uint32_t a, uint32_t b) {
+    const __half2 m = __hmax2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
+    return *reinterpret_cast<const uint32_t*>(&m);
+  }
+};
+struct Int8Lanes {
+  static constexpr uint32_t kLowest = 0x80808080u;  // -128 in every byte
+  __device__ static uint32_t max(uint32_t a, uint32_t b) { return __vmaxs4(a, b); }
+};
+
+template <class Lanes>
+__global__ void maxPoolVec16(const uint4* x, uint4* y, Im2ColGeometry g, uint32_t cv, uint32_t total) {
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-    const uint32_t ch = i % c16, t0 = i / c16, ow = t0 % uint32_t(g.ow), t = t0 / uint32_t(g.ow);
+    const uint32_t ch = i % cv, t0 = i / cv, ow = t0 % uint32_t(g.ow), t = t0 / uint32_t(g.ow);
     const uint32_t oh = t % uint32_t(g.oh), n = t / uint32_t(g.oh);
-    uint4 best = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);  // -128 in every byte
+    uint4 best = make_uint4(Lanes::kLowest, Lanes::kLowest, Lanes::kLowest, Lanes::kLowest);
     bool any = false;
     for (int r = 0; r < g.r; ++r) {
       const int ih = int(oh) * g.strideH - g.padH + r * g.dilH;
@@ -137,41 +152,12 @@ __global__ void maxPoolInt8x16(const uint4* x, uint4* y, Im2ColGeometry g, uint3
       for (int s = 0; s < g.s; ++s) {
         const int iw = int(ow) * g.strideW - g.padW + s * g.dilW;
         if (iw < 0 || iw >= int(g.w)) continue;
-        const uint4 v = x[((n * uint32_t(g.h) + uint32_t(ih)) * uint32_t(g.w) + uint32_t(iw)) * c16 + ch];
-        best = make_uint4(__vmaxs4(best.x, v.x), __vmaxs4(best.y, v.y), __vmaxs4(best.z, v.z), __vmaxs4(best.w, v.w));
+        const uint4 v = x[((n * uint32_t(g.h) + uint32_t(ih)) * uint32_t(g.w) + uint32_t(iw)) * cv + ch];
+        best = make_uint4(Lanes::max(best.x, v.x), Lanes::max(best.y, v.y), Lanes::max(best.z, v.z), Lanes::max(best.w, v.w));
         any = true;
       }
     }
     y[i] = any ? best : make_uint4(0, 0, 0, 0);
-  }
-}
-
-// float16, 8 channels (one 16-byte vector) per thread and tap, 32-bit index math: cuDNN's NHWC
-// max pool took 0.29 ms for ResNet-50's [256,112,112,64] -> [256,56,56,64] on the H100, about
-// 1.7x the time its 0.5 GB of traffic needs.
-__global__ void maxPoolHalf8(const uint4* x, uint4* y, Im2ColGeometry g, uint32_t c8, uint32_t total) {
-  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-    const uint32_t ch = i % c8, t0 = i / c8, ow = t0 % uint32_t(g.ow), t = t0 / uint32_t(g.ow);
-    const uint32_t oh = t % uint32_t(g.oh), n = t / uint32_t(g.oh);
-    const __half2 lowest = __halves2half2(__ushort_as_half(0xFC00), __ushort_as_half(0xFC00));  // -inf
-    __half2 best[4] = {lowest, lowest, lowest, lowest};
-    bool any = false;
-    for (int r = 0; r < g.r; ++r) {
-      const int ih = int(oh) * g.strideH - g.padH + r * g.dilH;
-      if (ih < 0 || ih >= int(g.h)) continue;
-      for (int s = 0; s < g.s; ++s) {
-        const int iw = int(ow) * g.strideW - g.padW + s * g.dilW;
-        if (iw < 0 || iw >= int(g.w)) continue;
-        uint4 v = x[((n * uint32_t(g.h) + uint32_t(ih)) * uint32_t(g.w) + uint32_t(iw)) * c8 + ch];
-        const __half2* h = reinterpret_cast<const __half2*>(&v);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) best[j] = __hmax2(best[j], h[j]);
-        any = true;
-      }
-    }
-    uint4 out = make_uint4(0, 0, 0, 0);
-    if (any) out = *reinterpret_cast<const uint4*>(best);
-    y[i] = out;
   }
 }
 
@@ -183,7 +169,7 @@ bool launchMaxPoolHalf8(const void* x, void* y, const Im2ColGeometry& g, cudaStr
       total >= (int64_t(1) << 31) || g.n * g.h * g.w * g.c / 8 >= (int64_t(1) << 31))
     return false;
   if (total == 0) return true;
-  maxPoolHalf8<<<gridFor(total), 256, 0, stream>>>(static_cast<const uint4*>(x), static_cast<uint4*>(y), g,
+  maxPoolVec16<HalfLanes><<<gridFor(total), 256, 0, stream>>>(static_cast<const uint4*>(x), static_cast<uint4*>(y), g,
                                                    static_cast<uint32_t>(g.c / 8), static_cast<uint32_t>(total));
   KILN_CUDA_CHECK(cudaGetLastError());
   return true;
@@ -251,10 +237,10 @@ void launchMaxPoolInt8(const int8_t* x, int8_t* y, const Im2ColGeometry& g, cuda
   const auto aligned = [&](uintptr_t bytes) {
     return reinterpret_cast<uintptr_t>(x) % bytes == 0 && reinterpret_cast<uintptr_t>(y) % bytes == 0;
   };
-  // 32-bit indices: every input and output vector's index fits.
-  const bool small = g.n * g.h * g.w * g.c / 16 < (int64_t(1) << 32) && total / 16 < (int64_t(1) << 32);
+  // 32-bit indices: every input and output vector's index fits, with room for the grid stride.
+  const bool small = g.n * g.h * g.w * g.c / 16 < (int64_t(1) << 31) && total / 16 < (int64_t(1) << 31);
   if (g.c % 16 == 0 && aligned(16) && small) {
-    maxPoolInt8x16<<<gridFor(total / 16), 256, 0, stream>>>(reinterpret_cast<const uint4*>(x), reinterpret_cast<uint4*>(y),
+    maxPoolVec16<Int8Lanes><<<gridFor(total / 16), 256, 0, stream>>>(reinterpret_cast<const uint4*>(x), reinterpret_cast<uint4*>(y),
                                                              g, uint32_t(g.c / 16), uint32_t(total / 16));
   } else if (g.c % 4 == 0 && aligned(4)) {
     maxPoolInt8<uint32_t><<<gridFor(total / 4), 256, 0, stream>>>(reinterpret_cast<const uint32_t*>(x),
