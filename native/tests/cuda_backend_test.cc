@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "backends/cuda/implicit_gemm_conv.h"
+#include "backends/cuda/timing_cache.h"
 #include "core/error.h"
 #include "onnx_builder.h"
 #include "plan/serialize.h"
@@ -763,6 +764,54 @@ KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_pa
   const std::vector<uint8_t> model = m.bytes();
   const Tensor x = floatTensor({2, 128, 9, 10}, 215, -1.f, 1.f);
   expectEveryImplicitTileMatches(model, x, 3);
+}
+
+// INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
+// the layer's signature, this GPU's libraries and the tile shapes the build has, and a later build
+// takes a cached list as given: here one naming only mma.sync tile 0, which timing would rarely
+// pick over every other tile. A list naming a tile the build lacks is timed again instead.
+KILN_TEST(cuda, int8_convolution_choices_come_from_the_timing_cache) {
+  auto model = [](int64_t k) {
+    ModelBuilder m;
+    m.input("x", DType::Float32, {1, 16, 7, 9});
+    m.initializer("w", DType::Float32, {k, 16, 3, 3}, randomValues(k * 144, 231, -0.1f, 0.1f));
+    m.initializer("b", DType::Float32, {k}, randomValues(k, 232, -0.1f, 0.2f));
+    m.node("Conv", {"x", "w", "b"}, {"c"}, {Attr::ints("pads", {1, 1, 1, 1})});
+    m.node("Relu", {"c"}, {"r"});
+    m.node("GlobalAveragePool", {"r"}, {"y"});
+    m.output("y");
+    m.opset("", 17);
+    return m.bytes();
+  };
+  // The key int8_kernels.cc builds for this layer (1x7x9x16 in, k out channels, 144-byte K, 3x3,
+  // stride 1, pad 1, no residual, ReLU).
+  auto key = [](int64_t k) {
+    return "int8conv|" + cuda::deviceKey() + "|x1x7x9x16 k" + std::to_string(k) + " kpad144 r3s3 st1,1 p1,1 d1,1 z0 r1 tiles" +
+           std::to_string(cuda::kInt8ImplicitGemmTiles) + (cuda::wgmmaConvAvailable() ? "w" : "");
+  };
+  const Tensor x = floatTensor({1, 16, 7, 9}, 233, -1.f, 1.f);
+  auto build = [&](const std::vector<uint8_t>& bytes) {
+    BuildOptions options;
+    options.backend = "cuda";
+    options.precision = Precision::Int8;
+    options.int8MaxLayerError = 0.5;
+    for (uint32_t seed = 0; seed < 4; ++seed) options.calibrationBatches.push_back({{"x", floatTensor(x.shape, 240 + seed, -1.f, 1.f)}});
+    return buildEngine(bytes.data(), bytes.size(), options);
+  };
+
+  const std::vector<uint8_t> cached = model(24);
+  cuda::timingCachePut(key(24), "0,0,0,0.00100,-;");
+  BuildResult built = build(cached);
+  EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 1);
+  EXPECT_EQ(countKernels(built.report, "int8_implicit_gemm"), 1);
+  EXPECT_EQ(countKernels(built.report, "wgmma"), 0);
+  expectClose(runBuilt(built, x), runOn(cached, "cpu", Precision::Fp32, {{"x", x}})[0], 0.1, "int8 conv from a cached choice");
+
+  const std::vector<uint8_t> stale = model(40);
+  cuda::timingCachePut(key(40), "99,0,0,0.00100,-;");
+  built = build(stale);
+  EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 1);
+  expectClose(runBuilt(built, x), runOn(stale, "cpu", Precision::Fp32, {{"x", x}})[0], 0.1, "int8 conv timed again");
 }
 
 KILN_TEST(cuda, int8_layers_over_the_error_bound_fall_back_to_fp16) {

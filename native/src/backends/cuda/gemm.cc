@@ -114,24 +114,6 @@ std::map<std::string, cublasLtMatmulAlgo_t>& tunedAlgos() {
   return algos;
 }
 
-std::string algoToHex(const cublasLtMatmulAlgo_t& algo) {
-  std::string out;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(&algo);
-  char b[3];
-  for (size_t i = 0; i < sizeof(algo); ++i) {
-    std::snprintf(b, sizeof(b), "%02x", bytes[i]);
-    out += b;
-  }
-  return out;
-}
-
-bool algoFromHex(const std::string& hex, cublasLtMatmulAlgo_t& algo) {
-  if (hex.size() != 2 * sizeof(algo)) return false;
-  auto* bytes = reinterpret_cast<unsigned char*>(&algo);
-  for (size_t i = 0; i < sizeof(algo); ++i) bytes[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
-  return true;
-}
-
 // What tuneGemm times: cuBLASLt's heuristic candidates, and split-K variants of the leading ones.
 // Small-M GEMMs (a transformer at batch 1: M = 128 tokens) leave most multiprocessors idle with
 // whole-K tiles; the heuristic's short list rarely splits K, so the splits are offered explicitly
@@ -188,7 +170,7 @@ void tuneGemm(const GemmCall& shape, size_t workspaceBytes) {
     std::lock_guard<std::mutex> lock(tunedMutex);
     if (tunedAlgos().count(key)) return;
     cublasLtMatmulAlgo_t algo;
-    if (std::optional<std::string> hex = timingCacheGet(key); hex && algoFromHex(*hex, algo)) {
+    if (std::optional<std::string> hex = timingCacheGet(key); hex && bytesFromHex(*hex, &algo, sizeof(algo))) {
       tunedAlgos()[key] = algo;
       return;
     }
@@ -269,7 +251,7 @@ void tuneGemm(const GemmCall& shape, size_t workspaceBytes) {
   if (bestIndex < 0) return;
   std::lock_guard<std::mutex> lock(tunedMutex);
   tunedAlgos()[key] = candidates[bestIndex];
-  timingCachePut(key, algoToHex(candidates[bestIndex]));
+  timingCachePut(key, bytesToHex(&candidates[bestIndex], sizeof(candidates[bestIndex])));
 }
 
 namespace {

@@ -33,6 +33,8 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/cuda_libraries.h"
@@ -387,6 +389,78 @@ class ConvInt8Kernel final : public CudaKernel {
     auto it = choices_.find(key);
     if (it != choices_.end()) return it->second;
     const Int8ConvFamily family = int8ConvFamily();
+    const size_t im2colBytes = direct_ ? 0 : align256(size_t(m) * kPad_), accBytes = align256(size_t(m) * n * 4);
+    // Persisted (KILN_CUDA_TIMING_CACHE) when nothing forces the choice, keyed also by the tile
+    // shapes this build has for this GPU; a list that no longer parses or fits is timed again.
+    const bool persist = family == Int8ConvFamily::Any && forcedImplicitGemmTile() < 0;
+    const std::string persistKey = key + " tiles" + std::to_string(kInt8ImplicitGemmTiles) + (wgmmaConvAvailable() ? "w" : "");
+    std::vector<Int8Choice> timed;
+    if (persist) {
+      if (std::optional<std::string> cached = timingCacheGet(persistKey))
+        timed = parseChoices(*cached, implicitGemmConvSupported(g, n, DType::Int8), im2colBytes, accBytes);
+    }
+    if (timed.empty()) {
+      timed = timeChoices(g, n, hasZ, family, key, im2colBytes, accBytes);
+      if (persist) timingCachePut(persistKey, formatChoices(timed));
+    }
+    if (timed.front().dp4a) {
+      dp4aUsed_ = ltUsed_ = true;
+    } else if (timed.front().implicitTile >= 0) {
+      implicitUsed_ = true;
+      wgmmaUsed_ = wgmmaUsed_ || timed.front().implicitTile >= kImplicitGemmTiles;
+    } else {
+      ltUsed_ = true, requantUsed_ = requantUsed_ || !timed.front().fused;
+    }
+    return choices_.emplace(key, std::move(timed)).first->second;
+  }
+
+  // One candidate per entry, "tile,fused,dp4a,ms,algorithm;" fastest first (the algorithm in hex
+  // for cuBLASLt's, "-" otherwise).
+  static std::string formatChoices(const std::vector<Int8Choice>& list) {
+    std::string value;
+    char buf[64];
+    for (const Int8Choice& c : list) {
+      std::snprintf(buf, sizeof(buf), "%d,%d,%d,%.5f,", c.implicitTile, int(c.fused), int(c.dp4a), double(c.ms));
+      value += buf;
+      value += c.implicitTile < 0 && !c.dp4a ? bytesToHex(&c.algo, sizeof(c.algo)) : std::string("-");
+      value += ";";
+    }
+    return value;
+  }
+
+  // formatChoices' list back, or an empty one when an entry does not parse or names a tile this
+  // build and GPU do not have; workspaces are worked out again for this layer.
+  static std::vector<Int8Choice> parseChoices(const std::string& value, bool implicitSupported, size_t im2colBytes,
+                                              size_t accBytes) {
+    std::vector<Int8Choice> list;
+    for (size_t at = 0; at < value.size();) {
+      size_t end = value.find(';', at);
+      if (end == std::string::npos) end = value.size();
+      const std::string entry = value.substr(at, end - at);
+      at = end + 1;
+      Int8Choice c;
+      int fused = 0, dp4a = 0, used = 0;
+      if (std::sscanf(entry.c_str(), "%d,%d,%d,%f,%n", &c.implicitTile, &fused, &dp4a, &c.ms, &used) < 4 || used <= 0)
+        return {};
+      c.fused = fused != 0, c.dp4a = dp4a != 0;
+      const std::string algo = entry.substr(static_cast<size_t>(used));
+      if (c.implicitTile >= 0) {
+        if (!implicitSupported || !implicitGemmTileAvailable(c.implicitTile, DType::Int8)) return {};
+      } else if (c.dp4a) {
+        c.workspace = im2colBytes + accBytes;
+      } else {
+        if (!bytesFromHex(algo, &c.algo, sizeof(c.algo))) return {};
+        c.workspace = kLtWorkspace + im2colBytes + (c.fused ? 0 : accBytes);
+      }
+      list.push_back(c);
+    }
+    return list;
+  }
+
+  // Times every candidate on scratch buffers, fastest first; the dp4a GEMM alone when none runs.
+  std::vector<Int8Choice> timeChoices(const Im2ColGeometry& g, int64_t n, bool hasZ, Int8ConvFamily family,
+                                      const std::string& key, size_t im2colBytes, size_t accBytes) const {
+    const int64_t m = g.n * g.oh * g.ow;
     static void* handle = createCublasLtHandle();
     cublasLtHandle_t h = static_cast<cublasLtHandle_t>(handle);
     const size_t xBytes = size_t(g.n) * g.h * g.w * g.c;
@@ -409,7 +483,6 @@ class ConvInt8Kernel final : public CudaKernel {
     cudaEvent_t start, stop;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
-    const size_t im2colBytes = direct_ ? 0 : align256(size_t(m) * kPad_), accBytes = align256(size_t(m) * n * 4);
     std::vector<Int8Choice> timed;
     auto consider = [&](float ms, Int8Choice candidate) {
       candidate.ms = ms;
@@ -475,23 +548,16 @@ class ConvInt8Kernel final : public CudaKernel {
     cudaStreamDestroy(stream);
     cudaGetLastError();  // a refused candidate must not poison later checks
     std::stable_sort(timed.begin(), timed.end(), [](const Int8Choice& a, const Int8Choice& b) { return a.ms < b.ms; });
-    if (!timed.empty()) {
-      if (timed.front().implicitTile >= 0) {
-        implicitUsed_ = true;
-        wgmmaUsed_ = wgmmaUsed_ || timed.front().implicitTile >= kImplicitGemmTiles;
-      }
-      else ltUsed_ = true, requantUsed_ = requantUsed_ || !timed.front().fused;
-    } else {
+    if (timed.empty()) {
       // Correct everywhere, slow: kept so that an INT8 engine never fails to build for lack of a
       // cuBLASLt algorithm (the kernel name says which path a layer took).
       Int8Choice dp4a;
       dp4a.dp4a = true;
       dp4a.workspace = im2colBytes + accBytes;
       timed.push_back(dp4a);
-      dp4aUsed_ = ltUsed_ = true;
       std::fprintf(stderr, "kiln: no INT8 GEMM for %s (%s); using the dp4a fallback\n", key.c_str(), tried.c_str());
     }
-    return choices_.emplace(key, std::move(timed)).first->second;
+    return timed;
   }
 
   std::vector<int64_t> kernel_;

@@ -69,4 +69,31 @@ void timingCachePut(const std::string& key, const std::string& value) {
   }
 }
 
+std::string bytesToHex(const void* data, size_t size) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out(2 * size, '0');
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) {
+    out[2 * i] = digits[bytes[i] >> 4];
+    out[2 * i + 1] = digits[bytes[i] & 15];
+  }
+  return out;
+}
+
+bool bytesFromHex(const std::string& hex, void* data, size_t size) {
+  if (hex.size() != 2 * size) return false;
+  auto nibble = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  auto* bytes = static_cast<unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) {
+    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    bytes[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  return true;
+}
+
 }  // namespace kiln::cuda

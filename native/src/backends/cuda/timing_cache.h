@@ -4,6 +4,7 @@
 // file, entries are loaded from it on first use and appended to it as they are measured, so the
 // cache survives the process (a rebuild of the same model skips the timing).
 #pragma once
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -15,5 +16,10 @@ const std::string& deviceKey();
 
 std::optional<std::string> timingCacheGet(const std::string& key);
 void timingCachePut(const std::string& key, const std::string& value);
+
+// An opaque tactic (a cuBLASLt algorithm) as lowercase hex for a cache value, and back; false when
+// `hex` is not exactly `size` bytes of hex.
+std::string bytesToHex(const void* data, size_t size);
+bool bytesFromHex(const std::string& hex, void* data, size_t size);
 
 }  // namespace kiln::cuda
