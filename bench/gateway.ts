@@ -10,7 +10,7 @@
 // --profile writes CPU profiles (node --cpu-prof) of the worker process into DIR; run the bench
 // itself under `node --cpu-prof` for the gateway's.
 // Writes bench/results/gateway-<date>.md and prints it.
-import { execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -70,6 +70,7 @@ function autocannon(
   cli.push(url);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, cli, { stdio: ["ignore", "pipe", "ignore"] });
+    children.add(child);
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.on("exit", (code) => {
@@ -156,6 +157,7 @@ function probe(url: string, options: { body: string; headers: Record<string, str
   ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, cli, { stdio: ["ignore", "pipe", "inherit"] });
+    children.add(child);
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.on("exit", (code) =>
@@ -219,6 +221,12 @@ type CpuShare = {
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
 
+/** Processes this run started; killed on any exit, so a failed run leaves none loading the machine. */
+const children = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGTERM");
+});
+
 async function main() {
   const stack = await startServingStack();
   // Dispatch at once when the replica is idle; batches still form while it is busy.
@@ -255,6 +263,7 @@ async function main() {
     ],
     { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
   );
+  children.add(bare);
   const bareUrl = await new Promise<string>((resolve) => bare.stdout.once("data", (d) => resolve(String(d).trim())));
   void Fastify;
 
@@ -272,6 +281,7 @@ async function main() {
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
+  children.add(worker);
   const inferUrl = `${stack.gatewayUrl}/v2/models/dense/infer`;
   const body = JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] });
   const headers = { authorization: `Bearer ${stack.orgA.key}`, "content-type": "application/json" };
