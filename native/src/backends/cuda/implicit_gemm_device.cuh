@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backends/cuda/quantize_device.cuh"
+
 namespace kiln::cuda::implicit_gemm {
 
 struct ConvArgs {
@@ -56,12 +58,6 @@ __device__ __forceinline__ void waitAsync() {
 #if __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #endif
-}
-
-__device__ __forceinline__ int8_t q8(float v) {
-  v = rintf(v);
-  v = fminf(127.f, fmaxf(-127.f, v));
-  return static_cast<int8_t>(static_cast<int>(v));
 }
 
 // The epilogue of one channel pair (n, n + 1) per output type; `out` holds Z's pair on entry when

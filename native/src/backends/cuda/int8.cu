@@ -5,15 +5,10 @@
 
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/int8_ops.h"
+#include "backends/cuda/quantize_device.cuh"
 
 namespace kiln::cuda {
 namespace {
-
-__device__ __forceinline__ int8_t q8(float v) {
-  v = rintf(v);
-  v = fminf(127.f, fmaxf(-127.f, v));
-  return static_cast<int8_t>(static_cast<int>(v));
-}
 
 #define KILN_GRID_LOOP(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)

@@ -7,8 +7,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/cuda/cuda_common.h"
+#include "backends/cuda/quantize_device.cuh"
 #include "backends/cuda/space_to_depth.h"
 #include "core/error.h"
 
@@ -71,11 +73,9 @@ __global__ void __launch_bounds__(256) spaceToDepth16(Job<Index> a, Job<Index> b
   }
 }
 
-// int8.cu's quantization (q8): round to nearest even, clamp to +-127; as a byte for packing.
+// q8 of a float16 value, as a byte for packing.
 __device__ __forceinline__ uint32_t quantizeByte(unsigned short bits, float inv) {
-  float v = rintf(__half2float(__ushort_as_half(bits)) * inv);
-  v = fminf(127.f, fmaxf(-127.f, v));
-  return static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(static_cast<int>(v))));
+  return static_cast<uint32_t>(static_cast<uint8_t>(q8(__half2float(__ushort_as_half(bits)) * inv)));
 }
 
 template <int C, typename Index>
@@ -103,30 +103,23 @@ Job<Index> deviceJob(const SpaceToDepthJob& j) {
   return d;
 }
 
-template <typename Index>
-void launchTyped(const SpaceToDepthJob& a, const SpaceToDepthJob& b, int64_t total, cudaStream_t stream) {
-  const Job<Index> ja = deviceJob<Index>(a), jb = deviceJob<Index>(b);
-  const Index aPixels = static_cast<Index>(a.pixels()), n = static_cast<Index>(total);
-  const unsigned grid = gridFor(total);
-  switch (a.c) {
-    case 1: spaceToDepth16<1, Index><<<grid, 256, 0, stream>>>(ja, jb, aPixels, n); break;
-    case 2: spaceToDepth16<2, Index><<<grid, 256, 0, stream>>>(ja, jb, aPixels, n); break;
-    case 3: spaceToDepth16<3, Index><<<grid, 256, 0, stream>>>(ja, jb, aPixels, n); break;
-    default: spaceToDepth16<4, Index><<<grid, 256, 0, stream>>>(ja, jb, aPixels, n); break;
-  }
-}
-
-template <typename Index>
-void launchInt8Typed(const SpaceToDepthJob& job, float inv, int64_t total, cudaStream_t stream) {
-  const Job<Index> j = deviceJob<Index>(job);
-  const Index n = static_cast<Index>(total);
-  const unsigned grid = gridFor(total);
-  switch (job.c) {
-    case 1: spaceToDepthInt8<1, Index><<<grid, 256, 0, stream>>>(j, inv, n); break;
-    case 2: spaceToDepthInt8<2, Index><<<grid, 256, 0, stream>>>(j, inv, n); break;
-    case 3: spaceToDepthInt8<3, Index><<<grid, 256, 0, stream>>>(j, inv, n); break;
-    default: spaceToDepthInt8<4, Index><<<grid, 256, 0, stream>>>(j, inv, n); break;
-  }
+// Calls launch(channels, index) with channels a std::integral_constant of c (1..4) and index a
+// value of the index type: 32-bit index arithmetic (the divisions dominate the thread's
+// instructions) while the grid-stride loop over `total` cannot overflow it.
+template <class Launch>
+void dispatch(int c, int64_t total, Launch&& launch) {
+  auto withIndex = [&](auto index) {
+    switch (c) {
+      case 1: launch(std::integral_constant<int, 1>{}, index); break;
+      case 2: launch(std::integral_constant<int, 2>{}, index); break;
+      case 3: launch(std::integral_constant<int, 3>{}, index); break;
+      default: launch(std::integral_constant<int, 4>{}, index); break;
+    }
+  };
+  if (total < (int64_t(1) << 31))
+    withIndex(uint32_t{});
+  else
+    withIndex(uint64_t{});
 }
 
 }  // namespace
@@ -138,12 +131,11 @@ void launchSpaceToDepth16(const SpaceToDepthJob& a, const SpaceToDepthJob* b, cu
              "space-to-depth takes 1 to 4 channels, the same in both jobs");
   const int64_t total = a.pixels() + second.pixels();
   if (total == 0) return;
-  // 32-bit index arithmetic (the divisions dominate the thread's instructions) while the grid-stride
-  // loop cannot overflow it.
-  if (total < (int64_t(1) << 31))
-    launchTyped<uint32_t>(a, second, total, stream);
-  else
-    launchTyped<uint64_t>(a, second, total, stream);
+  dispatch(a.c, total, [&](auto channels, auto index) {
+    using Index = decltype(index);
+    spaceToDepth16<decltype(channels)::value, Index><<<gridFor(total), 256, 0, stream>>>(
+        deviceJob<Index>(a), deviceJob<Index>(second), static_cast<Index>(a.pixels()), static_cast<Index>(total));
+  });
   KILN_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -153,10 +145,11 @@ void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStre
              "space-to-depth writes 16-byte int8 pixels: the output must be 16-byte aligned");
   const int64_t total = job.pixels();
   if (total == 0) return;
-  if (total < (int64_t(1) << 31))
-    launchInt8Typed<uint32_t>(job, invScale, total, stream);
-  else
-    launchInt8Typed<uint64_t>(job, invScale, total, stream);
+  dispatch(job.c, total, [&](auto channels, auto index) {
+    using Index = decltype(index);
+    spaceToDepthInt8<decltype(channels)::value, Index>
+        <<<gridFor(total), 256, 0, stream>>>(deviceJob<Index>(job), invScale, static_cast<Index>(total));
+  });
   KILN_CUDA_CHECK(cudaGetLastError());
 }
 
