@@ -50,6 +50,21 @@ inline Tensor randomFloats(const Shape& shape, uint32_t seed, float lo = -1.f, f
   return t;
 }
 
+// Smooth "images" [n, c, h, w]: per channel a low-frequency sine pattern plus noise, so that INT8
+// calibration ranges and activations look like a real network's (the CUDA INT8 tests use them).
+inline Tensor smoothImageBatch(const Shape& shape, uint32_t seed) {
+  Tensor t = Tensor::allocate(DType::Float32, shape);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  float* p = t.ptr<float>();
+  for (int64_t i = 0; i < shape[0] * shape[1]; ++i) {
+    const float fx = 0.1f + 0.3f * (u(rng) + 1.f), fy = 0.1f + 0.3f * (u(rng) + 1.f), ph = 3.f * u(rng), a = u(rng);
+    for (int64_t y = 0; y < shape[2]; ++y)
+      for (int64_t x = 0; x < shape[3]; ++x) *p++ = a * std::sin(fx * float(x) + fy * float(y) + ph) + 0.1f * u(rng);
+  }
+  return t;
+}
+
 struct Input {
   std::optional<Tensor> tensor;  // nullopt: omitted optional input
   bool constant = false;

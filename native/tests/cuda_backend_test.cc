@@ -18,6 +18,7 @@
 #include "backends/cuda/implicit_gemm_conv.h"
 #include "backends/cuda/timing_cache.h"
 #include "core/error.h"
+#include "compute_harness.h"
 #include "onnx_builder.h"
 #include "plan/serialize.h"
 #include "runtime/api.h"
@@ -607,20 +608,7 @@ std::vector<uint8_t> int8Net(int64_t batch) {
 }
 
 // Smooth "images": low-frequency patterns plus noise, so activations look like a real network's.
-Tensor smoothImages(int64_t n, uint32_t seed) {
-  Tensor t = Tensor::allocate(DType::Float32, {n, 3, 32, 32});
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  float* p = t.ptr<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    for (int c = 0; c < 3; ++c) {
-      const float fx = 0.1f + 0.3f * (u(rng) + 1.f), fy = 0.1f + 0.3f * (u(rng) + 1.f), ph = 3.f * u(rng), a = u(rng);
-      for (int y = 0; y < 32; ++y)
-        for (int x = 0; x < 32; ++x) *p++ = a * std::sin(fx * x + fy * y + ph) + 0.1f * u(rng);
-    }
-  }
-  return t;
-}
+Tensor smoothImages(int64_t n, uint32_t seed) { return compute_test::smoothImageBatch({n, 3, 32, 32}, seed); }
 
 BuildResult buildInt8(const std::vector<uint8_t>& model, const Tensor& calibration, double maxError = 0.15,
                       CalibrationMethod method = CalibrationMethod::Entropy) {

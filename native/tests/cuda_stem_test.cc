@@ -25,7 +25,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -251,19 +250,9 @@ std::string describeInt8Case(const Int8StemCase& t) {
          std::to_string(t.w);
 }
 
-// Smooth "images" [n, c, h, w]: low-frequency patterns plus noise (as cuda_backend_test.cc's INT8
-// tests use), so that the calibrated ranges and the activations look like a real network's.
+// Smooth images shaped like the case's input (compute_test::smoothImageBatch).
 Tensor stemImages(const Int8StemCase& t, int64_t n, uint32_t seed) {
-  Tensor x = Tensor::allocate(DType::Float32, {n, t.c, t.h, t.w});
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  float* p = x.ptr<float>();
-  for (int64_t i = 0; i < n * t.c; ++i) {
-    const float fx = 0.1f + 0.3f * (u(rng) + 1.f), fy = 0.1f + 0.3f * (u(rng) + 1.f), ph = 3.f * u(rng), a = u(rng);
-    for (int64_t y = 0; y < t.h; ++y)
-      for (int64_t q = 0; q < t.w; ++q) *p++ = a * std::sin(fx * float(q) + fy * float(y) + ph) + 0.1f * u(rng);
-  }
-  return x;
+  return compute_test::smoothImageBatch({n, t.c, t.h, t.w}, seed);
 }
 
 // x [N,C,H,W] -> 7x7/2 pad 3 stem + bias + ReLU -> 3x3/2 pad 1 max pool -> a bottleneck's readers
