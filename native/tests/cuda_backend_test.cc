@@ -756,8 +756,9 @@ KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_pa
 
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
 // the layer's signature, this GPU's libraries and the tile shapes the build has, and a later build
-// takes a cached list as given: here one naming only mma.sync tile 0, which timing would rarely
-// pick over every other tile. A list naming a tile the build lacks is timed again instead.
+// takes a cached list as given: here one naming only the dp4a GEMM, which timing never picks while
+// cuBLASLt or an implicit-GEMM tile runs, so only a cache hit can put it in the report. A list
+// naming a tile the build lacks is timed again instead.
 KILN_TEST(cuda, int8_convolution_choices_come_from_the_timing_cache) {
   auto model = [](int64_t k) {
     ModelBuilder m;
@@ -788,17 +789,17 @@ KILN_TEST(cuda, int8_convolution_choices_come_from_the_timing_cache) {
   };
 
   const std::vector<uint8_t> cached = model(24);
-  cuda::timingCachePut(key(24), "0,0,0,0.00100,-;");
+  cuda::timingCachePut(key(24), "-1,0,1,0.00100,-;");
   BuildResult built = build(cached);
   EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 1);
-  EXPECT_EQ(countKernels(built.report, "int8_implicit_gemm"), 1);
-  EXPECT_EQ(countKernels(built.report, "wgmma"), 0);
+  EXPECT_EQ(countKernels(built.report, "int8_im2col_gemm_dp4a"), 1);
   expectClose(runBuilt(built, x), runOn(cached, "cpu", Precision::Fp32, {{"x", x}})[0], 0.1, "int8 conv from a cached choice");
 
   const std::vector<uint8_t> stale = model(40);
   cuda::timingCachePut(key(40), "99,0,0,0.00100,-;");
   built = build(stale);
   EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 1);
+  EXPECT_EQ(countKernels(built.report, "dp4a"), 0);
   expectClose(runBuilt(built, x), runOn(stale, "cpu", Precision::Fp32, {{"x", x}})[0], 0.1, "int8 conv timed again");
 }
 
