@@ -86,13 +86,6 @@ struct AlgoChoice {
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
-// Whether environment variable `var` is set to `value` (the KILN_CUDA_CONV_* / KILN_CUDA_POOL
-// overrides for tests and comparisons).
-bool envIs(const char* var, const char* value) {
-  const char* v = std::getenv(var);
-  return v != nullptr && std::string(v) == value;
-}
-
 // cudnnConvolutionBiasActivationForward on (default) or conv + Kiln's epilogue kernel
 // (KILN_CUDNN_FUSED=0), for comparing the two on a GPU.
 bool useFusedCall() {

@@ -1,5 +1,8 @@
 #include "backends/cuda/cuda_common.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "runtime/engine_impl.h"
 
 namespace kiln::cuda {
@@ -26,6 +29,11 @@ std::shared_ptr<void> uploadToDevice(const void* host, size_t bytes) {
 }
 
 bool isFloatType(DType t) { return t == DType::Float32 || t == DType::Float16; }
+
+bool envIs(const char* var, const char* value) {
+  const char* v = std::getenv(var);
+  return v != nullptr && std::string(v) == value;
+}
 
 CudaKernel::CudaKernel(const KernelCreateInfo& info)
     : node_(info.node), inputTypes_(info.inputTypes), outputTypes_(info.outputTypes) {

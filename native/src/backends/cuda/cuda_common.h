@@ -73,4 +73,8 @@ inline unsigned gridFor(int64_t n, int block = 256) {
 
 bool isFloatType(DType t);  // Float32 or Float16: what the compute kernels take
 
+// Whether environment variable `var` is set to `value` (the KILN_CUDA_* overrides for tests and
+// comparisons).
+bool envIs(const char* var, const char* value);
+
 }  // namespace kiln::cuda

@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "backends/backend.h"
+#include "backends/cuda/cuda_common.h"
 #include "backends/cuda/cuda_context.h"
 #include "backends/cuda/cuda_lowering.h"
 #include "backends/cuda/cuda_ops.h"
@@ -58,12 +59,6 @@ float elementAsFloat(const Tensor& t, int64_t i) {
   if (t.dtype == DType::Float16) return halfToFloat(t.ptr<uint16_t>()[i]);
   if (t.dtype == DType::Float32) return t.ptr<float>()[i];
   return static_cast<float>(t.scalarAsDouble(i));
-}
-
-// Whether environment variable `var` is set to `value` (as conv.cc reads its overrides).
-bool envIs(const char* var, const char* value) {
-  const char* v = std::getenv(var);
-  return v != nullptr && std::string(v) == value;
 }
 
 std::string baseName(std::string n) {

@@ -23,7 +23,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 
 #include "backends/cuda/cuda_common.h"
@@ -294,8 +293,7 @@ static_assert(sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]) == kWgmmaTiles,
 bool wgmmaConvAvailable() {
   static const bool available = [] {
     // KILN_CUDA_WGMMA=off: the mma.sync tiles only (comparisons, or a driver that mishandles sm_90a).
-    const char* env = std::getenv("KILN_CUDA_WGMMA");
-    if (env != nullptr && std::string(env) == "off") return false;
+    if (envIs("KILN_CUDA_WGMMA", "off")) return false;
     int device = 0, major = 0, minor = 0;
     if (cudaGetDevice(&device) != cudaSuccess) return false;
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
