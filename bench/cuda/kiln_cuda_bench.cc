@@ -158,12 +158,12 @@ int main(int argc, char** argv) {
     std::printf("},\"op_ms\":{");
     k = 0;
     for (const auto& [name, ms] : opMs) std::printf("%s\"%s\":%.4f", k++ ? "," : "", name.c_str(), ms);
-    // The slowest layers (build-time timing at these shapes): where a model's time goes.
+    // Every layer, slowest first (build-time timing at these shapes): where a model's time goes.
     std::vector<const LayerReport*> slowest;
     for (const LayerReport& l : built.report.layers) slowest.push_back(&l);
     std::sort(slowest.begin(), slowest.end(), [](const LayerReport* a, const LayerReport* b) { return a->timeMs > b->timeMs; });
-    std::printf("},\"slowest_layers\":[");
-    for (size_t i = 0; i < slowest.size() && i < 16; ++i) {
+    std::printf("},\"layers_by_time\":[");
+    for (size_t i = 0; i < slowest.size(); ++i) {
       const LayerReport& l = *slowest[i];
       std::printf("%s{\"name\":\"%s\",\"kernel\":\"%s\",\"shape\":\"%s\",\"precision\":\"%s\",\"ms\":%.4f}",
                   i ? "," : "", l.name.c_str(), l.kernel.c_str(), l.outputShape.c_str(), l.precision.c_str(), l.timeMs);

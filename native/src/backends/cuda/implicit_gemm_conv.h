@@ -15,11 +15,15 @@ namespace kiln::cuda {
 // (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu); INT8 adds kWgmmaTiles Hopper wgmma kernels
 // (wgmma_conv.cu) after them, which run only where wgmmaConvAvailable().
 constexpr int kImplicitGemmTiles = 11;
-constexpr int kWgmmaTiles = 8;
+constexpr int kWgmmaTiles = 13;
 constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
 // An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a), unless
 // KILN_CUDA_WGMMA=off.
 bool wgmmaConvAvailable();
+// Whether wgmma tile `tile` (0 .. kWgmmaTiles - 1) runs its own kernel on a layer with K of
+// kPadBytes: the streaming tiles hold all of K and hand a longer one to a resident-block tile,
+// which timing has measured already.
+bool wgmmaTileRunsAsItself(int tile, int kPadBytes);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);
 // KILN_CUDA_IMPLICIT_TILE=<n>: only tile n is timed (tests cover every tile this way); -1 when unset.

@@ -138,6 +138,11 @@ struct PatchLoader {
 
   // smemA / smemB: shared-memory addresses of the stage's A (BM rows) and W (BN rows).
   __device__ __forceinline__ void load(uint32_t smemA, uint32_t smemB, int kt) const {
+    loadA(smemA, kt);
+    loadW(smemB, kt);
+  }
+  // The patches alone (A's BM rows of k-step kt).
+  __device__ __forceinline__ void loadA(uint32_t smemA, int kt) const {
     const int kk = kt * BK + chunk * 16;
     const bool inK = kk < kBytes;
     const int tap = kk / cBytes, ch = kk - tap * cBytes;
@@ -150,6 +155,11 @@ struct PatchLoader {
       const uint8_t* src = valid ? rowBase[i] + (int64_t(ih) * p.w_ + iw) * cBytes + ch : p.x;
       copyAsync16(smemA + swizzle<BK>(row, chunk), src, valid);
     }
+  }
+  // The filter alone (W's BN rows of k-step kt).
+  __device__ __forceinline__ void loadW(uint32_t smemB, int kt) const {
+    const int kk = kt * BK + chunk * 16;
+    const bool inK = kk < kBytes;
 #pragma unroll
     for (int i = 0; i < kRowsB; ++i) {
       const int row = firstRow + i * kRowStep;
@@ -162,7 +172,7 @@ struct PatchLoader {
 
 // Bytes of shared memory the epilogue's output tile needs.
 template <class T, int BM, int BN>
-constexpr int epilogueBytes() {
+__host__ __device__ constexpr int epilogueBytes() {
   return BM * (BN * T::kOut + 16);
 }
 

@@ -498,6 +498,9 @@ class ConvInt8Kernel final : public CudaKernel {
       const int forced = forcedImplicitGemmTile();
       for (int tile = 0; tile < kInt8ImplicitGemmTiles; ++tile) {
         if ((forced >= 0 && tile != forced) || !implicitGemmTileAvailable(tile, DType::Int8)) continue;
+        // A streaming tile on a layer whose K it cannot hold would time its fallback a second time.
+        if (forced < 0 && tile >= kImplicitGemmTiles && !wgmmaTileRunsAsItself(tile - kImplicitGemmTiles, int(kPad_)))
+          continue;
         auto launch = [&] {
           launchInt8ConvImplicitGemm(tile, static_cast<const int8_t*>(x.get()), static_cast<const int8_t*>(b.get()), alpha,
                                      bias, zData, 1.f, relu_, outData, g, n, stream);

@@ -253,6 +253,95 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
 #endif
 }
 
+// The memory-bound layers (1x1s over at most 256 bytes of K: ResNet's bottleneck ends and
+// projections) spend their time on moving activations, not on products: one k-step or two per tile,
+// then an epilogue that reads Z and writes Y. Launched one tile per block, each block's loads,
+// products and stores run one after another, so bandwidth idles while blocks start and finish.
+// This kernel keeps a grid of about one wave resident: each block loads its W slice once, then
+// walks M tiles (blockIdx.x, + gridDim.x, ...) with two buffers, copying the next tile's patches and
+// Z while it computes and stores the current one. KT: the most k-steps of BK bytes it holds (the
+// launch uses it only where the layer's K fits, see wgmmaStreamFits).
+template <int BM, int BN, int BK, int KT>
+__global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt8Stream(ConvArgs p, int mTiles) {
+#ifdef KILN_WGMMA_DEVICE
+  static_assert(BM % 64 == 0 && (BK == 64 || BK == 128), "warpgroups of 64 rows; 64- or 128-byte swizzle atoms");
+  constexpr int kThreads = BM / 64 * 128, kAcc = BN / 2;
+  extern __shared__ __align__(1024) uint8_t smemRaw[];
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  uint8_t* smem = smemRaw + (base - raw);
+  // W's k-steps, then two sets of A's, then two output tiles (Z prefetched into them), each region
+  // 1,024-byte aligned (BN * BK, BM * BK and BM * (BN + 16) are multiples of 1,024).
+  const int kTiles = (p.kPad + BK - 1) / BK;
+  const uint32_t wAt = base, aAt = wAt + kTiles * BN * BK, outAt = aAt + 2 * kTiles * BM * BK;
+  constexpr int kOutBytes = epilogueBytes<Int8Out, BM, BN>();
+  auto stageW = [&](int kt) { return wAt + kt * BN * BK; };
+  auto stageA = [&](int buf, int kt) { return aAt + (buf * kTiles + kt) * BM * BK; };
+  auto outTile = [&](int buf) { return outAt + buf * kOutBytes; };
+
+  const int tid = threadIdx.x, warpgroup = tid / 128;
+  const int blockN = blockIdx.y * BN;
+  int t = blockIdx.x;
+  if (t >= mTiles) return;
+  // Tile t's patches (and Z) into buffer `buf`, in the caller's copy group.
+  auto loadTile = [&](int tile, int buf, bool withW) {
+    const PatchLoader<Int8Out, BM, BN, BK, kThreads> loader(p, tid, tile * BM, blockN);
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) {
+      if (kt < kTiles) {
+        if (withW) loader.loadW(stageW(kt), kt);
+        loader.loadA(stageA(buf, kt), kt);
+      }
+    }
+    if (p.zPrefetched) prefetchZ<Int8Out, BM, BN, kThreads>(p, outTile(buf), tile * BM, blockN);
+  };
+  loadTile(t, 0, true);
+  commitAsync();
+
+  const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
+  const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + g;
+  for (int buf = 0; t < mTiles; t += gridDim.x, buf ^= 1) {
+    if (t + int(gridDim.x) < mTiles) loadTile(t + gridDim.x, buf ^ 1, false);
+    commitAsync();
+    waitAsync<1>();  // this tile's copies (and W's) have landed; the next tile's are in flight
+    fenceAsyncProxy();
+    __syncthreads();
+
+    int32_t acc[kAcc];
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) acc[i] = 0;
+    wgmmaFence();
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) {
+      if (kt < kTiles) {
+        const uint32_t a = stageA(buf, kt) + warpgroup * 64 * BK, b = stageW(kt);
+#pragma unroll
+        for (int ks = 0; ks < BK / 32; ++ks)
+          WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32));
+      }
+    }
+    wgmmaCommit();
+    wgmmaWait<0>();
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) fenceOperand(acc[i]);
+
+    const int blockM = t * BM;
+    storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + (outTile(buf) - base), blockM, blockN, [&](uint8_t* tile, int pitch) {
+#pragma unroll
+      for (int j = 0; j < BN / 8; ++j) {
+        const int col = j * 8 + cpair, n = blockN + col;
+        if (n >= p.k) continue;
+#pragma unroll
+        for (int half = 0; half < 2; ++half)
+          Int8Out::finish(p, n, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
+                          tile + (rowBase + half * 8) * pitch + col);
+      }
+    });
+    __syncthreads();  // this buffer's A and output tile are free for the copies two tiles on
+  }
+#endif
+}
+
 __global__ void wgmmaProbe(int* compiled) {
 #ifdef KILN_WGMMA_DEVICE
   *compiled = 1;
@@ -276,6 +365,46 @@ void launchWgmmaTile(ConvArgs args, cudaStream_t stream) {
   kernel<<<grid, threads, smemBytes, stream>>>(args);
 }
 
+// Shared memory of a streaming launch with kTiles k-steps: W, two A buffers, two output tiles.
+template <int BM, int BN, int BK>
+constexpr int streamBytes(int kTiles) {
+  return kTiles * BN * BK + 2 * kTiles * BM * BK + 2 * epilogueBytes<Int8Out, BM, BN>();
+}
+
+template <int BM, int BN, int BK, int KT>
+void launchWgmmaStream(ConvArgs args, cudaStream_t stream) {
+  constexpr int threads = BM / 64 * 128;
+  constexpr int kAlignSlack = 1024;
+  auto kernel = convWgmmaInt8Stream<BM, BN, BK, KT>;
+  // Resident blocks per SM for each k-step count, worked out once per instantiation, before any
+  // capture (the first launch is a timing run): the grid is one wave of them.
+  static int wave[KT + 1];
+  static const bool ready = [&] {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         streamBytes<BM, BN, BK>(KT) + kAlignSlack));
+    int device = 0, sms = 0;
+    KILN_CUDA_CHECK(cudaGetDevice(&device));
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    for (int kt = 1; kt <= KT; ++kt) {
+      int perSm = 0;
+      KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads,
+                                                                    streamBytes<BM, BN, BK>(kt) + kAlignSlack));
+      wave[kt] = (perSm < 1 ? 1 : perSm) * sms;
+    }
+    return true;
+  }();
+  (void)ready;
+  const int kTiles = (args.kPad + BK - 1) / BK;
+  KILN_CHECK(kTiles >= 1 && kTiles <= KT, Internal, "streaming wgmma tile launched on a layer whose K does not fit");
+  args.zPrefetched = args.z != nullptr && args.k % 16 == 0;
+  args.tileAt = 0;
+  const int mTiles = (args.m + BM - 1) / BM, nBlocks = (args.k + BN - 1) / BN;
+  int blocks = wave[kTiles] / nBlocks;
+  blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
+  dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
+  kernel<<<grid, threads, streamBytes<BM, BN, BK>(kTiles) + kAlignSlack, stream>>>(args, mTiles);
+}
+
 // Block shapes (BM x BN, stages, bytes of K per stage), timed per layer with the mma.sync ones: wide
 // tiles for the big layers, 64-row and 64-channel ones (two blocks per SM) where a layer has few
 // pixels or channels, 64-byte k-steps (three blocks per SM) for the 1x1 layers over 64 channels,
@@ -286,7 +415,20 @@ const Launch kWgmmaLaunches[] = {
     &launchWgmmaTile<128, 64, 4, 128>,  &launchWgmmaTile<64, 64, 6, 128>,   &launchWgmmaTile<256, 128, 4, 128>,
     &launchWgmmaTile<128, 128, 4, 64>,  &launchWgmmaTile<128, 256, 3, 64>,
 };
-static_assert(sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]) == kWgmmaTiles, "kWgmmaTiles");
+
+// Streaming tiles (BM x BN, bytes per k-step, most k-steps), each with the resident-block tile above
+// that runs a layer whose K does not fit it (so a tile forced for a whole model still runs it all).
+struct StreamTile {
+  Launch launch;
+  int maxKBytes, fallback;
+};
+const StreamTile kStreamTiles[] = {
+    {&launchWgmmaStream<128, 128, 64, 1>, 64, 6},   {&launchWgmmaStream<128, 256, 64, 1>, 64, 7},
+    {&launchWgmmaStream<128, 128, 128, 1>, 128, 0}, {&launchWgmmaStream<128, 128, 128, 2>, 256, 0},
+    {&launchWgmmaStream<128, 64, 128, 2>, 256, 3},
+};
+constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
+static_assert(kResidentTiles + sizeof(kStreamTiles) / sizeof(kStreamTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
 
 }  // namespace
 
@@ -316,7 +458,15 @@ bool wgmmaConvAvailable() {
 void launchWgmmaInt8Conv(int tile, const ConvArgs& args, cudaStream_t stream) {
   KILN_CHECK(tile >= 0 && tile < kWgmmaTiles, Internal, "no wgmma convolution tile " + std::to_string(tile));
   KILN_CHECK(wgmmaConvAvailable(), Internal, "wgmma convolution tiles need an sm_90 GPU and an sm_90a build");
-  kWgmmaLaunches[tile](args, stream);
+  if (tile < kResidentTiles) return kWgmmaLaunches[tile](args, stream);
+  const StreamTile& streaming = kStreamTiles[tile - kResidentTiles];
+  if (args.kPad <= streaming.maxKBytes) return streaming.launch(args, stream);
+  kWgmmaLaunches[streaming.fallback](args, stream);
+}
+
+bool wgmmaTileRunsAsItself(int tile, int kPadBytes) {
+  if (tile < 0 || tile >= kWgmmaTiles) return false;
+  return tile < kResidentTiles || kPadBytes <= kStreamTiles[tile - kResidentTiles].maxKBytes;
 }
 
 }  // namespace kiln::cuda
