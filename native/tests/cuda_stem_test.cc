@@ -333,8 +333,8 @@ bool warned(const BuildReport& report, const std::string& part) {
 }
 
 // The stem on the space-to-depth INT8 path: every convolution INT8, one kiln.CudaQuantizeSpaceToDepth
-// (the only quantization: x is read nowhere else) writing [N, OH + 3, OW + 3, 16], and the max
-// pool on int8.
+// (the only quantization: x is read nowhere else) writing [N, OH + 3, OW + 3, 16] straight from the
+// float32 input, and the max pool on int8.
 void expectInt8SpaceToDepthStem(const BuildReport& report, const Int8StemCase& t, const std::string& what) {
   expectCount(countLayers(report, "kiln.CudaConvInt8NHWC", "int8"), kInt8Convs, what + ": INT8 convolutions");
   expectCount(countLayers(report, "kiln.CudaConvNHWC", "fp16"), 0, what + ": fp16 convolutions");
@@ -342,6 +342,12 @@ void expectInt8SpaceToDepthStem(const BuildReport& report, const Int8StemCase& t
   expectCount(countLayers(report, "kiln.CudaQuantize", "int8"), 0, what + ": plain quantizations");
   expectCount(countLayers(report, "kiln.CudaMaxPoolInt8NHWC", "int8"), 1, what + ": int8 max pools");
   expectCount(static_cast<int>(kernelsWith(report, "cuda.quantize_int8_s2d").size()), 1, what + ": s2d quantize kernels");
+  // x is the model's float32 NCHW input: the quantize reads it in place of a kiln.CudaCastToNhwc.
+  expectCount(static_cast<int>(kernelsWith(report, "cuda.quantize_int8_s2d_nchw").size()), 1,
+              what + ": s2d quantizes reading the float32 input");
+  int casts = 0;
+  for (const LayerReport& l : report.layers) casts += l.opType == "kiln.CudaCastToNhwc";
+  expectCount(casts, 0, what + ": input casts to fp16 NHWC");
   const std::string x2 = shapeToString({t.n, outExtent(t.h, 7, 3) + 3, outExtent(t.w, 7, 3) + 3, 16});
   for (const LayerReport& l : report.layers) {
     if (l.opType == "kiln.CudaQuantizeSpaceToDepth" && l.outputShape != x2)

@@ -2,7 +2,9 @@
 //
 // kiln.CudaQuantize        X float16/float32 -> int8, attr scale: q = clamp(round(x / scale), +-127).
 // kiln.CudaDequantize      X int8 -> float (attr to: 10 float16, 1 float32), attr scale.
-// kiln.CudaQuantizeSpaceToDepth  X float16 [N,H,W,C] (C <= 4) -> int8 [N,H',W',16]: the input of a
+// kiln.CudaQuantizeSpaceToDepth  X float16 [N,H,W,C] (C <= 4), or float32 [N,C,H,W] with attr
+//                          nchw 1 (the model's input, read in place of its kiln.CudaCastToNhwc)
+//                          -> int8 [N,H',W',16]: the input of a
 //                          stride-2 convolution (attrs kernel_shape [R,S] and pads [top, left,
 //                          bottom, right] are that convolution's) rewritten space-to-depth
 //                          (space_to_depth.h) and quantized as kiln.CudaQuantize does (attr scale),
@@ -75,9 +77,13 @@ int64_t spaceToDepthExtent(int64_t in, int64_t kernel, int64_t padBegin, int64_t
 }
 
 void inferQuantizeSpaceToDepth(InferContext& ctx) {
-  if (ctx.inputTypes[0] != DType::Float16) ctx.error("X must be float16");
-  const SymShape& x = ctx.inputShapes[0];
-  if (!x.hasRank || x.rank() != 4) ctx.error("expects X [N,H,W,C]");
+  const bool nchw = ctx.node.getInt("nchw", 0) != 0;
+  if (ctx.inputTypes[0] != (nchw ? DType::Float32 : DType::Float16))
+    ctx.error(nchw ? "X must be float32 (nchw 1)" : "X must be float16");
+  const SymShape& in = ctx.inputShapes[0];
+  if (!in.hasRank || in.rank() != 4) ctx.error(nchw ? "expects X [N,C,H,W]" : "expects X [N,H,W,C]");
+  SymShape x = in;  // as [N,H,W,C]
+  if (nchw) x.dims = {in.dims[0], in.dims[2], in.dims[3], in.dims[1]};
   const std::vector<int64_t> kernel = ctx.node.getInts("kernel_shape");
   const std::vector<int64_t> pads = ctx.node.getInts("pads", {0, 0, 0, 0});
   if (kernel.size() != 2 || pads.size() != 4 || kernel[0] < 1 || kernel[1] < 1)
@@ -163,7 +169,9 @@ class DequantizeKernel final : public CudaKernel {
 class QuantizeSpaceToDepthKernel final : public CudaKernel {
  public:
   explicit QuantizeSpaceToDepthKernel(const KernelCreateInfo& info) : CudaKernel(info) {
-    if (inputTypes_.at(0) != DType::Float16) unsupported("quantizes float16 only");
+    nchw_ = node_.getInt("nchw", 0) != 0;
+    if (inputTypes_.at(0) != (nchw_ ? DType::Float32 : DType::Float16))
+      unsupported(nchw_ ? "reads float32 NCHW only" : "quantizes float16 only");
     inv_ = 1.f / node_.getFloat("scale", 1.f);
     const std::vector<int64_t> pads = node_.getInts("pads", {0, 0, 0, 0});
     if (pads.size() != 4) unsupported("pads [top, left, bottom, right] expected");
@@ -176,14 +184,18 @@ class QuantizeSpaceToDepthKernel final : public CudaKernel {
     job.src = in(ctx, 0);
     job.dst = ctx.outputs[0]->data;
     job.n = x[0];
-    job.h = static_cast<int>(x[1]), job.w = static_cast<int>(x[2]), job.c = static_cast<int>(x[3]);
+    if (nchw_)
+      job.c = static_cast<int>(x[1]), job.h = static_cast<int>(x[2]), job.w = static_cast<int>(x[3]);
+    else
+      job.h = static_cast<int>(x[1]), job.w = static_cast<int>(x[2]), job.c = static_cast<int>(x[3]);
     job.padTop = padTop_, job.padLeft = padLeft_;
     job.outH = static_cast<int>(y[1]), job.outW = static_cast<int>(y[2]);
-    launchSpaceToDepthInt8(job, inv_, exec(ctx).stream);
+    launchSpaceToDepthInt8(job, inv_, exec(ctx).stream, nchw_);
   }
-  std::string name() const override { return "cuda.quantize_int8_s2d"; }
+  std::string name() const override { return nchw_ ? "cuda.quantize_int8_s2d_nchw" : "cuda.quantize_int8_s2d"; }
 
  private:
+  bool nchw_ = false;
   float inv_ = 1.f;
   int padTop_ = 0, padLeft_ = 0;
 };

@@ -2,7 +2,8 @@
 // its 2x2 block of input pixels (4C halves, zero where the block falls outside the input) and
 // writes the pixel's 16 channels as two 16-byte stores; a warp writes 1 KiB of contiguous output
 // and reads two contiguous runs of input (one per input row of the block). The int8 variant
-// quantizes the 16 values and writes the pixel as one 16-byte store (512 contiguous bytes a warp).
+// quantizes the 16 values and writes the pixel as one 16-byte store (512 contiguous bytes a warp);
+// it also reads the model's float32 NCHW input directly.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -93,6 +94,45 @@ __global__ void __launch_bounds__(256) spaceToDepthInt8(Job<Index> job, float in
   }
 }
 
+// The same from the model's float32 NCHW input, each value rounded to float16 first, so that the
+// bytes equal those of kiln.CudaCastToNhwc followed by spaceToDepthInt8 (the pass this replaces).
+// A warp's threads read two contiguous runs of 32 floats per channel and input row.
+template <int C, typename Index>
+__global__ void __launch_bounds__(256) spaceToDepthInt8FromNchw(const float* __restrict__ src, uint4* __restrict__ dst,
+                                                                int h, int w, int padTop, int padLeft, Index outH,
+                                                                Index outW, float inv, Index total) {
+  const Index stride = Index(gridDim.x) * blockDim.x;
+  for (Index p = Index(blockIdx.x) * blockDim.x + threadIdx.x; p < total; p += stride) {
+    const Index j = p % outW;
+    const Index t = p / outW;
+    const int i = static_cast<int>(t % outH);
+    const int64_t n = static_cast<int64_t>(t / outH);
+    uint32_t byte[16];
+#pragma unroll
+    for (int k = 0; k < 16; ++k) byte[k] = 0;
+#pragma unroll
+    for (int dy = 0; dy < 2; ++dy) {
+      const int row = 2 * i + dy - padTop;
+      if (static_cast<unsigned>(row) >= static_cast<unsigned>(h)) continue;
+#pragma unroll
+      for (int dx = 0; dx < 2; ++dx) {
+        const int col = 2 * static_cast<int>(j) + dx - padLeft;
+        if (static_cast<unsigned>(col) >= static_cast<unsigned>(w)) continue;
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+          const float v = __ldg(src + ((n * C + c) * h + row) * int64_t(w) + col);
+          byte[(dy * 2 + dx) * C + c] = quantizeByte(__half_as_ushort(__float2half_rn(v)), inv);
+        }
+      }
+    }
+    uint32_t word[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      word[k] = byte[4 * k] | (byte[4 * k + 1] << 8) | (byte[4 * k + 2] << 16) | (byte[4 * k + 3] << 24);
+    dst[p] = make_uint4(word[0], word[1], word[2], word[3]);
+  }
+}
+
 template <typename Index>
 Job<Index> deviceJob(const SpaceToDepthJob& j) {
   Job<Index> d;
@@ -139,7 +179,7 @@ void launchSpaceToDepth16(const SpaceToDepthJob& a, const SpaceToDepthJob* b, cu
   KILN_CUDA_CHECK(cudaGetLastError());
 }
 
-void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStream_t stream) {
+void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStream_t stream, bool float32Nchw) {
   KILN_CHECK(job.c >= 1 && job.c <= 4, Internal, "space-to-depth takes 1 to 4 channels");
   KILN_CHECK(reinterpret_cast<uintptr_t>(job.dst) % 16 == 0, Internal,
              "space-to-depth writes 16-byte int8 pixels: the output must be 16-byte aligned");
@@ -147,8 +187,14 @@ void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStre
   if (total == 0) return;
   dispatch(job.c, total, [&](auto channels, auto index) {
     using Index = decltype(index);
-    spaceToDepthInt8<decltype(channels)::value, Index>
-        <<<gridFor(total), 256, 0, stream>>>(deviceJob<Index>(job), invScale, static_cast<Index>(total));
+    constexpr int kC = decltype(channels)::value;
+    if (float32Nchw)
+      spaceToDepthInt8FromNchw<kC, Index><<<gridFor(total), 256, 0, stream>>>(
+          static_cast<const float*>(job.src), static_cast<uint4*>(job.dst), job.h, job.w, job.padTop, job.padLeft,
+          static_cast<Index>(job.outH), static_cast<Index>(job.outW), invScale, static_cast<Index>(total));
+    else
+      spaceToDepthInt8<kC, Index>
+          <<<gridFor(total), 256, 0, stream>>>(deviceJob<Index>(job), invScale, static_cast<Index>(total));
   });
   KILN_CUDA_CHECK(cudaGetLastError());
 }

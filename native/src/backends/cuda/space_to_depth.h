@@ -31,7 +31,9 @@ void launchSpaceToDepth16(const SpaceToDepthJob& a, const SpaceToDepthJob* b, cu
 
 // The same transform quantized: dst [n, outH, outW, 16] int8 with q = clamp(round(x * invScale),
 // -127, 127), rounding to nearest even as launchQuantize (int8_ops.h) does; the zero padding and the
-// channels 4C..15 are exact zeros. kiln.CudaQuantizeSpaceToDepth.
-void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStream_t stream);
+// channels 4C..15 are exact zeros. kiln.CudaQuantizeSpaceToDepth. float32Nchw: src is float32
+// [n, c, h, w] (the model's input), each value rounded to float16 first (the same bytes as casting
+// to float16 NHWC and then transforming).
+void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStream_t stream, bool float32Nchw = false);
 
 }  // namespace kiln::cuda
