@@ -18,11 +18,15 @@ export {
   UsageAggregator,
 } from "./usage-aggregator.ts";
 export {
+  decodeUsageEntry,
   decodeUsageEvent,
+  encodeUsageBatch,
   encodeUsageEvent,
   LATENCY_BUCKETS_MS,
   recordUsage,
+  recordUsageBatch,
   recordUsageIn,
+  USAGE_BATCH_FIELD,
   USAGE_EVENT_FIELDS,
   USAGE_STREAM_MAXLEN,
   type UsageEvent,

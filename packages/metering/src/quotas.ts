@@ -19,8 +19,8 @@ export type AdmissionResult =
  * `kiln_quota_check(bucket, monthRequests, monthComputeMs, rate, burst, requestCap, computeCap)`
  * returns `0, tokens, now` when the request may pass, `1, ms until a token` when rate limited,
  * `2` at the month's request cap, `3` at its compute cap; it writes nothing.
- * `kiln_quota_take(bucket, monthRequests, tokens, now, rate, burst, secondsToMonthEnd)` takes the
- * token and counts the request.
+ * `kiln_quota_take(bucket, monthRequests, tokens, now, rate, burst, secondsToMonthEnd[, n])` takes
+ * the token and counts the request (n tokens and requests when given: a gateway's lease).
  */
 export const QUOTA_CHECK_LUA = `
 local function kiln_quota_check(bucketKey, requestsKey, computeKey, rate, burst, requestCap, computeCap)
@@ -45,10 +45,11 @@ local function kiln_quota_check(bucketKey, requestsKey, computeKey, rate, burst,
   end
   return 0, tokens, now
 end
-local function kiln_quota_take(bucketKey, requestsKey, tokens, now, rate, burst, toMonthEnd)
-  redis.call('HSET', bucketKey, 'tokens', tokens - 1, 'at', now)
+local function kiln_quota_take(bucketKey, requestsKey, tokens, now, rate, burst, toMonthEnd, n)
+  n = tonumber(n or 1)
+  redis.call('HSET', bucketKey, 'tokens', tokens - n, 'at', now)
   redis.call('PEXPIRE', bucketKey, math.ceil(tonumber(burst) / tonumber(rate) * 1000) + 1000)
-  redis.call('INCR', requestsKey)
+  redis.call('INCRBY', requestsKey, n)
   redis.call('EXPIRE', requestsKey, tonumber(toMonthEnd) + 86400)
 end
 `;

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { latencyPercentile } from "./percentiles.ts";
 import { USAGE_TEST_HOUR, useUsageFixture } from "./testing.ts";
 import { AGGREGATOR_GROUP, UsageAggregator } from "./usage-aggregator.ts";
-import { recordUsage, usageStreamKey } from "./usage-event.ts";
+import { recordUsage, recordUsageBatch, usageStreamKey } from "./usage-event.ts";
 
 const fx = useUsageFixture();
 const HOUR = USAGE_TEST_HOUR;
@@ -95,5 +95,39 @@ describe("usage aggregation", () => {
     });
     expect(await survivor.runOnce()).toBe(2);
     expect((await fx.rollup())?.requests).toBe(2n);
+  });
+
+  it("counts every event of a batched entry once, beside single-event entries, across a crash before the ack", async () => {
+    const prefix = fx.freshPrefix();
+    await fx.prisma.usageRollup.deleteMany();
+    const batch = [fx.event(), fx.event({ status: "error" }), fx.event({ at: HOUR + 3_600_000 + 5 })];
+    await recordUsageBatch(fx.redis, prefix, batch);
+    await recordUsage(fx.redis, prefix, fx.event());
+    await recordUsageBatch(fx.redis, prefix, [fx.event(), fx.event()]);
+    const crashing = new UsageAggregator({
+      redis: fx.redis,
+      prisma: fx.prisma,
+      keyPrefix: prefix,
+      consumer: "doomed-batch",
+      afterCommit: () => {
+        throw new Error("crash between commit and XACK");
+      },
+    });
+    await expect(crashing.runOnce()).rejects.toThrow("crash between commit and XACK");
+    const survivor = new UsageAggregator({
+      redis: fx.redis,
+      prisma: fx.prisma,
+      keyPrefix: prefix,
+      consumer: "survivor-batch",
+      claimIdleMs: 0,
+    });
+    expect(await survivor.runOnce()).toBe(0);
+    expect(await fx.rollup()).toMatchObject({ requests: 5n, errors: 1n });
+    expect((await fx.rollup(HOUR + 3_600_000))?.requests).toBe(1n);
+    expect((await fx.redis.xpending(usageStreamKey(prefix), AGGREGATOR_GROUP))[0]).toBe(0);
+    // A batch sent again (a retried write) adds nothing: its events' receipts exist.
+    await recordUsageBatch(fx.redis, prefix, batch);
+    expect(await survivor.runOnce()).toBe(0);
+    expect((await fx.rollup())?.requests).toBe(5n);
   });
 });

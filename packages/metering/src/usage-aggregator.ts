@@ -1,6 +1,6 @@
 // Folds usage events from the Redis stream into hourly UsageRollup rows, exactly once.
 //
-// Events are read through a consumer group. Each batch is applied in one Postgres transaction that
+// Events are read through a consumer group (an entry holds one event, or a gateway's batch of them). Each batch is applied in one Postgres transaction that
 // first inserts the events' ids into usage_event_receipts (ON CONFLICT DO NOTHING) and then adds only
 // the events whose receipt was new. The stream entries are acknowledged after the commit. So:
 //   - a crash before the commit rolls everything back; the entries stay pending and are re-read;
@@ -9,7 +9,7 @@
 // Neither loses nor double counts. Pending entries of a consumer that died are claimed by another.
 import { newId, type PrismaClient } from "@kiln/db";
 import type { Redis } from "ioredis";
-import { decodeUsageEvent, LATENCY_BUCKETS_MS, type UsageEvent, usageStreamKey } from "./usage-event.ts";
+import { decodeUsageEntry, LATENCY_BUCKETS_MS, type UsageEvent, usageStreamKey } from "./usage-event.ts";
 
 export const AGGREGATOR_GROUP = "usage-rollups";
 export const RECEIPT_RETENTION_MS = 7 * 24 * 3_600_000;
@@ -107,7 +107,7 @@ export class UsageAggregator {
   async #apply(entries: StreamEntry[]): Promise<number> {
     const live = entries.filter(([, fields]) => fields !== null);
     if (entries.length === 0) return 0;
-    const events = live.map(([, fields]) => decodeUsageEvent(fields));
+    const events = live.flatMap(([, fields]) => decodeUsageEntry(fields));
     const counted = await this.options.prisma.$transaction(async (tx) => {
       const ids = events.map((e) => e.eventId);
       const inserted = await tx.$queryRaw<{ id: string }[]>`
@@ -120,7 +120,9 @@ export class UsageAggregator {
         // The same id twice in one batch is one event.
         fresh.delete(e.eventId);
         const key = `${e.orgId}|${e.deploymentId}|${hourOf(e.at).toISOString()}`;
-        groups.set(key, [...(groups.get(key) ?? []), e]);
+        const group = groups.get(key);
+        if (group) group.push(e);
+        else groups.set(key, [e]);
       }
       let n = 0;
       for (const group of groups.values()) {

@@ -62,6 +62,37 @@ export function usageEventValues(e: UsageEvent): (string | number)[] {
   ];
 }
 
+/**
+ * A stream entry may carry many events (the gateway sends what it answered in a few milliseconds as
+ * one entry): one field, `events`, holding a JSON array of each event's values in USAGE_EVENT_FIELDS
+ * order. Counting stays exactly once per event: the aggregator's receipts are keyed by event id,
+ * not by stream entry.
+ */
+export const USAGE_BATCH_FIELD = "events";
+
+export function encodeUsageBatch(events: readonly UsageEvent[]): string {
+  return JSON.stringify(events.map(usageEventValues));
+}
+
+/** The events of one stream entry: a batch (`events`) or a single event (field by field). */
+export function decodeUsageEntry(fields: string[]): UsageEvent[] {
+  if (fields[0] !== USAGE_BATCH_FIELD) return [decodeUsageEvent(fields)];
+  const rows = JSON.parse(fields[1] ?? "[]") as unknown[][];
+  // Positions as usageEventValues writes them (USAGE_EVENT_FIELDS order).
+  return rows.map((row) => ({
+    eventId: String(row[0] ?? ""),
+    orgId: String(row[1] ?? ""),
+    deploymentId: String(row[2] ?? ""),
+    computeMs: Number(row[3] ?? 0),
+    batchShare: Number(row[4] ?? 0),
+    bytesIn: Number(row[5] ?? 0),
+    bytesOut: Number(row[6] ?? 0),
+    status: row[7] === "error" ? "error" : "success",
+    latencyMs: Number(row[8] ?? 0),
+    at: Number(row[9] ?? 0),
+  }));
+}
+
 export function decodeUsageEvent(fields: string[]): UsageEvent {
   const map = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
@@ -83,6 +114,19 @@ export function decodeUsageEvent(fields: string[]): UsageEvent {
 /** Appends the event; the stream is trimmed approximately so it cannot grow without bound. */
 export async function recordUsage(redis: Redis, prefix: string, event: UsageEvent): Promise<void> {
   await recordUsageIn(redis.multi(), prefix, event).exec();
+}
+
+/** Appends many events as one stream entry (see USAGE_BATCH_FIELD). */
+export async function recordUsageBatch(redis: Redis, prefix: string, events: readonly UsageEvent[]): Promise<void> {
+  await redis.xadd(
+    usageStreamKey(prefix),
+    "MAXLEN",
+    "~",
+    String(USAGE_STREAM_MAXLEN),
+    "*",
+    USAGE_BATCH_FIELD,
+    encodeUsageBatch(events),
+  );
 }
 
 /** The same, added to a caller's transaction, so metering costs one round trip with its companions. */
