@@ -17,6 +17,7 @@ function fakeScripts() {
       calls.push({ script, args });
       return 1;
     },
+    beforeWrite: (fn: () => void) => setImmediate(fn),
     close: async () => {},
   } as unknown as ScriptConnection;
   return { scripts, calls };

@@ -1,18 +1,24 @@
-// The gateway's two Redis steps per request, each one round trip:
+// The gateway's Redis steps per request, leased and batched so that under load most requests make
+// none of their own:
 // - admission: the plan's token bucket and monthly caps (@kiln/metering) and the spend cap
-//   (@kiln/billing) in one Lua script that takes nothing unless every check passes, so a request
-//   refused for any reason consumes no token, no monthly request and no spend;
-// - metering: the usage event (XADD), the month's compute charge and the period's spend compute in
-//   one Lua script, queued as the answer is written; under load it is sent with the next admission
-//   (held at most 2 ms), otherwise at once (see `meter`).
-// Both scripts go over the gateway's ScriptConnection (EVALSHA, one write per event-loop turn);
-// the rare companions (loading spend limits, recording notices) use the ioredis connection.
+//   (@kiln/billing) in one Lua script (LEASE) that takes nothing unless every check passes, so a
+//   request refused for any reason consumes no token, no monthly request and no spend. Requests of
+//   one event-loop turn share one call; while an organization's demand on this gateway is high, the
+//   call also leases admissions for the next LEASE_MS, spent here without Redis and given back
+//   (RETURN) when unused. Leased admissions are counted in Redis (bucket, month, spend) as they are
+//   taken, so no cap is ever passed, whatever several gateways do; at low rates nothing is leased and
+//   every request runs the script as before.
+// - metering: usage events, the month's compute charge and the period's spend compute in one Lua
+//   script (METER) per organization and month, one stream entry per batch; under load the events
+//   of up to METER_FLUSH_MS (or METER_BATCH events) travel together, otherwise each leaves with its
+//   turn's write.
+// The scripts go over the gateway's ScriptConnection (EVALSHA, one write per event-loop turn); the
+// rare companions (loading spend limits, recording notices) use the ioredis connection.
 
 import {
   recordComputeUsage,
   recordSpendCapNotices,
   refreshSpendLimits,
-  SPEND_CAP_CHECK_LUA,
   type SpendCapDecision,
   type SpendCapDeps,
   spendCapKeys,
@@ -21,57 +27,19 @@ import {
 import type { PrismaClient } from "@kiln/db";
 import type { Logger } from "@kiln/logger";
 import {
-  QUOTA_CHECK_LUA,
+  encodeUsageBatch,
   quotaKeys,
   quotaRefusal,
   secondsToMonthEnd,
-  USAGE_EVENT_FIELDS,
   USAGE_STREAM_MAXLEN,
   type UsageEvent,
-  usageEventValues,
   usageStreamKey,
 } from "@kiln/metering";
 import type { Plan } from "@kiln/plans";
 import { ServingError } from "@kiln/serving";
 import type { Redis } from "ioredis";
-import { defineScript, type ScriptConnection } from "./script-connection.ts";
-
-// KEYS: quota bucket, month's requests, month's compute-ms, spend limits.
-// ARGV: rate, burst, monthly request cap (-1 none), monthly compute-ms cap (-1 none), seconds to the
-//       month's end, now (ms), spend usage key prefix.
-// Returns {0, projected, cap, periodStart} admitted; {1, waitMs} rate; {2} / {3} monthly caps;
-//         {4, projected, cap, periodStart} spend cap; {5} spend limits missing (load them and retry).
-const ADMIT = defineScript(
-  `${QUOTA_CHECK_LUA}${SPEND_CAP_CHECK_LUA}
-local code, a, now = kiln_quota_check(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-if code ~= 0 then return {code, a} end
-local allowed, projected, cap, periodStart, usageKey = kiln_spend_check(KEYS[4], ARGV[6], ARGV[7], 1)
-if allowed == -1 then return {5, 0} end
-if allowed == 0 then return {4, projected, cap, periodStart} end
-kiln_quota_take(KEYS[1], KEYS[2], a, now, ARGV[1], ARGV[2], ARGV[5])
-kiln_spend_count(usageKey, 1)
-return {0, projected, cap, periodStart}
-`,
-  4,
-);
-
-// KEYS: usage stream, month's compute-ms, spend limits.
-// ARGV: stream max length, compute ms for the quota (ceil, 0: none), seconds to the month's end,
-//       spend usage key prefix, compute ms for the spend cap (rounded, 0: none), then the event's
-//       field values in USAGE_EVENT_FIELDS order (the script adds the names: half the arguments).
-// Returns 0 when the spend limits were missing (the caller loads them and records the compute), else 1.
-const METER = defineScript(
-  `${SPEND_CAP_CHECK_LUA}
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', ${USAGE_EVENT_FIELDS.map((f, i) => `'${f}', ARGV[${6 + i}]`).join(", ")})
-if tonumber(ARGV[2]) > 0 then
-  redis.call('INCRBY', KEYS[2], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]) + 86400)
-end
-if tonumber(ARGV[5]) > 0 then return kiln_spend_compute(KEYS[3], ARGV[4], ARGV[5]) end
-return 1
-`,
-  3,
-);
+import { LEASE, METER, RETURN } from "./admission-scripts.ts";
+import type { RespValue, ScriptConnection } from "./script-connection.ts";
 
 /** One organization's Redis keys for the current month (quota, spend cap), built once per month. */
 interface OrgKeys {
@@ -85,13 +53,51 @@ interface OrgKeys {
   spendUsagePrefix: string;
 }
 
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  /** Already waited for the spend limits to be loaded once. */
+  isRetry?: boolean;
+}
+
+/** One organization's admissions on this gateway: its leased pool, waiting requests and demand. */
+interface OrgLease {
+  orgId: string;
+  /** The plan of the latest request (leases are asked for under it). */
+  plan: Plan;
+  /** Leased admissions not yet spent, usable until expiresAt (performance.now()). */
+  tokens: number;
+  expiresAt: number;
+  /** Where the pool's admissions were counted (given back there). */
+  takenIn: { keys: OrgKeys; usageKey: string; burst: number } | undefined;
+  /** Requests waiting for this turn's LEASE call. */
+  waiters: Waiter[];
+  /** Requests refused while another of this gateway's leases was in flight: they wait for it. */
+  parked: Waiter[];
+  isScheduled: boolean;
+  inFlight: number;
+  /** Admissions counted per LEASE_MS window: the current one, and the one before. */
+  windowStart: number;
+  windowCount: number;
+  lastWindowCount: number;
+  expiry: NodeJS.Timeout | undefined;
+}
+
 /** secondsToMonthEnd for a month ending at `monthEnd` (ms). */
 const secondsTo = (monthEnd: number, nowMs: number) => Math.max(1, Math.ceil((monthEnd - nowMs) / 1000));
 
-/** How long an answered request's usage event may wait for an admission to travel with. */
+/** How long leased admissions last here, and the window demand is measured over. */
+const LEASE_MS = 20;
+/** Below this many admissions per window (800/s at 20 ms) nothing is leased: one script per turn. */
+const LEASE_MIN_DEMAND = 16;
+/** The most admissions one call leases. */
+const LEASE_MAX = 512;
+/** How long an answered request's usage event may wait for others to travel with. */
 const METER_FLUSH_MS = 2;
 /** Held usage events that are sent at once without waiting. */
-const METER_BATCH = 64;
+const METER_BATCH = 256;
+
+const ADMITTED = Promise.resolve();
 
 export class RequestAdmission {
   readonly #spendDeps: SpendCapDeps;
@@ -99,13 +105,17 @@ export class RequestAdmission {
   readonly #noticed = new Set<string>();
   readonly #stream: string;
   /** Usage events answered but not yet sent (see meter). */
-  readonly #held: { event: UsageEvent; resolve: () => void }[] = [];
+  #held: { event: UsageEvent; resolve: () => void }[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
+  #isFlushScheduled = false;
   readonly #sending = new Set<Promise<void>>();
-  /** Moving average of the time between admissions (ms), and when the last one was. */
-  #admitGapMs = 1_000;
-  #lastAdmitAt = 0;
+  /** Moving average of the time between usage events (ms), and when the last one was. */
+  #meterGapMs = 1_000;
+  #lastMeterAt = 0;
+  /** Moving average of a request's compute (ms, rounded up): how much a lease may take near the compute cap. */
+  #computeMsPerRequest = 1;
   readonly #keys = new Map<string, OrgKeys>();
+  readonly #leases = new Map<string, OrgLease>();
 
   constructor(
     private readonly scripts: ScriptConnection,
@@ -118,37 +128,257 @@ export class RequestAdmission {
     this.#stream = usageStreamKey(prefix);
   }
 
-  /** Quotas (429 + Retry-After) and the spend cap (402), checked and counted in one round trip. */
-  async admit(orgId: string, plan: Plan): Promise<void> {
-    // Held usage events leave in the same write, ahead of this admission.
-    this.#flush();
+  /**
+   * Quotas (429 + Retry-After) and the spend cap (402): from this gateway's lease when it holds one,
+   * else checked and counted in Redis with the turn's other requests of the organization.
+   */
+  admit(orgId: string, plan: Plan): Promise<void> {
+    const lease = this.#leaseOf(orgId, plan);
     const at = performance.now();
-    this.#admitGapMs = 0.8 * this.#admitGapMs + 0.2 * Math.min(at - this.#lastAdmitAt, 1_000);
-    this.#lastAdmitAt = at;
-    const now = new Date();
-    let result = await this.#run(orgId, plan, now);
-    if (result[0] === 5) {
-      // The period's limits are not in Redis yet (first request, or the period rolled over).
-      await refreshSpendLimits(this.#spendDeps, orgId);
-      result = await this.#run(orgId, plan, now);
-      if (result[0] === 5) throw new ServingError("INTERNAL", `spend limits of ${orgId} could not be loaded`);
+    if (at - lease.windowStart >= LEASE_MS) {
+      lease.lastWindowCount = at - lease.windowStart < 2 * LEASE_MS ? lease.windowCount : 0;
+      lease.windowStart = at;
+      lease.windowCount = 0;
     }
+    lease.windowCount++;
+    if (lease.tokens > 0) {
+      if (at < lease.expiresAt) {
+        lease.tokens--;
+        // Ask for the next lease before this one runs out, so requests rarely wait for Redis.
+        if (lease.tokens * 4 < lease.lastWindowCount && lease.inFlight === 0) this.#schedule(lease);
+        return ADMITTED;
+      }
+      this.#giveBack(lease);
+    }
+    return new Promise((resolve, reject) => {
+      lease.waiters.push({ resolve, reject });
+      this.#schedule(lease);
+    });
+  }
+
+  #leaseOf(orgId: string, plan: Plan): OrgLease {
+    let lease = this.#leases.get(orgId);
+    if (lease === undefined) {
+      if (this.#leases.size >= 10_000) this.#dropIdleLeases();
+      lease = {
+        orgId,
+        plan,
+        tokens: 0,
+        expiresAt: 0,
+        takenIn: undefined,
+        waiters: [],
+        parked: [],
+        isScheduled: false,
+        inFlight: 0,
+        windowStart: 0,
+        windowCount: 0,
+        lastWindowCount: 0,
+        expiry: undefined,
+      };
+      this.#leases.set(orgId, lease);
+    }
+    lease.plan = plan;
+    return lease;
+  }
+
+  #dropIdleLeases(): void {
+    for (const [orgId, lease] of this.#leases) {
+      if (lease.tokens === 0 && lease.inFlight === 0 && !lease.isScheduled && lease.waiters.length === 0) {
+        clearTimeout(lease.expiry);
+        this.#leases.delete(orgId);
+      }
+    }
+  }
+
+  /** Queues one LEASE call for the organization in this turn's write (its waiters, and a lease when busy). */
+  #schedule(lease: OrgLease): void {
+    if (lease.isScheduled) return;
+    lease.isScheduled = true;
+    this.scripts.beforeWrite(() => this.#requestLease(lease));
+  }
+
+  #requestLease(lease: OrgLease): void {
+    lease.isScheduled = false;
+    const waiters = lease.waiters.splice(0);
+    const demand = lease.lastWindowCount >= LEASE_MIN_DEMAND ? Math.min(LEASE_MAX, lease.lastWindowCount) : 0;
+    const extra = lease.inFlight === 0 ? Math.max(0, demand - lease.tokens) : 0;
+    if (waiters.length === 0 && extra === 0) return;
+    const now = new Date();
+    const { plan } = lease;
+    lease.inFlight++;
+    this.#run(lease.orgId, plan, now, waiters.length, extra)
+      .then((result) => this.#onLease(lease, plan, now, waiters, result))
+      .catch((error: unknown) => {
+        for (const w of waiters) w.reject(error);
+      })
+      .finally(() => {
+        lease.inFlight--;
+        if (lease.inFlight === 0 && lease.parked.length > 0) {
+          lease.waiters.push(...lease.parked.splice(0));
+          this.#schedule(lease);
+        }
+      });
+  }
+
+  #run(orgId: string, plan: Plan, now: Date, need: number, extra: number): Promise<RespValue[]> {
+    const keys = this.#keysOf(orgId, now);
+    const { limits } = plan;
+    const nowMs = now.getTime();
+    return this.scripts.run(LEASE, [
+      keys.bucket,
+      keys.monthRequests,
+      keys.monthComputeMs,
+      keys.spendLimits,
+      limits.requestsPerSecond,
+      limits.burstRequests,
+      limits.monthlyRequests ?? -1,
+      limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
+      secondsTo(keys.monthEnd, nowMs),
+      nowMs,
+      keys.spendUsagePrefix,
+      need,
+      extra,
+      this.#computeMsPerRequest,
+    ]) as Promise<RespValue[]>;
+  }
+
+  async #onLease(lease: OrgLease, plan: Plan, now: Date, queued: Waiter[], result: RespValue[]): Promise<void> {
+    let waiters = queued;
     const code = Number(result[0]);
+    if (code === 5) {
+      // The period's limits are not in Redis yet (first request, or the period rolled over).
+      await refreshSpendLimits(this.#spendDeps, lease.orgId);
+      for (const w of waiters) {
+        if (w.isRetry) w.reject(new ServingError("INTERNAL", `spend limits of ${lease.orgId} could not be loaded`));
+        else lease.waiters.push({ ...w, isRetry: true });
+      }
+      if (lease.waiters.length > 0) this.#schedule(lease);
+      return;
+    }
+    if (code !== 0) {
+      // Refused, but a lease that arrived meanwhile may hold admissions for them.
+      waiters = this.#fromPool(lease, waiters);
+      // A lease asked for ahead of demand, refused or with nothing to spare: nobody waits on it.
+      if (waiters.length === 0) return;
+    }
+    if (code !== 0 && lease.inFlight > 1) {
+      // Refused while another lease of this gateway is on its way: what it holds may be enough
+      // (refusing now would refuse requests that admission one at a time would admit). They ask
+      // again once it has arrived, if it did not serve them.
+      lease.parked.push(...waiters);
+      return;
+    }
     if (code === 1 || code === 2 || code === 3) {
       const refusal = quotaRefusal(code, Number(result[1]), plan, secondsToMonthEnd(now));
-      throw new ServingError("RATE_LIMITED", refusal.message, refusal.retryAfterSeconds);
+      for (const w of waiters) w.reject(new ServingError("RATE_LIMITED", refusal.message, refusal.retryAfterSeconds));
+      return;
     }
     const cap = Number(result[2]);
-    if (cap < 0) return;
-    const decision: SpendCapDecision = { allowed: code === 0, projectedCents: Number(result[1]), capCents: cap };
-    await this.#notices(orgId, decision, String(result[3]));
-    if (!decision.allowed) {
-      throw new ServingError(
-        "PAYMENT_REQUIRED",
-        `projected spend this period ($${(decision.projectedCents / 100).toFixed(2)}) would pass the organization's ` +
-          `spend cap of $${(cap / 100).toFixed(2)}: raise the cap in the dashboard's billing page`,
-      );
+    if (cap >= 0) {
+      const decision: SpendCapDecision = { allowed: code === 0, projectedCents: Number(result[1]), capCents: cap };
+      try {
+        await this.#notices(lease.orgId, decision, String(result[3]));
+      } catch (error) {
+        // As when admitting one by one: a notice that could not be recorded fails its requests
+        // (and is tried again by the next ones); what was leased stays usable.
+        if (code === 0) this.#keep(lease, Number(result[4]), this.#takenIn(lease, plan, now, result));
+        for (const w of waiters) w.reject(error);
+        return;
+      }
+      if (!decision.allowed) {
+        const error = new ServingError(
+          "PAYMENT_REQUIRED",
+          `projected spend this period ($${(decision.projectedCents / 100).toFixed(2)}) would pass the organization's ` +
+            `spend cap of $${(cap / 100).toFixed(2)}: raise the cap in the dashboard's billing page`,
+        );
+        for (const w of waiters) w.reject(error);
+        return;
+      }
     }
+    const granted = Number(result[4]);
+    const admitted = Math.min(granted, waiters.length);
+    for (let i = 0; i < admitted; i++) waiters[i]?.resolve();
+    if (granted > admitted) this.#keep(lease, granted - admitted, this.#takenIn(lease, plan, now, result));
+    // Fewer granted than asked for: the rest take what the pool holds, or ask again (and are
+    // refused for the reason that stopped them).
+    const rest = admitted < waiters.length ? this.#fromPool(lease, waiters.slice(admitted)) : [];
+    if (rest.length > 0) {
+      lease.waiters.push(...rest);
+      this.#schedule(lease);
+    }
+  }
+
+  /** Admits waiters from the pool while it holds unexpired admissions; returns those left waiting. */
+  #fromPool(lease: OrgLease, waiters: Waiter[]): Waiter[] {
+    if (lease.tokens === 0 || performance.now() >= lease.expiresAt) return waiters;
+    const served = Math.min(lease.tokens, waiters.length);
+    lease.tokens -= served;
+    for (let i = 0; i < served; i++) waiters[i]?.resolve();
+    return served === waiters.length ? [] : waiters.slice(served);
+  }
+
+  #takenIn(lease: OrgLease, plan: Plan, now: Date, result: RespValue[]): NonNullable<OrgLease["takenIn"]> {
+    const keys = this.#keysOf(lease.orgId, now);
+    return { keys, usageKey: `${keys.spendUsagePrefix}${String(result[3])}`, burst: plan.limits.burstRequests };
+  }
+
+  /** Adds leased admissions to the pool: requests already waiting take them first. */
+  #keep(lease: OrgLease, count: number, takenIn: NonNullable<OrgLease["takenIn"]>): void {
+    const held = lease.takenIn;
+    if (
+      lease.tokens > 0 &&
+      held !== undefined &&
+      (held.keys.monthRequests !== takenIn.keys.monthRequests || held.usageKey !== takenIn.usageKey)
+    ) {
+      this.#giveBack(lease);
+    }
+    let left = count;
+    for (const queue of [lease.parked, lease.waiters]) {
+      while (left > 0 && queue.length > 0) {
+        queue.shift()?.resolve();
+        left--;
+      }
+    }
+    if (left === 0) return;
+    lease.tokens += left;
+    lease.takenIn = takenIn;
+    lease.expiresAt = performance.now() + LEASE_MS;
+    if (lease.expiry === undefined) {
+      lease.expiry = setTimeout(() => this.#expire(lease), LEASE_MS);
+      lease.expiry.unref();
+    }
+  }
+
+  #expire(lease: OrgLease): void {
+    lease.expiry = undefined;
+    if (lease.tokens === 0) return;
+    const left = lease.expiresAt - performance.now();
+    if (left > 0) {
+      lease.expiry = setTimeout(() => this.#expire(lease), Math.ceil(left));
+      lease.expiry.unref();
+      return;
+    }
+    this.#giveBack(lease);
+  }
+
+  /** Returns the pool's unused admissions to Redis (token bucket, month's requests, period's spend). */
+  #giveBack(lease: OrgLease): void {
+    const count = lease.tokens;
+    const takenIn = lease.takenIn;
+    lease.tokens = 0;
+    if (count === 0 || takenIn === undefined) return;
+    const sent = this.scripts
+      .run(RETURN, [takenIn.keys.bucket, takenIn.keys.monthRequests, takenIn.usageKey, count, takenIn.burst])
+      .then(
+        () => {},
+        (err: unknown) => this.logger.error({ err, orgId: lease.orgId, count }, "unused admissions not given back"),
+      );
+    this.#track(sent);
+  }
+
+  #track(sent: Promise<void>): void {
+    this.#sending.add(sent);
+    void sent.then(() => this.#sending.delete(sent));
   }
 
   /** The organization's keys for the month `now` falls in (the same strings quotaKeys and spendCapKeys build). */
@@ -173,25 +403,6 @@ export class RequestAdmission {
     return keys;
   }
 
-  #run(orgId: string, plan: Plan, now: Date): Promise<(number | string)[]> {
-    const keys = this.#keysOf(orgId, now);
-    const { limits } = plan;
-    const nowMs = now.getTime();
-    return this.scripts.run(ADMIT, [
-      keys.bucket,
-      keys.monthRequests,
-      keys.monthComputeMs,
-      keys.spendLimits,
-      limits.requestsPerSecond,
-      limits.burstRequests,
-      limits.monthlyRequests ?? -1,
-      limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
-      secondsTo(keys.monthEnd, nowMs),
-      nowMs,
-      keys.spendUsagePrefix,
-    ]) as Promise<(number | string)[]>;
-  }
-
   /** 50/80/100 % notices: a Postgres write the first time a threshold is reached, nothing after. */
   async #notices(orgId: string, decision: SpendCapDecision, periodStart: string): Promise<void> {
     const reached = spendCapThresholdsReached(decision);
@@ -204,79 +415,108 @@ export class RequestAdmission {
   }
 
   /**
-   * Appends the usage event and charges its compute (quota and spend cap), in one script. Callers
-   * send their answer without waiting for the reply. While admissions arrive at least every
-   * METER_FLUSH_MS (on average), the command is held for at most that long and sent with the next
-   * admission (the same corked write, ahead of it), so under load a usage event costs no
-   * Redis write or read of its own; otherwise it leaves with this event-loop turn's writes as
-   * before. close() sends whatever is held. An answered request is metered
-   * once; a failure is logged (as it was when awaited: the answer is not withheld). The resolved
-   * promise says the event reached Redis (or failed and was logged).
+   * Appends the usage event and charges its compute (quota and spend cap). Callers send their answer
+   * without waiting for the reply. While events come at least every METER_FLUSH_MS (on average),
+   * they are held for at most that long (or until METER_BATCH are held) and leave as one stream
+   * entry per organization and month, with one compute charge; otherwise each leaves with its
+   * event-loop turn's write. close() sends whatever is held. An answered request is metered once; a
+   * failure is logged (the answer is not withheld). The resolved promise says the event reached
+   * Redis (or failed and was logged).
    */
   meter(event: UsageEvent): Promise<void> {
     return new Promise((resolve) => {
       this.#held.push({ event, resolve });
-      // Held only while admissions come often enough that one will carry it; at a low rate the
-      // event leaves with this turn's writes as it is (a timer would cost a wake-up of its own).
-      if (this.#held.length >= METER_BATCH || this.#admitGapMs > METER_FLUSH_MS) this.#flush();
-      else this.#flushTimer ??= setTimeout(this.#flushNow, METER_FLUSH_MS);
+      const at = performance.now();
+      this.#meterGapMs = 0.8 * this.#meterGapMs + 0.2 * Math.min(at - this.#lastMeterAt, 1_000);
+      this.#lastMeterAt = at;
+      this.#computeMsPerRequest = 0.9 * this.#computeMsPerRequest + 0.1 * Math.ceil(Math.max(0, event.computeMs));
+      if (this.#held.length >= METER_BATCH) this.#flush();
+      else if (this.#meterGapMs > METER_FLUSH_MS) {
+        // A low rate: the event leaves with this turn's write (a timer would cost a wake-up of its own).
+        if (!this.#isFlushScheduled) {
+          this.#isFlushScheduled = true;
+          this.scripts.beforeWrite(this.#flushNow);
+        }
+      } else this.#flushTimer ??= setTimeout(this.#flushNow, METER_FLUSH_MS);
     });
   }
 
   readonly #flushNow = () => this.#flush();
 
-  /** Sends every held usage event (they join this event-loop turn's corked write). */
+  /** Sends every held usage event: one METER call per organization and month. */
   #flush(): void {
+    this.#isFlushScheduled = false;
     if (this.#flushTimer !== undefined) {
       clearTimeout(this.#flushTimer);
       this.#flushTimer = undefined;
     }
     if (this.#held.length === 0) return;
-    for (const { event, resolve } of this.#held.splice(0)) {
-      const sent = this.#send(event);
-      this.#sending.add(sent);
+    const held = this.#held;
+    this.#held = [];
+    const groups = new Map<string, { keys: OrgKeys; events: UsageEvent[]; resolves: (() => void)[] }>();
+    for (const { event, resolve } of held) {
+      const keys = this.#keysOf(event.orgId, new Date(event.at));
+      const group = groups.get(keys.monthComputeMs);
+      if (group) {
+        group.events.push(event);
+        group.resolves.push(resolve);
+      } else groups.set(keys.monthComputeMs, { keys, events: [event], resolves: [resolve] });
+    }
+    for (const { keys, events, resolves } of groups.values()) {
+      const sent = this.#send(keys, events);
+      this.#track(sent);
       void sent.then(() => {
-        this.#sending.delete(sent);
-        resolve();
+        for (const resolve of resolves) resolve();
       });
     }
   }
 
-  /** Sends held usage events, waits for every one in flight, then closes the script connection. */
+  /** Sends held usage events and unused leases, waits for every one in flight, then closes the script connection. */
   async close(): Promise<void> {
     this.#flush();
+    for (const lease of this.#leases.values()) {
+      clearTimeout(lease.expiry);
+      this.#giveBack(lease);
+    }
     await Promise.all([...this.#sending]);
     await this.scripts.close();
   }
 
-  #send(event: UsageEvent): Promise<void> {
-    const now = new Date(event.at);
-    const computeMs = event.computeMs > 0 ? event.computeMs : 0;
-    const keys = this.#keysOf(event.orgId, now);
+  #send(keys: OrgKeys, events: UsageEvent[]): Promise<void> {
+    let quotaMs = 0;
+    let spendMs = 0;
+    let lastAt = 0;
+    for (const event of events) {
+      const computeMs = event.computeMs > 0 ? event.computeMs : 0;
+      quotaMs += Math.ceil(computeMs);
+      spendMs += Math.round(computeMs);
+      lastAt = Math.max(lastAt, event.at);
+    }
+    const first = events[0] as UsageEvent;
     return (
       this.scripts.run(METER, [
         this.#stream,
         keys.monthComputeMs,
         keys.spendLimits,
         USAGE_STREAM_MAXLEN,
-        Math.ceil(computeMs),
-        secondsTo(keys.monthEnd, event.at),
+        quotaMs,
+        secondsTo(keys.monthEnd, lastAt),
         keys.spendUsagePrefix,
-        Math.round(computeMs),
-        ...usageEventValues(event),
+        spendMs,
+        encodeUsageBatch(events),
       ]) as Promise<number>
     )
       .then(async (spendRecorded) => {
         // Spend limits not loaded yet: load them, then record the compute (rare: once per period).
         if (spendRecorded === 0) {
-          await refreshSpendLimits(this.#spendDeps, event.orgId);
-          await recordComputeUsage(this.#spendDeps, event.orgId, Math.round(computeMs));
+          await refreshSpendLimits(this.#spendDeps, first.orgId);
+          await recordComputeUsage(this.#spendDeps, first.orgId, spendMs);
         }
       })
       .catch((err) =>
         this.logger.error(
-          { err, requestId: event.eventId, deploymentId: event.deploymentId },
-          "usage event not recorded",
+          { err, requestIds: events.map((e) => e.eventId), deploymentId: first.deploymentId },
+          "usage events not recorded",
         ),
       );
   }

@@ -237,6 +237,8 @@ export class ScriptConnection {
   /** Commands not yet written: this event-loop turn's, written together in its check phase. */
   readonly #out = new RespWriter();
   #flushScheduled = false;
+  /** Callbacks that run just before this turn's commands are written (see beforeWrite). */
+  #beforeWrite: (() => void)[] = [];
   #isClosed = false;
   #attempt = 0;
   #reconnect: NodeJS.Timeout | undefined;
@@ -270,6 +272,16 @@ export class ScriptConnection {
       for (const arg of args) out.bulk(arg);
       this.#queued();
     });
+  }
+
+  /**
+   * Runs `fn` once, just before this event-loop turn's commands are written; the commands it runs
+   * join that write. For callers that gather a turn's work into one command (RequestAdmission's
+   * leases and usage batches).
+   */
+  beforeWrite(fn: () => void): void {
+    this.#beforeWrite.push(fn);
+    this.#queued();
   }
 
   /** Resolves once connected (at once if it is); rejects if this attempt fails. */
@@ -378,6 +390,17 @@ export class ScriptConnection {
   }
 
   readonly #flushOutgoing = () => {
+    if (this.#beforeWrite.length > 0) {
+      const callbacks = this.#beforeWrite;
+      this.#beforeWrite = [];
+      for (const fn of callbacks) {
+        try {
+          fn();
+        } catch (error) {
+          this.onError(error as Error);
+        }
+      }
+    }
     this.#flushScheduled = false;
     if (this.#out.length === 0) return;
     const bytes = this.#out.take();
