@@ -11,7 +11,7 @@
 // itself under `node --cpu-prof` for the gateway's.
 // Writes bench/results/gateway-<date>.md and prints it.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -200,6 +200,22 @@ function processCpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * CPU seconds of the machine's PostgreSQL processes so far (the aggregator's rollups land there);
+ * other users of this server add to it, and backends that exited meanwhile are not counted.
+ */
+function postgresCpuSeconds(): number {
+  let seconds = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres")
+        seconds += processCpuSeconds(Number(entry));
+    } catch {}
+  }
+  return seconds;
+}
+
 /** Redis's own CPU seconds so far (INFO cpu); other users of this Redis add to it. */
 async function redisCpuSeconds(redis: { info(section: string): Promise<string> }): Promise<number> {
   const info = await redis.info("cpu");
@@ -216,6 +232,8 @@ type CpuShare = {
   gatewayMax: number;
   workerMax: number;
   redisMax: number;
+  postgres: number;
+  postgresMax: number;
 };
 
 const percentile = (sorted: number[], p: number) =>
@@ -308,10 +326,12 @@ async function main() {
     const gwMax0 = process.cpuUsage();
     const wkMax0 = processCpuSeconds(worker.pid);
     const rdMax0 = await redisCpuSeconds(stack.redis);
+    const pgMax0 = postgresCpuSeconds();
     const gatewayMax = await autocannon(inferUrl, { body, headers });
     const gwMax = process.cpuUsage(gwMax0);
     const wkMax = processCpuSeconds(worker.pid) - wkMax0;
     const rdMax = (await redisCpuSeconds(stack.redis)) - rdMax0;
+    const pgMax = postgresCpuSeconds() - pgMax0;
     const bareCpu0 = processCpuSeconds(bare.pid);
     const bareAtRate = await probe(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders, rate: RATE });
     const bareCpu = processCpuSeconds(bare.pid) - bareCpu0;
@@ -319,6 +339,7 @@ async function main() {
     const gw0 = process.cpuUsage();
     const wk0 = processCpuSeconds(worker.pid);
     const rd0 = await redisCpuSeconds(stack.redis);
+    const pg0 = postgresCpuSeconds();
     const gatewayAtRate = await probe(inferUrl, { body, headers, rate: RATE });
     const gw = process.cpuUsage(gw0);
     const perRequestMs = (seconds: number, n: number) => (seconds * 1000) / Math.max(1, n);
@@ -326,6 +347,8 @@ async function main() {
       gatewayMax: perRequestMs((gwMax.user + gwMax.system) / 1e6, gatewayMax.requests),
       workerMax: perRequestMs(wkMax, gatewayMax.requests),
       redisMax: perRequestMs(rdMax, gatewayMax.requests),
+      postgresMax: perRequestMs(pgMax, gatewayMax.requests),
+      postgres: perRequestMs(postgresCpuSeconds() - pg0, gatewayAtRate.requests),
       gateway: perRequestMs((gw.user + gw.system) / 1e6, gatewayAtRate.requests),
       worker: perRequestMs(processCpuSeconds(worker.pid) - wk0, gatewayAtRate.requests),
       redis: perRequestMs((await redisCpuSeconds(stack.redis)) - rd0, gatewayAtRate.requests),
@@ -401,8 +424,8 @@ ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 - Overhead over the engine at ${RATE} req/s: p50 ${(gatewayAtRate.p50 - engineP50).toFixed(3)} ms (goal <= 1 ms), p99 ${(gatewayAtRate.p99 - engineP99).toFixed(3)} ms (goal <= 5 ms).
 - The same over the bare route at ${RATE} req/s (what the gateway adds beyond one HTTP exchange on this machine): p50 ${(gatewayAtRate.p50 - bareAtRate.p50).toFixed(3)} ms, p99 ${(gatewayAtRate.p99 - bareAtRate.p99).toFixed(3)} ms.
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
-- CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
-- CPU per request at max throughput (median over runs, same sources): gateway process ${medCpu("gatewayMax").toFixed(3)} ms, worker process ${medCpu("workerMax").toFixed(3)} ms, Redis ${medCpu("redisMax").toFixed(3)} ms.
+- CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis), PostgreSQL ${medCpu("postgres").toFixed(3)} ms (the usage rollups; shared likewise); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
+- CPU per request at max throughput (median over runs, same sources): gateway process ${medCpu("gatewayMax").toFixed(3)} ms, worker process ${medCpu("workerMax").toFixed(3)} ms, Redis ${medCpu("redisMax").toFixed(3)} ms, PostgreSQL ${medCpu("postgresMax").toFixed(3)} ms.
 - Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine("1")} in batches of 1, ${batchLine("4") - batchLine("2")} in batches of 3-4, ${batchCount - batchLine("8")} in batches above 8.
 - autocannon reports latency in whole milliseconds; the probe and the engine row use hrtime / performance.now().
 

@@ -101,7 +101,7 @@ describe("usage aggregation", () => {
     const prefix = fx.freshPrefix();
     await fx.prisma.usageRollup.deleteMany();
     const batch = [fx.event(), fx.event({ status: "error" }), fx.event({ at: HOUR + 3_600_000 + 5 })];
-    await recordUsageBatch(fx.redis, prefix, batch);
+    await recordUsageBatch(fx.redis, prefix, batch, "bat_resent");
     await recordUsage(fx.redis, prefix, fx.event());
     await recordUsageBatch(fx.redis, prefix, [fx.event(), fx.event()]);
     const crashing = new UsageAggregator({
@@ -125,8 +125,8 @@ describe("usage aggregation", () => {
     expect(await fx.rollup()).toMatchObject({ requests: 5n, errors: 1n });
     expect((await fx.rollup(HOUR + 3_600_000))?.requests).toBe(1n);
     expect((await fx.redis.xpending(usageStreamKey(prefix), AGGREGATOR_GROUP))[0]).toBe(0);
-    // A batch sent again (a retried write) adds nothing: its events' receipts exist.
-    await recordUsageBatch(fx.redis, prefix, batch);
+    // A batch sent again (a retried write) adds nothing: its receipt exists.
+    await recordUsageBatch(fx.redis, prefix, batch, "bat_resent");
     expect(await survivor.runOnce()).toBe(0);
     expect((await fx.rollup())?.requests).toBe(5n);
   });

@@ -1,8 +1,11 @@
 // Folds usage events from the Redis stream into hourly UsageRollup rows, exactly once.
 //
-// Events are read through a consumer group (an entry holds one event, or a gateway's batch of them). Each batch is applied in one Postgres transaction that
-// first inserts the events' ids into usage_event_receipts (ON CONFLICT DO NOTHING) and then adds only
-// the events whose receipt was new. The stream entries are acknowledged after the commit. So:
+// Events are read through a consumer group; an entry holds one event or a gateway's batch of them.
+// Each read is applied in one Postgres transaction that first inserts the entries' receipt ids
+// into usage_event_receipts (ON CONFLICT DO NOTHING) and then adds only the events of entries whose
+// receipt was new. A receipt id is the batch id of a batch entry, the event id of a single-event
+// entry, so it covers exactly one entry's events. The stream entries are acknowledged after the
+// commit. So:
 //   - a crash before the commit rolls everything back; the entries stay pending and are re-read;
 //   - a crash after the commit but before XACK re-reads them too, but their receipts exist, so
 //     they add nothing.
@@ -107,22 +110,24 @@ export class UsageAggregator {
   async #apply(entries: StreamEntry[]): Promise<number> {
     const live = entries.filter(([, fields]) => fields !== null);
     if (entries.length === 0) return 0;
-    const events = live.flatMap(([, fields]) => decodeUsageEntry(fields));
+    const decoded = live.map(([, fields]) => decodeUsageEntry(fields));
     const counted = await this.options.prisma.$transaction(async (tx) => {
-      const ids = events.map((e) => e.eventId);
+      const ids = decoded.map((e) => e.receiptId);
       const inserted = await tx.$queryRaw<{ id: string }[]>`
         INSERT INTO "usage_event_receipts" ("id") SELECT unnest(${ids}::text[])
         ON CONFLICT ("id") DO NOTHING RETURNING "id"`;
       const fresh = new Set(inserted.map((r) => r.id));
       const groups = new Map<string, UsageEvent[]>();
-      for (const e of events) {
-        if (!fresh.has(e.eventId)) continue;
-        // The same id twice in one batch is one event.
-        fresh.delete(e.eventId);
-        const key = `${e.orgId}|${e.deploymentId}|${hourOf(e.at).toISOString()}`;
-        const group = groups.get(key);
-        if (group) group.push(e);
-        else groups.set(key, [e]);
+      for (const entry of decoded) {
+        if (!fresh.has(entry.receiptId)) continue;
+        // The same receipt twice in one read is one entry.
+        fresh.delete(entry.receiptId);
+        for (const e of entry.events) {
+          const key = `${e.orgId}|${e.deploymentId}|${Math.floor(e.at / 3_600_000)}`;
+          const group = groups.get(key);
+          if (group) group.push(e);
+          else groups.set(key, [e]);
+        }
       }
       let n = 0;
       for (const group of groups.values()) {

@@ -1,4 +1,5 @@
 // One usage event per answered inference request, appended to a Redis stream by the gateway.
+import { randomUUID } from "node:crypto";
 import type { ChainableCommander, Redis } from "ioredis";
 
 export interface UsageEvent {
@@ -64,33 +65,49 @@ export function usageEventValues(e: UsageEvent): (string | number)[] {
 
 /**
  * A stream entry may carry many events (the gateway sends what it answered in a few milliseconds as
- * one entry): one field, `events`, holding a JSON array of each event's values in USAGE_EVENT_FIELDS
- * order. Counting stays exactly once per event: the aggregator's receipts are keyed by event id,
- * not by stream entry.
+ * one entry): `batch` (the batch's id, `bat_…`, unique per batch) and `events` (a JSON array of each
+ * event's values in USAGE_EVENT_FIELDS order). The aggregator's receipt for such an entry is the
+ * batch id, for a single-event entry the event id: either way a receipt covers exactly the events
+ * of one entry, all counted in the transaction that inserts it, so counting stays exactly once
+ * with one receipt row per batch instead of one per event.
  */
+export const USAGE_BATCH_ID_FIELD = "batch";
 export const USAGE_BATCH_FIELD = "events";
+
+export const newUsageBatchId = () => `bat_${randomUUID()}`;
 
 export function encodeUsageBatch(events: readonly UsageEvent[]): string {
   return JSON.stringify(events.map(usageEventValues));
 }
 
-/** The events of one stream entry: a batch (`events`) or a single event (field by field). */
-export function decodeUsageEntry(fields: string[]): UsageEvent[] {
-  if (fields[0] !== USAGE_BATCH_FIELD) return [decodeUsageEvent(fields)];
-  const rows = JSON.parse(fields[1] ?? "[]") as unknown[][];
+/** One stream entry's events and the id of its receipt (the batch id, or the single event's id). */
+export interface UsageEntry {
+  receiptId: string;
+  events: UsageEvent[];
+}
+
+export function decodeUsageEntry(fields: string[]): UsageEntry {
+  if (fields[0] !== USAGE_BATCH_ID_FIELD) {
+    const event = decodeUsageEvent(fields);
+    return { receiptId: event.eventId, events: [event] };
+  }
+  const rows = JSON.parse(fields[3] ?? "[]") as unknown[][];
   // Positions as usageEventValues writes them (USAGE_EVENT_FIELDS order).
-  return rows.map((row) => ({
-    eventId: String(row[0] ?? ""),
-    orgId: String(row[1] ?? ""),
-    deploymentId: String(row[2] ?? ""),
-    computeMs: Number(row[3] ?? 0),
-    batchShare: Number(row[4] ?? 0),
-    bytesIn: Number(row[5] ?? 0),
-    bytesOut: Number(row[6] ?? 0),
-    status: row[7] === "error" ? "error" : "success",
-    latencyMs: Number(row[8] ?? 0),
-    at: Number(row[9] ?? 0),
-  }));
+  const events = rows.map(
+    (row): UsageEvent => ({
+      eventId: String(row[0] ?? ""),
+      orgId: String(row[1] ?? ""),
+      deploymentId: String(row[2] ?? ""),
+      computeMs: Number(row[3] ?? 0),
+      batchShare: Number(row[4] ?? 0),
+      bytesIn: Number(row[5] ?? 0),
+      bytesOut: Number(row[6] ?? 0),
+      status: row[7] === "error" ? "error" : "success",
+      latencyMs: Number(row[8] ?? 0),
+      at: Number(row[9] ?? 0),
+    }),
+  );
+  return { receiptId: fields[1] ?? "", events };
 }
 
 export function decodeUsageEvent(fields: string[]): UsageEvent {
@@ -117,13 +134,20 @@ export async function recordUsage(redis: Redis, prefix: string, event: UsageEven
 }
 
 /** Appends many events as one stream entry (see USAGE_BATCH_FIELD). */
-export async function recordUsageBatch(redis: Redis, prefix: string, events: readonly UsageEvent[]): Promise<void> {
+export async function recordUsageBatch(
+  redis: Redis,
+  prefix: string,
+  events: readonly UsageEvent[],
+  batchId = newUsageBatchId(),
+): Promise<void> {
   await redis.xadd(
     usageStreamKey(prefix),
     "MAXLEN",
     "~",
     String(USAGE_STREAM_MAXLEN),
     "*",
+    USAGE_BATCH_ID_FIELD,
+    batchId,
     USAGE_BATCH_FIELD,
     encodeUsageBatch(events),
   );

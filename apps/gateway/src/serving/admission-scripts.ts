@@ -2,7 +2,7 @@
 // monthly caps from @kiln/metering, the spend cap from @kiln/billing, checked and taken together),
 // the return of a lease's unused part, and a batch of usage events with their compute charge.
 import { SPEND_CAP_CHECK_LUA } from "@kiln/billing";
-import { QUOTA_CHECK_LUA, USAGE_BATCH_FIELD } from "@kiln/metering";
+import { QUOTA_CHECK_LUA, USAGE_BATCH_FIELD, USAGE_BATCH_ID_FIELD } from "@kiln/metering";
 import { defineScript } from "./script-connection.ts";
 
 /**
@@ -77,17 +77,17 @@ return 1
 );
 
 /**
- * One organization's usage events of one month as one stream entry (USAGE_BATCH_FIELD), with their
+ * One organization's usage events of one month as one stream entry (a batch: USAGE_BATCH_FIELD), with their
  * compute charged to the month's quota and the period's spend.
  * KEYS: usage stream, month's compute-ms, spend limits.
  * ARGV: stream max length, compute ms for the quota (sum of each event's ceil, 0: none), seconds to
  *       the month's end, spend usage key prefix, compute ms for the spend cap (sum of each event's
- *       rounded ms, 0: none), the events (encodeUsageBatch).
+ *       rounded ms, 0: none), the batch id (newUsageBatchId), the events (encodeUsageBatch).
  * Returns 0 when the spend limits were missing (the caller loads them and records the compute), else 1.
  */
 export const METER = defineScript(
   `${SPEND_CAP_CHECK_LUA}
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '${USAGE_BATCH_FIELD}', ARGV[6])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '${USAGE_BATCH_ID_FIELD}', ARGV[6], '${USAGE_BATCH_FIELD}', ARGV[7])
 if tonumber(ARGV[2]) > 0 then
   redis.call('INCRBY', KEYS[2], ARGV[2])
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]) + 86400)

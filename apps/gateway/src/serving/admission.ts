@@ -28,6 +28,7 @@ import type { PrismaClient } from "@kiln/db";
 import type { Logger } from "@kiln/logger";
 import {
   encodeUsageBatch,
+  newUsageBatchId,
   quotaKeys,
   quotaRefusal,
   secondsToMonthEnd,
@@ -503,6 +504,7 @@ export class RequestAdmission {
         secondsTo(keys.monthEnd, lastAt),
         keys.spendUsagePrefix,
         spendMs,
+        newUsageBatchId(),
         encodeUsageBatch(events),
       ]) as Promise<number>
     )
