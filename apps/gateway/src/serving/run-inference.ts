@@ -130,7 +130,7 @@ const noneBinary = () => false;
 
 /**
  * The answered request's latency observation and usage event, queued before the answer and not
- * waited for (it leaves with the next admission's Redis write, or within 2 ms): every answered
+ * waited for (with this turn's Redis write, or under load with others within 10 ms): every answered
  * request has exactly one usage event without a round trip on its latency.
  */
 function meter(
