@@ -21,8 +21,8 @@ constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
 // KILN_CUDA_WGMMA=off.
 bool wgmmaConvAvailable();
 // Whether wgmma tile `tile` (0 .. kWgmmaTiles - 1) runs its own kernel on a layer with K of
-// kPadBytes: the streaming tiles hold all of K and hand a longer one to a resident-block tile,
-// which timing has measured already.
+// kPadBytes: the ring tiles keep all of the layer's W in shared memory and take a range of k-step
+// counts; they hand any other layer to a resident-block tile, which timing measures anyway.
 bool wgmmaTileRunsAsItself(int tile, int kPadBytes);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);

@@ -510,7 +510,7 @@ class ConvInt8Kernel final : public CudaKernel {
       const int forced = forcedImplicitGemmTile();
       for (int tile = 0; tile < kInt8ImplicitGemmTiles; ++tile) {
         if ((forced >= 0 && tile != forced) || !implicitGemmTileAvailable(tile, DType::Int8)) continue;
-        // A streaming tile on a layer whose K it cannot hold would time its fallback a second time.
+        // A ring tile on a layer whose K it does not take would time its fallback a second time.
         if (forced < 0 && tile >= kImplicitGemmTiles && !wgmmaTileRunsAsItself(tile - kImplicitGemmTiles, int(kPad_)))
           continue;
         auto launch = [&] {

@@ -38,13 +38,14 @@ namespace {
 
 using namespace implicit_gemm;
 
-// m64nNk32 s8 x s8 -> s32, both operands from shared memory (descriptors), D += A * B.
+// m64nNk32 s8 x s8 -> s32, both operands from shared memory (descriptors), D += A * B (D = A * B
+// where accumulate is 0).
 #ifdef KILN_WGMMA_DEVICE
 template <int N>
 struct WgmmaS8;
 template <>
 struct WgmmaS8<64> {
-  __device__ static void mma(int32_t (&d)[32], uint64_t descA, uint64_t descB) {
+  __device__ static void mma(int32_t (&d)[32], uint64_t descA, uint64_t descB, int accumulate = 1) {
     asm volatile(
         "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %34, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 {"
@@ -61,13 +62,13 @@ struct WgmmaS8<64> {
           "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
           "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]),
           "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
-        : "l"(descA), "l"(descB), "r"(1));
+        : "l"(descA), "l"(descB), "r"(accumulate));
   }
 };
 
 template <>
 struct WgmmaS8<128> {
-  __device__ static void mma(int32_t (&d)[64], uint64_t descA, uint64_t descB) {
+  __device__ static void mma(int32_t (&d)[64], uint64_t descA, uint64_t descB, int accumulate = 1) {
     asm volatile(
         "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
@@ -96,13 +97,13 @@ struct WgmmaS8<128> {
           "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
           "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]),
           "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
-        : "l"(descA), "l"(descB), "r"(1));
+        : "l"(descA), "l"(descB), "r"(accumulate));
   }
 };
 
 template <>
 struct WgmmaS8<256> {
-  __device__ static void mma(int32_t (&d)[128], uint64_t descA, uint64_t descB) {
+  __device__ static void mma(int32_t (&d)[128], uint64_t descA, uint64_t descB, int accumulate = 1) {
     asm volatile(
         "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %130, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n256k32.s32.s8.s8 {"
@@ -155,7 +156,7 @@ struct WgmmaS8<256> {
           "+r"(d[116]), "+r"(d[117]), "+r"(d[118]), "+r"(d[119]),
           "+r"(d[120]), "+r"(d[121]), "+r"(d[122]), "+r"(d[123]),
           "+r"(d[124]), "+r"(d[125]), "+r"(d[126]), "+r"(d[127])
-        : "l"(descA), "l"(descB), "r"(1));
+        : "l"(descA), "l"(descB), "r"(accumulate));
   }
 };
 
@@ -253,80 +254,89 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
 #endif
 }
 
-// The memory-bound layers (1x1s over at most 256 bytes of K: ResNet's bottleneck ends and
-// projections) spend their time on moving activations, not on products: one k-step or two per tile,
-// then an epilogue that reads Z and writes Y. Launched one tile per block, each block's loads,
-// products and stores run one after another, so bandwidth idles while blocks start and finish.
-// This kernel keeps a grid of about one wave resident: each block loads its W slice once, then
-// walks M tiles (blockIdx.x, + gridDim.x, ...) with two buffers, copying the next tile's patches and
-// Z while it computes and stores the current one. KT: the most k-steps of BK bytes it holds (the
-// launch uses it only where the layer's K fits, see wgmmaStreamFits).
-template <int BM, int BN, int BK, int KT>
-__global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt8Stream(ConvArgs p, int mTiles) {
+// A resident grid for the layers whose whole filter slice fits in shared memory beside the
+// pipeline (1x1s over up to 512 channels, 3x3s over 64): one block per tile, as above, runs each
+// block's loads, products and stores one after another, and a 1x1 over 64 channels is all
+// epilogue (ResNet-50's bottleneck ends took 3x their bytes' time so). Here about one wave of blocks
+// stays resident: each loads its BN x K slice of W once, then walks M tiles (blockIdx.x, + gridDim.x,
+// ...) through one ring of STAGES patch stages that runs on across tile boundaries, so the next
+// tile's patches (and its residual Z, into the other of two output tiles) are in flight while this
+// one computes and stores. Per k-step f of the block's sequence:
+//   wait for stage f's copies; fence them into the async proxy; barrier
+//   start copying k-step f + STAGES - 2 (this tile's or the next one's; with the next tile's first
+//     k-step, its Z) into the stage k-step f - 2 used
+//   issue k-step f's products; at a tile's last k-step wait for them and run the epilogue
+// Needs STAGES - 2 <= k-steps, so that a Z prefetch never lands in the output tile the previous
+// tile's epilogue is still reading (the launch checks, see kRingTiles).
+template <int BM, int BN, int BK, int STAGES>
+__global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt8Ring(ConvArgs p, int mTiles) {
 #ifdef KILN_WGMMA_DEVICE
-  static_assert(BM % 64 == 0 && (BK == 64 || BK == 128), "warpgroups of 64 rows; 64- or 128-byte swizzle atoms");
-  constexpr int kThreads = BM / 64 * 128, kAcc = BN / 2;
+  static_assert(BM % 64 == 0 && (BK == 64 || BK == 128) && STAGES >= 3, "64-row warpgroups, 64/128-byte atoms, 3+ stages");
+  constexpr int kThreads = BM / 64 * 128, kAcc = BN / 2, kAhead = STAGES - 2;
+  constexpr int kOutBytes = epilogueBytes<Int8Out, BM, BN>();
+  using Loader = PatchLoader<Int8Out, BM, BN, BK, kThreads>;
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   const uint32_t base = (raw + 1023u) & ~1023u;
   uint8_t* smem = smemRaw + (base - raw);
-  // W's k-steps, then two sets of A's, then two output tiles (Z prefetched into them), each region
-  // 1,024-byte aligned (BN * BK, BM * BK and BM * (BN + 16) are multiples of 1,024).
+  // W's k-steps, the ring, two output tiles: 1,024-byte aligned (BN * BK, BM * BK and
+  // BM * (BN + 16) are multiples of 1,024).
   const int kTiles = (p.kPad + BK - 1) / BK;
-  const uint32_t wAt = base, aAt = wAt + kTiles * BN * BK, outAt = aAt + 2 * kTiles * BM * BK;
-  constexpr int kOutBytes = epilogueBytes<Int8Out, BM, BN>();
+  const uint32_t wAt = base, ringAt = wAt + kTiles * BN * BK, outAt = ringAt + STAGES * BM * BK;
   auto stageW = [&](int kt) { return wAt + kt * BN * BK; };
-  auto stageA = [&](int buf, int kt) { return aAt + (buf * kTiles + kt) * BM * BK; };
-  auto outTile = [&](int buf) { return outAt + buf * kOutBytes; };
+  auto stageA = [&](int f) { return ringAt + (f % STAGES) * BM * BK; };
+  auto outTile = [&](int i) { return outAt + (i & 1) * kOutBytes; };
 
   const int tid = threadIdx.x, warpgroup = tid / 128;
-  const int blockN = blockIdx.y * BN;
-  int t = blockIdx.x;
-  if (t >= mTiles) return;
-  // Tile t's patches (and Z) into buffer `buf`, in the caller's copy group.
-  auto loadTile = [&](int tile, int buf, bool withW) {
-    const PatchLoader<Int8Out, BM, BN, BK, kThreads> loader(p, tid, tile * BM, blockN);
+  const int blockN = blockIdx.y * BN, step = gridDim.x;
+  if (int(blockIdx.x) >= mTiles) return;
+  {
+    // W whole and the first tile's Z in the first copy group, then one group per k-step ahead.
+    const Loader first(p, tid, blockIdx.x * BM, blockN);
+    for (int kt = 0; kt < kTiles; ++kt) first.loadW(stageW(kt), kt);
+    if (p.zPrefetched) prefetchZ<Int8Out, BM, BN, kThreads>(p, outTile(0), blockIdx.x * BM, blockN);
 #pragma unroll
-    for (int kt = 0; kt < KT; ++kt) {
-      if (kt < kTiles) {
-        if (withW) loader.loadW(stageW(kt), kt);
-        loader.loadA(stageA(buf, kt), kt);
-      }
+    for (int kt = 0; kt < kAhead; ++kt) {
+      first.loadA(stageA(kt), kt);
+      commitAsync();
     }
-    if (p.zPrefetched) prefetchZ<Int8Out, BM, BN, kThreads>(p, outTile(buf), tile * BM, blockN);
-  };
-  loadTile(t, 0, true);
-  commitAsync();
+  }
 
   const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
   const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + g;
-  for (int buf = 0; t < mTiles; t += gridDim.x, buf ^= 1) {
-    if (t + int(gridDim.x) < mTiles) loadTile(t + gridDim.x, buf ^ 1, false);
-    commitAsync();
-    waitAsync<1>();  // this tile's copies (and W's) have landed; the next tile's are in flight
-    fenceAsyncProxy();
-    __syncthreads();
-
-    int32_t acc[kAcc];
+  // A tile's first product overwrites the accumulators (zeroing them between products would make
+  // ptxas serialize the products).
+  int32_t acc[kAcc];
 #pragma unroll
-    for (int i = 0; i < kAcc; ++i) acc[i] = 0;
-    wgmmaFence();
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt) {
-      if (kt < kTiles) {
-        const uint32_t a = stageA(buf, kt) + warpgroup * 64 * BK, b = stageW(kt);
-#pragma unroll
-        for (int ks = 0; ks < BK / 32; ++ks)
-          WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32));
+  for (int j = 0; j < kAcc; ++j) acc[j] = 0;
+  int f = 0;
+  for (int i = 0, t = blockIdx.x; t < mTiles; ++i, t += step) {
+    const int nextT = t + step;
+    const Loader cur(p, tid, t * BM, blockN), next(p, tid, nextT * BM, blockN);
+    for (int kt = 0; kt < kTiles; ++kt, ++f) {
+      waitAsync<STAGES - 3>();
+      fenceAsyncProxy();
+      __syncthreads();
+      const int ahead = kt + kAhead;
+      if (ahead < kTiles) {
+        cur.loadA(stageA(f + kAhead), ahead);
+      } else if (nextT < mTiles) {
+        next.loadA(stageA(f + kAhead), ahead - kTiles);
+        if (ahead == kTiles && p.zPrefetched) prefetchZ<Int8Out, BM, BN, kThreads>(p, outTile(i + 1), nextT * BM, blockN);
       }
+      commitAsync();
+      const uint32_t a = stageA(f) + warpgroup * 64 * BK, b = stageW(kt);
+      wgmmaFence();
+#pragma unroll
+      for (int ks = 0; ks < BK / 32; ++ks)
+        WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32), kt > 0 || ks > 0);
+      wgmmaCommit();
+      if (kt + 1 < kTiles) wgmmaWait<1>();
     }
-    wgmmaCommit();
     wgmmaWait<0>();
 #pragma unroll
-    for (int i = 0; i < kAcc; ++i) fenceOperand(acc[i]);
-
-    const int blockM = t * BM;
-    storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + (outTile(buf) - base), blockM, blockN, [&](uint8_t* tile, int pitch) {
+    for (int j = 0; j < kAcc; ++j) fenceOperand(acc[j]);
+    storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + (outTile(i) - base), t * BM, blockN, [&](uint8_t* tile, int pitch) {
 #pragma unroll
       for (int j = 0; j < BN / 8; ++j) {
         const int col = j * 8 + cpair, n = blockN + col;
@@ -337,8 +347,8 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
                           tile + (rowBase + half * 8) * pitch + col);
       }
     });
-    __syncthreads();  // this buffer's A and output tile are free for the copies two tiles on
   }
+  waitAsync<0>();
 #endif
 }
 
@@ -365,44 +375,43 @@ void launchWgmmaTile(ConvArgs args, cudaStream_t stream) {
   kernel<<<grid, threads, smemBytes, stream>>>(args);
 }
 
-// Shared memory of a streaming launch with kTiles k-steps: W, two A buffers, two output tiles.
-template <int BM, int BN, int BK>
-constexpr int streamBytes(int kTiles) {
-  return kTiles * BN * BK + 2 * kTiles * BM * BK + 2 * epilogueBytes<Int8Out, BM, BN>();
+// Shared memory of a ring launch with kTiles k-steps: W, the ring, two output tiles.
+template <int BM, int BN, int BK, int STAGES>
+constexpr int ringBytes(int kTiles) {
+  return kTiles * BN * BK + STAGES * BM * BK + 2 * epilogueBytes<Int8Out, BM, BN>();
 }
 
-template <int BM, int BN, int BK, int KT>
-void launchWgmmaStream(ConvArgs args, cudaStream_t stream) {
-  constexpr int threads = BM / 64 * 128;
-  constexpr int kAlignSlack = 1024;
-  auto kernel = convWgmmaInt8Stream<BM, BN, BK, KT>;
+template <int BM, int BN, int BK, int STAGES, int MAXKT>
+void launchWgmmaRing(ConvArgs args, cudaStream_t stream) {
+  constexpr int threads = BM / 64 * 128, kAlignSlack = 1024, kMinKT = STAGES - 2;
+  auto kernel = convWgmmaInt8Ring<BM, BN, BK, STAGES>;
   // Resident blocks per SM for each k-step count, worked out once per instantiation, before any
   // capture (the first launch is a timing run): the grid is one wave of them.
-  static int wave[KT + 1];
+  static int wave[MAXKT + 1];
   static const bool ready = [&] {
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         streamBytes<BM, BN, BK>(KT) + kAlignSlack));
+                                         ringBytes<BM, BN, BK, STAGES>(MAXKT) + kAlignSlack));
     int device = 0, sms = 0;
     KILN_CUDA_CHECK(cudaGetDevice(&device));
     KILN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    for (int kt = 1; kt <= KT; ++kt) {
+    for (int kt = kMinKT; kt <= MAXKT; ++kt) {
       int perSm = 0;
       KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads,
-                                                                    streamBytes<BM, BN, BK>(kt) + kAlignSlack));
+                                                                    ringBytes<BM, BN, BK, STAGES>(kt) + kAlignSlack));
       wave[kt] = (perSm < 1 ? 1 : perSm) * sms;
     }
     return true;
   }();
   (void)ready;
   const int kTiles = (args.kPad + BK - 1) / BK;
-  KILN_CHECK(kTiles >= 1 && kTiles <= KT, Internal, "streaming wgmma tile launched on a layer whose K does not fit");
+  KILN_CHECK(kTiles >= kMinKT && kTiles <= MAXKT, Internal, "ring wgmma tile launched on a layer whose K it does not take");
   args.zPrefetched = args.z != nullptr && args.k % 16 == 0;
   args.tileAt = 0;
   const int mTiles = (args.m + BM - 1) / BM, nBlocks = (args.k + BN - 1) / BN;
   int blocks = wave[kTiles] / nBlocks;
   blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
-  kernel<<<grid, threads, streamBytes<BM, BN, BK>(kTiles) + kAlignSlack, stream>>>(args, mTiles);
+  kernel<<<grid, threads, ringBytes<BM, BN, BK, STAGES>(kTiles) + kAlignSlack, stream>>>(args, mTiles);
 }
 
 // Block shapes (BM x BN, stages, bytes of K per stage), timed per layer with the mma.sync ones: wide
@@ -416,19 +425,20 @@ const Launch kWgmmaLaunches[] = {
     &launchWgmmaTile<128, 128, 4, 64>,  &launchWgmmaTile<128, 256, 3, 64>,
 };
 
-// Streaming tiles (BM x BN, bytes per k-step, most k-steps), each with the resident-block tile above
-// that runs a layer whose K does not fit it (so a tile forced for a whole model still runs it all).
-struct StreamTile {
+// Ring tiles (BM x BN, bytes per k-step, stages, most k-steps): each runs layers of STAGES - 2 to
+// MAXKT k-steps and hands any other to the resident-block tile named with it (so a tile forced for a
+// whole model still runs all of it). Shared memory: 68 KB (1x1 over 64 channels) to 164 KB.
+struct RingTile {
   Launch launch;
-  int maxKBytes, fallback;
+  int bk, minKTiles, maxKTiles, fallback;
 };
-const StreamTile kStreamTiles[] = {
-    {&launchWgmmaStream<128, 128, 64, 1>, 64, 6},   {&launchWgmmaStream<128, 256, 64, 1>, 64, 7},
-    {&launchWgmmaStream<128, 128, 128, 1>, 128, 0}, {&launchWgmmaStream<128, 128, 128, 2>, 256, 0},
-    {&launchWgmmaStream<128, 64, 128, 2>, 256, 3},
+const RingTile kRingTiles[] = {
+    {&launchWgmmaRing<128, 128, 64, 3, 1>, 64, 1, 1, 6},    {&launchWgmmaRing<128, 256, 64, 3, 1>, 64, 1, 1, 7},
+    {&launchWgmmaRing<128, 128, 128, 3, 2>, 128, 1, 2, 0},  {&launchWgmmaRing<128, 64, 128, 3, 5>, 128, 1, 5, 3},
+    {&launchWgmmaRing<128, 128, 128, 4, 4>, 128, 2, 4, 0},
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
-static_assert(kResidentTiles + sizeof(kStreamTiles) / sizeof(kStreamTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
+static_assert(kResidentTiles + sizeof(kRingTiles) / sizeof(kRingTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
 
 }  // namespace
 
@@ -459,14 +469,17 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, cudaStream_t stream) {
   KILN_CHECK(tile >= 0 && tile < kWgmmaTiles, Internal, "no wgmma convolution tile " + std::to_string(tile));
   KILN_CHECK(wgmmaConvAvailable(), Internal, "wgmma convolution tiles need an sm_90 GPU and an sm_90a build");
   if (tile < kResidentTiles) return kWgmmaLaunches[tile](args, stream);
-  const StreamTile& streaming = kStreamTiles[tile - kResidentTiles];
-  if (args.kPad <= streaming.maxKBytes) return streaming.launch(args, stream);
-  kWgmmaLaunches[streaming.fallback](args, stream);
+  const RingTile& ring = kRingTiles[tile - kResidentTiles];
+  if (wgmmaTileRunsAsItself(tile, args.kPad)) return ring.launch(args, stream);
+  kWgmmaLaunches[ring.fallback](args, stream);
 }
 
 bool wgmmaTileRunsAsItself(int tile, int kPadBytes) {
   if (tile < 0 || tile >= kWgmmaTiles) return false;
-  return tile < kResidentTiles || kPadBytes <= kStreamTiles[tile - kResidentTiles].maxKBytes;
+  if (tile < kResidentTiles) return true;
+  const RingTile& ring = kRingTiles[tile - kResidentTiles];
+  const int kTiles = (kPadBytes + ring.bk - 1) / ring.bk;
+  return kTiles >= ring.minKTiles && kTiles <= ring.maxKTiles;
 }
 
 }  // namespace kiln::cuda
