@@ -95,6 +95,9 @@ function admitWith(ctx: ServingContext, orgId: string, bodyBytes: number, standi
   return ctx.admission.admit(orgId, standing.plan);
 }
 
+/** JSON request bodies up to this size go to the worker as they came. */
+const PASS_THROUGH_JSON_BYTES = 4096;
+
 export async function runInference(ctx: ServingContext, call: InferenceCall): Promise<InferenceAnswer> {
   const resolved = resolveForKey(ctx, call.key, call.modelName, call.version);
   const deployment = resolved instanceof Promise ? await resolved : resolved;
@@ -112,11 +115,17 @@ export async function runInference(ctx: ServingContext, call: InferenceCall): Pr
     request = decodeInferRequest(call.body, call.headerLength);
     validateInputs(request.inputs, deployment.signature);
     validateOutputs(request.outputs, deployment.signature);
-    // Binary inputs pass through to the worker as they came (validated above, nothing re-encoded).
+    // A small plain JSON body, or one whose inputs are all binary, passes through to the worker as
+    // it came (validated above, nothing re-encoded; the worker decodes either form and answers in
+    // binary whatever outputs the client asked for, which the gateway applies). Larger JSON bodies
+    // are re-encoded as binary (parsing their numbers twice would cost more than the encoding), and
+    // so are mixed ones.
     encoded =
-      request.binaryInputsOnly && call.headerLength !== undefined
-        ? { body: call.body, headerLength: call.headerLength }
-        : encodeInferRequest({ inputs: request.inputs });
+      call.headerLength === undefined && call.body.byteLength <= PASS_THROUGH_JSON_BYTES
+        ? { body: call.body }
+        : request.binaryInputsOnly && call.headerLength !== undefined
+          ? { body: call.body, headerLength: call.headerLength }
+          : encodeInferRequest({ inputs: request.inputs });
   } catch (error) {
     invalid = error;
   }
