@@ -754,6 +754,40 @@ KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_pa
   expectEveryImplicitTileMatches(model, x, 3);
 }
 
+// Enough pixels (50,176: 392 tiles of 128 rows) that a ring tile's resident blocks each walk several
+// M tiles, its ring of stages running on across them with the next tile's residual prefetched:
+// a 3x3 over 64 channels (5 k-steps of 128 bytes), 1x1s over 64 (one k-step) with and without the
+// residual, and a 1x1 over 256 (two k-steps: the 4-stage ring's first k-step already loads the next
+// tile). 196 pixels per image, so a wrong tile moves some image's pooled outputs by far more than the
+// tolerance. Every tile against cuBLASLt's path, as above.
+KILN_TEST(cuda, int8_ring_tiles_over_many_tiles_per_block_match_cublaslt_path) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {256, 64, 14, 14});
+  m.initializer("w1", DType::Float32, {64, 64, 3, 3}, randomValues(64 * 576, 221, -0.06f, 0.06f));
+  m.initializer("b1", DType::Float32, {64}, randomValues(64, 222, -0.1f, 0.2f));
+  m.initializer("w2", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 223, -0.2f, 0.2f));
+  m.initializer("b2", DType::Float32, {256}, randomValues(256, 224, -0.1f, 0.2f));
+  m.initializer("w3", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 225, -0.2f, 0.2f));
+  m.initializer("b3", DType::Float32, {256}, randomValues(256, 226, -0.1f, 0.2f));
+  m.initializer("w4", DType::Float32, {128, 256, 1, 1}, randomValues(128 * 256, 227, -0.1f, 0.1f));
+  m.initializer("b4", DType::Float32, {128}, randomValues(128, 228, -0.1f, 0.2f));
+  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Relu", {"c1"}, {"r1"});
+  m.node("Conv", {"r1", "w2", "b2"}, {"c2"});
+  m.node("Relu", {"c2"}, {"r2"});
+  m.node("Conv", {"r1", "w3", "b3"}, {"c3"});
+  m.node("Add", {"c3", "r2"}, {"s3"});
+  m.node("Relu", {"s3"}, {"r3"});
+  m.node("Conv", {"r3", "w4", "b4"}, {"c4"});
+  m.node("Relu", {"c4"}, {"r4"});
+  m.node("GlobalAveragePool", {"r4"}, {"y"});
+  m.output("y");
+  m.opset("", 17);
+  const std::vector<uint8_t> model = m.bytes();
+  const Tensor x = floatTensor({256, 64, 14, 14}, 229, -1.f, 1.f);
+  expectEveryImplicitTileMatches(model, x, 4);
+}
+
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
 // the layer's signature, this GPU's libraries and the tile shapes the build has, and a later build
 // takes a cached list as given: here one naming only the dp4a GEMM, which timing never picks while
