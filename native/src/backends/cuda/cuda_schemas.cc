@@ -8,7 +8,8 @@
 //                          epsilon; A and R have the same shape.
 // kiln.CudaConvNHWC        kiln.FusedConv on X [N,H,W,C], W [K,R,S,C/group], Z [N,H',W',K].
 // kiln.CudaMaxPoolNHWC, kiln.CudaAveragePoolNHWC   MaxPool / AveragePool (2-D) on [N,H,W,C].
-// kiln.CudaGlobalAvgPoolNHWC  [N,H,W,C] -> [N,C,1,1] (the same bytes as [N,1,1,C]).
+// kiln.CudaGlobalAvgPoolNHWC  [N,H,W,C] -> [N,C,1,1] (the same bytes as [N,1,1,C]); int8 X with attr
+//                            scale averages into float16.
 // kiln.CudaCastToNhwc      float32 [N,C,H,W] -> float16 [N,H,W,C] (Cast + Transpose in one pass).
 #include "graph/fused_ops.h"
 #include "ops/nn_geometry.h"
@@ -91,7 +92,8 @@ void inferGlobalAvgPoolNhwc(InferContext& ctx) {
   SymShape out;
   out.hasRank = true;
   out.dims = {x.dims[0], x.dims[3], Dim::known(1), Dim::known(1)};  // [N,1,1,C] and [N,C,1,1] share bytes
-  ctx.setOutput(0, ctx.inputTypes[0], out);
+  // int8 in (attr scale): float16 out.
+  ctx.setOutput(0, ctx.inputTypes[0] == DType::Int8 ? DType::Float16 : ctx.inputTypes[0], out);
 }
 
 }  // namespace

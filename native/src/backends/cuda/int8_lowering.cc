@@ -332,6 +332,27 @@ int readStemInputsInPlace(Graph& g) {
   return rewrites;
 }
 
+// A global average pool whose fp16 input is only a dequantized copy of an int8 activation reads
+// the int8 values itself (ResNet-50's last activation: the copy took 0.07 ms of 7 at b256).
+int poolInt8Directly(Graph& g) {
+  int rewrites = 0;
+  const std::vector<std::vector<int32_t>> consumers = g.consumers();
+  for (Node& pool : g.nodes) {
+    if (pool.dead || pool.domain != kKilnDomain || pool.opType != "CudaGlobalAvgPoolNHWC") continue;
+    const ValueId half = pool.inputs[0];
+    const int32_t producer = g.values[half].producer;
+    if (producer < 0 || g.isGraphOutput(half) || consumers[half].size() != 1 || g.values[half].dtype != DType::Float16)
+      continue;
+    Node& dq = g.nodes[producer];
+    if (dq.dead || dq.domain != kKilnDomain || dq.opType != "CudaDequantize") continue;
+    pool.inputs = {dq.inputs[0]};
+    pool.attrs["scale"] = floatAttr(dq.getFloat("scale", 0.f));
+    dq.dead = true;
+    ++rewrites;
+  }
+  return rewrites;
+}
+
 bool planConv(const Graph& g, size_t n, ConvPlan& p, std::string& why) {
   const Node& node = g.nodes[n];
   p.node = n;
@@ -659,7 +680,7 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
   }
   g.compact();
   inferShapes(g);
-  if (readStemInputsInPlace(g) > 0) {
+  if (readStemInputsInPlace(g) + poolInt8Directly(g) > 0) {
     g.compact();
     inferShapes(g);
   }

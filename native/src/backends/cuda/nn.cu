@@ -328,22 +328,49 @@ __global__ void globalAvgNhwcKernel(const T* x, T* y, int64_t n, int64_t hw, int
   st(y, i, s / hw);
 }
 
+// The same over int8 values of scale `scale`, averaged into float16 (an INT8 network's last
+// activation, read in place of its dequantized copy).
+__global__ void globalAvgNhwcInt8Kernel(const int8_t* x, __half* y, int64_t n, int64_t hw, int64_t c, float scale) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= n * c) return;
+  const int64_t b = i / c, ch = i % c;
+  const int8_t* p = x + b * hw * c + ch;
+  int s = 0;  // |sum| <= 127 * hw
+  for (int64_t j = 0; j < hw; ++j) s += p[j * c];
+  y[i] = __float2half(float(s) * (scale / float(hw)));
+}
+
 class GlobalAvgPoolNhwcKernel final : public CudaKernel {
  public:
   explicit GlobalAvgPoolNhwcKernel(const KernelCreateInfo& info) : CudaKernel(info) {
-    if (!isFloatType(inputTypes_.at(0))) unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+    if (inputTypes_.at(0) == DType::Int8) {
+      scale_ = node_.getFloat("scale", 0.f);
+      if (!(scale_ > 0.f)) unsupported("int8 input needs its scale (attr scale > 0)");
+    } else if (!isFloatType(inputTypes_.at(0))) {
+      unsupported(std::string("type ") + dtypeName(inputTypes_[0]));
+    }
   }
   void run(KernelContext& ctx) const override {
     const Tensor& x = *ctx.inputs[0];
     const int64_t n = x.shape[0], hw = x.shape[1] * x.shape[2], c = x.shape[3];
     if (n * c == 0) return;
     cudaStream_t s = exec(ctx).stream;
-    if (x.dtype == DType::Float16)
+    KILN_CHECK(x.dtype != DType::Int8 || hw < (int64_t(1) << 24), InvalidArgument,
+               "int8 global average pool over more than 2^24 pixels per image");
+    if (x.dtype == DType::Int8)
+      globalAvgNhwcInt8Kernel<<<gridFor(n * c), 256, 0, s>>>(cast<int8_t>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), n, hw,
+                                                             c, scale_);
+    else if (x.dtype == DType::Float16)
       globalAvgNhwcKernel<__half><<<gridFor(n * c), 256, 0, s>>>(cast<__half>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), n, hw, c);
     else
       globalAvgNhwcKernel<float><<<gridFor(n * c), 256, 0, s>>>(cast<float>(in(ctx, 0)), ctx.outputs[0]->ptr<float>(), n, hw, c);
   }
-  std::string name() const override { return "cuda.global_avgpool_nhwc"; }
+  std::string name() const override {
+    return inputTypes_.at(0) == DType::Int8 ? "cuda.global_avgpool_nhwc.int8" : "cuda.global_avgpool_nhwc";
+  }
+
+ private:
+  float scale_ = 0.f;
 };
 
 // ---- kiln.Attention -----------------------------------------------------------------------------
