@@ -156,6 +156,21 @@ describe("leased admission", () => {
     expect(await o.tokens()).toBeLessThan(1);
   });
 
+  it("answers every request at once under sustained overload: admitted within the rate, the rest 429", async () => {
+    const prefix = `test:${randomBytes(4).toString("hex")}:`;
+    const admission = await gateway(prefix);
+    const o = await org(prefix, null);
+    const plan = planWith({ requestsPerSecond: 500, burstRequests: 20 });
+    const started = performance.now();
+    const outcomes = await load(admission, o.orgId, plan, 200, 20);
+    const seconds = (performance.now() - started) / 1000;
+    expect(count(outcomes, "ok") + count(outcomes, "RATE_LIMITED")).toBe(4000);
+    expect(count(outcomes, "ok")).toBeLessThanOrEqual(20 + Math.ceil(500 * (seconds + 0.002)));
+    expect(count(outcomes, "ok")).toBeGreaterThan(0);
+    await sleep(100);
+    expect(await o.monthRequests()).toBe(count(outcomes, "ok"));
+  });
+
   it("shares one bucket between two gateways, each getting a fair part and together no more than it allows", async () => {
     const prefix = `test:${randomBytes(4).toString("hex")}:`;
     const [a, b] = [await gateway(prefix), await gateway(prefix)] as const;

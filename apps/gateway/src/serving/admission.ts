@@ -76,7 +76,9 @@ interface OrgLease {
   /** Requests refused while another of this gateway's leases was in flight: they wait for it. */
   parked: Waiter[];
   isScheduled: boolean;
+  /** LEASE calls awaiting their reply, and whether one of them asked for extra admissions. */
   inFlight: number;
+  isLeasing: boolean;
   /** Admissions counted per LEASE_MS window: the current one, and the one before. */
   windowStart: number;
   windowCount: number;
@@ -176,6 +178,7 @@ export class RequestAdmission {
         parked: [],
         isScheduled: false,
         inFlight: 0,
+        isLeasing: false,
         windowStart: 0,
         windowCount: 0,
         lastWindowCount: 0,
@@ -211,19 +214,25 @@ export class RequestAdmission {
     if (waiters.length === 0 && extra === 0) return;
     const now = new Date();
     const { plan } = lease;
+    const isLeasing = extra > 0;
     lease.inFlight++;
-    this.#run(lease.orgId, plan, now, waiters.length, extra)
-      .then((result) => this.#onLease(lease, plan, now, waiters, result))
+    if (isLeasing) lease.isLeasing = true;
+    const done = this.#run(lease.orgId, plan, now, waiters.length, extra)
+      .then((result) => this.#onLease(lease, plan, now, waiters, result, isLeasing))
       .catch((error: unknown) => {
         for (const w of waiters) w.reject(error);
       })
       .finally(() => {
         lease.inFlight--;
-        if (lease.inFlight === 0 && lease.parked.length > 0) {
+        if (!isLeasing) return;
+        lease.isLeasing = false;
+        // Requests refused while this lease was on its way and not served by it ask again.
+        if (lease.parked.length > 0) {
           lease.waiters.push(...lease.parked.splice(0));
           this.#schedule(lease);
         }
       });
+    this.#track(done);
   }
 
   #run(orgId: string, plan: Plan, now: Date, need: number, extra: number): Promise<RespValue[]> {
@@ -248,7 +257,14 @@ export class RequestAdmission {
     ]) as Promise<RespValue[]>;
   }
 
-  async #onLease(lease: OrgLease, plan: Plan, now: Date, queued: Waiter[], result: RespValue[]): Promise<void> {
+  async #onLease(
+    lease: OrgLease,
+    plan: Plan,
+    now: Date,
+    queued: Waiter[],
+    result: RespValue[],
+    isLeasing: boolean,
+  ): Promise<void> {
     let waiters = queued;
     const code = Number(result[0]);
     if (code === 5) {
@@ -267,10 +283,11 @@ export class RequestAdmission {
       // A lease asked for ahead of demand, refused or with nothing to spare: nobody waits on it.
       if (waiters.length === 0) return;
     }
-    if (code !== 0 && lease.inFlight > 1) {
-      // Refused while another lease of this gateway is on its way: what it holds may be enough
-      // (refusing now would refuse requests that admission one at a time would admit). They ask
-      // again once it has arrived, if it did not serve them.
+    if (code !== 0 && lease.isLeasing && !isLeasing) {
+      // Refused while a lease of this gateway (counted in Redis already) is on its way: what it
+      // holds may be enough (refusing now would refuse requests that admission one at a time
+      // would admit). They ask again once it has arrived, if it did not serve them. At most one
+      // lease is on its way at a time, so this waits one round trip at most.
       lease.parked.push(...waiters);
       return;
     }
@@ -477,9 +494,13 @@ export class RequestAdmission {
     }
   }
 
-  /** Sends held usage events and unused leases, waits for every one in flight, then closes the script connection. */
+  /**
+   * Sends held usage events, waits for leases on their way, gives back every unused admission,
+   * waits for every reply, then closes the script connection.
+   */
   async close(): Promise<void> {
     this.#flush();
+    await Promise.all([...this.#sending]);
     for (const lease of this.#leases.values()) {
       clearTimeout(lease.expiry);
       this.#giveBack(lease);
