@@ -37,6 +37,20 @@ describe("DynamicBatcher", () => {
     expect(Math.max(...batches.map((b) => b.requests))).toBeGreaterThan(1);
   });
 
+  it("starts requests that arrive together as one batch, even with no queue delay", async () => {
+    const batches: { size: number; requests: number }[] = [];
+    const batcher = new DynamicBatcher(
+      await denseContext(64),
+      { maxBatchSize: 16, maxQueueDelayMs: 0 },
+      { onBatch: (b) => batches.push(b) },
+    );
+    await Promise.all(Array.from({ length: 5 }, (_, i) => batcher.run({ x: tensor("float32", [1, 4], rowsOf(1, i)) })));
+    expect(batches.map(({ size, requests }) => ({ size, requests }))).toEqual([{ size: 5, requests: 5 }]);
+    // Alone, a request still runs at once, by itself.
+    await batcher.run({ x: tensor("float32", [1, 4], rowsOf(1, 9)) });
+    expect(batches[1]).toMatchObject({ size: 1, requests: 1 });
+  });
+
   it("never exceeds the engine profile's batch limit", async () => {
     const batches: number[] = [];
     const batcher = new DynamicBatcher(

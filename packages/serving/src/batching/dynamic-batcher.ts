@@ -71,9 +71,20 @@ export class DynamicBatcher {
     return new Promise((resolve, reject) => {
       const rows = this.#batchable ? rowsOf(inputs) : 1;
       this.#queue.push({ inputs, rows, key: batchKey(inputs), enqueuedAt: performance.now(), resolve, reject });
-      this.#schedule();
+      // Decided once the caller's synchronous work is done (a microtask, no wait): requests that
+      // arrive together (one read of the worker's connection carries several) start as one batch,
+      // instead of the first running alone and the rest after it.
+      if (this.#isDeciding) return;
+      this.#isDeciding = true;
+      queueMicrotask(this.#decide);
     });
   }
+
+  #isDeciding = false;
+  readonly #decide = () => {
+    this.#isDeciding = false;
+    this.#schedule();
+  };
 
   #schedule(): void {
     if (this.#running || this.#queue.length === 0) return;
