@@ -215,9 +215,20 @@ export function encodeInferResponse(response: InferResponse, binary: (name: stri
 }
 
 function withBinary(header: Record<string, unknown>, chunks: Uint8Array[], isBinary: boolean): EncodedBody {
-  const json = Buffer.from(JSON.stringify(header));
-  if (!isBinary) return { body: json };
-  return { body: Buffer.concat([json, ...chunks]), headerLength: json.byteLength };
+  const json = JSON.stringify(header);
+  if (!isBinary) return { body: Buffer.from(json) };
+  // One allocation for the header and the tensors (not a buffer for the header, then a copy of both).
+  const headerLength = Buffer.byteLength(json);
+  let size = headerLength;
+  for (const chunk of chunks) size += chunk.byteLength;
+  const body = Buffer.allocUnsafe(size);
+  body.write(json, 0, "utf8");
+  let offset = headerLength;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { body, headerLength };
 }
 
 /** Decodes a response body (JSON or with binary outputs). */
