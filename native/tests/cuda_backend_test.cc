@@ -726,19 +726,21 @@ KILN_TEST(cuda, int8_implicit_gemm_convolution_matches_cublaslt_path) {
   expectEveryImplicitTileMatches(model, x, 4);
 }
 
-// Long K (a 3x3 over 128 channels: 1,152 bytes, more k-steps than any tile has stages, so every
-// stage is refilled) and short K (1x1s over 64 channels, half a 128-byte step: the launch gives the
-// block one stage), the second 1x1 with the first as its residual, as in a ResNet bottleneck (Z
-// prefetched into the output tile), every tile against cuBLASLt's path.
-KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_path) {
+// A ResNet bottleneck's convolutions over x [N,C,H,W] (C = xShape[1]): a 3x3 to 64 channels, two
+// 1x1s to 256 with the first as the second's residual (Z prefetched into the output tile) and,
+// where tailChannels > 0, a 1x1 over those 256 to tailChannels; pooled. Weights from seed on (x
+// takes seed + 4).
+std::vector<uint8_t> bottleneckModel(const std::vector<int64_t>& xShape, float w1Range, uint32_t seed,
+                                     int64_t tailChannels) {
+  const int64_t c = xShape[1];
   ModelBuilder m;
-  m.input("x", DType::Float32, {2, 128, 9, 10});
-  m.initializer("w1", DType::Float32, {64, 128, 3, 3}, randomValues(64 * 1152, 211, -0.04f, 0.04f));
-  m.initializer("b1", DType::Float32, {64}, randomValues(64, 212, -0.1f, 0.2f));
-  m.initializer("w2", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 213, -0.2f, 0.2f));
-  m.initializer("b2", DType::Float32, {256}, randomValues(256, 214, -0.1f, 0.2f));
-  m.initializer("w3", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 216, -0.2f, 0.2f));
-  m.initializer("b3", DType::Float32, {256}, randomValues(256, 217, -0.1f, 0.2f));
+  m.input("x", DType::Float32, onnx_builder::Dims(xShape.begin(), xShape.end()));
+  m.initializer("w1", DType::Float32, {64, c, 3, 3}, randomValues(64 * c * 9, seed, -w1Range, w1Range));
+  m.initializer("b1", DType::Float32, {64}, randomValues(64, seed + 1, -0.1f, 0.2f));
+  m.initializer("w2", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, seed + 2, -0.2f, 0.2f));
+  m.initializer("b2", DType::Float32, {256}, randomValues(256, seed + 3, -0.1f, 0.2f));
+  m.initializer("w3", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, seed + 5, -0.2f, 0.2f));
+  m.initializer("b3", DType::Float32, {256}, randomValues(256, seed + 6, -0.1f, 0.2f));
   m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
   m.node("Relu", {"c1"}, {"r1"});
   m.node("Conv", {"r1", "w2", "b2"}, {"c2"});
@@ -746,46 +748,37 @@ KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_pa
   m.node("Conv", {"r1", "w3", "b3"}, {"c3"});
   m.node("Add", {"c3", "r2"}, {"s3"});
   m.node("Relu", {"s3"}, {"r3"});
-  m.node("GlobalAveragePool", {"r3"}, {"y"});
+  std::string last = "r3";
+  if (tailChannels > 0) {
+    m.initializer("w4", DType::Float32, {tailChannels, 256, 1, 1}, randomValues(tailChannels * 256, seed + 7, -0.1f, 0.1f));
+    m.initializer("b4", DType::Float32, {tailChannels}, randomValues(tailChannels, seed + 8, -0.1f, 0.2f));
+    m.node("Conv", {"r3", "w4", "b4"}, {"c4"});
+    m.node("Relu", {"c4"}, {"r4"});
+    last = "r4";
+  }
+  m.node("GlobalAveragePool", {last}, {"y"});
   m.output("y");
   m.opset("", 17);
-  const std::vector<uint8_t> model = m.bytes();
-  const Tensor x = floatTensor({2, 128, 9, 10}, 215, -1.f, 1.f);
-  expectEveryImplicitTileMatches(model, x, 3);
+  return m.bytes();
+}
+
+// Long K (a 3x3 over 128 channels: 1,152 bytes, more k-steps than any tile has stages, so every
+// stage is refilled) and short K (1x1s over 64 channels, half a 128-byte step: the launch gives the
+// block one stage), every tile against cuBLASLt's path.
+KILN_TEST(cuda, int8_implicit_gemm_tiles_over_long_and_short_k_match_cublaslt_path) {
+  const std::vector<uint8_t> model = bottleneckModel({2, 128, 9, 10}, 0.04f, 211, 0);
+  expectEveryImplicitTileMatches(model, floatTensor({2, 128, 9, 10}, 215, -1.f, 1.f), 3);
 }
 
 // Enough pixels (50,176: 392 tiles of 128 rows) that a ring tile's resident blocks each walk several
 // M tiles, its ring of stages running on across them with the next tile's residual prefetched:
-// a 3x3 over 64 channels (5 k-steps of 128 bytes), 1x1s over 64 (one k-step) with and without the
-// residual, and a 1x1 over 256 (two k-steps: the 4-stage ring's first k-step already loads the next
-// tile). 196 pixels per image, so a wrong tile moves some image's pooled outputs by far more than the
-// tolerance. Every tile against cuBLASLt's path, as above.
+// the 3x3 over 64 channels (5 k-steps of 128 bytes), the 1x1s over 64 (one k-step) with and without
+// the residual, and a 1x1 over 256 (two k-steps: the 4-stage ring's first k-step already loads the
+// next tile). 196 pixels per image, so a wrong tile moves some image's pooled outputs by far more
+// than the tolerance. Every tile against cuBLASLt's path, as above.
 KILN_TEST(cuda, int8_ring_tiles_over_many_tiles_per_block_match_cublaslt_path) {
-  ModelBuilder m;
-  m.input("x", DType::Float32, {256, 64, 14, 14});
-  m.initializer("w1", DType::Float32, {64, 64, 3, 3}, randomValues(64 * 576, 221, -0.06f, 0.06f));
-  m.initializer("b1", DType::Float32, {64}, randomValues(64, 222, -0.1f, 0.2f));
-  m.initializer("w2", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 223, -0.2f, 0.2f));
-  m.initializer("b2", DType::Float32, {256}, randomValues(256, 224, -0.1f, 0.2f));
-  m.initializer("w3", DType::Float32, {256, 64, 1, 1}, randomValues(256 * 64, 225, -0.2f, 0.2f));
-  m.initializer("b3", DType::Float32, {256}, randomValues(256, 226, -0.1f, 0.2f));
-  m.initializer("w4", DType::Float32, {128, 256, 1, 1}, randomValues(128 * 256, 227, -0.1f, 0.1f));
-  m.initializer("b4", DType::Float32, {128}, randomValues(128, 228, -0.1f, 0.2f));
-  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
-  m.node("Relu", {"c1"}, {"r1"});
-  m.node("Conv", {"r1", "w2", "b2"}, {"c2"});
-  m.node("Relu", {"c2"}, {"r2"});
-  m.node("Conv", {"r1", "w3", "b3"}, {"c3"});
-  m.node("Add", {"c3", "r2"}, {"s3"});
-  m.node("Relu", {"s3"}, {"r3"});
-  m.node("Conv", {"r3", "w4", "b4"}, {"c4"});
-  m.node("Relu", {"c4"}, {"r4"});
-  m.node("GlobalAveragePool", {"r4"}, {"y"});
-  m.output("y");
-  m.opset("", 17);
-  const std::vector<uint8_t> model = m.bytes();
-  const Tensor x = floatTensor({256, 64, 14, 14}, 229, -1.f, 1.f);
-  expectEveryImplicitTileMatches(model, x, 4);
+  const std::vector<uint8_t> model = bottleneckModel({256, 64, 14, 14}, 0.06f, 221, 128);
+  expectEveryImplicitTileMatches(model, floatTensor({256, 64, 14, 14}, 225, -1.f, 1.f), 4);
 }
 
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
