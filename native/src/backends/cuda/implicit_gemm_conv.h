@@ -24,6 +24,8 @@ bool wgmmaConvAvailable();
 // kPadBytes: the ring tiles keep all of the layer's W in shared memory and take a range of k-step
 // counts; they hand any other layer to a resident-block tile, which timing measures anyway.
 bool wgmmaTileRunsAsItself(int tile, int kPadBytes);
+// Whether wgmma tile `tile` is one of the ring tiles (the build report names them "_ring").
+bool wgmmaRingTile(int tile);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);
 // KILN_CUDA_IMPLICIT_TILE=<n>: only tile n is timed (tests cover every tile this way); -1 when unset.

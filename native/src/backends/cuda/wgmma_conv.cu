@@ -474,6 +474,8 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, cudaStream_t stream) {
   kWgmmaLaunches[ring.fallback](args, stream);
 }
 
+bool wgmmaRingTile(int tile) { return tile >= kResidentTiles && tile < kWgmmaTiles; }
+
 bool wgmmaTileRunsAsItself(int tile, int kPadBytes) {
   if (tile < 0 || tile >= kWgmmaTiles) return false;
   if (tile < kResidentTiles) return true;
