@@ -7,6 +7,7 @@ export {
   QUOTA_CHECK_LUA,
   QuotaEnforcer,
   quotaKeys,
+  quotaLimitArgs,
   quotaRefusal,
   secondsToMonthEnd,
 } from "./quotas.ts";

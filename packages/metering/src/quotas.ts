@@ -76,6 +76,17 @@ export const quotaKeys = (prefix: string, orgId: string, now: Date) => ({
 });
 
 /** The refusal for a quota script's code (1 rate, 2 monthly requests, 3 monthly compute). */
+/**
+ * The plan's limits as kiln_quota_check takes them after its three keys: rate, burst, monthly
+ * request cap and monthly compute-ms cap (-1: none).
+ */
+export const quotaLimitArgs = ({ limits }: Plan): [number, number, number, number] => [
+  limits.requestsPerSecond,
+  limits.burstRequests,
+  limits.monthlyRequests ?? -1,
+  limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
+];
+
 export function quotaRefusal(
   code: number,
   waitMs: number,
@@ -123,16 +134,12 @@ export class QuotaEnforcer {
 
   async admit(orgId: string, plan: Plan, now = new Date()): Promise<AdmissionResult> {
     const keys = quotaKeys(this.prefix, orgId, now);
-    const { limits } = plan;
     const toMonthEnd = secondsToMonthEnd(now);
     const [code, waitMs] = await this.#admit(
       keys.bucket,
       keys.monthRequests,
       keys.monthComputeMs,
-      limits.requestsPerSecond,
-      limits.burstRequests,
-      limits.monthlyRequests ?? -1,
-      limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
+      ...quotaLimitArgs(plan),
       toMonthEnd,
     );
     return code === 0 ? { admitted: true } : quotaRefusal(code, waitMs, plan, toMonthEnd);

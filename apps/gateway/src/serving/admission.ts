@@ -30,6 +30,7 @@ import {
   encodeUsageBatch,
   newUsageBatchId,
   quotaKeys,
+  quotaLimitArgs,
   quotaRefusal,
   secondsToMonthEnd,
   USAGE_STREAM_MAXLEN,
@@ -237,17 +238,13 @@ export class RequestAdmission {
 
   #run(orgId: string, plan: Plan, now: Date, need: number, extra: number): Promise<RespValue[]> {
     const keys = this.#keysOf(orgId, now);
-    const { limits } = plan;
     const nowMs = now.getTime();
     return this.scripts.run(LEASE, [
       keys.bucket,
       keys.monthRequests,
       keys.monthComputeMs,
       keys.spendLimits,
-      limits.requestsPerSecond,
-      limits.burstRequests,
-      limits.monthlyRequests ?? -1,
-      limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
+      ...quotaLimitArgs(plan),
       secondsTo(keys.monthEnd, nowMs),
       nowMs,
       keys.spendUsagePrefix,
