@@ -366,13 +366,15 @@ class ConvInt8Kernel final : public CudaKernel {
   }
 
   // Which paths the timing picked (over the shapes seen): "implicit_gemm" ("_wgmma": a Hopper tile
-  // won somewhere, "_ring": one of its ring tiles) and/or cuBLASLt's
+  // won somewhere, "_ring": one of its ring tiles; ".t<n>[,<n>...]": the tiles, as
+  // KILN_CUDA_IMPLICIT_TILE numbers them) and/or cuBLASLt's
   // "gemm"/"im2col_gemm" ("_requant": int32 out, then Kiln's requantize kernel; "_dp4a": fallback).
   std::string name() const override {
     std::string lt = std::string(direct_ ? "gemm" : "im2col_gemm") + (dp4aUsed_ ? "_dp4a" : "_cublaslt") +
                      (requantUsed_ ? "_requant" : "");
     std::string paths =
         implicitUsed_ ? (wgmmaUsed_ ? (ringUsed_ ? "implicit_gemm_wgmma_ring" : "implicit_gemm_wgmma") : "implicit_gemm") : "";
+    for (size_t i = 0; i < tilesUsed_.size(); ++i) paths += (i == 0 ? ".t" : ",") + std::to_string(tilesUsed_[i]);
     if (ltUsed_ || !implicitUsed_) paths += (paths.empty() ? "" : "+") + lt;
     return "cuda.conv_nhwc.int8_" + paths;
   }
@@ -420,6 +422,8 @@ class ConvInt8Kernel final : public CudaKernel {
       dp4aUsed_ = ltUsed_ = true;
     } else if (timed.front().implicitTile >= 0) {
       implicitUsed_ = true;
+      if (std::find(tilesUsed_.begin(), tilesUsed_.end(), timed.front().implicitTile) == tilesUsed_.end())
+        tilesUsed_.push_back(timed.front().implicitTile);
       const int tile = timed.front().implicitTile - kImplicitGemmTiles;
       wgmmaUsed_ = wgmmaUsed_ || tile >= 0;
       ringUsed_ = ringUsed_ || (wgmmaRingTile(tile) && wgmmaTileRunsAsItself(tile, int(kPad_)));
@@ -582,6 +586,7 @@ class ConvInt8Kernel final : public CudaKernel {
   int64_t kPad_ = 0;
   float beta_ = 0.f;
   bool relu_ = false, direct_ = false;
+  mutable std::vector<int> tilesUsed_;  // implicit-GEMM tiles chosen, in order of first choice
   mutable bool dp4aUsed_ = false, requantUsed_ = false, implicitUsed_ = false, wgmmaUsed_ = false, ringUsed_ = false,
                ltUsed_ = false;
   mutable std::mutex mutex_;
