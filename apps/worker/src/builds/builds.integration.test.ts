@@ -119,10 +119,14 @@ describe("build pipeline with real workers and the real CPU builder", { timeout:
     const created = await api().builds.create({ modelVersionId, target: "cpu", profiles });
     expect(created).toMatchObject({ status: "queued", cached: false, modelName: "dense", modelVersion: 1 });
 
+    // The worker marks the build succeeded, then records its final progress and log line: wait for
+    // those too (reading at the status flip alone raced them on a loaded CI machine).
     const done = await waitFor(
       () => buildOf(created.id),
-      (b) => b.status === "succeeded" || b.status === "failed",
-      "the build",
+      (b) =>
+        b.status === "failed" ||
+        (b.status === "succeeded" && b.logs.some((l) => l.message.startsWith("Engine stored"))),
+      "the build and its final log line",
     );
     expect(done.status, done.error ?? "").toBe("succeeded");
     expect(done.progress).toEqual({ stage: "done", fraction: 1, message: "Engine ready" });
