@@ -75,7 +75,6 @@ export const quotaKeys = (prefix: string, orgId: string, now: Date) => ({
   monthComputeMs: `${prefix}quota:${orgId}:${monthOf(now)}:compute-ms`,
 });
 
-/** The refusal for a quota script's code (1 rate, 2 monthly requests, 3 monthly compute). */
 /**
  * The plan's limits as kiln_quota_check takes them after its three keys: rate, burst, monthly
  * request cap and monthly compute-ms cap (-1: none).
@@ -87,6 +86,7 @@ export const quotaLimitArgs = ({ limits }: Plan): [number, number, number, numbe
   limits.monthlyComputeSeconds === null ? -1 : limits.monthlyComputeSeconds * 1000,
 ];
 
+/** The refusal for a quota script's code (1 rate, 2 monthly requests, 3 monthly compute). */
 export function quotaRefusal(
   code: number,
   waitMs: number,

@@ -86,46 +86,48 @@ export interface UsageEntry {
   events: UsageEvent[];
 }
 
-export function decodeUsageEntry(fields: string[]): UsageEntry {
-  if (fields[0] !== USAGE_BATCH_ID_FIELD) {
-    const event = decodeUsageEvent(fields);
-    return { receiptId: event.eventId, events: [event] };
-  }
-  const rows = JSON.parse(fields[3] ?? "[]") as unknown[][];
-  // Positions as usageEventValues writes them (USAGE_EVENT_FIELDS order).
-  const events = rows.map(
-    (row): UsageEvent => ({
-      eventId: String(row[0] ?? ""),
-      orgId: String(row[1] ?? ""),
-      deploymentId: String(row[2] ?? ""),
-      computeMs: Number(row[3] ?? 0),
-      batchShare: Number(row[4] ?? 0),
-      bytesIn: Number(row[5] ?? 0),
-      bytesOut: Number(row[6] ?? 0),
-      status: row[7] === "error" ? "error" : "success",
-      latencyMs: Number(row[8] ?? 0),
-      at: Number(row[9] ?? 0),
-    }),
-  );
-  return { receiptId: fields[1] ?? "", events };
-}
-
-export function decodeUsageEvent(fields: string[]): UsageEvent {
+/** Field name -> value of a stream entry's flat [name, value, ...] list. */
+function fieldMap(fields: string[]): Map<string, string> {
   const map = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
-  const num = (f: string) => Number(map.get(f) ?? 0);
+  return map;
+}
+
+/** An event from its fields' values, by name (missing ones empty or 0). */
+function eventFrom(get: (field: (typeof USAGE_EVENT_FIELDS)[number]) => unknown): UsageEvent {
+  const str = (f: (typeof USAGE_EVENT_FIELDS)[number]) => String(get(f) ?? "");
+  const num = (f: (typeof USAGE_EVENT_FIELDS)[number]) => Number(get(f) ?? 0);
   return {
-    eventId: map.get("eventId") ?? "",
-    orgId: map.get("orgId") ?? "",
-    deploymentId: map.get("deploymentId") ?? "",
+    eventId: str("eventId"),
+    orgId: str("orgId"),
+    deploymentId: str("deploymentId"),
     computeMs: num("computeMs"),
     batchShare: num("batchShare"),
     bytesIn: num("bytesIn"),
     bytesOut: num("bytesOut"),
-    status: map.get("status") === "error" ? "error" : "success",
+    status: get("status") === "error" ? "error" : "success",
     latencyMs: num("latencyMs"),
     at: num("at"),
   };
+}
+
+/** Where each field's value sits in a batch row (USAGE_EVENT_FIELDS order). */
+const FIELD_POSITION = new Map(USAGE_EVENT_FIELDS.map((f, i) => [f, i]));
+
+export function decodeUsageEntry(fields: string[]): UsageEntry {
+  const map = fieldMap(fields);
+  const batchId = map.get(USAGE_BATCH_ID_FIELD);
+  if (batchId === undefined) {
+    const event = eventFrom((f) => map.get(f));
+    return { receiptId: event.eventId, events: [event] };
+  }
+  const rows = JSON.parse(map.get(USAGE_BATCH_FIELD) ?? "[]") as unknown[][];
+  return { receiptId: batchId, events: rows.map((row) => eventFrom((f) => row[FIELD_POSITION.get(f) as number])) };
+}
+
+export function decodeUsageEvent(fields: string[]): UsageEvent {
+  const map = fieldMap(fields);
+  return eventFrom((f) => map.get(f));
 }
 
 /** Appends the event; the stream is trimmed approximately so it cannot grow without bound. */

@@ -372,10 +372,16 @@ class ConvInt8Kernel final : public CudaKernel {
   std::string name() const override {
     std::string lt = std::string(direct_ ? "gemm" : "im2col_gemm") + (dp4aUsed_ ? "_dp4a" : "_cublaslt") +
                      (requantUsed_ ? "_requant" : "");
-    std::string paths =
-        implicitUsed_ ? (wgmmaUsed_ ? (ringUsed_ ? "implicit_gemm_wgmma_ring" : "implicit_gemm_wgmma") : "implicit_gemm") : "";
+    bool wgmma = false, ring = false;
+    for (int tile : tilesUsed_) {
+      const int w = tile - kImplicitGemmTiles;
+      wgmma = wgmma || w >= 0;
+      ring = ring || (wgmmaRingTile(w) && wgmmaTileRunsAsItself(w, int(kPad_)));
+    }
+    const bool implicit = !tilesUsed_.empty();
+    std::string paths = implicit ? (ring ? "implicit_gemm_wgmma_ring" : wgmma ? "implicit_gemm_wgmma" : "implicit_gemm") : "";
     for (size_t i = 0; i < tilesUsed_.size(); ++i) paths += (i == 0 ? ".t" : ",") + std::to_string(tilesUsed_[i]);
-    if (ltUsed_ || !implicitUsed_) paths += (paths.empty() ? "" : "+") + lt;
+    if (ltUsed_ || !implicit) paths += (paths.empty() ? "" : "+") + lt;
     return "cuda.conv_nhwc.int8_" + paths;
   }
 
@@ -421,12 +427,8 @@ class ConvInt8Kernel final : public CudaKernel {
     if (timed.front().dp4a) {
       dp4aUsed_ = ltUsed_ = true;
     } else if (timed.front().implicitTile >= 0) {
-      implicitUsed_ = true;
       if (std::find(tilesUsed_.begin(), tilesUsed_.end(), timed.front().implicitTile) == tilesUsed_.end())
         tilesUsed_.push_back(timed.front().implicitTile);
-      const int tile = timed.front().implicitTile - kImplicitGemmTiles;
-      wgmmaUsed_ = wgmmaUsed_ || tile >= 0;
-      ringUsed_ = ringUsed_ || (wgmmaRingTile(tile) && wgmmaTileRunsAsItself(tile, int(kPad_)));
     } else {
       ltUsed_ = true, requantUsed_ = requantUsed_ || !timed.front().fused;
     }
@@ -587,8 +589,7 @@ class ConvInt8Kernel final : public CudaKernel {
   float beta_ = 0.f;
   bool relu_ = false, direct_ = false;
   mutable std::vector<int> tilesUsed_;  // implicit-GEMM tiles chosen, in order of first choice
-  mutable bool dp4aUsed_ = false, requantUsed_ = false, implicitUsed_ = false, wgmmaUsed_ = false, ringUsed_ = false,
-               ltUsed_ = false;
+  mutable bool dp4aUsed_ = false, requantUsed_ = false, ltUsed_ = false;
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::vector<Int8Choice>> choices_;
 };

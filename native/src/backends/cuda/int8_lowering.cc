@@ -310,49 +310,49 @@ struct ConvPlan {
   std::vector<int64_t> s2dKernel, s2dPads, s2dOut;
 };
 
+// Lets each live `consumerOp` node read the input of the `producerOp` node that writes its first
+// input, where that value exists only for it (no other reader, not a graph output) and
+// `rewrite(consumer, producer)` agrees and adapts the consumer (returning false leaves both as
+// they are); the producer is dropped. Returns the number of rewrites.
+template <class Rewrite>
+int readPastSoleProducer(Graph& g, const char* consumerOp, const char* producerOp, Rewrite&& rewrite) {
+  int rewrites = 0;
+  const std::vector<std::vector<int32_t>> consumers = g.consumers();
+  for (Node& node : g.nodes) {
+    if (node.dead || node.domain != kKilnDomain || node.opType != consumerOp) continue;
+    const ValueId value = node.inputs[0];
+    const int32_t producer = g.values[value].producer;
+    if (producer < 0 || g.isGraphOutput(value) || consumers[value].size() != 1) continue;
+    Node& source = g.nodes[producer];
+    if (source.dead || source.domain != kKilnDomain || source.opType != producerOp) continue;
+    const ValueId sourceInput = source.inputs[0];
+    if (!rewrite(node, source)) continue;
+    node.inputs = {sourceInput};
+    source.dead = true;
+    ++rewrites;
+  }
+  return rewrites;
+}
+
+// A space-to-depth stem's quantize reads the model's float32 NCHW input itself in place of its
+// kiln.CudaCastToNhwc (ResNet-50 b256's cast took 0.11 ms on the H200 for a value the quantize then
+// read once more); a global average pool after the last INT8 layer reads the int8 values in place
+// of their dequantized fp16 copy (0.07 ms).
+int readInputsInPlace(Graph& g) {
+  return readPastSoleProducer(g, "CudaQuantizeSpaceToDepth", "CudaCastToNhwc",
+                              [](Node& quantize, const Node&) {
+                                if (quantize.getInt("nchw", 0) != 0) return false;
+                                quantize.attrs["nchw"] = intAttr(1);
+                                return true;
+                              }) +
+         readPastSoleProducer(g, "CudaGlobalAvgPoolNHWC", "CudaDequantize", [&](Node& pool, const Node& dq) {
+           if (g.values[pool.inputs[0]].dtype != DType::Float16) return false;
+           pool.attrs["scale"] = floatAttr(dq.getFloat("scale", 0.f));
+           return true;
+         });
+}
+
 // Whether the node can run as kiln.CudaConvInt8NHWC; fills the geometry. `why` says why not.
-// A space-to-depth stem's quantize reads the model's float32 NCHW input itself where its fp16 NHWC
-// input exists only for it (kiln.CudaCastToNhwc's output with no other reader): ResNet-50 b256's
-// cast took 0.11 ms on the H200 for a value that the quantize then read once more.
-int readStemInputsInPlace(Graph& g) {
-  int rewrites = 0;
-  const std::vector<std::vector<int32_t>> consumers = g.consumers();
-  for (Node& q : g.nodes) {
-    if (q.dead || q.domain != kKilnDomain || q.opType != "CudaQuantizeSpaceToDepth" || q.getInt("nchw", 0) != 0) continue;
-    const ValueId half = q.inputs[0];
-    const int32_t producer = g.values[half].producer;
-    if (producer < 0 || g.isGraphOutput(half) || consumers[half].size() != 1) continue;
-    Node& cast = g.nodes[producer];
-    if (cast.dead || cast.domain != kKilnDomain || cast.opType != "CudaCastToNhwc") continue;
-    q.inputs = {cast.inputs[0]};
-    q.attrs["nchw"] = intAttr(1);
-    cast.dead = true;
-    ++rewrites;
-  }
-  return rewrites;
-}
-
-// A global average pool whose fp16 input is only a dequantized copy of an int8 activation reads
-// the int8 values itself (ResNet-50's last activation: the copy took 0.07 ms of 7 at b256).
-int poolInt8Directly(Graph& g) {
-  int rewrites = 0;
-  const std::vector<std::vector<int32_t>> consumers = g.consumers();
-  for (Node& pool : g.nodes) {
-    if (pool.dead || pool.domain != kKilnDomain || pool.opType != "CudaGlobalAvgPoolNHWC") continue;
-    const ValueId half = pool.inputs[0];
-    const int32_t producer = g.values[half].producer;
-    if (producer < 0 || g.isGraphOutput(half) || consumers[half].size() != 1 || g.values[half].dtype != DType::Float16)
-      continue;
-    Node& dq = g.nodes[producer];
-    if (dq.dead || dq.domain != kKilnDomain || dq.opType != "CudaDequantize") continue;
-    pool.inputs = {dq.inputs[0]};
-    pool.attrs["scale"] = floatAttr(dq.getFloat("scale", 0.f));
-    dq.dead = true;
-    ++rewrites;
-  }
-  return rewrites;
-}
-
 bool planConv(const Graph& g, size_t n, ConvPlan& p, std::string& why) {
   const Node& node = g.nodes[n];
   p.node = n;
@@ -680,7 +680,7 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
   }
   g.compact();
   inferShapes(g);
-  if (readStemInputsInPlace(g) + poolInt8Directly(g) > 0) {
+  if (readInputsInPlace(g) > 0) {
     g.compact();
     inferShapes(g);
   }

@@ -316,28 +316,18 @@ class GlobalAvgPoolKernel final : public CudaKernel {
   std::string name() const override { return "cuda.global_avgpool"; }
 };
 
-// NHWC: one thread per (n, c), reading along C (coalesced across the warp).
-template <class T>
-__global__ void globalAvgNhwcKernel(const T* x, T* y, int64_t n, int64_t hw, int64_t c) {
+// NHWC: one thread per (n, c), reading along C (coalesced across the warp). int8 in: values of
+// scale `scale` (an INT8 network's last activation, read in place of its dequantized copy), float16
+// out; float in: scale 1.
+template <class In, class Out>
+__global__ void globalAvgNhwcKernel(const In* x, Out* y, int64_t n, int64_t hw, int64_t c, float scale) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= n * c) return;
   const int64_t b = i / c, ch = i % c;
-  const T* p = x + b * hw * c + ch;
+  const In* p = x + b * hw * c + ch;
   float s = 0;
   for (int64_t j = 0; j < hw; ++j) s += ld(p, j * c);
-  st(y, i, s / hw);
-}
-
-// The same over int8 values of scale `scale`, averaged into float16 (an INT8 network's last
-// activation, read in place of its dequantized copy).
-__global__ void globalAvgNhwcInt8Kernel(const int8_t* x, __half* y, int64_t n, int64_t hw, int64_t c, float scale) {
-  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (i >= n * c) return;
-  const int64_t b = i / c, ch = i % c;
-  const int8_t* p = x + b * hw * c + ch;
-  int s = 0;  // |sum| <= 127 * hw
-  for (int64_t j = 0; j < hw; ++j) s += p[j * c];
-  y[i] = __float2half(float(s) * (scale / float(hw)));
+  st(y, i, s * scale / hw);
 }
 
 class GlobalAvgPoolNhwcKernel final : public CudaKernel {
@@ -355,15 +345,13 @@ class GlobalAvgPoolNhwcKernel final : public CudaKernel {
     const int64_t n = x.shape[0], hw = x.shape[1] * x.shape[2], c = x.shape[3];
     if (n * c == 0) return;
     cudaStream_t s = exec(ctx).stream;
-    KILN_CHECK(x.dtype != DType::Int8 || hw < (int64_t(1) << 24), InvalidArgument,
-               "int8 global average pool over more than 2^24 pixels per image");
+    const unsigned grid = gridFor(n * c);
     if (x.dtype == DType::Int8)
-      globalAvgNhwcInt8Kernel<<<gridFor(n * c), 256, 0, s>>>(cast<int8_t>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), n, hw,
-                                                             c, scale_);
+      globalAvgNhwcKernel<<<grid, 256, 0, s>>>(cast<int8_t>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), n, hw, c, scale_);
     else if (x.dtype == DType::Float16)
-      globalAvgNhwcKernel<__half><<<gridFor(n * c), 256, 0, s>>>(cast<__half>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), n, hw, c);
+      globalAvgNhwcKernel<<<grid, 256, 0, s>>>(cast<__half>(in(ctx, 0)), ctx.outputs[0]->ptr<__half>(), n, hw, c, 1.f);
     else
-      globalAvgNhwcKernel<float><<<gridFor(n * c), 256, 0, s>>>(cast<float>(in(ctx, 0)), ctx.outputs[0]->ptr<float>(), n, hw, c);
+      globalAvgNhwcKernel<<<grid, 256, 0, s>>>(cast<float>(in(ctx, 0)), ctx.outputs[0]->ptr<float>(), n, hw, c, 1.f);
   }
   std::string name() const override {
     return inputTypes_.at(0) == DType::Int8 ? "cuda.global_avgpool_nhwc.int8" : "cuda.global_avgpool_nhwc";

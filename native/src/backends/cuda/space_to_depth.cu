@@ -20,14 +20,16 @@ namespace {
 
 template <typename Index>
 struct Job {
-  const unsigned short* __restrict__ src;  // float16 bits
-  uint4* __restrict__ dst;                 // two vectors per pixel (float16), one (int8)
+  const void* __restrict__ src;  // float16 [n, h, w, C], or float32 [n, C, h, w] (gatherBlock's kNchw)
+  uint4* __restrict__ dst;       // two vectors per pixel (float16), one (int8)
   int h, w, padTop, padLeft;
   Index outH, outW;
 };
 
 // Output pixel q's 16 channels as float16 bits, zero outside the input and in channels 4C..15.
-template <int C, typename Index>
+// kNchw: the input is the model's float32 NCHW tensor, each value rounded to float16 as
+// kiln.CudaCastToNhwc would (a warp then reads two contiguous runs of 32 floats per channel and row).
+template <int C, bool kNchw, typename Index>
 __device__ __forceinline__ void gatherBlock(const Job<Index>& job, Index q, unsigned short (&e)[16]) {
   const Index j = q % job.outW;
   const Index t = q / job.outW;
@@ -39,13 +41,20 @@ __device__ __forceinline__ void gatherBlock(const Job<Index>& job, Index q, unsi
   for (int dy = 0; dy < 2; ++dy) {
     const int row = 2 * i + dy - job.padTop;
     if (static_cast<unsigned>(row) >= static_cast<unsigned>(job.h)) continue;
-    const unsigned short* line = job.src + (n * job.h + row) * int64_t(job.w) * C;
 #pragma unroll
     for (int dx = 0; dx < 2; ++dx) {
       const int col = 2 * static_cast<int>(j) + dx - job.padLeft;
       if (static_cast<unsigned>(col) >= static_cast<unsigned>(job.w)) continue;
+      if constexpr (kNchw) {
+        const float* pixel = static_cast<const float*>(job.src) + (n * C * job.h + row) * int64_t(job.w) + col;
 #pragma unroll
-      for (int c = 0; c < C; ++c) e[(dy * 2 + dx) * C + c] = __ldg(line + int64_t(col) * C + c);
+        for (int c = 0; c < C; ++c)
+          e[(dy * 2 + dx) * C + c] = __half_as_ushort(__float2half_rn(__ldg(pixel + int64_t(c) * job.h * job.w)));
+      } else {
+        const unsigned short* line = static_cast<const unsigned short*>(job.src) + (n * job.h + row) * int64_t(job.w) * C;
+#pragma unroll
+        for (int c = 0; c < C; ++c) e[(dy * 2 + dx) * C + c] = __ldg(line + int64_t(col) * C + c);
+      }
     }
   }
 }
@@ -53,7 +62,7 @@ __device__ __forceinline__ void gatherBlock(const Job<Index>& job, Index q, unsi
 template <int C, typename Index>
 __device__ __forceinline__ void spaceToDepthPixel(const Job<Index>& job, Index q) {
   unsigned short e[16];
-  gatherBlock<C>(job, q, e);
+  gatherBlock<C, false>(job, q, e);
   uint32_t word[8];
 #pragma unroll
   for (int k = 0; k < 8; ++k) word[k] = uint32_t(e[2 * k]) | (uint32_t(e[2 * k + 1]) << 16);
@@ -79,12 +88,12 @@ __device__ __forceinline__ uint32_t quantizeByte(unsigned short bits, float inv)
   return static_cast<uint32_t>(static_cast<uint8_t>(q8(__half2float(__ushort_as_half(bits)) * inv)));
 }
 
-template <int C, typename Index>
+template <int C, bool kNchw, typename Index>
 __global__ void __launch_bounds__(256) spaceToDepthInt8(Job<Index> job, float inv, Index total) {
   const Index stride = Index(gridDim.x) * blockDim.x;
   for (Index p = Index(blockIdx.x) * blockDim.x + threadIdx.x; p < total; p += stride) {
     unsigned short e[16];
-    gatherBlock<C>(job, p, e);
+    gatherBlock<C, kNchw>(job, p, e);
     uint32_t word[4];
 #pragma unroll
     for (int k = 0; k < 4; ++k)
@@ -94,49 +103,10 @@ __global__ void __launch_bounds__(256) spaceToDepthInt8(Job<Index> job, float in
   }
 }
 
-// The same from the model's float32 NCHW input, each value rounded to float16 first, so that the
-// bytes equal those of kiln.CudaCastToNhwc followed by spaceToDepthInt8 (the pass this replaces).
-// A warp's threads read two contiguous runs of 32 floats per channel and input row.
-template <int C, typename Index>
-__global__ void __launch_bounds__(256) spaceToDepthInt8FromNchw(const float* __restrict__ src, uint4* __restrict__ dst,
-                                                                int h, int w, int padTop, int padLeft, Index outH,
-                                                                Index outW, float inv, Index total) {
-  const Index stride = Index(gridDim.x) * blockDim.x;
-  for (Index p = Index(blockIdx.x) * blockDim.x + threadIdx.x; p < total; p += stride) {
-    const Index j = p % outW;
-    const Index t = p / outW;
-    const int i = static_cast<int>(t % outH);
-    const int64_t n = static_cast<int64_t>(t / outH);
-    uint32_t byte[16];
-#pragma unroll
-    for (int k = 0; k < 16; ++k) byte[k] = 0;
-#pragma unroll
-    for (int dy = 0; dy < 2; ++dy) {
-      const int row = 2 * i + dy - padTop;
-      if (static_cast<unsigned>(row) >= static_cast<unsigned>(h)) continue;
-#pragma unroll
-      for (int dx = 0; dx < 2; ++dx) {
-        const int col = 2 * static_cast<int>(j) + dx - padLeft;
-        if (static_cast<unsigned>(col) >= static_cast<unsigned>(w)) continue;
-#pragma unroll
-        for (int c = 0; c < C; ++c) {
-          const float v = __ldg(src + ((n * C + c) * h + row) * int64_t(w) + col);
-          byte[(dy * 2 + dx) * C + c] = quantizeByte(__half_as_ushort(__float2half_rn(v)), inv);
-        }
-      }
-    }
-    uint32_t word[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k)
-      word[k] = byte[4 * k] | (byte[4 * k + 1] << 8) | (byte[4 * k + 2] << 16) | (byte[4 * k + 3] << 24);
-    dst[p] = make_uint4(word[0], word[1], word[2], word[3]);
-  }
-}
-
 template <typename Index>
 Job<Index> deviceJob(const SpaceToDepthJob& j) {
   Job<Index> d;
-  d.src = static_cast<const unsigned short*>(j.src);
+  d.src = j.src;
   d.dst = static_cast<uint4*>(j.dst);
   d.h = j.h, d.w = j.w, d.padTop = j.padTop, d.padLeft = j.padLeft;
   d.outH = static_cast<Index>(j.outH), d.outW = static_cast<Index>(j.outW);
@@ -188,13 +158,8 @@ void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStre
   dispatch(job.c, total, [&](auto channels, auto index) {
     using Index = decltype(index);
     constexpr int kC = decltype(channels)::value;
-    if (float32Nchw)
-      spaceToDepthInt8FromNchw<kC, Index><<<gridFor(total), 256, 0, stream>>>(
-          static_cast<const float*>(job.src), static_cast<uint4*>(job.dst), job.h, job.w, job.padTop, job.padLeft,
-          static_cast<Index>(job.outH), static_cast<Index>(job.outW), invScale, static_cast<Index>(total));
-    else
-      spaceToDepthInt8<kC, Index>
-          <<<gridFor(total), 256, 0, stream>>>(deviceJob<Index>(job), invScale, static_cast<Index>(total));
+    const auto kernel = float32Nchw ? spaceToDepthInt8<kC, true, Index> : spaceToDepthInt8<kC, false, Index>;
+    kernel<<<gridFor(total), 256, 0, stream>>>(deviceJob<Index>(job), invScale, static_cast<Index>(total));
   });
   KILN_CUDA_CHECK(cudaGetLastError());
 }

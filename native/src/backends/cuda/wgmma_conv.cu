@@ -432,10 +432,13 @@ struct RingTile {
   Launch launch;
   int bk, minKTiles, maxKTiles, fallback;
 };
+template <int BM, int BN, int BK, int STAGES, int MAXKT>
+constexpr RingTile ringTile(int fallback) {
+  return {&launchWgmmaRing<BM, BN, BK, STAGES, MAXKT>, BK, STAGES - 2, MAXKT, fallback};
+}
 const RingTile kRingTiles[] = {
-    {&launchWgmmaRing<128, 128, 64, 3, 1>, 64, 1, 1, 6},    {&launchWgmmaRing<128, 256, 64, 3, 1>, 64, 1, 1, 7},
-    {&launchWgmmaRing<128, 128, 128, 3, 2>, 128, 1, 2, 0},  {&launchWgmmaRing<128, 64, 128, 3, 5>, 128, 1, 5, 3},
-    {&launchWgmmaRing<128, 128, 128, 4, 4>, 128, 2, 4, 0},
+    ringTile<128, 128, 64, 3, 1>(6),  ringTile<128, 256, 64, 3, 1>(7), ringTile<128, 128, 128, 3, 2>(0),
+    ringTile<128, 64, 128, 3, 5>(3),  ringTile<128, 128, 128, 4, 4>(0),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 static_assert(kResidentTiles + sizeof(kRingTiles) / sizeof(kRingTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
