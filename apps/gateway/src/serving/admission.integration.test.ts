@@ -1,9 +1,11 @@
 // Leased admission against a real Redis: leases never pass a cap, refused requests consume nothing,
 // unused admissions go back, two gateways share one bucket, and at low rates every request runs
-// the script (nothing is leased). The spend limits are written to Redis directly (no Postgres).
+// the script (nothing is leased). The spend limits are written to Redis directly; spend-cap
+// notices go to a test database.
 import { randomBytes } from "node:crypto";
 import { spendCapKeys } from "@kiln/billing";
-import type { PrismaClient } from "@kiln/db";
+import { createPrismaClient, type PrismaClient } from "@kiln/db";
+import { createTestDatabase, type TestDatabase } from "@kiln/db/testing";
 import { createLogger } from "@kiln/logger";
 import { quotaKeys } from "@kiln/metering";
 import { type Plan, planFor } from "@kiln/plans";
@@ -16,21 +18,25 @@ import { ScriptConnection } from "./script-connection.ts";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const logger = createLogger({ service: "test", level: "silent" });
 let redis: Redis;
+let db: TestDatabase | undefined;
+let prisma: PrismaClient;
 const opened: RequestAdmission[] = [];
 
-beforeAll(() => {
+beforeAll(async () => {
   redis = new Redis(REDIS_URL);
+  db = await createTestDatabase();
+  prisma = createPrismaClient(db.url);
 });
 afterAll(async () => {
   await Promise.all(opened.map((a) => a.close()));
   redis?.disconnect();
+  await prisma?.$disconnect();
+  await db?.drop();
 });
 
 async function gateway(prefix: string): Promise<RequestAdmission> {
   const scripts = new ScriptConnection(REDIS_URL, () => {});
   await scripts.whenReady();
-  // Spend-cap notices are written to Postgres; this test only needs them not to fail.
-  const prisma = { billingNotice: { createMany: async () => ({ count: 1 }) } } as unknown as PrismaClient;
   const admission = new RequestAdmission(scripts, redis, prisma, prefix, logger);
   opened.push(admission);
   return admission;
@@ -44,6 +50,8 @@ const planWith = (limits: Partial<Plan["limits"]>): Plan => {
 /** An organization whose spend limits are loaded: `included` requests, then 1 cent per 100 requests. */
 async function org(prefix: string, capCents: number | null, included = 0) {
   const orgId = `org_${randomBytes(4).toString("hex")}`;
+  // Spend-cap notices (50/80/100 %) are recorded against the organization's row.
+  await prisma.organization.create({ data: { id: orgId, name: orgId, slug: orgId } });
   const periodStart = Date.UTC(2020, 0, 1);
   await redis.hset(spendCapKeys(prefix, orgId).limits, {
     plan: "enterprise",
