@@ -135,17 +135,18 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) convImplicitGemm(C
 
   // Accumulator (i, j, e) is row g (+8 for e >= 2), channel 2 * (lane % 4) + (e & 1) of the m16n8 product.
   const int g = lane >> 2, cpair = (lane & 3) * 2;
-  storeThroughSharedMemory<T, BM, BN, kThreads>(p, smem + p.tileAt, blockM, blockN, [&](uint8_t* tile, int pitch) {
+  storeThroughSharedMemory<T, BM, BN, kThreads>(p, smem + p.tileAt, blockM, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
 #pragma unroll
     for (int j = 0; j < kTilesN; ++j) {
       const int col = warpN * WN + j * 8 + cpair, n = blockN + col;
       if (n >= p.k) continue;  // K % 8 == 0: both channels of the pair are in range together
+      const typename T::Pair c = T::pair(p, n);
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           const int row = warpM * WM + i * 16 + g + half * 8;
-          T::finish(p, n, acc[i][j][half * 2], acc[i][j][half * 2 + 1], tile + row * pitch + col * T::kOut);
+          T::template finish<hasZ>(p, c, acc[i][j][half * 2], acc[i][j][half * 2 + 1], tile + row * pitch + col * T::kOut);
         }
       }
     }

@@ -60,40 +60,55 @@ __device__ __forceinline__ void waitAsync() {
 #endif
 }
 
-// The epilogue of one channel pair (n, n + 1) per output type; `out` holds Z's pair on entry when
-// there is a Z.
+// The epilogue of one channel pair (n, n + 1) per output type: pair(p, n) loads the pair's constants
+// once for every row a thread holds of it, finish<kZ>(...) finishes one row's pair; `out` holds Z's
+// pair on entry when kZ (the tile's Z was copied in). kZ is a template argument so that the unrolled
+// loops carry no per-pair test of p.z.
 struct Int8Out {
   using Acc = int32_t;
   static constexpr int kElem = 1, kOut = 1;  // bytes per input element, per output element
-  __device__ static void finish(const ConvArgs& p, int n, Acc acc0, Acc acc1, uint8_t* out) {
-    const float2 al = *reinterpret_cast<const float2*>(p.alpha + n);
-    const float2 bi = *reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n);
-    float v0 = float(acc0) * al.x + bi.x, v1 = float(acc1) * al.y + bi.y;
-    char2* o = reinterpret_cast<char2*>(out);
-    if (p.z) {
-      const char2 zz = *o;
-      v0 += p.beta * float(zz.x);
-      v1 += p.beta * float(zz.y);
+  struct Pair {
+    float2 alpha, bias;
+    float biasedFloor;  // q8Bits' floor: -127 (the symmetric clamp) or 0 (ReLU, which implies it)
+  };
+  __device__ static Pair pair(const ConvArgs& p, int n) {
+    return {__ldg(reinterpret_cast<const float2*>(p.alpha + n)),
+            __ldg(reinterpret_cast<const float2*>(static_cast<const float*>(p.bias) + n)),
+            kRoundBias + (p.relu ? 0.f : -127.f)};
+  }
+  template <bool kZ>
+  __device__ static void finish(const ConvArgs& p, const Pair& c, Acc acc0, Acc acc1, uint8_t* out) {
+    float v0 = fmaf(float(acc0), c.alpha.x, c.bias.x), v1 = fmaf(float(acc1), c.alpha.y, c.bias.y);
+    uint16_t* o = reinterpret_cast<uint16_t*>(out);
+    if constexpr (kZ) {
+      const float2 z = int8PairToFloat2(*o);
+      v0 = fmaf(p.beta, z.x, v0);
+      v1 = fmaf(p.beta, z.y, v1);
     }
-    if (p.relu) v0 = fmaxf(v0, 0.f), v1 = fmaxf(v1, 0.f);
-    *o = make_char2(q8(v0), q8(v1));
+    *o = static_cast<uint16_t>(packQ8Pair(q8Bits(v0, c.biasedFloor), q8Bits(v1, c.biasedFloor)));
   }
 };
 struct HalfOut {
   using Acc = float;
   static constexpr int kElem = 2, kOut = 2;
-  __device__ static void finish(const ConvArgs& p, int n, Acc acc0, Acc acc1, uint8_t* out) {
-    float v0 = acc0, v1 = acc1;
-    if (p.bias) {
-      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(static_cast<const __half*>(p.bias) + n));
-      v0 += b.x, v1 += b.y;
-    }
+  struct Pair {
+    float2 bias;
+    bool relu;
+  };
+  __device__ static Pair pair(const ConvArgs& p, int n) {
+    const float2 bias = p.bias ? __half22float2(*reinterpret_cast<const __half2*>(static_cast<const __half*>(p.bias) + n))
+                               : make_float2(0.f, 0.f);
+    return {bias, p.relu != 0};
+  }
+  template <bool kZ>
+  __device__ static void finish(const ConvArgs& p, const Pair& c, Acc acc0, Acc acc1, uint8_t* out) {
+    float v0 = acc0 + c.bias.x, v1 = acc1 + c.bias.y;
     __half2* o = reinterpret_cast<__half2*>(out);
-    if (p.z) {
+    if constexpr (kZ) {
       const float2 zz = __half22float2(*o);
       v0 += zz.x, v1 += zz.y;
     }
-    if (p.relu) v0 = fmaxf(v0, 0.f), v1 = fmaxf(v1, 0.f);
+    if (c.relu) v0 = fmaxf(v0, 0.f), v1 = fmaxf(v1, 0.f);
     *o = __floats2half2_rn(v0, v1);
   }
 };
@@ -214,7 +229,8 @@ __device__ __forceinline__ void copyTileVectors(const ConvArgs& p, uint8_t* tile
 
 // The epilogue through shared memory, so that global memory sees whole rows of the tile: Z's tile is
 // read in (when there is a Z and it was not prefetched), every thread puts its finished channel pairs
-// into the tile (finishPairs(tile, pitch) calls T::finish on each), then the block writes the tile
+// into the tile (finishPairs(tile, pitch, hasZ) calls T::finish<hasZ> on each, hasZ a
+// std::bool_constant), then the block writes the tile
 // out, 16 bytes per thread where K allows it, else 8. The caller has waited for its copies and
 // synchronized: the pipeline's shared memory is free.
 template <class T, int BM, int BN, int kThreads, class FinishPairs>
@@ -229,7 +245,10 @@ __device__ __forceinline__ void storeThroughSharedMemory(const ConvArgs& p, uint
       copyTileVectors<T, BM, BN, kThreads, 8>(p, tile, blockM, blockN, true);
     __syncthreads();
   }
-  finishPairs(tile, kPitch);
+  if (p.z)
+    finishPairs(tile, kPitch, std::true_type{});
+  else
+    finishPairs(tile, kPitch, std::false_type{});
   __syncthreads();
   if (wide)
     copyTileVectors<T, BM, BN, kThreads, 16>(p, tile, blockM, blockN, false);

@@ -240,15 +240,16 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
   // Accumulator 4j + e of a warp is row g (+8 for e >= 2) of its 16, channel 8j + 2 * (lane % 4) + (e & 1).
   const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
   const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + g;
-  storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + p.tileAt, blockM, blockN, [&](uint8_t* tile, int pitch) {
+  storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + p.tileAt, blockM, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j) {
       const int col = j * 8 + cpair, n = blockN + col;
       if (n >= p.k) continue;  // K % 8 == 0: both channels of the pair are in range together
+      const Int8Out::Pair c = Int8Out::pair(p, n);
 #pragma unroll
       for (int half = 0; half < 2; ++half)
-        Int8Out::finish(p, n, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
-                        tile + (rowBase + half * 8) * pitch + col);
+        Int8Out::finish<hasZ>(p, c, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
+                              tile + (rowBase + half * 8) * pitch + col);
     }
   });
 #endif
@@ -336,15 +337,16 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
     wgmmaWait<0>();
 #pragma unroll
     for (int j = 0; j < kAcc; ++j) fenceOperand(acc[j]);
-    storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + (outTile(i) - base), t * BM, blockN, [&](uint8_t* tile, int pitch) {
+    storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + (outTile(i) - base), t * BM, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
 #pragma unroll
       for (int j = 0; j < BN / 8; ++j) {
         const int col = j * 8 + cpair, n = blockN + col;
         if (n >= p.k) continue;
+        const Int8Out::Pair c = Int8Out::pair(p, n);
 #pragma unroll
         for (int half = 0; half < 2; ++half)
-          Int8Out::finish(p, n, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
-                          tile + (rowBase + half * 8) * pitch + col);
+          Int8Out::finish<hasZ>(p, c, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
+                                tile + (rowBase + half * 8) * pitch + col);
       }
     });
   }
