@@ -24,6 +24,7 @@ export {
   decodeInferRequest,
   decodeInferResponse,
   type EncodedBody,
+  encodeClientResponse,
   encodeInferRequest,
   encodeInferResponse,
   type InferRequest,
@@ -41,6 +42,8 @@ export {
   FrameWriter,
   MUX_PATH,
   MUX_PROTOCOL,
+  MUX_PROTOCOL_2,
+  type MuxProtocol,
   type MuxRequestFrame,
   type MuxResponseFrame,
 } from "./routing/mux-frames.ts";
@@ -48,6 +51,7 @@ export {
   type ForwardedAnswer,
   forwardOverHttp,
   forwardToReplica,
+  type ReplicaRequest,
   ReplicaUnreachableError,
 } from "./routing/replica-client.ts";
 export { ReplicaRouter, type RoutedAnswer, type RouteEvents, type ServedDeployment } from "./routing/replica-router.ts";

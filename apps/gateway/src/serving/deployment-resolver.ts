@@ -11,6 +11,8 @@ export interface ResolvedDeployment {
   status: string;
   /** The model version number the deployment serves (KServe's "version"). */
   version: string;
+  /** Name and version as the client's answer names them (built once, sent with each request to a worker). */
+  model: { name: string; version: string };
   signature: ServingSignature;
 }
 
@@ -119,10 +121,12 @@ export class DeploymentResolver {
     const { build } = row;
     const signature = (build.modelVersion.signature ?? {}) as { inputs?: unknown; outputs?: unknown };
     const replicaCap = await this.defaults.replicaCap(orgId);
+    const version = String(build.modelVersion.version);
     return {
       name: row.name,
       status: row.status,
-      version: String(build.modelVersion.version),
+      version,
+      model: { name: row.name, version },
       signature: {
         inputs: asTensorInfos(signature.inputs),
         outputs: asTensorInfos(signature.outputs),

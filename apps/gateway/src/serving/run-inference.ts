@@ -7,8 +7,8 @@ import {
   decodeInferRequest,
   decodeInferResponse,
   type EncodedBody,
+  encodeClientResponse,
   encodeInferRequest,
-  encodeInferResponse,
   type InferRequest,
   ServingError,
   validateInputs,
@@ -116,16 +116,16 @@ export async function runInference(ctx: ServingContext, call: InferenceCall): Pr
     validateInputs(request.inputs, deployment.signature);
     validateOutputs(request.outputs, deployment.signature);
     // A small plain JSON body, or one whose inputs are all binary, passes through to the worker as
-    // it came (validated above, nothing re-encoded; the worker decodes either form and answers in
-    // binary whatever outputs the client asked for, which the gateway applies). Larger JSON bodies
-    // are re-encoded as binary (parsing their numbers twice would cost more than the encoding), and
-    // so are mixed ones.
+    // it came (validated above, nothing re-encoded; the worker decodes either form and encodes the
+    // client's answer from it: outputs, their form, the request id). Larger JSON bodies are
+    // re-encoded as binary (parsing their numbers twice would cost more than the encoding), and so
+    // are mixed ones.
     encoded =
       call.headerLength === undefined && call.body.byteLength <= PASS_THROUGH_JSON_BYTES
         ? { body: call.body }
         : request.binaryInputsOnly && call.headerLength !== undefined
           ? { body: call.body, headerLength: call.headerLength }
-          : encodeInferRequest({ inputs: request.inputs });
+          : encodeForWorker(request);
   } catch (error) {
     invalid = error;
   }
@@ -134,8 +134,14 @@ export async function runInference(ctx: ServingContext, call: InferenceCall): Pr
   return forward(ctx, deployment, request, call.body.byteLength, call.startedAt, encoded);
 }
 
-const allBinary = () => true;
-const noneBinary = () => false;
+/** The request with every input in binary, and what the client's answer depends on (id, outputs and their form). */
+const encodeForWorker = (request: InferRequest): EncodedBody =>
+  encodeInferRequest({
+    id: request.id,
+    inputs: request.inputs,
+    outputs: request.outputs,
+    binaryOutputs: request.binaryOutputs,
+  });
 
 /**
  * The answered request's latency observation and usage event, queued before the answer and not
@@ -176,18 +182,20 @@ export async function forward(
   request: InferRequest,
   bytesIn: number,
   startedAt: number,
-  /** The request already encoded for a worker (binary inputs); default: encoded from `request`. */
+  /** The request already encoded for a worker; default: encoded from `request`. */
   encodedForWorker?: EncodedBody,
 ): Promise<InferenceAnswer> {
   const requestId = randomUUID();
   const { deploymentId, orgId } = deployment.served;
   const series = ctx.metrics.forDeployment(deploymentId);
+  const encoded = encodedForWorker ?? encodeForWorker(request);
   let answer: Awaited<ReturnType<ServingContext["router"]["infer"]>>;
   try {
-    answer = await ctx.router.infer(
-      deployment.served,
-      encodedForWorker ?? encodeInferRequest({ inputs: request.inputs }),
-    );
+    answer = await ctx.router.infer(deployment.served, {
+      body: encoded.body,
+      headerLength: encoded.headerLength,
+      model: deployment.model,
+    });
   } catch (error) {
     const status = error instanceof ServingError ? error.status : 500;
     ctx.metrics.failure.inc({ deployment: deploymentId, status });
@@ -204,26 +212,26 @@ export async function forward(
     throw new ServingError(answer.status === 400 ? "BAD_REQUEST" : "INTERNAL", message);
   }
 
-  const decoded = decodeInferResponse(answer.body, answer.headerLength);
-  const wanted = request.outputs;
-  const encoded = encodeInferResponse(
-    {
-      modelName: deployment.name,
-      modelVersion: deployment.version,
-      id: request.id,
-      outputs: wanted ? decoded.outputs.filter((o) => wanted.some((w) => w.name === o.name)) : decoded.outputs,
-    },
-    // (Module-level functions in the common case: a named closure per request costs a name definition under tsx.)
-    wanted
-      ? (name) => wanted.find((w) => w.name === name)?.binary ?? request.binaryOutputs
-      : request.binaryOutputs
-        ? allBinary
-        : noneBinary,
-  );
+  // A kiln-mux/2 worker encoded the client's answer; a worker over plain HTTP answered every output
+  // in binary, and the answer is encoded here.
+  const clientAnswer: EncodedBody = answer.isClientAnswer
+    ? { body: answer.body, headerLength: answer.headerLength }
+    : encodeClientResponse(request, deployment.model, decodeInferResponse(answer.body, answer.headerLength).outputs);
   series.success.inc();
   series.computeDuration.observe(answer.computeMs / 1000);
   series.queueDuration.observe(answer.queueMs / 1000);
   series.batchSize.observe(answer.batchSize);
-  meter(ctx, series, requestId, orgId, deploymentId, answer, bytesIn, encoded.body.byteLength, "success", startedAt);
-  return { requestId, encoded, computeMs: answer.computeMs, batchSize: answer.batchSize };
+  meter(
+    ctx,
+    series,
+    requestId,
+    orgId,
+    deploymentId,
+    answer,
+    bytesIn,
+    clientAnswer.body.byteLength,
+    "success",
+    startedAt,
+  );
+  return { requestId, encoded: clientAnswer, computeMs: answer.computeMs, batchSize: answer.batchSize };
 }

@@ -1,21 +1,29 @@
-// The worker's serving endpoint, KServe v2 with binary tensors both ways (the gateway has already
-// authenticated and validated). Plain node:http: this hop is internal, and every microsecond here
-// is overhead on each request. Two ways in, answered by the same code:
-// - kiln-mux/1 (what gateways use): `GET /v2/mux` with `Upgrade: kiln-mux/1` turns the connection
+// The worker's serving endpoint, KServe v2 (the gateway has already authenticated and validated).
+// Plain node:http: this hop is internal, and every microsecond here is overhead on each request.
+// Two ways in, answered by the same code:
+// - kiln-mux/2 (what gateways use): `GET /v2/mux` with `Upgrade: kiln-mux/2` turns the connection
 //   into a multiplexed stream of request and answer frames (packages/serving mux-frames.ts), so an
-//   inference costs no HTTP parsing and one write carries every answer of an event-loop turn;
-// - POST /v2/replicas/<replicaId>/infer, one HTTP request per inference (older gateways, curl).
+//   inference costs no HTTP parsing and one write carries every answer of an event-loop turn. The
+//   answer is the client's (the outputs it asked for, JSON or binary, named by the model name and
+//   version of the frame), which the gateway sends on as it is. kiln-mux/1 (older gateways) is
+//   still answered: every output in binary;
+// - POST /v2/replicas/<replicaId>/infer, one HTTP request per inference (older gateways, curl):
+//   every output in binary.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Tensor } from "@kiln/engine";
 import {
   decodeInferRequest,
   decodeRequestFrame,
+  encodeClientResponse,
   encodeInferResponse,
   FrameReader,
   FrameWriter,
   MUX_PATH,
   MUX_PROTOCOL,
+  MUX_PROTOCOL_2,
+  type MuxProtocol,
+  type MuxRequestFrame,
   ServingError,
 } from "@kiln/serving";
 import type { ReplicaHost } from "./replica-host.ts";
@@ -71,12 +79,17 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-/** Runs one request on a hosted replica; `body` is read only once the replica has counted it in flight. */
+/**
+ * Runs one request on a hosted replica; `body` is read only once the replica has counted it in
+ * flight. With `answerAs` (kiln-mux/2) the answer is the client's, named by that model name and
+ * version; without it, every output in binary.
+ */
 async function infer(
   host: ReplicaHost,
   replicaId: string,
   body: () => Buffer | Promise<Buffer>,
   headerLength: number | undefined,
+  answerAs?: MuxRequestFrame["model"],
 ): Promise<Answer> {
   const replica = host.replicas.get(replicaId);
   // 410: the gateway's view of the registry is stale; it retries on another replica.
@@ -91,11 +104,14 @@ async function infer(
     for (const t of request.inputs) inputs[t.name] = { dtype: t.dtype, shape: t.shape, data: t.data };
     const result = await replica.batcher.run(inputs);
     const outputs = Object.entries(result.outputs).map(([name, t]) => ({ name, ...t }));
-    const encoded = encodeInferResponse({ modelName: replica.job.deploymentId, outputs }, () => true);
+    const encoded = answerAs
+      ? encodeClientResponse(request, answerAs, outputs)
+      : encodeInferResponse({ modelName: replica.job.deploymentId, outputs }, allBinary);
     return {
       status: 200,
       body: encoded.body,
-      headerLength: encoded.headerLength ?? encoded.body.byteLength,
+      // A plain JSON client answer has no header length; an all-binary one always has.
+      headerLength: answerAs ? encoded.headerLength : (encoded.headerLength ?? encoded.body.byteLength),
       computeMs: result.computeMs,
       queueMs: result.queueMs,
       batchSize: result.batchSize,
@@ -113,14 +129,16 @@ async function infer(
   }
 }
 
+const allBinary = () => true;
+
 /** Serves one upgraded connection: request frames in, answer frames out (in completion order). */
-function serveMux(host: ReplicaHost, socket: Socket, head: Buffer): void {
+function serveMux(host: ReplicaHost, socket: Socket, head: Buffer, protocol: MuxProtocol): void {
   socket.setNoDelay(true);
   socket.setTimeout(0);
   const writer = new FrameWriter(socket);
   const reader = new FrameReader((payload) => {
-    const frame = decodeRequestFrame(payload);
-    void infer(host, frame.replicaId, () => frame.body, frame.headerLength).then((answer) =>
+    const frame = decodeRequestFrame(payload, protocol);
+    void infer(host, frame.replicaId, () => frame.body, frame.headerLength, frame.model).then((answer) =>
       writer.response({
         id: frame.id,
         status: answer.status,
@@ -175,14 +193,15 @@ export function createServingServer(host: ReplicaHost): ServingServer {
 
   const muxSockets = new Set<Socket>();
   server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    if (req.url !== MUX_PATH || req.headers.upgrade !== MUX_PROTOCOL) {
+    const protocol = req.headers.upgrade;
+    if (req.url !== MUX_PATH || (protocol !== MUX_PROTOCOL_2 && protocol !== MUX_PROTOCOL)) {
       socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
       return;
     }
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${MUX_PROTOCOL}\r\n\r\n`);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${protocol}\r\n\r\n`);
     muxSockets.add(socket);
     socket.on("close", () => muxSockets.delete(socket));
-    serveMux(host, socket, head);
+    serveMux(host, socket, head, protocol);
   });
   server.closeMuxConnections = () => {
     for (const socket of muxSockets) {

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { ServingError } from "../errors.ts";
-import { decodeInferRequest, decodeInferResponse, encodeInferRequest, encodeInferResponse } from "./infer-codec.ts";
+import {
+  decodeInferRequest,
+  decodeInferResponse,
+  encodeClientResponse,
+  encodeInferRequest,
+  encodeInferResponse,
+} from "./infer-codec.ts";
 import { validateInputs } from "./validate-inputs.ts";
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -159,5 +165,54 @@ describe("KServe v2 responses", () => {
       shape: [1],
       data: [3],
     });
+  });
+
+  it("encodes the client's answer from its request: outputs asked for, each in the form asked, id, model", () => {
+    const outputs = [
+      { name: "y", dtype: "float32" as const, shape: [2], data: Float32Array.from([0.5, 1]) },
+      { name: "k", dtype: "int64" as const, shape: [1], data: BigInt64Array.from([3n]) },
+    ];
+    const model = { name: "dense", version: "2" };
+    const decode = (body: string, headerLength?: number) => decodeInferRequest(Buffer.from(body), headerLength);
+
+    const plain = encodeClientResponse(
+      decode('{"id":"r1","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}'),
+      model,
+      outputs,
+    );
+    expect(plain.headerLength).toBeUndefined();
+    expect(JSON.parse(plain.body.toString())).toEqual({
+      model_name: "dense",
+      model_version: "2",
+      id: "r1",
+      outputs: [
+        { name: "y", datatype: "FP32", shape: [2], data: [0.5, 1] },
+        { name: "k", datatype: "INT64", shape: [1], data: [3] },
+      ],
+    });
+
+    // Only "k", in binary (its own parameter), whatever the request's default.
+    const onlyK = encodeClientResponse(
+      decode(
+        '{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"k","parameters":{"binary_data":true}}]}',
+      ),
+      model,
+      outputs,
+    );
+    const decodedK = decodeInferResponse(onlyK.body, onlyK.headerLength);
+    expect(decodedK.outputs.map((o) => o.name)).toEqual(["k"]);
+    expect(Array.from(decodedK.outputs[0]?.data as BigInt64Array)).toEqual([3n]);
+    expect(onlyK.headerLength).toBeLessThan(onlyK.body.byteLength);
+
+    // binary_data_output: every output binary.
+    const allBinary = encodeClientResponse(
+      decode(
+        '{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"parameters":{"binary_data_output":true}}',
+      ),
+      model,
+      outputs,
+    );
+    expect(allBinary.body.byteLength - (allBinary.headerLength ?? 0)).toBe(2 * 4 + 8);
+    expect(decodeInferResponse(allBinary.body, allBinary.headerLength).modelVersion).toBe("2");
   });
 });

@@ -214,6 +214,37 @@ export function encodeInferResponse(response: InferResponse, binary: (name: stri
   return withBinary(header, chunks, chunks.length > 0);
 }
 
+const allBinary = () => true;
+const noneBinary = () => false;
+
+/**
+ * The client's answer to `request`: the outputs it asked for (all when it named none), each as
+ * JSON data or binary as it asked, named by the model's name and version and carrying its id. The
+ * worker encodes it (kiln-mux/2), so the gateway passes the bytes on; the gateway encodes it only
+ * for answers from workers that do not (the plain HTTP hop).
+ */
+export function encodeClientResponse(
+  request: Pick<InferRequest, "id" | "outputs" | "binaryOutputs">,
+  model: { name: string; version?: string },
+  outputs: NamedTensor[],
+): EncodedBody {
+  const wanted = request.outputs;
+  return encodeInferResponse(
+    {
+      modelName: model.name,
+      modelVersion: model.version,
+      id: request.id,
+      outputs: wanted ? outputs.filter((o) => wanted.some((w) => w.name === o.name)) : outputs,
+    },
+    // Module-level functions in the common case: a named closure per request costs a name definition under tsx.
+    wanted
+      ? (name) => wanted.find((w) => w.name === name)?.binary ?? request.binaryOutputs
+      : request.binaryOutputs
+        ? allBinary
+        : noneBinary,
+  );
+}
+
 function withBinary(header: Record<string, unknown>, chunks: Uint8Array[], isBinary: boolean): EncodedBody {
   const json = JSON.stringify(header);
   if (!isBinary) return { body: Buffer.from(json) };

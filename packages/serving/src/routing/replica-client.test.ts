@@ -1,9 +1,9 @@
-// The gateway -> worker client against stand-in workers: one that speaks kiln-mux/1, one that only
-// speaks HTTP (an older worker), one that never answers, and none at all.
+// The gateway -> worker client against stand-in workers: one that speaks kiln-mux/2, older ones
+// (HTTP only, or kiln-mux/1 only), one that never answers, and none at all.
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeRequestFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL } from "./mux-frames.ts";
+import { decodeRequestFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL, MUX_PROTOCOL_2 } from "./mux-frames.ts";
 import { forwardToReplica, ReplicaUnreachableError } from "./replica-client.ts";
 
 const servers: Server[] = [];
@@ -22,15 +22,22 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** Echoes each request body back with the replica id in the status line's place (200 or 410). */
+const model = { name: "dense", version: "3" };
+const request = (body: string, headerLength?: number) => ({ body: Buffer.from(body), headerLength, model });
+
+/**
+ * Echoes each request body back after the model name and version it was sent for (200, or 410 for
+ * replica "gone").
+ */
 function muxWorker(options: { answer?: boolean } = {}): Server {
   const server = createServer((_req, res) => res.writeHead(404).end());
   server.on("upgrade", (req: IncomingMessage, socket: Socket) => {
     expect(req.url).toBe(MUX_PATH);
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${MUX_PROTOCOL}\r\n\r\n`);
+    expect(req.headers.upgrade).toBe(MUX_PROTOCOL_2);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${MUX_PROTOCOL_2}\r\n\r\n`);
     const writer = new FrameWriter(socket);
     const reader = new FrameReader((payload) => {
-      const frame = decodeRequestFrame(payload);
+      const frame = decodeRequestFrame(payload, MUX_PROTOCOL_2);
       if (options.answer === false) return;
       // Answer out of order: later requests first.
       setTimeout(
@@ -43,7 +50,7 @@ function muxWorker(options: { answer?: boolean } = {}): Server {
             queueMs: 0.25,
             batchSize: 2,
             batchShare: 0.5,
-            body: frame.body,
+            body: Buffer.from(`${frame.model?.name}@${frame.model?.version}:${frame.body}`),
           }),
         Number(frame.body.toString()) % 3,
       );
@@ -60,17 +67,16 @@ describe("forwardToReplica", () => {
     server.on("connection", () => connections++);
     const url = await listen(server);
     const answers = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        forwardToReplica(url, "rep_a", { body: Buffer.from(String(i)), headerLength: i }, 5_000),
-      ),
+      Array.from({ length: 50 }, (_, i) => forwardToReplica(url, "rep_a", request(String(i), i), 5_000)),
     );
     answers.forEach((a, i) => {
       expect(a.status).toBe(200);
-      expect(a.body.toString()).toBe(String(i));
+      expect(a.isClientAnswer).toBe(true);
+      expect(a.body.toString()).toBe(`dense@3:${i}`);
       expect(a.headerLength).toBe(i);
       expect([a.computeMs, a.queueMs, a.batchSize, a.batchShare]).toEqual([0.5, 0.25, 2, 0.5]);
     });
-    expect((await forwardToReplica(url, "gone", { body: Buffer.from("1") }, 5_000)).status).toBe(410);
+    expect((await forwardToReplica(url, "gone", request("1"), 5_000)).status).toBe(410);
     expect(connections).toBe(1);
   });
 
@@ -95,30 +101,64 @@ describe("forwardToReplica", () => {
       }),
     );
     for (let i = 0; i < 3; i++) {
-      const answer = await forwardToReplica(url, "rep_b", { body: Buffer.from("abcdef"), headerLength: 3 }, 5_000);
-      expect(answer).toMatchObject({ status: 200, headerLength: 3, computeMs: 1.5, queueMs: 0.5, batchSize: 4 });
+      const answer = await forwardToReplica(url, "rep_b", request("abcdef", 3), 5_000);
+      expect(answer).toMatchObject({
+        status: 200,
+        isClientAnswer: false,
+        headerLength: 3,
+        computeMs: 1.5,
+        queueMs: 0.5,
+        batchSize: 4,
+      });
       expect(answer.body.toString()).toBe("abcdef");
     }
+  });
+
+  it("calls a worker that speaks only kiln-mux/1 over plain HTTP", async () => {
+    let upgrades = 0;
+    // What the previous worker does: refuses any upgrade but kiln-mux/1, serves the HTTP route.
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "inference-header-content-length": 2 });
+        res.end("{}binary");
+      });
+    });
+    server.on("upgrade", (req: IncomingMessage, socket: Socket) => {
+      upgrades++;
+      if (req.headers.upgrade !== MUX_PROTOCOL) {
+        socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+        return;
+      }
+      throw new Error("a kiln-mux/2 gateway asked for kiln-mux/1");
+    });
+    const url = await listen(server);
+    for (let i = 0; i < 3; i++) {
+      const answer = await forwardToReplica(url, "rep_f", request("{}"), 5_000);
+      expect(answer).toMatchObject({ status: 200, isClientAnswer: false, headerLength: 2 });
+      expect(answer.body.toString()).toBe("{}binary");
+    }
+    expect(upgrades).toBe(1);
   });
 
   it("fails with ReplicaUnreachableError when the worker is gone, drops the connection or does not answer", async () => {
     const closed = createServer();
     const closedUrl = await listen(closed);
     closed.close();
-    await expect(forwardToReplica(closedUrl, "rep_c", { body: Buffer.from("1") }, 5_000)).rejects.toBeInstanceOf(
+    await expect(forwardToReplica(closedUrl, "rep_c", request("1"), 5_000)).rejects.toBeInstanceOf(
       ReplicaUnreachableError,
     );
 
     const silent = muxWorker({ answer: false });
     const silentUrl = await listen(silent);
-    await expect(forwardToReplica(silentUrl, "rep_d", { body: Buffer.from("1") }, 300)).rejects.toThrow(
+    await expect(forwardToReplica(silentUrl, "rep_d", request("1"), 300)).rejects.toThrow(
       /did not answer within 300 ms/,
     );
 
     const dropping = muxWorker({ answer: false });
     dropping.on("upgrade", (_req, socket: Socket) => socket.on("data", () => setTimeout(() => socket.destroy(), 20)));
     const droppingUrl = await listen(dropping);
-    await expect(forwardToReplica(droppingUrl, "rep_e", { body: Buffer.from("1") }, 5_000)).rejects.toBeInstanceOf(
+    await expect(forwardToReplica(droppingUrl, "rep_e", request("1"), 5_000)).rejects.toBeInstanceOf(
       ReplicaUnreachableError,
     );
   });

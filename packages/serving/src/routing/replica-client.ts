@@ -1,15 +1,27 @@
-// Gateway -> worker hop: KServe v2 binary, multiplexed over one persistent connection per worker
-// (kiln-mux/1, see mux-frames.ts, entered by an HTTP/1.1 Upgrade on the worker's serving port).
-// A worker that does not speak it (an older version) is called with one HTTP/1.1 request per
-// inference over kept-alive connections, as before.
+// Gateway -> worker hop: KServe v2 requests multiplexed over one persistent connection per worker
+// (kiln-mux/2, see mux-frames.ts, entered by an HTTP/1.1 Upgrade on the worker's serving port);
+// the worker answers with the client's answer already encoded. A worker that does not speak it
+// (an older version) is called with one HTTP/1.1 request per inference over kept-alive
+// connections, and answers every output in binary for the gateway to encode.
 import { Agent, request } from "node:http";
 import type { Socket } from "node:net";
 import type { EncodedBody } from "../protocol/infer-codec.ts";
-import { decodeResponseFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL } from "./mux-frames.ts";
+import { decodeResponseFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL_2 } from "./mux-frames.ts";
+
+/** What a replica is sent: the KServe v2 request, and the model as the client's answer names it. */
+export interface ReplicaRequest extends EncodedBody {
+  model: { name: string; version: string };
+}
 
 export interface ForwardedAnswer {
   status: number;
+  /**
+   * A 200 answer's body: the client's answer (the outputs it asked for, JSON or binary as it asked)
+   * when `isClientAnswer`, else every output in binary (a worker called over plain HTTP). Other
+   * statuses: {"error": "..."}.
+   */
   body: Buffer;
+  isClientAnswer: boolean;
   headerLength?: number;
   computeMs: number;
   queueMs: number;
@@ -72,10 +84,10 @@ class MuxConnection {
         path: MUX_PATH,
         method: "GET",
         agent: false,
-        headers: { connection: "Upgrade", upgrade: MUX_PROTOCOL },
+        headers: { connection: "Upgrade", upgrade: MUX_PROTOCOL_2 },
       });
       req.on("upgrade", (res, socket, head) => {
-        if (res.headers.upgrade !== MUX_PROTOCOL) {
+        if (res.headers.upgrade !== MUX_PROTOCOL_2) {
           socket.destroy();
           resolve(false);
           return;
@@ -126,6 +138,7 @@ class MuxConnection {
       pending.resolve({
         status: frame.status,
         body: frame.body,
+        isClientAnswer: true,
         headerLength: frame.headerLength,
         computeMs: frame.computeMs,
         queueMs: frame.queueMs,
@@ -171,7 +184,7 @@ class MuxConnection {
   }
 
   /** Sends on an open connection. */
-  send(replicaId: string, encoded: EncodedBody, timeoutMs: number): Promise<ForwardedAnswer> {
+  send(replicaId: string, request: ReplicaRequest, timeoutMs: number): Promise<ForwardedAnswer> {
     return new Promise((resolve, reject) => {
       if (this.#closed || !this.#writer) {
         reject(new ReplicaUnreachableError(`connection to ${this.baseUrl} is closed`));
@@ -180,7 +193,13 @@ class MuxConnection {
       const id = this.#nextId;
       this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
       this.#pending.set(id, { resolve, reject, deadline: performance.now() + timeoutMs, replicaId, timeoutMs });
-      this.#writer.request({ id, replicaId, headerLength: encoded.headerLength, body: encoded.body });
+      this.#writer.request({
+        id,
+        replicaId,
+        headerLength: request.headerLength,
+        model: request.model,
+        body: request.body,
+      });
     });
   }
 }
@@ -204,18 +223,18 @@ function connectionFor(baseUrl: string): MuxConnection {
 export function forwardToReplica(
   baseUrl: string,
   replicaId: string,
-  encoded: EncodedBody,
+  request: ReplicaRequest,
   timeoutMs: number,
 ): Promise<ForwardedAnswer> {
   const plainUntil = plainHttpUntil.get(baseUrl);
   if (plainUntil !== undefined) {
-    if (performance.now() < plainUntil) return forwardOverHttp(baseUrl, replicaId, encoded, timeoutMs);
+    if (performance.now() < plainUntil) return forwardOverHttp(baseUrl, replicaId, request, timeoutMs);
     plainHttpUntil.delete(baseUrl);
   }
   const conn = connectionFor(baseUrl);
-  if (conn.isOpen) return conn.send(replicaId, encoded, timeoutMs);
+  if (conn.isOpen) return conn.send(replicaId, request, timeoutMs);
   return conn.opened.then((upgraded) =>
-    upgraded ? conn.send(replicaId, encoded, timeoutMs) : forwardOverHttp(baseUrl, replicaId, encoded, timeoutMs),
+    upgraded ? conn.send(replicaId, request, timeoutMs) : forwardOverHttp(baseUrl, replicaId, request, timeoutMs),
   );
 }
 
@@ -251,6 +270,7 @@ export function forwardOverHttp(
           resolve({
             status: res.statusCode ?? 500,
             body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
+            isClientAnswer: false,
             headerLength: h["inference-header-content-length"]
               ? Number(h["inference-header-content-length"])
               : undefined,

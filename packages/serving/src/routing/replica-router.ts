@@ -3,10 +3,14 @@
 // (cold start) or when every replica has more than a batch waiting (scale up), and retries once
 // elsewhere when a replica dies under a request.
 import { ServingError } from "../errors.ts";
-import type { EncodedBody } from "../protocol/infer-codec.ts";
 import type { LoadJob, LoadQueue } from "../registry/load-queue.ts";
 import type { ReplicaRecord, ReplicaRegistry } from "../registry/replica-registry.ts";
-import { type ForwardedAnswer, forwardToReplica, ReplicaUnreachableError } from "./replica-client.ts";
+import {
+  type ForwardedAnswer,
+  forwardToReplica,
+  type ReplicaRequest,
+  ReplicaUnreachableError,
+} from "./replica-client.ts";
 
 export type ServedDeployment = Omit<LoadJob, "replicaOrdinal"> & { target: string; maxReplicas: number };
 
@@ -150,7 +154,7 @@ export class ReplicaRouter {
     void this.#askFor(deployment, ordinal).catch(() => undefined);
   }
 
-  async infer(deployment: ServedDeployment, encoded: EncodedBody): Promise<RoutedAnswer> {
+  async infer(deployment: ServedDeployment, request: ReplicaRequest): Promise<RoutedAnswer> {
     const known = this.#ready(deployment.deploymentId);
     let replicas = Array.isArray(known) ? known : await known;
     if (replicas.length === 0) replicas = await this.#coldStart(deployment);
@@ -169,7 +173,7 @@ export class ReplicaRouter {
       this.#maybeScaleUp(deployment, replicas, load);
       this.#inFlight.set(replica.replicaId, load + 1);
       try {
-        const answer = await forwardToReplica(replica.url, replica.replicaId, encoded, this.options.requestTimeoutMs);
+        const answer = await forwardToReplica(replica.url, replica.replicaId, request, this.options.requestTimeoutMs);
         // 410: the replica was unloaded after our registry read; try another one.
         if (answer.status !== 410) return { ...answer, replicaId: replica.replicaId };
         wasUnloaded = true;
