@@ -2,7 +2,7 @@
 // and how it answers errors. The answers themselves are compared with Fastify's in
 // infer-fast-path.integration.test.ts.
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { ServingError } from "@kiln/serving";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServingContext } from "../serving/serving-context.ts";
@@ -13,10 +13,17 @@ let base: string;
 let closing = false;
 let failure: Error = new ServingError("UNAUTHENTICATED", "API key is not valid");
 const logged: unknown[] = [];
+/** The Authorization value each request reached the key check with. */
+const presented: (string | undefined)[] = [];
 
 beforeAll(async () => {
   // A context whose key check fails: enough to see the fast path answer without a real stack.
-  const ctx = { authenticate: async () => Promise.reject(failure) } as unknown as ServingContext;
+  const ctx = {
+    authenticate: async (authorization: string | undefined) => {
+      presented.push(authorization);
+      throw failure;
+    },
+  } as unknown as ServingContext;
   const logger = { error: (obj: unknown) => logged.push(obj) } as never;
   const fast = inferFastPath(() => ctx, { logger, isClosing: () => closing });
   server = createServer((req, res) => {
@@ -77,6 +84,42 @@ describe("inference fast path", () => {
         } as RequestInit),
     ];
     for (const send of elsewhere) expect((await send()).status).toBe(599);
+  });
+
+  it("reads headers whatever their case, and duplicates as Node does", async () => {
+    /** One raw HTTP/1.1 request (header names spelled as given); the answer's status. */
+    const raw = (head: string[], body = "{}") =>
+      new Promise<number>((resolve, reject) => {
+        const { port } = server.address() as AddressInfo;
+        const socket = connect(port, "127.0.0.1", () =>
+          socket.write(`POST /v2/models/dense/infer HTTP/1.1\r\nHost: x\r\n${head.join("\r\n")}\r\n\r\n${body}`),
+        );
+        let answer = "";
+        socket.on("data", (d) => {
+          answer += d;
+          if (answer.includes("\r\n\r\n")) {
+            resolve(Number(answer.slice(9, 12)));
+            socket.destroy();
+          }
+        });
+        socket.on("error", reject);
+      });
+    presented.length = 0;
+    expect(
+      await raw([
+        "AUTHORIZATION: Bearer one",
+        "Authorization: Bearer two",
+        "Content-Type: application/json",
+        "CONTENT-LENGTH: 2",
+      ]),
+    ).toBe(401);
+    expect(presented).toEqual(["Bearer one"]);
+    // An unusual content type in any case goes to Fastify, and so does a chunked body.
+    expect(await raw(["Content-Type: Text/Plain", "Content-Length: 2"])).toBe(599);
+    expect(await raw(["Transfer-Encoding: chunked", "Content-Type: application/json"], "2\r\n{}\r\n0\r\n\r\n")).toBe(
+      599,
+    );
+    expect(await raw(["content-length: 99999999999"])).toBe(599);
   });
 
   it("leaves requests to Fastify while the gateway closes (its 503)", async () => {

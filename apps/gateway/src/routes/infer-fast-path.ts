@@ -13,21 +13,83 @@ import { answerInference, type InferenceHttpRequest, MAX_BODY_BYTES, type Servin
 
 // Fastify's router limits a parameter to 100 characters (maxParamLength) and answers 404 past it.
 const INFER_PATH = /^\/v2\/models\/([\w.~-]{1,100})(?:\/versions\/([\w.~-]{1,100}))?\/infer$/;
-// Fastify refuses malformed content types with 415; these are the ones clients send.
-const PLAIN_TYPES = new Set([undefined, "application/json", "application/octet-stream"]);
+
+// The CORS headers as [name, value, ...]: each answer's header list starts with a copy.
+const CORS_LIST: string[] = Object.entries(CORS_HEADERS).flat();
 
 export function writeAnswer(res: ServerResponse, answer: HttpAnswer): void {
-  res.writeHead(answer.status, {
-    ...CORS_HEADERS,
-    ...answer.headers,
-    "content-length": String(Buffer.byteLength(answer.body)),
-  });
-  res.end(answer.body);
+  const { body } = answer;
+  const headers: (string | number | readonly string[])[] = CORS_LIST.slice();
+  for (const name in answer.headers) {
+    const value = answer.headers[name];
+    if (value !== undefined) headers.push(name, value);
+  }
+  headers.push("content-length", typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
+  res.writeHead(answer.status, headers as string[]);
+  res.end(body);
 }
 
-async function answer(serving: ServingGetter, request: InferenceHttpRequest): Promise<HttpAnswer> {
+/** The headers the fast path reads, as Node's `req.headers` would give them. */
+interface PlainHeaders {
+  authorization: string | undefined;
+  contentType: string | undefined;
+  contentLength: string | undefined;
+  inferenceHeaderLength: string | undefined;
+  hasTransferEncoding: boolean;
+}
+
+/** `name` (as the client spelled it) is `lower`, which is lower-case. */
+const isHeader = (name: string, lower: string) =>
+  name.length === lower.length && (name === lower || name.toLowerCase() === lower);
+
+/**
+ * Reads the five headers the fast path needs straight from rawHeaders, instead of having Node build
+ * the whole `headers` object (a lower-cased key and a duplicate check per header) for every request.
+ * Duplicates are treated as Node treats them: authorization, content-type and content-length keep
+ * the first value, inference-header-content-length joins its values with ", ".
+ */
+function plainHeaders(raw: string[]): PlainHeaders {
+  const found: PlainHeaders = {
+    authorization: undefined,
+    contentType: undefined,
+    contentLength: undefined,
+    inferenceHeaderLength: undefined,
+    hasTransferEncoding: false,
+  };
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    switch (name.length) {
+      case 12:
+        if (found.contentType === undefined && isHeader(name, "content-type")) found.contentType = value;
+        break;
+      case 13:
+        if (found.authorization === undefined && isHeader(name, "authorization")) found.authorization = value;
+        break;
+      case 14:
+        if (found.contentLength === undefined && isHeader(name, "content-length")) found.contentLength = value;
+        break;
+      case 17:
+        if (isHeader(name, "transfer-encoding")) found.hasTransferEncoding = true;
+        break;
+      case 31:
+        if (isHeader(name, "inference-header-content-length")) {
+          found.inferenceHeaderLength =
+            found.inferenceHeaderLength === undefined ? value : `${found.inferenceHeaderLength}, ${value}`;
+        }
+        break;
+    }
+  }
+  return found;
+}
+
+// Fastify refuses malformed content types with 415; these are the ones clients send.
+const isPlainType = (type: string | undefined) =>
+  type === undefined || type === "application/json" || type === "application/octet-stream";
+
+function answerWith(serving: ServingGetter, request: InferenceHttpRequest): Promise<HttpAnswer> {
   const got = serving();
-  return answerInference(got instanceof Promise ? await got : got, request);
+  return got instanceof Promise ? got.then((ctx) => answerInference(ctx, request)) : answerInference(got, request);
 }
 
 /**
@@ -38,13 +100,14 @@ export function inferFastPath(
   serving: ServingGetter,
   options: { logger: Logger; isClosing: () => boolean },
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const fail = (res: ServerResponse, error: unknown) => writeAnswer(res, errorAnswer(error, options.logger));
   return (req, res) => {
     if (req.method !== "POST" || options.isClosing()) return false;
     const match = INFER_PATH.exec(req.url ?? "");
     if (!match) return false;
-    const { headers } = req;
-    if (!PLAIN_TYPES.has(headers["content-type"]) || headers["transfer-encoding"] !== undefined) return false;
-    const declared = headers["content-length"] === undefined ? 0 : Number(headers["content-length"]);
+    const headers = plainHeaders(req.rawHeaders);
+    if (!isPlainType(headers.contentType) || headers.hasTransferEncoding) return false;
+    const declared = headers.contentLength === undefined ? 0 : Number(headers.contentLength);
     if (!(declared <= MAX_BODY_BYTES)) return false;
 
     const startedAt = performance.now();
@@ -53,15 +116,15 @@ export function inferFastPath(
     req.on("end", () => {
       const request: InferenceHttpRequest = {
         authorization: headers.authorization,
-        headerLength: headers["inference-header-content-length"],
+        headerLength: headers.inferenceHeaderLength,
         name: match[1] as string,
         version: match[2],
         body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
         startedAt,
       };
-      answer(serving, request).then(
+      answerWith(serving, request).then(
         (reply) => writeAnswer(res, reply),
-        (error: unknown) => writeAnswer(res, errorAnswer(error, options.logger)),
+        (error: unknown) => fail(res, error),
       );
     });
     // The client went away before its body arrived: nothing to answer.
