@@ -29,60 +29,6 @@ export function writeAnswer(res: ServerResponse, answer: HttpAnswer): void {
   res.end(body);
 }
 
-/** The headers the fast path reads, as Node's `req.headers` would give them. */
-interface PlainHeaders {
-  authorization: string | undefined;
-  contentType: string | undefined;
-  contentLength: string | undefined;
-  inferenceHeaderLength: string | undefined;
-  hasTransferEncoding: boolean;
-}
-
-/** `name` (as the client spelled it) is `lower`, which is lower-case. */
-const isHeader = (name: string, lower: string) =>
-  name.length === lower.length && (name === lower || name.toLowerCase() === lower);
-
-/**
- * Reads the five headers the fast path needs straight from rawHeaders, instead of having Node build
- * the whole `headers` object (a lower-cased key and a duplicate check per header) for every request.
- * Duplicates are treated as Node treats them: authorization, content-type and content-length keep
- * the first value, inference-header-content-length joins its values with ", ".
- */
-function plainHeaders(raw: string[]): PlainHeaders {
-  const found: PlainHeaders = {
-    authorization: undefined,
-    contentType: undefined,
-    contentLength: undefined,
-    inferenceHeaderLength: undefined,
-    hasTransferEncoding: false,
-  };
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const value = raw[i + 1] as string;
-    switch (name.length) {
-      case 12:
-        if (found.contentType === undefined && isHeader(name, "content-type")) found.contentType = value;
-        break;
-      case 13:
-        if (found.authorization === undefined && isHeader(name, "authorization")) found.authorization = value;
-        break;
-      case 14:
-        if (found.contentLength === undefined && isHeader(name, "content-length")) found.contentLength = value;
-        break;
-      case 17:
-        if (isHeader(name, "transfer-encoding")) found.hasTransferEncoding = true;
-        break;
-      case 31:
-        if (isHeader(name, "inference-header-content-length")) {
-          found.inferenceHeaderLength =
-            found.inferenceHeaderLength === undefined ? value : `${found.inferenceHeaderLength}, ${value}`;
-        }
-        break;
-    }
-  }
-  return found;
-}
-
 // Fastify refuses malformed content types with 415; these are the ones clients send.
 const isPlainType = (type: string | undefined) =>
   type === undefined || type === "application/json" || type === "application/octet-stream";
@@ -105,9 +51,10 @@ export function inferFastPath(
     if (req.method !== "POST" || options.isClosing()) return false;
     const match = INFER_PATH.exec(req.url ?? "");
     if (!match) return false;
-    const headers = plainHeaders(req.rawHeaders);
-    if (!isPlainType(headers.contentType) || headers.hasTransferEncoding) return false;
-    const declared = headers.contentLength === undefined ? 0 : Number(headers.contentLength);
+    // (Node has built req.headers already: its own request handling reads them.)
+    const { headers } = req;
+    if (!isPlainType(headers["content-type"]) || headers["transfer-encoding"] !== undefined) return false;
+    const declared = headers["content-length"] === undefined ? 0 : Number(headers["content-length"]);
     if (!(declared <= MAX_BODY_BYTES)) return false;
 
     const startedAt = performance.now();
@@ -116,7 +63,7 @@ export function inferFastPath(
     req.on("end", () => {
       const request: InferenceHttpRequest = {
         authorization: headers.authorization,
-        headerLength: headers.inferenceHeaderLength,
+        headerLength: headers["inference-header-content-length"],
         name: match[1] as string,
         version: match[2],
         body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
