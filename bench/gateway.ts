@@ -408,7 +408,7 @@ Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load avera
 
 Model: dense \`y = relu(x @ W + b)\`, x float32 [1,4] (the tiny CPU model from packages/engine's tests).
 Deployment: max batch 16, max queue delay 0 ms. Load generator, gateway (with Redis), worker and bare route are
-separate processes on loopback; gateway -> worker is KServe v2 (the client's JSON body as it came when small, else binary) in kiln-mux/1 frames over one multiplexed connection per worker.
+separate processes on loopback; gateway -> worker is KServe v2 (the client's JSON body as it came when small, else binary) in kiln-mux/2 frames over one multiplexed connection per worker; the worker answers with the client's answer, which the gateway sends on as bytes.
 Max throughput: autocannon, ${CONNECTIONS} connections, ${DURATION} s, same settings for both targets.
 At ${RATE} req/s: open-loop probe (own process, node:http keep-alive, up to ${CONNECTIONS} sockets, hrtime per request), ${DURATION} s.
 ${RUNS} run(s); the table shows the median of each number over the runs.
