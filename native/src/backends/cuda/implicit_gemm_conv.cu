@@ -228,7 +228,8 @@ int forcedImplicitGemmTile() {
 
 bool implicitGemmTileAvailable(int tile, DType type) {
   if (tile >= 0 && tile < kImplicitGemmTiles) return true;
-  return type == DType::Int8 && tile >= kImplicitGemmTiles && tile < kInt8ImplicitGemmTiles && wgmmaConvAvailable();
+  return type == DType::Int8 && tile >= kImplicitGemmTiles && tile < kInt8ImplicitGemmTiles && wgmmaConvAvailable() &&
+         wgmmaTileEnabled(tile - kImplicitGemmTiles);
 }
 
 bool implicitGemmConvSupported(const Im2ColGeometry& g, int64_t kOut, DType type) {

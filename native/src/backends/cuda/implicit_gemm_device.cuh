@@ -194,10 +194,12 @@ __host__ __device__ constexpr int epilogueBytes() {
 // Visits the 8- or 16-byte vectors (Vec) of a BM x BN output tile that are inside Y: body(offset in the
 // shared tile, offset in Y). A vector is in range or out as a whole: K % 8 == 0, and K * kOut % 16 == 0
 // for 16-byte vectors.
+// tid: the thread's index among the kThreads that share the tile.
 template <class T, int BM, int BN, int kThreads, int kVec, class Body>
-__device__ __forceinline__ void forTileVectors(const ConvArgs& p, int blockM, int blockN, Body&& body) {
+__device__ __forceinline__ void forTileVectors(const ConvArgs& p, int blockM, int blockN, Body&& body,
+                                               int tid = threadIdx.x) {
   constexpr int kRowBytes = BN * T::kOut, kPitch = kRowBytes + 16, kVecsPerRow = kRowBytes / kVec;
-  for (int v = threadIdx.x; v < BM * kVecsPerRow; v += kThreads) {
+  for (int v = tid; v < BM * kVecsPerRow; v += kThreads) {
     const int row = v / kVecsPerRow, col = (v - row * kVecsPerRow) * kVec;
     const int m = blockM + row, n = blockN + col / T::kOut;
     if (m < p.m && n < p.k) body(row * kPitch + col, (int64_t(m) * p.k + n) * T::kOut);
@@ -208,23 +210,28 @@ __device__ __forceinline__ void forTileVectors(const ConvArgs& p, int blockM, in
 // current group), so that the residual arrives while the block computes instead of after it. Only
 // where K * kOut % 16 == 0 (the launch checks, see planSharedMemory).
 template <class T, int BM, int BN, int kThreads>
-__device__ __forceinline__ void prefetchZ(const ConvArgs& p, uint32_t tile, int blockM, int blockN) {
+__device__ __forceinline__ void prefetchZ(const ConvArgs& p, uint32_t tile, int blockM, int blockN,
+                                          int tid = threadIdx.x) {
   const uint8_t* z = static_cast<const uint8_t*>(p.z);
-  forTileVectors<T, BM, BN, kThreads, 16>(p, blockM, blockN,
-                                          [&](int at, int64_t global) { copyAsync16(tile + at, z + global, true); });
+  forTileVectors<T, BM, BN, kThreads, 16>(
+      p, blockM, blockN, [&](int at, int64_t global) { copyAsync16(tile + at, z + global, true); }, tid);
 }
 
 template <class T, int BM, int BN, int kThreads, int kVec>
-__device__ __forceinline__ void copyTileVectors(const ConvArgs& p, uint8_t* tile, int blockM, int blockN, bool toTile) {
+__device__ __forceinline__ void copyTileVectors(const ConvArgs& p, uint8_t* tile, int blockM, int blockN, bool toTile,
+                                                int tid = threadIdx.x) {
   using Vec = typename std::conditional<kVec == 16, uint4, uint2>::type;
   uint8_t* y = static_cast<uint8_t*>(p.y);
   const uint8_t* z = static_cast<const uint8_t*>(p.z);
-  forTileVectors<T, BM, BN, kThreads, kVec>(p, blockM, blockN, [&](int at, int64_t global) {
-    if (toTile)
-      *reinterpret_cast<Vec*>(tile + at) = *reinterpret_cast<const Vec*>(z + global);
-    else
-      *reinterpret_cast<Vec*>(y + global) = *reinterpret_cast<const Vec*>(tile + at);
-  });
+  forTileVectors<T, BM, BN, kThreads, kVec>(
+      p, blockM, blockN,
+      [&](int at, int64_t global) {
+        if (toTile)
+          *reinterpret_cast<Vec*>(tile + at) = *reinterpret_cast<const Vec*>(z + global);
+        else
+          *reinterpret_cast<Vec*>(y + global) = *reinterpret_cast<const Vec*>(tile + at);
+      },
+      tid);
 }
 
 // The epilogue through shared memory, so that global memory sees whole rows of the tile: Z's tile is

@@ -366,20 +366,25 @@ class ConvInt8Kernel final : public CudaKernel {
   }
 
   // Which paths the timing picked (over the shapes seen): "implicit_gemm" ("_wgmma": a Hopper tile
-  // won somewhere, "_ring": one of its ring tiles; ".t<n>[,<n>...]": the tiles, as
+  // won somewhere, "_ring" / "_ws": one of its ring / warp-specialized tiles; ".t<n>[,<n>...]": the tiles, as
   // KILN_CUDA_IMPLICIT_TILE numbers them) and/or cuBLASLt's
   // "gemm"/"im2col_gemm" ("_requant": int32 out, then Kiln's requantize kernel; "_dp4a": fallback).
   std::string name() const override {
     std::string lt = std::string(direct_ ? "gemm" : "im2col_gemm") + (dp4aUsed_ ? "_dp4a" : "_cublaslt") +
                      (requantUsed_ ? "_requant" : "");
-    bool wgmma = false, ring = false;
+    bool wgmma = false, ring = false, ws = false;
     for (int tile : tilesUsed_) {
       const int w = tile - kImplicitGemmTiles;
       wgmma = wgmma || w >= 0;
-      ring = ring || (wgmmaRingTile(w) && wgmmaTileRunsAsItself(w, int(kPad_)));
+      if (w >= 0 && wgmmaTileRunsAsItself(w, int(kPad_))) {
+        ring = ring || wgmmaTileKind(w) == WgmmaTileKind::Ring;
+        ws = ws || wgmmaTileKind(w) == WgmmaTileKind::WarpSpecialized;
+      }
     }
     const bool implicit = !tilesUsed_.empty();
-    std::string paths = implicit ? (ring ? "implicit_gemm_wgmma_ring" : wgmma ? "implicit_gemm_wgmma" : "implicit_gemm") : "";
+    std::string paths = implicit ? std::string(wgmma ? "implicit_gemm_wgmma" : "implicit_gemm") + (ring ? "_ring" : "") +
+                                       (ws ? "_ws" : "")
+                                 : "";
     for (size_t i = 0; i < tilesUsed_.size(); ++i) paths += (i == 0 ? ".t" : ",") + std::to_string(tilesUsed_[i]);
     if (ltUsed_ || !implicit) paths += (paths.empty() ? "" : "+") + lt;
     return "cuda.conv_nhwc.int8_" + paths;
@@ -519,7 +524,8 @@ class ConvInt8Kernel final : public CudaKernel {
       const int forced = forcedImplicitGemmTile();
       for (int tile = 0; tile < kInt8ImplicitGemmTiles; ++tile) {
         if ((forced >= 0 && tile != forced) || !implicitGemmTileAvailable(tile, DType::Int8)) continue;
-        // A ring tile on a layer whose K it does not take would time its fallback a second time.
+        // A ring or warp-specialized tile on a layer whose K it does not take would time its fallback a
+        // second time.
         if (forced < 0 && tile >= kImplicitGemmTiles && !wgmmaTileRunsAsItself(tile - kImplicitGemmTiles, int(kPad_)))
           continue;
         auto launch = [&] {

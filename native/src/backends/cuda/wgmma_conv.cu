@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/implicit_gemm_conv.h"
@@ -172,6 +173,27 @@ __device__ __forceinline__ void fenceAsyncProxy() { asm volatile("fence.proxy.as
 // Keeps the compiler from moving reads or writes of an accumulator across the asynchronous products.
 __device__ __forceinline__ void fenceOperand(int32_t& r) { asm volatile("" : "+r"(r)::"memory"); }
 
+// Shared-memory barriers (mbarrier) between the warp-specialized kernel's producer and consumers:
+// an arrive releases, a wait for a phase's completion acquires.
+__device__ __forceinline__ void mbarrierInit(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbarrierArrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Waits until phase `parity` (the barrier's completed phases counted mod 2) has completed.
+__device__ __forceinline__ void mbarrierWait(uint32_t bar, int parity) {
+  uint32_t done = 0;
+  while (!done)
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+}
+// A barrier among the 128 threads of one warpgroup (ids 1.., 0 is __syncthreads').
+__device__ __forceinline__ void warpgroupBarrier(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
+
 // Shared-memory matrix descriptor: K-major rows of BK bytes with the BK-byte swizzle (layout type 1:
 // 128 bytes, 2: 64 bytes), 8-row atoms 8 * BK bytes apart (the stride byte offset); the leading byte
 // offset is unused for these layouts.
@@ -268,7 +290,7 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
 //     k-step, its Z) into the stage k-step f - 2 used
 //   issue k-step f's products; at a tile's last k-step wait for them and run the epilogue
 // Needs STAGES - 2 <= k-steps, so that a Z prefetch never lands in the output tile the previous
-// tile's epilogue is still reading (the launch checks, see kRingTiles).
+// tile's epilogue is still reading (the launch checks, see kPersistentTiles).
 template <int BM, int BN, int BK, int STAGES>
 __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt8Ring(ConvArgs p, int mTiles) {
 #ifdef KILN_WGMMA_DEVICE
@@ -354,6 +376,150 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
 #endif
 }
 
+// A warp-specialized persistent grid for the same layers as the ring tiles (the block's whole W slice
+// fits in shared memory), where the ring tiles still run one tile's loads, products and epilogue in
+// the same warps: here the third warpgroup only gathers patches, ahead of the products, and the
+// first two warpgroups take the block's M tiles of 64 rows in turn (tiles c, c + 2, ... of the
+// block's sequence), so one's products run while the other's epilogue does. Each consumer has its
+// own ring of STAGES / 2 stages with full/empty mbarriers (one ring per consumer: with one shared
+// ring, a consumer could wait on a stage two phases ahead, which a parity wait cannot tell from the
+// phase before), and its own output tile, into which it prefetches its next tile's Z as soon as it
+// has written the current one out. The producer fills the rings in the block's k-step order and
+// publishes a stage once its own copies have landed (cp.async.wait_group, the async-proxy fence,
+// then the arrive), kLag k-steps behind the newest copies it started.
+template <int BN, int BK, int STAGES>
+__global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles) {
+#ifdef KILN_WGMMA_DEVICE
+  constexpr int BM = 64, kAcc = BN / 2, kLag = 2, kRing = STAGES / 2;
+  constexpr int kOutBytes = epilogueBytes<Int8Out, BM, BN>(), kPitch = BN + 16;
+  static_assert((BK == 64 || BK == 128) && STAGES % 2 == 0 && kLag < kRing,
+                "64/128-byte atoms; the producer publishes a stage before it waits to reuse it");
+  using Loader = PatchLoader<Int8Out, BM, BN, BK, 128>;
+  extern __shared__ __align__(1024) uint8_t smemRaw[];
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  uint8_t* smem = smemRaw + (base - raw);
+  // W's k-steps, the two rings, one output tile per consumer, then the barriers (all 1,024-byte
+  // aligned but the last: BN * BK, BM * BK and BM * (BN + 16) are multiples of 1,024).
+  const int kTiles = (p.kPad + BK - 1) / BK;
+  const uint32_t wAt = base, ringAt = wAt + kTiles * BN * BK, outAt = ringAt + STAGES * BM * BK;
+  const uint32_t barAt = outAt + 2 * kOutBytes;
+  // Consumer c's k-step h (its tiles' k-steps in order) uses stage h % kRing of ring c.
+  auto slot = [&](int c, int h) { return c * kRing + h % kRing; };
+  auto full = [&](int c, int h) { return barAt + slot(c, h) * 8; };
+  auto empty = [&](int c, int h) { return barAt + (STAGES + slot(c, h)) * 8; };
+  auto stageA = [&](int c, int h) { return ringAt + slot(c, h) * BM * BK; };
+
+  const int tid = threadIdx.x, warpgroup = tid / 128, wtid = tid % 128;
+  const int blockN = blockIdx.y * BN, step = gridDim.x;
+  if (int(blockIdx.x) >= mTiles) return;
+  if (tid == 0) {
+    for (int st = 0; st < STAGES; ++st) {
+      mbarrierInit(barAt + st * 8, 128);              // full: the producer's threads
+      mbarrierInit(barAt + (STAGES + st) * 8, 128);  // empty: the consuming warpgroup's threads
+    }
+  }
+  __syncthreads();
+
+  if (warpgroup == 2) {
+    // The producer needs few registers; the consumers' accumulators get them (384 threads share 64K:
+    // 128 x 88 + 256 x 208).
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 88;\n" ::: "memory");
+    // The block's k-step g is k-step g % kTiles of its tile g / kTiles, which consumer (tile & 1)
+    // takes as its k-step h. W whole travels with k-step 0.
+    auto publish = [&](int g) {
+      const int i = g / kTiles;
+      mbarrierArrive(full(i & 1, (i >> 1) * kTiles + g % kTiles));
+    };
+    int g = 0;
+    for (int i = 0, t = blockIdx.x; t < mTiles; ++i, t += step) {
+      const Loader loader(p, wtid, t * BM, blockN);
+      if (i == 0)
+        for (int kt = 0; kt < kTiles; ++kt) loader.loadW(wAt + kt * BN * BK, kt);
+      const int c = i & 1;
+      for (int kt = 0; kt < kTiles; ++kt, ++g) {
+        const int h = (i >> 1) * kTiles + kt;
+        if (h >= kRing) mbarrierWait(empty(c, h), (h / kRing - 1) & 1);
+        loader.loadA(stageA(c, h), kt);
+        commitAsync();
+        if (g >= kLag) {
+          waitAsync<kLag>();
+          fenceAsyncProxy();
+          publish(g - kLag);
+        }
+      }
+    }
+    waitAsync<0>();
+    fenceAsyncProxy();
+    for (int q = g > kLag ? g - kLag : 0; q < g; ++q) publish(q);
+    return;
+  }
+
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
+  // Consumer `warpgroup`: accumulator 4j + e is row g (+8 for e >= 2) of its warp's 16, channel
+  // 8j + 2 * (lane % 4) + (e & 1).
+  const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
+  const int rowBase = ((wtid / 32) & 3) * 16 + g, barrier = 1 + warpgroup;
+  const uint32_t out = outAt + warpgroup * kOutBytes;
+  uint8_t* outTile = smem + (out - base);
+  int t = blockIdx.x + warpgroup * step;
+  if (t < mTiles && p.zPrefetched) prefetchZ<Int8Out, BM, BN, 128>(p, out, t * BM, blockN, wtid);
+  commitAsync();
+  int32_t acc[kAcc];
+#pragma unroll
+  for (int j = 0; j < kAcc; ++j) acc[j] = 0;
+  for (int h = 0; t < mTiles; t += 2 * step) {
+    for (int kt = 0; kt < kTiles; ++kt, ++h) {
+      mbarrierWait(full(warpgroup, h), (h / kRing) & 1);
+      const uint32_t a = stageA(warpgroup, h), b = wAt + kt * BN * BK;
+      wgmmaFence();
+#pragma unroll
+      for (int ks = 0; ks < BK / 32; ++ks)
+        WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32), kt > 0 || ks > 0);
+      wgmmaCommit();
+      if (kt > 0) {
+        wgmmaWait<1>();
+        mbarrierArrive(empty(warpgroup, h - 1));
+      }
+    }
+    wgmmaWait<0>();
+    mbarrierArrive(empty(warpgroup, h - 1));
+#pragma unroll
+    for (int j = 0; j < kAcc; ++j) fenceOperand(acc[j]);
+
+    if (p.z && !p.zPrefetched) copyTileVectors<Int8Out, BM, BN, 128, 8>(p, outTile, t * BM, blockN, true, wtid);
+    waitAsync<0>();  // this tile's Z, prefetched
+    warpgroupBarrier(barrier);
+    auto finishPairs = [&](auto hasZ) {
+#pragma unroll
+      for (int j = 0; j < BN / 8; ++j) {
+        const int col = j * 8 + cpair, n = blockN + col;
+        if (n >= p.k) continue;  // K % 8 == 0: both channels of the pair are in range together
+        const Int8Out::Pair c = Int8Out::pair(p, n);
+#pragma unroll
+        for (int half = 0; half < 2; ++half)
+          Int8Out::finish<hasZ>(p, c, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
+                                outTile + (rowBase + half * 8) * kPitch + col);
+      }
+    };
+    if (p.z)
+      finishPairs(std::true_type{});
+    else
+      finishPairs(std::false_type{});
+    warpgroupBarrier(barrier);
+    if ((p.k * Int8Out::kOut) % 16 == 0)
+      copyTileVectors<Int8Out, BM, BN, 128, 16>(p, outTile, t * BM, blockN, false, wtid);
+    else
+      copyTileVectors<Int8Out, BM, BN, 128, 8>(p, outTile, t * BM, blockN, false, wtid);
+    warpgroupBarrier(barrier);  // the tile is written out: the next tile's Z may land in it
+    const int nextT = t + 2 * step;
+    if (nextT < mTiles && p.zPrefetched) prefetchZ<Int8Out, BM, BN, 128>(p, out, nextT * BM, blockN, wtid);
+    commitAsync();
+  }
+  waitAsync<0>();
+#endif
+}
+
 __global__ void wgmmaProbe(int* compiled) {
 #ifdef KILN_WGMMA_DEVICE
   *compiled = 1;
@@ -416,6 +582,44 @@ void launchWgmmaRing(ConvArgs args, cudaStream_t stream) {
   kernel<<<grid, threads, ringBytes<BM, BN, BK, STAGES>(kTiles) + kAlignSlack, stream>>>(args, mTiles);
 }
 
+// Shared memory of a warp-specialized launch with kTiles k-steps: W, the ring, two output tiles,
+// the full and empty barriers.
+template <int BN, int BK, int STAGES>
+constexpr int wsBytes(int kTiles) {
+  return kTiles * BN * BK + STAGES * 64 * BK + 2 * epilogueBytes<Int8Out, 64, BN>() + 2 * STAGES * 8;
+}
+
+template <int BN, int BK, int STAGES, int MAXKT>
+void launchWgmmaWs(ConvArgs args, cudaStream_t stream) {
+  constexpr int threads = 384, kAlignSlack = 1024;
+  auto kernel = convWgmmaInt8Ws<BN, BK, STAGES>;
+  static int wave[MAXKT + 1];
+  static const bool ready = [&] {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         wsBytes<BN, BK, STAGES>(MAXKT) + kAlignSlack));
+    int device = 0, sms = 0;
+    KILN_CUDA_CHECK(cudaGetDevice(&device));
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    for (int kt = 1; kt <= MAXKT; ++kt) {
+      int perSm = 0;
+      KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads,
+                                                                    wsBytes<BN, BK, STAGES>(kt) + kAlignSlack));
+      wave[kt] = (perSm < 1 ? 1 : perSm) * sms;
+    }
+    return true;
+  }();
+  (void)ready;
+  const int kTiles = (args.kPad + BK - 1) / BK;
+  KILN_CHECK(kTiles >= 1 && kTiles <= MAXKT, Internal, "warp-specialized wgmma tile launched on a layer whose K it does not take");
+  args.zPrefetched = args.z != nullptr && args.k % 16 == 0;
+  args.tileAt = 0;
+  const int mTiles = (args.m + 63) / 64, nBlocks = (args.k + BN - 1) / BN;
+  int blocks = wave[kTiles] / nBlocks;
+  blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
+  dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
+  kernel<<<grid, threads, wsBytes<BN, BK, STAGES>(kTiles) + kAlignSlack, stream>>>(args, mTiles);
+}
+
 // Block shapes (BM x BN, stages, bytes of K per stage), timed per layer with the mma.sync ones: wide
 // tiles for the big layers, 64-row and 64-channel ones (two blocks per SM) where a layer has few
 // pixels or channels, 64-byte k-steps (three blocks per SM) for the 1x1 layers over 64 channels,
@@ -430,20 +634,29 @@ const Launch kWgmmaLaunches[] = {
 // Ring tiles (BM x BN, bytes per k-step, stages, most k-steps): each runs layers of STAGES - 2 to
 // MAXKT k-steps and hands any other to the resident-block tile named with it (so a tile forced for a
 // whole model still runs all of it). Shared memory: 68 KB (1x1 over 64 channels) to 164 KB.
-struct RingTile {
+// Then the warp-specialized tiles (BN, bytes per k-step, stages, most k-steps; 64-row M tiles),
+// which take 1 to MAXKT k-steps. Shared memory: 83 KB (1x1 over 64 channels to 256) to 212 KB.
+struct PersistentTile {
   Launch launch;
   int bk, minKTiles, maxKTiles, fallback;
+  bool warpSpecialized;
 };
 template <int BM, int BN, int BK, int STAGES, int MAXKT>
-constexpr RingTile ringTile(int fallback) {
-  return {&launchWgmmaRing<BM, BN, BK, STAGES, MAXKT>, BK, STAGES - 2, MAXKT, fallback};
+constexpr PersistentTile ringTile(int fallback) {
+  return {&launchWgmmaRing<BM, BN, BK, STAGES, MAXKT>, BK, STAGES - 2, MAXKT, fallback, false};
 }
-const RingTile kRingTiles[] = {
-    ringTile<128, 128, 64, 3, 1>(6),  ringTile<128, 256, 64, 3, 1>(7), ringTile<128, 128, 128, 3, 2>(0),
-    ringTile<128, 64, 128, 3, 5>(3),  ringTile<128, 128, 128, 4, 4>(0),
+template <int BN, int BK, int STAGES, int MAXKT>
+constexpr PersistentTile wsTile(int fallback) {
+  return {&launchWgmmaWs<BN, BK, STAGES, MAXKT>, BK, 1, MAXKT, fallback, true};
+}
+const PersistentTile kPersistentTiles[] = {
+    ringTile<128, 128, 64, 3, 1>(6), ringTile<128, 256, 64, 3, 1>(7), ringTile<128, 128, 128, 3, 2>(0),
+    ringTile<128, 64, 128, 3, 5>(3), ringTile<128, 128, 128, 4, 4>(0), wsTile<256, 64, 8, 1>(7),
+    wsTile<128, 64, 8, 1>(6),        wsTile<128, 128, 6, 8>(0),        wsTile<256, 128, 6, 4>(1),
+    wsTile<64, 128, 8, 8>(3),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
-static_assert(kResidentTiles + sizeof(kRingTiles) / sizeof(kRingTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
+static_assert(kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
 
 }  // namespace
 
@@ -474,19 +687,27 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, cudaStream_t stream) {
   KILN_CHECK(tile >= 0 && tile < kWgmmaTiles, Internal, "no wgmma convolution tile " + std::to_string(tile));
   KILN_CHECK(wgmmaConvAvailable(), Internal, "wgmma convolution tiles need an sm_90 GPU and an sm_90a build");
   if (tile < kResidentTiles) return kWgmmaLaunches[tile](args, stream);
-  const RingTile& ring = kRingTiles[tile - kResidentTiles];
-  if (wgmmaTileRunsAsItself(tile, args.kPad)) return ring.launch(args, stream);
-  kWgmmaLaunches[ring.fallback](args, stream);
+  const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
+  if (wgmmaTileRunsAsItself(tile, args.kPad)) return persistent.launch(args, stream);
+  kWgmmaLaunches[persistent.fallback](args, stream);
 }
 
-bool wgmmaRingTile(int tile) { return tile >= kResidentTiles && tile < kWgmmaTiles; }
+WgmmaTileKind wgmmaTileKind(int tile) {
+  if (tile < kResidentTiles || tile >= kWgmmaTiles) return WgmmaTileKind::Resident;
+  return kPersistentTiles[tile - kResidentTiles].warpSpecialized ? WgmmaTileKind::WarpSpecialized : WgmmaTileKind::Ring;
+}
+
+bool wgmmaTileEnabled(int tile) {
+  static const bool warpSpecialized = envIs("KILN_CUDA_WGMMA_WS", "on");
+  return wgmmaTileKind(tile) != WgmmaTileKind::WarpSpecialized || warpSpecialized;
+}
 
 bool wgmmaTileRunsAsItself(int tile, int kPadBytes) {
   if (tile < 0 || tile >= kWgmmaTiles) return false;
   if (tile < kResidentTiles) return true;
-  const RingTile& ring = kRingTiles[tile - kResidentTiles];
-  const int kTiles = (kPadBytes + ring.bk - 1) / ring.bk;
-  return kTiles >= ring.minKTiles && kTiles <= ring.maxKTiles;
+  const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
+  const int kTiles = (kPadBytes + persistent.bk - 1) / persistent.bk;
+  return kTiles >= persistent.minKTiles && kTiles <= persistent.maxKTiles;
 }
 
 }  // namespace kiln::cuda
