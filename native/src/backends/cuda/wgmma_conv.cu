@@ -202,6 +202,24 @@ __device__ __forceinline__ uint64_t smemDescriptor(uint32_t address) {
   constexpr uint64_t layout = BK == 128 ? 1 : 2;
   return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(8 * BK >> 4) << 32) | (layout << 62);
 }
+// A warpgroup's finished m64 x BN accumulators into the output tile (Int8Out::finish on each channel
+// pair): accumulator 4j + e of a warp is row g (+8 for e >= 2) of its 16, channel
+// 8j + 2 * (lane % 4) + (e & 1); `rows` is the tile at the thread's first row (g of its warp's 16).
+template <int BN, bool kZ>
+__device__ __forceinline__ void finishWarpgroupRows(const ConvArgs& p, const int32_t (&acc)[BN / 2], int blockN,
+                                                    uint8_t* rows, int pitch) {
+  const int cpair = (threadIdx.x & 3) * 2;
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+    const int col = j * 8 + cpair, n = blockN + col;
+    if (n >= p.k) continue;  // K % 8 == 0: both channels of the pair are in range together
+    const Int8Out::Pair c = Int8Out::pair(p, n);
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+      Int8Out::finish<kZ>(p, c, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1], rows + half * 8 * pitch + col);
+  }
+}
+
 #endif  // KILN_WGMMA_DEVICE
 
 // BK: bytes of K per stage row, one swizzle atom wide (128, or 64 where K is short).
@@ -259,20 +277,9 @@ __global__ void __launch_bounds__(BM / 64 * 128) convWgmmaInt8(ConvArgs p) {
   waitAsync<0>();
   __syncthreads();  // every warpgroup is done with the stages: the epilogue reuses their shared memory
 
-  // Accumulator 4j + e of a warp is row g (+8 for e >= 2) of its 16, channel 8j + 2 * (lane % 4) + (e & 1).
-  const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
-  const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + g;
+  const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + ((tid & 31) >> 2);
   storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + p.tileAt, blockM, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-      const int col = j * 8 + cpair, n = blockN + col;
-      if (n >= p.k) continue;  // K % 8 == 0: both channels of the pair are in range together
-      const Int8Out::Pair c = Int8Out::pair(p, n);
-#pragma unroll
-      for (int half = 0; half < 2; ++half)
-        Int8Out::finish<hasZ>(p, c, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
-                              tile + (rowBase + half * 8) * pitch + col);
-    }
+    finishWarpgroupRows<BN, hasZ>(p, acc, blockN, tile + rowBase * pitch, pitch);
   });
 #endif
 }
@@ -325,8 +332,7 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
     }
   }
 
-  const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
-  const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + g;
+  const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + ((tid & 31) >> 2);
   // A tile's first product overwrites the accumulators (zeroing them between products would make
   // ptxas serialize the products).
   int32_t acc[kAcc];
@@ -360,16 +366,7 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
 #pragma unroll
     for (int j = 0; j < kAcc; ++j) fenceOperand(acc[j]);
     storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + (outTile(i) - base), t * BM, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
-#pragma unroll
-      for (int j = 0; j < BN / 8; ++j) {
-        const int col = j * 8 + cpair, n = blockN + col;
-        if (n >= p.k) continue;
-        const Int8Out::Pair c = Int8Out::pair(p, n);
-#pragma unroll
-        for (int half = 0; half < 2; ++half)
-          Int8Out::finish<hasZ>(p, c, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
-                                tile + (rowBase + half * 8) * pitch + col);
-      }
+      finishWarpgroupRows<BN, hasZ>(p, acc, blockN, tile + rowBase * pitch, pitch);
     });
   }
   waitAsync<0>();
@@ -456,10 +453,8 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
   }
 
   asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
-  // Consumer `warpgroup`: accumulator 4j + e is row g (+8 for e >= 2) of its warp's 16, channel
-  // 8j + 2 * (lane % 4) + (e & 1).
-  const int lane = tid & 31, g = lane >> 2, cpair = (lane & 3) * 2;
-  const int rowBase = ((wtid / 32) & 3) * 16 + g, barrier = 1 + warpgroup;
+  // Consumer `warpgroup`: its thread's first row of a 64-row tile (finishWarpgroupRows).
+  const int rowBase = ((wtid / 32) & 3) * 16 + ((tid & 31) >> 2), barrier = 1 + warpgroup;
   const uint32_t out = outAt + warpgroup * kOutBytes;
   uint8_t* outTile = smem + (out - base);
   int t = blockIdx.x + warpgroup * step;
@@ -490,22 +485,10 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
     if (p.z && !p.zPrefetched) copyTileVectors<Int8Out, BM, BN, 128, 8>(p, outTile, t * BM, blockN, true, wtid);
     waitAsync<0>();  // this tile's Z, prefetched
     warpgroupBarrier(barrier);
-    auto finishPairs = [&](auto hasZ) {
-#pragma unroll
-      for (int j = 0; j < BN / 8; ++j) {
-        const int col = j * 8 + cpair, n = blockN + col;
-        if (n >= p.k) continue;  // K % 8 == 0: both channels of the pair are in range together
-        const Int8Out::Pair c = Int8Out::pair(p, n);
-#pragma unroll
-        for (int half = 0; half < 2; ++half)
-          Int8Out::finish<hasZ>(p, c, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1],
-                                outTile + (rowBase + half * 8) * kPitch + col);
-      }
-    };
     if (p.z)
-      finishPairs(std::true_type{});
+      finishWarpgroupRows<BN, true>(p, acc, blockN, outTile + rowBase * kPitch, kPitch);
     else
-      finishPairs(std::false_type{});
+      finishWarpgroupRows<BN, false>(p, acc, blockN, outTile + rowBase * kPitch, kPitch);
     warpgroupBarrier(barrier);
     if ((p.k * Int8Out::kOut) % 16 == 0)
       copyTileVectors<Int8Out, BM, BN, 128, 16>(p, outTile, t * BM, blockN, false, wtid);
