@@ -39,6 +39,33 @@ namespace {
 
 using namespace implicit_gemm;
 
+// Shared memory of the persistent kernels (ring and warp-specialized), from the dynamic shared
+// memory's first 1,024-byte boundary (the swizzle atoms'; launches add the slack): W's kTiles
+// k-steps, STAGES patch stages of BM rows, two output tiles, then the kernel's own extra bytes. All
+// 1,024-byte aligned: BN * BK, BM * BK and BM * (BN + 16) are multiples of 1,024.
+template <int BM, int BN, int BK, int STAGES>
+struct PersistentSmem {
+  static constexpr int kOutBytes = epilogueBytes<Int8Out, BM, BN>();
+  uint32_t base, ring;  // shared-window addresses of W's first k-step and of the first patch stage
+  uint8_t* smem;        // generic pointer to `base`
+  int kTiles;
+  __device__ PersistentSmem(uint8_t* smemRaw, int kPad) : kTiles((kPad + BK - 1) / BK) {
+    const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+    base = (raw + 1023u) & ~1023u;
+    ring = base + kTiles * BN * BK;
+    smem = smemRaw + (base - raw);
+  }
+  __device__ uint32_t w(int kt) const { return base + kt * BN * BK; }
+  __device__ uint32_t stage(int s) const { return ring + s * BM * BK; }
+  __device__ uint32_t out(int i) const { return stage(STAGES) + i * kOutBytes; }
+  __device__ uint32_t extra() const { return out(2); }
+  __device__ uint8_t* generic(uint32_t address) const { return smem + (address - base); }
+  // Host: bytes of a launch with kTiles k-steps and `extraBytes` past the output tiles.
+  static constexpr int bytes(int kTiles, int extraBytes) {
+    return kTiles * BN * BK + STAGES * BM * BK + 2 * kOutBytes + extraBytes;
+  }
+};
+
 // m64nNk32 s8 x s8 -> s32, both operands from shared memory (descriptors), D += A * B (D = A * B
 // where accumulate is 0).
 #ifdef KILN_WGMMA_DEVICE
@@ -303,19 +330,14 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
 #ifdef KILN_WGMMA_DEVICE
   static_assert(BM % 64 == 0 && (BK == 64 || BK == 128) && STAGES >= 3, "64-row warpgroups, 64/128-byte atoms, 3+ stages");
   constexpr int kThreads = BM / 64 * 128, kAcc = BN / 2, kAhead = STAGES - 2;
-  constexpr int kOutBytes = epilogueBytes<Int8Out, BM, BN>();
   using Loader = PatchLoader<Int8Out, BM, BN, BK, kThreads>;
   extern __shared__ __align__(1024) uint8_t smemRaw[];
-  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
-  const uint32_t base = (raw + 1023u) & ~1023u;
-  uint8_t* smem = smemRaw + (base - raw);
-  // W's k-steps, the ring, two output tiles: 1,024-byte aligned (BN * BK, BM * BK and
-  // BM * (BN + 16) are multiples of 1,024).
-  const int kTiles = (p.kPad + BK - 1) / BK;
-  const uint32_t wAt = base, ringAt = wAt + kTiles * BN * BK, outAt = ringAt + STAGES * BM * BK;
-  auto stageW = [&](int kt) { return wAt + kt * BN * BK; };
-  auto stageA = [&](int f) { return ringAt + (f % STAGES) * BM * BK; };
-  auto outTile = [&](int i) { return outAt + (i & 1) * kOutBytes; };
+  // W's k-steps, the ring, two output tiles.
+  const PersistentSmem<BM, BN, BK, STAGES> shared(smemRaw, p.kPad);
+  const int kTiles = shared.kTiles;
+  auto stageW = [&](int kt) { return shared.w(kt); };
+  auto stageA = [&](int f) { return shared.stage(f % STAGES); };
+  auto outTile = [&](int i) { return shared.out(i & 1); };
 
   const int tid = threadIdx.x, warpgroup = tid / 128;
   const int blockN = blockIdx.y * BN, step = gridDim.x;
@@ -365,7 +387,7 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
     wgmmaWait<0>();
 #pragma unroll
     for (int j = 0; j < kAcc; ++j) fenceOperand(acc[j]);
-    storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem + (outTile(i) - base), t * BM, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
+    storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, shared.generic(outTile(i)), t * BM, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
       finishWarpgroupRows<BN, hasZ>(p, acc, blockN, tile + rowBase * pitch, pitch);
     });
   }
@@ -388,24 +410,20 @@ template <int BN, int BK, int STAGES>
 __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles) {
 #ifdef KILN_WGMMA_DEVICE
   constexpr int BM = 64, kAcc = BN / 2, kLag = 2, kRing = STAGES / 2;
-  constexpr int kOutBytes = epilogueBytes<Int8Out, BM, BN>(), kPitch = BN + 16;
+  constexpr int kPitch = BN + 16;
   static_assert((BK == 64 || BK == 128) && STAGES % 2 == 0 && kLag < kRing,
                 "64/128-byte atoms; the producer publishes a stage before it waits to reuse it");
   using Loader = PatchLoader<Int8Out, BM, BN, BK, 128>;
   extern __shared__ __align__(1024) uint8_t smemRaw[];
-  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
-  const uint32_t base = (raw + 1023u) & ~1023u;
-  uint8_t* smem = smemRaw + (base - raw);
-  // W's k-steps, the two rings, one output tile per consumer, then the barriers (all 1,024-byte
-  // aligned but the last: BN * BK, BM * BK and BM * (BN + 16) are multiples of 1,024).
-  const int kTiles = (p.kPad + BK - 1) / BK;
-  const uint32_t wAt = base, ringAt = wAt + kTiles * BN * BK, outAt = ringAt + STAGES * BM * BK;
-  const uint32_t barAt = outAt + 2 * kOutBytes;
+  // W's k-steps, the two rings (STAGES stages), one output tile per consumer, then the barriers.
+  const PersistentSmem<BM, BN, BK, STAGES> shared(smemRaw, p.kPad);
+  const int kTiles = shared.kTiles;
+  const uint32_t barAt = shared.extra();
   // Consumer c's k-step h (its tiles' k-steps in order) uses stage h % kRing of ring c.
   auto slot = [&](int c, int h) { return c * kRing + h % kRing; };
   auto full = [&](int c, int h) { return barAt + slot(c, h) * 8; };
   auto empty = [&](int c, int h) { return barAt + (STAGES + slot(c, h)) * 8; };
-  auto stageA = [&](int c, int h) { return ringAt + slot(c, h) * BM * BK; };
+  auto stageA = [&](int c, int h) { return shared.stage(slot(c, h)); };
 
   const int tid = threadIdx.x, warpgroup = tid / 128, wtid = tid % 128;
   const int blockN = blockIdx.y * BN, step = gridDim.x;
@@ -432,7 +450,7 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
     for (int i = 0, t = blockIdx.x; t < mTiles; ++i, t += step) {
       const Loader loader(p, wtid, t * BM, blockN);
       if (i == 0)
-        for (int kt = 0; kt < kTiles; ++kt) loader.loadW(wAt + kt * BN * BK, kt);
+        for (int kt = 0; kt < kTiles; ++kt) loader.loadW(shared.w(kt), kt);
       const int c = i & 1;
       for (int kt = 0; kt < kTiles; ++kt, ++g) {
         const int h = (i >> 1) * kTiles + kt;
@@ -455,8 +473,8 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
   asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
   // Consumer `warpgroup`: its thread's first row of a 64-row tile (finishWarpgroupRows).
   const int rowBase = ((wtid / 32) & 3) * 16 + ((tid & 31) >> 2), barrier = 1 + warpgroup;
-  const uint32_t out = outAt + warpgroup * kOutBytes;
-  uint8_t* outTile = smem + (out - base);
+  const uint32_t out = shared.out(warpgroup);
+  uint8_t* outTile = shared.generic(out);
   int t = blockIdx.x + warpgroup * step;
   if (t < mTiles && p.zPrefetched) prefetchZ<Int8Out, BM, BN, 128>(p, out, t * BM, blockN, wtid);
   commitAsync();
@@ -466,7 +484,7 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
   for (int h = 0; t < mTiles; t += 2 * step) {
     for (int kt = 0; kt < kTiles; ++kt, ++h) {
       mbarrierWait(full(warpgroup, h), (h / kRing) & 1);
-      const uint32_t a = stageA(warpgroup, h), b = wAt + kt * BN * BK;
+      const uint32_t a = stageA(warpgroup, h), b = shared.w(kt);
       wgmmaFence();
 #pragma unroll
       for (int ks = 0; ks < BK / 32; ++ks)
@@ -526,81 +544,53 @@ void launchWgmmaTile(ConvArgs args, cudaStream_t stream) {
   kernel<<<grid, threads, smemBytes, stream>>>(args);
 }
 
-// Shared memory of a ring launch with kTiles k-steps: W, the ring, two output tiles.
-template <int BM, int BN, int BK, int STAGES>
-constexpr int ringBytes(int kTiles) {
-  return kTiles * BN * BK + STAGES * BM * BK + 2 * epilogueBytes<Int8Out, BM, BN>();
-}
-
-template <int BM, int BN, int BK, int STAGES, int MAXKT>
-void launchWgmmaRing(ConvArgs args, cudaStream_t stream) {
-  constexpr int threads = BM / 64 * 128, kAlignSlack = 1024, kMinKT = STAGES - 2;
-  auto kernel = convWgmmaInt8Ring<BM, BN, BK, STAGES>;
-  // Resident blocks per SM for each k-step count, worked out once per instantiation, before any
-  // capture (the first launch is a timing run): the grid is one wave of them.
+// A persistent kernel (ring or warp-specialized; kThreads threads, BM-row M tiles, layers of MINKT
+// to MAXKT k-steps of BK bytes, kExtra bytes of shared memory past the output tiles) launched as one
+// wave of resident blocks, each walking M tiles blockIdx.x, + gridDim.x, ... of its N block. The
+// wave for each k-step count is worked out once per kernel, before any capture (the first launch is
+// a timing run).
+template <void (*kKernel)(ConvArgs, int), int kThreads, int BM, int BN, int BK, int STAGES, int MINKT, int MAXKT,
+          int kExtra>
+void launchPersistent(ConvArgs args, cudaStream_t stream) {
+  constexpr int kAlignSlack = 1024;  // the kernel aligns its shared memory to 1,024 bytes
+  using Smem = PersistentSmem<BM, BN, BK, STAGES>;
   static int wave[MAXKT + 1];
-  static const bool ready = [&] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         ringBytes<BM, BN, BK, STAGES>(MAXKT) + kAlignSlack));
+  static const bool ready = [] {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         Smem::bytes(MAXKT, kExtra) + kAlignSlack));
     int device = 0, sms = 0;
     KILN_CUDA_CHECK(cudaGetDevice(&device));
     KILN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    for (int kt = kMinKT; kt <= MAXKT; ++kt) {
+    for (int kt = MINKT; kt <= MAXKT; ++kt) {
       int perSm = 0;
-      KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads,
-                                                                    ringBytes<BM, BN, BK, STAGES>(kt) + kAlignSlack));
+      KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kKernel, kThreads,
+                                                                    Smem::bytes(kt, kExtra) + kAlignSlack));
       wave[kt] = (perSm < 1 ? 1 : perSm) * sms;
     }
     return true;
   }();
   (void)ready;
   const int kTiles = (args.kPad + BK - 1) / BK;
-  KILN_CHECK(kTiles >= kMinKT && kTiles <= MAXKT, Internal, "ring wgmma tile launched on a layer whose K it does not take");
+  KILN_CHECK(kTiles >= MINKT && kTiles <= MAXKT, Internal, "persistent wgmma tile launched on a layer whose K it does not take");
   args.zPrefetched = args.z != nullptr && args.k % 16 == 0;
   args.tileAt = 0;
   const int mTiles = (args.m + BM - 1) / BM, nBlocks = (args.k + BN - 1) / BN;
   int blocks = wave[kTiles] / nBlocks;
   blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
-  kernel<<<grid, threads, ringBytes<BM, BN, BK, STAGES>(kTiles) + kAlignSlack, stream>>>(args, mTiles);
+  kKernel<<<grid, kThreads, Smem::bytes(kTiles, kExtra) + kAlignSlack, stream>>>(args, mTiles);
 }
 
-// Shared memory of a warp-specialized launch with kTiles k-steps: W, the ring, two output tiles,
-// the full and empty barriers.
-template <int BN, int BK, int STAGES>
-constexpr int wsBytes(int kTiles) {
-  return kTiles * BN * BK + STAGES * 64 * BK + 2 * epilogueBytes<Int8Out, 64, BN>() + 2 * STAGES * 8;
+// Ring tiles take STAGES - 2 k-steps and up; warp-specialized ones 64-row tiles, 384 threads and
+// their full and empty mbarriers past the output tiles.
+template <int BM, int BN, int BK, int STAGES, int MAXKT>
+void launchWgmmaRing(ConvArgs args, cudaStream_t stream) {
+  launchPersistent<convWgmmaInt8Ring<BM, BN, BK, STAGES>, BM / 64 * 128, BM, BN, BK, STAGES, STAGES - 2, MAXKT, 0>(
+      args, stream);
 }
-
 template <int BN, int BK, int STAGES, int MAXKT>
 void launchWgmmaWs(ConvArgs args, cudaStream_t stream) {
-  constexpr int threads = 384, kAlignSlack = 1024;
-  auto kernel = convWgmmaInt8Ws<BN, BK, STAGES>;
-  static int wave[MAXKT + 1];
-  static const bool ready = [&] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         wsBytes<BN, BK, STAGES>(MAXKT) + kAlignSlack));
-    int device = 0, sms = 0;
-    KILN_CUDA_CHECK(cudaGetDevice(&device));
-    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    for (int kt = 1; kt <= MAXKT; ++kt) {
-      int perSm = 0;
-      KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads,
-                                                                    wsBytes<BN, BK, STAGES>(kt) + kAlignSlack));
-      wave[kt] = (perSm < 1 ? 1 : perSm) * sms;
-    }
-    return true;
-  }();
-  (void)ready;
-  const int kTiles = (args.kPad + BK - 1) / BK;
-  KILN_CHECK(kTiles >= 1 && kTiles <= MAXKT, Internal, "warp-specialized wgmma tile launched on a layer whose K it does not take");
-  args.zPrefetched = args.z != nullptr && args.k % 16 == 0;
-  args.tileAt = 0;
-  const int mTiles = (args.m + 63) / 64, nBlocks = (args.k + BN - 1) / BN;
-  int blocks = wave[kTiles] / nBlocks;
-  blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
-  dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
-  kernel<<<grid, threads, wsBytes<BN, BK, STAGES>(kTiles) + kAlignSlack, stream>>>(args, mTiles);
+  launchPersistent<convWgmmaInt8Ws<BN, BK, STAGES>, 384, 64, BN, BK, STAGES, 1, MAXKT, 2 * STAGES * 8>(args, stream);
 }
 
 // Block shapes (BM x BN, stages, bytes of K per stage), timed per layer with the mma.sync ones: wide
