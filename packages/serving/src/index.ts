@@ -21,6 +21,7 @@ export {
 export { badRequest, SERVING_ERROR_STATUS, ServingError, type ServingErrorCode } from "./errors.ts";
 export { DTYPE_TO_V2, isV2Datatype, V2_TO_DTYPE, type V2Datatype } from "./protocol/datatypes.ts";
 export {
+  allBinary,
   decodeInferRequest,
   decodeInferResponse,
   type EncodedBody,

@@ -13,6 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from "node:net";
 import type { Tensor } from "@kiln/engine";
 import {
+  allBinary,
   decodeInferRequest,
   decodeRequestFrame,
   encodeClientResponse,
@@ -128,8 +129,6 @@ async function infer(
     replica.lastRequestAt = Date.now();
   }
 }
-
-const allBinary = () => true;
 
 /** Serves one upgraded connection: request frames in, answer frames out (in completion order). */
 function serveMux(host: ReplicaHost, socket: Socket, head: Buffer, protocol: MuxProtocol): void {

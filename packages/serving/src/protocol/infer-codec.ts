@@ -214,7 +214,8 @@ export function encodeInferResponse(response: InferResponse, binary: (name: stri
   return withBinary(header, chunks, chunks.length > 0);
 }
 
-const allBinary = () => true;
+/** encodeInferResponse's `binary` for answers with every output in binary. */
+export const allBinary = () => true;
 const noneBinary = () => false;
 
 /**
