@@ -781,6 +781,36 @@ KILN_TEST(cuda, int8_ring_tiles_over_many_tiles_per_block_match_cublaslt_path) {
   expectEveryImplicitTileMatches(model, floatTensor({256, 64, 14, 14}, 225, -1.f, 1.f), 4);
 }
 
+// The shifted-window tiles' own cases, every tile against cuBLASLt's path as above: a 7x7 grid
+// (padded to 9x9, so a fifth of the tile rows are padding the epilogue must skip, and tiles span
+// images), a 3x3 with a residual (Z read in the epilogue), an unpadded 3x3 (the window's taps reach
+// the padded grid's far edge) and a 5x5 over 128 channels (25 taps, two k-steps of 64 each).
+KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {3, 64, 7, 7});
+  m.initializer("w1", DType::Float32, {64, 64, 3, 3}, randomValues(64 * 576, 251, -0.06f, 0.06f));
+  m.initializer("b1", DType::Float32, {64}, randomValues(64, 252, -0.1f, 0.2f));
+  m.initializer("w2", DType::Float32, {64, 64, 3, 3}, randomValues(64 * 576, 253, -0.05f, 0.05f));
+  m.initializer("b2", DType::Float32, {64}, randomValues(64, 254, -0.1f, 0.1f));
+  m.initializer("w3", DType::Float32, {128, 64, 3, 3}, randomValues(128 * 576, 255, -0.05f, 0.05f));
+  m.initializer("b3", DType::Float32, {128}, randomValues(128, 256, -0.1f, 0.2f));
+  m.initializer("w4", DType::Float32, {64, 128, 5, 5}, randomValues(64 * 3200, 257, -0.03f, 0.03f));
+  m.initializer("b4", DType::Float32, {64}, randomValues(64, 258, -0.1f, 0.2f));
+  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Relu", {"c1"}, {"r1"});
+  m.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Add", {"c2", "r1"}, {"s2"});
+  m.node("Relu", {"s2"}, {"r2"});
+  m.node("Conv", {"r2", "w3", "b3"}, {"c3"});
+  m.node("Relu", {"c3"}, {"r3"});
+  m.node("Conv", {"r3", "w4", "b4"}, {"c4"}, {Attr::ints("pads", {2, 2, 2, 2})});
+  m.node("Relu", {"c4"}, {"r4"});
+  m.node("GlobalAveragePool", {"r4"}, {"y"});
+  m.output("y");
+  m.opset("", 17);
+  expectEveryImplicitTileMatches(m.bytes(), floatTensor({3, 64, 7, 7}, 259, -1.f, 1.f), 4);
+}
+
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
 // the layer's signature, this GPU's libraries and the tile shapes the build has, and a later build
 // takes a cached list as given: here one naming only the dp4a GEMM, which timing never picks while

@@ -202,7 +202,7 @@ ConvArgs argsFor(const void* x, const void* w, const void* bias, const void* z, 
   a.relu = relu ? 1 : 0, a.y = y, a.beta = 1.f;
   a.m = static_cast<int>(g.n * g.oh * g.ow), a.k = static_cast<int>(kOut), a.kPad = static_cast<int>(g.kPad);
   a.h = static_cast<int>(g.h), a.w_ = static_cast<int>(g.w), a.c = static_cast<int>(g.c);
-  a.oh = static_cast<int>(g.oh), a.ow = static_cast<int>(g.ow), a.s = g.s;
+  a.oh = static_cast<int>(g.oh), a.ow = static_cast<int>(g.ow), a.r = g.r, a.s = g.s;
   a.strideH = g.strideH, a.strideW = g.strideW, a.padH = g.padH, a.padW = g.padW, a.dilH = g.dilH, a.dilW = g.dilW;
   return a;
 }
@@ -253,7 +253,7 @@ void launchInt8ConvImplicitGemm(int tile, const int8_t* x, const int8_t* w, cons
   a.alpha = alpha, a.beta = beta;
   if (tile >= kImplicitGemmTiles && tile < kInt8ImplicitGemmTiles) {
     if (a.m == 0 || a.k == 0) return;
-    launchWgmmaInt8Conv(tile - kImplicitGemmTiles, a, stream);
+    launchWgmmaInt8Conv(tile - kImplicitGemmTiles, a, g, stream);
     KILN_CUDA_CHECK(cudaGetLastError());
     return;
   }

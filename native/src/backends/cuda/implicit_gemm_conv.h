@@ -15,24 +15,25 @@ namespace kiln::cuda {
 // (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu); INT8 adds kWgmmaTiles Hopper wgmma kernels
 // (wgmma_conv.cu) after them, which run only where wgmmaConvAvailable().
 constexpr int kImplicitGemmTiles = 11;
-constexpr int kWgmmaTiles = 18;
+constexpr int kWgmmaTiles = 22;
 constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
 // An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a), unless
 // KILN_CUDA_WGMMA=off.
 bool wgmmaConvAvailable();
-// Whether wgmma tile `tile` (0 .. kWgmmaTiles - 1) runs its own kernel on a layer with K of
-// kPadBytes: the ring and warp-specialized tiles keep all of the layer's W in shared memory and take
-// a range of k-step counts; they hand any other layer to a resident-block tile, which timing
-// measures anyway.
-bool wgmmaTileRunsAsItself(int tile, int kPadBytes);
+// Whether wgmma tile `tile` (0 .. kWgmmaTiles - 1) runs its own kernel on layer g: the ring and
+// warp-specialized tiles keep all of the layer's W in shared memory and take a range of k-step
+// counts, the shifted-window tiles take stride-1 undilated layers over a power of two of channels
+// (64+); they hand any other layer to a resident-block tile, which timing measures anyway.
+bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g);
 // Resident: one block per output tile; Ring: persistent blocks, one patch ring across their tiles
 // (the build report names them "_ring"); WarpSpecialized: persistent blocks with a producer
-// warpgroup and two consumers taking tiles in turn ("_ws").
-enum class WgmmaTileKind { Resident, Ring, WarpSpecialized };
+// warpgroup and two consumers taking tiles in turn ("_ws"); Shifted: A read straight from a copy
+// of the input window, no patch matrix ("_shift").
+enum class WgmmaTileKind { Resident, Ring, WarpSpecialized, Shifted };
 WgmmaTileKind wgmmaTileKind(int tile);
 // Whether wgmma tile `tile` is timed and may be forced: the warp-specialized tiles only with
-// KILN_CUDA_WGMMA_WS=on, until they have passed kiln_cuda_tests and the ResNet-50 build on a GPU
-// (docs/architecture.md).
+// KILN_CUDA_WGMMA_WS=on and the shifted-window ones only with KILN_CUDA_WGMMA_SHIFTED=on, until
+// they have passed kiln_cuda_tests and the ResNet-50 build on a GPU (docs/architecture.md).
 bool wgmmaTileEnabled(int tile);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);

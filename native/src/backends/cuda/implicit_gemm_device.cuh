@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backends/cuda/int8_ops.h"
 #include "backends/cuda/quantize_device.cuh"
 
 namespace kiln::cuda::implicit_gemm {
@@ -26,7 +27,7 @@ struct ConvArgs {
   // Where the epilogue's output tile starts, in bytes from the pipeline's first stage: 0 (it reuses
   // the stages) or past them, in which case Z's tile was copied there with the first k-step.
   int tileAt, zPrefetched;
-  int h, w_, c, oh, ow, s;
+  int h, w_, c, oh, ow, r, s;
   int strideH, strideW, padH, padW, dilH, dilW;
 };
 
@@ -113,6 +114,25 @@ struct HalfOut {
   }
 };
 
+// Copies k-step kt (BK bytes of K) of W's rows blockN .. blockN + BN - 1 into a stage in the swizzled
+// K-major layout, zero past K and past the last channel: the thread copies chunk `chunk` of rows
+// firstRow, + kThreads / (BK / 16), ... (kBytes: W's row length in bytes).
+template <int BN, int BK, int kThreads>
+__device__ __forceinline__ void copyFilterStep(const ConvArgs& p, uint32_t smemB, int kt, int chunk, int firstRow,
+                                               int kBytes, int blockN) {
+  constexpr int kChunks = BK / 16, kRows = BN * kChunks / kThreads, kRowStep = kThreads / kChunks;
+  static_assert(BN * kChunks % kThreads == 0, "tile shape");
+  const int kk = kt * BK + chunk * 16;
+  const bool inK = kk < kBytes;
+#pragma unroll
+  for (int i = 0; i < kRows; ++i) {
+    const int row = firstRow + i * kRowStep;
+    const bool valid = inK && blockN + row < p.k;
+    const uint8_t* src = valid ? p.w + int64_t(blockN + row) * kBytes + kk : p.w;
+    copyAsync16(smemB + swizzle<BK>(row, chunk), src, valid);
+  }
+}
+
 // Copies one BK-byte k-step of the A (patches) and W tiles of a BM x BN block into a shared-memory
 // stage with 16-byte asynchronous copies, zero-filling outside the image, past K and past the last
 // pixel or channel. A thread always copies the same chunk column of the same rows: only the filter
@@ -173,15 +193,7 @@ struct PatchLoader {
   }
   // The filter alone (W's BN rows of k-step kt).
   __device__ __forceinline__ void loadW(uint32_t smemB, int kt) const {
-    const int kk = kt * BK + chunk * 16;
-    const bool inK = kk < kBytes;
-#pragma unroll
-    for (int i = 0; i < kRowsB; ++i) {
-      const int row = firstRow + i * kRowStep;
-      const bool valid = inK && blockN + row < p.k;
-      const uint8_t* src = valid ? p.w + int64_t(blockN + row) * kBytes + kk : p.w;
-      copyAsync16(smemB + swizzle<BK>(row, chunk), src, valid);
-    }
+    copyFilterStep<BN, BK, kThreads>(p, smemB, kt, chunk, firstRow, kBytes, blockN);
   }
 };
 
@@ -191,34 +203,47 @@ __host__ __device__ constexpr int epilogueBytes() {
   return BM * (BN * T::kOut + 16);
 }
 
+// The output pixel (row of Y) of each row of a tile: `Rows` is either the tile's first pixel (an
+// int: rows are consecutive pixels, the tile's usual case) or a callable row -> pixel, -1 for a row
+// with no pixel (the shifted-window kernel's padding rows, wgmma_conv.cu).
+template <class Rows>
+__device__ __forceinline__ int tilePixel(const ConvArgs& p, const Rows& rows, int row) {
+  if constexpr (std::is_integral<Rows>::value) {
+    const int m = rows + row;
+    return m < p.m ? m : -1;
+  } else {
+    return rows(row);
+  }
+}
+
 // Visits the 8- or 16-byte vectors (Vec) of a BM x BN output tile that are inside Y: body(offset in the
 // shared tile, offset in Y). A vector is in range or out as a whole: K % 8 == 0, and K * kOut % 16 == 0
-// for 16-byte vectors.
+// for 16-byte vectors. `rows`: the tile's pixels (tilePixel).
 // tid: the thread's index among the kThreads that share the tile.
-template <class T, int BM, int BN, int kThreads, int kVec, class Body>
-__device__ __forceinline__ void forTileVectors(const ConvArgs& p, int blockM, int blockN, Body&& body,
+template <class T, int BM, int BN, int kThreads, int kVec, class Rows, class Body>
+__device__ __forceinline__ void forTileVectors(const ConvArgs& p, const Rows& rows, int blockN, Body&& body,
                                                int tid = threadIdx.x) {
   constexpr int kRowBytes = BN * T::kOut, kPitch = kRowBytes + 16, kVecsPerRow = kRowBytes / kVec;
   for (int v = tid; v < BM * kVecsPerRow; v += kThreads) {
     const int row = v / kVecsPerRow, col = (v - row * kVecsPerRow) * kVec;
-    const int m = blockM + row, n = blockN + col / T::kOut;
-    if (m < p.m && n < p.k) body(row * kPitch + col, (int64_t(m) * p.k + n) * T::kOut);
+    const int m = tilePixel(p, rows, row), n = blockN + col / T::kOut;
+    if (m >= 0 && n < p.k) body(row * kPitch + col, (int64_t(m) * p.k + n) * T::kOut);
   }
 }
 
 // Starts copying Z's tile into the output tile at shared address `tile` (cp.async, in the caller's
 // current group), so that the residual arrives while the block computes instead of after it. Only
 // where K * kOut % 16 == 0 (the launch checks, see planSharedMemory).
-template <class T, int BM, int BN, int kThreads>
-__device__ __forceinline__ void prefetchZ(const ConvArgs& p, uint32_t tile, int blockM, int blockN,
+template <class T, int BM, int BN, int kThreads, class Rows>
+__device__ __forceinline__ void prefetchZ(const ConvArgs& p, uint32_t tile, const Rows& blockM, int blockN,
                                           int tid = threadIdx.x) {
   const uint8_t* z = static_cast<const uint8_t*>(p.z);
   forTileVectors<T, BM, BN, kThreads, 16>(
       p, blockM, blockN, [&](int at, int64_t global) { copyAsync16(tile + at, z + global, true); }, tid);
 }
 
-template <class T, int BM, int BN, int kThreads, int kVec>
-__device__ __forceinline__ void copyTileVectors(const ConvArgs& p, uint8_t* tile, int blockM, int blockN, bool toTile,
+template <class T, int BM, int BN, int kThreads, int kVec, class Rows>
+__device__ __forceinline__ void copyTileVectors(const ConvArgs& p, uint8_t* tile, const Rows& blockM, int blockN, bool toTile,
                                                 int tid = threadIdx.x) {
   using Vec = typename std::conditional<kVec == 16, uint4, uint2>::type;
   uint8_t* y = static_cast<uint8_t*>(p.y);
@@ -240,8 +265,8 @@ __device__ __forceinline__ void copyTileVectors(const ConvArgs& p, uint8_t* tile
 // std::bool_constant), then the block writes the tile
 // out, 16 bytes per thread where K allows it, else 8. The caller has waited for its copies and
 // synchronized: the pipeline's shared memory is free.
-template <class T, int BM, int BN, int kThreads, class FinishPairs>
-__device__ __forceinline__ void storeThroughSharedMemory(const ConvArgs& p, uint8_t* tile, int blockM, int blockN,
+template <class T, int BM, int BN, int kThreads, class Rows, class FinishPairs>
+__device__ __forceinline__ void storeThroughSharedMemory(const ConvArgs& p, uint8_t* tile, const Rows& blockM, int blockN,
                                                          FinishPairs&& finishPairs) {
   constexpr int kPitch = BN * T::kOut + 16;  // the 16 spread a phase's rows over the banks
   const bool wide = (p.k * T::kOut) % 16 == 0;
@@ -301,5 +326,5 @@ struct SharedMemoryPlan {
 
 namespace kiln::cuda {
 // wgmma tile `tile` (0 .. kWgmmaTiles - 1) of the INT8 convolution (wgmma_conv.cu).
-void launchWgmmaInt8Conv(int tile, const implicit_gemm::ConvArgs& args, cudaStream_t stream);
+void launchWgmmaInt8Conv(int tile, const implicit_gemm::ConvArgs& args, const Im2ColGeometry& g, cudaStream_t stream);
 }  // namespace kiln::cuda

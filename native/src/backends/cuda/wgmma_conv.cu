@@ -22,6 +22,7 @@
 // one image of a module, so the probe answers for the kernels too).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -521,6 +522,111 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
 #endif
 }
 
+// Where one M tile of the shifted-window kernel reads its patches (host-computed, see shiftedWindow).
+// Output pixel (n, y, x) is virtual row (n * hp + y) * wp + x of a grid padded to hp x wp = (oh + R
+// - 1) x (ow + S - 1), so tap (r, s) of virtual row q is virtual input pixel q + r * wp + s: the rows
+// with x >= ow or y >= oh compute values nobody stores.
+struct ShiftedWindow {
+  int hp, wp, images;
+  int rows;     // virtual rows: images * hp * wp
+  int pixels;   // virtual input pixels one tile reads: BM + (R - 1) * wp + S - 1
+  int plane;    // bytes between the window's 16-channel planes
+  int cbShift;  // log2(C / 16)
+};
+
+#ifdef KILN_WGMMA_DEVICE
+// Descriptor of a K-major operand without swizzle: 8-row core matrices of 16-byte rows, rows 16
+// bytes apart (consecutive pixels of one 16-channel plane), 8-row groups 128 bytes apart, the
+// second 16 bytes of each row's k32 `plane` bytes on (the next channel plane).
+__device__ __forceinline__ uint64_t planeDescriptor(uint32_t address, int plane) {
+  return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(plane >> 4) << 16) | (uint64_t(128 >> 4) << 32);
+}
+#endif
+
+// Stride-1, undilated convolutions (ResNet's 3x3s but the first of each stage) without a patch
+// matrix. Over C = 16 * 2^j channels a pixel's 16-channel group is exactly one 16-byte row of a
+// wgmma core matrix, so the block copies the input window its 128 output rows read once, as planes
+// of 16 channels with pixels 16 bytes apart ([C / 16][pixels][16]), and tap (r, s)'s k32 product
+// of warpgroup w reads A straight from plane c / 16 at pixel w * 64 + r * wp + s: the descriptor's
+// rows are the window's pixels, shifted. A tile's gather is then the window's C * (128 + (R - 1) *
+// wp + S - 1) bytes instead of 128 rows of R * S * C, which for a 3x3 is about 7x fewer copies
+// (the im2col tiles spend most of a 3x3's time issuing them). W streams through a ring of STAGES
+// swizzled k-steps as in convWgmmaInt8; the window comes with the first. The epilogue skips the
+// padding rows (ShiftedWindow).
+template <int BN, int BK, int STAGES>
+__global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(ConvArgs p, ShiftedWindow win) {
+#ifdef KILN_WGMMA_DEVICE
+  static_assert((BK == 64 || BK == 128) && STAGES >= 3, "64/128-byte atoms; one stage computing, one draining, one loading");
+  constexpr int BM = 128, kThreads = 256, kAcc = BN / 2, kStageB = BN * BK;
+  extern __shared__ __align__(1024) uint8_t smemRaw[];
+  // W's stages first (swizzle atoms on 1,024-byte boundaries; the launch adds the slack), then the window.
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  uint8_t* smem = smemRaw + (base - raw);
+  auto stageB = [&](int stage) { return base + stage * kStageB; };
+  const uint32_t window = base + STAGES * kStageB;
+
+  const int tid = threadIdx.x, warpgroup = tid / 128;
+  const int q0 = blockIdx.x * BM, blockN = blockIdx.y * BN;
+  const int kTiles = (p.kPad + BK - 1) / BK, chunk = tid % (BK / 16), firstRow = tid / (BK / 16);
+  const int imagePixels = win.hp * win.wp;
+
+  int32_t acc[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = 0;
+
+#pragma unroll
+  for (int st = 0; st < STAGES - 2; ++st) {
+    if (st == 0) {
+      // Copy j is 16-channel group j % (C / 16) of window pixel j / (C / 16): a warp reads whole pixels.
+      const int groups = win.pixels << win.cbShift, groupMask = (1 << win.cbShift) - 1;
+      for (int j = tid; j < groups; j += kThreads) {
+        const int pixel = j >> win.cbShift, cb = j & groupMask;
+        const int v = q0 + pixel, n = v / imagePixels, rest = v - n * imagePixels;
+        const int iy = rest / win.wp - p.padH, ix = rest % win.wp - p.padW;
+        const bool valid = n < win.images && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w_;
+        const uint8_t* src = valid ? p.x + ((int64_t(n) * p.h + iy) * p.w_ + ix) * p.c + cb * 16 : p.x;
+        copyAsync16(window + cb * win.plane + pixel * 16, src, valid);
+      }
+    }
+    if (st < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(st), st, chunk, firstRow, p.kPad, blockN);
+    commitAsync();
+  }
+  const uint32_t rowsAt = window + warpgroup * 64 * 16;
+  for (int kt = 0; kt < kTiles; ++kt) {
+    waitAsync<STAGES - 3>();
+    fenceAsyncProxy();
+    __syncthreads();
+    const int next = kt + STAGES - 2;
+    if (next < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(next % STAGES), next, chunk, firstRow, p.kPad, blockN);
+    commitAsync();
+    // K is (r, s, c) and C % BK == 0: the step is channels ch .. ch + BK - 1 of one tap.
+    const int kk = kt * BK, tap = kk / p.c, ch = kk - tap * p.c, r = tap / p.s, s = tap - r * p.s;
+    const uint32_t a = rowsAt + (r * win.wp + s) * 16 + (ch >> 4) * win.plane, b = stageB(kt % STAGES);
+    wgmmaFence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks)
+      WgmmaS8<BN>::mma(acc, planeDescriptor(a + ks * 2 * win.plane, win.plane), smemDescriptor<BK>(b + ks * 32));
+    wgmmaCommit();
+    wgmmaWait<1>();
+  }
+  wgmmaWait<0>();
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) fenceOperand(acc[i]);
+  waitAsync<0>();
+  __syncthreads();  // the epilogue's tile reuses the stages
+
+  auto pixelOf = [&](int row) {
+    const int v = q0 + row, n = v / imagePixels, rest = v - n * imagePixels, y = rest / win.wp, x = rest % win.wp;
+    return n < win.images && y < p.oh && x < p.ow ? (n * p.oh + y) * p.ow + x : -1;
+  };
+  const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + ((tid & 31) >> 2);
+  storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem, pixelOf, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
+    finishWarpgroupRows<BN, hasZ>(p, acc, blockN, tile + rowBase * pitch, pitch);
+  });
+#endif
+}
+
 __global__ void wgmmaProbe(int* compiled) {
 #ifdef KILN_WGMMA_DEVICE
   *compiled = 1;
@@ -593,6 +699,48 @@ void launchWgmmaWs(ConvArgs args, cudaStream_t stream) {
   launchPersistent<convWgmmaInt8Ws<BN, BK, STAGES>, 384, 64, BN, BK, STAGES, 1, MAXKT, 2 * STAGES * 8>(args, stream);
 }
 
+// A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
+// take g: stride 1 and no dilation, C a power of two with whole k-steps per tap, K unpadded, and the
+// window beside W's stages within the GPU's shared memory.
+struct ShiftedPlan {
+  ShiftedWindow win;
+  int bytes;
+};
+bool shiftedPlan(const Im2ColGeometry& g, int bn, int bk, int stages, ShiftedPlan& plan) {
+  constexpr int BM = 128, kAlignSlack = 1024;
+  if (g.strideH != 1 || g.strideW != 1 || g.dilH != 1 || g.dilW != 1) return false;
+  if (g.c < bk || g.c % bk != 0 || (g.c & (g.c - 1)) != 0 || g.kPad != int64_t(g.r) * g.s * g.c) return false;
+  ShiftedWindow& win = plan.win;
+  const int64_t hp = g.oh + g.r - 1, wp = g.ow + g.s - 1, rows = g.n * hp * wp;
+  const int64_t pixels = BM + (g.r - 1) * wp + g.s - 1;
+  if (rows + pixels >= (int64_t(1) << 31) || pixels > (1 << 16)) return false;
+  win.hp = int(hp), win.wp = int(wp), win.images = int(g.n), win.rows = int(rows), win.pixels = int(pixels);
+  // Planes 16 bytes past a 128-byte boundary apart: a warp's copies of one pixel's groups land in
+  // distinct banks.
+  win.plane = int((pixels * 16 + 127) / 128 * 128 + 16);
+  win.cbShift = 0;
+  while ((16 << win.cbShift) < g.c) ++win.cbShift;
+  const int64_t stagesAndWindow = int64_t(stages) * bn * bk + (g.c / 16) * int64_t(win.plane);
+  const int64_t bytes = std::max<int64_t>(stagesAndWindow, BM * (bn + 16)) + kAlignSlack;
+  if (bytes > maxSharedMemoryPerBlock()) return false;
+  plan.bytes = int(bytes);
+  return true;
+}
+
+template <int BN, int BK, int STAGES>
+void launchWgmmaShifted(ConvArgs args, const Im2ColGeometry& g, cudaStream_t stream) {
+  auto kernel = convWgmmaInt8Shifted<BN, BK, STAGES>;
+  // Set once per instantiation, before any capture (the first launch is a timing run).
+  static const cudaError_t attr =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock());
+  KILN_CUDA_CHECK(attr);
+  ShiftedPlan plan;
+  KILN_CHECK(shiftedPlan(g, BN, BK, STAGES, plan), Internal, "shifted-window wgmma tile launched on a layer it does not take");
+  args.zPrefetched = 0, args.tileAt = 0;
+  dim3 grid(static_cast<unsigned>((plan.win.rows + 127) / 128), static_cast<unsigned>((args.k + BN - 1) / BN));
+  kernel<<<grid, 256, plan.bytes, stream>>>(args, plan.win);
+}
+
 // Block shapes (BM x BN, stages, bytes of K per stage), timed per layer with the mma.sync ones: wide
 // tiles for the big layers, 64-row and 64-channel ones (two blocks per SM) where a layer has few
 // pixels or channels, 64-byte k-steps (three blocks per SM) for the 1x1 layers over 64 channels,
@@ -628,8 +776,25 @@ const PersistentTile kPersistentTiles[] = {
     wsTile<128, 64, 8, 1>(6),        wsTile<128, 128, 6, 8>(0),        wsTile<256, 128, 6, 4>(1),
     wsTile<64, 128, 8, 8>(3),
 };
+// Then the shifted-window tiles (BN, bytes per k-step, stages; 128-row M tiles), each handing a
+// layer it does not take (shiftedPlan) to the resident-block tile named with it.
+struct ShiftedTile {
+  void (*launch)(ConvArgs, const Im2ColGeometry&, cudaStream_t);
+  int bn, bk, stages, fallback;
+};
+template <int BN, int BK, int STAGES>
+constexpr ShiftedTile shiftedTile(int fallback) {
+  return {&launchWgmmaShifted<BN, BK, STAGES>, BN, BK, STAGES, fallback};
+}
+const ShiftedTile kShiftedTiles[] = {
+    shiftedTile<128, 128, 4>(0),
+    shiftedTile<256, 128, 3>(1),
+    shiftedTile<64, 64, 4>(3),
+    shiftedTile<128, 64, 4>(6),
+};
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
-static_assert(kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
+constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
+static_assert(kPersistentEnd + sizeof(kShiftedTiles) / sizeof(kShiftedTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
 
 }  // namespace
 
@@ -656,31 +821,42 @@ bool wgmmaConvAvailable() {
   return available;
 }
 
-void launchWgmmaInt8Conv(int tile, const ConvArgs& args, cudaStream_t stream) {
+void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g, cudaStream_t stream) {
   KILN_CHECK(tile >= 0 && tile < kWgmmaTiles, Internal, "no wgmma convolution tile " + std::to_string(tile));
   KILN_CHECK(wgmmaConvAvailable(), Internal, "wgmma convolution tiles need an sm_90 GPU and an sm_90a build");
   if (tile < kResidentTiles) return kWgmmaLaunches[tile](args, stream);
-  const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
-  if (wgmmaTileRunsAsItself(tile, args.kPad)) return persistent.launch(args, stream);
-  kWgmmaLaunches[persistent.fallback](args, stream);
+  const bool itself = wgmmaTileRunsAsItself(tile, g);
+  if (tile < kPersistentEnd) {
+    const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
+    return itself ? persistent.launch(args, stream) : kWgmmaLaunches[persistent.fallback](args, stream);
+  }
+  const ShiftedTile& shifted = kShiftedTiles[tile - kPersistentEnd];
+  return itself ? shifted.launch(args, g, stream) : kWgmmaLaunches[shifted.fallback](args, stream);
 }
 
 WgmmaTileKind wgmmaTileKind(int tile) {
   if (tile < kResidentTiles || tile >= kWgmmaTiles) return WgmmaTileKind::Resident;
+  if (tile >= kPersistentEnd) return WgmmaTileKind::Shifted;
   return kPersistentTiles[tile - kResidentTiles].warpSpecialized ? WgmmaTileKind::WarpSpecialized : WgmmaTileKind::Ring;
 }
 
 bool wgmmaTileEnabled(int tile) {
-  static const bool warpSpecialized = envIs("KILN_CUDA_WGMMA_WS", "on");
-  return wgmmaTileKind(tile) != WgmmaTileKind::WarpSpecialized || warpSpecialized;
+  static const bool warpSpecialized = envIs("KILN_CUDA_WGMMA_WS", "on"), shifted = envIs("KILN_CUDA_WGMMA_SHIFTED", "on");
+  const WgmmaTileKind kind = wgmmaTileKind(tile);
+  return (kind != WgmmaTileKind::WarpSpecialized || warpSpecialized) && (kind != WgmmaTileKind::Shifted || shifted);
 }
 
-bool wgmmaTileRunsAsItself(int tile, int kPadBytes) {
+bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g) {
   if (tile < 0 || tile >= kWgmmaTiles) return false;
   if (tile < kResidentTiles) return true;
-  const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
-  const int kTiles = (kPadBytes + persistent.bk - 1) / persistent.bk;
-  return kTiles >= persistent.minKTiles && kTiles <= persistent.maxKTiles;
+  if (tile < kPersistentEnd) {
+    const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
+    const int64_t kTiles = (g.kPad + persistent.bk - 1) / persistent.bk;
+    return kTiles >= persistent.minKTiles && kTiles <= persistent.maxKTiles;
+  }
+  const ShiftedTile& shifted = kShiftedTiles[tile - kPersistentEnd];
+  ShiftedPlan plan;
+  return shiftedPlan(g, shifted.bn, shifted.bk, shifted.stages, plan);
 }
 
 }  // namespace kiln::cuda
