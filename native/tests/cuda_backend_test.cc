@@ -781,13 +781,16 @@ KILN_TEST(cuda, int8_ring_tiles_over_many_tiles_per_block_match_cublaslt_path) {
   expectEveryImplicitTileMatches(model, floatTensor({256, 64, 14, 14}, 225, -1.f, 1.f), 4);
 }
 
-// The shifted-window tiles' own cases, every tile against cuBLASLt's path as above: a 7x7 grid
-// (padded to 9x9, so a fifth of the tile rows are padding the epilogue must skip, and tiles span
+// The shifted-window tiles' own cases, every tile against cuBLASLt's path as above: a 4x4 over 16
+// channels (the space-to-depth stem's shape: a k32 product takes two taps side by side), 9x9 grids
+// (padded to 11x11, so a third of the tile rows are padding the epilogue must skip, and tiles span
 // images), a 3x3 with a residual (Z read in the epilogue), an unpadded 3x3 (the window's taps reach
 // the padded grid's far edge) and a 5x5 over 128 channels (25 taps, two k-steps of 64 each).
 KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
   ModelBuilder m;
-  m.input("x", DType::Float32, {3, 64, 7, 7});
+  m.input("x", DType::Float32, {3, 16, 10, 10});
+  m.initializer("w0", DType::Float32, {64, 16, 4, 4}, randomValues(64 * 256, 250, -0.1f, 0.1f));
+  m.initializer("b0", DType::Float32, {64}, randomValues(64, 249, -0.1f, 0.2f));
   m.initializer("w1", DType::Float32, {64, 64, 3, 3}, randomValues(64 * 576, 251, -0.06f, 0.06f));
   m.initializer("b1", DType::Float32, {64}, randomValues(64, 252, -0.1f, 0.2f));
   m.initializer("w2", DType::Float32, {64, 64, 3, 3}, randomValues(64 * 576, 253, -0.05f, 0.05f));
@@ -796,7 +799,9 @@ KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
   m.initializer("b3", DType::Float32, {128}, randomValues(128, 256, -0.1f, 0.2f));
   m.initializer("w4", DType::Float32, {64, 128, 5, 5}, randomValues(64 * 3200, 257, -0.03f, 0.03f));
   m.initializer("b4", DType::Float32, {64}, randomValues(64, 258, -0.1f, 0.2f));
-  m.node("Conv", {"x", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Conv", {"x", "w0", "b0"}, {"c0"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Relu", {"c0"}, {"r0"});
+  m.node("Conv", {"r0", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
   m.node("Relu", {"c1"}, {"r1"});
   m.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1})});
   m.node("Add", {"c2", "r1"}, {"s2"});
@@ -808,7 +813,7 @@ KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
   m.node("GlobalAveragePool", {"r4"}, {"y"});
   m.output("y");
   m.opset("", 17);
-  expectEveryImplicitTileMatches(m.bytes(), floatTensor({3, 64, 7, 7}, 259, -1.f, 1.f), 4);
+  expectEveryImplicitTileMatches(m.bytes(), floatTensor({3, 16, 10, 10}, 259, -1.f, 1.f), 5);
 }
 
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under

@@ -23,7 +23,7 @@ bool wgmmaConvAvailable();
 // Whether wgmma tile `tile` (0 .. kWgmmaTiles - 1) runs its own kernel on layer g: the ring and
 // warp-specialized tiles keep all of the layer's W in shared memory and take a range of k-step
 // counts, the shifted-window tiles take stride-1 undilated layers over a power of two of channels
-// (64+); they hand any other layer to a resident-block tile, which timing measures anyway.
+// (16+); they hand any other layer to a resident-block tile, which timing measures anyway.
 bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g);
 // Resident: one block per output tile; Ring: persistent blocks, one patch ring across their tiles
 // (the build report names them "_ring"); WarpSpecialized: persistent blocks with a producer

@@ -537,14 +537,16 @@ struct ShiftedWindow {
 #ifdef KILN_WGMMA_DEVICE
 // Descriptor of a K-major operand without swizzle: 8-row core matrices of 16-byte rows, rows 16
 // bytes apart (consecutive pixels of one 16-channel plane), 8-row groups 128 bytes apart, the
-// second 16 bytes of each row's k32 `plane` bytes on (the next channel plane).
-__device__ __forceinline__ uint64_t planeDescriptor(uint32_t address, int plane) {
-  return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(plane >> 4) << 16) | (uint64_t(128 >> 4) << 32);
+// second 16 bytes of each row's k32 `secondHalf` bytes on (the leading byte offset: the next
+// channel plane, or the next pixel).
+__device__ __forceinline__ uint64_t planeDescriptor(uint32_t address, int secondHalf) {
+  return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(secondHalf >> 4) << 16) | (uint64_t(128 >> 4) << 32);
 }
 #endif
 
-// Stride-1, undilated convolutions (ResNet's 3x3s but the first of each stage) without a patch
-// matrix. Over C = 16 * 2^j channels a pixel's 16-channel group is exactly one 16-byte row of a
+// Stride-1, undilated convolutions (ResNet's 3x3s but the first of each stage, and its
+// space-to-depth stem: 4x4 over 16 channels) without a patch matrix. Over C = 16 * 2^j channels a
+// pixel's 16-channel group is exactly one 16-byte row of a
 // wgmma core matrix, so the block copies the input window its 128 output rows read once, as planes
 // of 16 channels with pixels 16 bytes apart ([C / 16][pixels][16]), and tap (r, s)'s k32 product
 // of warpgroup w reads A straight from plane c / 16 at pixel w * 64 + r * wp + s: the descriptor's
@@ -593,6 +595,7 @@ __global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(C
     commitAsync();
   }
   const uint32_t rowsAt = window + warpgroup * 64 * 16;
+  const int cShift = win.cbShift + 4, kSecondHalf = p.c >= 32 ? win.plane : 16;
   for (int kt = 0; kt < kTiles; ++kt) {
     waitAsync<STAGES - 3>();
     fenceAsyncProxy();
@@ -600,13 +603,16 @@ __global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(C
     const int next = kt + STAGES - 2;
     if (next < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(next % STAGES), next, chunk, firstRow, p.kPad, blockN);
     commitAsync();
-    // K is (r, s, c) and C % BK == 0: the step is channels ch .. ch + BK - 1 of one tap.
-    const int kk = kt * BK, tap = kk / p.c, ch = kk - tap * p.c, r = tap / p.s, s = tap - r * p.s;
-    const uint32_t a = rowsAt + (r * win.wp + s) * 16 + (ch >> 4) * win.plane, b = stageB(kt % STAGES);
+    // K is (r, s, c): a k32 product is channels ch .. ch + 31 of one tap, or over 16 channels two
+    // taps side by side in one filter row (shiftedPlan), the next pixel 16 bytes on.
+    const uint32_t b = stageB(kt % STAGES);
     wgmmaFence();
 #pragma unroll
-    for (int ks = 0; ks < BK / 32; ++ks)
-      WgmmaS8<BN>::mma(acc, planeDescriptor(a + ks * 2 * win.plane, win.plane), smemDescriptor<BK>(b + ks * 32));
+    for (int ks = 0; ks < BK / 32; ++ks) {
+      const int kk = kt * BK + ks * 32, tap = kk >> cShift, ch = kk & (p.c - 1), r = tap / p.s, s = tap - r * p.s;
+      const uint32_t a = rowsAt + (r * win.wp + s) * 16 + (ch >> 4) * win.plane;
+      WgmmaS8<BN>::mma(acc, planeDescriptor(a, kSecondHalf), smemDescriptor<BK>(b + ks * 32));
+    }
     wgmmaCommit();
     wgmmaWait<1>();
   }
@@ -700,8 +706,9 @@ void launchWgmmaWs(ConvArgs args, cudaStream_t stream) {
 }
 
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
-// take g: stride 1 and no dilation, C a power of two with whole k-steps per tap, K unpadded, and the
-// window beside W's stages within the GPU's shared memory.
+// take g: stride 1 and no dilation, C a power of two from 16 (16 only with filter rows of an even
+// width: a k32 product then takes two taps of one row), K unpadded and whole k-steps, and the window
+// beside W's stages within the GPU's shared memory.
 struct ShiftedPlan {
   ShiftedWindow win;
   int bytes;
@@ -709,7 +716,8 @@ struct ShiftedPlan {
 bool shiftedPlan(const Im2ColGeometry& g, int bn, int bk, int stages, ShiftedPlan& plan) {
   constexpr int BM = 128, kAlignSlack = 1024;
   if (g.strideH != 1 || g.strideW != 1 || g.dilH != 1 || g.dilW != 1) return false;
-  if (g.c < bk || g.c % bk != 0 || (g.c & (g.c - 1)) != 0 || g.kPad != int64_t(g.r) * g.s * g.c) return false;
+  if (g.c < 16 || (g.c & (g.c - 1)) != 0 || (g.c == 16 && g.s % 2 != 0)) return false;
+  if (g.kPad != int64_t(g.r) * g.s * g.c || g.kPad % bk != 0) return false;
   ShiftedWindow& win = plan.win;
   const int64_t hp = g.oh + g.r - 1, wp = g.ow + g.s - 1, rows = g.n * hp * wp;
   const int64_t pixels = BM + (g.r - 1) * wp + g.s - 1;
