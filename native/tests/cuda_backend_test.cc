@@ -783,8 +783,8 @@ KILN_TEST(cuda, int8_ring_tiles_over_many_tiles_per_block_match_cublaslt_path) {
 
 // The shifted-window tiles' own cases, every tile against cuBLASLt's path as above: a 4x4 over 16
 // channels (the space-to-depth stem's shape: a k32 product takes two taps side by side), 9x9 grids
-// (padded to 11x11, so a third of the tile rows are padding the epilogue must skip, and tiles span
-// images), a 3x3 with a residual (Z read in the epilogue), an unpadded 3x3 (the window's taps reach
+// (laid out 10x10, so a fifth of the tile rows are padding the epilogue must skip, tiles span
+// images, and a bottom/right zero row/column is the next image's/row's top/left one), a 3x3 with a residual (Z read in the epilogue), an unpadded 3x3 (the window's taps reach
 // the padded grid's far edge) and a 5x5 over 128 channels (25 taps, two k-steps of 64 each).
 KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
   ModelBuilder m;
