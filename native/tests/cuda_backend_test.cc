@@ -784,36 +784,40 @@ KILN_TEST(cuda, int8_ring_tiles_over_many_tiles_per_block_match_cublaslt_path) {
 // The shifted-window tiles' own cases, every tile against cuBLASLt's path as above: a 4x4 over 16
 // channels (the space-to-depth stem's shape: a k32 product takes two taps side by side), 9x9 grids
 // (laid out 10x10, so a fifth of the tile rows are padding the epilogue must skip, tiles span
-// images, and a bottom/right zero row/column is the next image's/row's top/left one), a 3x3 with a residual (Z read in the epilogue), an unpadded 3x3 (the window's taps reach
-// the padded grid's far edge) and a 5x5 over 128 channels (25 taps, two k-steps of 64 each).
+// images, and a bottom/right zero row/column is the next image's/row's top/left one), a 3x3 with a
+// residual (Z read in the epilogue), a stride-2 3x3 and a stride-2 1x1 (the window split into
+// even/odd row and column phases) with the 1x1 as the 3x3's residual, an unpadded 3x3 (the taps
+// reach the grid's far edge) and a 5x5 over 128 channels (25 taps, two k-steps of 64 each).
 KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
   ModelBuilder m;
   m.input("x", DType::Float32, {3, 16, 10, 10});
-  m.initializer("w0", DType::Float32, {64, 16, 4, 4}, randomValues(64 * 256, 250, -0.1f, 0.1f));
-  m.initializer("b0", DType::Float32, {64}, randomValues(64, 249, -0.1f, 0.2f));
-  m.initializer("w1", DType::Float32, {64, 64, 3, 3}, randomValues(64 * 576, 251, -0.06f, 0.06f));
-  m.initializer("b1", DType::Float32, {64}, randomValues(64, 252, -0.1f, 0.2f));
-  m.initializer("w2", DType::Float32, {64, 64, 3, 3}, randomValues(64 * 576, 253, -0.05f, 0.05f));
-  m.initializer("b2", DType::Float32, {64}, randomValues(64, 254, -0.1f, 0.1f));
-  m.initializer("w3", DType::Float32, {128, 64, 3, 3}, randomValues(128 * 576, 255, -0.05f, 0.05f));
-  m.initializer("b3", DType::Float32, {128}, randomValues(128, 256, -0.1f, 0.2f));
-  m.initializer("w4", DType::Float32, {64, 128, 5, 5}, randomValues(64 * 3200, 257, -0.03f, 0.03f));
-  m.initializer("b4", DType::Float32, {64}, randomValues(64, 258, -0.1f, 0.2f));
-  m.node("Conv", {"x", "w0", "b0"}, {"c0"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  auto conv = [&](const std::string& in, const std::string& out, int64_t k, int64_t c, int64_t r, uint32_t seed,
+                  float range, std::vector<Attr> attrs) {
+    const std::string w = "w_" + out, b = "b_" + out;
+    m.initializer(w, DType::Float32, {k, c, r, r}, randomValues(k * c * r * r, seed, -range, range));
+    m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
+    m.node("Conv", {in, w, b}, {out}, std::move(attrs));
+  };
+  const Attr pad1 = Attr::ints("pads", {1, 1, 1, 1}), stride2 = Attr::ints("strides", {2, 2});
+  conv("x", "c0", 64, 16, 4, 250, 0.1f, {pad1});  // 9x9
   m.node("Relu", {"c0"}, {"r0"});
-  m.node("Conv", {"r0", "w1", "b1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  conv("r0", "c1", 64, 64, 3, 252, 0.06f, {pad1});
   m.node("Relu", {"c1"}, {"r1"});
-  m.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1})});
+  conv("r1", "c2", 64, 64, 3, 254, 0.05f, {pad1});
   m.node("Add", {"c2", "r1"}, {"s2"});
   m.node("Relu", {"s2"}, {"r2"});
-  m.node("Conv", {"r2", "w3", "b3"}, {"c3"});
+  conv("r2", "c5", 64, 64, 3, 256, 0.05f, {pad1, stride2});  // 5x5
+  conv("r2", "c6", 64, 64, 1, 258, 0.1f, {stride2});
+  m.node("Add", {"c5", "c6"}, {"s5"});
+  m.node("Relu", {"s5"}, {"r5"});
+  conv("r5", "c3", 128, 64, 3, 260, 0.05f, {});  // 3x3
   m.node("Relu", {"c3"}, {"r3"});
-  m.node("Conv", {"r3", "w4", "b4"}, {"c4"}, {Attr::ints("pads", {2, 2, 2, 2})});
+  conv("r3", "c4", 64, 128, 5, 262, 0.03f, {Attr::ints("pads", {2, 2, 2, 2})});
   m.node("Relu", {"c4"}, {"r4"});
   m.node("GlobalAveragePool", {"r4"}, {"y"});
   m.output("y");
   m.opset("", 17);
-  expectEveryImplicitTileMatches(m.bytes(), floatTensor({3, 16, 10, 10}, 259, -1.f, 1.f), 5);
+  expectEveryImplicitTileMatches(m.bytes(), floatTensor({3, 16, 10, 10}, 264, -1.f, 1.f), 7);
 }
 
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under

@@ -529,12 +529,20 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
 // row (n * hp + y) * wp + x, and tap (r, s) of virtual row q is virtual input pixel q + r * wp + s;
 // the rows with x >= ow or y >= oh compute values nobody stores (for a 3x3 over 56x56, 3.5 %; 7x7,
 // 30 %).
+// Stride 2 (the first 3x3 and the 1x1 downsample of each ResNet stage) splits the input into its
+// even/odd row and column phases: tap (r, s) of output (y, x) is pixel (y + r / 2, x + s / 2) of
+// phase (r % 2, s % 2), so within a phase the taps are shifts again (grid hp = oh + (R - 1) / 2, wp
+// likewise, no shared padding).
 struct ShiftedWindow {
   int hp, wp, images;
-  int rows;     // virtual rows: images * hp * wp
-  int pixels;   // virtual input pixels one tile reads: BM + (R - 1) * wp + S - 1
-  int plane;    // bytes between the window's 16-channel planes
-  int cbShift;  // log2(C / 16)
+  int rows;         // virtual rows: images * hp * wp
+  int pixels;       // virtual input pixels of one phase one tile reads: BM + (R - 1) / st * wp + (S - 1) / st
+  int plane;        // bytes between the window's 16-channel planes
+  int cbShift;      // log2(C / 16)
+  int stride;       // st: 1 or 2
+  int phaseCols;    // phases per phase row: min(st, S) (phase rows: min(st, R))
+  int phaseBytes;   // bytes per phase: (C / 16) * plane
+  int phasePixels;  // pixels of all phases: phases * pixels
 };
 
 #ifdef KILN_WGMMA_DEVICE
@@ -583,15 +591,18 @@ __global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(C
 #pragma unroll
   for (int st = 0; st < STAGES - 2; ++st) {
     if (st == 0) {
-      // Copy j is 16-channel group j % (C / 16) of window pixel j / (C / 16): a warp reads whole pixels.
-      const int groups = win.pixels << win.cbShift, groupMask = (1 << win.cbShift) - 1;
+      // Copy j is 16-channel group j % (C / 16) of window pixel j / (C / 16) (of all phases, phase by
+      // phase): a warp reads whole pixels.
+      const int groups = win.phasePixels << win.cbShift, groupMask = (1 << win.cbShift) - 1;
       for (int j = tid; j < groups; j += kThreads) {
-        const int pixel = j >> win.cbShift, cb = j & groupMask;
+        const int phasePixel = j >> win.cbShift, cb = j & groupMask;
+        const int phase = phasePixel / win.pixels, pixel = phasePixel - phase * win.pixels;
+        const int phaseRow = phase / win.phaseCols, phaseCol = phase - phaseRow * win.phaseCols;
         const int v = q0 + pixel, n = v / imagePixels, rest = v - n * imagePixels;
-        const int iy = rest / win.wp - p.padH, ix = rest % win.wp - p.padW;
+        const int iy = rest / win.wp * win.stride + phaseRow - p.padH, ix = rest % win.wp * win.stride + phaseCol - p.padW;
         const bool valid = n < win.images && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w_;
         const uint8_t* src = valid ? p.x + ((int64_t(n) * p.h + iy) * p.w_ + ix) * p.c + cb * 16 : p.x;
-        copyAsync16(window + cb * win.plane + pixel * 16, src, valid);
+        copyAsync16(window + phase * win.phaseBytes + cb * win.plane + pixel * 16, src, valid);
       }
     }
     if (st < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(st), st, chunk, firstRow, p.kPad, blockN);
@@ -613,7 +624,8 @@ __global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(C
 #pragma unroll
     for (int ks = 0; ks < BK / 32; ++ks) {
       const int kk = kt * BK + ks * 32, tap = kk >> cShift, ch = kk & (p.c - 1), r = tap / p.s, s = tap - r * p.s;
-      const uint32_t a = rowsAt + (r * win.wp + s) * 16 + (ch >> 4) * win.plane;
+      const int phase = (r % win.stride) * win.phaseCols + s % win.stride;
+      const uint32_t a = rowsAt + (r / win.stride * win.wp + s / win.stride) * 16 + phase * win.phaseBytes + (ch >> 4) * win.plane;
       WgmmaS8<BN>::mma(acc, planeDescriptor(a, kSecondHalf), smemDescriptor<BK>(b + ks * 32));
     }
     wgmmaCommit();
@@ -709,26 +721,33 @@ void launchWgmmaWs(ConvArgs args, cudaStream_t stream) {
 }
 
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
-// take g: stride 1 and no dilation, C a power of two from 16 (16 only with filter rows of an even
-// width: a k32 product then takes two taps of one row), K unpadded and whole k-steps, and the window
-// beside W's stages within the GPU's shared memory.
+// take g: stride 1 or 2 and no dilation, C a power of two from 16 (16 only at stride 1 with filter
+// rows of an even width: a k32 product then takes two taps of one row), K unpadded and whole
+// k-steps, and the window beside W's stages within the GPU's shared memory.
 struct ShiftedPlan {
   ShiftedWindow win;
   int bytes;
 };
 bool shiftedPlan(const Im2ColGeometry& g, int bn, int bk, int stages, ShiftedPlan& plan) {
   constexpr int BM = 128, kAlignSlack = 1024;
-  if (g.strideH != 1 || g.strideW != 1 || g.dilH != 1 || g.dilW != 1) return false;
-  if (g.c < 16 || (g.c & (g.c - 1)) != 0 || (g.c == 16 && g.s % 2 != 0)) return false;
-  if (g.kPad != int64_t(g.r) * g.s * g.c || g.kPad % bk != 0) return false;
+  const int st = g.strideH;
+  if ((st != 1 && st != 2) || g.strideW != st || g.dilH != 1 || g.dilW != 1) return false;
+  if (g.c < 16 || (g.c & (g.c - 1)) != 0 || (g.c == 16 && (st != 1 || g.s % 2 != 0))) return false;
+  if (g.kPad != int64_t(g.r) * g.s * g.c || g.kPad % bk != 0 || g.padH < 0 || g.padW < 0) return false;
+  int64_t hp, wp;
+  if (st == 1) {
+    // The end pads the output size implies (stride 1: oh = H + padTop + padBottom - R + 1).
+    const int64_t padBottom = g.oh + g.r - 1 - g.h - g.padH, padRight = g.ow + g.s - 1 - g.w - g.padW;
+    if (padBottom < 0 || padRight < 0) return false;
+    hp = g.h + std::max<int64_t>(g.padH, padBottom), wp = g.w + std::max<int64_t>(g.padW, padRight);
+    if (g.oh > hp || g.ow > wp) return false;
+  } else {
+    hp = g.oh + (g.r - 1) / 2, wp = g.ow + (g.s - 1) / 2;
+  }
   ShiftedWindow& win = plan.win;
-  // The end pads the output size implies (stride 1: oh = H + padTop + padBottom - R + 1).
-  const int64_t padBottom = g.oh + g.r - 1 - g.h - g.padH, padRight = g.ow + g.s - 1 - g.w - g.padW;
-  if (g.padH < 0 || g.padW < 0 || padBottom < 0 || padRight < 0) return false;
-  const int64_t hp = g.h + std::max<int64_t>(g.padH, padBottom), wp = g.w + std::max<int64_t>(g.padW, padRight);
-  if (g.oh > hp || g.ow > wp) return false;
   const int64_t rows = g.n * hp * wp;
-  const int64_t pixels = BM + (g.r - 1) * wp + g.s - 1;
+  const int64_t pixels = BM + (g.r - 1) / st * wp + (g.s - 1) / st;
+  const int phases = std::min(st, g.r) * std::min(st, g.s);
   if (rows + pixels >= (int64_t(1) << 31) || pixels > (1 << 16)) return false;
   win.hp = int(hp), win.wp = int(wp), win.images = int(g.n), win.rows = int(rows), win.pixels = int(pixels);
   // Planes 16 bytes past a 128-byte boundary apart: a warp's copies of one pixel's groups land in
@@ -736,7 +755,9 @@ bool shiftedPlan(const Im2ColGeometry& g, int bn, int bk, int stages, ShiftedPla
   win.plane = int((pixels * 16 + 127) / 128 * 128 + 16);
   win.cbShift = 0;
   while ((16 << win.cbShift) < g.c) ++win.cbShift;
-  const int64_t stagesAndWindow = int64_t(stages) * bn * bk + (g.c / 16) * int64_t(win.plane);
+  win.stride = st, win.phaseCols = std::min(st, g.s);
+  win.phaseBytes = int(g.c / 16 * win.plane), win.phasePixels = int(phases * pixels);
+  const int64_t stagesAndWindow = int64_t(stages) * bn * bk + int64_t(phases) * win.phaseBytes;
   const int64_t bytes = std::max<int64_t>(stagesAndWindow, BM * (bn + 16)) + kAlignSlack;
   if (bytes > maxSharedMemoryPerBlock()) return false;
   plan.bytes = int(bytes);
