@@ -49,11 +49,13 @@ export {
   type MuxResponseFrame,
 } from "./routing/mux-frames.ts";
 export {
+  type AnswerCallback,
   type ForwardedAnswer,
   forwardOverHttp,
   forwardToReplica,
   type ReplicaRequest,
   ReplicaUnreachableError,
+  sendToReplica,
 } from "./routing/replica-client.ts";
 export { ReplicaRouter, type RoutedAnswer, type RouteEvents, type ServedDeployment } from "./routing/replica-router.ts";
 export { SIGNATURE_HEADER, signWebhook, webhookSecretFor } from "./webhooks/webhook-signature.ts";

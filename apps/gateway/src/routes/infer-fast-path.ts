@@ -9,7 +9,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "@kiln/logger";
 import { CORS_HEADERS } from "../cors.ts";
 import { errorAnswer, type HttpAnswer } from "../errors.ts";
-import { answerInference, type InferenceHttpRequest, MAX_BODY_BYTES, type ServingGetter } from "./inference.ts";
+import type { Done } from "../serving/run-inference.ts";
+import { answerInferenceThen, type InferenceHttpRequest, MAX_BODY_BYTES, type ServingGetter } from "./inference.ts";
 
 // Fastify's router limits a parameter to 100 characters (maxParamLength) and answers 404 past it.
 const INFER_PATH = /^\/v2\/models\/([\w.~-]{1,100})(?:\/versions\/([\w.~-]{1,100}))?\/infer$/;
@@ -33,9 +34,14 @@ export function writeAnswer(res: ServerResponse, answer: HttpAnswer): void {
 const isPlainType = (type: string | undefined) =>
   type === undefined || type === "application/json" || type === "application/octet-stream";
 
-function answerWith(serving: ServingGetter, request: InferenceHttpRequest): Promise<HttpAnswer> {
+function answerWith(serving: ServingGetter, request: InferenceHttpRequest, done: Done<HttpAnswer>): void {
   const got = serving();
-  return got instanceof Promise ? got.then((ctx) => answerInference(ctx, request)) : answerInference(got, request);
+  if (got instanceof Promise) {
+    got.then(
+      (ctx) => answerInferenceThen(ctx, request, done),
+      (error: unknown) => done(error),
+    );
+  } else answerInferenceThen(got, request, done);
 }
 
 /**
@@ -69,9 +75,8 @@ export function inferFastPath(
         body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
         startedAt,
       };
-      answerWith(serving, request).then(
-        (reply) => writeAnswer(res, reply),
-        (error: unknown) => fail(res, error),
+      answerWith(serving, request, (error, reply) =>
+        error === null ? writeAnswer(res, reply as HttpAnswer) : fail(res, error),
       );
     });
     // The client went away before its body arrived: nothing to answer.

@@ -1,10 +1,11 @@
 // KServe v2 / Open Inference Protocol routes beyond health: server metadata (no key), model
 // metadata and readiness, and inference with JSON or binary tensors (Bearer key).
+import type { ApiKeyIdentity } from "@kiln/api-keys";
 import { DTYPE_TO_V2, ServingError } from "@kiln/serving";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { HttpAnswer } from "../errors.ts";
 import { DeploymentResolver } from "../serving/deployment-resolver.ts";
-import { resolveForKey, runInference } from "../serving/run-inference.ts";
+import { type Done, type InferenceAnswer, resolveForKey, runInferenceThen } from "../serving/run-inference.ts";
 import type { ServingContext } from "../serving/serving-context.ts";
 
 export const SERVER_NAME = "kiln";
@@ -35,22 +36,38 @@ export interface InferenceHttpRequest {
 }
 
 /** The answer to POST …/infer; errors are thrown (ServingError) for the transport to answer. */
-export async function answerInference(ctx: ServingContext, req: InferenceHttpRequest): Promise<HttpAnswer> {
+export function answerInference(ctx: ServingContext, req: InferenceHttpRequest): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) =>
+    answerInferenceThen(ctx, req, (error, answer) => (error === null ? resolve(answer as HttpAnswer) : reject(error))),
+  );
+}
+
+/** answerInference with a callback (see Done): called once, at once for a request refused before the worker hop. */
+export function answerInferenceThen(ctx: ServingContext, req: InferenceHttpRequest, done: Done<HttpAnswer>): void {
   const authenticated = ctx.authenticate(req.authorization);
-  const key = authenticated instanceof Promise ? await authenticated : authenticated;
+  if (authenticated instanceof Promise) {
+    authenticated.then(
+      (key) => answerFor(ctx, key, req, done),
+      (error: unknown) => done(error),
+    );
+  } else answerFor(ctx, authenticated, req, done);
+}
+
+function answerFor(ctx: ServingContext, key: ApiKeyIdentity, req: InferenceHttpRequest, done: Done<HttpAnswer>): void {
   const rawLength = req.headerLength;
   const headerLength = rawLength === undefined ? undefined : Number(rawLength);
   if (headerLength !== undefined && !Number.isInteger(headerLength)) {
-    throw new ServingError("BAD_REQUEST", `Inference-Header-Content-Length '${rawLength}' is not an integer`);
+    done(new ServingError("BAD_REQUEST", `Inference-Header-Content-Length '${rawLength}' is not an integer`));
+    return;
   }
-  const answer = await runInference(ctx, {
-    key,
-    modelName: req.name,
-    version: req.version,
-    body: req.body,
-    headerLength,
-    startedAt: req.startedAt,
-  });
+  runInferenceThen(
+    ctx,
+    { key, modelName: req.name, version: req.version, body: req.body, headerLength, startedAt: req.startedAt },
+    (error, answer) => (error === null ? done(null, httpAnswer(answer as InferenceAnswer)) : done(error)),
+  );
+}
+
+function httpAnswer(answer: InferenceAnswer): HttpAnswer {
   const { encoded } = answer;
   const headers: HttpAnswer["headers"] = { "x-request-id": answer.requestId };
   if (encoded.headerLength !== undefined) {

@@ -142,6 +142,12 @@ export class RequestAdmission {
    * else checked and counted in Redis with the turn's other requests of the organization.
    */
   admit(orgId: string, plan: Plan): Promise<void> {
+    const admitted = this.admitNow(orgId, plan);
+    return admitted === true ? ADMITTED : admitted;
+  }
+
+  /** admit, answering `true` at once (no promise) when this gateway's lease admits the request. */
+  admitNow(orgId: string, plan: Plan): true | Promise<void> {
     const lease = this.#leaseOf(orgId, plan);
     const at = performance.now();
     if (at - lease.windowStart >= LEASE_MS) {
@@ -155,7 +161,7 @@ export class RequestAdmission {
         lease.tokens--;
         // Ask for the next lease before this one runs out, so requests rarely wait for Redis.
         if (lease.tokens * 4 < lease.lastWindowCount && lease.inFlight === 0) this.#schedule(lease);
-        return ADMITTED;
+        return true;
       }
       this.#giveBack(lease);
     }

@@ -10,6 +10,7 @@ import {
   encodeClientResponse,
   encodeInferRequest,
   type InferRequest,
+  type RoutedAnswer,
   ServingError,
   validateInputs,
   validateOutputs,
@@ -33,6 +34,22 @@ export interface InferenceAnswer {
   encoded: EncodedBody;
   computeMs: number;
   batchSize: number;
+}
+
+/**
+ * Called once with the answer (`error` null) or the error to answer with. The request path passes
+ * callbacks rather than promises: with the key, deployment and plan cached and a lease holding
+ * admissions (nearly every request under load), an inference runs from its body to its frame to
+ * the worker in one go and from the worker's answer to the client's in another, without a promise
+ * or an async function's frame of its own in between.
+ */
+export type Done<T> = (error: unknown, value?: T) => void;
+
+/** A promise for a callback-style call. */
+function promised<T>(start: (done: Done<T>) => void): Promise<T> {
+  return new Promise((resolve, reject) =>
+    start((error, value) => (error === null ? resolve(value as T) : reject(error))),
+  );
 }
 
 /**
@@ -74,16 +91,30 @@ function checkFor(key: ApiKeyIdentity, deployment: ResolvedDeployment, name: str
  * event-loop turn's other commands), without a promise of its own.
  */
 export function admit(ctx: ServingContext, orgId: string, bodyBytes: number): Promise<void> {
-  const standing = ctx.plans.cached(orgId);
-  if (standing === undefined) return ctx.plans.standing(orgId).then((s) => admitWith(ctx, orgId, bodyBytes, s));
   try {
-    return admitWith(ctx, orgId, bodyBytes, standing);
+    const admitted = admitNow(ctx, orgId, bodyBytes);
+    return admitted === true ? Promise.resolve() : admitted;
   } catch (error) {
     return Promise.reject(error);
   }
 }
 
-function admitWith(ctx: ServingContext, orgId: string, bodyBytes: number, standing: OrgStanding): Promise<void> {
+/**
+ * admit, answering `true` at once when the plan is cached and a lease admits the request; plan
+ * standing and size refusals are thrown.
+ */
+function admitNow(ctx: ServingContext, orgId: string, bodyBytes: number): true | Promise<void> {
+  const standing = ctx.plans.cached(orgId);
+  if (standing === undefined) {
+    return ctx.plans.standing(orgId).then((s) => {
+      const admitted = admitWith(ctx, orgId, bodyBytes, s);
+      return admitted === true ? undefined : admitted;
+    });
+  }
+  return admitWith(ctx, orgId, bodyBytes, standing);
+}
+
+function admitWith(ctx: ServingContext, orgId: string, bodyBytes: number, standing: OrgStanding): true | Promise<void> {
   if (standing.paymentProblem) throw new ServingError("PAYMENT_REQUIRED", standing.paymentProblem);
   const maxBytes = standing.plan.limits.maxRequestBytes;
   if (bodyBytes > maxBytes) {
@@ -92,19 +123,45 @@ function admitWith(ctx: ServingContext, orgId: string, bodyBytes: number, standi
       `request body of ${bodyBytes} bytes exceeds the ${standing.plan.name} plan's ${maxBytes}`,
     );
   }
-  return ctx.admission.admit(orgId, standing.plan);
+  return ctx.admission.admitNow(orgId, standing.plan);
 }
 
 /** JSON request bodies up to this size go to the worker as they came. */
 const PASS_THROUGH_JSON_BYTES = 4096;
 
-export async function runInference(ctx: ServingContext, call: InferenceCall): Promise<InferenceAnswer> {
+export function runInference(ctx: ServingContext, call: InferenceCall): Promise<InferenceAnswer> {
+  return promised((done) => runInferenceThen(ctx, call, done));
+}
+
+/** runInference with a callback (see Done): called once, at once for a request refused before the worker hop. */
+export function runInferenceThen(ctx: ServingContext, call: InferenceCall, done: Done<InferenceAnswer>): void {
   const resolved = resolveForKey(ctx, call.key, call.modelName, call.version);
-  const deployment = resolved instanceof Promise ? await resolved : resolved;
+  if (resolved instanceof Promise) {
+    resolved.then(
+      (deployment) => runResolved(ctx, call, deployment, done),
+      (error: unknown) => done(error),
+    );
+  } else runResolved(ctx, call, resolved, done);
+}
+
+function runResolved(
+  ctx: ServingContext,
+  call: InferenceCall,
+  deployment: ResolvedDeployment,
+  done: Done<InferenceAnswer>,
+): void {
   if (!DeploymentResolver.isServable(deployment)) {
-    throw new ServingError("UNAVAILABLE", `model '${call.modelName}' is ${deployment.status} and cannot serve`, 30);
+    done(new ServingError("UNAVAILABLE", `model '${call.modelName}' is ${deployment.status} and cannot serve`, 30));
+    return;
   }
-  const admitted = admit(ctx, call.key.orgId, call.body.byteLength);
+  let admitted: true | Promise<void>;
+  try {
+    admitted = admitNow(ctx, call.key.orgId, call.body.byteLength);
+  } catch (error) {
+    // Plan standing or size: refused before anything else (as a refusal wins over a bad request).
+    done(error);
+    return;
+  }
   // Decoded, validated and encoded for the worker in the same turn, so the worker hop starts as soon
   // as Redis answers. The answer is the same as admitting first: an admission refusal wins over a
   // bad request, and a bad request that was admitted is a 400 (having counted against the quota).
@@ -129,9 +186,12 @@ export async function runInference(ctx: ServingContext, call: InferenceCall): Pr
   } catch (error) {
     invalid = error;
   }
-  await admitted;
-  if (request === undefined || encoded === undefined) throw invalid;
-  return forward(ctx, deployment, request, call.body.byteLength, call.startedAt, encoded);
+  const proceed = () => {
+    if (request === undefined || encoded === undefined) done(invalid);
+    else forwardThen(ctx, deployment, request, call.body.byteLength, call.startedAt, encoded, done);
+  };
+  if (admitted === true) proceed();
+  else admitted.then(proceed, (error: unknown) => done(error));
 }
 
 /** The request with every input in binary, and what the client's answer depends on (id, outputs and their form). */
@@ -176,7 +236,7 @@ function meter(
   });
 }
 
-export async function forward(
+export function forward(
   ctx: ServingContext,
   deployment: ResolvedDeployment,
   request: InferRequest,
@@ -185,23 +245,62 @@ export async function forward(
   /** The request already encoded for a worker; default: encoded from `request`. */
   encodedForWorker?: EncodedBody,
 ): Promise<InferenceAnswer> {
-  const requestId = randomUUID();
+  return promised((done) => {
+    let encoded: EncodedBody;
+    try {
+      encoded = encodedForWorker ?? encodeForWorker(request);
+    } catch (error) {
+      done(error);
+      return;
+    }
+    forwardThen(ctx, deployment, request, bytesIn, startedAt, encoded, done);
+  });
+}
+
+/** forward with a callback (see Done) and the request already encoded for the worker. */
+function forwardThen(
+  ctx: ServingContext,
+  deployment: ResolvedDeployment,
+  request: InferRequest,
+  bytesIn: number,
+  startedAt: number,
+  encoded: EncodedBody,
+  done: Done<InferenceAnswer>,
+): void {
+  ctx.router.inferThen(
+    deployment.served,
+    { body: encoded.body, headerLength: encoded.headerLength, model: deployment.model },
+    (error, answer) => {
+      let result: InferenceAnswer;
+      try {
+        result = answered(ctx, deployment, request, bytesIn, startedAt, error, answer as RoutedAnswer);
+      } catch (failure) {
+        done(failure);
+        return;
+      }
+      done(null, result);
+    },
+  );
+}
+
+/** The replica's answer (or failure) as the client's answer: metrics and the usage event, or the error to throw. */
+function answered(
+  ctx: ServingContext,
+  deployment: ResolvedDeployment,
+  request: InferRequest,
+  bytesIn: number,
+  startedAt: number,
+  error: Error | null,
+  answer: RoutedAnswer,
+): InferenceAnswer {
   const { deploymentId, orgId } = deployment.served;
-  const series = ctx.metrics.forDeployment(deploymentId);
-  const encoded = encodedForWorker ?? encodeForWorker(request);
-  let answer: Awaited<ReturnType<ServingContext["router"]["infer"]>>;
-  try {
-    answer = await ctx.router.infer(deployment.served, {
-      body: encoded.body,
-      headerLength: encoded.headerLength,
-      model: deployment.model,
-    });
-  } catch (error) {
+  if (error !== null) {
     const status = error instanceof ServingError ? error.status : 500;
     ctx.metrics.failure.inc({ deployment: deploymentId, status });
     throw error;
   }
-
+  const requestId = randomUUID();
+  const series = ctx.metrics.forDeployment(deploymentId);
   if (answer.status !== 200) {
     let message = `replica answered ${answer.status}`;
     try {

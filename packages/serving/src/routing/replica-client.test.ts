@@ -4,7 +4,13 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeRequestFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL, MUX_PROTOCOL_2 } from "./mux-frames.ts";
-import { forwardToReplica, ReplicaUnreachableError } from "./replica-client.ts";
+import {
+  type AnswerCallback,
+  type ForwardedAnswer,
+  forwardToReplica,
+  ReplicaUnreachableError,
+  sendToReplica,
+} from "./replica-client.ts";
 
 const servers: Server[] = [];
 const sockets = new Set<Socket>();
@@ -161,5 +167,68 @@ describe("forwardToReplica", () => {
     await expect(forwardToReplica(droppingUrl, "rep_e", request("1"), 5_000)).rejects.toBeInstanceOf(
       ReplicaUnreachableError,
     );
+  });
+});
+
+describe("sendToReplica", () => {
+  /** Sends and collects the callback's one call; `sync` records whether it came before sendToReplica returned. */
+  function send(url: string, replicaId: string, body: string, timeoutMs = 5_000, after?: AnswerCallback) {
+    let returned = false;
+    let calls = 0;
+    const outcome = new Promise<{ error: Error | null; answer?: ForwardedAnswer; sync: boolean }>((resolve) =>
+      sendToReplica(url, replicaId, request(body), timeoutMs, (error, answer) => {
+        calls++;
+        resolve({ error, answer, sync: !returned });
+        after?.(error, answer);
+      }),
+    );
+    returned = true;
+    return { outcome, calls: () => calls };
+  }
+
+  it("calls back once per request, never before it returns, with the answering replica named", async () => {
+    const url = await listen(muxWorker());
+    // The first call opens the connection; the later ones go out on the open connection.
+    const first = send(url, "rep_a", "1");
+    expect((await first.outcome).answer?.replicaId).toBe("rep_a");
+    const sent = ["rep_a", "rep_b", "gone"].map((id, i) => send(url, id, String(i)));
+    const results = await Promise.all(sent.map((s) => s.outcome));
+    expect(results.map((r) => [r.error, r.sync, r.answer?.replicaId, r.answer?.status])).toEqual([
+      [null, false, "rep_a", 200],
+      [null, false, "rep_b", 200],
+      [null, false, "gone", 410],
+    ]);
+    expect(results[1]?.answer?.body.toString()).toBe("dense@3:1");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect([first, ...sent].map((s) => s.calls())).toEqual([1, 1, 1, 1]);
+  });
+
+  it("keeps the connection reading when a callback throws", async () => {
+    let connections = 0;
+    const server = muxWorker();
+    server.on("connection", () => connections++);
+    const url = await listen(server);
+    await send(url, "rep_a", "0").outcome;
+    // The callback's exception surfaces on its own (as an uncaught error), not as a broken connection.
+    const thrown = new Promise<unknown>((resolve) => process.once("uncaughtException", resolve));
+    const bad = send(url, "rep_a", "1", 5_000, () => {
+      throw new Error("callback bug");
+    });
+    const good = send(url, "rep_a", "2");
+    expect((await bad.outcome).answer?.status).toBe(200);
+    expect((await good.outcome).answer?.body.toString()).toBe("dense@3:2");
+    expect(((await thrown) as Error).message).toBe("callback bug");
+    expect((await send(url, "rep_a", "3").outcome).answer?.status).toBe(200);
+    expect(connections).toBe(1);
+  });
+
+  it("reports an unreachable worker through the callback, not before it returns", async () => {
+    const closed = createServer();
+    const closedUrl = await listen(closed);
+    closed.close();
+    const { outcome } = send(closedUrl, "rep_c", "1");
+    const result = await outcome;
+    expect(result.error).toBeInstanceOf(ReplicaUnreachableError);
+    expect(result.sync).toBe(false);
   });
 });

@@ -15,6 +15,8 @@ export interface ReplicaRequest extends EncodedBody {
 
 export interface ForwardedAnswer {
   status: number;
+  /** The replica that answered. */
+  replicaId: string;
   /**
    * A 200 answer's body: the client's answer (the outputs it asked for, JSON or binary as it asked)
    * when `isClientAnswer`, else every output in binary (a worker called over plain HTTP). Other
@@ -33,6 +35,24 @@ export interface ForwardedAnswer {
 /** The worker could not be reached or dropped the connection: the replica is gone, not the request's fault. */
 export class ReplicaUnreachableError extends Error {}
 
+/**
+ * Called once with the replica's answer or the reason there is none (a ReplicaUnreachableError when
+ * the replica could not be reached). The callback form of forwardToReplica: the gateway's request
+ * path uses it so that an inference costs no promise of its own on this hop.
+ */
+export type AnswerCallback = (error: Error | null, answer?: ForwardedAnswer) => void;
+
+/** Calls `done`; an exception it throws is rethrown on its own (it must not break the connection's reading). */
+function call(done: AnswerCallback, error: Error | null, answer?: ForwardedAnswer): void {
+  try {
+    done(error, answer);
+  } catch (thrown) {
+    queueMicrotask(() => {
+      throw thrown;
+    });
+  }
+}
+
 const agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
 
 // Worker base URLs are few and long-lived: parse each once.
@@ -49,8 +69,7 @@ function targetOf(baseUrl: string): { host: string; port: string } {
 }
 
 type Pending = {
-  resolve: (answer: ForwardedAnswer) => void;
-  reject: (error: Error) => void;
+  done: AnswerCallback;
   deadline: number;
   replicaId: string;
   timeoutMs: number;
@@ -135,8 +154,9 @@ class MuxConnection {
       const pending = this.#pending.get(frame.id);
       if (!pending) return; // timed out already
       this.#pending.delete(frame.id);
-      pending.resolve({
+      call(pending.done, null, {
         status: frame.status,
+        replicaId: pending.replicaId,
         body: frame.body,
         isClientAnswer: true,
         headerLength: frame.headerLength,
@@ -162,7 +182,7 @@ class MuxConnection {
       for (const [id, p] of this.#pending) {
         if (p.deadline > now) continue;
         this.#pending.delete(id);
-        p.reject(new ReplicaUnreachableError(`replica ${p.replicaId} did not answer within ${p.timeoutMs} ms`));
+        call(p.done, new ReplicaUnreachableError(`replica ${p.replicaId} did not answer within ${p.timeoutMs} ms`));
       }
     }, 1_000);
     this.#sweep.unref();
@@ -175,31 +195,31 @@ class MuxConnection {
     this.#socket?.destroy();
     this.onClose(this, unsupported);
     const message = error?.message ?? "connection closed";
-    for (const p of this.#pending.values()) p.reject(new ReplicaUnreachableError(message));
+    const pending = [...this.#pending.values()];
     this.#pending.clear();
+    for (const p of pending) call(p.done, new ReplicaUnreachableError(message));
   }
 
   get isOpen(): boolean {
     return this.#writer !== undefined && !this.#closed;
   }
 
-  /** Sends on an open connection. */
-  send(replicaId: string, request: ReplicaRequest, timeoutMs: number): Promise<ForwardedAnswer> {
-    return new Promise((resolve, reject) => {
-      if (this.#closed || !this.#writer) {
-        reject(new ReplicaUnreachableError(`connection to ${this.baseUrl} is closed`));
-        return;
-      }
-      const id = this.#nextId;
-      this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
-      this.#pending.set(id, { resolve, reject, deadline: performance.now() + timeoutMs, replicaId, timeoutMs });
-      this.#writer.request({
-        id,
-        replicaId,
-        headerLength: request.headerLength,
-        model: request.model,
-        body: request.body,
-      });
+  /** Sends on an open connection; `done` is called once, never before this returns. */
+  send(replicaId: string, request: ReplicaRequest, timeoutMs: number, done: AnswerCallback): void {
+    if (this.#closed || !this.#writer) {
+      const error = new ReplicaUnreachableError(`connection to ${this.baseUrl} is closed`);
+      queueMicrotask(() => done(error));
+      return;
+    }
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
+    this.#pending.set(id, { done, deadline: performance.now() + timeoutMs, replicaId, timeoutMs });
+    this.#writer.request({
+      id,
+      replicaId,
+      headerLength: request.headerLength,
+      model: request.model,
+      body: request.body,
     });
   }
 }
@@ -226,15 +246,51 @@ export function forwardToReplica(
   request: ReplicaRequest,
   timeoutMs: number,
 ): Promise<ForwardedAnswer> {
+  return new Promise((resolve, reject) =>
+    sendToReplica(baseUrl, replicaId, request, timeoutMs, (error, answer) =>
+      error ? reject(error) : resolve(answer as ForwardedAnswer),
+    ),
+  );
+}
+
+/**
+ * forwardToReplica with a callback: on an open kiln-mux/2 connection the request is framed at once
+ * and `done` runs when its answer frame arrives, with no promise in between. `done` is called
+ * once, never before this returns.
+ */
+export function sendToReplica(
+  baseUrl: string,
+  replicaId: string,
+  request: ReplicaRequest,
+  timeoutMs: number,
+  done: AnswerCallback,
+): void {
   const plainUntil = plainHttpUntil.get(baseUrl);
   if (plainUntil !== undefined) {
-    if (performance.now() < plainUntil) return forwardOverHttp(baseUrl, replicaId, request, timeoutMs);
+    if (performance.now() < plainUntil) {
+      settle(forwardOverHttp(baseUrl, replicaId, request, timeoutMs), done);
+      return;
+    }
     plainHttpUntil.delete(baseUrl);
   }
   const conn = connectionFor(baseUrl);
-  if (conn.isOpen) return conn.send(replicaId, request, timeoutMs);
-  return conn.opened.then((upgraded) =>
-    upgraded ? conn.send(replicaId, request, timeoutMs) : forwardOverHttp(baseUrl, replicaId, request, timeoutMs),
+  if (conn.isOpen) {
+    conn.send(replicaId, request, timeoutMs, done);
+    return;
+  }
+  conn.opened.then(
+    (upgraded) => {
+      if (upgraded) conn.send(replicaId, request, timeoutMs, done);
+      else settle(forwardOverHttp(baseUrl, replicaId, request, timeoutMs), done);
+    },
+    (error: Error) => done(error),
+  );
+}
+
+function settle(answer: Promise<ForwardedAnswer>, done: AnswerCallback): void {
+  answer.then(
+    (a) => done(null, a),
+    (error: Error) => done(error),
   );
 }
 
@@ -269,6 +325,7 @@ export function forwardOverHttp(
           const h = res.headers;
           resolve({
             status: res.statusCode ?? 500,
+            replicaId,
             body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
             isClientAnswer: false,
             headerLength: h["inference-header-content-length"]

@@ -6,10 +6,11 @@ import { ServingError } from "../errors.ts";
 import type { LoadJob, LoadQueue } from "../registry/load-queue.ts";
 import type { ReplicaRecord, ReplicaRegistry } from "../registry/replica-registry.ts";
 import {
+  type AnswerCallback,
   type ForwardedAnswer,
-  forwardToReplica,
   type ReplicaRequest,
   ReplicaUnreachableError,
+  sendToReplica,
 } from "./replica-client.ts";
 
 export type ServedDeployment = Omit<LoadJob, "replicaOrdinal"> & { target: string; maxReplicas: number };
@@ -19,9 +20,8 @@ export interface RouteEvents {
   onScaleUp?(deploymentId: string, ordinal: number): void;
 }
 
-export interface RoutedAnswer extends ForwardedAnswer {
-  replicaId: string;
-}
+/** A replica's answer (ForwardedAnswer names the replica that answered). */
+export type RoutedAnswer = ForwardedAnswer;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -154,41 +154,105 @@ export class ReplicaRouter {
     void this.#askFor(deployment, ordinal).catch(() => undefined);
   }
 
-  async infer(deployment: ServedDeployment, request: ReplicaRequest): Promise<RoutedAnswer> {
+  /**
+   * One inference: to the least loaded ready replica (cold-starting one when there is none), retried
+   * once on another when that replica cannot be reached or was unloaded (410).
+   */
+  infer(deployment: ServedDeployment, request: ReplicaRequest): Promise<RoutedAnswer> {
+    return new Promise((resolve, reject) =>
+      this.inferThen(deployment, request, (error, answer) => (error ? reject(error) : resolve(answer as RoutedAnswer))),
+    );
+  }
+
+  /**
+   * infer with a callback, called once and never before this returns. With the deployment's
+   * replicas known (nearly every request), the request is sent at once and `done` runs when its
+   * answer arrives, with no promise in between; registry reads, cold starts and the retry take
+   * the promise path.
+   */
+  inferThen(deployment: ServedDeployment, request: ReplicaRequest, done: AnswerCallback): void {
     const known = this.#ready(deployment.deploymentId);
-    let replicas = Array.isArray(known) ? known : await known;
-    if (replicas.length === 0) replicas = await this.#coldStart(deployment);
-    let failedReplica: string | undefined;
-    let wasUnloaded = false;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      if (attempt === 1) {
-        replicas = await this.#ready(deployment.deploymentId, true);
-        // The replica left on purpose (idle unload) and none is left: this is a cold start, not a failure.
-        if (wasUnloaded && replicas.every((r) => r.replicaId === failedReplica))
-          replicas = await this.#coldStart(deployment);
+    if (Array.isArray(known) && known.length > 0) {
+      this.#first(deployment, request, known, done);
+      return;
+    }
+    Promise.resolve(known)
+      .then((replicas) => (replicas.length > 0 ? replicas : this.#coldStart(deployment)))
+      .then(
+        (replicas) => this.#first(deployment, request, replicas, done),
+        (error: Error) => done(error),
+      );
+  }
+
+  /** The first attempt, on the least loaded of `replicas` (not empty). */
+  #first(deployment: ServedDeployment, request: ReplicaRequest, replicas: ReplicaRecord[], done: AnswerCallback): void {
+    const replica = this.#leastLoaded(replicas) as ReplicaRecord;
+    this.#send(deployment, request, replicas, replica, (error, answer) => {
+      if (error === null && answer?.status !== 410) {
+        done(null, answer);
+        return;
       }
-      const replica = this.#leastLoaded(replicas, failedReplica);
-      if (!replica) break;
-      const load = this.#inFlight.get(replica.replicaId) ?? 0;
-      this.#maybeScaleUp(deployment, replicas, load);
-      this.#inFlight.set(replica.replicaId, load + 1);
+      if (error !== null && !(error instanceof ReplicaUnreachableError)) {
+        done(error);
+        return;
+      }
+      // 410: the replica was unloaded after our registry read. Either way, try another one.
+      this.#forget(deployment.deploymentId, replica.replicaId);
+      this.#retry(deployment, request, replica.replicaId, error === null).then(
+        (routed) => done(null, routed),
+        (failure: Error) => done(failure),
+      );
+    });
+  }
+
+  /** Sends to `replica`, counting it in flight until its answer (or failure) is in. */
+  #send(
+    deployment: ServedDeployment,
+    request: ReplicaRequest,
+    replicas: ReplicaRecord[],
+    replica: ReplicaRecord,
+    done: AnswerCallback,
+  ): void {
+    const id = replica.replicaId;
+    const load = this.#inFlight.get(id) ?? 0;
+    this.#maybeScaleUp(deployment, replicas, load);
+    this.#inFlight.set(id, load + 1);
+    sendToReplica(replica.url, id, request, this.options.requestTimeoutMs, (error, answer) => {
+      const left = (this.#inFlight.get(id) ?? 1) - 1;
+      if (left > 0) this.#inFlight.set(id, left);
+      else this.#inFlight.delete(id);
+      done(error, answer);
+    });
+  }
+
+  /** The second and last attempt, after `failedReplica` could not be reached or was unloaded. */
+  async #retry(
+    deployment: ServedDeployment,
+    request: ReplicaRequest,
+    failedReplica: string,
+    wasUnloaded: boolean,
+  ): Promise<RoutedAnswer> {
+    let unloaded = wasUnloaded;
+    let replicas = await this.#ready(deployment.deploymentId, true);
+    // The replica left on purpose (idle unload) and none is left: this is a cold start, not a failure.
+    if (unloaded && replicas.every((r) => r.replicaId === failedReplica)) replicas = await this.#coldStart(deployment);
+    const replica = this.#leastLoaded(replicas, failedReplica);
+    if (replica) {
       try {
-        const answer = await forwardToReplica(replica.url, replica.replicaId, request, this.options.requestTimeoutMs);
-        // 410: the replica was unloaded after our registry read; try another one.
-        if (answer.status !== 410) return { ...answer, replicaId: replica.replicaId };
-        wasUnloaded = true;
+        const answer = await new Promise<RoutedAnswer>((resolve, reject) =>
+          this.#send(deployment, request, replicas, replica, (error, routed) =>
+            error ? reject(error) : resolve(routed as RoutedAnswer),
+          ),
+        );
+        if (answer.status !== 410) return answer;
+        unloaded = true;
       } catch (error) {
         if (!(error instanceof ReplicaUnreachableError)) throw error;
-      } finally {
-        const left = (this.#inFlight.get(replica.replicaId) ?? 1) - 1;
-        if (left > 0) this.#inFlight.set(replica.replicaId, left);
-        else this.#inFlight.delete(replica.replicaId);
       }
-      failedReplica = replica.replicaId;
       this.#forget(deployment.deploymentId, replica.replicaId);
     }
     // The only replica died: ask for a replacement now so the client's retry finds one.
-    if (failedReplica && !wasUnloaded) void this.#askFor(deployment, 1).catch(() => undefined);
+    if (!unloaded) void this.#askFor(deployment, 1).catch(() => undefined);
     throw new ServingError("UNAVAILABLE", "no replica could take the request; retry shortly", 1);
   }
 }
