@@ -555,22 +555,25 @@ __device__ __forceinline__ uint64_t planeDescriptor(uint32_t address, int second
 }
 #endif
 
-// Stride-1, undilated convolutions (ResNet's 3x3s but the first of each stage, and its
-// space-to-depth stem: 4x4 over 16 channels) without a patch matrix. Over C = 16 * 2^j channels a
-// pixel's 16-channel group is exactly one 16-byte row of a
-// wgmma core matrix, so the block copies the input window its 128 output rows read once, as planes
-// of 16 channels with pixels 16 bytes apart ([C / 16][pixels][16]), and tap (r, s)'s k32 product
-// of warpgroup w reads A straight from plane c / 16 at pixel w * 64 + r * wp + s: the descriptor's
-// rows are the window's pixels, shifted. A tile's gather is then the window's C * (128 + (R - 1) *
-// wp + S - 1) bytes instead of 128 rows of R * S * C, which for a 3x3 is about 7x fewer copies
-// (the im2col tiles spend most of a 3x3's time issuing them). W streams through a ring of STAGES
-// swizzled k-steps as in convWgmmaInt8; the window comes with the first. The epilogue skips the
-// padding rows (ShiftedWindow).
-template <int BN, int BK, int STAGES>
-__global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(ConvArgs p, ShiftedWindow win) {
+// Undilated convolutions of stride 1 or 2 (ResNet's 3x3s and 1x1s, and its space-to-depth stem: a
+// 4x4 over 16 channels) without a patch matrix. Over C = 16 * 2^j channels a pixel's 16-channel
+// group is exactly one 16-byte row of a wgmma core matrix, so the block copies the input window its
+// BM output rows read once, as planes of 16 channels with pixels 16 bytes apart ([phase][C /
+// 16][pixels][16]), and tap (r, s)'s k32 product of an m64 row block reads A straight from plane
+// c / 16 at the block's first pixel + r * wp + s (stride 1): the descriptor's rows are the window's
+// pixels, shifted. A tile's gather is then the window's C * (BM + (R - 1) * wp + S - 1) bytes
+// instead of BM rows of R * S * C, which for a 3x3 is about 7x fewer copies (the im2col tiles spend
+// most of a 3x3's time issuing them). W streams through a ring of STAGES swizzled k-steps as in
+// convWgmmaInt8; the window comes with the first. The epilogue skips the padding rows
+// (ShiftedWindow).
+// MW: m64 row blocks per warpgroup (BM = 128 * MW): two halve the W bytes per output row, which for
+// the 3x3s over 256+ channels outweigh the window's.
+template <int BN, int BK, int STAGES, int MW>
+__global__ void __launch_bounds__(256, BN * MW <= 128 ? 2 : 1) convWgmmaInt8Shifted(ConvArgs p, ShiftedWindow win) {
 #ifdef KILN_WGMMA_DEVICE
   static_assert((BK == 64 || BK == 128) && STAGES >= 3, "64/128-byte atoms; one stage computing, one draining, one loading");
-  constexpr int BM = 128, kThreads = 256, kAcc = BN / 2, kStageB = BN * BK;
+  static_assert(MW == 1 || MW == 2, "one or two m64 row blocks per warpgroup");
+  constexpr int BM = 128 * MW, kThreads = 256, kAcc = BN / 2, kStageB = BN * BK;
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   // W's stages first (swizzle atoms on 1,024-byte boundaries; the launch adds the slack), then the window.
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
@@ -584,9 +587,11 @@ __global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(C
   const int kTiles = (p.kPad + BK - 1) / BK, chunk = tid % (BK / 16), firstRow = tid / (BK / 16);
   const int imagePixels = win.hp * win.wp;
 
-  int32_t acc[kAcc];
+  int32_t acc[MW][kAcc];
 #pragma unroll
-  for (int i = 0; i < kAcc; ++i) acc[i] = 0;
+  for (int h = 0; h < MW; ++h)
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) acc[h][i] = 0;
 
 #pragma unroll
   for (int st = 0; st < STAGES - 2; ++st) {
@@ -608,7 +613,7 @@ __global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(C
     if (st < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(st), st, chunk, firstRow, p.kPad, blockN);
     commitAsync();
   }
-  const uint32_t rowsAt = window + warpgroup * 64 * 16;
+  const uint32_t rowsAt = window + warpgroup * MW * 64 * 16;
   const int cShift = win.cbShift + 4, kSecondHalf = p.c >= 32 ? win.plane : 16;
   for (int kt = 0; kt < kTiles; ++kt) {
     waitAsync<STAGES - 3>();
@@ -626,14 +631,18 @@ __global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(C
       const int kk = kt * BK + ks * 32, tap = kk >> cShift, ch = kk & (p.c - 1), r = tap / p.s, s = tap - r * p.s;
       const int phase = (r % win.stride) * win.phaseCols + s % win.stride;
       const uint32_t a = rowsAt + (r / win.stride * win.wp + s / win.stride) * 16 + phase * win.phaseBytes + (ch >> 4) * win.plane;
-      WgmmaS8<BN>::mma(acc, planeDescriptor(a, kSecondHalf), smemDescriptor<BK>(b + ks * 32));
+#pragma unroll
+      for (int h = 0; h < MW; ++h)
+        WgmmaS8<BN>::mma(acc[h], planeDescriptor(a + h * 64 * 16, kSecondHalf), smemDescriptor<BK>(b + ks * 32));
     }
     wgmmaCommit();
     wgmmaWait<1>();
   }
   wgmmaWait<0>();
 #pragma unroll
-  for (int i = 0; i < kAcc; ++i) fenceOperand(acc[i]);
+  for (int h = 0; h < MW; ++h)
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) fenceOperand(acc[h][i]);
   waitAsync<0>();
   __syncthreads();  // the epilogue's tile reuses the stages
 
@@ -641,9 +650,10 @@ __global__ void __launch_bounds__(256, BN <= 128 ? 2 : 1) convWgmmaInt8Shifted(C
     const int v = q0 + row, n = v / imagePixels, rest = v - n * imagePixels, y = rest / win.wp, x = rest % win.wp;
     return n < win.images && y < p.oh && x < p.ow ? (n * p.oh + y) * p.ow + x : -1;
   };
-  const int rowBase = warpgroup * 64 + ((tid / 32) & 3) * 16 + ((tid & 31) >> 2);
+  const int rowBase = warpgroup * MW * 64 + ((tid / 32) & 3) * 16 + ((tid & 31) >> 2);
   storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem, pixelOf, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
-    finishWarpgroupRows<BN, hasZ>(p, acc, blockN, tile + rowBase * pitch, pitch);
+#pragma unroll
+    for (int h = 0; h < MW; ++h) finishWarpgroupRows<BN, hasZ>(p, acc[h], blockN, tile + (rowBase + h * 64) * pitch, pitch);
   });
 #endif
 }
@@ -728,8 +738,8 @@ struct ShiftedPlan {
   ShiftedWindow win;
   int bytes;
 };
-bool shiftedPlan(const Im2ColGeometry& g, int bn, int bk, int stages, ShiftedPlan& plan) {
-  constexpr int BM = 128, kAlignSlack = 1024;
+bool shiftedPlan(const Im2ColGeometry& g, int bm, int bn, int bk, int stages, ShiftedPlan& plan) {
+  constexpr int kAlignSlack = 1024;
   const int st = g.strideH;
   if ((st != 1 && st != 2) || g.strideW != st || g.dilH != 1 || g.dilW != 1) return false;
   if (g.c < 16 || (g.c & (g.c - 1)) != 0 || (g.c == 16 && (st != 1 || g.s % 2 != 0))) return false;
@@ -746,7 +756,7 @@ bool shiftedPlan(const Im2ColGeometry& g, int bn, int bk, int stages, ShiftedPla
   }
   ShiftedWindow& win = plan.win;
   const int64_t rows = g.n * hp * wp;
-  const int64_t pixels = BM + (g.r - 1) / st * wp + (g.s - 1) / st;
+  const int64_t pixels = bm + (g.r - 1) / st * wp + (g.s - 1) / st;
   const int phases = std::min(st, g.r) * std::min(st, g.s);
   if (rows + pixels >= (int64_t(1) << 31) || pixels > (1 << 16)) return false;
   win.hp = int(hp), win.wp = int(wp), win.images = int(g.n), win.rows = int(rows), win.pixels = int(pixels);
@@ -758,23 +768,24 @@ bool shiftedPlan(const Im2ColGeometry& g, int bn, int bk, int stages, ShiftedPla
   win.stride = st, win.phaseCols = std::min(st, g.s);
   win.phaseBytes = int(g.c / 16 * win.plane), win.phasePixels = int(phases * pixels);
   const int64_t stagesAndWindow = int64_t(stages) * bn * bk + int64_t(phases) * win.phaseBytes;
-  const int64_t bytes = std::max<int64_t>(stagesAndWindow, BM * (bn + 16)) + kAlignSlack;
+  const int64_t bytes = std::max<int64_t>(stagesAndWindow, int64_t(bm) * (bn + 16)) + kAlignSlack;
   if (bytes > maxSharedMemoryPerBlock()) return false;
   plan.bytes = int(bytes);
   return true;
 }
 
-template <int BN, int BK, int STAGES>
+template <int BN, int BK, int STAGES, int MW>
 void launchWgmmaShifted(ConvArgs args, const Im2ColGeometry& g, cudaStream_t stream) {
-  auto kernel = convWgmmaInt8Shifted<BN, BK, STAGES>;
+  constexpr int BM = 128 * MW;
+  auto kernel = convWgmmaInt8Shifted<BN, BK, STAGES, MW>;
   // Set once per instantiation, before any capture (the first launch is a timing run).
   static const cudaError_t attr =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock());
   KILN_CUDA_CHECK(attr);
   ShiftedPlan plan;
-  KILN_CHECK(shiftedPlan(g, BN, BK, STAGES, plan), Internal, "shifted-window wgmma tile launched on a layer it does not take");
+  KILN_CHECK(shiftedPlan(g, BM, BN, BK, STAGES, plan), Internal, "shifted-window wgmma tile launched on a layer it does not take");
   args.zPrefetched = 0, args.tileAt = 0;
-  dim3 grid(static_cast<unsigned>((plan.win.rows + 127) / 128), static_cast<unsigned>((args.k + BN - 1) / BN));
+  dim3 grid(static_cast<unsigned>((plan.win.rows + BM - 1) / BM), static_cast<unsigned>((args.k + BN - 1) / BN));
   kernel<<<grid, 256, plan.bytes, stream>>>(args, plan.win);
 }
 
@@ -813,21 +824,20 @@ const PersistentTile kPersistentTiles[] = {
     wsTile<128, 64, 8, 1>(6),        wsTile<128, 128, 6, 8>(0),        wsTile<256, 128, 6, 4>(1),
     wsTile<64, 128, 8, 8>(3),
 };
-// Then the shifted-window tiles (BN, bytes per k-step, stages; 128-row M tiles), each handing a
-// layer it does not take (shiftedPlan) to the resident-block tile named with it.
+// Then the shifted-window tiles (BN, bytes per k-step, stages, m64 blocks per warpgroup: 128- or
+// 256-row M tiles), each handing a layer it does not take (shiftedPlan) to the resident-block tile
+// named with it.
 struct ShiftedTile {
   void (*launch)(ConvArgs, const Im2ColGeometry&, cudaStream_t);
-  int bn, bk, stages, fallback;
+  int bm, bn, bk, stages, fallback;
 };
-template <int BN, int BK, int STAGES>
+template <int BN, int BK, int STAGES, int MW>
 constexpr ShiftedTile shiftedTile(int fallback) {
-  return {&launchWgmmaShifted<BN, BK, STAGES>, BN, BK, STAGES, fallback};
+  return {&launchWgmmaShifted<BN, BK, STAGES, MW>, 128 * MW, BN, BK, STAGES, fallback};
 }
 const ShiftedTile kShiftedTiles[] = {
-    shiftedTile<128, 128, 4>(0),
-    shiftedTile<256, 128, 3>(1),
-    shiftedTile<64, 64, 4>(3),
-    shiftedTile<128, 64, 4>(6),
+    shiftedTile<128, 128, 4, 1>(0), shiftedTile<256, 128, 3, 1>(1), shiftedTile<64, 64, 4, 1>(3),
+    shiftedTile<128, 64, 4, 1>(6),  shiftedTile<128, 128, 4, 2>(0), shiftedTile<64, 64, 4, 2>(3),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
@@ -893,7 +903,7 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g) {
   }
   const ShiftedTile& shifted = kShiftedTiles[tile - kPersistentEnd];
   ShiftedPlan plan;
-  return shiftedPlan(g, shifted.bn, shifted.bk, shifted.stages, plan);
+  return shiftedPlan(g, shifted.bm, shifted.bn, shifted.bk, shifted.stages, plan);
 }
 
 }  // namespace kiln::cuda
