@@ -93,41 +93,48 @@ function fieldMap(fields: string[]): Map<string, string> {
   return map;
 }
 
-/** An event from its fields' values, by name (missing ones empty or 0). */
-function eventFrom(get: (field: (typeof USAGE_EVENT_FIELDS)[number]) => unknown): UsageEvent {
-  const str = (f: (typeof USAGE_EVENT_FIELDS)[number]) => String(get(f) ?? "");
-  const num = (f: (typeof USAGE_EVENT_FIELDS)[number]) => Number(get(f) ?? 0);
+/** Where each field's value sits in a batch row (USAGE_EVENT_FIELDS order). */
+const AT = Object.fromEntries(USAGE_EVENT_FIELDS.map((f, i) => [f, i])) as Record<
+  (typeof USAGE_EVENT_FIELDS)[number],
+  number
+>;
+
+/**
+ * An event from its fields' values in USAGE_EVENT_FIELDS order (missing ones empty or 0). Read by
+ * position: the aggregator decodes every event of every batch, so no lookup or closure per field.
+ */
+function eventFromRow(row: readonly unknown[]): UsageEvent {
   return {
-    eventId: str("eventId"),
-    orgId: str("orgId"),
-    deploymentId: str("deploymentId"),
-    computeMs: num("computeMs"),
-    batchShare: num("batchShare"),
-    bytesIn: num("bytesIn"),
-    bytesOut: num("bytesOut"),
-    status: get("status") === "error" ? "error" : "success",
-    latencyMs: num("latencyMs"),
-    at: num("at"),
+    eventId: String(row[AT.eventId] ?? ""),
+    orgId: String(row[AT.orgId] ?? ""),
+    deploymentId: String(row[AT.deploymentId] ?? ""),
+    computeMs: Number(row[AT.computeMs] ?? 0),
+    batchShare: Number(row[AT.batchShare] ?? 0),
+    bytesIn: Number(row[AT.bytesIn] ?? 0),
+    bytesOut: Number(row[AT.bytesOut] ?? 0),
+    status: row[AT.status] === "error" ? "error" : "success",
+    latencyMs: Number(row[AT.latencyMs] ?? 0),
+    at: Number(row[AT.at] ?? 0),
   };
 }
 
-/** Where each field's value sits in a batch row (USAGE_EVENT_FIELDS order). */
-const FIELD_POSITION = new Map(USAGE_EVENT_FIELDS.map((f, i) => [f, i]));
+/** An event from a single-event entry's fields, by name. */
+const eventFromFields = (map: Map<string, string>): UsageEvent =>
+  eventFromRow(USAGE_EVENT_FIELDS.map((f) => map.get(f)));
 
 export function decodeUsageEntry(fields: string[]): UsageEntry {
   const map = fieldMap(fields);
   const batchId = map.get(USAGE_BATCH_ID_FIELD);
   if (batchId === undefined) {
-    const event = eventFrom((f) => map.get(f));
+    const event = eventFromFields(map);
     return { receiptId: event.eventId, events: [event] };
   }
   const rows = JSON.parse(map.get(USAGE_BATCH_FIELD) ?? "[]") as unknown[][];
-  return { receiptId: batchId, events: rows.map((row) => eventFrom((f) => row[FIELD_POSITION.get(f) as number])) };
+  return { receiptId: batchId, events: rows.map(eventFromRow) };
 }
 
 export function decodeUsageEvent(fields: string[]): UsageEvent {
-  const map = fieldMap(fields);
-  return eventFrom((f) => map.get(f));
+  return eventFromFields(fieldMap(fields));
 }
 
 /** Appends the event; the stream is trimmed approximately so it cannot grow without bound. */

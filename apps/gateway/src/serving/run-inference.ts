@@ -186,12 +186,27 @@ function runResolved(
   } catch (error) {
     invalid = error;
   }
-  const proceed = () => {
-    if (request === undefined || encoded === undefined) done(invalid);
-    else forwardThen(ctx, deployment, request, call.body.byteLength, call.startedAt, encoded, done);
-  };
-  if (admitted === true) proceed();
-  else admitted.then(proceed, (error: unknown) => done(error));
+  if (admitted === true) proceed(ctx, call, deployment, request, encoded, invalid, done);
+  else {
+    admitted.then(
+      () => proceed(ctx, call, deployment, request, encoded, invalid, done),
+      (error: unknown) => done(error),
+    );
+  }
+}
+
+/** Admitted: on to the worker, or the request's own error. (A function, not a closure: under tsx, a named closure costs a name definition each time it is created.) */
+function proceed(
+  ctx: ServingContext,
+  call: InferenceCall,
+  deployment: ResolvedDeployment,
+  request: InferRequest | undefined,
+  encoded: EncodedBody | undefined,
+  invalid: unknown,
+  done: Done<InferenceAnswer>,
+): void {
+  if (request === undefined || encoded === undefined) done(invalid);
+  else forwardThen(ctx, deployment, request, call.body.byteLength, call.startedAt, encoded, done);
 }
 
 /** The request with every input in binary, and what the client's answer depends on (id, outputs and their form). */
