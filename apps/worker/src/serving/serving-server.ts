@@ -14,6 +14,7 @@ import type { Socket } from "node:net";
 import type { Tensor } from "@kiln/engine";
 import {
   allBinary,
+  type BatchedResult,
   decodeInferRequest,
   decodeRequestFrame,
   encodeClientResponse,
@@ -27,7 +28,7 @@ import {
   type MuxRequestFrame,
   ServingError,
 } from "@kiln/serving";
-import type { ReplicaHost } from "./replica-host.ts";
+import type { HostedReplica, ReplicaHost } from "./replica-host.ts";
 
 const ROUTE = /^\/v2\/replicas\/([A-Za-z0-9_]+)\/infer$/;
 const MAX_BODY_BYTES = 256 * 1024 * 1024;
@@ -80,54 +81,110 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-/**
- * Runs one request on a hosted replica; `body` is read only once the replica has counted it in
- * flight. With `answerAs` (kiln-mux/2) the answer is the client's, named by that model name and
- * version; without it, every output in binary.
- */
-async function infer(
-  host: ReplicaHost,
-  replicaId: string,
-  body: () => Buffer | Promise<Buffer>,
-  headerLength: number | undefined,
-  answerAs?: MuxRequestFrame["model"],
-): Promise<Answer> {
+/** The answer for a request that failed on the worker. */
+function failure(error: unknown): Answer {
+  if (error instanceof ServingError) return errorAnswer(error.status, error.message);
+  const code = (error as { code?: string }).code;
+  // The engine's argument errors are the client's fault; anything else is ours.
+  const isClientError = code === "SHAPE_MISMATCH" || code === "INVALID_ARGUMENT" || code === "DTYPE_MISMATCH";
+  return errorAnswer(isClientError ? 400 : 500, (error as Error).message);
+}
+
+/** A replica that answered a request (or failed to) is no longer busy with it. */
+function release(replica: HostedReplica): void {
+  replica.inFlight--;
+  replica.lastRequestAt = Date.now();
+}
+
+/** The hosted replica, counted in flight, or undefined when it is not serving here. */
+function enter(host: ReplicaHost, replicaId: string): HostedReplica | undefined {
   const replica = host.replicas.get(replicaId);
-  // 410: the gateway's view of the registry is stale; it retries on another replica.
-  if (replica?.status !== "ready") return errorAnswer(410, `replica ${replicaId} is not serving here`);
+  if (replica?.status !== "ready") return undefined;
   replica.inFlight++;
   replica.lastRequestAt = Date.now();
+  return replica;
+}
+
+// 410: the gateway's view of the registry is stale; it retries on another replica.
+const notHere = (replicaId: string) => errorAnswer(410, `replica ${replicaId} is not serving here`);
+
+/**
+ * Runs one request on a replica that has counted it in flight (released before `done`). With
+ * `answerAs` (kiln-mux/2) the answer is the client's, named by that model name and version;
+ * without it, every output in binary. `done` is called once; from the frame to the answer there is
+ * no promise per request (the batcher calls back).
+ */
+function runOn(
+  replica: HostedReplica,
+  bytes: Buffer,
+  headerLength: number | undefined,
+  answerAs: MuxRequestFrame["model"],
+  done: (answer: Answer) => void,
+): void {
+  let request: ReturnType<typeof decodeInferRequest>;
+  const inputs: Record<string, Tensor> = {};
   try {
-    const got = body();
-    const bytes = got instanceof Promise ? await got : got;
-    const request = decodeInferRequest(bytes, headerLength);
-    const inputs: Record<string, Tensor> = {};
+    request = decodeInferRequest(bytes, headerLength);
     for (const t of request.inputs) inputs[t.name] = { dtype: t.dtype, shape: t.shape, data: t.data };
-    const result = await replica.batcher.run(inputs);
-    const outputs = Object.entries(result.outputs).map(([name, t]) => ({ name, ...t }));
-    const encoded = answerAs
-      ? encodeClientResponse(request, answerAs, outputs)
-      : encodeInferResponse({ modelName: replica.job.deploymentId, outputs }, allBinary);
-    return {
-      status: 200,
-      body: encoded.body,
-      // A plain JSON client answer has no header length; an all-binary one always has.
-      headerLength: answerAs ? encoded.headerLength : (encoded.headerLength ?? encoded.body.byteLength),
-      computeMs: result.computeMs,
-      queueMs: result.queueMs,
-      batchSize: result.batchSize,
-      batchShare: result.batchShare,
-    };
   } catch (error) {
-    if (error instanceof ServingError) return errorAnswer(error.status, error.message);
-    const code = (error as { code?: string }).code;
-    // The engine's argument errors are the client's fault; anything else is ours.
-    const isClientError = code === "SHAPE_MISMATCH" || code === "INVALID_ARGUMENT" || code === "DTYPE_MISMATCH";
-    return errorAnswer(isClientError ? 400 : 500, (error as Error).message);
-  } finally {
-    replica.inFlight--;
-    replica.lastRequestAt = Date.now();
+    release(replica);
+    done(failure(error));
+    return;
   }
+  replica.batcher.runThen(inputs, (error, result) => {
+    let answer: Answer;
+    if (error !== null || result === undefined) answer = failure(error);
+    else {
+      try {
+        answer = answerFor(replica, request, result, answerAs);
+      } catch (thrown) {
+        answer = failure(thrown);
+      }
+    }
+    release(replica);
+    done(answer);
+  });
+}
+
+function answerFor(
+  replica: HostedReplica,
+  request: ReturnType<typeof decodeInferRequest>,
+  result: BatchedResult,
+  answerAs: MuxRequestFrame["model"],
+): Answer {
+  const outputs = Object.entries(result.outputs).map(([name, t]) => ({ name, ...t }));
+  const encoded = answerAs
+    ? encodeClientResponse(request, answerAs, outputs)
+    : encodeInferResponse({ modelName: replica.job.deploymentId, outputs }, allBinary);
+  return {
+    status: 200,
+    body: encoded.body,
+    // A plain JSON client answer has no header length; an all-binary one always has.
+    headerLength: answerAs ? encoded.headerLength : (encoded.headerLength ?? encoded.body.byteLength),
+    computeMs: result.computeMs,
+    queueMs: result.queueMs,
+    batchSize: result.batchSize,
+    batchShare: result.batchShare,
+  };
+}
+
+/** One request over plain HTTP: counted in flight before its body is read. Every output in binary. */
+async function inferOverHttp(
+  host: ReplicaHost,
+  replicaId: string,
+  req: IncomingMessage,
+  headerLength: number | undefined,
+): Promise<Answer> {
+  const replica = enter(host, replicaId);
+  if (!replica) return notHere(replicaId);
+  let bytes: Buffer;
+  try {
+    bytes = await readBody(req);
+  } catch (error) {
+    release(replica);
+    return failure(error);
+  }
+  return new Promise((resolve) => runOn(replica, bytes, headerLength, undefined, resolve));
 }
 
 /** Serves one upgraded connection: request frames in, answer frames out (in completion order). */
@@ -137,18 +194,12 @@ function serveMux(host: ReplicaHost, socket: Socket, head: Buffer, protocol: Mux
   const writer = new FrameWriter(socket);
   const reader = new FrameReader((payload) => {
     const frame = decodeRequestFrame(payload, protocol);
-    void infer(host, frame.replicaId, () => frame.body, frame.headerLength, frame.model).then((answer) =>
-      writer.response({
-        id: frame.id,
-        status: answer.status,
-        headerLength: answer.headerLength,
-        computeMs: answer.computeMs,
-        queueMs: answer.queueMs,
-        batchSize: answer.batchSize,
-        batchShare: answer.batchShare,
-        body: typeof answer.body === "string" ? Buffer.from(answer.body) : answer.body,
-      }),
-    );
+    const replica = enter(host, frame.replicaId);
+    if (!replica) {
+      respond(writer, frame.id, notHere(frame.replicaId));
+      return;
+    }
+    runOn(replica, frame.body, frame.headerLength, frame.model, (answer) => respond(writer, frame.id, answer));
   });
   socket.on("data", (chunk: Buffer) => {
     try {
@@ -161,6 +212,19 @@ function serveMux(host: ReplicaHost, socket: Socket, head: Buffer, protocol: Mux
   if (head.byteLength > 0) reader.push(head);
 }
 
+function respond(writer: FrameWriter, id: number, answer: Answer): void {
+  writer.response({
+    id,
+    status: answer.status,
+    headerLength: answer.headerLength,
+    computeMs: answer.computeMs,
+    queueMs: answer.queueMs,
+    batchSize: answer.batchSize,
+    batchShare: answer.batchShare,
+    body: typeof answer.body === "string" ? Buffer.from(answer.body) : answer.body,
+  });
+}
+
 export interface ServingServer extends Server {
   /** Closes the multiplexed connections (after the replicas drained; HTTP ones close with the server). */
   closeMuxConnections(): void;
@@ -171,10 +235,10 @@ export function createServingServer(host: ReplicaHost): ServingServer {
     const match = req.method === "POST" ? ROUTE.exec(req.url ?? "") : null;
     if (!match) return sendError(res, 404, `no route ${req.method} ${req.url}`);
     const headerLength = req.headers["inference-header-content-length"];
-    const answer = await infer(
+    const answer = await inferOverHttp(
       host,
       match[1] as string,
-      () => readBody(req),
+      req,
       headerLength === undefined ? undefined : Number(headerLength),
     );
     if (answer.status !== 200) {

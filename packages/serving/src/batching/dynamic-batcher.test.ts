@@ -71,4 +71,34 @@ describe("DynamicBatcher", () => {
     await expect(good).resolves.toMatchObject({ batchSize: 1 });
     await expect(bad).rejects.toThrow();
   });
+
+  it("calls each runThen callback once, after it returns, even when a batch-mate's callback throws", async () => {
+    const batches: { size: number; requests: number }[] = [];
+    const batcher = new DynamicBatcher(
+      await denseContext(64),
+      { maxBatchSize: 16, maxQueueDelayMs: 0 },
+      { onBatch: (b) => batches.push(b) },
+    );
+    const calls: { i: number; error: unknown; rows?: number; sync: boolean }[] = [];
+    // The throwing callback's error surfaces on its own, not in its batch-mates' answers.
+    const thrown = new Promise<unknown>((resolve) => process.once("uncaughtException", resolve));
+    await new Promise<void>((resolve) => {
+      for (let i = 0; i < 4; i++) {
+        let returned = false;
+        batcher.runThen({ x: tensor("float32", [1, 4], rowsOf(1, i)) }, (error, result) => {
+          calls.push({ i, error, rows: result?.outputs.y?.shape[0], sync: !returned });
+          if (calls.length === 4) resolve();
+          if (i === 1) throw new Error("callback bug");
+        });
+        returned = true;
+      }
+    });
+    expect(((await thrown) as Error).message).toBe("callback bug");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(calls.sort((a, b) => a.i - b.i)).toEqual(
+      [0, 1, 2, 3].map((i) => ({ i, error: null, rows: 1, sync: false })),
+    );
+    // One batch of four: the throw did not send the batch back to run request by request.
+    expect(batches).toEqual([{ size: 4, requests: 4, computeMs: expect.any(Number) }]);
+  });
 });

@@ -20,14 +20,31 @@ export interface BatchedResult {
   queueMs: number;
 }
 
+/** Called once with the request's result (`error` null) or the error its run failed with. */
+export type BatchCallback = (error: unknown, result?: BatchedResult) => void;
+
 type Pending = {
   inputs: Record<string, Tensor>;
   rows: number;
   key: string;
   enqueuedAt: number;
-  resolve: (result: BatchedResult) => void;
-  reject: (error: unknown) => void;
+  done: BatchCallback;
+  /** Settled already (a callback runs once, as a promise settles once). */
+  settled: boolean;
 };
+
+/** Calls a request's callback; an exception it throws is rethrown on its own (its batch-mates still get theirs). */
+function settle(p: Pending, error: unknown, result?: BatchedResult): void {
+  if (p.settled) return;
+  p.settled = true;
+  try {
+    p.done(error, result);
+  } catch (thrown) {
+    queueMicrotask(() => {
+      throw thrown;
+    });
+  }
+}
 
 export interface BatchObserver {
   onBatch?(batch: { size: number; requests: number; computeMs: number }): void;
@@ -68,16 +85,24 @@ export class DynamicBatcher {
   }
 
   run(inputs: Record<string, Tensor>): Promise<BatchedResult> {
-    return new Promise((resolve, reject) => {
-      const rows = this.#batchable ? rowsOf(inputs) : 1;
-      this.#queue.push({ inputs, rows, key: batchKey(inputs), enqueuedAt: performance.now(), resolve, reject });
-      // Decided once the caller's synchronous work is done (a microtask, no wait): requests that
-      // arrive together (one read of the worker's connection carries several) start as one batch,
-      // instead of the first running alone and the rest after it.
-      if (this.#isDeciding) return;
-      this.#isDeciding = true;
-      queueMicrotask(this.#decide);
-    });
+    return new Promise((resolve, reject) =>
+      this.runThen(inputs, (error, result) => (error === null ? resolve(result as BatchedResult) : reject(error))),
+    );
+  }
+
+  /**
+   * run with a callback, called once and never before this returns: the worker's request path
+   * runs from the request frame to its answer frame without a promise per request.
+   */
+  runThen(inputs: Record<string, Tensor>, done: BatchCallback): void {
+    const rows = this.#batchable ? rowsOf(inputs) : 1;
+    this.#queue.push({ inputs, rows, key: batchKey(inputs), enqueuedAt: performance.now(), done, settled: false });
+    // Decided once the caller's synchronous work is done (a microtask, no wait): requests that
+    // arrive together (one read of the worker's connection carries several) start as one batch,
+    // instead of the first running alone and the rest after it.
+    if (this.#isDeciding) return;
+    this.#isDeciding = true;
+    queueMicrotask(this.#decide);
   }
 
   #isDeciding = false;
@@ -133,7 +158,7 @@ export class DynamicBatcher {
         const p = batch[0] as Pending;
         const result = await this.context.run(p.inputs);
         this.observer.onBatch?.({ size: p.rows, requests: 1, computeMs: result.computeMs });
-        p.resolve({
+        settle(p, null, {
           outputs: result.outputs,
           computeMs: result.computeMs,
           batchSize: p.rows,
@@ -150,7 +175,7 @@ export class DynamicBatcher {
       const split = Object.entries(result.outputs).map(([name, t]) => [name, splitRows(t, rows)] as const);
       this.observer.onBatch?.({ size: total, requests: batch.length, computeMs: result.computeMs });
       batch.forEach((p, i) => {
-        p.resolve({
+        settle(p, null, {
           outputs: Object.fromEntries(split.map(([name, parts]) => [name, parts[i] as Tensor])),
           computeMs: (result.computeMs * p.rows) / total,
           batchSize: total,
@@ -159,7 +184,7 @@ export class DynamicBatcher {
         });
       });
     } catch (error) {
-      if (batch.length === 1) (batch[0] as Pending).reject(error);
+      if (batch.length === 1) settle(batch[0] as Pending, error);
       // One bad request must not fail its batch-mates: run each alone to find out whose it was.
       else for (const p of batch) await this.#runAlone(p);
     } finally {
@@ -173,7 +198,7 @@ export class DynamicBatcher {
     try {
       const result = await this.context.run(p.inputs);
       this.observer.onBatch?.({ size: p.rows, requests: 1, computeMs: result.computeMs });
-      p.resolve({
+      settle(p, null, {
         outputs: result.outputs,
         computeMs: result.computeMs,
         batchSize: p.rows,
@@ -181,13 +206,13 @@ export class DynamicBatcher {
         queueMs: started - p.enqueuedAt,
       });
     } catch (error) {
-      p.reject(error);
+      settle(p, error);
     }
   }
 
   /** Fails everything still queued (the replica is going away). */
   close(reason: Error): void {
     clearTimeout(this.#timer);
-    for (const p of this.#queue.splice(0)) p.reject(reason);
+    for (const p of this.#queue.splice(0)) settle(p, reason);
   }
 }
