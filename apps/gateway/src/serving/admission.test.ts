@@ -60,4 +60,31 @@ describe("RequestAdmission's keys", () => {
     ]);
     expect(calls.map((c) => [c.args[1], c.args[2], c.args[5], c.args[6]])).toEqual(expected);
   });
+
+  it("sends a turn's usage events as one entry per organization and month, each event once", async () => {
+    const { scripts, calls } = fakeScripts();
+    const prefix = "kiln-test:";
+    const admission = new RequestAdmission(
+      scripts,
+      {} as Redis,
+      {} as PrismaClient,
+      prefix,
+      createLogger({ service: "test", level: "silent" }),
+    );
+    const dec = Date.UTC(2026, 11, 31, 12);
+    const jan = Date.UTC(2027, 0, 1, 12);
+    // Interleaved, in one turn: org_a in December (three), org_a in January, org_b in December.
+    const sent = [event("org_a", dec), event("org_a", dec + 1), event("org_a", jan), event("org_b", dec + 2)];
+    for (const e of sent) admission.record(e);
+    const waited = admission.meter(event("org_a", dec + 3));
+    await waited;
+    expect(calls.map((c) => [c.args[1], (JSON.parse(String(c.args[9])) as string[][]).map((row) => row[0])])).toEqual([
+      [quotaKeys(prefix, "org_a", new Date(dec)).monthComputeMs, [`req-${dec}`, `req-${dec + 1}`, `req-${dec + 3}`]],
+      [quotaKeys(prefix, "org_a", new Date(jan)).monthComputeMs, [`req-${jan}`]],
+      [quotaKeys(prefix, "org_b", new Date(dec)).monthComputeMs, [`req-${dec + 2}`]],
+    ]);
+    // Compute is charged per entry: the sum of its events' (rounded up) milliseconds.
+    expect(calls.map((c) => c.args[4])).toEqual([3, 1, 1]);
+    await admission.close();
+  });
 });

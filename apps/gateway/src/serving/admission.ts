@@ -113,8 +113,9 @@ export class RequestAdmission {
   /** Spend notices already recorded by this process (recordSpendCapNotices is idempotent anyway). */
   readonly #noticed = new Set<string>();
   readonly #stream: string;
-  /** Usage events answered but not yet sent (see meter). */
-  #held: { event: UsageEvent; resolve: () => void }[] = [];
+  /** Usage events answered but not yet sent (see meter), and the callers waiting for them to be sent. */
+  #held: UsageEvent[] = [];
+  #heldWaiters: (() => void)[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
   #isFlushScheduled = false;
   readonly #sending = new Set<Promise<void>>();
@@ -451,20 +452,26 @@ export class RequestAdmission {
    */
   meter(event: UsageEvent): Promise<void> {
     return new Promise((resolve) => {
-      this.#held.push({ event, resolve });
-      const at = performance.now();
-      this.#meterGapMs = 0.8 * this.#meterGapMs + 0.2 * Math.min(at - this.#lastMeterAt, 1_000);
-      this.#lastMeterAt = at;
-      this.#computeMsPerRequest = 0.9 * this.#computeMsPerRequest + 0.1 * Math.ceil(Math.max(0, event.computeMs));
-      if (this.#held.length >= METER_BATCH) this.#flush();
-      else if (this.#meterGapMs > METER_HOLD_GAP_MS) {
-        // A low rate: the event leaves with this turn's write (a timer would cost a wake-up of its own).
-        if (!this.#isFlushScheduled) {
-          this.#isFlushScheduled = true;
-          this.scripts.beforeWrite(this.#flushNow);
-        }
-      } else this.#flushTimer ??= setTimeout(this.#flushNow, METER_FLUSH_MS);
+      this.#heldWaiters.push(resolve);
+      this.record(event);
     });
+  }
+
+  /** meter without the promise (the request path does not wait for its usage event). */
+  record(event: UsageEvent): void {
+    this.#held.push(event);
+    const at = performance.now();
+    this.#meterGapMs = 0.8 * this.#meterGapMs + 0.2 * Math.min(at - this.#lastMeterAt, 1_000);
+    this.#lastMeterAt = at;
+    this.#computeMsPerRequest = 0.9 * this.#computeMsPerRequest + 0.1 * Math.ceil(Math.max(0, event.computeMs));
+    if (this.#held.length >= METER_BATCH) this.#flush();
+    else if (this.#meterGapMs > METER_HOLD_GAP_MS) {
+      // A low rate: the event leaves with this turn's write (a timer would cost a wake-up of its own).
+      if (!this.#isFlushScheduled) {
+        this.#isFlushScheduled = true;
+        this.scripts.beforeWrite(this.#flushNow);
+      }
+    } else this.#flushTimer ??= setTimeout(this.#flushNow, METER_FLUSH_MS);
   }
 
   readonly #flushNow = () => this.#flush();
@@ -478,21 +485,36 @@ export class RequestAdmission {
     }
     if (this.#held.length === 0) return;
     const held = this.#held;
+    const waiters = this.#heldWaiters;
     this.#held = [];
-    const groups = new Map<string, { keys: OrgKeys; events: UsageEvent[]; resolves: (() => void)[] }>();
-    for (const { event, resolve } of held) {
-      const keys = this.#keysOf(event.orgId, new Date(event.at));
+    this.#heldWaiters = [];
+    // Nearly always one organization and month: one group, no map.
+    const first = held[0] as UsageEvent;
+    const firstKeys = this.#keysOf(first.orgId, new Date(first.at));
+    let groups: Map<string, { keys: OrgKeys; events: UsageEvent[] }> | undefined;
+    for (let i = 1; i < held.length; i++) {
+      const event = held[i] as UsageEvent;
+      const keys =
+        event.orgId === first.orgId && event.at >= firstKeys.monthStart && event.at < firstKeys.monthEnd
+          ? firstKeys
+          : this.#keysOf(event.orgId, new Date(event.at));
+      if (groups === undefined) {
+        if (keys === firstKeys) continue;
+        // A second group: regroup everything so far.
+        groups = new Map([[firstKeys.monthComputeMs, { keys: firstKeys, events: held.slice(0, i) }]]);
+      }
       const group = groups.get(keys.monthComputeMs);
-      if (group) {
-        group.events.push(event);
-        group.resolves.push(resolve);
-      } else groups.set(keys.monthComputeMs, { keys, events: [event], resolves: [resolve] });
+      if (group) group.events.push(event);
+      else groups.set(keys.monthComputeMs, { keys, events: [event] });
     }
-    for (const { keys, events, resolves } of groups.values()) {
-      const sent = this.#send(keys, events);
-      this.#track(sent);
-      void sent.then(() => {
-        for (const resolve of resolves) resolve();
+    const sends =
+      groups === undefined
+        ? [this.#send(firstKeys, held)]
+        : [...groups.values()].map(({ keys, events }) => this.#send(keys, events));
+    for (const sent of sends) this.#track(sent);
+    if (waiters.length > 0) {
+      void Promise.all(sends).then(() => {
+        for (const resolve of waiters) resolve();
       });
     }
   }

@@ -237,7 +237,7 @@ function meter(
 ): void {
   const latencyMs = performance.now() - startedAt;
   series.requestDuration.observe(latencyMs / 1000);
-  void ctx.admission.meter({
+  ctx.admission.record({
     eventId: requestId,
     orgId,
     deploymentId,
