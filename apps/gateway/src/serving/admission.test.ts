@@ -36,17 +36,17 @@ const event = (orgId: string, at: number) => ({
   at,
 });
 
+const prefix = "kiln-test:";
+// An admission whose scripts are recorded (calls), with no Redis or Postgres behind it.
+function newAdmission() {
+  const { scripts, calls } = fakeScripts();
+  const logger = createLogger({ service: "test", level: "silent" });
+  return { calls, admission: new RequestAdmission(scripts, {} as Redis, {} as PrismaClient, prefix, logger) };
+}
+
 describe("RequestAdmission's keys", () => {
   it("uses the month each usage event falls in, across a month boundary and back", async () => {
-    const { scripts, calls } = fakeScripts();
-    const prefix = "kiln-test:";
-    const admission = new RequestAdmission(
-      scripts,
-      {} as Redis,
-      {} as PrismaClient,
-      prefix,
-      createLogger({ service: "test", level: "silent" }),
-    );
+    const { calls, admission } = newAdmission();
     const lastMs = Date.UTC(2026, 11, 31, 23, 59, 59, 999);
     const times = [lastMs - 1000, lastMs + 1, lastMs, Date.UTC(2027, 0, 15), Date.UTC(2026, 10, 30, 12)];
     for (const at of times) await admission.meter(event("org_a", at));
@@ -62,15 +62,7 @@ describe("RequestAdmission's keys", () => {
   });
 
   it("sends a turn's usage events as one entry per organization and month, each event once", async () => {
-    const { scripts, calls } = fakeScripts();
-    const prefix = "kiln-test:";
-    const admission = new RequestAdmission(
-      scripts,
-      {} as Redis,
-      {} as PrismaClient,
-      prefix,
-      createLogger({ service: "test", level: "silent" }),
-    );
+    const { calls, admission } = newAdmission();
     const dec = Date.UTC(2026, 11, 31, 12);
     const jan = Date.UTC(2027, 0, 1, 12);
     // Interleaved, in one turn: org_a in December (three), org_a in January, org_b in December.
