@@ -30,6 +30,7 @@
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/implicit_gemm_conv.h"
 #include "backends/cuda/implicit_gemm_device.cuh"
+#include "backends/cuda/shifted_window.h"
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define KILN_WGMMA_DEVICE 1
@@ -522,29 +523,6 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
 #endif
 }
 
-// Where one M tile of the shifted-window kernel reads its patches (host-computed, see shiftedPlan).
-// The images are laid out as one grid of rows of wp = W + max(padLeft, padRight) pixels, hp = H +
-// max(padTop, padBottom) rows per image, so that one zero column (row) serves as one row's (image's)
-// right (bottom) padding and the next one's left (top) padding. Output pixel (n, y, x) is virtual
-// row (n * hp + y) * wp + x, and tap (r, s) of virtual row q is virtual input pixel q + r * wp + s;
-// the rows with x >= ow or y >= oh compute values nobody stores (for a 3x3 over 56x56, 3.5 %; 7x7,
-// 30 %).
-// Stride 2 (the first 3x3 and the 1x1 downsample of each ResNet stage) splits the input into its
-// even/odd row and column phases: tap (r, s) of output (y, x) is pixel (y + r / 2, x + s / 2) of
-// phase (r % 2, s % 2), so within a phase the taps are shifts again (grid hp = oh + (R - 1) / 2, wp
-// likewise, no shared padding).
-struct ShiftedWindow {
-  int hp, wp, images;
-  int rows;         // virtual rows: images * hp * wp
-  int pixels;       // virtual input pixels of one phase one tile reads: BM + (R - 1) / st * wp + (S - 1) / st
-  int plane;        // bytes between the window's 16-channel planes
-  int cbShift;      // log2(C / 16)
-  int stride;       // st: 1 or 2
-  int phaseCols;    // phases per phase row: min(st, S) (phase rows: min(st, R))
-  int phaseBytes;   // bytes per phase: (C / 16) * plane
-  int phasePixels;  // pixels of all phases: phases * pixels
-};
-
 #ifdef KILN_WGMMA_DEVICE
 // Descriptor of a K-major operand without swizzle: 8-row core matrices of 16-byte rows, rows 16
 // bytes apart (consecutive pixels of one 16-channel plane), 8-row groups 128 bytes apart, the
@@ -564,8 +542,8 @@ __device__ __forceinline__ uint64_t planeDescriptor(uint32_t address, int second
 // pixels, shifted. A tile's gather is then the window's C * (BM + (R - 1) * wp + S - 1) bytes
 // instead of BM rows of R * S * C, which for a 3x3 is about 7x fewer copies (the im2col tiles spend
 // most of a 3x3's time issuing them). W streams through a ring of STAGES swizzled k-steps as in
-// convWgmmaInt8; the window comes with the first. The epilogue skips the padding rows
-// (ShiftedWindow).
+// convWgmmaInt8; the window comes with the first. The epilogue skips the padding rows. The index
+// math (the grid, stride 2's phases) is ShiftedWindow's (shifted_window.h).
 // MW: m64 row blocks per warpgroup (BM = 128 * MW): two halve the W bytes per output row, which for
 // the 3x3s over 256+ channels outweigh the window's.
 template <int BN, int BK, int STAGES, int MW>
@@ -585,7 +563,6 @@ __global__ void __launch_bounds__(256, BN * MW <= 128 ? 2 : 1) convWgmmaInt8Shif
   const int tid = threadIdx.x, warpgroup = tid / 128;
   const int q0 = blockIdx.x * BM, blockN = blockIdx.y * BN;
   const int kTiles = (p.kPad + BK - 1) / BK, chunk = tid % (BK / 16), firstRow = tid / (BK / 16);
-  const int imagePixels = win.hp * win.wp;
 
   int32_t acc[MW][kAcc];
 #pragma unroll
@@ -596,25 +573,17 @@ __global__ void __launch_bounds__(256, BN * MW <= 128 ? 2 : 1) convWgmmaInt8Shif
 #pragma unroll
   for (int st = 0; st < STAGES - 2; ++st) {
     if (st == 0) {
-      // Copy j is 16-channel group j % (C / 16) of window pixel j / (C / 16) (of all phases, phase by
-      // phase): a warp reads whole pixels.
-      const int groups = win.phasePixels << win.cbShift, groupMask = (1 << win.cbShift) - 1;
-      for (int j = tid; j < groups; j += kThreads) {
-        const int phasePixel = j >> win.cbShift, cb = j & groupMask;
-        const int phase = phasePixel / win.pixels, pixel = phasePixel - phase * win.pixels;
-        const int phaseRow = phase / win.phaseCols, phaseCol = phase - phaseRow * win.phaseCols;
-        const int v = q0 + pixel, n = v / imagePixels, rest = v - n * imagePixels;
-        const int iy = rest / win.wp * win.stride + phaseRow - p.padH, ix = rest % win.wp * win.stride + phaseCol - p.padW;
-        const bool valid = n < win.images && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w_;
-        const uint8_t* src = valid ? p.x + ((int64_t(n) * p.h + iy) * p.w_ + ix) * p.c + cb * 16 : p.x;
-        copyAsync16(window + phase * win.phaseBytes + cb * win.plane + pixel * 16, src, valid);
+      for (int j = tid; j < win.copies(); j += kThreads) {
+        int at = 0;
+        const int64_t from = win.copySource(q0, j, at);
+        copyAsync16(window + at, from >= 0 ? p.x + from : p.x, from >= 0);
       }
     }
     if (st < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(st), st, chunk, firstRow, p.kPad, blockN);
     commitAsync();
   }
   const uint32_t rowsAt = window + warpgroup * MW * 64 * 16;
-  const int cShift = win.cbShift + 4, kSecondHalf = p.c >= 32 ? win.plane : 16;
+  const int secondHalf = win.secondHalf();
   for (int kt = 0; kt < kTiles; ++kt) {
     waitAsync<STAGES - 3>();
     fenceAsyncProxy();
@@ -622,18 +591,14 @@ __global__ void __launch_bounds__(256, BN * MW <= 128 ? 2 : 1) convWgmmaInt8Shif
     const int next = kt + STAGES - 2;
     if (next < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(next % STAGES), next, chunk, firstRow, p.kPad, blockN);
     commitAsync();
-    // K is (r, s, c): a k32 product is channels ch .. ch + 31 of one tap, or over 16 channels two
-    // taps side by side in one filter row (shiftedPlan), the next pixel 16 bytes on.
     const uint32_t b = stageB(kt % STAGES);
     wgmmaFence();
 #pragma unroll
     for (int ks = 0; ks < BK / 32; ++ks) {
-      const int kk = kt * BK + ks * 32, tap = kk >> cShift, ch = kk & (p.c - 1), r = tap / p.s, s = tap - r * p.s;
-      const int phase = (r % win.stride) * win.phaseCols + s % win.stride;
-      const uint32_t a = rowsAt + (r / win.stride * win.wp + s / win.stride) * 16 + phase * win.phaseBytes + (ch >> 4) * win.plane;
+      const uint32_t a = rowsAt + win.tapOffset(kt * BK + ks * 32);
 #pragma unroll
       for (int h = 0; h < MW; ++h)
-        WgmmaS8<BN>::mma(acc[h], planeDescriptor(a + h * 64 * 16, kSecondHalf), smemDescriptor<BK>(b + ks * 32));
+        WgmmaS8<BN>::mma(acc[h], planeDescriptor(a + h * 64 * 16, secondHalf), smemDescriptor<BK>(b + ks * 32));
     }
     wgmmaCommit();
     wgmmaWait<1>();
@@ -646,10 +611,7 @@ __global__ void __launch_bounds__(256, BN * MW <= 128 ? 2 : 1) convWgmmaInt8Shif
   waitAsync<0>();
   __syncthreads();  // the epilogue's tile reuses the stages
 
-  auto pixelOf = [&](int row) {
-    const int v = q0 + row, n = v / imagePixels, rest = v - n * imagePixels, y = rest / win.wp, x = rest % win.wp;
-    return n < win.images && y < p.oh && x < p.ow ? (n * p.oh + y) * p.ow + x : -1;
-  };
+  auto pixelOf = [&](int row) { return win.outputPixel(q0 + row); };
   const int rowBase = warpgroup * MW * 64 + ((tid / 32) & 3) * 16 + ((tid & 31) >> 2);
   storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem, pixelOf, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
 #pragma unroll
@@ -731,43 +693,17 @@ void launchWgmmaWs(ConvArgs args, cudaStream_t stream) {
 }
 
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
-// take g: stride 1 or 2 and no dilation, C a power of two from 16 (16 only at stride 1 with filter
-// rows of an even width: a k32 product then takes two taps of one row), K unpadded and whole
-// k-steps, and the window beside W's stages within the GPU's shared memory.
+// take g (planShiftedWindow) or the window beside W's stages exceeds the GPU's shared memory.
 struct ShiftedPlan {
   ShiftedWindow win;
   int bytes;
 };
 bool shiftedPlan(const Im2ColGeometry& g, int bm, int bn, int bk, int stages, ShiftedPlan& plan) {
   constexpr int kAlignSlack = 1024;
-  const int st = g.strideH;
-  if ((st != 1 && st != 2) || g.strideW != st || g.dilH != 1 || g.dilW != 1) return false;
-  if (g.c < 16 || (g.c & (g.c - 1)) != 0 || (g.c == 16 && (st != 1 || g.s % 2 != 0))) return false;
-  if (g.kPad != int64_t(g.r) * g.s * g.c || g.kPad % bk != 0 || g.padH < 0 || g.padW < 0) return false;
-  int64_t hp, wp;
-  if (st == 1) {
-    // The end pads the output size implies (stride 1: oh = H + padTop + padBottom - R + 1).
-    const int64_t padBottom = g.oh + g.r - 1 - g.h - g.padH, padRight = g.ow + g.s - 1 - g.w - g.padW;
-    if (padBottom < 0 || padRight < 0) return false;
-    hp = g.h + std::max<int64_t>(g.padH, padBottom), wp = g.w + std::max<int64_t>(g.padW, padRight);
-    if (g.oh > hp || g.ow > wp) return false;
-  } else {
-    hp = g.oh + (g.r - 1) / 2, wp = g.ow + (g.s - 1) / 2;
-  }
-  ShiftedWindow& win = plan.win;
-  const int64_t rows = g.n * hp * wp;
-  const int64_t pixels = bm + (g.r - 1) / st * wp + (g.s - 1) / st;
-  const int phases = std::min(st, g.r) * std::min(st, g.s);
-  if (rows + pixels >= (int64_t(1) << 31) || pixels > (1 << 16)) return false;
-  win.hp = int(hp), win.wp = int(wp), win.images = int(g.n), win.rows = int(rows), win.pixels = int(pixels);
-  // Planes 16 bytes past a 128-byte boundary apart: a warp's copies of one pixel's groups land in
-  // distinct banks.
-  win.plane = int((pixels * 16 + 127) / 128 * 128 + 16);
-  win.cbShift = 0;
-  while ((16 << win.cbShift) < g.c) ++win.cbShift;
-  win.stride = st, win.phaseCols = std::min(st, g.s);
-  win.phaseBytes = int(g.c / 16 * win.plane), win.phasePixels = int(phases * pixels);
-  const int64_t stagesAndWindow = int64_t(stages) * bn * bk + int64_t(phases) * win.phaseBytes;
+  if (!planShiftedWindow(g.n, g.h, g.w, g.c, g.oh, g.ow, g.r, g.s, g.strideH, g.strideW, g.padH, g.padW, g.dilH, g.dilW,
+                         g.kPad, bm, bk, plan.win))
+    return false;
+  const int64_t stagesAndWindow = int64_t(stages) * bn * bk + plan.win.windowBytes;
   const int64_t bytes = std::max<int64_t>(stagesAndWindow, int64_t(bm) * (bn + 16)) + kAlignSlack;
   if (bytes > maxSharedMemoryPerBlock()) return false;
   plan.bytes = int(bytes);
