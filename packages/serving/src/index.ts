@@ -1,5 +1,6 @@
 // @kiln/serving: the serving core shared by the gateway and the worker.
 export { type BatchedResult, type BatchPolicy, DynamicBatcher, isBatchable } from "./batching/dynamic-batcher.ts";
+export { callApart, type Done, promised } from "./callbacks.ts";
 export {
   createDeployment,
   type DeploymentDeps,

@@ -7,9 +7,9 @@
 // content type, a gateway that is closing) goes to Fastify, which answers it as before.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "@kiln/logger";
+import type { Done } from "@kiln/serving";
 import { CORS_HEADERS } from "../cors.ts";
 import { errorAnswer, type HttpAnswer } from "../errors.ts";
-import type { Done } from "../serving/run-inference.ts";
 import { answerInferenceThen, type InferenceHttpRequest, MAX_BODY_BYTES, type ServingGetter } from "./inference.ts";
 
 // Fastify's router limits a parameter to 100 characters (maxParamLength) and answers 404 past it.

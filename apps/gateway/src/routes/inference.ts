@@ -1,11 +1,11 @@
 // KServe v2 / Open Inference Protocol routes beyond health: server metadata (no key), model
 // metadata and readiness, and inference with JSON or binary tensors (Bearer key).
 import type { ApiKeyIdentity } from "@kiln/api-keys";
-import { DTYPE_TO_V2, ServingError } from "@kiln/serving";
+import { type Done, DTYPE_TO_V2, promised, ServingError } from "@kiln/serving";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { HttpAnswer } from "../errors.ts";
 import { DeploymentResolver } from "../serving/deployment-resolver.ts";
-import { type Done, type InferenceAnswer, resolveForKey, runInferenceThen } from "../serving/run-inference.ts";
+import { type InferenceAnswer, resolveForKey, runInferenceThen } from "../serving/run-inference.ts";
 import type { ServingContext } from "../serving/serving-context.ts";
 
 export const SERVER_NAME = "kiln";
@@ -37,9 +37,7 @@ export interface InferenceHttpRequest {
 
 /** The answer to POST …/infer; errors are thrown (ServingError) for the transport to answer. */
 export function answerInference(ctx: ServingContext, req: InferenceHttpRequest): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) =>
-    answerInferenceThen(ctx, req, (error, answer) => (error === null ? resolve(answer as HttpAnswer) : reject(error))),
-  );
+  return promised((done) => answerInferenceThen(ctx, req, done));
 }
 
 /** answerInference with a callback (see Done): called once, at once for a request refused before the worker hop. */

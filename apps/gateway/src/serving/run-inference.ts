@@ -4,12 +4,14 @@
 import { randomUUID } from "node:crypto";
 import type { ApiKeyIdentity } from "@kiln/api-keys";
 import {
+  type Done,
   decodeInferRequest,
   decodeInferResponse,
   type EncodedBody,
   encodeClientResponse,
   encodeInferRequest,
   type InferRequest,
+  promised,
   type RoutedAnswer,
   ServingError,
   validateInputs,
@@ -36,21 +38,10 @@ export interface InferenceAnswer {
   batchSize: number;
 }
 
-/**
- * Called once with the answer (`error` null) or the error to answer with. The request path passes
- * callbacks rather than promises: with the key, deployment and plan cached and a lease holding
- * admissions (nearly every request under load), an inference runs from its body to its frame to
- * the worker in one go and from the worker's answer to the client's in another, without a promise
- * or an async function's frame of its own in between.
- */
-export type Done<T> = (error: unknown, value?: T) => void;
-
-/** A promise for a callback-style call. */
-function promised<T>(start: (done: Done<T>) => void): Promise<T> {
-  return new Promise((resolve, reject) =>
-    start((error, value) => (error === null ? resolve(value as T) : reject(error))),
-  );
-}
+// The request path passes callbacks (Done) rather than promises: with the key, deployment and plan
+// cached and a lease holding admissions (nearly every request under load), an inference runs from
+// its body to its frame to the worker in one go and from the worker's answer to the client's in
+// another, without a promise or an async function's frame of its own in between.
 
 /**
  * Finds the deployment for a key: 404 for unknown or foreign names, 403 for a key bound to another.

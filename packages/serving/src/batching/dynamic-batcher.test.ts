@@ -10,16 +10,24 @@ async function denseContext(maxBatch: number) {
   return loadEngine(engine).createContext();
 }
 
+type Batch = { size: number; requests: number; computeMs: number };
+
+/** A batcher over the dense model (profiles up to maxBatch rows) and the batches it reports. */
+async function observedBatcher(maxBatch: number, maxBatchSize: number, maxQueueDelayMs: number) {
+  const batches: Batch[] = [];
+  const batcher = new DynamicBatcher(
+    await denseContext(maxBatch),
+    { maxBatchSize, maxQueueDelayMs },
+    { onBatch: (b) => batches.push(b) },
+  );
+  return { batcher, batches };
+}
+
 const rowsOf = (n: number, seed: number) => Float32Array.from({ length: n * 4 }, (_, i) => ((i + seed) % 7) - 3);
 
 describe("DynamicBatcher", () => {
   it("joins concurrent requests up to the max batch and splits the outputs back", async () => {
-    const batches: { size: number; requests: number }[] = [];
-    const batcher = new DynamicBatcher(
-      await denseContext(64),
-      { maxBatchSize: 8, maxQueueDelayMs: 20 },
-      { onBatch: (b) => batches.push(b) },
-    );
+    const { batcher, batches } = await observedBatcher(64, 8, 20);
     const sizes = [1, 2, 3, 1, 1, 2, 4, 1, 1];
     const results = await Promise.all(sizes.map((n, i) => batcher.run({ x: tensor("float32", [n, 4], rowsOf(n, i)) })));
     results.forEach((r, i) => {
@@ -38,12 +46,7 @@ describe("DynamicBatcher", () => {
   });
 
   it("starts requests that arrive together as one batch, even with no queue delay", async () => {
-    const batches: { size: number; requests: number }[] = [];
-    const batcher = new DynamicBatcher(
-      await denseContext(64),
-      { maxBatchSize: 16, maxQueueDelayMs: 0 },
-      { onBatch: (b) => batches.push(b) },
-    );
+    const { batcher, batches } = await observedBatcher(64, 16, 0);
     await Promise.all(Array.from({ length: 5 }, (_, i) => batcher.run({ x: tensor("float32", [1, 4], rowsOf(1, i)) })));
     expect(batches.map(({ size, requests }) => ({ size, requests }))).toEqual([{ size: 5, requests: 5 }]);
     // Alone, a request still runs at once, by itself.
@@ -52,15 +55,11 @@ describe("DynamicBatcher", () => {
   });
 
   it("never exceeds the engine profile's batch limit", async () => {
-    const batches: number[] = [];
-    const batcher = new DynamicBatcher(
-      await denseContext(2),
-      { maxBatchSize: 32, maxQueueDelayMs: 20 },
-      { onBatch: (b) => batches.push(b.size) },
-    );
+    const { batcher, batches } = await observedBatcher(2, 32, 20);
     await Promise.all(Array.from({ length: 6 }, (_, i) => batcher.run({ x: tensor("float32", [1, 4], rowsOf(1, i)) })));
-    expect(Math.max(...batches)).toBeLessThanOrEqual(2);
-    expect(batches.reduce((a, b) => a + b, 0)).toBe(6);
+    const sizes = batches.map((b) => b.size);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(2);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(6);
   });
 
   it("keeps a bad request from failing its batch-mates", async () => {
@@ -73,12 +72,7 @@ describe("DynamicBatcher", () => {
   });
 
   it("calls each runThen callback once, after it returns, even when a batch-mate's callback throws", async () => {
-    const batches: { size: number; requests: number }[] = [];
-    const batcher = new DynamicBatcher(
-      await denseContext(64),
-      { maxBatchSize: 16, maxQueueDelayMs: 0 },
-      { onBatch: (b) => batches.push(b) },
-    );
+    const { batcher, batches } = await observedBatcher(64, 16, 0);
     const calls: { i: number; error: unknown; rows?: number; sync: boolean }[] = [];
     // The throwing callback's error surfaces on its own, not in its batch-mates' answers.
     const thrown = new Promise<unknown>((resolve) => process.once("uncaughtException", resolve));

@@ -2,6 +2,7 @@
 // maxQueueDelayMs, then run as one batch of at most maxBatchSize rows (and no more than the
 // engine's profile allows), and each caller gets its own rows back.
 import type { Context, RunResult, Tensor, TensorInfo } from "@kiln/engine";
+import { callApart, type Done, promised } from "../callbacks.ts";
 import { batchKey, concatRows, rowsOf, splitRows } from "./batch-tensors.ts";
 
 export interface BatchPolicy {
@@ -21,7 +22,7 @@ export interface BatchedResult {
 }
 
 /** Called once with the request's result (`error` null) or the error its run failed with. */
-export type BatchCallback = (error: unknown, result?: BatchedResult) => void;
+export type BatchCallback = Done<BatchedResult>;
 
 type Pending = {
   inputs: Record<string, Tensor>;
@@ -33,17 +34,11 @@ type Pending = {
   settled: boolean;
 };
 
-/** Calls a request's callback; an exception it throws is rethrown on its own (its batch-mates still get theirs). */
+/** Calls a request's callback once; an exception it throws is rethrown on its own (its batch-mates still get theirs). */
 function settle(p: Pending, error: unknown, result?: BatchedResult): void {
   if (p.settled) return;
   p.settled = true;
-  try {
-    p.done(error, result);
-  } catch (thrown) {
-    queueMicrotask(() => {
-      throw thrown;
-    });
-  }
+  callApart(p.done, error, result);
 }
 
 export interface BatchObserver {
@@ -85,9 +80,7 @@ export class DynamicBatcher {
   }
 
   run(inputs: Record<string, Tensor>): Promise<BatchedResult> {
-    return new Promise((resolve, reject) =>
-      this.runThen(inputs, (error, result) => (error === null ? resolve(result as BatchedResult) : reject(error))),
-    );
+    return promised((done) => this.runThen(inputs, done));
   }
 
   /**

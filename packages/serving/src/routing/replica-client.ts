@@ -5,6 +5,7 @@
 // connections, and answers every output in binary for the gateway to encode.
 import { Agent, request } from "node:http";
 import type { Socket } from "node:net";
+import { callApart, type Done, promised } from "../callbacks.ts";
 import type { EncodedBody } from "../protocol/infer-codec.ts";
 import { decodeResponseFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL_2 } from "./mux-frames.ts";
 
@@ -40,18 +41,7 @@ export class ReplicaUnreachableError extends Error {}
  * the replica could not be reached). The callback form of forwardToReplica: the gateway's request
  * path uses it so that an inference costs no promise of its own on this hop.
  */
-export type AnswerCallback = (error: Error | null, answer?: ForwardedAnswer) => void;
-
-/** Calls `done`; an exception it throws is rethrown on its own (it must not break the connection's reading). */
-function call(done: AnswerCallback, error: Error | null, answer?: ForwardedAnswer): void {
-  try {
-    done(error, answer);
-  } catch (thrown) {
-    queueMicrotask(() => {
-      throw thrown;
-    });
-  }
-}
+export type AnswerCallback = Done<ForwardedAnswer, Error>;
 
 const agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
 
@@ -154,7 +144,7 @@ class MuxConnection {
       const pending = this.#pending.get(frame.id);
       if (!pending) return; // timed out already
       this.#pending.delete(frame.id);
-      call(pending.done, null, {
+      callApart(pending.done, null, {
         status: frame.status,
         replicaId: pending.replicaId,
         body: frame.body,
@@ -182,7 +172,10 @@ class MuxConnection {
       for (const [id, p] of this.#pending) {
         if (p.deadline > now) continue;
         this.#pending.delete(id);
-        call(p.done, new ReplicaUnreachableError(`replica ${p.replicaId} did not answer within ${p.timeoutMs} ms`));
+        callApart(
+          p.done,
+          new ReplicaUnreachableError(`replica ${p.replicaId} did not answer within ${p.timeoutMs} ms`),
+        );
       }
     }, 1_000);
     this.#sweep.unref();
@@ -197,7 +190,7 @@ class MuxConnection {
     const message = error?.message ?? "connection closed";
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const p of pending) call(p.done, new ReplicaUnreachableError(message));
+    for (const p of pending) callApart(p.done, new ReplicaUnreachableError(message));
   }
 
   get isOpen(): boolean {
@@ -246,11 +239,7 @@ export function forwardToReplica(
   request: ReplicaRequest,
   timeoutMs: number,
 ): Promise<ForwardedAnswer> {
-  return new Promise((resolve, reject) =>
-    sendToReplica(baseUrl, replicaId, request, timeoutMs, (error, answer) =>
-      error ? reject(error) : resolve(answer as ForwardedAnswer),
-    ),
-  );
+  return promised((done: AnswerCallback) => sendToReplica(baseUrl, replicaId, request, timeoutMs, done));
 }
 
 /**

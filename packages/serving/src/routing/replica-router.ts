@@ -2,6 +2,7 @@
 // count, which is exact for its traffic, unlike heartbeats), asks for a replica when there is none
 // (cold start) or when every replica has more than a batch waiting (scale up), and retries once
 // elsewhere when a replica dies under a request.
+import { promised } from "../callbacks.ts";
 import { ServingError } from "../errors.ts";
 import type { LoadJob, LoadQueue } from "../registry/load-queue.ts";
 import type { ReplicaRecord, ReplicaRegistry } from "../registry/replica-registry.ts";
@@ -159,9 +160,7 @@ export class ReplicaRouter {
    * once on another when that replica cannot be reached or was unloaded (410).
    */
   infer(deployment: ServedDeployment, request: ReplicaRequest): Promise<RoutedAnswer> {
-    return new Promise((resolve, reject) =>
-      this.inferThen(deployment, request, (error, answer) => (error ? reject(error) : resolve(answer as RoutedAnswer))),
-    );
+    return promised((done: AnswerCallback) => this.inferThen(deployment, request, done));
   }
 
   /**
@@ -239,10 +238,8 @@ export class ReplicaRouter {
     const replica = this.#leastLoaded(replicas, failedReplica);
     if (replica) {
       try {
-        const answer = await new Promise<RoutedAnswer>((resolve, reject) =>
-          this.#send(deployment, request, replicas, replica, (error, routed) =>
-            error ? reject(error) : resolve(routed as RoutedAnswer),
-          ),
+        const answer = await promised((done: AnswerCallback) =>
+          this.#send(deployment, request, replicas, replica, done),
         );
         if (answer.status !== 410) return answer;
         unloaded = true;
