@@ -7,6 +7,7 @@
 // the shared zero rows and columns, stride 2's phases and the 16-channel two-taps product without a
 // GPU; kiln_cuda_tests runs the kernel itself.
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>

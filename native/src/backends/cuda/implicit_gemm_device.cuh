@@ -140,7 +140,7 @@ __device__ __forceinline__ void copyFilterStep(const ConvArgs& p, uint32_t smemB
 template <class T, int BM, int BN, int BK, int kThreads>
 struct PatchLoader {
   static constexpr int kChunks = BK / 16;  // per row
-  static constexpr int kRowsA = BM * kChunks / kThreads, kRowsB = BN * kChunks / kThreads;  // per thread
+  static constexpr int kRowsA = BM * kChunks / kThreads;  // per thread
   static constexpr int kRowStep = kThreads / kChunks;
   static_assert(BM * kChunks % kThreads == 0 && BN * kChunks % kThreads == 0, "tile shape");
 

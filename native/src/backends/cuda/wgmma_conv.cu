@@ -710,16 +710,15 @@ bool shiftedPlan(const Im2ColGeometry& g, int bm, int bn, int bk, int stages, Sh
   return true;
 }
 
+// Launches a shifted-window tile on a layer `plan` (shiftedPlan with this tile's shape) took.
 template <int BN, int BK, int STAGES, int MW>
-void launchWgmmaShifted(ConvArgs args, const Im2ColGeometry& g, cudaStream_t stream) {
+void launchWgmmaShifted(ConvArgs args, const ShiftedPlan& plan, cudaStream_t stream) {
   constexpr int BM = 128 * MW;
   auto kernel = convWgmmaInt8Shifted<BN, BK, STAGES, MW>;
   // Set once per instantiation, before any capture (the first launch is a timing run).
   static const cudaError_t attr =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock());
   KILN_CUDA_CHECK(attr);
-  ShiftedPlan plan;
-  KILN_CHECK(shiftedPlan(g, BM, BN, BK, STAGES, plan), Internal, "shifted-window wgmma tile launched on a layer it does not take");
   args.zPrefetched = 0, args.tileAt = 0;
   dim3 grid(static_cast<unsigned>((plan.win.rows + BM - 1) / BM), static_cast<unsigned>((args.k + BN - 1) / BN));
   kernel<<<grid, 256, plan.bytes, stream>>>(args, plan.win);
@@ -764,8 +763,9 @@ const PersistentTile kPersistentTiles[] = {
 // 256-row M tiles), each handing a layer it does not take (shiftedPlan) to the resident-block tile
 // named with it.
 struct ShiftedTile {
-  void (*launch)(ConvArgs, const Im2ColGeometry&, cudaStream_t);
+  void (*launch)(ConvArgs, const ShiftedPlan&, cudaStream_t);
   int bm, bn, bk, stages, fallback;
+  bool plan(const Im2ColGeometry& g, ShiftedPlan& out) const { return shiftedPlan(g, bm, bn, bk, stages, out); }
 };
 template <int BN, int BK, int STAGES, int MW>
 constexpr ShiftedTile shiftedTile(int fallback) {
@@ -808,13 +808,13 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g
   KILN_CHECK(tile >= 0 && tile < kWgmmaTiles, Internal, "no wgmma convolution tile " + std::to_string(tile));
   KILN_CHECK(wgmmaConvAvailable(), Internal, "wgmma convolution tiles need an sm_90 GPU and an sm_90a build");
   if (tile < kResidentTiles) return kWgmmaLaunches[tile](args, stream);
-  const bool itself = wgmmaTileRunsAsItself(tile, g);
   if (tile < kPersistentEnd) {
     const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
-    return itself ? persistent.launch(args, stream) : kWgmmaLaunches[persistent.fallback](args, stream);
+    return wgmmaTileRunsAsItself(tile, g) ? persistent.launch(args, stream) : kWgmmaLaunches[persistent.fallback](args, stream);
   }
   const ShiftedTile& shifted = kShiftedTiles[tile - kPersistentEnd];
-  return itself ? shifted.launch(args, g, stream) : kWgmmaLaunches[shifted.fallback](args, stream);
+  ShiftedPlan plan;
+  return shifted.plan(g, plan) ? shifted.launch(args, plan, stream) : kWgmmaLaunches[shifted.fallback](args, stream);
 }
 
 WgmmaTileKind wgmmaTileKind(int tile) {
@@ -837,9 +837,8 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g) {
     const int64_t kTiles = (g.kPad + persistent.bk - 1) / persistent.bk;
     return kTiles >= persistent.minKTiles && kTiles <= persistent.maxKTiles;
   }
-  const ShiftedTile& shifted = kShiftedTiles[tile - kPersistentEnd];
   ShiftedPlan plan;
-  return shiftedPlan(g, shifted.bm, shifted.bn, shifted.bk, shifted.stages, plan);
+  return kShiftedTiles[tile - kPersistentEnd].plan(g, plan);
 }
 
 }  // namespace kiln::cuda
