@@ -10,6 +10,7 @@
 // of layers over the error bound, the error without calibration data, a Q/DQ model honoured without
 // calibration; and a TF32 fp32 build.
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -679,8 +680,12 @@ Tensor buildInt8Forced(const std::vector<uint8_t>& model, const Tensor& x, const
 void expectEveryImplicitTileMatches(const std::vector<uint8_t>& model, const Tensor& x, int convs) {
   const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
   const Tensor lt = buildInt8Forced(model, x, "cublaslt", -1, convs);
+  // KILN_TEST_TILE=n: that tile only (a tile whose kernel hangs can then be told from the rest).
+  const char* onlyTile = std::getenv("KILN_TEST_TILE");
   for (int tile = 0; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
     if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
+    if (onlyTile != nullptr && tile != std::atoi(onlyTile)) continue;
+    if (std::getenv("KILN_TEST_VERBOSE") != nullptr) std::fprintf(stderr, "  tile %d\n", tile);
     const Tensor implicit = buildInt8Forced(model, x, "implicit", tile, convs);
     const std::string what = "tile " + std::to_string(tile);
     expectClose(implicit, lt, 0.02, "implicit GEMM vs cuBLASLt, " + what);

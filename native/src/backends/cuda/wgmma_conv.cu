@@ -411,10 +411,15 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
 template <int BN, int BK, int STAGES>
 __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles) {
 #ifdef KILN_WGMMA_DEVICE
-  constexpr int BM = 64, kAcc = BN / 2, kLag = 2, kRing = STAGES / 2;
+  // A consumer frees its k-step h only once it has issued h + 1 (wgmmaWait<1>), and the producer
+  // publishes h + 1 only after starting the copies of h + 1 + kLag. So before the producer reuses
+  // the stage of h (for h + kRing, the same tile's k-step when a tile has more than kRing) it must
+  // not need h + 1 published: h + 1 + kLag < h + kRing. With kLag = kRing - 1 a tile of more k-steps
+  // than kRing deadlocks (producer and consumer each waiting for the other).
+  constexpr int BM = 64, kAcc = BN / 2, kRing = STAGES / 2, kLag = kRing >= 4 ? 2 : 1;
   constexpr int kPitch = BN + 16;
-  static_assert((BK == 64 || BK == 128) && STAGES % 2 == 0 && kLag < kRing,
-                "64/128-byte atoms; the producer publishes a stage before it waits to reuse it");
+  static_assert((BK == 64 || BK == 128) && STAGES % 2 == 0 && kLag + 2 <= kRing,
+                "64/128-byte atoms; the producer must not wait to reuse a stage whose release needs a later publish");
   using Loader = PatchLoader<Int8Out, BM, BN, BK, 128>;
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   // W's k-steps, the two rings (STAGES stages), one output tile per consumer, then the barriers.
