@@ -66,7 +66,13 @@ describe("usage aggregation process, stopped before it has started", () => {
   it("ends at once", async () => {
     const logger = createLogger({ service: "test", level: "silent" });
     const aggregation = await startUsageAggregation(
-      { redisUrl: REDIS_URL, databaseUrl: fx.databaseUrl, keyPrefix: fx.freshPrefix(), consumer: "early-stop", settleMs: 50 },
+      {
+        redisUrl: REDIS_URL,
+        databaseUrl: fx.databaseUrl,
+        keyPrefix: fx.freshPrefix(),
+        consumer: "early-stop",
+        settleMs: 50,
+      },
       logger,
     );
     const started = Date.now();
