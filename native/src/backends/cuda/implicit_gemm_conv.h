@@ -32,8 +32,8 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g);
 enum class WgmmaTileKind { Resident, Ring, WarpSpecialized, Shifted };
 WgmmaTileKind wgmmaTileKind(int tile);
 // Whether wgmma tile `tile` is timed and may be forced: the warp-specialized tiles only with
-// KILN_CUDA_WGMMA_WS=on and the shifted-window ones only with KILN_CUDA_WGMMA_SHIFTED=on, until
-// they have passed kiln_cuda_tests and the ResNet-50 build on a GPU (docs/architecture.md).
+// KILN_CUDA_WGMMA_WS=on, until they have passed kiln_cuda_tests and the ResNet-50 build on a GPU
+// (docs/architecture.md); the shifted-window ones unless KILN_CUDA_WGMMA_SHIFTED=off.
 bool wgmmaTileEnabled(int tile);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);

@@ -829,7 +829,7 @@ WgmmaTileKind wgmmaTileKind(int tile) {
 }
 
 bool wgmmaTileEnabled(int tile) {
-  static const bool warpSpecialized = envIs("KILN_CUDA_WGMMA_WS", "on"), shifted = envIs("KILN_CUDA_WGMMA_SHIFTED", "on");
+  static const bool warpSpecialized = envIs("KILN_CUDA_WGMMA_WS", "on"), shifted = !envIs("KILN_CUDA_WGMMA_SHIFTED", "off");
   const WgmmaTileKind kind = wgmmaTileKind(tile);
   return (kind != WgmmaTileKind::WarpSpecialized || warpSpecialized) && (kind != WgmmaTileKind::Shifted || shifted);
 }
