@@ -10,7 +10,9 @@
 #                KILN_CONFORMANCE_BACKEND=cuda): KILN_CONFORMANCE_DIR, or .devdata/conformance.tar.xz
 #                (a tar of shared/conformance/onnx, carried to the machine) unpacked to /tmp
 #   accuracy     bench/cuda/int8_accuracy.py (INT8 top-1 agreement on a classifier trained there)
-#   bench        bench/cuda/bench.py with the arguments given (Kiln vs PyTorch eager / torch.compile)
+#   bench        bench/cuda/bench.py with the arguments given (Kiln vs PyTorch eager / torch.compile);
+#                its builds time into a fresh $OUT/timing-cache.txt (unless KILN_CUDA_TIMING_CACHE is
+#                set), and $OUT/candidates.md lists every INT8 candidate's time per layer from it
 #   attention    after bench: every BERT FP16 point again with each attention kernel
 #                (KILN_CUDA_ATTENTION=warp|tc1|tc4|tc1x4), Kiln only, from the bench's exported model
 set -uo pipefail
@@ -67,10 +69,15 @@ if want bench; then
   if [ "$rest" -gt 30 ]; then
     keep=""
     want attention && keep="--keep-onnx"
+    if [ -z "${KILN_CUDA_TIMING_CACHE:-}" ]; then
+      export KILN_CUDA_TIMING_CACHE="$out/timing-cache.txt"
+      rm -f "$KILN_CUDA_TIMING_CACHE"
+    fi
     timeout "$rest" python3 bench/cuda/bench.py --bench "$build/kiln_cuda_bench" --out "$out/bench" $keep "$@" >"$out/bench.log" 2>&1
     echo "bench rc=$? at $(( $(date +%s) - t0 ))s"
   fi
   cat "$out/bench/results.md" 2>/dev/null || tail -20 "$out/bench.log"
+  [ -s "$KILN_CUDA_TIMING_CACHE" ] && python3 bench/cuda/candidates.py "$KILN_CUDA_TIMING_CACHE" >"$out/candidates.md" 2>&1
 fi
 if want attention; then
   for dump in "$out"/bench/dump/bert-base-b*-fp16; do

@@ -826,7 +826,7 @@ KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
 }
 
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
-// the layer's signature, this GPU's libraries and the tile shapes the build has, and a later build
+// the layer's signature, this GPU's libraries and the tiles the build times, and a later build
 // takes a cached list as given: here one naming only the dp4a GEMM, which timing never picks while
 // cuBLASLt or an implicit-GEMM tile runs, so only a cache hit can put it in the report. A list
 // naming a tile the build lacks is timed again instead.
@@ -846,8 +846,8 @@ KILN_TEST(cuda, int8_convolution_choices_come_from_the_timing_cache) {
   // The key int8_kernels.cc builds for this layer (1x7x9x16 in, k out channels, 144-byte K, 3x3,
   // stride 1, pad 1, no residual, ReLU).
   auto key = [](int64_t k) {
-    return "int8conv|" + cuda::deviceKey() + "|x1x7x9x16 k" + std::to_string(k) + " kpad144 r3s3 st1,1 p1,1 d1,1 z0 r1 tiles" +
-           std::to_string(cuda::kInt8ImplicitGemmTiles) + (cuda::wgmmaConvAvailable() ? "w" : "");
+    return "int8conv|" + cuda::deviceKey() + "|x1x7x9x16 k" + std::to_string(k) + " kpad144 r3s3 st1,1 p1,1 d1,1 z0 r1 " +
+           cuda::int8TilesKey();
   };
   const Tensor x = floatTensor({1, 16, 7, 9}, 233, -1.f, 1.f);
   auto build = [&](const std::vector<uint8_t>& bytes) {

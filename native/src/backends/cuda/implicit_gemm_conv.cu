@@ -232,6 +232,12 @@ bool implicitGemmTileAvailable(int tile, DType type) {
          wgmmaTileEnabled(tile - kImplicitGemmTiles);
 }
 
+std::string int8TilesKey() {
+  std::string key = "tiles";
+  for (int tile = 0; tile < kInt8ImplicitGemmTiles; ++tile) key += implicitGemmTileAvailable(tile, DType::Int8) ? '1' : '0';
+  return key;
+}
+
 bool implicitGemmConvSupported(const Im2ColGeometry& g, int64_t kOut, DType type) {
   static const bool tensorCores = [] {
     int device = 0, major = 0;

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 
 #include "backends/cuda/int8_ops.h"
 #include "core/dtype.h"
@@ -37,6 +38,10 @@ WgmmaTileKind wgmmaTileKind(int tile);
 bool wgmmaTileEnabled(int tile);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);
+// "tiles" and one digit per INT8 tile, 1 where implicitGemmTileAvailable: the part of a persisted
+// INT8 timing's key that names the candidates it ranked, so a list timed without some tiles (an
+// older build, another GPU, KILN_CUDA_WGMMA_WS or _SHIFTED set otherwise) is timed again.
+std::string int8TilesKey();
 // KILN_CUDA_IMPLICIT_TILE=<n>: only tile n is timed (tests cover every tile this way); -1 when unset.
 int forcedImplicitGemmTile();
 

@@ -409,10 +409,10 @@ class ConvInt8Kernel final : public CudaKernel {
     if (it != choices_.end()) return it->second;
     const Int8ConvFamily family = int8ConvFamily();
     const size_t im2colBytes = direct_ ? 0 : align256(size_t(m) * kPad_), accBytes = align256(size_t(m) * n * 4);
-    // Persisted (KILN_CUDA_TIMING_CACHE) when nothing forces the choice, keyed also by the tile
-    // shapes this build has for this GPU; a list that no longer parses or fits is timed again.
+    // Persisted (KILN_CUDA_TIMING_CACHE) when nothing forces the choice, keyed also by the tiles
+    // this build times on this GPU; a list that no longer parses or fits is timed again.
     const bool persist = family == Int8ConvFamily::Any && forcedImplicitGemmTile() < 0;
-    const std::string persistKey = key + " tiles" + std::to_string(kInt8ImplicitGemmTiles) + (wgmmaConvAvailable() ? "w" : "");
+    const std::string persistKey = key + " " + int8TilesKey();
     std::vector<Int8Choice> timed;
     if (persist) {
       if (std::optional<std::string> cached = timingCacheGet(persistKey))
