@@ -35,9 +35,12 @@ cmake --build "$build" -j"$(nproc)" --target $targets >"$out/build.log" 2>&1 \
   || { grep -E "error|Error" -A3 "$out/build.log" | head -80; exit 1; }
 echo "build done at $(( $(date +%s) - t0 ))s"
 if want tests; then
-  timeout "${TESTS_S:-150}" "$build/kiln_cuda_tests" >"$out/cuda-tests.log" 2>&1
-  echo "kiln_cuda_tests rc=$? at $(( $(date +%s) - t0 ))s"
-  grep -E "PASS|FAIL|passed|failed|error" "$out/cuda-tests.log" | tail -40
+  # KILN_TEST_VERBOSE: each test (and tile) named as it starts, so a hang shows in the log's tail.
+  KILN_TEST_VERBOSE=1 timeout "${TESTS_S:-150}" "$build/kiln_cuda_tests" >"$out/cuda-tests.log" 2>&1
+  rc=$?
+  echo "kiln_cuda_tests rc=$rc at $(( $(date +%s) - t0 ))s"
+  [ "$rc" -eq 124 ] && { echo "timed out in:"; grep -E "^(RUN|  tile)" "$out/cuda-tests.log" | tail -2; }
+  grep -E "FAIL|passed|failed|error" "$out/cuda-tests.log" | tail -40
 fi
 if want conformance; then
   data="${KILN_CONFORMANCE_DIR:-}"
