@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createStripeClient, enqueueMeterEvents, sendDueMeterEvents } from "@kiln/billing";
 import { StripeDouble, TEST_STRIPE_CONFIG } from "@kiln/billing/testing";
 import { createPrismaClient, newId, type PrismaClient } from "@kiln/db";
-import { createTestDatabase, type TestDatabase } from "@kiln/db/testing";
+import { createTestDatabase, seedDeployment, type TestDatabase } from "@kiln/db/testing";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, ROOT, type Started, startGroup, tempDir, WEB_DIR, waitUntil } from "../support.ts";
@@ -122,10 +122,10 @@ describe("billing in a browser against the Stripe double", () => {
   });
 
   it("reports the organization's usage to Stripe's meters exactly once", async () => {
-    const build = await seedDeployment(prisma, orgId);
+    const { deploymentId } = await seedDeployment(prisma, { orgId, name: "prod" });
     const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000);
     await prisma.usageRollup.create({
-      data: { id: newId("use"), orgId, deploymentId: build, hour, requests: 321n, gpuMilliseconds: 12_500n },
+      data: { id: newId("use"), orgId, deploymentId, hour, requests: 321n, gpuMilliseconds: 12_500n },
     });
     const stripe = new URL(double.url);
     const deps = {
@@ -159,36 +159,3 @@ describe("billing in a browser against the Stripe double", () => {
     expect(consoleErrors).toEqual([]);
   });
 });
-
-async function seedDeployment(prisma: PrismaClient, orgId: string): Promise<string> {
-  const model = await prisma.model.create({ data: { id: newId("mdl"), orgId, name: "m" } });
-  const version = await prisma.modelVersion.create({
-    data: {
-      id: newId("mver"),
-      orgId,
-      modelId: model.id,
-      version: 1,
-      sha256: "0".repeat(64),
-      sizeBytes: 1n,
-      storageKey: "k",
-      filename: "m.onnx",
-      opset: 17,
-      signature: {},
-    },
-  });
-  const build = await prisma.build.create({
-    data: {
-      id: newId("bld"),
-      orgId,
-      modelVersionId: version.id,
-      target: "cpu",
-      profiles: {},
-      cacheKey: "c",
-      builderVersion: "1",
-    },
-  });
-  const deployment = await prisma.deployment.create({
-    data: { id: newId("dep"), orgId, name: "prod", buildId: build.id },
-  });
-  return deployment.id;
-}

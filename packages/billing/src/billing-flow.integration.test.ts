@@ -1,4 +1,5 @@
 import { newId } from "@kiln/db";
+import { seedDeployment } from "@kiln/db/testing";
 import { currentPlanId } from "@kiln/plans";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getBillingOverview, listPastInvoices } from "./billing-overview.ts";
@@ -49,7 +50,7 @@ describe("an organization's billing life: Free → Pro → canceled", () => {
     expect(invoices).toMatchObject([{ status: "paid", totalCents: 4900, currency: "usd" }]);
 
     // Two hours of usage in the Pro period, rolled up hourly by the serving side.
-    const build = await seedDeployment(orgId);
+    const { deploymentId } = await seedDeployment(prisma, { orgId, name: "prod" });
     h.advance(3 * 3600);
     const hourNow = Math.floor((h.deps.now?.() ?? new Date()).getTime() / 3_600_000) * 3_600_000;
     for (const [hoursAgo, requests, ms] of [
@@ -60,7 +61,7 @@ describe("an organization's billing life: Free → Pro → canceled", () => {
         data: {
           id: newId("use"),
           orgId,
-          deploymentId: build,
+          deploymentId,
           hour: new Date(hourNow - hoursAgo * 3_600_000),
           requests,
           gpuMilliseconds: ms,
@@ -97,38 +98,4 @@ describe("an organization's billing life: Free → Pro → canceled", () => {
     expect(await prisma.subscription.findUniqueOrThrow({ where: { orgId } })).toMatchObject({ status: "canceled" });
     expect(await prisma.stripeEvent.count()).toBeGreaterThanOrEqual(4);
   });
-
-  async function seedDeployment(orgId: string): Promise<string> {
-    const { prisma } = h.deps;
-    const model = await prisma.model.create({ data: { id: newId("mdl"), orgId, name: "m" } });
-    const version = await prisma.modelVersion.create({
-      data: {
-        id: newId("mver"),
-        orgId,
-        modelId: model.id,
-        version: 1,
-        sha256: "0".repeat(64),
-        sizeBytes: 1n,
-        storageKey: "k",
-        filename: "m.onnx",
-        opset: 17,
-        signature: {},
-      },
-    });
-    const build = await prisma.build.create({
-      data: {
-        id: newId("bld"),
-        orgId,
-        modelVersionId: version.id,
-        target: "cpu",
-        profiles: {},
-        cacheKey: "c",
-        builderVersion: "1",
-      },
-    });
-    const deployment = await prisma.deployment.create({
-      data: { id: newId("dep"), orgId, name: "prod", buildId: build.id },
-    });
-    return deployment.id;
-  }
 });

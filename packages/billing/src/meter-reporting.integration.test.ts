@@ -1,4 +1,5 @@
 import { newId } from "@kiln/db";
+import { seedDeployment } from "@kiln/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureStripeCustomer } from "./ensure-stripe-customer.ts";
 import {
@@ -23,40 +24,12 @@ describe("meter reporting through the outbox", () => {
     const orgId = await h.seedOrg();
     const customerId = await ensureStripeCustomer(h.deps, orgId);
     const { prisma } = h.deps;
-    const model = await prisma.model.create({ data: { id: newId("mdl"), orgId, name: "m" } });
-    const version = await prisma.modelVersion.create({
-      data: {
-        id: newId("mver"),
-        orgId,
-        modelId: model.id,
-        version: 1,
-        sha256: "0".repeat(64),
-        sizeBytes: 1n,
-        storageKey: "k",
-        filename: "m.onnx",
-        opset: 17,
-        signature: {},
-      },
-    });
-    const build = await prisma.build.create({
-      data: {
-        id: newId("bld"),
-        orgId,
-        modelVersionId: version.id,
-        target: "cpu",
-        profiles: {},
-        cacheKey: "c",
-        builderVersion: "1",
-      },
-    });
-    const deployment = await prisma.deployment.create({
-      data: { id: newId("dep"), orgId, name: "prod", buildId: build.id },
-    });
+    const { deploymentId } = await seedDeployment(prisma, { orgId, name: "prod" });
     const writeRollup = (hoursAgo: number, requests: bigint, gpuMilliseconds: bigint) => {
       const now = h.deps.now?.() ?? new Date();
       const hour = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000 - hoursAgo * 3_600_000);
       return prisma.usageRollup.create({
-        data: { id: newId("use"), orgId, deploymentId: deployment.id, hour, requests, gpuMilliseconds },
+        data: { id: newId("use"), orgId, deploymentId, hour, requests, gpuMilliseconds },
       });
     };
     return { orgId, customerId, writeRollup };

@@ -96,16 +96,20 @@ export async function seedBuild(
 }
 
 /**
- * An organization with one deployment of a seeded build, for tests that need real rows to hang
- * usage, quotas or rollups on.
+ * A deployment of a seeded build, for tests that need real rows to hang usage, quotas or rollups
+ * on: in `options.orgId`, or in a new organization.
  */
 export async function seedDeployment(
   prisma: PrismaClient,
+  options: { orgId?: string; name?: string } = {},
 ): Promise<{ orgId: string; modelId: string; buildId: string; deploymentId: string }> {
-  const orgId = newId("org");
-  await prisma.organization.create({ data: { id: orgId, name: "o", slug: orgId.toLowerCase() } });
+  let orgId = options.orgId;
+  if (orgId === undefined) {
+    orgId = newId("org");
+    await prisma.organization.create({ data: { id: orgId, name: "o", slug: orgId.toLowerCase() } });
+  }
   const { modelId, buildId } = await seedBuild(prisma, orgId);
   const deploymentId = newId("dep");
-  await prisma.deployment.create({ data: { id: deploymentId, orgId, name: "d", buildId } });
+  await prisma.deployment.create({ data: { id: deploymentId, orgId, name: options.name ?? "d", buildId } });
   return { orgId, modelId, buildId, deploymentId };
 }

@@ -2,6 +2,7 @@ import { ensureStripeCustomer, meterEventIdentifier } from "@kiln/billing";
 import { type BillingHarness, startBillingHarness, TEST_STRIPE_CONFIG } from "@kiln/billing/testing";
 import { loadConfig } from "@kiln/config";
 import { newId } from "@kiln/db";
+import { seedDeployment } from "@kiln/db/testing";
 import { createLogger } from "@kiln/logger";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningBillingWorker, startBillingWorker } from "./start-billing-worker.ts";
@@ -33,38 +34,10 @@ describe("the billing worker", () => {
     const { prisma } = h.deps;
     const orgId = await h.seedOrg();
     const customerId = await ensureStripeCustomer(h.deps, orgId);
-    const model = await prisma.model.create({ data: { id: newId("mdl"), orgId, name: "m" } });
-    const version = await prisma.modelVersion.create({
-      data: {
-        id: newId("mver"),
-        orgId,
-        modelId: model.id,
-        version: 1,
-        sha256: "0".repeat(64),
-        sizeBytes: 1n,
-        storageKey: "k",
-        filename: "m.onnx",
-        opset: 17,
-        signature: {},
-      },
-    });
-    const build = await prisma.build.create({
-      data: {
-        id: newId("bld"),
-        orgId,
-        modelVersionId: version.id,
-        target: "cpu",
-        profiles: {},
-        cacheKey: "c",
-        builderVersion: "1",
-      },
-    });
-    const deployment = await prisma.deployment.create({
-      data: { id: newId("dep"), orgId, name: "prod", buildId: build.id },
-    });
+    const { deploymentId } = await seedDeployment(prisma, { orgId, name: "prod" });
     const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000);
     const rollup = await prisma.usageRollup.create({
-      data: { id: newId("use"), orgId, deploymentId: deployment.id, hour, requests: 77n, gpuMilliseconds: 4_200n },
+      data: { id: newId("use"), orgId, deploymentId, hour, requests: 77n, gpuMilliseconds: 4_200n },
     });
 
     // The job runs every 200 ms; wait for the rollup to be reported, then for a few more runs.
