@@ -201,22 +201,6 @@ function processCpuSeconds(pid: number | undefined): number {
 }
 
 /**
- * CPU seconds a process and its descendants still running have used so far: the worker's usage
- * aggregation runs in a child process of its own, and counts as the worker's.
- */
-function processTreeCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  let seconds = processCpuSeconds(pid);
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
-      for (const child of children ? children.split(" ") : []) seconds += processTreeCpuSeconds(Number(child));
-    }
-  } catch {}
-  return seconds;
-}
-
-/**
  * CPU seconds of the machine's PostgreSQL processes so far (the aggregator's rollups land there);
  * other users of this server add to it, and backends that exited meanwhile are not counted.
  */
@@ -340,12 +324,12 @@ async function main() {
     // Bare and gateway alternate within a run, so load drift on a shared machine hits both alike.
     const bareMax = await autocannon(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders });
     const gwMax0 = process.cpuUsage();
-    const wkMax0 = processTreeCpuSeconds(worker.pid);
+    const wkMax0 = processCpuSeconds(worker.pid);
     const rdMax0 = await redisCpuSeconds(stack.redis);
     const pgMax0 = postgresCpuSeconds();
     const gatewayMax = await autocannon(inferUrl, { body, headers });
     const gwMax = process.cpuUsage(gwMax0);
-    const wkMax = processTreeCpuSeconds(worker.pid) - wkMax0;
+    const wkMax = processCpuSeconds(worker.pid) - wkMax0;
     const rdMax = (await redisCpuSeconds(stack.redis)) - rdMax0;
     const pgMax = postgresCpuSeconds() - pgMax0;
     const bareCpu0 = processCpuSeconds(bare.pid);
@@ -353,7 +337,7 @@ async function main() {
     const bareCpu = processCpuSeconds(bare.pid) - bareCpu0;
     // CPU each process spends per request at the fixed rate: what the machine's load cannot inflate much.
     const gw0 = process.cpuUsage();
-    const wk0 = processTreeCpuSeconds(worker.pid);
+    const wk0 = processCpuSeconds(worker.pid);
     const rd0 = await redisCpuSeconds(stack.redis);
     const pg0 = postgresCpuSeconds();
     const gatewayAtRate = await probe(inferUrl, { body, headers, rate: RATE });
@@ -366,7 +350,7 @@ async function main() {
       postgresMax: perRequestMs(pgMax, gatewayMax.requests),
       postgres: perRequestMs(postgresCpuSeconds() - pg0, gatewayAtRate.requests),
       gateway: perRequestMs((gw.user + gw.system) / 1e6, gatewayAtRate.requests),
-      worker: perRequestMs(processTreeCpuSeconds(worker.pid) - wk0, gatewayAtRate.requests),
+      worker: perRequestMs(processCpuSeconds(worker.pid) - wk0, gatewayAtRate.requests),
       redis: perRequestMs((await redisCpuSeconds(stack.redis)) - rd0, gatewayAtRate.requests),
       bare: perRequestMs(bareCpu, bareAtRate.requests),
     });
@@ -440,7 +424,7 @@ ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 - Overhead over the engine at ${RATE} req/s: p50 ${(gatewayAtRate.p50 - engineP50).toFixed(3)} ms (goal <= 1 ms), p99 ${(gatewayAtRate.p99 - engineP99).toFixed(3)} ms (goal <= 5 ms).
 - The same over the bare route at ${RATE} req/s (what the gateway adds beyond one HTTP exchange on this machine): p50 ${(gatewayAtRate.p50 - bareAtRate.p50).toFixed(3)} ms, p99 ${(gatewayAtRate.p99 - bareAtRate.p99).toFixed(3)} ms.
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
-- CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process (with its aggregation process) ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis), PostgreSQL ${medCpu("postgres").toFixed(3)} ms (the usage rollups; shared likewise); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
+- CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis), PostgreSQL ${medCpu("postgres").toFixed(3)} ms (the usage rollups; shared likewise); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
 - CPU per request at max throughput (median over runs, same sources): gateway process ${medCpu("gatewayMax").toFixed(3)} ms, worker process ${medCpu("workerMax").toFixed(3)} ms, Redis ${medCpu("redisMax").toFixed(3)} ms, PostgreSQL ${medCpu("postgresMax").toFixed(3)} ms.
 - Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine("1")} in batches of 1, ${batchLine("4") - batchLine("2")} in batches of 3-4, ${batchCount - batchLine("8")} in batches above 8.
 - autocannon reports latency in whole milliseconds; the probe and the engine row use hrtime / performance.now().
