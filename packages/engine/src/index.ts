@@ -9,7 +9,7 @@ export { addonCandidates, loadAddon } from "./addon.ts";
 export { build, inspect } from "./build.ts";
 export { Context, Engine, loadEngine } from "./engine.ts";
 export { ENGINE_ERROR_CODES, type EngineErrorCode, KilnEngineError, toEngineError } from "./errors.ts";
-export { allocate, DTYPES, isDType, numel, tensor } from "./tensor.ts";
+export { allocate, DTYPES, isDType, numel, tensor, typedArrayOf } from "./tensor.ts";
 export { NPZ_DTYPES, type ParseNpzOptions, parseNpz } from "./npz.ts";
 export type * from "./types.ts";
 

@@ -1,4 +1,6 @@
-// Small helpers to make and check tensors: the typed array for each dtype, element counts.
+// Small helpers to make and check tensors: the typed array for each dtype, element counts. Also
+// exported alone as @kiln/engine/tensor, so the gateway (through @kiln/serving) uses them without
+// loading the engine's build and runtime modules.
 import { KilnEngineError } from "./errors.ts";
 import type { DType, DTypeData, Tensor } from "./types.ts";
 
@@ -27,6 +29,11 @@ export function isDType(value: unknown): value is DType {
 /** Number of elements of a shape (1 for a scalar). */
 export function numel(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);
+}
+
+/** The typed-array class that holds a numeric dtype's elements (float16 and bfloat16 as raw bits). */
+export function typedArrayOf(dtype: Exclude<DType, "string">) {
+  return ARRAYS[dtype];
 }
 
 /** A zero-filled container for `length` elements of `dtype`. */

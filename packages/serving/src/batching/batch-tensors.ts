@@ -1,6 +1,7 @@
 // Joining requests along the batch dimension (dim 0) and splitting the outputs back.
 import type { DTypeData, Tensor } from "@kiln/engine";
-import { type NumericDType, typedArrayOf } from "../protocol/datatypes.ts";
+import { typedArrayOf } from "@kiln/engine/tensor";
+import type { NumericDType } from "../protocol/datatypes.ts";
 
 /** Requests can share a batch when every input matches in everything but dim 0. */
 export function batchKey(inputs: Record<string, Tensor>): string {

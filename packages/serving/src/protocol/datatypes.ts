@@ -46,24 +46,4 @@ export const ELEMENT_BYTES: Record<Exclude<DType, "string">, number> = {
   float64: 8,
 };
 
-const ARRAYS = {
-  float32: Float32Array,
-  float64: Float64Array,
-  float16: Uint16Array,
-  bfloat16: Uint16Array,
-  int8: Int8Array,
-  int16: Int16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  uint8: Uint8Array,
-  uint16: Uint16Array,
-  uint32: Uint32Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-} as const;
-
 export type NumericDType = Exclude<DType, "string">;
-
-export function typedArrayOf(dtype: NumericDType) {
-  return ARRAYS[dtype];
-}

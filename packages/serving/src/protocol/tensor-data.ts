@@ -1,7 +1,8 @@
 // Conversions between a tensor's elements and its two wire forms: JSON arrays and raw little-endian bytes.
 import type { DType, DTypeData } from "@kiln/engine";
+import { typedArrayOf } from "@kiln/engine/tensor";
 import { badRequest } from "../errors.ts";
-import { ELEMENT_BYTES, type NumericDType, typedArrayOf } from "./datatypes.ts";
+import { ELEMENT_BYTES, type NumericDType } from "./datatypes.ts";
 import { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from "./half.ts";
 
 const INT_RANGES: Partial<Record<DType, [number, number]>> = {
