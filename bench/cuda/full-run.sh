@@ -80,7 +80,7 @@ if want bench; then
     echo "bench rc=$? at $(( $(date +%s) - t0 ))s"
   fi
   cat "$out/bench/results.md" 2>/dev/null || tail -20 "$out/bench.log"
-  [ -s "$KILN_CUDA_TIMING_CACHE" ] && python3 bench/cuda/candidates.py "$KILN_CUDA_TIMING_CACHE" >"$out/candidates.md" 2>&1
+  [ -s "${KILN_CUDA_TIMING_CACHE:-}" ] && python3 bench/cuda/candidates.py "$KILN_CUDA_TIMING_CACHE" >"$out/candidates.md" 2>&1
 fi
 if want attention; then
   for dump in "$out"/bench/dump/bert-base-b*-fp16; do
