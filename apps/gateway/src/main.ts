@@ -1,5 +1,6 @@
 import { loadConfigOrExit } from "@kiln/config";
 import { createLogger } from "@kiln/logger";
+import { localSocketSetting } from "@kiln/serving";
 import { createStorage } from "@kiln/storage";
 import { buildGateway } from "./build-gateway.ts";
 
@@ -7,7 +8,11 @@ const config = loadConfigOrExit("gateway");
 const logger = createLogger({ service: "gateway", level: config.LOG_LEVEL });
 const app = buildGateway(config, {
   logger,
-  serving: { coldStartTimeoutMs: config.COLD_START_TIMEOUT_MS, replicaTtlMs: config.WORKER_HEARTBEAT_MS * 3 },
+  serving: {
+    coldStartTimeoutMs: config.COLD_START_TIMEOUT_MS,
+    replicaTtlMs: config.WORKER_HEARTBEAT_MS * 3,
+    localSockets: localSocketSetting().isEnabled,
+  },
   storage: createStorage(config),
   predictions: {
     retentionMs: config.PREDICTION_RETENTION_HOURS * 3600 * 1000,

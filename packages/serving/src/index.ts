@@ -38,6 +38,14 @@ export { fitsProfile, type ServingSignature, validateInputs, validateOutputs } f
 export { bullPrefix, type LoadJob, LoadQueue, loadQueueName } from "./registry/load-queue.ts";
 export { type ReplicaRecord, ReplicaRegistry, type ReplicaStatus } from "./registry/replica-registry.ts";
 export {
+  hostIdentity,
+  isSameHost,
+  type LocalSocketSetting,
+  localSocketSetting,
+  newSocketPath,
+  removeStaleSockets,
+} from "./routing/local-socket.ts";
+export {
   decodeRequestFrame,
   decodeResponseFrame,
   FrameReader,
@@ -54,6 +62,8 @@ export {
   type ForwardedAnswer,
   forwardOverHttp,
   forwardToReplica,
+  muxTransportOf,
+  type ReplicaEndpoint,
   type ReplicaRequest,
   ReplicaUnreachableError,
   sendToReplica,

@@ -10,7 +10,7 @@ import {
 import type { PrismaClient } from "@kiln/db";
 import type { Logger } from "@kiln/logger";
 import { QuotaEnforcer } from "@kiln/metering";
-import { LoadQueue, MinReplicaKeeper, ReplicaRegistry, ReplicaRouter, ServingError } from "@kiln/serving";
+import { hostIdentity, LoadQueue, MinReplicaKeeper, ReplicaRegistry, ReplicaRouter, ServingError } from "@kiln/serving";
 import type { Redis } from "ioredis";
 import { RequestAdmission } from "./admission.ts";
 import { DeploymentResolver } from "./deployment-resolver.ts";
@@ -30,6 +30,11 @@ export interface ServingSettings {
   replicaTtlMs: number;
   /** How often deployments with minReplicas > 0 are checked for missing replicas (default 3 s; 0: never). */
   minReplicaCheckMs?: number;
+  /**
+   * Reach workers on this host over their Unix socket (default true; SERVING_UNIX_SOCKET). A host
+   * identity of its own replaces this host's (tests: a gateway "on another host").
+   */
+  localSockets?: boolean | { hostId: string };
 }
 
 export interface ServingContext {
@@ -58,6 +63,11 @@ function identityFor(result: VerifyApiKeyResult): ApiKeyIdentity {
     throw new ServingError("FORBIDDEN", "this API key lacks the 'inference' scope");
   }
   return result.key;
+}
+
+function localHostIdOf(localSockets: ServingSettings["localSockets"]): string | undefined {
+  if (localSockets === false) return undefined;
+  return typeof localSockets === "object" ? localSockets.hostId : hostIdentity();
 }
 
 export async function createServingContext(
@@ -98,6 +108,7 @@ export async function createServingContext(
   const router = new ReplicaRouter(registry, loads, {
     coldStartTimeoutMs: settings.coldStartTimeoutMs,
     requestTimeoutMs: settings.requestTimeoutMs,
+    localHostId: localHostIdOf(settings.localSockets),
     async whyNotServable(deploymentId) {
       const row = await prisma.deployment.findUnique({
         where: { id: deploymentId },

@@ -2,7 +2,7 @@
 import type { Config } from "@kiln/config";
 import { createPrismaClient, type PrismaClient } from "@kiln/db";
 import type { Logger } from "@kiln/logger";
-import type { LoadJob } from "@kiln/serving";
+import { type LoadJob, localSocketSetting } from "@kiln/serving";
 import { createStorage } from "@kiln/storage";
 import { type RunningServing, startServing } from "./start-serving.ts";
 import { startUsageAggregation } from "./usage-aggregation.ts";
@@ -37,6 +37,7 @@ export async function startServingFromConfig(
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
     host: config.SERVING_HOST,
     port: config.SERVING_PORT,
+    localSocket: localSocketSetting(),
     slotMemoryBytes: config.SERVING_SLOT_MEMORY_BYTES,
     engines: (key) => storage.getBytes(key),
     logger,

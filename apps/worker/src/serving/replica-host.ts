@@ -23,6 +23,8 @@ export class ReplicaHost {
   readonly replicas = new Map<string, HostedReplica>();
   /** Base URL of this worker's serving endpoint, set once it listens. */
   url = "";
+  /** Its Unix socket and this host's identity, published with each replica; undefined: TCP only. */
+  local: { socketPath: string; hostId: string } | undefined;
 
   constructor(
     private readonly options: {
@@ -56,6 +58,7 @@ export class ReplicaHost {
       deploymentId: job.deploymentId,
       workerId: this.options.workerId,
       url: this.url,
+      ...this.local,
       status: "loading",
       queueDepth: 0,
       loadedAt: new Date().toISOString(),
@@ -101,6 +104,7 @@ export class ReplicaHost {
       deploymentId: r.job.deploymentId,
       workerId: this.options.workerId,
       url: this.url,
+      ...this.local,
       status: r.status,
       queueDepth: r.batcher.queueDepth,
       loadedAt: r.loadedAt,

@@ -9,8 +9,11 @@
 //   still answered: every output in binary;
 // - POST /v2/replicas/<replicaId>/infer, one HTTP request per inference (older gateways, curl):
 //   every output in binary.
+// Both are served on the TCP port and, for gateways on the same host, on a Unix socket
+// (listenOnSocket; packages/serving local-socket.ts): the same HTTP server takes its connections.
+import { chmodSync, unlinkSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { Tensor } from "@kiln/engine";
 import {
   allBinary,
@@ -26,6 +29,8 @@ import {
   MUX_PROTOCOL_2,
   type MuxProtocol,
   type MuxRequestFrame,
+  newSocketPath,
+  removeStaleSockets,
   ServingError,
 } from "@kiln/serving";
 import type { HostedReplica, ReplicaHost } from "./replica-host.ts";
@@ -228,6 +233,52 @@ function respond(writer: FrameWriter, id: number, answer: Answer): void {
 export interface ServingServer extends Server {
   /** Closes the multiplexed connections (after the replicas drained; HTTP ones close with the server). */
   closeMuxConnections(): void;
+  /**
+   * Also takes connections on a new Unix socket in `dir`, readable and writable by this user only
+   * (a gateway running as another user falls back to TCP). Resolves with the socket's path; sockets
+   * left in `dir` by killed workers are removed first.
+   */
+  listenOnSocket(dir: string): Promise<string>;
+  /** Stops taking connections on the Unix socket and removes its file (resolves once its connections closed). */
+  closeSocket(): Promise<void>;
+}
+
+/** sockaddr_un's sun_path holds 108 bytes, the last a NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+async function listenOnSocket(server: Server, dir: string): Promise<{ path: string; listener: NetServer }> {
+  removeStaleSockets(dir);
+  const path = newSocketPath(dir);
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) throw new Error(`socket path too long: ${path}`);
+  // The HTTP server serves these connections exactly as its TCP ones (keep-alive, upgrade, close).
+  const listener = createNetServer((socket) => server.emit("connection", socket));
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    // bind() creates the file with the process's umask: owner-only from the first moment. Worker
+    // threads (tests) may not change the umask; the chmod below covers them.
+    let umask: number | undefined;
+    try {
+      umask = process.umask(0o177);
+    } catch {}
+    try {
+      listener.listen(path, () => {
+        listener.off("error", reject);
+        resolve();
+      });
+    } finally {
+      if (umask !== undefined) process.umask(umask);
+    }
+  });
+  chmodSync(path, 0o600);
+  return { path, listener };
+}
+
+function removeSocketFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Removed already (closing a listening socket removes its file).
+  }
 }
 
 export function createServingServer(host: ReplicaHost): ServingServer {
@@ -271,6 +322,18 @@ export function createServingServer(host: ReplicaHost): ServingServer {
       socket.end();
       setTimeout(() => socket.destroy(), 1_000).unref();
     }
+  };
+  let local: { path: string; listener: NetServer } | undefined;
+  server.listenOnSocket = async (dir) => {
+    local = await listenOnSocket(server, dir);
+    return local.path;
+  };
+  server.closeSocket = async () => {
+    if (!local) return;
+    const { path, listener } = local;
+    local = undefined;
+    removeSocketFile(path);
+    await new Promise((resolve) => listener.close(resolve));
   };
   return server;
 }

@@ -1,8 +1,16 @@
 // Serving side of a worker: an HTTP endpoint for its replicas, a BullMQ consumer of load jobs for
 // its target, replica heartbeats and the idle sweep.
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import type { Logger } from "@kiln/logger";
-import { bullPrefix, type LoadJob, loadQueueName, ReplicaRegistry } from "@kiln/serving";
+import {
+  bullPrefix,
+  hostIdentity,
+  type LoadJob,
+  type LocalSocketSetting,
+  loadQueueName,
+  ReplicaRegistry,
+} from "@kiln/serving";
 import { Worker as BullWorker, DelayedError } from "bullmq";
 import { Redis } from "ioredis";
 import type { EngineSource } from "./engine-source.ts";
@@ -19,6 +27,11 @@ export interface ServingOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /**
+   * A Unix socket for gateways on this host, besides the port (default: on, in the OS temporary
+   * folder; SERVING_UNIX_SOCKET, SERVING_SOCKET_DIR). One that cannot be opened is logged and skipped.
+   */
+  localSocket?: LocalSocketSetting;
   /** Memory this slot may give engines (activations + weights); a job that does not fit waits for another slot. */
   slotMemoryBytes: number;
   engines: EngineSource;
@@ -29,6 +42,8 @@ export interface ServingOptions {
 
 export interface RunningServing {
   url: string;
+  /** The Unix socket it also listens on; undefined when off or when it could not be opened. */
+  socketPath: string | undefined;
   host: ReplicaHost;
   stop: () => Promise<void>;
 }
@@ -50,8 +65,18 @@ export async function startServing(options: ServingOptions): Promise<RunningServ
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
   const url = `http://${options.host}:${(server.address() as AddressInfo).port}`;
-  // Replicas are published with this URL, so it is known before the first load job is taken.
+  // Replicas are published with this URL (and socket), so it is known before the first load job is taken.
   replicaHost.url = url;
+  const localSocket = options.localSocket ?? { isEnabled: true, dir: tmpdir() };
+  let socketPath: string | undefined;
+  if (localSocket.isEnabled) {
+    try {
+      socketPath = await server.listenOnSocket(localSocket.dir);
+      replicaHost.local = { socketPath, hostId: hostIdentity() };
+    } catch (error) {
+      logger.warn({ err: error, dir: localSocket.dir }, "no Unix socket for gateways on this host; TCP only");
+    }
+  }
 
   const loadWorker = new BullWorker<LoadJob>(
     loadQueueName(options.target),
@@ -88,7 +113,7 @@ export async function startServing(options: ServingOptions): Promise<RunningServ
     Math.min(1_000, options.heartbeatMs),
   );
 
-  logger.info({ url, target: options.target }, "serving endpoint listening");
+  logger.info({ url, socketPath, target: options.target }, "serving endpoint listening");
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
@@ -97,11 +122,11 @@ export async function startServing(options: ServingOptions): Promise<RunningServ
       await loadWorker.close();
       await replicaHost.unloadAll("shutdown");
       server.closeMuxConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await Promise.all([new Promise((resolve) => server.close(resolve)), server.closeSocket()]);
       server.closeAllConnections();
       redis.disconnect();
     })();
     return stopped;
   };
-  return { url, host: replicaHost, stop };
+  return { url, socketPath, host: replicaHost, stop };
 }

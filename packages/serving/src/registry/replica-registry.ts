@@ -11,6 +11,10 @@ export interface ReplicaRecord {
   workerId: string;
   /** Base URL of the worker's serving endpoint, e.g. http://10.0.0.5:7070. */
   url: string;
+  /** The worker's Unix socket, for gateways on the same host (absent: the worker listens on TCP only). */
+  socketPath?: string;
+  /** The worker's host (hostIdentity()): a gateway tries socketPath only when its own is the same. */
+  hostId?: string;
   status: ReplicaStatus;
   /** Requests queued or running on the replica at the last heartbeat. */
   queueDepth: number;

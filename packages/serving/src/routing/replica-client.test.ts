@@ -1,18 +1,23 @@
-// The gateway -> worker client against stand-in workers: one that speaks kiln-mux/2, older ones
-// (HTTP only, or kiln-mux/1 only), one that never answers, and none at all.
+// The gateway -> worker client against stand-in workers: one that speaks kiln-mux/2 (over TCP or a
+// Unix socket), older ones (HTTP only, or kiln-mux/1 only), one that never answers, and none at all.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { decodeRequestFrame, FrameReader, FrameWriter, MUX_PATH, MUX_PROTOCOL, MUX_PROTOCOL_2 } from "./mux-frames.ts";
 import {
   type AnswerCallback,
   type ForwardedAnswer,
   forwardToReplica,
+  muxTransportOf,
   ReplicaUnreachableError,
   sendToReplica,
 } from "./replica-client.ts";
 
-const servers: Server[] = [];
+const servers: (Server | NetServer)[] = [];
 const sockets = new Set<Socket>();
 afterEach(async () => {
   // Upgraded connections are not the HTTP server's any more: close them by hand.
@@ -20,6 +25,27 @@ afterEach(async () => {
   sockets.clear();
   await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
 });
+const socketDir = mkdtempSync(join(tmpdir(), "kiln-replica-client-"));
+afterAll(() => rmSync(socketDir, { recursive: true, force: true }));
+
+/** Also serves `server` on a Unix socket, as a worker does for gateways on its host; returns its path. */
+async function listenOnSocket(server: Server): Promise<string> {
+  const path = join(socketDir, `${randomBytes(4).toString("hex")}.sock`);
+  const listener = createNetServer((socket) => server.emit("connection", socket));
+  servers.push(listener);
+  await new Promise<void>((resolve) => listener.listen(path, resolve));
+  return path;
+}
+
+/** Counts a server's connections by transport (a Unix socket has no remote address). */
+function countConnections(server: Server): { tcp: number; unix: number } {
+  const counts = { tcp: 0, unix: 0 };
+  server.on("connection", (socket: Socket) => {
+    if (socket.remoteAddress === undefined) counts.unix++;
+    else counts.tcp++;
+  });
+  return counts;
+}
 
 async function listen(server: Server): Promise<string> {
   servers.push(server);
@@ -230,5 +256,63 @@ describe("sendToReplica", () => {
     const result = await outcome;
     expect(result.error).toBeInstanceOf(ReplicaUnreachableError);
     expect(result.sync).toBe(false);
+  });
+});
+
+describe("forwardToReplica with a Unix socket", () => {
+  const many = (endpoint: Parameters<typeof forwardToReplica>[0], n: number) =>
+    Promise.all(Array.from({ length: n }, (_, i) => forwardToReplica(endpoint, "rep_a", request(String(i)), 5_000)));
+
+  it("multiplexes over the worker's socket when it is given one", async () => {
+    const server = muxWorker();
+    const counts = countConnections(server);
+    const url = await listen(server);
+    const socketPath = await listenOnSocket(server);
+    const answers = await many({ url, socketPath }, 20);
+    expect(answers.map((a) => a.body.toString())).toEqual(answers.map((_, i) => `dense@3:${i}`));
+    expect(muxTransportOf(url)).toBe("unix");
+    expect(counts).toEqual({ tcp: 0, unix: 1 });
+  });
+
+  it("falls back to TCP, losing no request, when the socket is missing or refuses", async () => {
+    // No file at the path (ENOENT), and a file nobody listens on (ECONNREFUSED).
+    const stale = join(socketDir, "stale.sock");
+    writeFileSync(stale, "");
+    for (const socketPath of [join(socketDir, "missing.sock"), stale]) {
+      const server = muxWorker();
+      const counts = countConnections(server);
+      const url = await listen(server);
+      const answers = await many({ url, socketPath }, 20);
+      expect(answers.map((a) => [a.status, a.body.toString()])).toEqual(answers.map((_, i) => [200, `dense@3:${i}`]));
+      expect(muxTransportOf(url)).toBe("tcp");
+      expect(counts).toEqual({ tcp: 1, unix: 0 });
+    }
+  });
+
+  it("fails requests in flight with ReplicaUnreachableError when the worker drops the connection, as over TCP", async () => {
+    for (const useSocket of [true, false]) {
+      const dropping = muxWorker({ answer: false });
+      dropping.on("upgrade", (_req, socket: Socket) => socket.on("data", () => setTimeout(() => socket.destroy(), 20)));
+      const url = await listen(dropping);
+      const socketPath = useSocket ? await listenOnSocket(dropping) : undefined;
+      const outcomes = await Promise.allSettled(
+        [1, 2, 3].map((i) => forwardToReplica({ url, socketPath }, "rep_a", request(String(i)), 5_000)),
+      );
+      for (const outcome of outcomes) {
+        expect(outcome.status).toBe("rejected");
+        expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(ReplicaUnreachableError);
+      }
+    }
+  });
+
+  it("reports a worker that is gone (socket and port) as unreachable", async () => {
+    const server = muxWorker();
+    const url = await listen(server);
+    const socketPath = await listenOnSocket(server);
+    // Closing both listeners removes the socket file and frees the port.
+    await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+    await expect(forwardToReplica({ url, socketPath }, "rep_a", request("1"), 5_000)).rejects.toBeInstanceOf(
+      ReplicaUnreachableError,
+    );
   });
 });

@@ -1,8 +1,9 @@
 // Gateway -> worker hop: KServe v2 requests multiplexed over one persistent connection per worker
-// (kiln-mux/2, see mux-frames.ts, entered by an HTTP/1.1 Upgrade on the worker's serving port);
-// the worker answers with the client's answer already encoded. A worker that does not speak it
-// (an older version) is called with one HTTP/1.1 request per inference over kept-alive
-// connections, and answers every output in binary for the gateway to encode.
+// (kiln-mux/2, see mux-frames.ts, entered by an HTTP/1.1 Upgrade on the worker's serving port, or
+// on its Unix socket when the router passes one: see local-socket.ts); the worker answers with the
+// client's answer already encoded. A worker that does not speak it (an older version) is called
+// with one HTTP/1.1 request per inference over kept-alive TCP connections, and answers every
+// output in binary for the gateway to encode.
 import { Agent, request } from "node:http";
 import type { Socket } from "node:net";
 import { callApart, type Done, promised } from "../callbacks.ts";
@@ -31,6 +32,15 @@ export interface ForwardedAnswer {
   batchSize: number;
   /** This request's rows over the batch's rows. */
   batchShare: number;
+}
+
+/**
+ * Where a worker is reached: its serving URL, and the Unix socket to try first (same host only;
+ * the router decides). Connections are per URL: a socket that cannot be reached falls back to it.
+ */
+export interface ReplicaEndpoint {
+  url: string;
+  socketPath?: string;
 }
 
 /** The worker could not be reached or dropped the connection: the replica is gone, not the request's fault. */
@@ -70,6 +80,42 @@ const MUX_RETRY_MS = 10_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const UNREACHABLE = new Set(["ECONNREFUSED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
 
+/** An upgraded kiln-mux/2 connection, or null when the worker answered the upgrade without upgrading. */
+type Upgraded = { socket: Socket; head: Buffer } | null;
+
+/** The `GET /v2/mux` + `Upgrade: kiln-mux/2` handshake over TCP or a Unix socket; rejects with the socket's error. */
+function upgrade(where: { host: string; port: string } | { socketPath: string }, label: string): Promise<Upgraded> {
+  return new Promise<Upgraded>((resolve, reject) => {
+    const req = request({
+      ...where,
+      path: MUX_PATH,
+      method: "GET",
+      agent: false,
+      headers: { connection: "Upgrade", upgrade: MUX_PROTOCOL_2 },
+    });
+    req.on("upgrade", (res, socket, head) => {
+      if (res.headers.upgrade !== MUX_PROTOCOL_2) {
+        socket.destroy();
+        resolve(null);
+        return;
+      }
+      resolve({ socket, head });
+    });
+    req.on("response", (res) => {
+      // No upgrade: a worker without the multiplexed hop; it is called over HTTP for a while.
+      res.resume();
+      resolve(null);
+    });
+    req.on("error", reject);
+    req.setTimeout(HANDSHAKE_TIMEOUT_MS, () =>
+      req.destroy(
+        Object.assign(new Error(`no answer from ${label} within ${HANDSHAKE_TIMEOUT_MS} ms`), { code: "ETIMEDOUT" }),
+      ),
+    );
+    req.end();
+  });
+}
+
 /** One multiplexed connection to a worker. Requests sent before it opens wait for it. */
 class MuxConnection {
   readonly #pending = new Map<number, Pending>();
@@ -78,51 +124,17 @@ class MuxConnection {
   #writer: FrameWriter | undefined;
   #closed = false;
   #sweep: NodeJS.Timeout | undefined;
+  /** How the connection reached the worker, once open. */
+  transport: "unix" | "tcp" | undefined;
   /** Resolves true once upgraded, false when the worker answered the upgrade with a plain response. */
   readonly opened: Promise<boolean>;
 
   constructor(
     private readonly baseUrl: string,
+    socketPath: string | undefined,
     private readonly onClose: (conn: MuxConnection, unsupported: boolean) => void,
   ) {
-    const target = targetOf(baseUrl);
-    this.opened = new Promise<boolean>((resolve, reject) => {
-      const req = request({
-        host: target.host,
-        port: target.port,
-        path: MUX_PATH,
-        method: "GET",
-        agent: false,
-        headers: { connection: "Upgrade", upgrade: MUX_PROTOCOL_2 },
-      });
-      req.on("upgrade", (res, socket, head) => {
-        if (res.headers.upgrade !== MUX_PROTOCOL_2) {
-          socket.destroy();
-          resolve(false);
-          return;
-        }
-        this.#attach(socket, head);
-        resolve(true);
-      });
-      req.on("response", (res) => {
-        // No upgrade: a worker without the multiplexed hop; it is called over HTTP for a while.
-        res.resume();
-        resolve(false);
-      });
-      // Refused or unreachable: the worker is gone. Anything else (the connection dropped during the
-      // handshake: a worker without an upgrade handler closes it) is tried again over plain HTTP.
-      req.on("error", (error: Error & { code?: string }) =>
-        UNREACHABLE.has(error.code ?? "") ? reject(new ReplicaUnreachableError(error.message)) : resolve(false),
-      );
-      req.setTimeout(HANDSHAKE_TIMEOUT_MS, () =>
-        req.destroy(
-          Object.assign(new Error(`no answer from ${baseUrl} within ${HANDSHAKE_TIMEOUT_MS} ms`), {
-            code: "ETIMEDOUT",
-          }),
-        ),
-      );
-      req.end();
-    });
+    this.opened = this.#open(socketPath);
     this.opened.then(
       (ok) => {
         if (!ok) this.#close(undefined, true);
@@ -131,9 +143,39 @@ class MuxConnection {
     );
   }
 
-  #attach(socket: Socket, head: Buffer): void {
+  /**
+   * The worker's Unix socket first when there is one; any failure there (no such file, nobody
+   * listening, no permission) tries TCP, which alone decides whether the worker is gone: refused or
+   * unreachable is a ReplicaUnreachableError, anything else (the connection dropped during the
+   * handshake: a worker without an upgrade handler closes it) means plain HTTP for a while.
+   */
+  async #open(socketPath: string | undefined): Promise<boolean> {
+    if (socketPath !== undefined) {
+      try {
+        const upgraded = await upgrade({ socketPath }, socketPath);
+        if (upgraded) this.#attach(upgraded.socket, upgraded.head, "unix");
+        return upgraded !== null;
+      } catch {
+        // Gone, stale or not ours: TCP reaches the same worker.
+      }
+    }
+    let upgraded: Upgraded;
+    try {
+      upgraded = await upgrade(targetOf(this.baseUrl), this.baseUrl);
+    } catch (error) {
+      const { code, message } = error as Error & { code?: string };
+      if (UNREACHABLE.has(code ?? "")) throw new ReplicaUnreachableError(message);
+      return false;
+    }
+    if (upgraded) this.#attach(upgraded.socket, upgraded.head, "tcp");
+    return upgraded !== null;
+  }
+
+  #attach(socket: Socket, head: Buffer, transport: "unix" | "tcp"): void {
+    this.transport = transport;
     this.#socket = socket;
     this.#writer = new FrameWriter(socket);
+    // Both are no-ops on a Unix socket.
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     socket.setTimeout(0);
@@ -221,10 +263,16 @@ const connections = new Map<string, MuxConnection>();
 /** Workers that answered the upgrade without upgrading, until when (performance.now()). */
 const plainHttpUntil = new Map<string, number>();
 
-function connectionFor(baseUrl: string): MuxConnection {
+/** How the open kiln-mux/2 connection to a worker reaches it (for tests and diagnostics); undefined: none open. */
+export function muxTransportOf(baseUrl: string): "unix" | "tcp" | undefined {
+  const conn = connections.get(baseUrl);
+  return conn?.isOpen ? conn.transport : undefined;
+}
+
+function connectionFor(baseUrl: string, socketPath: string | undefined): MuxConnection {
   let conn = connections.get(baseUrl);
   if (!conn) {
-    conn = new MuxConnection(baseUrl, (closed, unsupported) => {
+    conn = new MuxConnection(baseUrl, socketPath, (closed, unsupported) => {
       if (connections.get(baseUrl) === closed) connections.delete(baseUrl);
       if (unsupported) plainHttpUntil.set(baseUrl, performance.now() + MUX_RETRY_MS);
     });
@@ -234,12 +282,12 @@ function connectionFor(baseUrl: string): MuxConnection {
 }
 
 export function forwardToReplica(
-  baseUrl: string,
+  endpoint: string | ReplicaEndpoint,
   replicaId: string,
   request: ReplicaRequest,
   timeoutMs: number,
 ): Promise<ForwardedAnswer> {
-  return promised((done: AnswerCallback) => sendToReplica(baseUrl, replicaId, request, timeoutMs, done));
+  return promised((done: AnswerCallback) => sendToReplica(endpoint, replicaId, request, timeoutMs, done));
 }
 
 /**
@@ -248,12 +296,13 @@ export function forwardToReplica(
  * once, never before this returns.
  */
 export function sendToReplica(
-  baseUrl: string,
+  endpoint: string | ReplicaEndpoint,
   replicaId: string,
   request: ReplicaRequest,
   timeoutMs: number,
   done: AnswerCallback,
 ): void {
+  const baseUrl = typeof endpoint === "string" ? endpoint : endpoint.url;
   const plainUntil = plainHttpUntil.get(baseUrl);
   if (plainUntil !== undefined) {
     if (performance.now() < plainUntil) {
@@ -262,7 +311,7 @@ export function sendToReplica(
     }
     plainHttpUntil.delete(baseUrl);
   }
-  const conn = connectionFor(baseUrl);
+  const conn = connectionFor(baseUrl, typeof endpoint === "string" ? undefined : endpoint.socketPath);
   if (conn.isOpen) {
     conn.send(replicaId, request, timeoutMs, done);
     return;

@@ -6,6 +6,7 @@ import { promised } from "../callbacks.ts";
 import { ServingError } from "../errors.ts";
 import type { LoadJob, LoadQueue } from "../registry/load-queue.ts";
 import type { ReplicaRecord, ReplicaRegistry } from "../registry/replica-registry.ts";
+import { isSameHost } from "./local-socket.ts";
 import {
   type AnswerCallback,
   type ForwardedAnswer,
@@ -40,6 +41,11 @@ export class ReplicaRouter {
       requestTimeoutMs: number;
       /** Checked about once a second during a cold start: a deployment that failed to load stops the wait. */
       whyNotServable?: (deploymentId: string) => Promise<string | null>;
+      /**
+       * This gateway's host identity (hostIdentity()): replicas published from the same host are
+       * reached over their worker's Unix socket first. Undefined: always over TCP.
+       */
+      localHostId?: string;
       /** How long a registry read is reused; requests between reads use this gateway's counts. */
       registryRefreshMs?: number;
       events?: RouteEvents;
@@ -81,6 +87,11 @@ export class ReplicaRouter {
         .list(deploymentId)
         .then((all) => {
           const replicas = all.filter((r) => r.status === "ready");
+          // A record is the endpoint it is sent to: a socket on another host (or any, with local
+          // sockets off) is not offered to the client.
+          for (const r of replicas) {
+            if (r.socketPath !== undefined && !isSameHost(r, this.options.localHostId)) delete r.socketPath;
+          }
           this.#cache.set(deploymentId, { replicas, fetchedAt: Date.now() });
           return replicas;
         })
@@ -216,7 +227,7 @@ export class ReplicaRouter {
     const load = this.#inFlight.get(id) ?? 0;
     this.#maybeScaleUp(deployment, replicas, load);
     this.#inFlight.set(id, load + 1);
-    sendToReplica(replica.url, id, request, this.options.requestTimeoutMs, (error, answer) => {
+    sendToReplica(replica, id, request, this.options.requestTimeoutMs, (error, answer) => {
       const left = (this.#inFlight.get(id) ?? 1) - 1;
       if (left > 0) this.#inFlight.set(id, left);
       else this.#inFlight.delete(id);
