@@ -2,7 +2,7 @@
 // another process (autocannon), against calling the engine in-process and against a bare Fastify
 // route, in one run.
 //   DATABASE_URL=postgresql://... REDIS_URL=redis://... npx tsx bench/gateway.ts [--duration 10] [--rate 1000]
-//     [--connections 16] [--runs 3] [--profile DIR]
+//     [--connections 16] [--runs 3] [--profile DIR] [--tcp]
 // Max throughput: autocannon (same settings for the bare route and the gateway). Latency at a fixed
 // rate: an open-loop probe in its own process timing each request with hrtime (autocannon reports
 // whole milliseconds, too coarse for a 1 ms goal), run against the bare route and the gateway alike.
@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadEngine, tensor } from "@kiln/engine";
 import { quotaKeys } from "@kiln/metering";
+import * as serving from "@kiln/serving";
 import Fastify from "fastify";
 import { startServingStack } from "../test/serving-fixture.ts";
 import { ROOT, waitUntil } from "../test/support.ts";
@@ -29,6 +30,7 @@ const { values: args } = parseArgs({
     runs: { type: "string", default: "1" },
     profile: { type: "string" },
     out: { type: "string" },
+    tcp: { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -39,7 +41,9 @@ if (args.help) {
   --connections C  autocannon connections and the probe's sockets (default 16)
   --runs N         repeat the load phases N times, report medians (default 1)
   --profile DIR    write the worker process's CPU profile into DIR (node --cpu-prof)
-  --out FILE       write the report there instead of bench/results/gateway-<date>.md`);
+  --out FILE       write the report there instead of bench/results/gateway-<date>.md
+  --tcp            gateway -> worker over loopback TCP (the worker gets SERVING_UNIX_SOCKET=false);
+                   by default it goes over the worker's Unix socket, as on any single host`);
   process.exit(0);
 }
 const RUNS = Math.max(1, Number(args.runs));
@@ -296,6 +300,7 @@ async function main() {
       ARTIFACT_DIR: stack.artifactDir,
       LOG_LEVEL: "warn",
       WORKER_HEARTBEAT_MS: "1000",
+      ...(args.tcp ? { SERVING_UNIX_SOCKET: "false" } : {}),
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -309,6 +314,11 @@ async function main() {
     120_000,
   );
   for (let i = 0; i < 500; i++) await (await fetch(inferUrl, { method: "POST", headers, body })).arrayBuffer();
+  // How the gateway reaches the worker (commits before the Unix socket have no muxTransportOf: TCP).
+  const [replica] = await new serving.ReplicaRegistry(stack.redis, stack.keyPrefix, 3_000).list(stack.deploymentId);
+  const transportOf = (serving as { muxTransportOf?: (url: string) => string | undefined }).muxTransportOf;
+  const transport = transportOf ? (transportOf(replica?.url ?? "") ?? "none") : "tcp";
+  console.error(`gateway -> worker over ${transport === "unix" ? "a Unix socket" : `loopback ${transport}`}`);
 
   // The Enterprise plan allows 1,000 requests/s; the max-throughput run goes past it, so the
   // harness keeps the bucket full. The Lua admission still runs on every request.
@@ -358,7 +368,9 @@ async function main() {
     console.error(
       `run ${run + 1}/${RUNS}: bare ${bareMax.rps.toFixed(0)} req/s, gateway ${gatewayMax.rps.toFixed(0)} req/s; ` +
         `at ${RATE} req/s p50/p99 bare ${bareAtRate.p50.toFixed(3)}/${bareAtRate.p99.toFixed(3)} ms, ` +
-        `gateway ${gatewayAtRate.p50.toFixed(3)}/${gatewayAtRate.p99.toFixed(3)} ms; load ${loadavg()[0]?.toFixed(2)}`,
+        `gateway ${gatewayAtRate.p50.toFixed(3)}/${gatewayAtRate.p99.toFixed(3)} ms; ` +
+        `CPU/req gateway ${cpu.at(-1)?.gatewayMax.toFixed(3)} (max) ${cpu.at(-1)?.gateway.toFixed(3)} (at rate), ` +
+        `worker ${cpu.at(-1)?.workerMax.toFixed(3)} ${cpu.at(-1)?.worker.toFixed(3)} ms; load ${loadavg()[0]?.toFixed(2)}`,
     );
   }
   const bareLoad = medianLoad(runs.map((r) => r.bareMax));
@@ -396,19 +408,20 @@ async function main() {
     .map(
       (r, i) =>
         `| ${i + 1} | ${r.bareMax.rps.toFixed(0)} | ${r.gatewayMax.rps.toFixed(0)} | ${(r.gatewayMax.rps / r.bareMax.rps).toFixed(2)} | ` +
-        `${r.bareAtRate.p50.toFixed(3)} / ${r.bareAtRate.p99.toFixed(3)} | ${r.gatewayAtRate.p50.toFixed(3)} / ${r.gatewayAtRate.p99.toFixed(3)} |`,
+        `${r.bareAtRate.p50.toFixed(3)} / ${r.bareAtRate.p99.toFixed(3)} | ${r.gatewayAtRate.p50.toFixed(3)} / ${r.gatewayAtRate.p99.toFixed(3)} | ` +
+        `${cpu[i]?.gatewayMax.toFixed(3)} / ${cpu[i]?.workerMax.toFixed(3)} | ${cpu[i]?.gateway.toFixed(3)} / ${cpu[i]?.worker.toFixed(3)} |`,
     )
     .join("\n");
   const report = `# Gateway overhead, ${date}
 
-Command: \`DATABASE_URL=... REDIS_URL=... npx tsx bench/gateway.ts --duration ${DURATION} --rate ${RATE} --connections ${CONNECTIONS} --runs ${RUNS}\` (commit ${commit})
+Command: \`DATABASE_URL=... REDIS_URL=... npx tsx bench/gateway.ts --duration ${DURATION} --rate ${RATE} --connections ${CONNECTIONS} --runs ${RUNS}${args.tcp ? " --tcp" : ""}\` (commit ${commit})
 
 Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load average before the load runs ${load3(loadBefore)}, after ${load3(loadavg())}
 (shared with other jobs: absolute numbers are noisy; bare route and gateway alternate within each run).
 
 Model: dense \`y = relu(x @ W + b)\`, x float32 [1,4] (the tiny CPU model from packages/engine's tests).
 Deployment: max batch 16, max queue delay 0 ms. Load generator, gateway (with Redis), worker and bare route are
-separate processes on loopback; gateway -> worker is KServe v2 (the client's JSON body as it came when small, else binary) in kiln-mux/2 frames over one multiplexed connection per worker; the worker answers with the client's answer, which the gateway sends on as bytes.
+separate processes on loopback; gateway -> worker is KServe v2 (the client's JSON body as it came when small, else binary) in kiln-mux/2 frames over one multiplexed connection per worker (here over ${transport === "unix" ? "the worker's Unix socket" : `loopback ${transport}`}); the worker answers with the client's answer, which the gateway sends on as bytes.
 Max throughput: autocannon, ${CONNECTIONS} connections, ${DURATION} s, same settings for both targets.
 At ${RATE} req/s: open-loop probe (own process, node:http keep-alive, up to ${CONNECTIONS} sockets, hrtime per request), ${DURATION} s.
 ${RUNS} run(s); the table shows the median of each number over the runs.
@@ -431,8 +444,8 @@ ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 
 Per run:
 
-| Run | Bare max (req/s) | Gateway max (req/s) | Ratio | Bare at ${RATE}/s p50 / p99 (ms) | Gateway at ${RATE}/s p50 / p99 (ms) |
-| ---: | ---: | ---: | ---: | ---: | ---: |
+| Run | Bare max (req/s) | Gateway max (req/s) | Ratio | Bare at ${RATE}/s p50 / p99 (ms) | Gateway at ${RATE}/s p50 / p99 (ms) | CPU/req at max, gateway / worker (ms) | CPU/req at ${RATE}/s, gateway / worker (ms) |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${perRun}
 `;
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
