@@ -825,6 +825,36 @@ KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
   expectEveryImplicitTileMatches(m.bytes(), floatTensor({3, 16, 10, 10}, 264, -1.f, 1.f), 7);
 }
 
+// The TMA tiles' own cases (1x1s of stride 1), every tile against cuBLASLt's path as above: 975
+// pixels (15 full 64-row tiles and a tail of 15), output channels that no BN divides (320, 192),
+// a K that ends mid k-step (320 bytes: two and a half 128-byte steps, the rest zero-filled), a K of
+// eight k-steps (1,024: twice the A ring, so every stage is refilled within a tile) and a residual
+// over 320 channels (Z loaded into the output slots, which are refilled two tiles on).
+KILN_TEST(cuda, int8_tma_tiles_match_cublaslt_path) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {5, 64, 13, 15});
+  auto conv1x1 = [&](const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed) {
+    const std::string w = "w_" + out, b = "b_" + out;
+    const float range = 1.5f / std::sqrt(float(c));
+    m.initializer(w, DType::Float32, {k, c, 1, 1}, randomValues(k * c, seed, -range, range));
+    m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
+    m.node("Conv", {in, w, b}, {out});
+  };
+  conv1x1("x", "c1", 320, 64, 270);
+  m.node("Relu", {"c1"}, {"r1"});
+  conv1x1("r1", "c2", 1024, 320, 272);
+  m.node("Relu", {"c2"}, {"r2"});
+  conv1x1("r2", "c3", 192, 1024, 274);
+  m.node("Relu", {"c3"}, {"r3"});
+  conv1x1("r3", "c4", 320, 192, 276);
+  m.node("Add", {"c4", "r1"}, {"s4"});
+  m.node("Relu", {"s4"}, {"r4"});
+  m.node("GlobalAveragePool", {"r4"}, {"y"});
+  m.output("y");
+  m.opset("", 17);
+  expectEveryImplicitTileMatches(m.bytes(), floatTensor({5, 64, 13, 15}, 278, -1.f, 1.f), 4);
+}
+
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
 // the layer's signature, this GPU's libraries and the tiles the build times, and a later build
 // takes a cached list as given: here one naming only the dp4a GEMM, which timing never picks while

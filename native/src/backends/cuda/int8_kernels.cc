@@ -366,7 +366,7 @@ class ConvInt8Kernel final : public CudaKernel {
   }
 
   // Which paths the timing picked (over the shapes seen): "implicit_gemm" ("_wgmma": a Hopper tile
-  // won somewhere, "_ring" / "_ws" / "_shift": one of its ring / warp-specialized / shifted-window
+  // won somewhere, "_ring" / "_ws" / "_shift" / "_tma": one of its ring / warp-specialized / shifted-window / TMA
   // tiles; ".t<n>[,<n>...]": the tiles, as KILN_CUDA_IMPLICIT_TILE numbers them) and/or cuBLASLt's
   // "gemm"/"im2col_gemm" ("_requant": int32 out, then Kiln's requantize kernel; "_dp4a": fallback).
   std::string name() const override {
@@ -376,7 +376,7 @@ class ConvInt8Kernel final : public CudaKernel {
     for (int tile : tilesUsed_) wgmma = wgmma || tile >= kImplicitGemmTiles;
     const bool implicit = !tilesUsed_.empty();
     std::string paths = implicit ? std::string(wgmma ? "implicit_gemm_wgmma" : "implicit_gemm") + (ringUsed_ ? "_ring" : "") +
-                                       (wsUsed_ ? "_ws" : "") + (shiftedUsed_ ? "_shift" : "")
+                                       (wsUsed_ ? "_ws" : "") + (shiftedUsed_ ? "_shift" : "") + (tmaUsed_ ? "_tma" : "")
                                  : "";
     for (size_t i = 0; i < tilesUsed_.size(); ++i) paths += (i == 0 ? ".t" : ",") + std::to_string(tilesUsed_[i]);
     if (ltUsed_ || !implicit) paths += (paths.empty() ? "" : "+") + lt;
@@ -427,11 +427,12 @@ class ConvInt8Kernel final : public CudaKernel {
     } else if (timed.front().implicitTile >= 0) {
       const int tile = timed.front().implicitTile, w = tile - kImplicitGemmTiles;
       if (std::find(tilesUsed_.begin(), tilesUsed_.end(), tile) == tilesUsed_.end()) tilesUsed_.push_back(tile);
-      if (w >= 0 && wgmmaTileRunsAsItself(w, g)) {
+      if (w >= 0 && wgmmaTileRunsAsItself(w, g, n)) {
         const WgmmaTileKind kind = wgmmaTileKind(w);
         ringUsed_ = ringUsed_ || kind == WgmmaTileKind::Ring;
         wsUsed_ = wsUsed_ || kind == WgmmaTileKind::WarpSpecialized;
         shiftedUsed_ = shiftedUsed_ || kind == WgmmaTileKind::Shifted;
+        tmaUsed_ = tmaUsed_ || kind == WgmmaTileKind::Tma;
       }
     } else {
       ltUsed_ = true, requantUsed_ = requantUsed_ || !timed.front().fused;
@@ -525,7 +526,7 @@ class ConvInt8Kernel final : public CudaKernel {
         if ((forced >= 0 && tile != forced) || !implicitGemmTileAvailable(tile, DType::Int8)) continue;
         // A ring or warp-specialized tile on a layer whose K it does not take would time its fallback a
         // second time.
-        if (forced < 0 && tile >= kImplicitGemmTiles && !wgmmaTileRunsAsItself(tile - kImplicitGemmTiles, g))
+        if (forced < 0 && tile >= kImplicitGemmTiles && !wgmmaTileRunsAsItself(tile - kImplicitGemmTiles, g, n))
           continue;
         auto launch = [&] {
           launchInt8ConvImplicitGemm(tile, static_cast<const int8_t*>(x.get()), static_cast<const int8_t*>(b.get()), alpha,
@@ -594,7 +595,7 @@ class ConvInt8Kernel final : public CudaKernel {
   float beta_ = 0.f;
   bool relu_ = false, direct_ = false;
   mutable std::vector<int> tilesUsed_;  // implicit-GEMM tiles chosen, in order of first choice
-  mutable bool ringUsed_ = false, wsUsed_ = false, shiftedUsed_ = false;  // ... of which kinds, run as themselves
+  mutable bool ringUsed_ = false, wsUsed_ = false, shiftedUsed_ = false, tmaUsed_ = false;  // ... of which kinds, run as themselves
   mutable bool dp4aUsed_ = false, requantUsed_ = false, ltUsed_ = false;
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::vector<Int8Choice>> choices_;

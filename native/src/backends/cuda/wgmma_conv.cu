@@ -20,6 +20,7 @@
 // The file is compiled for sm_90a only where the compiler has it (CMakeLists.txt); elsewhere the kernels
 // are empty and wgmmaConvAvailable() says so, from a probe compiled in the same module (the driver loads
 // one image of a module, so the probe answers for the kernels too).
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -529,6 +530,182 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
 }
 
 #ifdef KILN_WGMMA_DEVICE
+// The tensor memory accelerator (TMA): a 2-D box of a tensor map between global and shared memory,
+// issued by one thread. Loads complete on an mbarrier (the box's bytes counted as transactions,
+// zero-filled parts included); stores are a bulk group of the issuing thread.
+__device__ __forceinline__ void mbarrierExpectTx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void tmaLoad2d(uint32_t dst, const CUtensorMap* map, int inner, int outer, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(inner), "r"(outer), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void tmaStore2d(const CUtensorMap* map, uint32_t src, int inner, int outer) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(inner), "r"(outer), "r"(src)
+               : "memory");
+}
+__device__ __forceinline__ void bulkCommit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Waits until this thread's bulk stores have read their shared memory (it may be written again).
+__device__ __forceinline__ void bulkWaitRead() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulkWaitAll() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+#endif  // KILN_WGMMA_DEVICE
+
+// The tensor maps of a TMA tile's layer: A = X as [M, C] bytes (a 1x1, stride 1, unpadded), W as
+// [K, kPad], Y and Z as [M, K]; boxes of BK x 64 rows (A), BK x BN (W) and ZB x 64 (Y, Z).
+struct TmaMaps {
+  CUtensorMap a, w, y, z;
+};
+
+// A 1x1 stride-1 convolution is a plain GEMM over NHWC rows, and ResNet-50's (its bottlenecks' both
+// ends, 33 of 53 layers, three fifths of the INT8 engine's time) are short-K and memory-bound: a
+// 1x1 over 64 channels to 256 moves 7 bytes per product. What they need is every byte in flight,
+// all the time, which the tiles above cannot keep up: their copies are 16-byte cp.async issued by
+// the computing threads, their stores wait for the epilogue, and a tile's loads, products and
+// stores run one after another. Here a persistent block of three warpgroups works like a
+// TMA-fed GEMM: one thread of the third warpgroup (the producer) issues every load as a TMA box
+// into rings guarded by mbarriers: W's BN x kPad slice once (resident), then per 64-row M tile its
+// k-steps of A into the consumer's A ring and its residual Z into the consumer's output slot; the
+// first two warpgroups (consumers) take the block's tiles in turn, so one's products run while the
+// other finishes. A consumer's epilogue runs in place: it reads Z's pair from the slot, writes Y's
+// pair over it, and one thread stores the slot as a TMA box, then frees it for Z two tiles on once
+// the store has read it. TMA zero-fills and clips the tails (M, K, kPad), so no bounds are tested.
+// Slots are boxes of ZB = min(BN, 128) channels, swizzled as wide (64 or 128 bytes): the eight rows
+// an epilogue phase touches hit distinct banks.
+template <int BN, int BK, int RING>
+__global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __grid_constant__ TmaMaps maps, int mTiles) {
+#ifdef KILN_WGMMA_DEVICE
+  constexpr int BM = 64, kAcc = BN / 2, ZB = BN < 128 ? BN : 128, kSlot = BM * BN;
+  static_assert((BK == 64 || BK == 128) && (ZB == 64 || ZB == 128) && RING >= 2, "64/128-byte atoms, two+ stages");
+  extern __shared__ __align__(1024) uint8_t smemRaw[];
+  const int kTiles = (p.kPad + BK - 1) / BK;
+  // W's k-steps, each consumer's A ring, each consumer's two output slots, then the barriers.
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  uint8_t* smem = smemRaw + (base - raw);
+  const uint32_t ringAt = base + kTiles * BN * BK, slotAt = ringAt + 2 * RING * BM * BK, barAt = slotAt + 4 * kSlot;
+  auto wStep = [&](int kt) { return base + kt * BN * BK; };
+  auto aStage = [&](int c, int h) { return ringAt + (c * RING + h % RING) * BM * BK; };
+  auto slot = [&](int c, int u) { return slotAt + (c * 2 + (u & 1)) * kSlot; };
+  // Barriers: W full; per consumer c, A stage full and empty (RING each), slot full and empty (2 each).
+  const uint32_t wFull = barAt;
+  auto aFull = [&](int c, int h) { return barAt + 8 * (1 + c * RING + h % RING); };
+  auto aEmpty = [&](int c, int h) { return barAt + 8 * (1 + 2 * RING + c * RING + h % RING); };
+  auto zFull = [&](int c, int u) { return barAt + 8 * (1 + 4 * RING + c * 2 + (u & 1)); };
+  auto zEmpty = [&](int c, int u) { return barAt + 8 * (5 + 4 * RING + c * 2 + (u & 1)); };
+
+  const int tid = threadIdx.x, warpgroup = tid / 128, wtid = tid % 128;
+  const int blockN = blockIdx.y * BN, step = gridDim.x;
+  const bool hasZ = p.z != nullptr;
+  if (int(blockIdx.x) >= mTiles) return;
+  if (tid == 0) {
+    mbarrierInit(wFull, 1);
+    for (int c = 0; c < 2; ++c) {
+      for (int s = 0; s < RING; ++s) {
+        mbarrierInit(aFull(c, s), 1);
+        mbarrierInit(aEmpty(c, s), 128);
+      }
+      for (int u = 0; u < 2; ++u) {
+        mbarrierInit(zFull(c, u), 1);
+        mbarrierInit(zEmpty(c, u), 1);
+      }
+    }
+    // The barriers' initialization must be visible to the TMA unit (the async proxy).
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    fenceAsyncProxy();
+  }
+  __syncthreads();
+
+  if (warpgroup == 2) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if (wtid != 0) return;
+    mbarrierExpectTx(wFull, uint32_t(kTiles * BN * BK));
+    for (int kt = 0; kt < kTiles; ++kt) tmaLoad2d(wStep(kt), &maps.w, kt * BK, blockN, wFull);
+    // Tile i of the block goes to consumer i & 1 as its tile u = i >> 1, whose k-step kt is the
+    // consumer's h = u * kTiles + kt.
+    for (int i = 0, t = blockIdx.x; t < mTiles; ++i, t += step) {
+      const int c = i & 1, u = i >> 1;
+      if (hasZ) {
+        if (u >= 2) mbarrierWait(zEmpty(c, u), ((u >> 1) - 1) & 1);
+        mbarrierExpectTx(zFull(c, u), kSlot);
+        for (int b = 0; b < BN / ZB; ++b) tmaLoad2d(slot(c, u) + b * BM * ZB, &maps.z, blockN + b * ZB, t * BM, zFull(c, u));
+      }
+      for (int kt = 0; kt < kTiles; ++kt) {
+        const int h = u * kTiles + kt;
+        if (h >= RING) mbarrierWait(aEmpty(c, h), (h / RING - 1) & 1);
+        mbarrierExpectTx(aFull(c, h), BM * BK);
+        tmaLoad2d(aStage(c, h), &maps.a, kt * BK, t * BM, aFull(c, h));
+      }
+    }
+    return;
+  }
+
+  // Consumers: BN = 256 takes 128 accumulators (384 threads share 64K registers: 128 x 40 + 256 x 232).
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+  const int c = warpgroup, rowBase = ((wtid / 32) & 3) * 16 + ((tid & 31) >> 2), cpair = (tid & 3) * 2;
+  int32_t acc[kAcc];
+#pragma unroll
+  for (int j = 0; j < kAcc; ++j) acc[j] = 0;
+  mbarrierWait(wFull, 0);
+  for (int u = 0, t = blockIdx.x + c * step; t < mTiles; ++u, t += 2 * step) {
+    for (int kt = 0; kt < kTiles; ++kt) {
+      const int h = u * kTiles + kt;
+      mbarrierWait(aFull(c, h), (h / RING) & 1);
+      const uint32_t a = aStage(c, h), b = wStep(kt);
+      wgmmaFence();
+#pragma unroll
+      for (int ks = 0; ks < BK / 32; ++ks)
+        WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32), kt > 0 || ks > 0);
+      wgmmaCommit();
+      if (kt > 0) {
+        wgmmaWait<1>();
+        mbarrierArrive(aEmpty(c, h - 1));
+      }
+    }
+    wgmmaWait<0>();
+    mbarrierArrive(aEmpty(c, u * kTiles + kTiles - 1));
+#pragma unroll
+    for (int j = 0; j < kAcc; ++j) fenceOperand(acc[j]);
+
+    // In place: channel pair (col, col + 1) of row r lives in box col / ZB at row r, 16-byte chunk
+    // (col % ZB) / 16 swizzled by the row, as TMA lays a box out.
+    const uint32_t out = slot(c, u);
+    uint8_t* tile = smem + (out - base);
+    if (hasZ) mbarrierWait(zFull(c, u), (u >> 1) & 1);
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+      const int col = j * 8 + cpair, n = blockN + col;
+      if (n >= p.k) continue;
+      const Int8Out::Pair pc = Int8Out::pair(p, n);
+      const int box = col / ZB, within = col % ZB;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = rowBase + half * 8;
+        uint8_t* at = tile + box * BM * ZB + swizzle<ZB>(row, within >> 4) + (within & 15);
+        if (hasZ)
+          Int8Out::finish<true>(p, pc, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1], at);
+        else
+          Int8Out::finish<false>(p, pc, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1], at);
+      }
+    }
+    fenceAsyncProxy();  // the slot's generic writes, before the TMA store reads them
+    warpgroupBarrier(1 + c);
+    if (wtid == 0) {
+      for (int b = 0; b < BN / ZB; ++b) tmaStore2d(&maps.y, out + b * BM * ZB, blockN + b * ZB, t * BM);
+      bulkCommit();
+      bulkWaitRead();
+      if (hasZ) mbarrierArrive(zEmpty(c, u));
+    }
+    __syncwarp();  // warp 0 converged again before the next products (wgmma is .sync.aligned)
+  }
+  if (wtid == 0) bulkWaitAll();
+#endif
+}
+
+#ifdef KILN_WGMMA_DEVICE
 // Descriptor of a K-major operand without swizzle: 8-row core matrices of 16-byte rows, rows 16
 // bytes apart (consecutive pixels of one 16-channel plane), 8-row groups 128 bytes apart, the
 // second 16 bytes of each row's k32 `secondHalf` bytes on (the leading byte offset: the next
@@ -697,6 +874,80 @@ void launchWgmmaWs(ConvArgs args, cudaStream_t stream) {
   launchPersistent<convWgmmaInt8Ws<BN, BK, STAGES>, 384, 64, BN, BK, STAGES, 1, MAXKT, 2 * STAGES * 8>(args, stream);
 }
 
+// cuTensorMapEncodeTiled from the driver, found through the runtime (no link against libcuda).
+using EncodeTiled = decltype(&cuTensorMapEncodeTiled);
+EncodeTiled encodeTiled() {
+  static const EncodeTiled fn = [] {
+    void* entry = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+#if CUDART_VERSION >= 12050
+    const cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000, cudaEnableDefault, &found);
+#else
+    const cudaError_t err = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &entry, cudaEnableDefault, &found);
+#endif
+    KILN_CHECK(err == cudaSuccess && found == cudaDriverEntryPointSuccess && entry != nullptr, Internal,
+               "the CUDA driver has no cuTensorMapEncodeTiled (TMA needs CUDA 12+)");
+    return reinterpret_cast<EncodeTiled>(entry);
+  }();
+  return fn;
+}
+
+// A 2-D int8 tensor map over `rows` rows of `width` bytes (`pitch` bytes apart), boxes of boxWidth x
+// boxRows, swizzled as wide as boxWidth (64 or 128 bytes: the layouts wgmma and the epilogue read).
+CUtensorMap tensorMap2d(const void* data, uint64_t width, uint64_t rows, uint64_t pitch, uint32_t boxWidth, uint32_t boxRows) {
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {width, rows}, strides[1] = {pitch};
+  const cuuint32_t box[2] = {boxWidth, boxRows}, elementStrides[2] = {1, 1};
+  const CUtensorMapSwizzle swizzle = boxWidth == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+  const CUresult r = encodeTiled()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(data), dims, strides, box,
+                                   elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  KILN_CHECK(r == CUDA_SUCCESS, Internal, "cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
+  return map;
+}
+
+// Shared memory of a TMA tile on a layer of kTiles k-steps (the kernel's layout, plus its alignment slack).
+constexpr int tmaSmemBytes(int bn, int bk, int ring, int kTiles) {
+  return kTiles * bn * bk + 2 * ring * 64 * bk + 4 * 64 * bn + 8 * (9 + 4 * ring) + 1024;
+}
+
+// Whether a TMA tile (BN, BK, RING) takes layer g: a 1x1 of stride 1 without padding over rows of
+// 16-byte multiples (C, kPad and K: TMA's strides), whose W slice fits in shared memory beside the rings.
+bool tmaTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring) {
+  if (g.r != 1 || g.s != 1 || g.strideH != 1 || g.strideW != 1 || g.padH != 0 || g.padW != 0) return false;
+  if (g.c % 16 != 0 || g.kPad % 16 != 0 || kOut % 16 != 0 || g.oh != g.h || g.ow != g.w) return false;
+  const int kTiles = int((g.kPad + bk - 1) / bk);
+  return tmaSmemBytes(bn, bk, ring, kTiles) <= maxSharedMemoryPerBlock();
+}
+
+// Launches TMA tile (BN, BK, RING) on a layer tmaTileTakes: one wave of resident blocks (one per SM),
+// split over the N blocks, each walking M tiles of 64 rows.
+template <int BN, int BK, int RING>
+void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
+  auto kernel = convWgmmaInt8Tma<BN, BK, RING>;
+  static const int sms = [] {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8Tma<BN, BK, RING>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         maxSharedMemoryPerBlock()));
+    int device = 0, count = 0;
+    KILN_CUDA_CHECK(cudaGetDevice(&device));
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    return count;
+  }();
+  const int kTiles = (args.kPad + BK - 1) / BK;
+  const uint64_t m = uint64_t(args.m), k = uint64_t(args.k);
+  TmaMaps maps;
+  maps.a = tensorMap2d(args.x, uint64_t(args.c), m, uint64_t(args.c), BK, 64);
+  maps.w = tensorMap2d(args.w, uint64_t(args.kPad), k, uint64_t(args.kPad), BK, BN);
+  maps.y = tensorMap2d(args.y, k, m, k, BN < 128 ? BN : 128, 64);
+  maps.z = args.z ? tensorMap2d(args.z, k, m, k, BN < 128 ? BN : 128, 64) : maps.y;
+  args.zPrefetched = 0, args.tileAt = 0;
+  const int mTiles = (args.m + 63) / 64, nBlocks = (args.k + BN - 1) / BN;
+  int blocks = sms / nBlocks;
+  blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
+  dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
+  kernel<<<grid, 384, tmaSmemBytes(BN, BK, RING, kTiles), stream>>>(args, maps, mTiles);
+}
+
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
 // take g (planShiftedWindow) or the window beside W's stages exceeds the GPU's shared memory.
 struct ShiftedPlan {
@@ -780,9 +1031,29 @@ const ShiftedTile kShiftedTiles[] = {
     shiftedTile<128, 128, 4, 1>(0), shiftedTile<256, 128, 3, 1>(1), shiftedTile<64, 64, 4, 1>(3),
     shiftedTile<128, 64, 4, 1>(6),  shiftedTile<128, 128, 4, 2>(0), shiftedTile<64, 64, 4, 2>(3),
 };
+// Then the TMA tiles (BN, bytes per k-step, A stages per consumer; 64-row M tiles), for the 1x1s of
+// stride 1 (tmaTileTakes), each handing any other layer to the resident-block tile named with it:
+// 64-byte k-steps for the 1x1s over 64 channels, 128-byte ones otherwise; BN = 64 keeps W resident
+// up to 2,048 channels.
+struct TmaTile {
+  Launch launch;
+  int bn, bk, ring, fallback;
+  bool takes(const Im2ColGeometry& g, int64_t kOut) const {
+    return kOut >= bn && g.kPad >= bk && g.n * g.oh * g.ow >= 64 && tmaTileTakes(g, kOut, bn, bk, ring);
+  }
+};
+template <int BN, int BK, int RING>
+constexpr TmaTile tmaTile(int fallback) {
+  return {&launchWgmmaTma<BN, BK, RING>, BN, BK, RING, fallback};
+}
+const TmaTile kTmaTiles[] = {
+    tmaTile<256, 64, 4>(7),  tmaTile<64, 64, 4>(4),  tmaTile<256, 128, 4>(1),
+    tmaTile<128, 128, 4>(0), tmaTile<64, 128, 4>(3), tmaTile<128, 128, 3>(0),
+};
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
-static_assert(kPersistentEnd + sizeof(kShiftedTiles) / sizeof(kShiftedTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
+constexpr int kShiftedEnd = kPersistentEnd + sizeof(kShiftedTiles) / sizeof(kShiftedTiles[0]);
+static_assert(kShiftedEnd + sizeof(kTmaTiles) / sizeof(kTmaTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
 
 }  // namespace
 
@@ -815,7 +1086,12 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g
   if (tile < kResidentTiles) return kWgmmaLaunches[tile](args, stream);
   if (tile < kPersistentEnd) {
     const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
-    return wgmmaTileRunsAsItself(tile, g) ? persistent.launch(args, stream) : kWgmmaLaunches[persistent.fallback](args, stream);
+    return wgmmaTileRunsAsItself(tile, g, args.k) ? persistent.launch(args, stream)
+                                                   : kWgmmaLaunches[persistent.fallback](args, stream);
+  }
+  if (tile >= kShiftedEnd) {
+    const TmaTile& tma = kTmaTiles[tile - kShiftedEnd];
+    return tma.takes(g, args.k) ? tma.launch(args, stream) : kWgmmaLaunches[tma.fallback](args, stream);
   }
   const ShiftedTile& shifted = kShiftedTiles[tile - kPersistentEnd];
   ShiftedPlan plan;
@@ -824,17 +1100,20 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g
 
 WgmmaTileKind wgmmaTileKind(int tile) {
   if (tile < kResidentTiles || tile >= kWgmmaTiles) return WgmmaTileKind::Resident;
+  if (tile >= kShiftedEnd) return WgmmaTileKind::Tma;
   if (tile >= kPersistentEnd) return WgmmaTileKind::Shifted;
   return kPersistentTiles[tile - kResidentTiles].warpSpecialized ? WgmmaTileKind::WarpSpecialized : WgmmaTileKind::Ring;
 }
 
 bool wgmmaTileEnabled(int tile) {
-  static const bool warpSpecialized = envIs("KILN_CUDA_WGMMA_WS", "on"), shifted = !envIs("KILN_CUDA_WGMMA_SHIFTED", "off");
+  static const bool warpSpecialized = envIs("KILN_CUDA_WGMMA_WS", "on"), shifted = !envIs("KILN_CUDA_WGMMA_SHIFTED", "off"),
+                    tma = envIs("KILN_CUDA_WGMMA_TMA", "on");
   const WgmmaTileKind kind = wgmmaTileKind(tile);
-  return (kind != WgmmaTileKind::WarpSpecialized || warpSpecialized) && (kind != WgmmaTileKind::Shifted || shifted);
+  return (kind != WgmmaTileKind::WarpSpecialized || warpSpecialized) && (kind != WgmmaTileKind::Shifted || shifted) &&
+         (kind != WgmmaTileKind::Tma || tma);
 }
 
-bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g) {
+bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut) {
   if (tile < 0 || tile >= kWgmmaTiles) return false;
   if (tile < kResidentTiles) return true;
   if (tile < kPersistentEnd) {
@@ -842,6 +1121,7 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g) {
     const int64_t kTiles = (g.kPad + persistent.bk - 1) / persistent.bk;
     return kTiles >= persistent.minKTiles && kTiles <= persistent.maxKTiles;
   }
+  if (tile >= kShiftedEnd) return kTmaTiles[tile - kShiftedEnd].takes(g, kOut);
   ShiftedPlan plan;
   return kShiftedTiles[tile - kPersistentEnd].plan(g, plan);
 }
