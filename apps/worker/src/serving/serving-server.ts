@@ -247,7 +247,7 @@ export interface ServingServer extends Server {
 const MAX_SOCKET_PATH_BYTES = 107;
 
 async function listenOnSocket(server: Server, dir: string): Promise<{ path: string; listener: NetServer }> {
-  removeStaleSockets(dir);
+  await removeStaleSockets(dir);
   const path = newSocketPath(dir);
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) throw new Error(`socket path too long: ${path}`);
   // The HTTP server serves these connections exactly as its TCP ones (keep-alive, upgrade, close).

@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -35,14 +36,19 @@ describe("local sockets", () => {
     expect(() => localSocketSetting({ SERVING_UNIX_SOCKET: "yes" })).toThrow(/SERVING_UNIX_SOCKET/);
   });
 
-  it("removes sockets of dead processes and keeps live ones and other files", () => {
+  it("removes sockets of dead processes that nobody answers on, and keeps the others", async () => {
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"]).stdout.toString();
     const mine = newSocketPath(dir);
     expect(basename(mine)).toMatch(new RegExp(`^kiln-serving-${process.pid}-[0-9a-f]{8}\\.sock$`));
     const stale = join(dir, `kiln-serving-${dead}-0badc0de.sock`);
     const other = join(dir, "kiln-serving-notes.txt");
     for (const path of [mine, stale, other]) writeFileSync(path, "");
-    removeStaleSockets(dir);
-    expect([existsSync(mine), existsSync(stale), existsSync(other)]).toEqual([true, false, true]);
+    // A dead pid whose socket still answers: a worker in another PID namespace sharing the folder.
+    const elsewhere = join(dir, `kiln-serving-${dead}-0000beef.sock`);
+    const listener = createServer();
+    await new Promise<void>((resolve) => listener.listen(elsewhere, resolve));
+    await removeStaleSockets(dir);
+    expect([mine, stale, other, elsewhere].map((path) => existsSync(path))).toEqual([true, false, true, true]);
+    await new Promise((resolve) => listener.close(resolve));
   });
 });

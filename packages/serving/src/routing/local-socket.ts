@@ -5,6 +5,7 @@
 // per wake-up than loopback TCP (no TCP state machine, no Nagle or delayed ACKs, no softirq).
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { connect } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -58,24 +59,44 @@ export function newSocketPath(dir: string): string {
 
 /**
  * Removes sockets left in `dir` by workers that were killed outright (a stopping worker removes its
- * own). A socket whose process id is alive is kept, whoever it belongs to.
+ * own): ours by name, whose process is gone, and that nobody answers on. The last check keeps a
+ * live socket of a worker in another PID namespace that shares the folder (a pid means nothing
+ * there). Whatever cannot be checked or removed is left alone.
  */
-export function removeStaleSockets(dir: string): void {
+export async function removeStaleSockets(dir: string): Promise<void> {
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
     return;
   }
-  for (const name of names) {
+  const candidates = names.filter((name) => {
     const pid = Number(SOCKET_NAME.exec(name)?.[1] ?? 0);
-    if (!pid || pid === process.pid || isAlive(pid)) continue;
-    try {
-      unlinkSync(join(dir, name));
-    } catch {
-      // Gone already, or not ours to remove.
-    }
-  }
+    return pid !== 0 && pid !== process.pid && !isAlive(pid);
+  });
+  await Promise.all(
+    candidates.map(async (name) => {
+      const path = join(dir, name);
+      if (await isListening(path)) return;
+      try {
+        unlinkSync(path);
+      } catch {
+        // Gone already, or not ours to remove.
+      }
+    }),
+  );
+}
+
+/** Whether something accepts connections on the socket at `path` (a refused or failed connect: no). */
+function isListening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }
 
 function isAlive(pid: number): boolean {
