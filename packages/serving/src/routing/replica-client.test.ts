@@ -305,6 +305,22 @@ describe("forwardToReplica with a Unix socket", () => {
     }
   });
 
+  it("reports a worker that accepts on its socket but does not answer as unreachable, as over TCP", async () => {
+    // A hung worker: the kernel accepts the connection, nothing answers the upgrade. Its port would
+    // answer (it does not here: the TCP server is a different, healthy one) but is not tried.
+    const url = await listen(muxWorker());
+    const hung = createNetServer((socket) => sockets.add(socket));
+    servers.push(hung);
+    const socketPath = join(socketDir, "hung.sock");
+    await new Promise<void>((resolve) => hung.listen(socketPath, resolve));
+    const started = performance.now();
+    await expect(forwardToReplica({ url, socketPath }, "rep_a", request("1"), 5_000)).rejects.toThrow(
+      ReplicaUnreachableError,
+    );
+    // The handshake timeout (10 s), once.
+    expect(performance.now() - started).toBeLessThan(15_000);
+  }, 20_000);
+
   it("reports a worker that is gone (socket and port) as unreachable", async () => {
     const server = muxWorker();
     const url = await listen(server);

@@ -144,10 +144,12 @@ class MuxConnection {
   }
 
   /**
-   * The worker's Unix socket first when there is one; any failure there (no such file, nobody
-   * listening, no permission) tries TCP, which alone decides whether the worker is gone: refused or
+   * The worker's Unix socket first when there is one; a failure there (no such file, nobody
+   * listening, no permission) tries TCP, which decides whether the worker is gone: refused or
    * unreachable is a ReplicaUnreachableError, anything else (the connection dropped during the
-   * handshake: a worker without an upgrade handler closes it) means plain HTTP for a while.
+   * handshake: a worker without an upgrade handler closes it) means plain HTTP for a while. A
+   * worker that accepted on its socket but did not answer within the handshake timeout is
+   * unreachable at once, as over TCP (trying TCP too would double the wait).
    */
   async #open(socketPath: string | undefined): Promise<boolean> {
     if (socketPath !== undefined) {
@@ -155,7 +157,9 @@ class MuxConnection {
         const upgraded = await upgrade({ socketPath }, socketPath);
         if (upgraded) this.#attach(upgraded.socket, upgraded.head, "unix");
         return upgraded !== null;
-      } catch {
+      } catch (error) {
+        const { code, message } = error as Error & { code?: string };
+        if (code === "ETIMEDOUT") throw new ReplicaUnreachableError(message);
         // Gone, stale or not ours: TCP reaches the same worker.
       }
     }
