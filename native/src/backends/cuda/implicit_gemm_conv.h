@@ -34,10 +34,8 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut);
 // TMA boxes, a producer thread and two consumers taking 64-row tiles in turn ("_tma").
 enum class WgmmaTileKind { Resident, Ring, WarpSpecialized, Shifted, Tma };
 WgmmaTileKind wgmmaTileKind(int tile);
-// Whether wgmma tile `tile` is timed and may be forced: the warp-specialized tiles only with
-// KILN_CUDA_WGMMA_WS=on, until they have passed kiln_cuda_tests and the ResNet-50 build on a GPU
-// (docs/architecture.md), and likewise the TMA tiles only with KILN_CUDA_WGMMA_TMA=on; the
-// shifted-window ones unless KILN_CUDA_WGMMA_SHIFTED=off.
+// Whether wgmma tile `tile` is timed and may be forced: every kind unless its switch is off
+// (KILN_CUDA_WGMMA_WS, _SHIFTED, _TMA=off leave out the warp-specialized, shifted-window or TMA tiles).
 bool wgmmaTileEnabled(int tile);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);

@@ -1106,8 +1106,8 @@ WgmmaTileKind wgmmaTileKind(int tile) {
 }
 
 bool wgmmaTileEnabled(int tile) {
-  static const bool warpSpecialized = envIs("KILN_CUDA_WGMMA_WS", "on"), shifted = !envIs("KILN_CUDA_WGMMA_SHIFTED", "off"),
-                    tma = envIs("KILN_CUDA_WGMMA_TMA", "on");
+  static const bool warpSpecialized = !envIs("KILN_CUDA_WGMMA_WS", "off"), shifted = !envIs("KILN_CUDA_WGMMA_SHIFTED", "off"),
+                    tma = !envIs("KILN_CUDA_WGMMA_TMA", "off");
   const WgmmaTileKind kind = wgmmaTileKind(tile);
   return (kind != WgmmaTileKind::WarpSpecialized || warpSpecialized) && (kind != WgmmaTileKind::Shifted || shifted) &&
          (kind != WgmmaTileKind::Tma || tma);
