@@ -1,6 +1,5 @@
 import { loadConfigOrExit } from "@kiln/config";
 import { createLogger } from "@kiln/logger";
-import { localSocketSetting } from "@kiln/serving";
 import { createStorage } from "@kiln/storage";
 import { buildGateway } from "./build-gateway.ts";
 
@@ -11,7 +10,7 @@ const app = buildGateway(config, {
   serving: {
     coldStartTimeoutMs: config.COLD_START_TIMEOUT_MS,
     replicaTtlMs: config.WORKER_HEARTBEAT_MS * 3,
-    localSockets: localSocketSetting().isEnabled,
+    localSockets: config.SERVING_UNIX_SOCKET,
   },
   storage: createStorage(config),
   predictions: {

@@ -73,6 +73,13 @@ export const ZEnv = z
     SERVING_PORT: port(0),
     // Host gateways use to reach this worker's serving endpoint (its address on the cluster network).
     SERVING_HOST: z.string().min(1).default("127.0.0.1"),
+    // Gateway -> worker over a Unix socket when both run on one host (TCP otherwise); false: TCP always.
+    SERVING_UNIX_SOCKET: z
+      .enum(["true", "false", "1", "0"])
+      .default("true")
+      .transform((v) => v === "true" || v === "1"),
+    // Folder of workers' serving sockets (mode 0600 each); default: the OS temporary folder.
+    SERVING_SOCKET_DIR: z.string().min(1).optional(),
     // Memory this worker's slot gives loaded engines, in bytes; a load job that does not fit waits for another slot.
     SERVING_SLOT_MEMORY_BYTES: z.coerce
       .number()

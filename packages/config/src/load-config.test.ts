@@ -33,6 +33,20 @@ describe("loadConfig", () => {
     expect(config.dataDir).toBe("/var/lib/kiln");
   });
 
+  it("reads the gateway -> worker Unix socket switch, on by default, and rejects other words", () => {
+    expect(loadConfig(valid, "/srv").SERVING_UNIX_SOCKET).toBe(true);
+    expect(loadConfig({ ...valid, SERVING_UNIX_SOCKET: "0" }, "/srv").SERVING_UNIX_SOCKET).toBe(false);
+    expect(
+      loadConfig({ ...valid, SERVING_UNIX_SOCKET: "false", SERVING_SOCKET_DIR: "/run/kiln" }, "/srv"),
+    ).toMatchObject({
+      SERVING_UNIX_SOCKET: false,
+      SERVING_SOCKET_DIR: "/run/kiln",
+    });
+    expect(problemsOf({ ...valid, SERVING_UNIX_SOCKET: "yes" })).toEqual([
+      expect.objectContaining({ variable: "SERVING_UNIX_SOCKET" }),
+    ]);
+  });
+
   it("names every missing required variable", () => {
     const problems = problemsOf({});
     expect(problems).toEqual(

@@ -37,7 +37,7 @@ export async function startServingFromConfig(
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
     host: config.SERVING_HOST,
     port: config.SERVING_PORT,
-    localSocket: localSocketSetting(),
+    localSocket: localSocketSetting(config),
     slotMemoryBytes: config.SERVING_SLOT_MEMORY_BYTES,
     engines: (key) => storage.getBytes(key),
     logger,

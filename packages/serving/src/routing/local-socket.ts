@@ -38,16 +38,14 @@ export interface LocalSocketSetting {
 }
 
 /**
- * SERVING_UNIX_SOCKET (true | false | 1 | 0, default true) and SERVING_SOCKET_DIR (default: the OS
- * temporary folder). Read by the worker and the gateway at start-up; an invalid value stops them.
+ * The setting from a validated config (@kiln/config's SERVING_UNIX_SOCKET and SERVING_SOCKET_DIR):
+ * the socket folder defaults to the OS temporary folder.
  */
-export function localSocketSetting(env: Record<string, string | undefined> = process.env): LocalSocketSetting {
-  const value = env.SERVING_UNIX_SOCKET ?? "true";
-  if (!["true", "false", "1", "0"].includes(value)) {
-    throw new Error(`SERVING_UNIX_SOCKET must be true, false, 1 or 0 (got "${value}")`);
-  }
-  const dir = env.SERVING_SOCKET_DIR || tmpdir();
-  return { isEnabled: value === "true" || value === "1", dir };
+export function localSocketSetting(config: {
+  SERVING_UNIX_SOCKET: boolean;
+  SERVING_SOCKET_DIR?: string | undefined;
+}): LocalSocketSetting {
+  return { isEnabled: config.SERVING_UNIX_SOCKET, dir: config.SERVING_SOCKET_DIR ?? tmpdir() };
 }
 
 const SOCKET_NAME = /^kiln-serving-(\d+)-[0-9a-f]+\.sock$/;
