@@ -829,7 +829,8 @@ KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
 // pixels (15 full 64-row tiles and a tail of 15), output channels that no BN divides (320, 192),
 // a K that ends mid k-step (320 bytes: two and a half 128-byte steps, the rest zero-filled), a K of
 // eight k-steps (1,024: twice the A ring, so every stage is refilled within a tile) and a residual
-// over 320 channels (Z loaded into the output slots, which are refilled two tiles on).
+// over 320 channels (Z loaded into the output slots). Blocks walking many tiles, so that output
+// slots are refilled, are the ring test's case above (50,176 pixels).
 KILN_TEST(cuda, int8_tma_tiles_match_cublaslt_path) {
   ModelBuilder m;
   m.input("x", DType::Float32, {5, 64, 13, 15});

@@ -16,7 +16,7 @@ namespace kiln::cuda {
 // (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu); INT8 adds kWgmmaTiles Hopper wgmma kernels
 // (wgmma_conv.cu) after them, which run only where wgmmaConvAvailable().
 constexpr int kImplicitGemmTiles = 11;
-constexpr int kWgmmaTiles = 30;
+constexpr int kWgmmaTiles = 33;
 constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
 // An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a), unless
 // KILN_CUDA_WGMMA=off.
@@ -35,7 +35,9 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut);
 enum class WgmmaTileKind { Resident, Ring, WarpSpecialized, Shifted, Tma };
 WgmmaTileKind wgmmaTileKind(int tile);
 // Whether wgmma tile `tile` is timed and may be forced: every kind unless its switch is off
-// (KILN_CUDA_WGMMA_WS, _SHIFTED, _TMA=off leave out the warp-specialized, shifted-window or TMA tiles).
+// (KILN_CUDA_WGMMA_WS, _SHIFTED, _TMA=off leave out the warp-specialized, shifted-window or TMA tiles),
+// except the TMA tiles with four output slots, timed only with KILN_CUDA_WGMMA_TMA=deep until they
+// have passed kiln_cuda_tests on a GPU.
 bool wgmmaTileEnabled(int tile);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);

@@ -571,31 +571,32 @@ struct TmaMaps {
 // k-steps of A into the consumer's A ring and its residual Z into the consumer's output slot; the
 // first two warpgroups (consumers) take the block's tiles in turn, so one's products run while the
 // other finishes. A consumer's epilogue runs in place: it reads Z's pair from the slot, writes Y's
-// pair over it, and one thread stores the slot as a TMA box, then frees it for Z two tiles on once
-// the store has read it. TMA zero-fills and clips the tails (M, K, kPad), so no bounds are tested.
+// pair over it, and one thread stores the slot as a TMA box, then frees it for Z SLOTS tiles on once
+// the store has read it (more slots: the residual loads run further ahead). TMA zero-fills and clips the tails (M, K, kPad), so no bounds are tested.
 // Slots are boxes of ZB = min(BN, 128) channels, swizzled as wide (64 or 128 bytes): the eight rows
 // an epilogue phase touches hit distinct banks.
-template <int BN, int BK, int RING>
+template <int BN, int BK, int RING, int SLOTS>
 __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __grid_constant__ TmaMaps maps, int mTiles) {
 #ifdef KILN_WGMMA_DEVICE
   constexpr int BM = 64, kAcc = BN / 2, ZB = BN < 128 ? BN : 128, kSlot = BM * BN;
-  static_assert((BK == 64 || BK == 128) && (ZB == 64 || ZB == 128) && RING >= 2, "64/128-byte atoms, two+ stages");
+  static_assert((BK == 64 || BK == 128) && (ZB == 64 || ZB == 128) && RING >= 2 && SLOTS >= 2,
+                "64/128-byte atoms, two+ stages and slots");
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   const int kTiles = (p.kPad + BK - 1) / BK;
   // W's k-steps, each consumer's A ring, each consumer's two output slots, then the barriers.
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   const uint32_t base = (raw + 1023u) & ~1023u;
   uint8_t* smem = smemRaw + (base - raw);
-  const uint32_t ringAt = base + kTiles * BN * BK, slotAt = ringAt + 2 * RING * BM * BK, barAt = slotAt + 4 * kSlot;
+  const uint32_t ringAt = base + kTiles * BN * BK, slotAt = ringAt + 2 * RING * BM * BK, barAt = slotAt + 2 * SLOTS * kSlot;
   auto wStep = [&](int kt) { return base + kt * BN * BK; };
   auto aStage = [&](int c, int h) { return ringAt + (c * RING + h % RING) * BM * BK; };
-  auto slot = [&](int c, int u) { return slotAt + (c * 2 + (u & 1)) * kSlot; };
+  auto slot = [&](int c, int u) { return slotAt + (c * SLOTS + u % SLOTS) * kSlot; };
   // Barriers: W full; per consumer c, A stage full and empty (RING each), slot full and empty (2 each).
   const uint32_t wFull = barAt;
   auto aFull = [&](int c, int h) { return barAt + 8 * (1 + c * RING + h % RING); };
   auto aEmpty = [&](int c, int h) { return barAt + 8 * (1 + 2 * RING + c * RING + h % RING); };
-  auto zFull = [&](int c, int u) { return barAt + 8 * (1 + 4 * RING + c * 2 + (u & 1)); };
-  auto zEmpty = [&](int c, int u) { return barAt + 8 * (5 + 4 * RING + c * 2 + (u & 1)); };
+  auto zFull = [&](int c, int u) { return barAt + 8 * (1 + 4 * RING + c * SLOTS + u % SLOTS); };
+  auto zEmpty = [&](int c, int u) { return barAt + 8 * (1 + 4 * RING + 2 * SLOTS + c * SLOTS + u % SLOTS); };
 
   const int tid = threadIdx.x, warpgroup = tid / 128, wtid = tid % 128;
   const int blockN = blockIdx.y * BN, step = gridDim.x;
@@ -608,7 +609,7 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __g
         mbarrierInit(aFull(c, s), 1);
         mbarrierInit(aEmpty(c, s), 128);
       }
-      for (int u = 0; u < 2; ++u) {
+      for (int u = 0; u < SLOTS; ++u) {
         mbarrierInit(zFull(c, u), 1);
         mbarrierInit(zEmpty(c, u), 1);
       }
@@ -629,7 +630,7 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __g
     for (int i = 0, t = blockIdx.x; t < mTiles; ++i, t += step) {
       const int c = i & 1, u = i >> 1;
       if (hasZ) {
-        if (u >= 2) mbarrierWait(zEmpty(c, u), ((u >> 1) - 1) & 1);
+        if (u >= SLOTS) mbarrierWait(zEmpty(c, u), (u / SLOTS - 1) & 1);
         mbarrierExpectTx(zFull(c, u), kSlot);
         for (int b = 0; b < BN / ZB; ++b) tmaLoad2d(slot(c, u) + b * BM * ZB, &maps.z, blockN + b * ZB, t * BM, zFull(c, u));
       }
@@ -674,7 +675,7 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __g
     // (col % ZB) / 16 swizzled by the row, as TMA lays a box out.
     const uint32_t out = slot(c, u);
     uint8_t* tile = smem + (out - base);
-    if (hasZ) mbarrierWait(zFull(c, u), (u >> 1) & 1);
+    if (hasZ) mbarrierWait(zFull(c, u), (u / SLOTS) & 1);
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j) {
       const int col = j * 8 + cpair, n = blockN + col;
@@ -907,26 +908,26 @@ CUtensorMap tensorMap2d(const void* data, uint64_t width, uint64_t rows, uint64_
 }
 
 // Shared memory of a TMA tile on a layer of kTiles k-steps (the kernel's layout, plus its alignment slack).
-constexpr int tmaSmemBytes(int bn, int bk, int ring, int kTiles) {
-  return kTiles * bn * bk + 2 * ring * 64 * bk + 4 * 64 * bn + 8 * (9 + 4 * ring) + 1024;
+constexpr int tmaSmemBytes(int bn, int bk, int ring, int slots, int kTiles) {
+  return kTiles * bn * bk + 2 * ring * 64 * bk + 2 * slots * 64 * bn + 8 * (1 + 4 * ring + 4 * slots) + 1024;
 }
 
-// Whether a TMA tile (BN, BK, RING) takes layer g: a 1x1 of stride 1 without padding over rows of
+// Whether a TMA tile (BN, BK, RING, SLOTS) takes layer g: a 1x1 of stride 1 without padding over rows of
 // 16-byte multiples (C, kPad and K: TMA's strides), whose W slice fits in shared memory beside the rings.
-bool tmaTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring) {
+bool tmaTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots) {
   if (g.r != 1 || g.s != 1 || g.strideH != 1 || g.strideW != 1 || g.padH != 0 || g.padW != 0) return false;
   if (g.c % 16 != 0 || g.kPad % 16 != 0 || kOut % 16 != 0 || g.oh != g.h || g.ow != g.w) return false;
   const int kTiles = int((g.kPad + bk - 1) / bk);
-  return tmaSmemBytes(bn, bk, ring, kTiles) <= maxSharedMemoryPerBlock();
+  return tmaSmemBytes(bn, bk, ring, slots, kTiles) <= maxSharedMemoryPerBlock();
 }
 
-// Launches TMA tile (BN, BK, RING) on a layer tmaTileTakes: one wave of resident blocks (one per SM),
+// Launches TMA tile (BN, BK, RING, SLOTS) on a layer tmaTileTakes: one wave of resident blocks (one per SM),
 // split over the N blocks, each walking M tiles of 64 rows.
-template <int BN, int BK, int RING>
+template <int BN, int BK, int RING, int SLOTS>
 void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
-  auto kernel = convWgmmaInt8Tma<BN, BK, RING>;
+  auto kernel = convWgmmaInt8Tma<BN, BK, RING, SLOTS>;
   static const int sms = [] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8Tma<BN, BK, RING>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8Tma<BN, BK, RING, SLOTS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          maxSharedMemoryPerBlock()));
     int device = 0, count = 0;
     KILN_CUDA_CHECK(cudaGetDevice(&device));
@@ -945,7 +946,7 @@ void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
   int blocks = sms / nBlocks;
   blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
-  kernel<<<grid, 384, tmaSmemBytes(BN, BK, RING, kTiles), stream>>>(args, maps, mTiles);
+  kernel<<<grid, 384, tmaSmemBytes(BN, BK, RING, SLOTS, kTiles), stream>>>(args, maps, mTiles);
 }
 
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
@@ -1031,25 +1032,30 @@ const ShiftedTile kShiftedTiles[] = {
     shiftedTile<128, 128, 4, 1>(0), shiftedTile<256, 128, 3, 1>(1), shiftedTile<64, 64, 4, 1>(3),
     shiftedTile<128, 64, 4, 1>(6),  shiftedTile<128, 128, 4, 2>(0), shiftedTile<64, 64, 4, 2>(3),
 };
-// Then the TMA tiles (BN, bytes per k-step, A stages per consumer; 64-row M tiles), for the 1x1s of
-// stride 1 (tmaTileTakes), each handing any other layer to the resident-block tile named with it:
-// 64-byte k-steps for the 1x1s over 64 channels, 128-byte ones otherwise; BN = 64 keeps W resident
-// up to 2,048 channels.
+// Then the TMA tiles (BN, bytes per k-step, A stages and output slots per consumer; 64-row M
+// tiles), for the 1x1s of stride 1 (tmaTileTakes), each handing any other layer to the
+// resident-block tile named with it: 64-byte k-steps for the 1x1s over 64 channels, 128-byte ones
+// otherwise; BN = 64 keeps W resident up to 2,048 channels. The last three have four output slots
+// per consumer, for the residual 1x1s (the residual is most of their bytes; with two slots the
+// 64 -> 256 ones ran at half their bandwidth floor); they are timed only with
+// KILN_CUDA_WGMMA_TMA=deep until they pass kiln_cuda_tests on a GPU.
 struct TmaTile {
   Launch launch;
-  int bn, bk, ring, fallback;
+  int bn, bk, ring, slots, fallback;
   bool takes(const Im2ColGeometry& g, int64_t kOut) const {
-    return kOut >= bn && g.kPad >= bk && g.n * g.oh * g.ow >= 64 && tmaTileTakes(g, kOut, bn, bk, ring);
+    return kOut >= bn && g.kPad >= bk && g.n * g.oh * g.ow >= 64 && tmaTileTakes(g, kOut, bn, bk, ring, slots);
   }
 };
-template <int BN, int BK, int RING>
+template <int BN, int BK, int RING, int SLOTS = 2>
 constexpr TmaTile tmaTile(int fallback) {
-  return {&launchWgmmaTma<BN, BK, RING>, BN, BK, RING, fallback};
+  return {&launchWgmmaTma<BN, BK, RING, SLOTS>, BN, BK, RING, SLOTS, fallback};
 }
 const TmaTile kTmaTiles[] = {
-    tmaTile<256, 64, 4>(7),  tmaTile<64, 64, 4>(4),  tmaTile<256, 128, 4>(1),
-    tmaTile<128, 128, 4>(0), tmaTile<64, 128, 4>(3), tmaTile<128, 128, 3>(0),
+    tmaTile<256, 64, 4>(7),     tmaTile<64, 64, 4>(4),     tmaTile<256, 128, 4>(1),
+    tmaTile<128, 128, 4>(0),    tmaTile<64, 128, 4>(3),    tmaTile<128, 128, 3>(0),
+    tmaTile<256, 64, 4, 4>(7),  tmaTile<64, 64, 4, 4>(4),  tmaTile<128, 128, 4, 4>(0),
 };
+constexpr int kDeepTmaTiles = 3;  // the four-slot tiles at the end of kTmaTiles
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
 constexpr int kShiftedEnd = kPersistentEnd + sizeof(kShiftedTiles) / sizeof(kShiftedTiles[0]);
@@ -1107,10 +1113,11 @@ WgmmaTileKind wgmmaTileKind(int tile) {
 
 bool wgmmaTileEnabled(int tile) {
   static const bool warpSpecialized = !envIs("KILN_CUDA_WGMMA_WS", "off"), shifted = !envIs("KILN_CUDA_WGMMA_SHIFTED", "off"),
-                    tma = !envIs("KILN_CUDA_WGMMA_TMA", "off");
+                    tma = !envIs("KILN_CUDA_WGMMA_TMA", "off"), deepTma = envIs("KILN_CUDA_WGMMA_TMA", "deep");
   const WgmmaTileKind kind = wgmmaTileKind(tile);
+  const bool deep = kind == WgmmaTileKind::Tma && tile >= kWgmmaTiles - kDeepTmaTiles;
   return (kind != WgmmaTileKind::WarpSpecialized || warpSpecialized) && (kind != WgmmaTileKind::Shifted || shifted) &&
-         (kind != WgmmaTileKind::Tma || tma);
+         (kind != WgmmaTileKind::Tma || tma) && (!deep || deepTma);
 }
 
 bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut) {
