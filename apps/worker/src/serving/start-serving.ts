@@ -1,7 +1,6 @@
 // Serving side of a worker: an HTTP endpoint for its replicas, a BullMQ consumer of load jobs for
 // its target, replica heartbeats and the idle sweep.
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import type { Logger } from "@kiln/logger";
 import {
   bullPrefix,
@@ -9,6 +8,7 @@ import {
   type LoadJob,
   type LocalSocketSetting,
   loadQueueName,
+  localSocketSetting,
   ReplicaRegistry,
 } from "@kiln/serving";
 import { Worker as BullWorker, DelayedError } from "bullmq";
@@ -67,7 +67,7 @@ export async function startServing(options: ServingOptions): Promise<RunningServ
   const url = `http://${options.host}:${(server.address() as AddressInfo).port}`;
   // Replicas are published with this URL (and socket), so it is known before the first load job is taken.
   replicaHost.url = url;
-  const localSocket = options.localSocket ?? { isEnabled: true, dir: tmpdir() };
+  const localSocket = options.localSocket ?? localSocketSetting({ SERVING_UNIX_SOCKET: true });
   let socketPath: string | undefined;
   if (localSocket.isEnabled) {
     try {

@@ -398,6 +398,35 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
 #endif
 }
 
+#ifdef KILN_WGMMA_DEVICE
+// A consumer warpgroup's products for one 64-row tile fed from its ring of RING stages: k-step kt
+// is ring step h0 + kt, taken once `full(h)` completes its round h / RING, multiplied with W's
+// k-step `wStep(kt)`, and freed (`empty(h)`) once the next k-step's products are issued, the last
+// once all are done. The warp-specialized and TMA tiles share it.
+template <int BN, int BK, int RING, class Full, class Empty, class StageA, class WStep>
+__device__ __forceinline__ void consumeRingTile(int32_t (&acc)[BN / 2], int h0, int kTiles, Full full, Empty empty,
+                                                StageA stageA, WStep wStep) {
+  for (int kt = 0; kt < kTiles; ++kt) {
+    const int h = h0 + kt;
+    mbarrierWait(full(h), (h / RING) & 1);
+    const uint32_t a = stageA(h), b = wStep(kt);
+    wgmmaFence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks)
+      WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32), kt > 0 || ks > 0);
+    wgmmaCommit();
+    if (kt > 0) {
+      wgmmaWait<1>();
+      mbarrierArrive(empty(h - 1));
+    }
+  }
+  wgmmaWait<0>();
+  mbarrierArrive(empty(h0 + kTiles - 1));
+#pragma unroll
+  for (int j = 0; j < BN / 2; ++j) fenceOperand(acc[j]);
+}
+#endif  // KILN_WGMMA_DEVICE
+
 // A warp-specialized persistent grid for the same layers as the ring tiles (the block's whole W slice
 // fits in shared memory), where the ring tiles still run one tile's loads, products and epilogue in
 // the same warps: here the third warpgroup only gathers patches, ahead of the products, and the
@@ -489,24 +518,10 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Ws(ConvArgs p, int mTiles
   int32_t acc[kAcc];
 #pragma unroll
   for (int j = 0; j < kAcc; ++j) acc[j] = 0;
-  for (int h = 0; t < mTiles; t += 2 * step) {
-    for (int kt = 0; kt < kTiles; ++kt, ++h) {
-      mbarrierWait(full(warpgroup, h), (h / kRing) & 1);
-      const uint32_t a = stageA(warpgroup, h), b = shared.w(kt);
-      wgmmaFence();
-#pragma unroll
-      for (int ks = 0; ks < BK / 32; ++ks)
-        WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32), kt > 0 || ks > 0);
-      wgmmaCommit();
-      if (kt > 0) {
-        wgmmaWait<1>();
-        mbarrierArrive(empty(warpgroup, h - 1));
-      }
-    }
-    wgmmaWait<0>();
-    mbarrierArrive(empty(warpgroup, h - 1));
-#pragma unroll
-    for (int j = 0; j < kAcc; ++j) fenceOperand(acc[j]);
+  for (int h = 0; t < mTiles; t += 2 * step, h += kTiles) {
+    consumeRingTile<BN, BK, kRing>(
+        acc, h, kTiles, [&](int q) { return full(warpgroup, q); }, [&](int q) { return empty(warpgroup, q); },
+        [&](int q) { return stageA(warpgroup, q); }, [&](int kt) { return shared.w(kt); });
 
     if (p.z && !p.zPrefetched) copyTileVectors<Int8Out, BM, BN, 128, 8>(p, outTile, t * BM, blockN, true, wtid);
     waitAsync<0>();  // this tile's Z, prefetched
@@ -652,24 +667,9 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __g
   for (int j = 0; j < kAcc; ++j) acc[j] = 0;
   mbarrierWait(wFull, 0);
   for (int u = 0, t = blockIdx.x + c * step; t < mTiles; ++u, t += 2 * step) {
-    for (int kt = 0; kt < kTiles; ++kt) {
-      const int h = u * kTiles + kt;
-      mbarrierWait(aFull(c, h), (h / RING) & 1);
-      const uint32_t a = aStage(c, h), b = wStep(kt);
-      wgmmaFence();
-#pragma unroll
-      for (int ks = 0; ks < BK / 32; ++ks)
-        WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32), kt > 0 || ks > 0);
-      wgmmaCommit();
-      if (kt > 0) {
-        wgmmaWait<1>();
-        mbarrierArrive(aEmpty(c, h - 1));
-      }
-    }
-    wgmmaWait<0>();
-    mbarrierArrive(aEmpty(c, u * kTiles + kTiles - 1));
-#pragma unroll
-    for (int j = 0; j < kAcc; ++j) fenceOperand(acc[j]);
+    consumeRingTile<BN, BK, RING>(
+        acc, u * kTiles, kTiles, [&](int h) { return aFull(c, h); }, [&](int h) { return aEmpty(c, h); },
+        [&](int h) { return aStage(c, h); }, wStep);
 
     // In place: channel pair (col, col + 1) of row r lives in box col / ZB at row r, 16-byte chunk
     // (col % ZB) / 16 swizzled by the row, as TMA lays a box out.
