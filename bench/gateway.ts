@@ -1,19 +1,33 @@
 // Serving overhead: the gateway + a worker process serving a tiny CPU model, under load from
-// another process (autocannon), against calling the engine in-process and against a bare Fastify
-// route, in one run.
+// another process (wrk, or autocannon), against calling the engine in-process and against a bare
+// Fastify route, in one run.
 //   DATABASE_URL=postgresql://... REDIS_URL=redis://... npx tsx bench/gateway.ts [--duration 10] [--rate 1000]
-//     [--connections 16] [--runs 3] [--profile DIR] [--tcp]
-// Max throughput: autocannon (same settings for the bare route and the gateway). Latency at a fixed
-// rate: an open-loop probe in its own process timing each request with hrtime (autocannon reports
-// whole milliseconds, too coarse for a 1 ms goal), run against the bare route and the gateway alike.
+//     [--connections 16] [--threads 2] [--load wrk|autocannon] [--probe net|http] [--runs 3] [--profile DIR] [--tcp]
+// Max throughput: wrk (C, one event loop per thread; the default when it is on PATH) or autocannon
+// (Node.js, which itself takes most of a core at full speed on a machine the servers share), with
+// the same settings for the bare route and the gateway; the report names the one used and the CPU
+// it took. Latency at a fixed rate: an open-loop probe in its own process timing each request with
+// hrtime from the 1 ms tick that sends it (autocannon reports whole milliseconds, too coarse for a
+// 1 ms goal, and wrk 4 has no fixed-rate mode), run against the bare route and the gateway alike.
+// The probe writes a prebuilt request on raw sockets and parses only what it needs (--probe net);
+// --probe http is the node:http probe of the reports before 2026-12-07l, at about twice the CPU.
 // --runs repeats the load phases and reports the median of each number (and every run).
 // --profile writes CPU profiles (node --cpu-prof) of the worker process into DIR; run the bench
 // itself under `node --cpu-prof` for the gateway's.
 // Writes bench/results/gateway-<date>.md and prints it.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, loadavg } from "node:os";
-import { join } from "node:path";
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadEngine, tensor } from "@kiln/engine";
 import { quotaKeys } from "@kiln/metering";
@@ -27,6 +41,9 @@ const { values: args } = parseArgs({
     duration: { type: "string", default: "10" },
     rate: { type: "string", default: "1000" },
     connections: { type: "string", default: "16" },
+    threads: { type: "string", default: "2" },
+    load: { type: "string" },
+    probe: { type: "string", default: "net" },
     runs: { type: "string", default: "1" },
     profile: { type: "string" },
     out: { type: "string" },
@@ -38,7 +55,10 @@ if (args.help) {
   console.log(`Usage: DATABASE_URL=postgresql://... REDIS_URL=redis://... npx tsx bench/gateway.ts [options]
   --duration S     seconds per load phase (default 10)
   --rate R         fixed rate of the latency phase, requests/s (default 1000)
-  --connections C  autocannon connections and the probe's sockets (default 16)
+  --connections C  the max-throughput load's connections and the probe's sockets (default 16)
+  --threads T      wrk threads (default 2, one per core of a 2-core machine)
+  --load L         max-throughput load generator: wrk (default when wrk is on PATH) or autocannon
+  --probe P        fixed-rate probe: net (raw sockets, the default) or http (node:http, as before 12-07l)
   --runs N         repeat the load phases N times, report medians (default 1)
   --profile DIR    write the worker process's CPU profile into DIR (node --cpu-prof)
   --out FILE       write the report there instead of bench/results/gateway-<date>.md
@@ -50,11 +70,144 @@ const RUNS = Math.max(1, Number(args.runs));
 const DURATION = Number(args.duration);
 const RATE = Number(args.rate);
 const CONNECTIONS = Number(args.connections);
+const THREADS = Number(args.threads);
 
-type Load = { requests: number; rps: number; p50: number; p90: number; p99: number; non2xx: number; errors: number };
+/** Whether an executable of this name is on PATH. */
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir || ".", name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+if (args.load !== undefined && args.load !== "wrk" && args.load !== "autocannon") {
+  console.error(`--load must be wrk or autocannon, not ${args.load}`);
+  process.exit(2);
+}
+if (args.probe !== "net" && args.probe !== "http") {
+  console.error(`--probe must be net or http, not ${args.probe}`);
+  process.exit(2);
+}
+const PROBE_KIND = args.probe;
+const WRK_FOUND = onPath("wrk");
+if (args.load === "wrk" && !WRK_FOUND) {
+  console.error("--load wrk: wrk not found on PATH (apt-get install wrk)");
+  process.exit(2);
+}
+const LOAD: "wrk" | "autocannon" =
+  (args.load as "wrk" | "autocannon" | undefined) ?? (WRK_FOUND ? "wrk" : "autocannon");
+const loadNote =
+  LOAD === "autocannon" && args.load === undefined
+    ? "wrk not found on PATH (apt-get install wrk): using autocannon"
+    : "";
+if (loadNote) console.error(loadNote);
+
+type Load = {
+  requests: number;
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  /** CPU seconds (user + system, all threads) the load generator's process used, when known. */
+  loaderCpu?: number;
+  /** The probe's: the p99 of how late (ms) its tick sent a request after its place in the schedule. */
+  lagP99?: number;
+};
+
+/**
+ * Runs a load generator under bash so that its CPU time (bash's `times`, children's line) comes back
+ * on stderr after it exits; resolves with its stdout and those CPU seconds. In a process group of
+ * its own, which the exit handler below kills whole.
+ */
+function timedChild(
+  file: string,
+  cli: string[],
+): Promise<{ out: string; err: string; cpu: number; code: number | null }> {
+  const script = '"$@"; rc=$?; times >&2; exit $rc';
+  return new Promise((resolve) => {
+    const child = spawn("bash", ["-c", script, "bash", file, ...cli], {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    groups.add(child);
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("exit", (code) => {
+      groups.delete(child);
+      // The last line of `times` is the children's user and system time, e.g. "0m9.120s 0m2.050s".
+      const last = err.trim().split("\n").at(-1) ?? "";
+      const seconds = [...last.matchAll(/(\d+)m([\d.]+)s/g)].reduce((t, m) => t + Number(m[1]) * 60 + Number(m[2]), 0);
+      resolve({ out, err, cpu: seconds, code });
+    });
+  });
+}
+
+/** The max-throughput load with the chosen generator. */
+function maxLoad(url: string, options: { body: string; headers: Record<string, string> }): Promise<Load> {
+  return LOAD === "wrk" ? wrk(url, options) : autocannon(url, options);
+}
+
+/** A Lua long-bracket string literal holding s exactly (a level of = signs that s does not close). */
+function luaString(s: string): string {
+  let level = "";
+  while (s.includes(`]${level}]`)) level += "=";
+  // A newline right after the opening bracket would be dropped; the bodies here have none.
+  return `[${level}[${s}]${level}]`;
+}
+
+/**
+ * wrk (C, one event loop per thread) in its own process: POSTs with a Lua script written to a
+ * temporary file, whose done() prints one JSON line with the counts and the latency percentiles.
+ * wrk's "status" errors are answers with a status of 400 or more.
+ */
+async function wrk(url: string, options: { body: string; headers: Record<string, string> }): Promise<Load> {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-wrk-"));
+  const script = join(dir, "post.lua");
+  const lines = ['wrk.method = "POST"', `wrk.body = ${luaString(options.body)}`];
+  for (const [k, v] of Object.entries(options.headers)) lines.push(`wrk.headers[ ${luaString(k)} ] = ${luaString(v)}`);
+  lines.push(
+    "function done(summary, latency, requests)",
+    "  local e = summary.errors",
+    '  io.write(string.format(\'\\n{"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d,"p50":%.4f,"p90":%.4f,"p99":%.4f}\\n\',',
+    "    summary.requests, summary.duration, e.connect, e.read, e.write, e.timeout, e.status,",
+    "    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000))",
+    "end",
+  );
+  writeFileSync(script, `${lines.join("\n")}\n`);
+  try {
+    const cli = ["-t", String(THREADS), "-c", String(CONNECTIONS), "-d", `${DURATION}s`, "-s", script, url];
+    const { out, err, cpu, code } = await timedChild("wrk", cli);
+    const line = out
+      .split("\n")
+      .reverse()
+      .find((l) => l.startsWith("{"));
+    // wrk runs without the script (GETs) when the script fails to load, so no JSON line is an error.
+    if (code !== 0 || !line) throw new Error(`wrk exited ${code} without its summary: ${out}${err}`);
+    const r = JSON.parse(line);
+    return {
+      requests: r.requests,
+      rps: r.requests / (r.duration_us / 1e6),
+      p50: r.p50,
+      p90: r.p90,
+      p99: r.p99,
+      non2xx: r.status,
+      errors: r.connect + r.read + r.write + r.timeout,
+      loaderCpu: cpu,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** autocannon in its own process, so the load generator does not share the server's event loop. */
-function autocannon(
+async function autocannon(
   url: string,
   options: { body?: string; headers?: Record<string, string>; rate?: number },
 ): Promise<Load> {
@@ -72,32 +225,29 @@ function autocannon(
   if (options.body) cli.push("-b", options.body);
   if (options.rate) cli.push("-R", String(options.rate));
   cli.push(url);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, cli, { stdio: ["ignore", "pipe", "ignore"] });
-    children.add(child);
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("exit", (code) => {
-      if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
-      const r = JSON.parse(out);
-      resolve({
-        requests: r.requests.total,
-        rps: r.requests.average,
-        p50: r.latency.p50,
-        p90: r.latency.p90,
-        p99: r.latency.p99,
-        non2xx: r.non2xx,
-        errors: r.errors,
-      });
-    });
-  });
+  const { out, err, cpu, code } = await timedChild(process.execPath, cli);
+  if (code !== 0) throw new Error(`autocannon exited ${code}: ${err}`);
+  const r = JSON.parse(out);
+  return {
+    requests: r.requests.total,
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p90: r.latency.p90,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    loaderCpu: cpu,
+  };
 }
 
 /**
  * Open-loop load at a fixed rate from its own process: every millisecond it sends the requests the
  * schedule is due (over at most `connections` kept-alive sockets) and times each one with hrtime.
+ * This one goes through node:http (an Agent, its parser, a request and a response object per
+ * request); `--probe http`. Besides the latencies it reports its own CPU seconds and the p99 of how
+ * late the 1 ms tick sent requests after their place in the schedule.
  */
-const PROBE = `
+const PROBE_HTTP = `
 import { Agent, request } from "node:http";
 const [url, rate, seconds, connections, body, headersJson] = process.argv.slice(1);
 const target = new URL(url);
@@ -106,6 +256,7 @@ const agent = new Agent({ keepAlive: true, maxSockets: Number(connections) });
 const latencies = [];
 let sent = 0, done = 0, non2xx = 0, errors = 0;
 const total = Number(rate) * Number(seconds);
+const lags = new Float64Array(total);
 function fire() {
   sent++;
   const t0 = process.hrtime.bigint();
@@ -133,16 +284,140 @@ let started;
 function start() {
   started = performance.now();
   const timer = setInterval(() => {
-    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * Number(rate)));
-    while (sent < due) fire();
+    const now = performance.now();
+    const due = Math.min(total, Math.floor(((now - started) / 1000) * Number(rate)));
+    while (sent < due) { lags[sent] = now - started - (sent * 1000) / Number(rate); fire(); }
     if (sent >= total) clearInterval(timer);
   }, 1);
 }
 function finish() {
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
+  lags.sort();
   const p = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  process.stdout.write(JSON.stringify({ requests: done, rps: done / elapsed, p50: p(0.5), p90: p(0.9), p99: p(0.99), non2xx, errors }));
+  const cpu = process.cpuUsage();
+  process.stdout.write(JSON.stringify({ requests: done, rps: done / elapsed, p50: p(0.5), p90: p(0.9), p99: p(0.99), non2xx, errors,
+    probeCpu: (cpu.user + cpu.system) / 1e6, lagP99: lags[Math.floor(0.99 * total)] }));
+  process.exit(0);
+}
+`;
+
+/**
+ * The same open-loop schedule, timing and output as PROBE_HTTP, at less CPU per request: raw
+ * keep-alive sockets (node:net), one request buffer built once and written as is, and a response
+ * parser that only finds the status, the end of the head and the body's length (Content-Length or
+ * chunked). A request due while every socket is busy waits for the next free one, its time running
+ * from the tick that sent it, as in the Agent's queue. A socket that closes is replaced; a request
+ * in flight on it counts as an error. The default (`--probe net`).
+ */
+const PROBE_NET = String.raw`
+import { connect } from "node:net";
+const [url, rate, seconds, connections, body, headersJson] = process.argv.slice(1);
+const target = new URL(url);
+const fields = { host: target.host, ...JSON.parse(headersJson), "content-length": Buffer.byteLength(body) };
+let head = "POST " + target.pathname + " HTTP/1.1\r\n";
+for (const [k, v] of Object.entries(fields)) head += k + ": " + v + "\r\n";
+const request = Buffer.concat([Buffer.from(head + "\r\n"), Buffer.from(body)]);
+const total = Number(rate) * Number(seconds);
+const sentAt = new Float64Array(total);
+const latencies = new Float64Array(total);
+const lags = new Float64Array(total);
+const idle = [];
+const waiting = [];
+let waitingHead = 0;
+let sent = 0, done = 0, timed = 0, non2xx = 0, errors = 0, warm = 0, started = 0;
+const WARM = 4; // untimed requests per socket before the run
+
+function open(warmCount) {
+  const c = { socket: connect({ host: target.hostname, port: Number(target.port), noDelay: true }), buf: null, index: -1, warm: warmCount };
+  c.socket.on("connect", () => (c.warm > 0 ? c.socket.write(request) : next(c)));
+  c.socket.on("data", (d) => {
+    c.buf = c.buf === null ? d : Buffer.concat([c.buf, d]);
+    parse(c);
+  });
+  c.socket.on("error", () => {});
+  c.socket.on("close", () => {
+    const i = idle.indexOf(c);
+    if (i >= 0) idle.splice(i, 1);
+    if (c.index >= 0) {
+      errors++;
+      c.index = -1;
+      if (++done === total) return finish();
+    }
+    open(0);
+  });
+}
+function chunkedEnd(buf, at) {
+  for (;;) {
+    const eol = buf.indexOf("\r\n", at);
+    if (eol < 0) return -1;
+    const size = parseInt(buf.toString("latin1", at, eol), 16);
+    at = eol + 2 + size + 2;
+    if (at > buf.length) return -1;
+    if (size === 0) return at;
+  }
+}
+function parse(c) {
+  while (c.buf !== null) {
+    const end = c.buf.indexOf("\r\n\r\n");
+    if (end < 0) return;
+    const h = c.buf.toString("latin1", 0, end);
+    const length = /\r\ncontent-length: *(\d+)/i.exec(h);
+    let bodyEnd = end + 4;
+    if (length) bodyEnd += Number(length[1]);
+    else if (/\r\ntransfer-encoding: *chunked/i.test(h)) bodyEnd = chunkedEnd(c.buf, end + 4);
+    if (bodyEnd < 0 || bodyEnd > c.buf.length) return;
+    c.buf = bodyEnd === c.buf.length ? null : c.buf.subarray(bodyEnd);
+    answered(c, Number(h.slice(9, 12)));
+  }
+}
+function answered(c, status) {
+  if (c.warm > 0) {
+    if (--c.warm > 0) return void c.socket.write(request);
+    next(c);
+    if (++warm === Number(connections)) start();
+    return;
+  }
+  if (c.index < 0) return;
+  latencies[timed++] = performance.now() - sentAt[c.index];
+  c.index = -1;
+  if (status < 200 || status >= 300) non2xx++;
+  if (++done === total) return finish();
+  next(c);
+}
+function next(c) {
+  if (waitingHead < waiting.length) send(c, waiting[waitingHead++]);
+  else idle.push(c);
+}
+function send(c, index) {
+  c.index = index;
+  c.socket.write(request);
+}
+for (let i = 0; i < Number(connections); i++) open(WARM);
+function start() {
+  started = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const due = Math.min(total, Math.floor(((now - started) / 1000) * Number(rate)));
+    while (sent < due) {
+      const index = sent++;
+      sentAt[index] = now;
+      lags[index] = now - started - (index * 1000) / Number(rate);
+      const c = idle.pop();
+      if (c) send(c, index);
+      else waiting.push(index);
+    }
+    if (sent >= total) clearInterval(timer);
+  }, 1);
+}
+function finish() {
+  const elapsed = (performance.now() - started) / 1000;
+  const l = latencies.subarray(0, timed).sort();
+  lags.sort();
+  const p = (q) => l[Math.min(l.length - 1, Math.floor(q * l.length))] ?? 0;
+  const cpu = process.cpuUsage();
+  process.stdout.write(JSON.stringify({ requests: done, rps: done / elapsed, p50: p(0.5), p90: p(0.9), p99: p(0.99), non2xx, errors,
+    probeCpu: (cpu.user + cpu.system) / 1e6, lagP99: lags[Math.floor(0.99 * total)] }));
   process.exit(0);
 }
 `;
@@ -151,7 +426,7 @@ function probe(url: string, options: { body: string; headers: Record<string, str
   const cli = [
     "--input-type=module",
     "-e",
-    PROBE,
+    PROBE_KIND === "http" ? PROBE_HTTP : PROBE_NET,
     url,
     String(options.rate),
     String(DURATION),
@@ -165,7 +440,9 @@ function probe(url: string, options: { body: string; headers: Record<string, str
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.on("exit", (code) =>
-      code === 0 ? resolve(JSON.parse(out) as Load) : reject(new Error(`probe exited ${code}`)),
+      code === 0
+        ? resolve({ ...(JSON.parse(out) as Load), loaderCpu: JSON.parse(out).probeCpu })
+        : reject(new Error(`probe exited ${code}`)),
     );
   });
 }
@@ -188,6 +465,8 @@ function medianLoad(runs: Load[]): Load {
     p99: med("p99"),
     non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
     errors: runs.reduce((n, r) => n + r.errors, 0),
+    loaderCpu: middle(runs.map((r) => r.loaderCpu ?? 0)),
+    lagP99: middle(runs.map((r) => r.lagP99 ?? 0)),
   };
 }
 
@@ -232,7 +511,7 @@ type CpuShare = {
   worker: number;
   redis: number;
   bare: number;
-  /** The same at max throughput (autocannon), where requests share event-loop turns and writes. */
+  /** The same at max throughput (wrk or autocannon), where requests share event-loop turns and writes. */
   gatewayMax: number;
   workerMax: number;
   redisMax: number;
@@ -245,9 +524,18 @@ const percentile = (sorted: number[], p: number) =>
 
 /** Processes this run started; killed on any exit, so a failed run leaves none loading the machine. */
 const children = new Set<ChildProcess>();
+/** The same for children that lead a process group of their own (the load generators under bash). */
+const groups = new Set<ChildProcess>();
 process.on("exit", () => {
   for (const child of children) child.kill("SIGTERM");
+  for (const child of groups) {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM");
+    } catch {}
+  }
 });
+// Ctrl-C reaches only this process's group: exit through the handler above.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
 async function main() {
   const stack = await startServingStack();
@@ -330,14 +618,16 @@ async function main() {
   const bareHeaders = { "content-type": "application/json" };
   const runs: { bareMax: Load; gatewayMax: Load; bareAtRate: Load; gatewayAtRate: Load }[] = [];
   const cpu: CpuShare[] = [];
+  /** The load generator's CPU over its run, in cores (CPU seconds per second). */
+  const cores = (l: Load) => ((l.loaderCpu ?? 0) / DURATION).toFixed(2);
   for (let run = 0; run < RUNS; run++) {
     // Bare and gateway alternate within a run, so load drift on a shared machine hits both alike.
-    const bareMax = await autocannon(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders });
+    const bareMax = await maxLoad(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders });
     const gwMax0 = process.cpuUsage();
     const wkMax0 = processCpuSeconds(worker.pid);
     const rdMax0 = await redisCpuSeconds(stack.redis);
     const pgMax0 = postgresCpuSeconds();
-    const gatewayMax = await autocannon(inferUrl, { body, headers });
+    const gatewayMax = await maxLoad(inferUrl, { body, headers });
     const gwMax = process.cpuUsage(gwMax0);
     const wkMax = processCpuSeconds(worker.pid) - wkMax0;
     const rdMax = (await redisCpuSeconds(stack.redis)) - rdMax0;
@@ -369,6 +659,8 @@ async function main() {
       `run ${run + 1}/${RUNS}: bare ${bareMax.rps.toFixed(0)} req/s, gateway ${gatewayMax.rps.toFixed(0)} req/s; ` +
         `at ${RATE} req/s p50/p99 bare ${bareAtRate.p50.toFixed(3)}/${bareAtRate.p99.toFixed(3)} ms, ` +
         `gateway ${gatewayAtRate.p50.toFixed(3)}/${gatewayAtRate.p99.toFixed(3)} ms; ` +
+        `${LOAD} used ${cores(bareMax)} / ${cores(gatewayMax)} cores (bare / gateway); ` +
+        `probe CPU/req ${(((bareAtRate.loaderCpu ?? 0) / bareAtRate.requests) * 1000).toFixed(3)} / ${(((gatewayAtRate.loaderCpu ?? 0) / gatewayAtRate.requests) * 1000).toFixed(3)} ms; ` +
         `CPU/req gateway ${cpu.at(-1)?.gatewayMax.toFixed(3)} (max) ${cpu.at(-1)?.gateway.toFixed(3)} (at rate), ` +
         `worker ${cpu.at(-1)?.workerMax.toFixed(3)} ${cpu.at(-1)?.worker.toFixed(3)} ms; load ${loadavg()[0]?.toFixed(2)}`,
     );
@@ -385,6 +677,14 @@ async function main() {
     Number(
       new RegExp(`kiln_inference_batch_size_bucket\\{le="${le}",deployment="[^"]+"\\} (\\d+)`).exec(metrics)?.[1] ?? 0,
     );
+  const successCount = Number(
+    /kiln_inference_request_success_total\{deployment="[^"]+"\} (\d+)/.exec(metrics)?.[1] ?? 0,
+  );
+  const failureCount = [...metrics.matchAll(/kiln_inference_request_failure_total\{[^}]*\} (\d+)/g)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
+  const sentCount = runs.reduce((n, r) => n + r.gatewayMax.requests + r.gatewayAtRate.requests, 0);
   const batchCount = Number(/kiln_inference_batch_size_count\{deployment="[^"]+"\} (\d+)/.exec(metrics)?.[1] ?? 0);
 
   worker.kill("SIGTERM");
@@ -401,6 +701,8 @@ async function main() {
       .toString()
       .trim();
   } catch {}
+  const maxDigits = LOAD === "wrk" ? 3 : 0;
+  const perReq = (l: Load) => (((l.loaderCpu ?? 0) * 1000) / Math.max(1, l.requests)).toFixed(3);
   const load3 = (l: number[]) => l.map((v) => v.toFixed(2)).join(" ");
   const row = (name: string, l: Load, digits: number) =>
     `| ${name} | ${l.requests} | ${l.rps.toFixed(0)} | ${l.p50.toFixed(digits)} | ${l.p90.toFixed(digits)} | ${l.p99.toFixed(digits)} | ${l.non2xx + l.errors} |`;
@@ -408,13 +710,14 @@ async function main() {
     .map(
       (r, i) =>
         `| ${i + 1} | ${r.bareMax.rps.toFixed(0)} | ${r.gatewayMax.rps.toFixed(0)} | ${(r.gatewayMax.rps / r.bareMax.rps).toFixed(2)} | ` +
+        `${cores(r.bareMax)} / ${cores(r.gatewayMax)} | ` +
         `${r.bareAtRate.p50.toFixed(3)} / ${r.bareAtRate.p99.toFixed(3)} | ${r.gatewayAtRate.p50.toFixed(3)} / ${r.gatewayAtRate.p99.toFixed(3)} | ` +
         `${cpu[i]?.gatewayMax.toFixed(3)} / ${cpu[i]?.workerMax.toFixed(3)} | ${cpu[i]?.gateway.toFixed(3)} / ${cpu[i]?.worker.toFixed(3)} |`,
     )
     .join("\n");
   const report = `# Gateway overhead, ${date}
 
-Command: \`DATABASE_URL=... REDIS_URL=... npx tsx bench/gateway.ts --duration ${DURATION} --rate ${RATE} --connections ${CONNECTIONS} --runs ${RUNS}${args.tcp ? " --tcp" : ""}\` (commit ${commit})
+Command: \`DATABASE_URL=... REDIS_URL=... npx tsx bench/gateway.ts --duration ${DURATION} --rate ${RATE} --connections ${CONNECTIONS}${LOAD === "wrk" ? ` --threads ${THREADS}` : ""} --load ${LOAD} --probe ${PROBE_KIND} --runs ${RUNS}${args.tcp ? " --tcp" : ""}\` (commit ${commit})
 
 Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load average before the load runs ${load3(loadBefore)}, after ${load3(loadavg())}
 (shared with other jobs: absolute numbers are noisy; bare route and gateway alternate within each run).
@@ -422,15 +725,15 @@ Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load avera
 Model: dense \`y = relu(x @ W + b)\`, x float32 [1,4] (the tiny CPU model from packages/engine's tests).
 Deployment: max batch 16, max queue delay 0 ms. Load generator, gateway (with Redis), worker and bare route are
 separate processes on loopback; gateway -> worker is KServe v2 (the client's JSON body as it came when small, else binary) in kiln-mux/2 frames over one multiplexed connection per worker (here over ${transport === "unix" ? "the worker's Unix socket" : `loopback ${transport}`}); the worker answers with the client's answer, which the gateway sends on as bytes.
-Max throughput: autocannon, ${CONNECTIONS} connections, ${DURATION} s, same settings for both targets.
-At ${RATE} req/s: open-loop probe (own process, node:http keep-alive, up to ${CONNECTIONS} sockets, hrtime per request), ${DURATION} s.
+Max throughput: ${LOAD === "wrk" ? `wrk, ${THREADS} threads, ${CONNECTIONS} connections` : `autocannon, ${CONNECTIONS} connections`}, ${DURATION} s, same settings for both targets.${loadNote ? ` (${loadNote}.)` : ""}
+At ${RATE} req/s: open-loop probe (own process, ${PROBE_KIND === "net" ? "raw keep-alive sockets (node:net), a prebuilt request, minimal response parsing" : "node:http keep-alive"}, up to ${CONNECTIONS} sockets, hrtime per request from the 1 ms tick that sends it), ${DURATION} s.
 ${RUNS} run(s); the table shows the median of each number over the runs.
 
 | Path | Requests | Throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | errors + non-2xx |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
 | Engine in-process (\`ctx.run\`, sequential) | 5000 | ${engineRps.toFixed(0)} | ${ms(engineP50)} | ${ms(percentile(engineTimes, 0.9))} | ${ms(engineP99)} | 0 |
-${row("Bare Fastify route (max, autocannon)", bareLoad, 0)}
-${row("Gateway + worker (max, autocannon)", gatewayMax, 0)}
+${row(`Bare Fastify route (max, ${LOAD})`, bareLoad, maxDigits)}
+${row(`Gateway + worker (max, ${LOAD})`, gatewayMax, maxDigits)}
 ${row(`Bare Fastify route at ${RATE} req/s (probe)`, bareAtRate, 3)}
 ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 
@@ -439,13 +742,16 @@ ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
 - CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis), PostgreSQL ${medCpu("postgres").toFixed(3)} ms (the usage rollups; shared likewise); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
 - CPU per request at max throughput (median over runs, same sources): gateway process ${medCpu("gatewayMax").toFixed(3)} ms, worker process ${medCpu("workerMax").toFixed(3)} ms, Redis ${medCpu("redisMax").toFixed(3)} ms, PostgreSQL ${medCpu("postgresMax").toFixed(3)} ms.
+- The gateway's own count over the whole run: ${successCount} requests answered by the model, ${failureCount} failed (kiln_inference_request_failure_total); the load phases above completed ${sentCount} (the rest: warm-up, and requests in flight when a load phase stopped).
 - Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine("1")} in batches of 1, ${batchLine("4") - batchLine("2")} in batches of 3-4, ${batchCount - batchLine("8")} in batches above 8.
-- autocannon reports latency in whole milliseconds; the probe and the engine row use hrtime / performance.now().
+- The probe (${PROBE_KIND}) itself used ${perReq(bareAtRate)} ms of CPU per request against the bare route and ${perReq(gatewayAtRate)} ms against the gateway (its process.cpuUsage() over the whole probe, warm-up and start-up included); its 1 ms tick sent requests up to ${(bareAtRate.lagP99 ?? 0).toFixed(3)} / ${(gatewayAtRate.lagP99 ?? 0).toFixed(3)} ms after their place in the schedule (p99, bare / gateway; not in the latencies).
+- The load generator (${LOAD}) itself used ${cores(bareLoad)} cores against the bare route and ${cores(gatewayMax)} against the gateway (median CPU seconds per second of its run, from bash's \`times\`), out of ${availableParallelism()}.
+- ${LOAD === "wrk" ? "wrk reports latency from a histogram in microseconds (it counts answers of 400 and up as non-2xx)" : "autocannon reports latency in whole milliseconds"}; the probe and the engine row use hrtime / performance.now().
 
 Per run:
 
-| Run | Bare max (req/s) | Gateway max (req/s) | Ratio | Bare at ${RATE}/s p50 / p99 (ms) | Gateway at ${RATE}/s p50 / p99 (ms) | CPU/req at max, gateway / worker (ms) | CPU/req at ${RATE}/s, gateway / worker (ms) |
-| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| Run | Bare max (req/s) | Gateway max (req/s) | Ratio | ${LOAD} cores, bare / gateway | Bare at ${RATE}/s p50 / p99 (ms) | Gateway at ${RATE}/s p50 / p99 (ms) | CPU/req at max, gateway / worker (ms) | CPU/req at ${RATE}/s, gateway / worker (ms) |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${perRun}
 `;
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
