@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # New INT8 tiles on the GPU machine in one command: build, run each tile alone through the named
 # every-tile tests (KILN_TEST_TILE, a time limit each, so a hanging kernel is named and does not eat
-# the budget), then, only if all passed, the benchmark with the time left. Enable the tiles first
-# (e.g. KILN_CUDA_WGMMA_TMA=deep). Logs and results under $OUT (or /tmp/kiln-full).
+# the budget), then, only if all passed, the benchmark with the time left. Tiles still behind a
+# setting must be enabled in the environment first. Logs and results under $OUT (or /tmp/kiln-full).
 #   TILES="41 42 43" TESTS="int8_tma_tiles int8_ring_tiles" BUDGET_TOTAL=540 bench/cuda/tile-check.sh \
 #     --runs 20 --warmup 5 --no-compile --points resnet50:256
 set -uo pipefail

@@ -564,8 +564,10 @@ __device__ __forceinline__ void tmaStore2d(const CUtensorMap* map, uint32_t src,
                : "memory");
 }
 __device__ __forceinline__ void bulkCommit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
-// Waits until this thread's bulk stores have read their shared memory (it may be written again).
-__device__ __forceinline__ void bulkWaitRead() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+// Waits until all but this thread's N newest bulk stores have read their shared memory (it may be
+// written again).
+template <int N>
+__device__ __forceinline__ void bulkWaitRead() { asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void bulkWaitAll() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 #endif  // KILN_WGMMA_DEVICE
 
@@ -586,8 +588,10 @@ struct TmaMaps {
 // k-steps of A into the consumer's A ring and its residual Z into the consumer's output slot; the
 // first two warpgroups (consumers) take the block's tiles in turn, so one's products run while the
 // other finishes. A consumer's epilogue runs in place: it reads Z's pair from the slot, writes Y's
-// pair over it, and one thread stores the slot as a TMA box, then frees it for Z SLOTS tiles on once
-// the store has read it (more slots: the residual loads run further ahead). TMA zero-fills and clips the tails (M, K, kPad), so no bounds are tested.
+// pair over it, and one thread stores the slot as a TMA box, then frees a slot for Z SLOTS tiles on
+// once its store has read it: without a residual, or with four slots, the slot of an earlier tile,
+// so the store runs under the next tile's products (more slots: the residual loads run further
+// ahead). TMA zero-fills and clips the tails (M, K, kPad), so no bounds are tested.
 // Slots are boxes of ZB = min(BN, 128) channels, swizzled as wide (64 or 128 bytes): the eight rows
 // an epilogue phase touches hit distinct banks.
 template <int BN, int BK, int RING, int SLOTS>
@@ -675,7 +679,10 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __g
     // (col % ZB) / 16 swizzled by the row, as TMA lays a box out.
     const uint32_t out = slot(c, u);
     uint8_t* tile = smem + (out - base);
-    if (hasZ) mbarrierWait(zFull(c, u), (u / SLOTS) & 1);
+    if (hasZ)
+      mbarrierWait(zFull(c, u), (u / SLOTS) & 1);
+    else if (u >= SLOTS)
+      mbarrierWait(zEmpty(c, u), (u / SLOTS - 1) & 1);  // the slot's last store has read it
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j) {
       const int col = j * 8 + cpair, n = blockN + col;
@@ -697,8 +704,14 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __g
     if (wtid == 0) {
       for (int b = 0; b < BN / ZB; ++b) tmaStore2d(&maps.y, out + b * BM * ZB, blockN + b * ZB, t * BM);
       bulkCommit();
-      bulkWaitRead();
-      if (hasZ) mbarrierArrive(zEmpty(c, u));
+      // Free the slot of tile u - lag once its store has read it. lag > 0 lets this store run under
+      // the next tiles' products instead of holding the warpgroup; but a slot freed later is
+      // refilled with Z later, so with a residual only four slots keep Z a tile ahead with lag 1.
+      const int lag = hasZ ? (SLOTS - 2) / 2 : SLOTS - 1;
+      if (lag == 0) bulkWaitRead<0>();
+      else if (lag == 1) bulkWaitRead<1>();
+      else bulkWaitRead<SLOTS - 1>();
+      if (u >= lag) mbarrierArrive(zEmpty(c, u - lag));
     }
     __syncwarp();  // warp 0 converged again before the next products (wgmma is .sync.aligned)
   }
@@ -1037,8 +1050,7 @@ const ShiftedTile kShiftedTiles[] = {
 // resident-block tile named with it: 64-byte k-steps for the 1x1s over 64 channels, 128-byte ones
 // otherwise; BN = 64 keeps W resident up to 2,048 channels. The last three have four output slots
 // per consumer, for the residual 1x1s (the residual is most of their bytes; with two slots the
-// 64 -> 256 ones ran at half their bandwidth floor); they are timed only with
-// KILN_CUDA_WGMMA_TMA=deep until they pass kiln_cuda_tests on a GPU.
+// 64 -> 256 ones ran at half their bandwidth floor, with four they take 19 of ResNet-50's layers).
 struct TmaTile {
   Launch launch;
   int bn, bk, ring, slots, fallback;
@@ -1055,7 +1067,6 @@ const TmaTile kTmaTiles[] = {
     tmaTile<128, 128, 4>(0),    tmaTile<64, 128, 4>(3),    tmaTile<128, 128, 3>(0),
     tmaTile<256, 64, 4, 4>(7),  tmaTile<64, 64, 4, 4>(4),  tmaTile<128, 128, 4, 4>(0),
 };
-constexpr int kDeepTmaTiles = 3;  // the four-slot tiles at the end of kTmaTiles
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
 constexpr int kShiftedEnd = kPersistentEnd + sizeof(kShiftedTiles) / sizeof(kShiftedTiles[0]);
@@ -1113,11 +1124,10 @@ WgmmaTileKind wgmmaTileKind(int tile) {
 
 bool wgmmaTileEnabled(int tile) {
   static const bool warpSpecialized = !envIs("KILN_CUDA_WGMMA_WS", "off"), shifted = !envIs("KILN_CUDA_WGMMA_SHIFTED", "off"),
-                    tma = !envIs("KILN_CUDA_WGMMA_TMA", "off"), deepTma = envIs("KILN_CUDA_WGMMA_TMA", "deep");
+                    tma = !envIs("KILN_CUDA_WGMMA_TMA", "off");
   const WgmmaTileKind kind = wgmmaTileKind(tile);
-  const bool deep = kind == WgmmaTileKind::Tma && tile >= kWgmmaTiles - kDeepTmaTiles;
   return (kind != WgmmaTileKind::WarpSpecialized || warpSpecialized) && (kind != WgmmaTileKind::Shifted || shifted) &&
-         (kind != WgmmaTileKind::Tma || tma) && (!deep || deepTma);
+         (kind != WgmmaTileKind::Tma || tma);
 }
 
 bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut) {
