@@ -594,12 +594,16 @@ struct TmaMaps {
 // ahead). TMA zero-fills and clips the tails (M, K, kPad), so no bounds are tested.
 // Slots are boxes of ZB = min(BN, 128) channels, swizzled as wide (64 or 128 bytes): the eight rows
 // an epilogue phase touches hit distinct banks.
-template <int BN, int BK, int RING, int SLOTS>
-__global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __grid_constant__ TmaMaps maps, int mTiles) {
+// BLOCKS: blocks per SM. Where a tile has one k-step (1x1s over 64 channels) its epilogue is most of
+// its work, and two consumer warpgroups per SM leave the schedulers waiting on its latency; two
+// blocks of 64-channel tiles (32 accumulators) fit in the registers without setmaxnreg's split.
+template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
+__global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, const __grid_constant__ TmaMaps maps, int mTiles) {
 #ifdef KILN_WGMMA_DEVICE
   constexpr int BM = 64, kAcc = BN / 2, ZB = BN < 128 ? BN : 128, kSlot = BM * BN;
   static_assert((BK == 64 || BK == 128) && (ZB == 64 || ZB == 128) && RING >= 2 && SLOTS >= 2,
                 "64/128-byte atoms, two+ stages and slots");
+  static_assert(BLOCKS == 1 || BN == 64, "two blocks per SM: 32 accumulators per consumer thread");
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   const int kTiles = (p.kPad + BK - 1) / BK;
   // W's k-steps, each consumer's A ring, each consumer's two output slots, then the barriers.
@@ -640,7 +644,7 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __g
   __syncthreads();
 
   if (warpgroup == 2) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if constexpr (BLOCKS == 1) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
     if (wtid != 0) return;
     mbarrierExpectTx(wFull, uint32_t(kTiles * BN * BK));
     for (int kt = 0; kt < kTiles; ++kt) tmaLoad2d(wStep(kt), &maps.w, kt * BK, blockN, wFull);
@@ -664,7 +668,7 @@ __global__ void __launch_bounds__(384, 1) convWgmmaInt8Tma(ConvArgs p, const __g
   }
 
   // Consumers: BN = 256 takes 128 accumulators (384 threads share 64K registers: 128 x 40 + 256 x 232).
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+  if constexpr (BLOCKS == 1) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
   const int c = warpgroup, rowBase = ((wtid / 32) & 3) * 16 + ((tid & 31) >> 2), cpair = (tid & 3) * 2;
   int32_t acc[kAcc];
 #pragma unroll
@@ -934,14 +938,15 @@ bool tmaTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int rin
   return tmaSmemBytes(bn, bk, ring, slots, kTiles) <= maxSharedMemoryPerBlock();
 }
 
-// Launches TMA tile (BN, BK, RING, SLOTS) on a layer tmaTileTakes: one wave of resident blocks (one per SM),
-// split over the N blocks, each walking M tiles of 64 rows.
-template <int BN, int BK, int RING, int SLOTS>
+// Launches TMA tile (BN, BK, RING, SLOTS, BLOCKS) on a layer tmaTileTakes: one wave of resident blocks
+// (up to BLOCKS per SM, as many as the layer's shared memory lets reside), split over the N blocks,
+// each walking M tiles of 64 rows.
+template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
 void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
-  auto kernel = convWgmmaInt8Tma<BN, BK, RING, SLOTS>;
+  auto kernel = convWgmmaInt8Tma<BN, BK, RING, SLOTS, BLOCKS>;
   static const int sms = [] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8Tma<BN, BK, RING, SLOTS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         maxSharedMemoryPerBlock()));
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8Tma<BN, BK, RING, SLOTS, BLOCKS>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock()));
     int device = 0, count = 0;
     KILN_CUDA_CHECK(cudaGetDevice(&device));
     KILN_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
@@ -955,11 +960,16 @@ void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
   maps.y = tensorMap2d(args.y, k, m, k, BN < 128 ? BN : 128, 64);
   maps.z = args.z ? tensorMap2d(args.z, k, m, k, BN < 128 ? BN : 128, 64) : maps.y;
   args.zPrefetched = 0, args.tileAt = 0;
-  const int mTiles = (args.m + 63) / 64, nBlocks = (args.k + BN - 1) / BN;
-  int blocks = sms / nBlocks;
+  const int mTiles = (args.m + 63) / 64, nBlocks = (args.k + BN - 1) / BN, bytes = tmaSmemBytes(BN, BK, RING, SLOTS, kTiles);
+  int perSm = 1;
+  if (BLOCKS > 1) {
+    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, 384, bytes));
+    perSm = perSm < 1 ? 1 : (perSm > BLOCKS ? BLOCKS : perSm);
+  }
+  int blocks = perSm * sms / nBlocks;
   blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
-  kernel<<<grid, 384, tmaSmemBytes(BN, BK, RING, SLOTS, kTiles), stream>>>(args, maps, mTiles);
+  kernel<<<grid, 384, bytes, stream>>>(args, maps, mTiles);
 }
 
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
@@ -1048,9 +1058,11 @@ const ShiftedTile kShiftedTiles[] = {
 // Then the TMA tiles (BN, bytes per k-step, A stages and output slots per consumer; 64-row M
 // tiles), for the 1x1s of stride 1 (tmaTileTakes), each handing any other layer to the
 // resident-block tile named with it: 64-byte k-steps for the 1x1s over 64 channels, 128-byte ones
-// otherwise; BN = 64 keeps W resident up to 2,048 channels. The last three have four output slots
-// per consumer, for the residual 1x1s (the residual is most of their bytes; with two slots the
-// 64 -> 256 ones ran at half their bandwidth floor, with four they take 19 of ResNet-50's layers).
+// otherwise; BN = 64 keeps W resident up to 2,048 channels. Tiles 6-8 have four output slots per
+// consumer, for the residual 1x1s (the residual is most of their bytes; with two slots the 64 ->
+// 256 ones ran at half their bandwidth floor, with four they take 19 of ResNet-50's layers). The
+// last three run two blocks per SM (BLOCKS), for the 1x1s whose one k-step leaves the epilogue most
+// of the work.
 struct TmaTile {
   Launch launch;
   int bn, bk, ring, slots, fallback;
@@ -1058,14 +1070,15 @@ struct TmaTile {
     return kOut >= bn && g.kPad >= bk && g.n * g.oh * g.ow >= 64 && tmaTileTakes(g, kOut, bn, bk, ring, slots);
   }
 };
-template <int BN, int BK, int RING, int SLOTS = 2>
+template <int BN, int BK, int RING, int SLOTS = 2, int BLOCKS = 1>
 constexpr TmaTile tmaTile(int fallback) {
-  return {&launchWgmmaTma<BN, BK, RING, SLOTS>, BN, BK, RING, SLOTS, fallback};
+  return {&launchWgmmaTma<BN, BK, RING, SLOTS, BLOCKS>, BN, BK, RING, SLOTS, fallback};
 }
 const TmaTile kTmaTiles[] = {
-    tmaTile<256, 64, 4>(7),     tmaTile<64, 64, 4>(4),     tmaTile<256, 128, 4>(1),
-    tmaTile<128, 128, 4>(0),    tmaTile<64, 128, 4>(3),    tmaTile<128, 128, 3>(0),
-    tmaTile<256, 64, 4, 4>(7),  tmaTile<64, 64, 4, 4>(4),  tmaTile<128, 128, 4, 4>(0),
+    tmaTile<256, 64, 4>(7),       tmaTile<64, 64, 4>(4),       tmaTile<256, 128, 4>(1),
+    tmaTile<128, 128, 4>(0),      tmaTile<64, 128, 4>(3),      tmaTile<128, 128, 3>(0),
+    tmaTile<256, 64, 4, 4>(7),    tmaTile<64, 64, 4, 4>(4),    tmaTile<128, 128, 4, 4>(0),
+    tmaTile<64, 64, 4, 2, 2>(4),  tmaTile<64, 64, 4, 4, 2>(4), tmaTile<64, 128, 4, 2, 2>(3),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
