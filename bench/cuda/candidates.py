@@ -14,7 +14,7 @@ import sys
 
 # Tile numbers (implicit_gemm_conv.h, wgmma_conv.cu): 0-10 the mma.sync tiles, then the wgmma
 # tiles in kWgmmaLaunches, kPersistentTiles (ring, then warp-specialized), kShiftedTiles and kTmaTiles order.
-FAMILIES = [(0, 10, "mma.sync"), (11, 18, "wgmma"), (19, 23, "ring"), (24, 28, "ws"), (29, 34, "shift"), (35, 46, "tma")]
+FAMILIES = [(0, 10, "mma.sync"), (11, 18, "wgmma"), (19, 23, "ring"), (24, 28, "ws"), (29, 34, "shift"), (35, 47, "tma")]
 
 
 def family(tile, dp4a):

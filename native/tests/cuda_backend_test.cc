@@ -856,6 +856,43 @@ KILN_TEST(cuda, int8_tma_tiles_match_cublaslt_path) {
   expectEveryImplicitTileMatches(m.bytes(), floatTensor({5, 64, 13, 15}, 278, -1.f, 1.f), 4);
 }
 
+// The TMA tiles on stride-2 1x1s (ResNet's downsamples), whose pixels they load as 3-D boxes of the
+// output grid: output widths 15 (boxes of 16 columns x 4 rows), 8 from an odd 15 (8 x 8), with and
+// without a residual, and 75 (64 x 1: two boxes per row, the second mostly past the row's end).
+KILN_TEST(cuda, int8_tma_tiles_take_stride_2_1x1s) {
+  auto conv = [](ModelBuilder& m, const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed) {
+    const std::string w = "w_" + out, b = "b_" + out;
+    const float range = 1.5f / std::sqrt(float(c));
+    m.initializer(w, DType::Float32, {k, c, 1, 1}, randomValues(k * c, seed, -range, range));
+    m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
+    m.node("Conv", {in, w, b}, {out}, {Attr::ints("strides", {2, 2})});
+  };
+  ModelBuilder grid;
+  grid.input("x", DType::Float32, {2, 64, 28, 30});
+  conv(grid, "x", "c1", 128, 64, 290);  // [2, 128, 14, 15]
+  grid.node("Relu", {"c1"}, {"r1"});
+  conv(grid, "r1", "c2", 256, 128, 292);  // [2, 256, 7, 8]
+  grid.node("Relu", {"c2"}, {"r2"});
+  conv(grid, "r1", "c3", 256, 128, 294);
+  grid.node("Add", {"c3", "r2"}, {"s3"});
+  grid.node("Relu", {"s3"}, {"r3"});
+  grid.node("GlobalAveragePool", {"r3"}, {"y"});
+  grid.output("y");
+  grid.opset("", 17);
+  expectEveryImplicitTileMatches(grid.bytes(), floatTensor({2, 64, 28, 30}, 296, -1.f, 1.f), 3);
+
+  ModelBuilder wide;
+  wide.input("x", DType::Float32, {1, 64, 4, 150});
+  conv(wide, "x", "c1", 64, 64, 298);  // [1, 64, 2, 75]
+  wide.node("Relu", {"c1"}, {"r1"});
+  conv(wide, "r1", "c2", 128, 64, 300);  // [1, 128, 1, 38]
+  wide.node("Relu", {"c2"}, {"r2"});
+  wide.node("GlobalAveragePool", {"r2"}, {"y"});
+  wide.output("y");
+  wide.opset("", 17);
+  expectEveryImplicitTileMatches(wide.bytes(), floatTensor({1, 64, 4, 150}, 302, -1.f, 1.f), 2);
+}
+
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
 // the layer's signature, this GPU's libraries and the tiles the build times, and a later build
 // takes a cached list as given: here one naming only the dp4a GEMM, which timing never picks while

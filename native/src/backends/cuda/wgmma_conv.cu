@@ -563,6 +563,21 @@ __device__ __forceinline__ void tmaStore2d(const CUtensorMap* map, uint32_t src,
                "r"(inner), "r"(outer), "r"(src)
                : "memory");
 }
+// 3-D boxes: (channel, column, row) of the stride-2 TMA tiles' activations (TmaMaps).
+__device__ __forceinline__ void tmaLoad3d(uint32_t dst, const CUtensorMap* map, int channel, int column, int row,
+                                          uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(channel), "r"(column), "r"(row), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void tmaStore3d(const CUtensorMap* map, uint32_t src, int channel, int column, int row) {
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%1, %2, %3}], [%4];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(channel), "r"(column), "r"(row), "r"(src)
+               : "memory");
+}
 __device__ __forceinline__ void bulkCommit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
 // Waits until all but this thread's N newest bulk stores have read their shared memory (it may be
 // written again).
@@ -571,14 +586,26 @@ __device__ __forceinline__ void bulkWaitRead() { asm volatile("cp.async.bulk.wai
 __device__ __forceinline__ void bulkWaitAll() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 #endif  // KILN_WGMMA_DEVICE
 
-// The tensor maps of a TMA tile's layer: A = X as [M, C] bytes (a 1x1, stride 1, unpadded), W as
-// [K, kPad], Y and Z as [M, K]; boxes of BK x 64 rows (A), BK x BN (W) and ZB x 64 (Y, Z).
+// The tensor maps of a TMA tile's layer: W as [K, kPad] (boxes BK x BN); at stride 1, A = X as
+// [M, C] bytes, Y and Z as [M, K] (boxes of BK or ZB channels x 64 pixels); at stride 2, A = the
+// pixels X's 1x1 reads and Y, Z as [rows][columns][channels] of the output grid: rows (image,
+// output row) and columns, each A pixel two columns and two input rows (one combined row: the
+// height is even) after the last. A box there holds whole output rows' pieces (columns a power of
+// two up to 64: 7 -> 8 x 8, 14 -> 16 x 4, 28 -> 32 x 2), TMA zero-filling the columns past the
+// row's end and clipping them from the stores. (Stride 1 keeps 2-D maps: as 3-D maps of one row
+// its tiles ran 3-8% slower on the H100.)
 struct TmaMaps {
   CUtensorMap a, w, y, z;
 };
+// Stride 1: M tile t is pixels t * 64 ... Stride 2: columns (t % columnTiles) * columns ... of
+// rows (t / columnTiles) * rows ...
+struct TmaGrid {
+  int mTiles, strided, columnTiles, columns, rows;
+};
 
-// A 1x1 stride-1 convolution is a plain GEMM over NHWC rows, and ResNet-50's (its bottlenecks' both
-// ends, 33 of 53 layers, three fifths of the INT8 engine's time) are short-K and memory-bound: a
+// A 1x1 convolution is a plain GEMM over NHWC pixels (at stride 2, every other pixel of every other
+// row), and ResNet-50's (its bottlenecks' both ends and its downsamples, 37 of 53 layers, most of the
+// INT8 engine's time) are short-K and memory-bound: a
 // 1x1 over 64 channels to 256 moves 7 bytes per product. What they need is every byte in flight,
 // all the time, which the tiles above cannot keep up: their copies are 16-byte cp.async issued by
 // the computing threads, their stores wait for the epilogue, and a tile's loads, products and
@@ -598,7 +625,7 @@ struct TmaMaps {
 // its work, and two consumer warpgroups per SM leave the schedulers waiting on its latency; two
 // blocks of 64-channel tiles (32 accumulators) fit in the registers without setmaxnreg's split.
 template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
-__global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, const __grid_constant__ TmaMaps maps, int mTiles) {
+__global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, const __grid_constant__ TmaMaps maps, TmaGrid grid) {
 #ifdef KILN_WGMMA_DEVICE
   constexpr int BM = 64, kAcc = BN / 2, ZB = BN < 128 ? BN : 128, kSlot = BM * BN;
   static_assert((BK == 64 || BK == 128) && (ZB == 64 || ZB == 128) && RING >= 2 && SLOTS >= 2,
@@ -622,8 +649,10 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
   auto zEmpty = [&](int c, int u) { return barAt + 8 * (1 + 4 * RING + 2 * SLOTS + c * SLOTS + u % SLOTS); };
 
   const int tid = threadIdx.x, warpgroup = tid / 128, wtid = tid % 128;
-  const int blockN = blockIdx.y * BN, step = gridDim.x;
+  const int blockN = blockIdx.y * BN, step = gridDim.x, mTiles = grid.mTiles;
   const bool hasZ = p.z != nullptr;
+  auto column = [&](int t) { return (t % grid.columnTiles) * grid.columns; };
+  auto row = [&](int t) { return (t / grid.columnTiles) * grid.rows; };
   if (int(blockIdx.x) >= mTiles) return;
   if (tid == 0) {
     mbarrierInit(wFull, 1);
@@ -655,13 +684,21 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
       if (hasZ) {
         if (u >= SLOTS) mbarrierWait(zEmpty(c, u), (u / SLOTS - 1) & 1);
         mbarrierExpectTx(zFull(c, u), kSlot);
-        for (int b = 0; b < BN / ZB; ++b) tmaLoad2d(slot(c, u) + b * BM * ZB, &maps.z, blockN + b * ZB, t * BM, zFull(c, u));
+        for (int b = 0; b < BN / ZB; ++b) {
+          if (grid.strided)
+            tmaLoad3d(slot(c, u) + b * BM * ZB, &maps.z, blockN + b * ZB, column(t), row(t), zFull(c, u));
+          else
+            tmaLoad2d(slot(c, u) + b * BM * ZB, &maps.z, blockN + b * ZB, t * BM, zFull(c, u));
+        }
       }
       for (int kt = 0; kt < kTiles; ++kt) {
         const int h = u * kTiles + kt;
         if (h >= RING) mbarrierWait(aEmpty(c, h), (h / RING - 1) & 1);
         mbarrierExpectTx(aFull(c, h), BM * BK);
-        tmaLoad2d(aStage(c, h), &maps.a, kt * BK, t * BM, aFull(c, h));
+        if (grid.strided)
+          tmaLoad3d(aStage(c, h), &maps.a, kt * BK, column(t), row(t), aFull(c, h));
+        else
+          tmaLoad2d(aStage(c, h), &maps.a, kt * BK, t * BM, aFull(c, h));
       }
     }
     return;
@@ -706,7 +743,12 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
     fenceAsyncProxy();  // the slot's generic writes, before the TMA store reads them
     warpgroupBarrier(1 + c);
     if (wtid == 0) {
-      for (int b = 0; b < BN / ZB; ++b) tmaStore2d(&maps.y, out + b * BM * ZB, blockN + b * ZB, t * BM);
+      for (int b = 0; b < BN / ZB; ++b) {
+        if (grid.strided)
+          tmaStore3d(&maps.y, out + b * BM * ZB, blockN + b * ZB, column(t), row(t));
+        else
+          tmaStore2d(&maps.y, out + b * BM * ZB, blockN + b * ZB, t * BM);
+      }
       bulkCommit();
       // Free the slot of tile u - lag once its store has read it. lag > 0 lets this store run under
       // the next tiles' products instead of holding the warpgroup; but a slot freed later is
@@ -910,18 +952,61 @@ EncodeTiled encodeTiled() {
   return fn;
 }
 
-// A 2-D int8 tensor map over `rows` rows of `width` bytes (`pitch` bytes apart), boxes of boxWidth x
-// boxRows, swizzled as wide as boxWidth (64 or 128 bytes: the layouts wgmma and the epilogue read).
-CUtensorMap tensorMap2d(const void* data, uint64_t width, uint64_t rows, uint64_t pitch, uint32_t boxWidth, uint32_t boxRows) {
+// An int8 tensor map of `rank` (2 or 3) dimensions, innermost (contiguous bytes) first: their
+// extents, the byte strides of the outer ones, and the box; swizzled as wide as the box's inner
+// extent (64 or 128 bytes: the layouts wgmma and the epilogue read).
+CUtensorMap tensorMap(const void* data, int rank, const cuuint64_t* dims, const cuuint64_t* strides, const cuuint32_t* box) {
   CUtensorMap map;
-  const cuuint64_t dims[2] = {width, rows}, strides[1] = {pitch};
-  const cuuint32_t box[2] = {boxWidth, boxRows}, elementStrides[2] = {1, 1};
-  const CUtensorMapSwizzle swizzle = boxWidth == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
-  const CUresult r = encodeTiled()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(data), dims, strides, box,
-                                   elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+  const cuuint32_t elementStrides[3] = {1, 1, 1};
+  const CUtensorMapSwizzle swizzle = box[0] == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+  const CUresult r = encodeTiled()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, cuuint32_t(rank), const_cast<void*>(data), dims, strides,
+                                   box, elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   KILN_CHECK(r == CUDA_SUCCESS, Internal, "cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
   return map;
+}
+
+// A TMA tile's M tiles and its tensor maps on a layer (TmaMaps).
+TmaGrid tmaGrid(const ConvArgs& a) {
+  TmaGrid g{};
+  g.strided = a.strideH != 1;
+  if (!g.strided) {
+    g.mTiles = (a.m + 63) / 64;
+    return g;
+  }
+  g.columns = 8;
+  while (g.columns < a.ow && g.columns < 64) g.columns *= 2;
+  g.rows = 64 / g.columns;
+  g.columnTiles = (a.ow + g.columns - 1) / g.columns;
+  g.mTiles = g.columnTiles * ((a.m / a.ow + g.rows - 1) / g.rows);
+  return g;
+}
+template <int BN, int BK>
+TmaMaps tmaMaps(const ConvArgs& a, const TmaGrid& grid) {
+  constexpr uint32_t kOutBox = BN < 128 ? BN : 128;
+  const uint64_t c = uint64_t(a.c), k = uint64_t(a.k), m = uint64_t(a.m);
+  const uint64_t wDims[2] = {uint64_t(a.kPad), k}, wStrides[1] = {uint64_t(a.kPad)};
+  const uint32_t wBox[2] = {BK, BN};
+  TmaMaps maps;
+  maps.w = tensorMap(a.w, 2, wDims, wStrides, wBox);
+  if (!grid.strided) {
+    const uint64_t aDims[2] = {c, m}, aStrides[1] = {c}, outDims[2] = {k, m}, outStrides[1] = {k};
+    const uint32_t aBox[2] = {BK, 64}, outBox[2] = {kOutBox, 64};
+    maps.a = tensorMap(a.x, 2, aDims, aStrides, aBox);
+    maps.y = tensorMap(a.y, 2, outDims, outStrides, outBox);
+    maps.z = a.z ? tensorMap(a.z, 2, outDims, outStrides, outBox) : maps.y;
+    return maps;
+  }
+  // A's pixel (row, column): input row 2 * row of the image-major rows (the height is even), column 2 * column.
+  const uint64_t columns = uint64_t(a.ow), rows = m / columns;
+  const uint64_t aDims[3] = {c, columns, rows}, aStrides[2] = {2 * c, 2 * uint64_t(a.w_) * c},
+                 outDims[3] = {k, columns, rows}, outStrides[2] = {k, columns * k};
+  const uint32_t aBox[3] = {BK, uint32_t(grid.columns), uint32_t(grid.rows)},
+                 outBox[3] = {kOutBox, uint32_t(grid.columns), uint32_t(grid.rows)};
+  maps.a = tensorMap(a.x, 3, aDims, aStrides, aBox);
+  maps.y = tensorMap(a.y, 3, outDims, outStrides, outBox);
+  maps.z = a.z ? tensorMap(a.z, 3, outDims, outStrides, outBox) : maps.y;
+  return maps;
 }
 
 // Shared memory of a TMA tile on a layer of kTiles k-steps (the kernel's layout, plus its alignment slack).
@@ -929,11 +1014,15 @@ constexpr int tmaSmemBytes(int bn, int bk, int ring, int slots, int kTiles) {
   return kTiles * bn * bk + 2 * ring * 64 * bk + 2 * slots * 64 * bn + 8 * (1 + 4 * ring + 4 * slots) + 1024;
 }
 
-// Whether a TMA tile (BN, BK, RING, SLOTS) takes layer g: a 1x1 of stride 1 without padding over rows of
-// 16-byte multiples (C, kPad and K: TMA's strides), whose W slice fits in shared memory beside the rings.
+// Whether a TMA tile (BN, BK, RING, SLOTS) takes layer g: a 1x1 without padding, of stride 1 or of
+// stride 2 over an even height (TmaMaps), over rows of 16-byte multiples (C, kPad and K: TMA's
+// strides), whose W slice fits in shared memory beside the rings.
 bool tmaTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots) {
-  if (g.r != 1 || g.s != 1 || g.strideH != 1 || g.strideW != 1 || g.padH != 0 || g.padW != 0) return false;
-  if (g.c % 16 != 0 || g.kPad % 16 != 0 || kOut % 16 != 0 || g.oh != g.h || g.ow != g.w) return false;
+  if (g.r != 1 || g.s != 1 || g.padH != 0 || g.padW != 0) return false;
+  const bool unit = g.strideH == 1 && g.strideW == 1 && g.oh == g.h && g.ow == g.w;
+  const bool halving = g.strideH == 2 && g.strideW == 2 && g.h % 2 == 0 && g.oh * 2 == g.h && g.ow == (g.w + 1) / 2;
+  if (!unit && !halving) return false;
+  if (g.c % 16 != 0 || g.kPad % 16 != 0 || kOut % 16 != 0) return false;
   const int kTiles = int((g.kPad + bk - 1) / bk);
   return tmaSmemBytes(bn, bk, ring, slots, kTiles) <= maxSharedMemoryPerBlock();
 }
@@ -953,14 +1042,10 @@ void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
     return count;
   }();
   const int kTiles = (args.kPad + BK - 1) / BK;
-  const uint64_t m = uint64_t(args.m), k = uint64_t(args.k);
-  TmaMaps maps;
-  maps.a = tensorMap2d(args.x, uint64_t(args.c), m, uint64_t(args.c), BK, 64);
-  maps.w = tensorMap2d(args.w, uint64_t(args.kPad), k, uint64_t(args.kPad), BK, BN);
-  maps.y = tensorMap2d(args.y, k, m, k, BN < 128 ? BN : 128, 64);
-  maps.z = args.z ? tensorMap2d(args.z, k, m, k, BN < 128 ? BN : 128, 64) : maps.y;
+  const TmaGrid tiles = tmaGrid(args);
+  const TmaMaps maps = tmaMaps<BN, BK>(args, tiles);
   args.zPrefetched = 0, args.tileAt = 0;
-  const int mTiles = (args.m + 63) / 64, nBlocks = (args.k + BN - 1) / BN, bytes = tmaSmemBytes(BN, BK, RING, SLOTS, kTiles);
+  const int mTiles = tiles.mTiles, nBlocks = (args.k + BN - 1) / BN, bytes = tmaSmemBytes(BN, BK, RING, SLOTS, kTiles);
   int perSm = 1;
   if (BLOCKS > 1) {
     KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, 384, bytes));
@@ -969,7 +1054,7 @@ void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
   int blocks = perSm * sms / nBlocks;
   blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
-  kernel<<<grid, 384, bytes, stream>>>(args, maps, mTiles);
+  kernel<<<grid, 384, bytes, stream>>>(args, maps, tiles);
 }
 
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
@@ -1056,13 +1141,13 @@ const ShiftedTile kShiftedTiles[] = {
     shiftedTile<128, 64, 4, 1>(6),  shiftedTile<128, 128, 4, 2>(0), shiftedTile<64, 64, 4, 2>(3),
 };
 // Then the TMA tiles (BN, bytes per k-step, A stages and output slots per consumer; 64-row M
-// tiles), for the 1x1s of stride 1 (tmaTileTakes), each handing any other layer to the
+// tiles), for the 1x1s of stride 1 or 2 (tmaTileTakes), each handing any other layer to the
 // resident-block tile named with it: 64-byte k-steps for the 1x1s over 64 channels, 128-byte ones
 // otherwise; BN = 64 keeps W resident up to 2,048 channels. Tiles 6-8 have four output slots per
 // consumer, for the residual 1x1s (the residual is most of their bytes; with two slots the 64 ->
 // 256 ones ran at half their bandwidth floor, with four they take 19 of ResNet-50's layers). The
-// last three run two blocks per SM (BLOCKS), for the 1x1s whose one k-step leaves the epilogue most
-// of the work.
+// last four run two blocks per SM (BLOCKS), for the 1x1s whose one k-step leaves the epilogue most
+// of the work (the last: four slots, and a ring of two so that two fit beside W over 512 channels).
 struct TmaTile {
   Launch launch;
   int bn, bk, ring, slots, fallback;
@@ -1079,6 +1164,7 @@ const TmaTile kTmaTiles[] = {
     tmaTile<128, 128, 4>(0),      tmaTile<64, 128, 4>(3),      tmaTile<128, 128, 3>(0),
     tmaTile<256, 64, 4, 4>(7),    tmaTile<64, 64, 4, 4>(4),    tmaTile<128, 128, 4, 4>(0),
     tmaTile<64, 64, 4, 2, 2>(4),  tmaTile<64, 64, 4, 4, 2>(4), tmaTile<64, 128, 4, 2, 2>(3),
+    tmaTile<64, 128, 2, 4, 2>(3),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
