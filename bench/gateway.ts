@@ -511,6 +511,7 @@ type CpuShare = {
   worker: number;
   redis: number;
   bare: number;
+  bareMax: number;
   /** The same at max throughput (wrk or autocannon), where requests share event-loop turns and writes. */
   gatewayMax: number;
   workerMax: number;
@@ -622,7 +623,9 @@ async function main() {
   const cores = (l: Load) => ((l.loaderCpu ?? 0) / DURATION).toFixed(2);
   for (let run = 0; run < RUNS; run++) {
     // Bare and gateway alternate within a run, so load drift on a shared machine hits both alike.
+    const bareMax0 = processCpuSeconds(bare.pid);
     const bareMax = await maxLoad(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders });
+    const bareMaxCpu = processCpuSeconds(bare.pid) - bareMax0;
     const gwMax0 = process.cpuUsage();
     const wkMax0 = processCpuSeconds(worker.pid);
     const rdMax0 = await redisCpuSeconds(stack.redis);
@@ -653,6 +656,7 @@ async function main() {
       worker: perRequestMs(processCpuSeconds(worker.pid) - wk0, gatewayAtRate.requests),
       redis: perRequestMs((await redisCpuSeconds(stack.redis)) - rd0, gatewayAtRate.requests),
       bare: perRequestMs(bareCpu, bareAtRate.requests),
+      bareMax: perRequestMs(bareMaxCpu, bareMax.requests),
     });
     runs.push({ bareMax, gatewayMax, bareAtRate, gatewayAtRate });
     console.error(
@@ -662,7 +666,8 @@ async function main() {
         `${LOAD} used ${cores(bareMax)} / ${cores(gatewayMax)} cores (bare / gateway); ` +
         `probe CPU/req ${(((bareAtRate.loaderCpu ?? 0) / bareAtRate.requests) * 1000).toFixed(3)} / ${(((gatewayAtRate.loaderCpu ?? 0) / gatewayAtRate.requests) * 1000).toFixed(3)} ms; ` +
         `CPU/req gateway ${cpu.at(-1)?.gatewayMax.toFixed(3)} (max) ${cpu.at(-1)?.gateway.toFixed(3)} (at rate), ` +
-        `worker ${cpu.at(-1)?.workerMax.toFixed(3)} ${cpu.at(-1)?.worker.toFixed(3)} ms; load ${loadavg()[0]?.toFixed(2)}`,
+        `worker ${cpu.at(-1)?.workerMax.toFixed(3)} ${cpu.at(-1)?.worker.toFixed(3)} ms, ` +
+        `bare ${cpu.at(-1)?.bareMax.toFixed(3)} (max) ms; load ${loadavg()[0]?.toFixed(2)}`,
     );
   }
   const bareLoad = medianLoad(runs.map((r) => r.bareMax));
@@ -741,7 +746,7 @@ ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 - The same over the bare route at ${RATE} req/s (what the gateway adds beyond one HTTP exchange on this machine): p50 ${(gatewayAtRate.p50 - bareAtRate.p50).toFixed(3)} ms, p99 ${(gatewayAtRate.p99 - bareAtRate.p99).toFixed(3)} ms.
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
 - CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis), PostgreSQL ${medCpu("postgres").toFixed(3)} ms (the usage rollups; shared likewise); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
-- CPU per request at max throughput (median over runs, same sources): gateway process ${medCpu("gatewayMax").toFixed(3)} ms, worker process ${medCpu("workerMax").toFixed(3)} ms, Redis ${medCpu("redisMax").toFixed(3)} ms, PostgreSQL ${medCpu("postgresMax").toFixed(3)} ms.
+- CPU per request at max throughput (median over runs, same sources): gateway process ${medCpu("gatewayMax").toFixed(3)} ms, worker process ${medCpu("workerMax").toFixed(3)} ms, Redis ${medCpu("redisMax").toFixed(3)} ms, PostgreSQL ${medCpu("postgresMax").toFixed(3)} ms; bare Fastify route ${medCpu("bareMax").toFixed(3)} ms.
 - The gateway's own count over the whole run: ${successCount} requests answered by the model, ${failureCount} failed (kiln_inference_request_failure_total); the load phases above completed ${sentCount} (the rest: warm-up, and requests in flight when a load phase stopped).
 - Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine("1")} in batches of 1, ${batchLine("4") - batchLine("2")} in batches of 3-4, ${batchCount - batchLine("8")} in batches above 8.
 - The probe (${PROBE_KIND}) itself used ${perReq(bareAtRate)} ms of CPU per request against the bare route and ${perReq(gatewayAtRate)} ms against the gateway (its process.cpuUsage() over the whole probe, warm-up and start-up included); its 1 ms tick sent requests up to ${(bareAtRate.lagP99 ?? 0).toFixed(3)} / ${(gatewayAtRate.lagP99 ?? 0).toFixed(3)} ms after their place in the schedule (p99, bare / gateway; not in the latencies).
