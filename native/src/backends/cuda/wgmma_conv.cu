@@ -862,6 +862,95 @@ __global__ void __launch_bounds__(256, BN * MW <= 128 ? 2 : 1) convWgmmaInt8Shif
 #endif
 }
 
+// The shifted-window convolution with the operands swapped, for layers of 64 output channels
+// (ResNet-50's stem and layer1's 3x3s). There a m64n64k32 product reads as many shared-memory bytes
+// as it multiplies (2 KB of pixels and 2 KB of W for 64 x 64 x 32), so convWgmmaInt8Shifted runs
+// them at about 40% of the INT8 rate. Here each warpgroup computes Y^T for its NP pixels: wgmma's A
+// is W's 64 channels (the swizzled k-steps), its B the window's pixels (the same plane descriptors),
+// m64nNPk32, which reads (64 + NP) * 32 bytes for 64 * NP * 32 products. A thread's accumulators are
+// two channels (its row g and g + 8) of NP / 4 pixels; the epilogue writes them as bytes into the
+// [pixel][channel] tile that storeThroughSharedMemory copies out (its Z, if any, read there).
+template <int BK, int STAGES, int NP>
+__global__ void __launch_bounds__(256, NP <= 128 ? 2 : 1) convWgmmaInt8ShiftedT(ConvArgs p, ShiftedWindow win) {
+#ifdef KILN_WGMMA_DEVICE
+  static_assert((BK == 64 || BK == 128) && STAGES >= 3, "64/128-byte atoms; one stage computing, one draining, one loading");
+  static_assert(NP == 128 || NP == 256, "128 or 256 pixels per warpgroup");
+  constexpr int BN = 64, BM = 2 * NP, kThreads = 256, kAcc = NP / 2, kStageW = BN * BK;
+  extern __shared__ __align__(1024) uint8_t smemRaw[];
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  uint8_t* smem = smemRaw + (base - raw);
+  auto stageW = [&](int stage) { return base + stage * kStageW; };
+  const uint32_t window = base + STAGES * kStageW;
+
+  const int tid = threadIdx.x, warpgroup = tid / 128;
+  const int q0 = blockIdx.x * BM, blockN = blockIdx.y * BN;
+  const int kTiles = (p.kPad + BK - 1) / BK, chunk = tid % (BK / 16), firstRow = tid / (BK / 16);
+
+  int32_t acc[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = 0;
+
+#pragma unroll
+  for (int st = 0; st < STAGES - 2; ++st) {
+    if (st == 0) {
+      for (int j = tid; j < win.copies(); j += kThreads) {
+        int at = 0;
+        const int64_t from = win.copySource(q0, j, at);
+        copyAsync16(window + at, from >= 0 ? p.x + from : p.x, from >= 0);
+      }
+    }
+    if (st < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageW(st), st, chunk, firstRow, p.kPad, blockN);
+    commitAsync();
+  }
+  const uint32_t pixelsAt = window + warpgroup * NP * 16;
+  const int secondHalf = win.secondHalf();
+  for (int kt = 0; kt < kTiles; ++kt) {
+    waitAsync<STAGES - 3>();
+    fenceAsyncProxy();
+    __syncthreads();
+    const int next = kt + STAGES - 2;
+    if (next < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageW(next % STAGES), next, chunk, firstRow, p.kPad, blockN);
+    commitAsync();
+    const uint32_t w = stageW(kt % STAGES);
+    wgmmaFence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks)
+      WgmmaS8<NP>::mma(acc, smemDescriptor<BK>(w + ks * 32),
+                       planeDescriptor(pixelsAt + win.tapOffset(kt * BK + ks * 32), secondHalf));
+    wgmmaCommit();
+    wgmmaWait<1>();
+  }
+  wgmmaWait<0>();
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) fenceOperand(acc[i]);
+  waitAsync<0>();
+  __syncthreads();  // the epilogue's tile reuses the stages and the window
+
+  // Accumulator 4j + e: channel g (+8 for e >= 2) of the warp's 16, pixel 8j + 2 * (lane % 4) + (e & 1).
+  auto pixelOf = [&](int row) { return win.outputPixel(q0 + row); };
+  const int lane = tid & 31, channel0 = ((tid / 32) & 3) * 16 + lane / 4, pixel0 = warpgroup * NP + (lane & 3) * 2;
+  const float floor = kRoundBias + (p.relu ? 0.f : -127.f);
+  storeThroughSharedMemory<Int8Out, BM, BN, kThreads>(p, smem, pixelOf, blockN, [&](uint8_t* tile, int pitch, auto hasZ) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int channel = channel0 + half * 8, n = blockN + channel;
+      if (n >= p.k) continue;
+      const float alpha = __ldg(p.alpha + n), bias = __ldg(static_cast<const float*>(p.bias) + n);
+#pragma unroll
+      for (int j = 0; j < NP / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          uint8_t* at = tile + (pixel0 + j * 8 + e) * pitch + channel;
+          float v = fmaf(float(acc[4 * j + half * 2 + e]), alpha, bias);
+          if constexpr (decltype(hasZ)::value) v = fmaf(p.beta, float(static_cast<int8_t>(*at)), v);
+          *at = static_cast<uint8_t>(q8Bits(v, floor));
+        }
+    }
+  });
+#endif
+}
+
 __global__ void wgmmaProbe(int* compiled) {
 #ifdef KILN_WGMMA_DEVICE
   *compiled = 1;
@@ -1089,6 +1178,20 @@ void launchWgmmaShifted(ConvArgs args, const ShiftedPlan& plan, cudaStream_t str
   kernel<<<grid, 256, plan.bytes, stream>>>(args, plan.win);
 }
 
+// Launches a transposed shifted-window tile (64 channels x 2 * NP pixels a block) on a layer `plan`
+// (shiftedPlan with this tile's shape) took.
+template <int BK, int STAGES, int NP>
+void launchWgmmaShiftedT(ConvArgs args, const ShiftedPlan& plan, cudaStream_t stream) {
+  constexpr int BM = 2 * NP;
+  auto kernel = convWgmmaInt8ShiftedT<BK, STAGES, NP>;
+  static const cudaError_t attr =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock());
+  KILN_CUDA_CHECK(attr);
+  args.zPrefetched = 0, args.tileAt = 0;
+  dim3 grid(static_cast<unsigned>((plan.win.rows + BM - 1) / BM), static_cast<unsigned>((args.k + 63) / 64));
+  kernel<<<grid, 256, plan.bytes, stream>>>(args, plan.win);
+}
+
 // Block shapes (BM x BN, stages, bytes of K per stage), timed per layer with the mma.sync ones: wide
 // tiles for the big layers, 64-row and 64-channel ones (two blocks per SM) where a layer has few
 // pixels or channels, 64-byte k-steps (three blocks per SM) for the 1x1 layers over 64 channels,
@@ -1166,10 +1269,27 @@ const TmaTile kTmaTiles[] = {
     tmaTile<64, 64, 4, 2, 2>(4),  tmaTile<64, 64, 4, 4, 2>(4), tmaTile<64, 128, 4, 2, 2>(3),
     tmaTile<64, 128, 2, 4, 2>(3),
 };
+// Then the transposed shifted-window tiles (bytes per k-step, stages, pixels per warpgroup; 64
+// output channels a block), for the layers of 64 channels (they take the same layers as the
+// shifted-window tiles, and KILN_CUDA_WGMMA_SHIFTED=off leaves them out too).
+template <int BK, int STAGES, int NP>
+constexpr ShiftedTile transposedTile(int fallback) {
+  return {&launchWgmmaShiftedT<BK, STAGES, NP>, 2 * NP, 64, BK, STAGES, fallback};
+}
+const ShiftedTile kTransposedTiles[] = {
+    transposedTile<64, 4, 128>(4), transposedTile<64, 4, 256>(4),
+    transposedTile<128, 4, 128>(4), transposedTile<128, 4, 256>(4),
+};
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
 constexpr int kShiftedEnd = kPersistentEnd + sizeof(kShiftedTiles) / sizeof(kShiftedTiles[0]);
-static_assert(kShiftedEnd + sizeof(kTmaTiles) / sizeof(kTmaTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
+constexpr int kTmaEnd = kShiftedEnd + sizeof(kTmaTiles) / sizeof(kTmaTiles[0]);
+static_assert(kTmaEnd + sizeof(kTransposedTiles) / sizeof(kTransposedTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
+
+// The shifted-window tile `tile` names (plain or transposed).
+const ShiftedTile& shiftedTileOf(int tile) {
+  return tile >= kTmaEnd ? kTransposedTiles[tile - kTmaEnd] : kShiftedTiles[tile - kPersistentEnd];
+}
 
 }  // namespace
 
@@ -1205,18 +1325,19 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g
     return wgmmaTileRunsAsItself(tile, g, args.k) ? persistent.launch(args, stream)
                                                    : kWgmmaLaunches[persistent.fallback](args, stream);
   }
-  if (tile >= kShiftedEnd) {
+  if (tile >= kShiftedEnd && tile < kTmaEnd) {
     const TmaTile& tma = kTmaTiles[tile - kShiftedEnd];
     return tma.takes(g, args.k) ? tma.launch(args, stream) : kWgmmaLaunches[tma.fallback](args, stream);
   }
-  const ShiftedTile& shifted = kShiftedTiles[tile - kPersistentEnd];
+  const ShiftedTile& shifted = shiftedTileOf(tile);
   ShiftedPlan plan;
   return shifted.plan(g, plan) ? shifted.launch(args, plan, stream) : kWgmmaLaunches[shifted.fallback](args, stream);
 }
 
 WgmmaTileKind wgmmaTileKind(int tile) {
   if (tile < kResidentTiles || tile >= kWgmmaTiles) return WgmmaTileKind::Resident;
-  if (tile >= kShiftedEnd) return WgmmaTileKind::Tma;
+  if (tile >= kShiftedEnd && tile < kTmaEnd) return WgmmaTileKind::Tma;
+  if (tile >= kTmaEnd) return WgmmaTileKind::Shifted;
   if (tile >= kPersistentEnd) return WgmmaTileKind::Shifted;
   return kPersistentTiles[tile - kResidentTiles].warpSpecialized ? WgmmaTileKind::WarpSpecialized : WgmmaTileKind::Ring;
 }
@@ -1237,9 +1358,9 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut) {
     const int64_t kTiles = (g.kPad + persistent.bk - 1) / persistent.bk;
     return kTiles >= persistent.minKTiles && kTiles <= persistent.maxKTiles;
   }
-  if (tile >= kShiftedEnd) return kTmaTiles[tile - kShiftedEnd].takes(g, kOut);
+  if (tile >= kShiftedEnd && tile < kTmaEnd) return kTmaTiles[tile - kShiftedEnd].takes(g, kOut);
   ShiftedPlan plan;
-  return kShiftedTiles[tile - kPersistentEnd].plan(g, plan);
+  return shiftedTileOf(tile).plan(g, plan);
 }
 
 }  // namespace kiln::cuda
