@@ -775,6 +775,50 @@ __device__ __forceinline__ uint64_t planeDescriptor(uint32_t address, int second
 }
 #endif
 
+#ifdef KILN_WGMMA_DEVICE
+// The shifted-window kernels' loads and k-steps (both kernels below): the block's input window (with
+// W's first k-step) and W's k-steps through a ring of STAGES swizzled stages from `base`, the window
+// after them; `multiply(w, kk)` issues the products of K byte kk (one k32) against W's stage at w,
+// one product group in flight. Returns with the products done and every copy landed.
+template <int BN, int BK, int STAGES, class Multiply>
+__device__ __forceinline__ void shiftedWindowMainloop(const ConvArgs& p, const ShiftedWindow& win, uint32_t base, int q0,
+                                                      int blockN, Multiply&& multiply) {
+  constexpr int kThreads = 256;
+  auto stageW = [&](int stage) { return base + stage * BN * BK; };
+  const uint32_t window = base + STAGES * BN * BK;
+  const int tid = threadIdx.x;
+  const int kTiles = (p.kPad + BK - 1) / BK, chunk = tid % (BK / 16), firstRow = tid / (BK / 16);
+#pragma unroll
+  for (int st = 0; st < STAGES - 2; ++st) {
+    if (st == 0) {
+      for (int j = tid; j < win.copies(); j += kThreads) {
+        int at = 0;
+        const int64_t from = win.copySource(q0, j, at);
+        copyAsync16(window + at, from >= 0 ? p.x + from : p.x, from >= 0);
+      }
+    }
+    if (st < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageW(st), st, chunk, firstRow, p.kPad, blockN);
+    commitAsync();
+  }
+  for (int kt = 0; kt < kTiles; ++kt) {
+    waitAsync<STAGES - 3>();
+    fenceAsyncProxy();
+    __syncthreads();
+    const int next = kt + STAGES - 2;
+    if (next < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageW(next % STAGES), next, chunk, firstRow, p.kPad, blockN);
+    commitAsync();
+    const uint32_t w = stageW(kt % STAGES);
+    wgmmaFence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks) multiply(w + ks * 32, kt * BK + ks * 32);
+    wgmmaCommit();
+    wgmmaWait<1>();
+  }
+  wgmmaWait<0>();
+  waitAsync<0>();
+}
+#endif
+
 // Undilated convolutions of stride 1 or 2 (ResNet's 3x3s and 1x1s, and its space-to-depth stem: a
 // 4x4 over 16 channels) without a patch matrix. Over C = 16 * 2^j channels a pixel's 16-channel
 // group is exactly one 16-byte row of a wgmma core matrix, so the block copies the input window its
@@ -793,64 +837,31 @@ __global__ void __launch_bounds__(256, BN * MW <= 128 ? 2 : 1) convWgmmaInt8Shif
 #ifdef KILN_WGMMA_DEVICE
   static_assert((BK == 64 || BK == 128) && STAGES >= 3, "64/128-byte atoms; one stage computing, one draining, one loading");
   static_assert(MW == 1 || MW == 2, "one or two m64 row blocks per warpgroup");
-  constexpr int BM = 128 * MW, kThreads = 256, kAcc = BN / 2, kStageB = BN * BK;
+  constexpr int BM = 128 * MW, kThreads = 256, kAcc = BN / 2;
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   // W's stages first (swizzle atoms on 1,024-byte boundaries; the launch adds the slack), then the window.
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   const uint32_t base = (raw + 1023u) & ~1023u;
   uint8_t* smem = smemRaw + (base - raw);
-  auto stageB = [&](int stage) { return base + stage * kStageB; };
-  const uint32_t window = base + STAGES * kStageB;
-
   const int tid = threadIdx.x, warpgroup = tid / 128;
   const int q0 = blockIdx.x * BM, blockN = blockIdx.y * BN;
-  const int kTiles = (p.kPad + BK - 1) / BK, chunk = tid % (BK / 16), firstRow = tid / (BK / 16);
 
   int32_t acc[MW][kAcc];
 #pragma unroll
   for (int h = 0; h < MW; ++h)
 #pragma unroll
     for (int i = 0; i < kAcc; ++i) acc[h][i] = 0;
-
-#pragma unroll
-  for (int st = 0; st < STAGES - 2; ++st) {
-    if (st == 0) {
-      for (int j = tid; j < win.copies(); j += kThreads) {
-        int at = 0;
-        const int64_t from = win.copySource(q0, j, at);
-        copyAsync16(window + at, from >= 0 ? p.x + from : p.x, from >= 0);
-      }
-    }
-    if (st < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(st), st, chunk, firstRow, p.kPad, blockN);
-    commitAsync();
-  }
-  const uint32_t rowsAt = window + warpgroup * MW * 64 * 16;
+  const uint32_t rowsAt = base + STAGES * BN * BK + warpgroup * MW * 64 * 16;
   const int secondHalf = win.secondHalf();
-  for (int kt = 0; kt < kTiles; ++kt) {
-    waitAsync<STAGES - 3>();
-    fenceAsyncProxy();
-    __syncthreads();
-    const int next = kt + STAGES - 2;
-    if (next < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageB(next % STAGES), next, chunk, firstRow, p.kPad, blockN);
-    commitAsync();
-    const uint32_t b = stageB(kt % STAGES);
-    wgmmaFence();
+  shiftedWindowMainloop<BN, BK, STAGES>(p, win, base, q0, blockN, [&](uint32_t w, int kk) {
+    const uint32_t a = rowsAt + win.tapOffset(kk);
 #pragma unroll
-    for (int ks = 0; ks < BK / 32; ++ks) {
-      const uint32_t a = rowsAt + win.tapOffset(kt * BK + ks * 32);
-#pragma unroll
-      for (int h = 0; h < MW; ++h)
-        WgmmaS8<BN>::mma(acc[h], planeDescriptor(a + h * 64 * 16, secondHalf), smemDescriptor<BK>(b + ks * 32));
-    }
-    wgmmaCommit();
-    wgmmaWait<1>();
-  }
-  wgmmaWait<0>();
+    for (int h = 0; h < MW; ++h) WgmmaS8<BN>::mma(acc[h], planeDescriptor(a + h * 64 * 16, secondHalf), smemDescriptor<BK>(w));
+  });
 #pragma unroll
   for (int h = 0; h < MW; ++h)
 #pragma unroll
     for (int i = 0; i < kAcc; ++i) fenceOperand(acc[h][i]);
-  waitAsync<0>();
   __syncthreads();  // the epilogue's tile reuses the stages
 
   auto pixelOf = [&](int row) { return win.outputPixel(q0 + row); };
@@ -875,58 +886,25 @@ __global__ void __launch_bounds__(256, NP <= 128 ? 2 : 1) convWgmmaInt8ShiftedT(
 #ifdef KILN_WGMMA_DEVICE
   static_assert((BK == 64 || BK == 128) && STAGES >= 3, "64/128-byte atoms; one stage computing, one draining, one loading");
   static_assert(NP == 128 || NP == 256, "128 or 256 pixels per warpgroup");
-  constexpr int BN = 64, BM = 2 * NP, kThreads = 256, kAcc = NP / 2, kStageW = BN * BK;
+  constexpr int BN = 64, BM = 2 * NP, kThreads = 256, kAcc = NP / 2;
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   const uint32_t base = (raw + 1023u) & ~1023u;
   uint8_t* smem = smemRaw + (base - raw);
-  auto stageW = [&](int stage) { return base + stage * kStageW; };
-  const uint32_t window = base + STAGES * kStageW;
-
   const int tid = threadIdx.x, warpgroup = tid / 128;
   const int q0 = blockIdx.x * BM, blockN = blockIdx.y * BN;
-  const int kTiles = (p.kPad + BK - 1) / BK, chunk = tid % (BK / 16), firstRow = tid / (BK / 16);
 
   int32_t acc[kAcc];
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) acc[i] = 0;
-
-#pragma unroll
-  for (int st = 0; st < STAGES - 2; ++st) {
-    if (st == 0) {
-      for (int j = tid; j < win.copies(); j += kThreads) {
-        int at = 0;
-        const int64_t from = win.copySource(q0, j, at);
-        copyAsync16(window + at, from >= 0 ? p.x + from : p.x, from >= 0);
-      }
-    }
-    if (st < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageW(st), st, chunk, firstRow, p.kPad, blockN);
-    commitAsync();
-  }
-  const uint32_t pixelsAt = window + warpgroup * NP * 16;
+  const uint32_t pixelsAt = base + STAGES * BN * BK + warpgroup * NP * 16;
   const int secondHalf = win.secondHalf();
-  for (int kt = 0; kt < kTiles; ++kt) {
-    waitAsync<STAGES - 3>();
-    fenceAsyncProxy();
-    __syncthreads();
-    const int next = kt + STAGES - 2;
-    if (next < kTiles) copyFilterStep<BN, BK, kThreads>(p, stageW(next % STAGES), next, chunk, firstRow, p.kPad, blockN);
-    commitAsync();
-    const uint32_t w = stageW(kt % STAGES);
-    wgmmaFence();
-#pragma unroll
-    for (int ks = 0; ks < BK / 32; ++ks)
-      WgmmaS8<NP>::mma(acc, smemDescriptor<BK>(w + ks * 32),
-                       planeDescriptor(pixelsAt + win.tapOffset(kt * BK + ks * 32), secondHalf));
-    wgmmaCommit();
-    wgmmaWait<1>();
-  }
-  wgmmaWait<0>();
+  shiftedWindowMainloop<BN, BK, STAGES>(p, win, base, q0, blockN, [&](uint32_t w, int kk) {
+    WgmmaS8<NP>::mma(acc, smemDescriptor<BK>(w), planeDescriptor(pixelsAt + win.tapOffset(kk), secondHalf));
+  });
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) fenceOperand(acc[i]);
-  waitAsync<0>();
   __syncthreads();  // the epilogue's tile reuses the stages and the window
-
   // Accumulator 4j + e: channel g (+8 for e >= 2) of the warp's 16, pixel 8j + 2 * (lane % 4) + (e & 1).
   auto pixelOf = [&](int row) { return win.outputPixel(q0 + row); };
   const int lane = tid & 31, channel0 = ((tid / 32) & 3) * 16 + lane / 4, pixel0 = warpgroup * NP + (lane & 3) * 2;
