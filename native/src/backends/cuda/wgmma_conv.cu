@@ -32,6 +32,7 @@
 #include "backends/cuda/implicit_gemm_conv.h"
 #include "backends/cuda/implicit_gemm_device.cuh"
 #include "backends/cuda/shifted_window.h"
+#include "backends/cuda/tma_grid.h"
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define KILN_WGMMA_DEVICE 1
@@ -586,21 +587,11 @@ __device__ __forceinline__ void bulkWaitRead() { asm volatile("cp.async.bulk.wai
 __device__ __forceinline__ void bulkWaitAll() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 #endif  // KILN_WGMMA_DEVICE
 
-// The tensor maps of a TMA tile's layer: W as [K, kPad] (boxes BK x BN); at stride 1, A = X as
-// [M, C] bytes, Y and Z as [M, K] (boxes of BK or ZB channels x 64 pixels); at stride 2, A = the
-// pixels X's 1x1 reads and Y, Z as [rows][columns][channels] of the output grid: rows (image,
-// output row) and columns, each A pixel two columns and two input rows (one combined row: the
-// height is even) after the last. A box there holds whole output rows' pieces (columns a power of
-// two up to 64: 7 -> 8 x 8, 14 -> 16 x 4, 28 -> 32 x 2), TMA zero-filling the columns past the
-// row's end and clipping them from the stores. (Stride 1 keeps 2-D maps: as 3-D maps of one row
-// its tiles ran 3-8% slower on the H100.)
+// The tensor maps of a TMA tile's layer: W as [K, kPad] (boxes BK x BN), A, Y and Z as tma_grid.h
+// lays them out (boxes of BK or ZB channels x 64 pixels). Stride 1 keeps 2-D maps: as 3-D maps of
+// one row its tiles ran 3-8% slower on the H100.
 struct TmaMaps {
   CUtensorMap a, w, y, z;
-};
-// Stride 1: M tile t is pixels t * 64 ... Stride 2: columns (t % columnTiles) * columns ... of
-// rows (t / columnTiles) * rows ...
-struct TmaGrid {
-  int mTiles, strided, columnTiles, columns, rows;
 };
 
 // A 1x1 convolution is a plain GEMM over NHWC pixels (at stride 2, every other pixel of every other
@@ -651,8 +642,6 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
   const int tid = threadIdx.x, warpgroup = tid / 128, wtid = tid % 128;
   const int blockN = blockIdx.y * BN, step = gridDim.x, mTiles = grid.mTiles;
   const bool hasZ = p.z != nullptr;
-  auto column = [&](int t) { return (t % grid.columnTiles) * grid.columns; };
-  auto row = [&](int t) { return (t / grid.columnTiles) * grid.rows; };
   if (int(blockIdx.x) >= mTiles) return;
   if (tid == 0) {
     mbarrierInit(wFull, 1);
@@ -686,7 +675,7 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
         mbarrierExpectTx(zFull(c, u), kSlot);
         for (int b = 0; b < BN / ZB; ++b) {
           if (grid.strided)
-            tmaLoad3d(slot(c, u) + b * BM * ZB, &maps.z, blockN + b * ZB, column(t), row(t), zFull(c, u));
+            tmaLoad3d(slot(c, u) + b * BM * ZB, &maps.z, blockN + b * ZB, grid.column(t), grid.row(t), zFull(c, u));
           else
             tmaLoad2d(slot(c, u) + b * BM * ZB, &maps.z, blockN + b * ZB, t * BM, zFull(c, u));
         }
@@ -696,7 +685,7 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
         if (h >= RING) mbarrierWait(aEmpty(c, h), (h / RING - 1) & 1);
         mbarrierExpectTx(aFull(c, h), BM * BK);
         if (grid.strided)
-          tmaLoad3d(aStage(c, h), &maps.a, kt * BK, column(t), row(t), aFull(c, h));
+          tmaLoad3d(aStage(c, h), &maps.a, kt * BK, grid.column(t), grid.row(t), aFull(c, h));
         else
           tmaLoad2d(aStage(c, h), &maps.a, kt * BK, t * BM, aFull(c, h));
       }
@@ -745,7 +734,7 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
     if (wtid == 0) {
       for (int b = 0; b < BN / ZB; ++b) {
         if (grid.strided)
-          tmaStore3d(&maps.y, out + b * BM * ZB, blockN + b * ZB, column(t), row(t));
+          tmaStore3d(&maps.y, out + b * BM * ZB, blockN + b * ZB, grid.column(t), grid.row(t));
         else
           tmaStore2d(&maps.y, out + b * BM * ZB, blockN + b * ZB, t * BM);
       }
@@ -1033,46 +1022,20 @@ CUtensorMap tensorMap(const void* data, int rank, const cuuint64_t* dims, const 
   return map;
 }
 
-// A TMA tile's M tiles and its tensor maps on a layer (TmaMaps).
-TmaGrid tmaGrid(const ConvArgs& a) {
-  TmaGrid g{};
-  g.strided = a.strideH != 1;
-  if (!g.strided) {
-    g.mTiles = (a.m + 63) / 64;
-    return g;
-  }
-  g.columns = 8;
-  while (g.columns < a.ow && g.columns < 64) g.columns *= 2;
-  g.rows = 64 / g.columns;
-  g.columnTiles = (a.ow + g.columns - 1) / g.columns;
-  g.mTiles = g.columnTiles * ((a.m / a.ow + g.rows - 1) / g.rows);
-  return g;
-}
+// A TMA tile's tensor maps on a layer (tma_grid.h's shapes).
 template <int BN, int BK>
 TmaMaps tmaMaps(const ConvArgs& a, const TmaGrid& grid) {
   constexpr uint32_t kOutBox = BN < 128 ? BN : 128;
-  const uint64_t c = uint64_t(a.c), k = uint64_t(a.k), m = uint64_t(a.m);
-  const uint64_t wDims[2] = {uint64_t(a.kPad), k}, wStrides[1] = {uint64_t(a.kPad)};
+  const uint64_t wDims[2] = {uint64_t(a.kPad), uint64_t(a.k)}, wStrides[1] = {uint64_t(a.kPad)};
   const uint32_t wBox[2] = {BK, BN};
+  const TmaMapShape in = tmaActivationShape(grid, a.m, a.ow, a.w_, a.c), out = tmaOutputShape(grid, a.m, a.ow, a.k);
+  const uint32_t columns = grid.strided ? uint32_t(grid.columns) : 64u, rows = grid.strided ? uint32_t(grid.rows) : 1u;
+  const uint32_t aBox[3] = {BK, columns, rows}, outBox[3] = {kOutBox, columns, rows};
   TmaMaps maps;
   maps.w = tensorMap(a.w, 2, wDims, wStrides, wBox);
-  if (!grid.strided) {
-    const uint64_t aDims[2] = {c, m}, aStrides[1] = {c}, outDims[2] = {k, m}, outStrides[1] = {k};
-    const uint32_t aBox[2] = {BK, 64}, outBox[2] = {kOutBox, 64};
-    maps.a = tensorMap(a.x, 2, aDims, aStrides, aBox);
-    maps.y = tensorMap(a.y, 2, outDims, outStrides, outBox);
-    maps.z = a.z ? tensorMap(a.z, 2, outDims, outStrides, outBox) : maps.y;
-    return maps;
-  }
-  // A's pixel (row, column): input row 2 * row of the image-major rows (the height is even), column 2 * column.
-  const uint64_t columns = uint64_t(a.ow), rows = m / columns;
-  const uint64_t aDims[3] = {c, columns, rows}, aStrides[2] = {2 * c, 2 * uint64_t(a.w_) * c},
-                 outDims[3] = {k, columns, rows}, outStrides[2] = {k, columns * k};
-  const uint32_t aBox[3] = {BK, uint32_t(grid.columns), uint32_t(grid.rows)},
-                 outBox[3] = {kOutBox, uint32_t(grid.columns), uint32_t(grid.rows)};
-  maps.a = tensorMap(a.x, 3, aDims, aStrides, aBox);
-  maps.y = tensorMap(a.y, 3, outDims, outStrides, outBox);
-  maps.z = a.z ? tensorMap(a.z, 3, outDims, outStrides, outBox) : maps.y;
+  maps.a = tensorMap(a.x, in.rank, in.dims, in.strides, aBox);
+  maps.y = tensorMap(a.y, out.rank, out.dims, out.strides, outBox);
+  maps.z = a.z ? tensorMap(a.z, out.rank, out.dims, out.strides, outBox) : maps.y;
   return maps;
 }
 
@@ -1109,7 +1072,7 @@ void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
     return count;
   }();
   const int kTiles = (args.kPad + BK - 1) / BK;
-  const TmaGrid tiles = tmaGrid(args);
+  const TmaGrid tiles = planTmaGrid(args.m, args.ow, args.strideH);
   const TmaMaps maps = tmaMaps<BN, BK>(args, tiles);
   args.zPrefetched = 0, args.tileAt = 0;
   const int mTiles = tiles.mTiles, nBlocks = (args.k + BN - 1) / BN, bytes = tmaSmemBytes(BN, BK, RING, SLOTS, kTiles);
