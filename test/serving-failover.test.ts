@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { UsageAggregator } from "@kiln/metering";
 import { LoadQueue, ReplicaRegistry } from "@kiln/serving";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ServingStack, startServingStack } from "./serving-fixture.ts";
+import { requestReplica, type ServingStack, startServingStack } from "./serving-fixture.ts";
 import { ROOT, type Started, startGroup, waitUntil } from "./support.ts";
 
 let stack: ServingStack;
@@ -43,29 +43,13 @@ describe("a worker killed under load", () => {
   it("answers every request with 200 or 503, loses no prediction, and meters exactly what it answered", async () => {
     const doomed = spawnWorker("doomed-worker");
     spawnWorker("surviving-worker");
-    const dep = await stack.prisma.deployment.findUniqueOrThrow({
-      where: { id: stack.deploymentId },
-      include: { build: true },
-    });
+    const deploymentId = stack.deploymentId;
     // Two replicas, one per worker (a worker hosts one replica of a deployment).
     const loads = new LoadQueue(stack.redis.duplicate({ maxRetriesPerRequest: null }), stack.keyPrefix);
-    for (const ordinal of [1, 2]) {
-      await loads.request("cpu", {
-        deploymentId: dep.id,
-        orgId: dep.orgId,
-        buildId: dep.buildId,
-        engineStorageKey: dep.build.engineStorageKey ?? "",
-        requiredMemoryBytes: 0,
-        maxBatchSize: dep.maxBatchSize,
-        maxQueueDelayMs: dep.maxQueueDelayMs,
-        idleWindowSeconds: 600,
-        minReplicas: 0,
-        replicaOrdinal: ordinal,
-      });
-    }
+    for (const ordinal of [1, 2]) await requestReplica(stack, loads, deploymentId, ordinal);
     const registry = new ReplicaRegistry(stack.redis, stack.keyPrefix, 900);
-    await waitUntil("two ready replicas", async () => (await registry.list(dep.id)).length === 2, 120_000);
-    expect(new Set((await registry.list(dep.id)).map((r) => r.workerId))).toEqual(
+    await waitUntil("two ready replicas", async () => (await registry.list(deploymentId)).length === 2, 120_000);
+    expect(new Set((await registry.list(deploymentId)).map((r) => r.workerId))).toEqual(
       new Set(["doomed-worker", "surviving-worker"]),
     );
 
@@ -130,7 +114,7 @@ describe("a worker killed under load", () => {
       },
       30_000,
     );
-    const rows = await stack.prisma.usageRollup.findMany({ where: { deploymentId: dep.id } });
+    const rows = await stack.prisma.usageRollup.findMany({ where: { deploymentId: deploymentId } });
     const metered = rows.reduce((n, r) => n + r.requests, 0n);
     expect(metered).toBe(BigInt(answered + predictionIds.length));
     await loads.close();

@@ -9,6 +9,7 @@ import { createTestDatabase, seedBuild, type TestDatabase } from "@kiln/db/testi
 import { build } from "@kiln/engine";
 import { buildGateway } from "@kiln/gateway";
 import { createLogger } from "@kiln/logger";
+import type { LoadQueue } from "@kiln/serving";
 import { createFsStorage } from "@kiln/storage";
 import { fsEngineSource, markDeploymentFailed, type RunningServing, startServing } from "@kiln/worker/serving";
 import type { FastifyInstance } from "fastify";
@@ -43,6 +44,34 @@ export interface ServingStack {
   addDeployment(orgId: string, name: string, overrides?: Record<string, number>): Promise<string>;
   startWorker(overrides?: { slotMemoryBytes?: number; heartbeatMs?: number }): Promise<RunningServing>;
   close(): Promise<void>;
+}
+
+/**
+ * Asks `loads` for replica `ordinal` of a deployment as the gateway's cold start would, with a long
+ * idle window (tests decide when replicas go) and no device memory (the CPU engine).
+ */
+export async function requestReplica(
+  stack: ServingStack,
+  loads: LoadQueue,
+  deploymentId: string,
+  ordinal: number,
+): Promise<void> {
+  const dep = await stack.prisma.deployment.findUniqueOrThrow({
+    where: { id: deploymentId },
+    include: { build: true },
+  });
+  await loads.request("cpu", {
+    deploymentId,
+    orgId: dep.orgId,
+    buildId: dep.buildId,
+    engineStorageKey: dep.build.engineStorageKey ?? "",
+    requiredMemoryBytes: 0,
+    maxBatchSize: dep.maxBatchSize,
+    maxQueueDelayMs: dep.maxQueueDelayMs,
+    idleWindowSeconds: 600,
+    minReplicas: 0,
+    replicaOrdinal: ordinal,
+  });
 }
 
 export async function startServingStack(

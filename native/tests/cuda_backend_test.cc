@@ -831,15 +831,21 @@ KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
 // eight k-steps (1,024: twice the A ring, so every stage is refilled within a tile) and a residual
 // over 320 channels (Z loaded into the output slots). Blocks walking many tiles, so that output
 // slots are refilled, are the ring test's case above (50,176 pixels).
+// A 1x1 convolution node with random weights scaled to its input channels (the TMA tiles' tests).
+void addConv1x1(ModelBuilder& m, const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed,
+                std::vector<Attr> attrs = {}) {
+  const std::string w = "w_" + out, b = "b_" + out;
+  const float range = 1.5f / std::sqrt(float(c));
+  m.initializer(w, DType::Float32, {k, c, 1, 1}, randomValues(k * c, seed, -range, range));
+  m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
+  m.node("Conv", {in, w, b}, {out}, std::move(attrs));
+}
+
 KILN_TEST(cuda, int8_tma_tiles_match_cublaslt_path) {
   ModelBuilder m;
   m.input("x", DType::Float32, {5, 64, 13, 15});
   auto conv1x1 = [&](const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed) {
-    const std::string w = "w_" + out, b = "b_" + out;
-    const float range = 1.5f / std::sqrt(float(c));
-    m.initializer(w, DType::Float32, {k, c, 1, 1}, randomValues(k * c, seed, -range, range));
-    m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
-    m.node("Conv", {in, w, b}, {out});
+    addConv1x1(m, in, out, k, c, seed);
   };
   conv1x1("x", "c1", 320, 64, 270);
   m.node("Relu", {"c1"}, {"r1"});
@@ -861,11 +867,7 @@ KILN_TEST(cuda, int8_tma_tiles_match_cublaslt_path) {
 // without a residual, and 75 (64 x 1: two boxes per row, the second mostly past the row's end).
 KILN_TEST(cuda, int8_tma_tiles_take_stride_2_1x1s) {
   auto conv = [](ModelBuilder& m, const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed) {
-    const std::string w = "w_" + out, b = "b_" + out;
-    const float range = 1.5f / std::sqrt(float(c));
-    m.initializer(w, DType::Float32, {k, c, 1, 1}, randomValues(k * c, seed, -range, range));
-    m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
-    m.node("Conv", {in, w, b}, {out}, {Attr::ints("strides", {2, 2})});
+    addConv1x1(m, in, out, k, c, seed, {Attr::ints("strides", {2, 2})});
   };
   ModelBuilder grid;
   grid.input("x", DType::Float32, {2, 64, 28, 30});

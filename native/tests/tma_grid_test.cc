@@ -31,7 +31,7 @@ std::string replay(const Layer& layer) {
   const TmaMapShape in = kiln::cuda::tmaActivationShape(grid, m, ow, layer.w, layer.c);
   const TmaMapShape out = kiln::cuda::tmaOutputShape(grid, m, ow, layer.k);
   if (in.rank != out.rank || in.rank != (layer.stride == 1 ? 2 : 3)) return "map ranks " + std::to_string(in.rank);
-  if (grid.strided && grid.columns * grid.rows != 64) return "a box of " + std::to_string(grid.columns * grid.rows) + " pixels";
+  if (grid.columns * grid.rows != 64) return "a box of " + std::to_string(grid.columns * grid.rows) + " pixels";
   for (const TmaMapShape& map : {in, out})
     for (int d = 0; d + 1 < map.rank; ++d)
       if (map.strides[d] % 16 != 0) return "a stride that is not a multiple of 16 bytes";
@@ -39,8 +39,7 @@ std::string replay(const Layer& layer) {
   for (int t = 0; t < grid.mTiles; ++t) {
     for (int e = 0; e < 64; ++e) {
       // The element's coordinates in dimensions 1 and 2 (0 is the channels).
-      const int64_t column = grid.strided ? grid.column(t) + e % grid.columns : int64_t(t) * 64 + e;
-      const int64_t row = grid.strided ? grid.row(t) + e / grid.columns : 0;
+      const int64_t column = grid.column(t) + e % grid.columns, row = grid.row(t) + e / grid.columns;
       if (column >= int64_t(in.dims[1]) || (in.rank == 3 && row >= int64_t(in.dims[2]))) continue;  // clipped
       const int64_t pixel = grid.strided ? row * ow + column : column;
       if (pixel < 0 || pixel >= m) return "tile " + std::to_string(t) + " names pixel " + std::to_string(pixel);

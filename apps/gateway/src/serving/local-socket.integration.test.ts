@@ -8,7 +8,13 @@ import { hostIdentity, LoadQueue, muxTransportOf, ReplicaRegistry } from "@kiln/
 import type { RunningServing } from "@kiln/worker/serving";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { logger, REDIS_URL, type ServingStack, startServingStack } from "../../../../test/serving-fixture.ts";
+import {
+  logger,
+  REDIS_URL,
+  requestReplica,
+  type ServingStack,
+  startServingStack,
+} from "../../../../test/serving-fixture.ts";
 import { ROOT, type Started, sleep, startGroup, waitUntil } from "../../../../test/support.ts";
 import { buildGateway } from "../build-gateway.ts";
 
@@ -58,22 +64,7 @@ async function infer(gatewayUrl: string, model = "dense"): Promise<{ status: num
 
 /** Asks for replica `ordinal` of a deployment and waits until `count` replicas are ready. */
 async function loadReplica(deploymentId: string, ordinal: number, count = 1): Promise<void> {
-  const dep = await stack.prisma.deployment.findUniqueOrThrow({
-    where: { id: deploymentId },
-    include: { build: true },
-  });
-  await loads.request("cpu", {
-    deploymentId,
-    orgId: dep.orgId,
-    buildId: dep.buildId,
-    engineStorageKey: dep.build.engineStorageKey ?? "",
-    requiredMemoryBytes: 0,
-    maxBatchSize: dep.maxBatchSize,
-    maxQueueDelayMs: dep.maxQueueDelayMs,
-    idleWindowSeconds: 600,
-    minReplicas: 0,
-    replicaOrdinal: ordinal,
-  });
+  await requestReplica(stack, loads, deploymentId, ordinal);
   await waitUntil(
     `${count} ready replicas`,
     async () => (await registry.list(deploymentId)).filter((r) => r.status === "ready").length === count,

@@ -21,9 +21,10 @@
 
 namespace kiln::cuda {
 
+// A box is `columns` x `rows` pixels (64 x 1 at stride 1, whose maps have no row dimension).
 struct TmaGrid {
   int mTiles, strided, columnTiles, columns, rows;
-  // Stride 2: tile t's first column and row (the box's coordinates 1 and 2).
+  // Tile t's first column and row (the box's coordinates 1 and 2).
   KILN_TMA_HD int column(int t) const { return (t % columnTiles) * columns; }
   KILN_TMA_HD int row(int t) const { return (t / columnTiles) * rows; }
 };
@@ -32,15 +33,16 @@ struct TmaGrid {
 inline TmaGrid planTmaGrid(int64_t m, int64_t ow, int stride) {
   TmaGrid g{};
   g.strided = stride != 1;
-  if (!g.strided) {
-    g.mTiles = int((m + 63) / 64);
-    return g;
+  // Stride 1: one row of m columns.
+  const int64_t columns = g.strided ? ow : m, rows = g.strided ? m / ow : 1;
+  g.columns = 64;
+  if (g.strided) {
+    g.columns = 8;
+    while (g.columns < ow && g.columns < 64) g.columns *= 2;
   }
-  g.columns = 8;
-  while (g.columns < ow && g.columns < 64) g.columns *= 2;
   g.rows = 64 / g.columns;
-  g.columnTiles = int((ow + g.columns - 1) / g.columns);
-  g.mTiles = g.columnTiles * int((m / ow + g.rows - 1) / g.rows);
+  g.columnTiles = int((columns + g.columns - 1) / g.columns);
+  g.mTiles = g.columnTiles * int((rows + g.rows - 1) / g.rows);
   return g;
 }
 

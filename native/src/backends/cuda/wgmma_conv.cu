@@ -1029,8 +1029,8 @@ TmaMaps tmaMaps(const ConvArgs& a, const TmaGrid& grid) {
   const uint64_t wDims[2] = {uint64_t(a.kPad), uint64_t(a.k)}, wStrides[1] = {uint64_t(a.kPad)};
   const uint32_t wBox[2] = {BK, BN};
   const TmaMapShape in = tmaActivationShape(grid, a.m, a.ow, a.w_, a.c), out = tmaOutputShape(grid, a.m, a.ow, a.k);
-  const uint32_t columns = grid.strided ? uint32_t(grid.columns) : 64u, rows = grid.strided ? uint32_t(grid.rows) : 1u;
-  const uint32_t aBox[3] = {BK, columns, rows}, outBox[3] = {kOutBox, columns, rows};
+  const uint32_t aBox[3] = {BK, uint32_t(grid.columns), uint32_t(grid.rows)},
+                 outBox[3] = {kOutBox, uint32_t(grid.columns), uint32_t(grid.rows)};
   TmaMaps maps;
   maps.w = tensorMap(a.w, 2, wDims, wStrides, wBox);
   maps.a = tensorMap(a.x, in.rank, in.dims, in.strides, aBox);
@@ -1105,32 +1105,17 @@ bool shiftedPlan(const Im2ColGeometry& g, int bm, int bn, int bk, int stages, Sh
   return true;
 }
 
-// Launches a shifted-window tile on a layer `plan` (shiftedPlan with this tile's shape) took.
-template <int BN, int BK, int STAGES, int MW>
-void launchWgmmaShifted(ConvArgs args, const ShiftedPlan& plan, cudaStream_t stream) {
-  constexpr int BM = 128 * MW;
-  auto kernel = convWgmmaInt8Shifted<BN, BK, STAGES, MW>;
+// Launches a shifted-window kernel (plain or transposed) with blocks of BM pixels x BN channels on a
+// layer `plan` (shiftedPlan with the tile's shape) took.
+template <void (*kKernel)(ConvArgs, ShiftedWindow), int BM, int BN>
+void launchShiftedWindow(ConvArgs args, const ShiftedPlan& plan, cudaStream_t stream) {
   // Set once per instantiation, before any capture (the first launch is a timing run).
   static const cudaError_t attr =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock());
+      cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock());
   KILN_CUDA_CHECK(attr);
   args.zPrefetched = 0, args.tileAt = 0;
   dim3 grid(static_cast<unsigned>((plan.win.rows + BM - 1) / BM), static_cast<unsigned>((args.k + BN - 1) / BN));
-  kernel<<<grid, 256, plan.bytes, stream>>>(args, plan.win);
-}
-
-// Launches a transposed shifted-window tile (64 channels x 2 * NP pixels a block) on a layer `plan`
-// (shiftedPlan with this tile's shape) took.
-template <int BK, int STAGES, int NP>
-void launchWgmmaShiftedT(ConvArgs args, const ShiftedPlan& plan, cudaStream_t stream) {
-  constexpr int BM = 2 * NP;
-  auto kernel = convWgmmaInt8ShiftedT<BK, STAGES, NP>;
-  static const cudaError_t attr =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock());
-  KILN_CUDA_CHECK(attr);
-  args.zPrefetched = 0, args.tileAt = 0;
-  dim3 grid(static_cast<unsigned>((plan.win.rows + BM - 1) / BM), static_cast<unsigned>((args.k + 63) / 64));
-  kernel<<<grid, 256, plan.bytes, stream>>>(args, plan.win);
+  kKernel<<<grid, 256, plan.bytes, stream>>>(args, plan.win);
 }
 
 // Block shapes (BM x BN, stages, bytes of K per stage), timed per layer with the mma.sync ones: wide
@@ -1178,7 +1163,7 @@ struct ShiftedTile {
 };
 template <int BN, int BK, int STAGES, int MW>
 constexpr ShiftedTile shiftedTile(int fallback) {
-  return {&launchWgmmaShifted<BN, BK, STAGES, MW>, 128 * MW, BN, BK, STAGES, fallback};
+  return {&launchShiftedWindow<convWgmmaInt8Shifted<BN, BK, STAGES, MW>, 128 * MW, BN>, 128 * MW, BN, BK, STAGES, fallback};
 }
 const ShiftedTile kShiftedTiles[] = {
     shiftedTile<128, 128, 4, 1>(0), shiftedTile<256, 128, 3, 1>(1), shiftedTile<64, 64, 4, 1>(3),
@@ -1215,7 +1200,7 @@ const TmaTile kTmaTiles[] = {
 // shifted-window tiles, and KILN_CUDA_WGMMA_SHIFTED=off leaves them out too).
 template <int BK, int STAGES, int NP>
 constexpr ShiftedTile transposedTile(int fallback) {
-  return {&launchWgmmaShiftedT<BK, STAGES, NP>, 2 * NP, 64, BK, STAGES, fallback};
+  return {&launchShiftedWindow<convWgmmaInt8ShiftedT<BK, STAGES, NP>, 2 * NP, 64>, 2 * NP, 64, BK, STAGES, fallback};
 }
 const ShiftedTile kTransposedTiles[] = {
     transposedTile<64, 4, 128>(4), transposedTile<64, 4, 256>(4),
