@@ -14,9 +14,9 @@ import sys
 
 # Tile numbers (implicit_gemm_conv.h, wgmma_conv.cu): 0-10 the mma.sync tiles, then the wgmma
 # tiles in kWgmmaLaunches, kPersistentTiles (ring, then warp-specialized), kShiftedTiles, kTmaTiles and
-# kTransposedTiles order.
+# kTransposedTiles, kTmaConvTiles order.
 FAMILIES = [(0, 10, "mma.sync"), (11, 18, "wgmma"), (19, 23, "ring"), (24, 28, "ws"), (29, 34, "shift"), (35, 47, "tma"),
-            (48, 51, "shiftT")]
+            (48, 51, "shiftT"), (52, 55, "tmaconv")]
 
 
 def family(tile, dp4a):
@@ -69,7 +69,7 @@ def main():
     rows = parse(args.cache)
     if not rows:
         sys.exit("no INT8 convolution timings in " + args.cache)
-    families = ["mma.sync", "wgmma", "ring", "ws", "shift", "tma", "shiftT", "cublaslt"]
+    families = ["mma.sync", "wgmma", "ring", "ws", "shift", "tma", "shiftT", "tmaconv", "cublaslt"]
     print("INT8 convolution candidates per geometry (ms per launch at build time; (n.nnx): against the best).\n")
     print("| geometry | best | " + " | ".join("best " + f for f in families) + " | top %d |" % args.top)
     print("| --- | --- | " + " | ".join("---" for _ in families) + " | --- |")

@@ -895,6 +895,42 @@ KILN_TEST(cuda, int8_tma_tiles_take_stride_2_1x1s) {
   expectEveryImplicitTileMatches(wide.bytes(), floatTensor({1, 64, 4, 150}, 302, -1.f, 1.f), 2);
 }
 
+// The TMA convolution tiles' own cases (convWgmmaInt8TmaConv: im2col boxes of 128 output pixels),
+// every tile against cuBLASLt's path as above: 3x3s over 64 channels on 960 pixels (7.5 tiles: the
+// last tile's second consumer has no pixel at all), one with a residual; a stride-2 3x3 (the
+// im2col walk at stride 2, 16 x 15 -> 8 x 8); 3x3s over 128 and 256 channels (18 k-steps of 128
+// bytes: the ring refilled within a tile), one with a residual over 256 channels and one to 320
+// (N blocks that 256 and 128 do not divide).
+KILN_TEST(cuda, int8_tma_conv_tiles_match_cublaslt_path) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {4, 64, 16, 15});
+  auto conv3x3 = [&](const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed, int64_t stride) {
+    const std::string w = "w_" + out, b = "b_" + out;
+    const float range = 1.5f / std::sqrt(float(c * 9));
+    m.initializer(w, DType::Float32, {k, c, 3, 3}, randomValues(k * c * 9, seed, -range, range));
+    m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
+    m.node("Conv", {in, w, b}, {out}, {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("strides", {stride, stride})});
+  };
+  conv3x3("x", "c1", 64, 64, 310, 1);
+  m.node("Relu", {"c1"}, {"r1"});
+  conv3x3("r1", "c2", 64, 64, 312, 1);
+  m.node("Add", {"c2", "r1"}, {"s2"});
+  m.node("Relu", {"s2"}, {"r2"});
+  conv3x3("r2", "c3", 128, 64, 314, 2);  // [4, 128, 8, 8]
+  m.node("Relu", {"c3"}, {"r3"});
+  conv3x3("r3", "c4", 256, 128, 316, 1);
+  m.node("Relu", {"c4"}, {"r4"});
+  conv3x3("r4", "c5", 256, 256, 318, 1);
+  m.node("Add", {"c5", "r4"}, {"s5"});
+  m.node("Relu", {"s5"}, {"r5"});
+  conv3x3("r5", "c6", 320, 256, 320, 1);
+  m.node("Relu", {"c6"}, {"r6"});
+  m.node("GlobalAveragePool", {"r6"}, {"y"});
+  m.output("y");
+  m.opset("", 17);
+  expectEveryImplicitTileMatches(m.bytes(), floatTensor({4, 64, 16, 15}, 322, -1.f, 1.f), 6);
+}
+
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
 // the layer's signature, this GPU's libraries and the tiles the build times, and a later build
 // takes a cached list as given: here one naming only the dp4a GEMM, which timing never picks while

@@ -16,7 +16,7 @@ namespace kiln::cuda {
 // (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu); INT8 adds kWgmmaTiles Hopper wgmma kernels
 // (wgmma_conv.cu) after them, which run only where wgmmaConvAvailable().
 constexpr int kImplicitGemmTiles = 11;
-constexpr int kWgmmaTiles = 41;
+constexpr int kWgmmaTiles = 45;
 constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
 // An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a), unless
 // KILN_CUDA_WGMMA=off.
@@ -24,20 +24,20 @@ bool wgmmaConvAvailable();
 // Whether wgmma tile `tile` (0 .. kWgmmaTiles - 1) runs its own kernel on layer g: the ring and
 // warp-specialized tiles keep all of the layer's W in shared memory and take a range of k-step
 // counts, the shifted-window tiles take stride-1 undilated layers over a power of two of channels
-// (16+), the TMA tiles 1x1s of stride 1 whose W slice fits in shared memory (K output channels);
+// (16+), the TMA tiles 1x1s of stride 1 or 2 whose W slice fits in shared memory (K output
+// channels), the TMA convolution tiles square filters of more taps over whole k-steps of channels;
 // they hand any other layer to a resident-block tile, which timing measures anyway.
 bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut);
 // Resident: one block per output tile; Ring: persistent blocks, one patch ring across their tiles
 // (the build report names them "_ring"); WarpSpecialized: persistent blocks with a producer
 // warpgroup and two consumers taking tiles in turn ("_ws"); Shifted: A read straight from a copy
 // of the input window, no patch matrix ("_shift"); Tma: persistent blocks whose loads and stores are
-// TMA boxes, a producer thread and two consumers taking 64-row tiles in turn ("_tma").
+// TMA boxes, a producer thread and two consumers taking 64-row tiles in turn, or (the TMA
+// convolution tiles) the two halves of each 128-row tile fed by im2col boxes ("_tma").
 enum class WgmmaTileKind { Resident, Ring, WarpSpecialized, Shifted, Tma };
 WgmmaTileKind wgmmaTileKind(int tile);
 // Whether wgmma tile `tile` is timed and may be forced: every kind unless its switch is off
-// (KILN_CUDA_WGMMA_WS, _SHIFTED, _TMA=off leave out the warp-specialized, shifted-window or TMA tiles),
-// except the TMA tiles with four output slots, timed only with KILN_CUDA_WGMMA_TMA=deep until they
-// have passed kiln_cuda_tests on a GPU.
+// (KILN_CUDA_WGMMA_WS, _SHIFTED, _TMA=off leave out the warp-specialized, shifted-window or TMA tiles).
 bool wgmmaTileEnabled(int tile);
 // Whether tile `tile` can run on this GPU for this element type.
 bool implicitGemmTileAvailable(int tile, DType type);

@@ -579,12 +579,73 @@ __device__ __forceinline__ void tmaStore3d(const CUtensorMap* map, uint32_t src,
                "r"(channel), "r"(column), "r"(row), "r"(src)
                : "memory");
 }
+// An im2col box (convWgmmaInt8TmaConv): `channels` on from `channel` of the map's pixelsPerColumn
+// pixels that a filter tap at offset (offsetW, offsetH) reads for consecutive output pixels, the
+// first of which has its filter corner at (w, h) of image n; TMA walks the output grid (its
+// bounding box, at the map's strides) across rows and images and zero-fills what lies outside X.
+__device__ __forceinline__ void tmaLoadIm2col(uint32_t dst, const CUtensorMap* map, int channel, int w, int h, int n,
+                                              uint16_t offsetW, uint16_t offsetH, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6], "
+      "{%7, %8};\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(channel), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(offsetW), "h"(offsetH)
+      : "memory");
+}
 __device__ __forceinline__ void bulkCommit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
 // Waits until all but this thread's N newest bulk stores have read their shared memory (it may be
 // written again).
 template <int N>
 __device__ __forceinline__ void bulkWaitRead() { asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void bulkWaitAll() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// A TMA consumer's epilogue for its tile u, in place in the output slot `out` (`tile` its generic
+// address) of 64 rows x BN channels: waits until the slot has the tile's Z (or, without a
+// residual, until the slot's last store has read it), writes Y's pairs over Z's, and stores the
+// slot as TMA boxes (`store`, issued by the warpgroup's first thread as one bulk group). Channel pair
+// (col, col + 1) of row r lives in box col / ZB at row r, 16-byte chunk (col % ZB) / 16 swizzled by
+// the row, as TMA lays a box out. Then it frees the slot of tile u - lag once that slot's store has
+// read it (zEmpty): lag > 0 lets this store run under the next tiles' products instead of holding
+// the warpgroup; but a slot freed later is refilled with Z later, so with a residual only four
+// slots keep Z a tile ahead with lag 1.
+template <int BN, int SLOTS, class ZFull, class ZEmpty, class Store>
+__device__ __forceinline__ void finishTmaSlot(const ConvArgs& p, const int32_t (&acc)[BN / 2], uint8_t* tile, uint32_t out,
+                                              int blockN, int u, int barrier, ZFull zFull, ZEmpty zEmpty, Store store) {
+  constexpr int BM = 64, ZB = BN < 128 ? BN : 128;
+  const int tid = threadIdx.x, wtid = tid % 128, rowBase = ((wtid / 32) & 3) * 16 + ((tid & 31) >> 2), cpair = (tid & 3) * 2;
+  const bool hasZ = p.z != nullptr;
+  if (hasZ)
+    mbarrierWait(zFull(u), (u / SLOTS) & 1);
+  else if (u >= SLOTS)
+    mbarrierWait(zEmpty(u), (u / SLOTS - 1) & 1);  // the slot's last store has read it
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+    const int col = j * 8 + cpair, n = blockN + col;
+    if (n >= p.k) continue;
+    const Int8Out::Pair pc = Int8Out::pair(p, n);
+    const int box = col / ZB, within = col % ZB;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = rowBase + half * 8;
+      uint8_t* at = tile + box * BM * ZB + swizzle<ZB>(row, within >> 4) + (within & 15);
+      if (hasZ)
+        Int8Out::finish<true>(p, pc, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1], at);
+      else
+        Int8Out::finish<false>(p, pc, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1], at);
+    }
+  }
+  fenceAsyncProxy();  // the slot's generic writes, before the TMA store reads them
+  warpgroupBarrier(barrier);
+  if (wtid == 0) {
+    store();
+    bulkCommit();
+    const int lag = hasZ ? (SLOTS - 2) / 2 : SLOTS - 1;
+    if (lag == 0) bulkWaitRead<0>();
+    else if (lag == 1) bulkWaitRead<1>();
+    else bulkWaitRead<SLOTS - 1>();
+    if (u >= lag) mbarrierArrive(zEmpty(u - lag));
+  }
+  __syncwarp();  // warp 0 converged again before the next products (wgmma is .sync.aligned)
+}
 #endif  // KILN_WGMMA_DEVICE
 
 // The tensor maps of a TMA tile's layer: W as [K, kPad] (boxes BK x BN), A, Y and Z as tma_grid.h
@@ -695,7 +756,7 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
 
   // Consumers: BN = 256 takes 128 accumulators (384 threads share 64K registers: 128 x 40 + 256 x 232).
   if constexpr (BLOCKS == 1) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
-  const int c = warpgroup, rowBase = ((wtid / 32) & 3) * 16 + ((tid & 31) >> 2), cpair = (tid & 3) * 2;
+  const int c = warpgroup;
   int32_t acc[kAcc];
 #pragma unroll
   for (int j = 0; j < kAcc; ++j) acc[j] = 0;
@@ -705,50 +766,127 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
         acc, u * kTiles, kTiles, [&](int h) { return aFull(c, h); }, [&](int h) { return aEmpty(c, h); },
         [&](int h) { return aStage(c, h); }, wStep);
 
-    // In place: channel pair (col, col + 1) of row r lives in box col / ZB at row r, 16-byte chunk
-    // (col % ZB) / 16 swizzled by the row, as TMA lays a box out.
     const uint32_t out = slot(c, u);
-    uint8_t* tile = smem + (out - base);
-    if (hasZ)
-      mbarrierWait(zFull(c, u), (u / SLOTS) & 1);
-    else if (u >= SLOTS)
-      mbarrierWait(zEmpty(c, u), (u / SLOTS - 1) & 1);  // the slot's last store has read it
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-      const int col = j * 8 + cpair, n = blockN + col;
-      if (n >= p.k) continue;
-      const Int8Out::Pair pc = Int8Out::pair(p, n);
-      const int box = col / ZB, within = col % ZB;
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int row = rowBase + half * 8;
-        uint8_t* at = tile + box * BM * ZB + swizzle<ZB>(row, within >> 4) + (within & 15);
-        if (hasZ)
-          Int8Out::finish<true>(p, pc, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1], at);
-        else
-          Int8Out::finish<false>(p, pc, acc[4 * j + half * 2], acc[4 * j + half * 2 + 1], at);
+    finishTmaSlot<BN, SLOTS>(
+        p, acc, smem + (out - base), out, blockN, u, 1 + c, [&](int q) { return zFull(c, q); },
+        [&](int q) { return zEmpty(c, q); },
+        [&] {
+          for (int b = 0; b < BN / ZB; ++b) {
+            if (grid.strided)
+              tmaStore3d(&maps.y, out + b * BM * ZB, blockN + b * ZB, grid.column(t), grid.row(t));
+            else
+              tmaStore2d(&maps.y, out + b * BM * ZB, blockN + b * ZB, t * BM);
+          }
+        });
+  }
+  if (wtid == 0) bulkWaitAll();
+#endif
+}
+
+// Convolutions with taps (ResNet's 3x3s over 64+ channels) as a TMA-fed implicit GEMM. The
+// resident tiles gather their patches with cp.async from the computing threads and run a tile's
+// loads, products and epilogue one after another, which left these layers at about a third of the
+// INT8 rate (slower than cuDNN's float16 on the 3x3s over 128+ channels). Here TMA's im2col mode
+// does the gather: k-step kt is tap kt / (C / BK)'s BK channels, and one box brings that tap's
+// pixels for the tile's 128 consecutive output pixels (zero-filled where the tap falls on the
+// padding or past the last image), with W's BN x BK k-step beside it, into one stage of a ring of
+// RING. A persistent block of three warpgroups walks tiles of 128 pixels x BN channels (t =
+// blockIdx.x, + gridDim.x, ...; the N blocks of one M tile adjacent, so they share its pixels in
+// L2): one thread of the third issues the loads and each tile's residual Z into its output slots;
+// the first two each multiply their 64 rows of every stage with its W (one W k-step feeds both)
+// and run the TMA tiles' epilogue (finishTmaSlot) on their half, while the producer already fills
+// the ring with the next tile's k-steps. A stage is freed once both consumers' products on it are
+// done (256 arrivals). BLOCKS > 1 (BN = 64: 32 accumulators) runs two blocks per SM so that one's
+// epilogue overlaps the other's products.
+template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
+__global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, const __grid_constant__ TmaMaps maps, int tiles) {
+#ifdef KILN_WGMMA_DEVICE
+  constexpr int BM = 128, kAcc = BN / 2, ZB = BN < 128 ? BN : 128, kSlot = 64 * BN, kStage = (BM + BN) * BK;
+  static_assert((BK == 64 || BK == 128) && (ZB == 64 || ZB == 128) && RING >= 2 && SLOTS >= 2,
+                "64/128-byte atoms, two+ stages and slots");
+  static_assert(BLOCKS == 1 || BN == 64, "two blocks per SM: 32 accumulators per consumer thread");
+  extern __shared__ __align__(1024) uint8_t smemRaw[];
+  const int kTiles = p.kPad / BK, cSteps = p.c / BK;
+  // The ring (stage: A's 128 rows, then W's BN), each consumer's output slots, then the barriers.
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  uint8_t* smem = smemRaw + (base - raw);
+  const uint32_t slotAt = base + RING * kStage, barAt = slotAt + 2 * SLOTS * kSlot;
+  auto aStage = [&](int h) { return base + (h % RING) * kStage; };
+  auto wStage = [&](int h) { return aStage(h) + BM * BK; };
+  auto slot = [&](int c, int u) { return slotAt + (c * SLOTS + u % SLOTS) * kSlot; };
+  auto full = [&](int h) { return barAt + 8 * (h % RING); };
+  auto empty = [&](int h) { return barAt + 8 * (RING + h % RING); };
+  auto zFull = [&](int c, int u) { return barAt + 8 * (2 * RING + c * SLOTS + u % SLOTS); };
+  auto zEmpty = [&](int c, int u) { return barAt + 8 * (2 * RING + 2 * SLOTS + c * SLOTS + u % SLOTS); };
+
+  const int tid = threadIdx.x, warpgroup = tid / 128, wtid = tid % 128;
+  const int nBlocks = (p.k + BN - 1) / BN;
+  const bool hasZ = p.z != nullptr;
+  if (int(blockIdx.x) >= tiles) return;
+  if (tid == 0) {
+    for (int s = 0; s < RING; ++s) {
+      mbarrierInit(full(s), 1);
+      mbarrierInit(empty(s), 256);
+    }
+    for (int c = 0; c < 2; ++c)
+      for (int u = 0; u < SLOTS; ++u) {
+        mbarrierInit(zFull(c, u), 1);
+        mbarrierInit(zEmpty(c, u), 1);
+      }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    fenceAsyncProxy();
+  }
+  __syncthreads();
+
+  if (warpgroup == 2) {
+    if constexpr (BLOCKS == 1) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if (wtid != 0) return;
+    const int pixels = p.oh * p.ow;
+    // The block's tile i takes ring steps h = i * kTiles + kt.
+    for (int i = 0, t = blockIdx.x, h = 0; t < tiles; ++i, t += gridDim.x) {
+      const int m0 = (t / nBlocks) * BM, blockN = (t % nBlocks) * BN;
+      if (hasZ) {
+        for (int c = 0; c < 2; ++c) {
+          if (i >= SLOTS) mbarrierWait(zEmpty(c, i), (i / SLOTS - 1) & 1);
+          mbarrierExpectTx(zFull(c, i), kSlot);
+          for (int b = 0; b < BN / ZB; ++b)
+            tmaLoad2d(slot(c, i) + b * 64 * ZB, &maps.z, blockN + b * ZB, m0 + c * 64, zFull(c, i));
+        }
+      }
+      // The filter corner of the tile's first output pixel; TMA walks the other 127 from there.
+      const int image = m0 / pixels, y = (m0 % pixels) / p.ow, x = m0 % p.ow;
+      const int cornerH = y * p.strideH - p.padH, cornerW = x * p.strideW - p.padW;
+      for (int kt = 0; kt < kTiles; ++kt, ++h) {
+        if (h >= RING) mbarrierWait(empty(h), (h / RING - 1) & 1);
+        mbarrierExpectTx(full(h), kStage);
+        const int tap = kt / cSteps, r = tap / p.s, s = tap % p.s;
+        tmaLoadIm2col(aStage(h), &maps.a, (kt % cSteps) * BK, cornerW, cornerH, image, uint16_t(s * p.dilW),
+                      uint16_t(r * p.dilH), full(h));
+        tmaLoad2d(wStage(h), &maps.w, kt * BK, blockN, full(h));
       }
     }
-    fenceAsyncProxy();  // the slot's generic writes, before the TMA store reads them
-    warpgroupBarrier(1 + c);
-    if (wtid == 0) {
-      for (int b = 0; b < BN / ZB; ++b) {
-        if (grid.strided)
-          tmaStore3d(&maps.y, out + b * BM * ZB, blockN + b * ZB, grid.column(t), grid.row(t));
-        else
-          tmaStore2d(&maps.y, out + b * BM * ZB, blockN + b * ZB, t * BM);
-      }
-      bulkCommit();
-      // Free the slot of tile u - lag once its store has read it. lag > 0 lets this store run under
-      // the next tiles' products instead of holding the warpgroup; but a slot freed later is
-      // refilled with Z later, so with a residual only four slots keep Z a tile ahead with lag 1.
-      const int lag = hasZ ? (SLOTS - 2) / 2 : SLOTS - 1;
-      if (lag == 0) bulkWaitRead<0>();
-      else if (lag == 1) bulkWaitRead<1>();
-      else bulkWaitRead<SLOTS - 1>();
-      if (u >= lag) mbarrierArrive(zEmpty(c, u - lag));
-    }
-    __syncwarp();  // warp 0 converged again before the next products (wgmma is .sync.aligned)
+    return;
+  }
+
+  // Consumers: BN = 256 takes 128 accumulators (384 threads share 64K registers: 128 x 40 + 256 x 232).
+  if constexpr (BLOCKS == 1) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+  const int c = warpgroup;
+  int32_t acc[kAcc];
+#pragma unroll
+  for (int j = 0; j < kAcc; ++j) acc[j] = 0;
+  for (int i = 0, t = blockIdx.x; t < tiles; ++i, t += gridDim.x) {
+    const int m0 = (t / nBlocks) * BM, blockN = (t % nBlocks) * BN, h0 = i * kTiles;
+    consumeRingTile<BN, BK, RING>(
+        acc, h0, kTiles, full, empty, [&](int h) { return aStage(h) + c * 64 * BK; },
+        [&](int kt) { return wStage(h0 + kt); });
+    const uint32_t out = slot(c, i);
+    finishTmaSlot<BN, SLOTS>(
+        p, acc, smem + (out - base), out, blockN, i, 1 + c, [&](int q) { return zFull(c, q); },
+        [&](int q) { return zEmpty(c, q); },
+        [&] {
+          for (int b = 0; b < BN / ZB; ++b) tmaStore2d(&maps.y, out + b * 64 * ZB, blockN + b * ZB, m0 + c * 64);
+        });
   }
   if (wtid == 0) bulkWaitAll();
 #endif
@@ -990,21 +1128,27 @@ void launchWgmmaWs(ConvArgs args, cudaStream_t stream) {
   launchPersistent<convWgmmaInt8Ws<BN, BK, STAGES>, 384, 64, BN, BK, STAGES, 1, MAXKT, 2 * STAGES * 8>(args, stream);
 }
 
-// cuTensorMapEncodeTiled from the driver, found through the runtime (no link against libcuda).
+// A driver function (cuTensorMapEncodeTiled, ...Im2col), found through the runtime (no link against libcuda).
+void* driverEntry(const char* name) {
+  void* entry = nullptr;
+  cudaDriverEntryPointQueryResult found{};
+#if CUDART_VERSION >= 12050
+  const cudaError_t err = cudaGetDriverEntryPointByVersion(name, &entry, 12000, cudaEnableDefault, &found);
+#else
+  const cudaError_t err = cudaGetDriverEntryPoint(name, &entry, cudaEnableDefault, &found);
+#endif
+  KILN_CHECK(err == cudaSuccess && found == cudaDriverEntryPointSuccess && entry != nullptr, Internal,
+             std::string("the CUDA driver has no ") + name + " (TMA needs CUDA 12+)");
+  return entry;
+}
 using EncodeTiled = decltype(&cuTensorMapEncodeTiled);
 EncodeTiled encodeTiled() {
-  static const EncodeTiled fn = [] {
-    void* entry = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-#if CUDART_VERSION >= 12050
-    const cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000, cudaEnableDefault, &found);
-#else
-    const cudaError_t err = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &entry, cudaEnableDefault, &found);
-#endif
-    KILN_CHECK(err == cudaSuccess && found == cudaDriverEntryPointSuccess && entry != nullptr, Internal,
-               "the CUDA driver has no cuTensorMapEncodeTiled (TMA needs CUDA 12+)");
-    return reinterpret_cast<EncodeTiled>(entry);
-  }();
+  static const EncodeTiled fn = reinterpret_cast<EncodeTiled>(driverEntry("cuTensorMapEncodeTiled"));
+  return fn;
+}
+using EncodeIm2col = decltype(&cuTensorMapEncodeIm2col);
+EncodeIm2col encodeIm2col() {
+  static const EncodeIm2col fn = reinterpret_cast<EncodeIm2col>(driverEntry("cuTensorMapEncodeIm2col"));
   return fn;
 }
 
@@ -1085,6 +1229,80 @@ void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
   blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
   kernel<<<grid, 384, bytes, stream>>>(args, maps, tiles);
+}
+
+// The TMA convolution tiles' maps (convWgmmaInt8TmaConv): A as X's im2col view, [N, H, W, C] with
+// boxes of BK channels of 128 output pixels, its bounding box the filter corners of the output grid
+// (the first at -pad, the last at -pad + (out - 1) * stride, walked at the stride); W as [K, kPad]
+// (boxes BK x BN); Y and Z as [M, K] (boxes ZB x 64).
+template <int BN, int BK>
+TmaMaps tmaConvMaps(const ConvArgs& a) {
+  constexpr uint32_t kOutBox = BN < 128 ? BN : 128;
+  const int64_t images = int64_t(a.m) / (int64_t(a.oh) * a.ow);
+  const uint64_t c = uint64_t(a.c);
+  const uint64_t xDims[4] = {c, uint64_t(a.w_), uint64_t(a.h), uint64_t(images)},
+                 xStrides[3] = {c, uint64_t(a.w_) * c, uint64_t(a.h) * a.w_ * c};
+  // Corners in the order of the dimensions (W, then H).
+  const int lower[2] = {-a.padW, -a.padH},
+            upper[2] = {-a.padW + (a.ow - 1) * a.strideW - (a.w_ - 1), -a.padH + (a.oh - 1) * a.strideH - (a.h - 1)};
+  const cuuint32_t traversal[4] = {1, cuuint32_t(a.strideW), cuuint32_t(a.strideH), 1};
+  TmaMaps maps;
+  const CUresult r = encodeIm2col()(&maps.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<uint8_t*>(a.x), xDims, xStrides, lower,
+                                    upper, BK, 128, traversal, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                    BK == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
+                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  KILN_CHECK(r == CUDA_SUCCESS, Internal, "cuTensorMapEncodeIm2col failed (" + std::to_string(int(r)) + ")");
+  const uint64_t wDims[2] = {uint64_t(a.kPad), uint64_t(a.k)}, wStrides[1] = {uint64_t(a.kPad)};
+  const uint32_t wBox[2] = {BK, BN};
+  const uint64_t outDims[2] = {uint64_t(a.k), uint64_t(a.m)}, outStrides[1] = {uint64_t(a.k)};
+  const uint32_t outBox[2] = {kOutBox, 64};
+  maps.w = tensorMap(a.w, 2, wDims, wStrides, wBox);
+  maps.y = tensorMap(a.y, 2, outDims, outStrides, outBox);
+  maps.z = a.z ? tensorMap(a.z, 2, outDims, outStrides, outBox) : maps.y;
+  return maps;
+}
+
+// Shared memory of a TMA convolution tile (the kernel's layout, plus its alignment slack).
+constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots) {
+  return ring * (128 + bn) * bk + 2 * slots * 64 * bn + 8 * (2 * ring + 4 * slots) + 1024;
+}
+
+// Whether a TMA convolution tile takes layer g: a filter of more than one tap, square, with the
+// same stride, padding and dilation both ways (a GPU test covers only those, so the order of the
+// im2col map's corners is not left to chance), over whole k-steps of channels (a k-step is one
+// tap's), K a multiple of 16 (Y's rows are TMA strides), within im2col's limits on a 4-D map
+// (corners in [-128, 127], tap offsets up to 255, traversal strides up to 8).
+bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots) {
+  if (g.r * g.s <= 1 || g.r != g.s || g.strideH != g.strideW || g.padH != g.padW || g.dilH != g.dilW) return false;
+  if (g.c % bk != 0 || g.kPad != int64_t(g.r) * g.s * g.c || kOut % 16 != 0 || kOut < bn) return false;
+  if (g.strideH < 1 || g.strideH > 8 || g.padH > 128 || (g.r - 1) * g.dilH > 255) return false;
+  const int64_t upper = -g.padW + (g.ow - 1) * g.strideW - (g.w - 1);
+  if (upper < -128 || upper > 127 || g.n * g.oh * g.ow < 128) return false;
+  return tmaConvSmemBytes(bn, bk, ring, slots) <= maxSharedMemoryPerBlock();
+}
+
+// Launches TMA convolution tile (BN, BK, RING, SLOTS, BLOCKS) on a layer tmaConvTileTakes: one wave
+// of resident blocks (up to BLOCKS per SM) walking the layer's tiles of 128 pixels x BN channels.
+template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
+void launchWgmmaTmaConv(ConvArgs args, cudaStream_t stream) {
+  auto kernel = convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS>;
+  constexpr int bytes = tmaConvSmemBytes(BN, BK, RING, SLOTS);
+  static const int wave = [] {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    int device = 0, count = 0, perSm = 1;
+    KILN_CUDA_CHECK(cudaGetDevice(&device));
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS>,
+                                                                  384, bytes));
+    perSm = perSm < 1 ? 1 : (perSm > BLOCKS ? BLOCKS : perSm);
+    return perSm * count;
+  }();
+  const TmaMaps maps = tmaConvMaps<BN, BK>(args);
+  args.zPrefetched = 0, args.tileAt = 0;
+  const int tiles = ((args.m + 127) / 128) * ((args.k + BN - 1) / BN);
+  const int blocks = tiles < wave ? tiles : wave;
+  kernel<<<blocks, 384, bytes, stream>>>(args, maps, tiles);
 }
 
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
@@ -1206,11 +1424,31 @@ const ShiftedTile kTransposedTiles[] = {
     transposedTile<64, 4, 128>(4), transposedTile<64, 4, 256>(4),
     transposedTile<128, 4, 128>(4), transposedTile<128, 4, 256>(4),
 };
+// Then the TMA convolution tiles (BN, bytes per k-step, stages, output slots per consumer, blocks
+// per SM; 128-pixel M tiles), for the layers with taps (tmaConvTileTakes), each handing any other
+// layer to the resident-block tile named with it: 256 and 128 channels for the 3x3s over 128+, 64
+// (two blocks per SM) for layer1's 3x3s over 64, with 64- or 128-byte k-steps.
+struct TmaConvTile {
+  Launch launch;
+  int bn, bk, ring, slots, fallback;
+  bool takes(const Im2ColGeometry& g, int64_t kOut) const { return tmaConvTileTakes(g, kOut, bn, bk, ring, slots); }
+};
+template <int BN, int BK, int RING, int SLOTS = 2, int BLOCKS = 1>
+constexpr TmaConvTile tmaConvTile(int fallback) {
+  return {&launchWgmmaTmaConv<BN, BK, RING, SLOTS, BLOCKS>, BN, BK, RING, SLOTS, fallback};
+}
+const TmaConvTile kTmaConvTiles[] = {
+    tmaConvTile<256, 128, 3>(1),
+    tmaConvTile<128, 128, 5>(0),
+    tmaConvTile<64, 64, 4, 2, 2>(4),
+    tmaConvTile<64, 128, 3, 2, 2>(4),
+};
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
 constexpr int kShiftedEnd = kPersistentEnd + sizeof(kShiftedTiles) / sizeof(kShiftedTiles[0]);
 constexpr int kTmaEnd = kShiftedEnd + sizeof(kTmaTiles) / sizeof(kTmaTiles[0]);
-static_assert(kTmaEnd + sizeof(kTransposedTiles) / sizeof(kTransposedTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
+constexpr int kTransposedEnd = kTmaEnd + sizeof(kTransposedTiles) / sizeof(kTransposedTiles[0]);
+static_assert(kTransposedEnd + sizeof(kTmaConvTiles) / sizeof(kTmaConvTiles[0]) == kWgmmaTiles, "kWgmmaTiles");
 
 // The shifted-window tile `tile` names (plain or transposed).
 const ShiftedTile& shiftedTileOf(int tile) {
@@ -1255,6 +1493,10 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g
     const TmaTile& tma = kTmaTiles[tile - kShiftedEnd];
     return tma.takes(g, args.k) ? tma.launch(args, stream) : kWgmmaLaunches[tma.fallback](args, stream);
   }
+  if (tile >= kTransposedEnd) {
+    const TmaConvTile& conv = kTmaConvTiles[tile - kTransposedEnd];
+    return conv.takes(g, args.k) ? conv.launch(args, stream) : kWgmmaLaunches[conv.fallback](args, stream);
+  }
   const ShiftedTile& shifted = shiftedTileOf(tile);
   ShiftedPlan plan;
   return shifted.plan(g, plan) ? shifted.launch(args, plan, stream) : kWgmmaLaunches[shifted.fallback](args, stream);
@@ -1262,7 +1504,7 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g
 
 WgmmaTileKind wgmmaTileKind(int tile) {
   if (tile < kResidentTiles || tile >= kWgmmaTiles) return WgmmaTileKind::Resident;
-  if (tile >= kShiftedEnd && tile < kTmaEnd) return WgmmaTileKind::Tma;
+  if ((tile >= kShiftedEnd && tile < kTmaEnd) || tile >= kTransposedEnd) return WgmmaTileKind::Tma;
   if (tile >= kTmaEnd) return WgmmaTileKind::Shifted;
   if (tile >= kPersistentEnd) return WgmmaTileKind::Shifted;
   return kPersistentTiles[tile - kResidentTiles].warpSpecialized ? WgmmaTileKind::WarpSpecialized : WgmmaTileKind::Ring;
@@ -1285,6 +1527,7 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut) {
     return kTiles >= persistent.minKTiles && kTiles <= persistent.maxKTiles;
   }
   if (tile >= kShiftedEnd && tile < kTmaEnd) return kTmaTiles[tile - kShiftedEnd].takes(g, kOut);
+  if (tile >= kTransposedEnd) return kTmaConvTiles[tile - kTransposedEnd].takes(g, kOut);
   ShiftedPlan plan;
   return shiftedTileOf(tile).plan(g, plan);
 }
