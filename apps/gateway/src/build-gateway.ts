@@ -5,6 +5,7 @@ import { createLogger, type Logger } from "@kiln/logger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import { ServingError } from "@kiln/serving";
 import { Redis } from "ioredis";
+import type { Registry } from "prom-client";
 import type { StorageProvider } from "@kiln/storage";
 import { cors } from "./cors.ts";
 import { errorHandling } from "./errors.ts";
@@ -50,6 +51,15 @@ export function buildGateway(
     runPredictionWorkers?: boolean;
     /** Answer plain inference requests without Fastify (default true; tests compare both). */
     inferFastPath?: boolean;
+    /**
+     * /metrics of a host that runs several gateway processes (cluster.ts): `registryStarted` gets
+     * this process's registry once the serving context exists (the primary collects it), and `text`
+     * answers a scrape with every process's series summed. Absent: this process's own registry.
+     */
+    metrics?: {
+      registryStarted(registry: Registry): void;
+      text(): Promise<{ text: string; contentType: string }>;
+    };
   } = {},
 ): FastifyInstance {
   const logger = options.logger ?? createLogger({ service: "gateway", level: config.LOG_LEVEL });
@@ -125,6 +135,7 @@ export function buildGateway(
           ...options.serving,
         },
       );
+      options.metrics?.registryStarted(ctx.metrics.registry);
       let predictions: PredictionService | undefined;
       if (options.storage) {
         predictions = new PredictionService(ctx, options.storage, { ...DEFAULT_PREDICTION_SETTINGS, ...options.predictions });
@@ -147,7 +158,7 @@ export function buildGateway(
     });
   inferenceRoutes(app, servingContext);
   if (options.inferFastPath !== false) fastPath = inferFastPath(servingContext, { logger, isClosing: () => isClosing });
-  metricsRoutes(app, servingContext);
+  metricsRoutes(app, servingContext, options.metrics?.text);
   if (options.storage) {
     predictionRoutes(app, async () => {
       const { ctx, predictions } = await getServing();

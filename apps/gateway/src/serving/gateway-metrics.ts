@@ -70,6 +70,9 @@ export function createGatewayMetrics(replicaCounts: () => Map<string, number>) {
       help: "Ready replicas per deployment, as this gateway last read the registry",
       labelNames,
       registers: [registry],
+      // Every process of a host reads the same registry: a host's /metrics (cluster.ts) shows the
+      // highest count any of them saw, not their sum.
+      aggregator: "max",
       collect() {
         this.reset();
         for (const [deployment, count] of replicaCounts()) this.set({ deployment }, count);
