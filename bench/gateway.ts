@@ -3,6 +3,11 @@
 // Fastify route, in one run.
 //   DATABASE_URL=postgresql://... REDIS_URL=redis://... npx tsx bench/gateway.ts [--duration 10] [--rate 1000]
 //     [--connections 16] [--threads 2] [--load wrk|autocannon] [--probe net|http] [--runs 3] [--profile DIR] [--tcp]
+//     [--gateway-processes N | --in-process]
+// The gateway runs as production runs it: apps/gateway/src/main.ts in a process of its own, with
+// GATEWAY_PROCESSES from --gateway-processes (else from the environment, else main.ts's default: one
+// per core); its CPU is its primary's plus every process under it. --in-process runs it in the bench's
+// own process instead, as the reports before 2026-12-07m did.
 // Max throughput: wrk (C, one event loop per thread; the default when it is on PATH) or autocannon
 // (Node.js, which itself takes most of a core at full speed on a machine the servers share), with
 // the same settings for the bare route and the gateway; the report names the one used and the CPU
@@ -33,8 +38,9 @@ import { loadEngine, tensor } from "@kiln/engine";
 import { quotaKeys } from "@kiln/metering";
 import * as serving from "@kiln/serving";
 import Fastify from "fastify";
-import { startServingStack } from "../test/serving-fixture.ts";
-import { ROOT, waitUntil } from "../test/support.ts";
+import { gatewayProcesses } from "../apps/gateway/src/cluster.ts";
+import { REDIS_URL, startServingStack } from "../test/serving-fixture.ts";
+import { descendantsOf, freePort, ROOT, waitUntil } from "../test/support.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,6 +54,8 @@ const { values: args } = parseArgs({
     profile: { type: "string" },
     out: { type: "string" },
     tcp: { type: "boolean", default: false },
+    "gateway-processes": { type: "string" },
+    "in-process": { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -63,7 +71,9 @@ if (args.help) {
   --profile DIR    write the worker process's CPU profile into DIR (node --cpu-prof)
   --out FILE       write the report there instead of bench/results/gateway-<date>.md
   --tcp            gateway -> worker over loopback TCP (the worker gets SERVING_UNIX_SOCKET=false);
-                   by default it goes over the worker's Unix socket, as on any single host`);
+                   by default it goes over the worker's Unix socket, as on any single host
+  --gateway-processes N  the gateway's GATEWAY_PROCESSES (default: the environment's, else one per core)
+  --in-process     run the gateway in the bench's process (buildGateway), as before 2026-12-07m`);
   process.exit(0);
 }
 const RUNS = Math.max(1, Number(args.runs));
@@ -71,6 +81,15 @@ const DURATION = Number(args.duration);
 const RATE = Number(args.rate);
 const CONNECTIONS = Number(args.connections);
 const THREADS = Number(args.threads);
+const IN_PROCESS = args["in-process"] === true;
+if (IN_PROCESS && args["gateway-processes"] !== undefined) {
+  console.error("--in-process and --gateway-processes exclude each other");
+  process.exit(2);
+}
+/** GATEWAY_PROCESSES as main.ts will read it (validated the same way). */
+const GATEWAY_PROCESSES = IN_PROCESS
+  ? 1
+  : gatewayProcesses({ GATEWAY_PROCESSES: args["gateway-processes"] ?? process.env.GATEWAY_PROCESSES });
 
 /** Whether an executable of this name is on PATH. */
 function onPath(name: string): boolean {
@@ -578,7 +597,48 @@ async function main() {
   const bareUrl = await new Promise<string>((resolve) => bare.stdout.once("data", (d) => resolve(String(d).trim())));
   void Fastify;
 
-  // 3. A worker process, warmed up through the gateway (the first request cold-starts its replica).
+  // 3. The gateway as production runs it (main.ts, GATEWAY_PROCESSES), in place of the fixture's
+  // in-process one (closed here, so that it costs the bench's process nothing); --in-process keeps that.
+  let gatewayUrl = stack.gatewayUrl;
+  let gatewayProcess: ChildProcess | undefined;
+  if (!IN_PROCESS) {
+    await stack.gateway.close();
+    const port = await freePort();
+    gatewayUrl = `http://127.0.0.1:${port}`;
+    gatewayProcess = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/gateway/src/main.ts")], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        DATABASE_URL: stack.db.url,
+        REDIS_URL,
+        REDIS_KEY_PREFIX: stack.keyPrefix,
+        ARTIFACT_DIR: stack.artifactDir,
+        HOST: "127.0.0.1",
+        GATEWAY_PORT: String(port),
+        GATEWAY_PROCESSES: String(GATEWAY_PROCESSES),
+        LOG_LEVEL: "warn",
+        WORKER_HEARTBEAT_MS: "1000",
+        ...(args.tcp ? { SERVING_UNIX_SOCKET: "false" } : {}),
+      },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    children.add(gatewayProcess);
+    await waitUntil(
+      "the gateway to be ready",
+      async () => (await fetch(`${gatewayUrl}/v2/health/ready`).catch(() => undefined))?.status === 200,
+      60_000,
+    );
+  }
+  /** The gateway's CPU seconds so far: its process tree's, or (in-process) the bench's own. */
+  const gatewayCpuSeconds = (): number => {
+    if (!gatewayProcess?.pid) {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    }
+    return [gatewayProcess.pid, ...descendantsOf(gatewayProcess.pid)].reduce((t, pid) => t + processCpuSeconds(pid), 0);
+  };
+
+  // 4. A worker process, warmed up through the gateway (the first request cold-starts its replica).
   const profileArgs = args.profile ? ["--cpu-prof", "--cpu-prof-dir", args.profile] : [];
   const worker = spawn(process.execPath, [...profileArgs, "--import", "tsx", join(ROOT, "apps/worker/src/main.ts")], {
     cwd: ROOT,
@@ -594,7 +654,7 @@ async function main() {
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.add(worker);
-  const inferUrl = `${stack.gatewayUrl}/v2/models/dense/infer`;
+  const inferUrl = `${gatewayUrl}/v2/models/dense/infer`;
   const body = JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] });
   const headers = { authorization: `Bearer ${stack.orgA.key}`, "content-type": "application/json" };
   await waitUntil(
@@ -606,7 +666,15 @@ async function main() {
   // How the gateway reaches the worker (commits before the Unix socket have no muxTransportOf: TCP).
   const [replica] = await new serving.ReplicaRegistry(stack.redis, stack.keyPrefix, 3_000).list(stack.deploymentId);
   const transportOf = (serving as { muxTransportOf?: (url: string) => string | undefined }).muxTransportOf;
-  const transport = transportOf ? (transportOf(replica?.url ?? "") ?? "none") : "tcp";
+  // A gateway in its own process(es) uses the socket when the replica publishes one for this host
+  // (and SERVING_UNIX_SOCKET is not false: --tcp), as its ReplicaRouter decides.
+  const transport = !IN_PROCESS
+    ? replica?.socketPath !== undefined && serving.isSameHost(replica, serving.hostIdentity()) && !args.tcp
+      ? "unix"
+      : "tcp"
+    : transportOf
+      ? (transportOf(replica?.url ?? "") ?? "none")
+      : "tcp";
   console.error(`gateway -> worker over ${transport === "unix" ? "a Unix socket" : `loopback ${transport}`}`);
 
   // The Enterprise plan allows 1,000 requests/s; the max-throughput run goes past it, so the
@@ -626,12 +694,12 @@ async function main() {
     const bareMax0 = processCpuSeconds(bare.pid);
     const bareMax = await maxLoad(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders });
     const bareMaxCpu = processCpuSeconds(bare.pid) - bareMax0;
-    const gwMax0 = process.cpuUsage();
+    const gwMax0 = gatewayCpuSeconds();
     const wkMax0 = processCpuSeconds(worker.pid);
     const rdMax0 = await redisCpuSeconds(stack.redis);
     const pgMax0 = postgresCpuSeconds();
     const gatewayMax = await maxLoad(inferUrl, { body, headers });
-    const gwMax = process.cpuUsage(gwMax0);
+    const gwMax = gatewayCpuSeconds() - gwMax0;
     const wkMax = processCpuSeconds(worker.pid) - wkMax0;
     const rdMax = (await redisCpuSeconds(stack.redis)) - rdMax0;
     const pgMax = postgresCpuSeconds() - pgMax0;
@@ -639,20 +707,20 @@ async function main() {
     const bareAtRate = await probe(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders, rate: RATE });
     const bareCpu = processCpuSeconds(bare.pid) - bareCpu0;
     // CPU each process spends per request at the fixed rate: what the machine's load cannot inflate much.
-    const gw0 = process.cpuUsage();
+    const gw0 = gatewayCpuSeconds();
     const wk0 = processCpuSeconds(worker.pid);
     const rd0 = await redisCpuSeconds(stack.redis);
     const pg0 = postgresCpuSeconds();
     const gatewayAtRate = await probe(inferUrl, { body, headers, rate: RATE });
-    const gw = process.cpuUsage(gw0);
+    const gw = gatewayCpuSeconds() - gw0;
     const perRequestMs = (seconds: number, n: number) => (seconds * 1000) / Math.max(1, n);
     cpu.push({
-      gatewayMax: perRequestMs((gwMax.user + gwMax.system) / 1e6, gatewayMax.requests),
+      gatewayMax: perRequestMs(gwMax, gatewayMax.requests),
       workerMax: perRequestMs(wkMax, gatewayMax.requests),
       redisMax: perRequestMs(rdMax, gatewayMax.requests),
       postgresMax: perRequestMs(pgMax, gatewayMax.requests),
       postgres: perRequestMs(postgresCpuSeconds() - pg0, gatewayAtRate.requests),
-      gateway: perRequestMs((gw.user + gw.system) / 1e6, gatewayAtRate.requests),
+      gateway: perRequestMs(gw, gatewayAtRate.requests),
       worker: perRequestMs(processCpuSeconds(worker.pid) - wk0, gatewayAtRate.requests),
       redis: perRequestMs((await redisCpuSeconds(stack.redis)) - rd0, gatewayAtRate.requests),
       bare: perRequestMs(bareCpu, bareAtRate.requests),
@@ -667,7 +735,7 @@ async function main() {
         `probe CPU/req ${(((bareAtRate.loaderCpu ?? 0) / bareAtRate.requests) * 1000).toFixed(3)} / ${(((gatewayAtRate.loaderCpu ?? 0) / gatewayAtRate.requests) * 1000).toFixed(3)} ms; ` +
         `CPU/req gateway ${cpu.at(-1)?.gatewayMax.toFixed(3)} (max) ${cpu.at(-1)?.gateway.toFixed(3)} (at rate), ` +
         `worker ${cpu.at(-1)?.workerMax.toFixed(3)} ${cpu.at(-1)?.worker.toFixed(3)} ms, ` +
-        `bare ${cpu.at(-1)?.bareMax.toFixed(3)} (max) ms; load ${loadavg()[0]?.toFixed(2)}`,
+        `bare ${cpu.at(-1)?.bareMax.toFixed(3)} (max) ms; load ${loadavg()[0]?.toFixed(2)}; gateway processes ${GATEWAY_PROCESSES}`,
     );
   }
   const bareLoad = medianLoad(runs.map((r) => r.bareMax));
@@ -677,7 +745,7 @@ async function main() {
   clearInterval(refill);
   const medCpu = (f: keyof CpuShare) => middle(cpu.map((c) => c[f]));
 
-  const metrics = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
+  const metrics = await (await fetch(`${gatewayUrl}/metrics`)).text();
   const batchLine = (le: string) =>
     Number(
       new RegExp(`kiln_inference_batch_size_bucket\\{le="${le}",deployment="[^"]+"\\} (\\d+)`).exec(metrics)?.[1] ?? 0,
@@ -694,6 +762,11 @@ async function main() {
 
   worker.kill("SIGTERM");
   bare.kill("SIGTERM");
+  if (gatewayProcess) {
+    const exited = new Promise((resolve) => gatewayProcess?.once("exit", resolve));
+    gatewayProcess.kill("SIGTERM");
+    await exited;
+  }
   await stack.close();
 
   const ms = (v: number) => v.toFixed(3);
@@ -722,7 +795,7 @@ async function main() {
     .join("\n");
   const report = `# Gateway overhead, ${date}
 
-Command: \`DATABASE_URL=... REDIS_URL=... npx tsx bench/gateway.ts --duration ${DURATION} --rate ${RATE} --connections ${CONNECTIONS}${LOAD === "wrk" ? ` --threads ${THREADS}` : ""} --load ${LOAD} --probe ${PROBE_KIND} --runs ${RUNS}${args.tcp ? " --tcp" : ""}\` (commit ${commit})
+Command: \`DATABASE_URL=... REDIS_URL=... npx tsx bench/gateway.ts --duration ${DURATION} --rate ${RATE} --connections ${CONNECTIONS}${LOAD === "wrk" ? ` --threads ${THREADS}` : ""} --load ${LOAD} --probe ${PROBE_KIND} --runs ${RUNS}${args.tcp ? " --tcp" : ""}${IN_PROCESS ? " --in-process" : ` --gateway-processes ${GATEWAY_PROCESSES}`}\` (commit ${commit})
 
 Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load average before the load runs ${load3(loadBefore)}, after ${load3(loadavg())}
 (shared with other jobs: absolute numbers are noisy; bare route and gateway alternate within each run).
@@ -730,6 +803,7 @@ Machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores; load avera
 Model: dense \`y = relu(x @ W + b)\`, x float32 [1,4] (the tiny CPU model from packages/engine's tests).
 Deployment: max batch 16, max queue delay 0 ms. Load generator, gateway (with Redis), worker and bare route are
 separate processes on loopback; gateway -> worker is KServe v2 (the client's JSON body as it came when small, else binary) in kiln-mux/2 frames over one multiplexed connection per worker (here over ${transport === "unix" ? "the worker's Unix socket" : `loopback ${transport}`}); the worker answers with the client's answer, which the gateway sends on as bytes.
+Gateway: ${IN_PROCESS ? "in the bench's process (buildGateway; its CPU is the bench process's)" : GATEWAY_PROCESSES === 1 ? "apps/gateway/src/main.ts in its own process, GATEWAY_PROCESSES=1 (one process, no primary)" : `apps/gateway/src/main.ts in its own process, GATEWAY_PROCESSES=${GATEWAY_PROCESSES} (a primary and ${GATEWAY_PROCESSES} processes sharing the port; its CPU is all of theirs; /metrics summed over them)`}.
 Max throughput: ${LOAD === "wrk" ? `wrk, ${THREADS} threads, ${CONNECTIONS} connections` : `autocannon, ${CONNECTIONS} connections`}, ${DURATION} s, same settings for both targets.${loadNote ? ` (${loadNote}.)` : ""}
 At ${RATE} req/s: open-loop probe (own process, ${PROBE_KIND === "net" ? "raw keep-alive sockets (node:net), a prebuilt request, minimal response parsing" : "node:http keep-alive"}, up to ${CONNECTIONS} sockets, hrtime per request from the 1 ms tick that sends it), ${DURATION} s.
 ${RUNS} run(s); the table shows the median of each number over the runs.
