@@ -16,7 +16,7 @@ namespace kiln::cuda {
 // (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu); INT8 adds kWgmmaTiles Hopper wgmma kernels
 // (wgmma_conv.cu) after them, which run only where wgmmaConvAvailable().
 constexpr int kImplicitGemmTiles = 11;
-constexpr int kWgmmaTiles = 45;
+constexpr int kWgmmaTiles = 46;
 constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
 // An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a), unless
 // KILN_CUDA_WGMMA=off.
@@ -25,7 +25,7 @@ bool wgmmaConvAvailable();
 // warp-specialized tiles keep all of the layer's W in shared memory and take a range of k-step
 // counts, the shifted-window tiles take stride-1 undilated layers over a power of two of channels
 // (16+), the TMA tiles 1x1s of stride 1 or 2 whose W slice fits in shared memory (K output
-// channels), the TMA convolution tiles square filters of more taps over whole k-steps of channels;
+// channels), the TMA convolution tiles square filters over whole k-steps of channels;
 // they hand any other layer to a resident-block tile, which timing measures anyway.
 bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut);
 // Resident: one block per output tile; Ring: persistent blocks, one patch ring across their tiles

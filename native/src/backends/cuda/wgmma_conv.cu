@@ -1267,13 +1267,15 @@ constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots) {
   return ring * (128 + bn) * bk + 2 * slots * 64 * bn + 8 * (2 * ring + 4 * slots) + 1024;
 }
 
-// Whether a TMA convolution tile takes layer g: a filter of more than one tap, square, with the
-// same stride, padding and dilation both ways (a GPU test covers only those, so the order of the
-// im2col map's corners is not left to chance), over whole k-steps of channels (a k-step is one
-// tap's), K a multiple of 16 (Y's rows are TMA strides), within im2col's limits on a 4-D map
-// (corners in [-128, 127], tap offsets up to 255, traversal strides up to 8).
+// Whether a TMA convolution tile takes layer g: a square filter (1x1s too: there it is a GEMM
+// whose W streams with A, for the 1x1s to many channels whose W slice the other TMA tiles keep
+// resident one narrow N block at a time), with the same stride, padding and dilation both ways (a
+// GPU test covers only those, so the order of the im2col map's corners is not left to chance), over
+// whole k-steps of channels (a k-step is one tap's), K a multiple of 16 (Y's rows are TMA strides),
+// within im2col's limits on a 4-D map (corners in [-128, 127], tap offsets up to 255, traversal
+// strides up to 8).
 bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots) {
-  if (g.r * g.s <= 1 || g.r != g.s || g.strideH != g.strideW || g.padH != g.padW || g.dilH != g.dilW) return false;
+  if (g.r != g.s || g.strideH != g.strideW || g.padH != g.padW || g.dilH != g.dilW) return false;
   if (g.c % bk != 0 || g.kPad != int64_t(g.r) * g.s * g.c || kOut % 16 != 0 || kOut < bn) return false;
   if (g.strideH < 1 || g.strideH > 8 || g.padH > 128 || (g.r - 1) * g.dilH > 255) return false;
   const int64_t upper = -g.padW + (g.ow - 1) * g.strideW - (g.w - 1);
@@ -1425,9 +1427,10 @@ const ShiftedTile kTransposedTiles[] = {
     transposedTile<128, 4, 128>(4), transposedTile<128, 4, 256>(4),
 };
 // Then the TMA convolution tiles (BN, bytes per k-step, stages, output slots per consumer, blocks
-// per SM; 128-pixel M tiles), for the layers with taps (tmaConvTileTakes), each handing any other
-// layer to the resident-block tile named with it: 256 and 128 channels for the 3x3s over 128+, 64
-// (two blocks per SM) for layer1's 3x3s over 64, with 64- or 128-byte k-steps.
+// per SM; 128-pixel M tiles), for square filters (tmaConvTileTakes), each handing any other layer
+// to the resident-block tile named with it: 256 and 128 channels for the 3x3s over 128+, 64 (two
+// blocks per SM) for layer1's 3x3s over 64, with 64- or 128-byte k-steps; 256 x 64-byte k-steps
+// for the 1x1s over 64 channels.
 struct TmaConvTile {
   Launch launch;
   int bn, bk, ring, slots, fallback;
@@ -1438,10 +1441,8 @@ constexpr TmaConvTile tmaConvTile(int fallback) {
   return {&launchWgmmaTmaConv<BN, BK, RING, SLOTS, BLOCKS>, BN, BK, RING, SLOTS, fallback};
 }
 const TmaConvTile kTmaConvTiles[] = {
-    tmaConvTile<256, 128, 3>(1),
-    tmaConvTile<128, 128, 5>(0),
-    tmaConvTile<64, 64, 4, 2, 2>(4),
-    tmaConvTile<64, 128, 3, 2, 2>(4),
+    tmaConvTile<256, 128, 3>(1),      tmaConvTile<128, 128, 5>(0), tmaConvTile<64, 64, 4, 2, 2>(4),
+    tmaConvTile<64, 128, 3, 2, 2>(4), tmaConvTile<256, 64, 4>(7),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
