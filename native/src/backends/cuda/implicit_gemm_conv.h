@@ -16,7 +16,7 @@ namespace kiln::cuda {
 // (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu); INT8 adds kWgmmaTiles Hopper wgmma kernels
 // (wgmma_conv.cu) after them, which run only where wgmmaConvAvailable().
 constexpr int kImplicitGemmTiles = 11;
-constexpr int kWgmmaTiles = 46;
+constexpr int kWgmmaTiles = 47;
 constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
 // An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a), unless
 // KILN_CUDA_WGMMA=off.

@@ -797,23 +797,28 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
 // and run the TMA tiles' epilogue (finishTmaSlot) on their half, while the producer already fills
 // the ring with the next tile's k-steps. A stage is freed once both consumers' products on it are
 // done (256 arrivals). BLOCKS > 1 (BN = 64: 32 accumulators) runs two blocks per SM so that one's
-// epilogue overlaps the other's products.
-template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
+// epilogue overlaps the other's products. RESIDENT: W's BN x kPad slice is loaded once and stays
+// (blockIdx.y the N block, tiles the M tiles), so only A streams; for layer1's 3x3s, whose 64
+// output channels make W a third of a streamed stage's bytes.
+template <int BN, int BK, int RING, int SLOTS, int BLOCKS, bool RESIDENT>
 __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, const __grid_constant__ TmaMaps maps, int tiles) {
 #ifdef KILN_WGMMA_DEVICE
-  constexpr int BM = 128, kAcc = BN / 2, ZB = BN < 128 ? BN : 128, kSlot = 64 * BN, kStage = (BM + BN) * BK;
+  constexpr int BM = 128, kAcc = BN / 2, ZB = BN < 128 ? BN : 128, kSlot = 64 * BN, kStage = (BM + (RESIDENT ? 0 : BN)) * BK;
   static_assert((BK == 64 || BK == 128) && (ZB == 64 || ZB == 128) && RING >= 2 && SLOTS >= 2,
                 "64/128-byte atoms, two+ stages and slots");
   static_assert(BLOCKS == 1 || BN == 64, "two blocks per SM: 32 accumulators per consumer thread");
   extern __shared__ __align__(1024) uint8_t smemRaw[];
   const int kTiles = p.kPad / BK, cSteps = p.c / BK;
-  // The ring (stage: A's 128 rows, then W's BN), each consumer's output slots, then the barriers.
+  // W's k-steps if resident, the ring (stage: A's 128 rows, then W's BN unless resident), each
+  // consumer's output slots, then the barriers.
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   const uint32_t base = (raw + 1023u) & ~1023u;
   uint8_t* smem = smemRaw + (base - raw);
-  const uint32_t slotAt = base + RING * kStage, barAt = slotAt + 2 * SLOTS * kSlot;
-  auto aStage = [&](int h) { return base + (h % RING) * kStage; };
-  auto wStage = [&](int h) { return aStage(h) + BM * BK; };
+  const uint32_t ringAt = base + (RESIDENT ? kTiles * BN * BK : 0), slotAt = ringAt + RING * kStage,
+                 barAt = slotAt + 2 * SLOTS * kSlot, wFull = barAt + 8 * (2 * RING + 4 * SLOTS);
+  auto aStage = [&](int h) { return ringAt + (h % RING) * kStage; };
+  // W's k-step kt of ring step h.
+  auto wAt = [&](int h, int kt) { return RESIDENT ? base + kt * BN * BK : aStage(h) + BM * BK; };
   auto slot = [&](int c, int u) { return slotAt + (c * SLOTS + u % SLOTS) * kSlot; };
   auto full = [&](int h) { return barAt + 8 * (h % RING); };
   auto empty = [&](int h) { return barAt + 8 * (RING + h % RING); };
@@ -821,10 +826,14 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
   auto zEmpty = [&](int c, int u) { return barAt + 8 * (2 * RING + 2 * SLOTS + c * SLOTS + u % SLOTS); };
 
   const int tid = threadIdx.x, warpgroup = tid / 128, wtid = tid % 128;
-  const int nBlocks = (p.k + BN - 1) / BN;
+  // Tile t's first pixel and channel: resident blocks keep their N block and walk M tiles.
+  const int nBlocks = RESIDENT ? 1 : (p.k + BN - 1) / BN;
+  auto firstPixel = [&](int t) { return (t / nBlocks) * BM; };
+  auto firstChannel = [&](int t) { return RESIDENT ? int(blockIdx.y) * BN : (t % nBlocks) * BN; };
   const bool hasZ = p.z != nullptr;
   if (int(blockIdx.x) >= tiles) return;
   if (tid == 0) {
+    mbarrierInit(wFull, 1);
     for (int s = 0; s < RING; ++s) {
       mbarrierInit(full(s), 1);
       mbarrierInit(empty(s), 256);
@@ -843,9 +852,13 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
     if constexpr (BLOCKS == 1) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
     if (wtid != 0) return;
     const int pixels = p.oh * p.ow;
+    if constexpr (RESIDENT) {
+      mbarrierExpectTx(wFull, uint32_t(kTiles * BN * BK));
+      for (int kt = 0; kt < kTiles; ++kt) tmaLoad2d(wAt(0, kt), &maps.w, kt * BK, firstChannel(0), wFull);
+    }
     // The block's tile i takes ring steps h = i * kTiles + kt.
     for (int i = 0, t = blockIdx.x, h = 0; t < tiles; ++i, t += gridDim.x) {
-      const int m0 = (t / nBlocks) * BM, blockN = (t % nBlocks) * BN;
+      const int m0 = firstPixel(t), blockN = firstChannel(t);
       if (hasZ) {
         for (int c = 0; c < 2; ++c) {
           if (i >= SLOTS) mbarrierWait(zEmpty(c, i), (i / SLOTS - 1) & 1);
@@ -863,7 +876,7 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
         const int tap = kt / cSteps, r = tap / p.s, s = tap % p.s;
         tmaLoadIm2col(aStage(h), &maps.a, (kt % cSteps) * BK, cornerW, cornerH, image, uint16_t(s * p.dilW),
                       uint16_t(r * p.dilH), full(h));
-        tmaLoad2d(wStage(h), &maps.w, kt * BK, blockN, full(h));
+        if constexpr (!RESIDENT) tmaLoad2d(wAt(h, kt), &maps.w, kt * BK, blockN, full(h));
       }
     }
     return;
@@ -875,11 +888,12 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
   int32_t acc[kAcc];
 #pragma unroll
   for (int j = 0; j < kAcc; ++j) acc[j] = 0;
+  if constexpr (RESIDENT) mbarrierWait(wFull, 0);
   for (int i = 0, t = blockIdx.x; t < tiles; ++i, t += gridDim.x) {
-    const int m0 = (t / nBlocks) * BM, blockN = (t % nBlocks) * BN, h0 = i * kTiles;
+    const int m0 = firstPixel(t), blockN = firstChannel(t), h0 = i * kTiles;
     consumeRingTile<BN, BK, RING>(
         acc, h0, kTiles, full, empty, [&](int h) { return aStage(h) + c * 64 * BK; },
-        [&](int kt) { return wStage(h0 + kt); });
+        [&](int kt) { return wAt(h0 + kt, kt); });
     const uint32_t out = slot(c, i);
     finishTmaSlot<BN, SLOTS>(
         p, acc, smem + (out - base), out, blockN, i, 1 + c, [&](int q) { return zFull(c, q); },
@@ -1262,9 +1276,11 @@ TmaMaps tmaConvMaps(const ConvArgs& a) {
   return maps;
 }
 
-// Shared memory of a TMA convolution tile (the kernel's layout, plus its alignment slack).
-constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots) {
-  return ring * (128 + bn) * bk + 2 * slots * 64 * bn + 8 * (2 * ring + 4 * slots) + 1024;
+// Shared memory of a TMA convolution tile on a layer of kTiles k-steps (the kernel's layout, plus
+// its alignment slack).
+constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots, bool resident, int kTiles) {
+  return (resident ? kTiles * bn * bk : 0) + ring * (128 + (resident ? 0 : bn)) * bk + 2 * slots * 64 * bn +
+         8 * (2 * ring + 4 * slots + 1) + 1024;
 }
 
 // Whether a TMA convolution tile takes layer g: a square filter (1x1s too: there it is a GEMM
@@ -1274,37 +1290,43 @@ constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots) {
 // whole k-steps of channels (a k-step is one tap's), K a multiple of 16 (Y's rows are TMA strides),
 // within im2col's limits on a 4-D map (corners in [-128, 127], tap offsets up to 255, traversal
 // strides up to 8).
-bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots) {
+bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots, bool resident) {
   if (g.r != g.s || g.strideH != g.strideW || g.padH != g.padW || g.dilH != g.dilW) return false;
   if (g.c % bk != 0 || g.kPad != int64_t(g.r) * g.s * g.c || kOut % 16 != 0 || kOut < bn) return false;
   if (g.strideH < 1 || g.strideH > 8 || g.padH > 128 || (g.r - 1) * g.dilH > 255) return false;
   const int64_t upper = -g.padW + (g.ow - 1) * g.strideW - (g.w - 1);
   if (upper < -128 || upper > 127 || g.n * g.oh * g.ow < 128) return false;
-  return tmaConvSmemBytes(bn, bk, ring, slots) <= maxSharedMemoryPerBlock();
+  return tmaConvSmemBytes(bn, bk, ring, slots, resident, int(g.kPad / bk)) <= maxSharedMemoryPerBlock();
 }
 
-// Launches TMA convolution tile (BN, BK, RING, SLOTS, BLOCKS) on a layer tmaConvTileTakes: one wave
-// of resident blocks (up to BLOCKS per SM) walking the layer's tiles of 128 pixels x BN channels.
-template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
+// Launches TMA convolution tile (BN, BK, RING, SLOTS, BLOCKS, RESIDENT) on a layer tmaConvTileTakes:
+// one wave of resident blocks (up to BLOCKS per SM, as many as the layer's shared memory lets
+// reside) walking the layer's tiles of 128 pixels x BN channels (RESIDENT: split over the N blocks,
+// each walking M tiles).
+template <int BN, int BK, int RING, int SLOTS, int BLOCKS, bool RESIDENT>
 void launchWgmmaTmaConv(ConvArgs args, cudaStream_t stream) {
-  auto kernel = convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS>;
-  constexpr int bytes = tmaConvSmemBytes(BN, BK, RING, SLOTS);
-  static const int wave = [] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    int device = 0, count = 0, perSm = 1;
+  auto kernel = convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS, RESIDENT>;
+  static const int sms = [] {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS, RESIDENT>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock()));
+    int device = 0, count = 0;
     KILN_CUDA_CHECK(cudaGetDevice(&device));
     KILN_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS>,
-                                                                  384, bytes));
-    perSm = perSm < 1 ? 1 : (perSm > BLOCKS ? BLOCKS : perSm);
-    return perSm * count;
+    return count;
   }();
+  const int bytes = tmaConvSmemBytes(BN, BK, RING, SLOTS, RESIDENT, args.kPad / BK);
+  int perSm = 1;
+  if (BLOCKS > 1) {
+    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, 384, bytes));
+    perSm = perSm < 1 ? 1 : (perSm > BLOCKS ? BLOCKS : perSm);
+  }
   const TmaMaps maps = tmaConvMaps<BN, BK>(args);
   args.zPrefetched = 0, args.tileAt = 0;
-  const int tiles = ((args.m + 127) / 128) * ((args.k + BN - 1) / BN);
-  const int blocks = tiles < wave ? tiles : wave;
-  kernel<<<blocks, 384, bytes, stream>>>(args, maps, tiles);
+  const int mTiles = (args.m + 127) / 128, nBlocks = (args.k + BN - 1) / BN;
+  const int tiles = RESIDENT ? mTiles : mTiles * nBlocks, gridN = RESIDENT ? nBlocks : 1;
+  int blocks = perSm * sms / gridN;
+  blocks = blocks < 1 ? 1 : (blocks > tiles ? tiles : blocks);
+  kernel<<<dim3(unsigned(blocks), unsigned(gridN)), 384, bytes, stream>>>(args, maps, tiles);
 }
 
 // A shifted-window tile's window and shared memory for layer g, or false where the kernel does not
@@ -1430,19 +1452,22 @@ const ShiftedTile kTransposedTiles[] = {
 // per SM; 128-pixel M tiles), for square filters (tmaConvTileTakes), each handing any other layer
 // to the resident-block tile named with it: 256 and 128 channels for the 3x3s over 128+, 64 (two
 // blocks per SM) for layer1's 3x3s over 64, with 64- or 128-byte k-steps; 256 x 64-byte k-steps
-// for the 1x1s over 64 channels.
+// for the 1x1s over 64 channels; 64 channels with W resident (two blocks per SM) for layer1's 3x3s.
 struct TmaConvTile {
   Launch launch;
   int bn, bk, ring, slots, fallback;
-  bool takes(const Im2ColGeometry& g, int64_t kOut) const { return tmaConvTileTakes(g, kOut, bn, bk, ring, slots); }
+  bool resident;
+  bool takes(const Im2ColGeometry& g, int64_t kOut) const {
+    return tmaConvTileTakes(g, kOut, bn, bk, ring, slots, resident);
+  }
 };
-template <int BN, int BK, int RING, int SLOTS = 2, int BLOCKS = 1>
+template <int BN, int BK, int RING, int SLOTS = 2, int BLOCKS = 1, bool RESIDENT = false>
 constexpr TmaConvTile tmaConvTile(int fallback) {
-  return {&launchWgmmaTmaConv<BN, BK, RING, SLOTS, BLOCKS>, BN, BK, RING, SLOTS, fallback};
+  return {&launchWgmmaTmaConv<BN, BK, RING, SLOTS, BLOCKS, RESIDENT>, BN, BK, RING, SLOTS, fallback, RESIDENT};
 }
 const TmaConvTile kTmaConvTiles[] = {
     tmaConvTile<256, 128, 3>(1),      tmaConvTile<128, 128, 5>(0), tmaConvTile<64, 64, 4, 2, 2>(4),
-    tmaConvTile<64, 128, 3, 2, 2>(4), tmaConvTile<256, 64, 4>(7),
+    tmaConvTile<64, 128, 3, 2, 2>(4), tmaConvTile<256, 64, 4>(7),  tmaConvTile<64, 64, 6, 2, 2, true>(4),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
