@@ -5,8 +5,8 @@
 //     [--connections 16] [--threads 2] [--load wrk|autocannon] [--probe net|http] [--runs 3] [--profile DIR] [--tcp]
 //     [--gateway-processes N | --in-process]
 // The gateway runs as production runs it: apps/gateway/src/main.ts in a process of its own, with
-// GATEWAY_PROCESSES from --gateway-processes (else from the environment, else main.ts's default: one
-// per core); its CPU is its primary's plus every process under it. --in-process runs it in the bench's
+// GATEWAY_PROCESSES from --gateway-processes (else from the environment, else main.ts's default: 1;
+// auto: one per core); its CPU is its primary's plus every process under it. --in-process runs it in the bench's
 // own process instead, as the reports before 2026-12-07m did.
 // Max throughput: wrk (C, one event loop per thread; the default when it is on PATH) or autocannon
 // (Node.js, which itself takes most of a core at full speed on a machine the servers share), with
@@ -72,7 +72,7 @@ if (args.help) {
   --out FILE       write the report there instead of bench/results/gateway-<date>.md
   --tcp            gateway -> worker over loopback TCP (the worker gets SERVING_UNIX_SOCKET=false);
                    by default it goes over the worker's Unix socket, as on any single host
-  --gateway-processes N  the gateway's GATEWAY_PROCESSES (default: the environment's, else one per core)
+  --gateway-processes N  the gateway's GATEWAY_PROCESSES, a number or auto (default: the environment's, else 1)
   --in-process     run the gateway in the bench's process (buildGateway), as before 2026-12-07m`);
   process.exit(0);
 }

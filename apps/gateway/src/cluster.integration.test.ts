@@ -4,6 +4,7 @@
 // everything. Real HTTP, Postgres, Redis and a worker; nothing mocked.
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REDIS_URL, type ServingStack, startServingStack } from "../../../test/serving-fixture.ts";
@@ -17,7 +18,7 @@ import {
   startGroup,
   waitUntil,
 } from "../../../test/support.ts";
-import { gatewayProcesses } from "./cluster.ts";
+import { cgroupCpuLimit, gatewayProcesses } from "./cluster.ts";
 
 let stack: ServingStack;
 let gateway: Started;
@@ -107,11 +108,38 @@ afterAll(async () => {
 });
 
 describe("GATEWAY_PROCESSES", () => {
-  it("defaults to one process per core, and takes a whole number", () => {
-    expect(gatewayProcesses({})).toBeGreaterThanOrEqual(1);
+  it("defaults to one process, takes auto (one per core) and a whole number", () => {
+    expect(gatewayProcesses({})).toBe(1);
+    expect(gatewayProcesses({ GATEWAY_PROCESSES: "" })).toBe(1);
+    expect(gatewayProcesses({ GATEWAY_PROCESSES: "auto" })).toBeGreaterThanOrEqual(1);
+    expect(gatewayProcesses({ GATEWAY_PROCESSES: "auto" })).toBeLessThanOrEqual(availableParallelism());
     expect(gatewayProcesses({ GATEWAY_PROCESSES: "3" })).toBe(3);
     expect(() => gatewayProcesses({ GATEWAY_PROCESSES: "0" })).toThrow(/GATEWAY_PROCESSES/);
     expect(() => gatewayProcesses({ GATEWAY_PROCESSES: "two" })).toThrow(/GATEWAY_PROCESSES/);
+  });
+
+  it("reads a cgroup CPU limit (v2, then v1), none when unlimited", () => {
+    const files = (map: Record<string, string>) => (path: string) => {
+      if (!(path in map)) throw new Error(`ENOENT ${path}`);
+      return map[path] as string;
+    };
+    expect(cgroupCpuLimit(files({ "/sys/fs/cgroup/cpu.max": "200000 100000\n" }))).toBe(2);
+    expect(cgroupCpuLimit(files({ "/sys/fs/cgroup/cpu.max": "150000 100000\n" }))).toBe(1.5);
+    expect(cgroupCpuLimit(files({ "/sys/fs/cgroup/cpu.max": "max 100000\n" }))).toBeUndefined();
+    expect(
+      cgroupCpuLimit(
+        files({
+          "/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "300000\n",
+          "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n",
+        }),
+      ),
+    ).toBe(3);
+    expect(
+      cgroupCpuLimit(
+        files({ "/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n", "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n" }),
+      ),
+    ).toBeUndefined();
+    expect(cgroupCpuLimit(files({}))).toBeUndefined();
   });
 });
 

@@ -1,9 +1,10 @@
-// One gateway process per core (node:cluster). The primary forks GATEWAY_PROCESSES workers that
-// share the listening port (the primary accepts and hands connections out round-robin, Node's
-// default on Linux), restarts a worker that dies, drains them all on SIGTERM/SIGINT, and answers
-// /metrics for all of them: a worker that gets a scrape asks the primary, which collects every
-// live worker's registry over IPC and sums the series (AggregatorRegistry.aggregate), so Prometheus
-// sees one set of series per host whichever worker it reaches.
+// Several gateway processes on one port (node:cluster, GATEWAY_PROCESSES). The primary forks the
+// workers that share the listening port (the primary accepts and hands connections out
+// round-robin, Node's default on Linux), restarts a worker that dies, drains them all on
+// SIGTERM/SIGINT, and answers /metrics for all of them: a worker that gets a scrape asks the
+// primary, which collects every live worker's registry over IPC and sums the series
+// (AggregatorRegistry.aggregate), so Prometheus sees one set of series per host whichever worker
+// it reaches.
 //
 // Each worker is a whole gateway (buildGateway), the same as a gateway on another host: its own
 // Postgres pool, Redis connections, admission leases (per gateway, returned on close), batched usage
@@ -13,12 +14,14 @@
 // - MinReplicaKeeper (every 3 s): asks for missing warm replicas with job ids that dedupe
 //   (load-<deployment>-<n>), as several gateway hosts already do;
 // - the prediction sweep (every 5 s): re-enqueues with the prediction id as the job id (one job
-//   however many enqueue it) and deletes expired rows (a row deleted twice is deleted once);
+//   however many enqueue it) and deletes expired rows and their tensors (both idempotent: storage
+//   deletes of a missing object succeed, deleteMany of gone rows deletes nothing);
 // - BullMQ prediction and webhook workers: the queue hands each job to one of them;
 // - the replica registry's background re-read and the mux connections' timeout checks: per process
 //   by nature (each has its own in-flight requests).
 // So none of them is elected to run once per host; N processes cost N times their (small) polling.
 import cluster, { type Worker } from "node:cluster";
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import type { Logger } from "@kiln/logger";
 import { AggregatorRegistry, type Registry } from "prom-client";
@@ -38,17 +41,45 @@ type Message =
   | { type: typeof COLLECTED; id: number; metrics: MetricsJson };
 
 /**
- * GATEWAY_PROCESSES: how many gateway processes serve this host's port. Unset or empty: one per
- * core (`os.availableParallelism()`, which follows CPU affinity but not a container's CPU quota:
- * set it explicitly there). 1: a single process, no primary.
+ * GATEWAY_PROCESSES: how many gateway processes serve this host's port. Unset, empty or 1: a single
+ * process, no primary (the default: on the 2-core bench machine, where the gateway shares the cores
+ * with its worker, two processes made a lower throughput ratio and a higher p99 than one:
+ * bench/results/gateway-2026-12-07m.md). "auto": one per core, i.e. `os.availableParallelism()`
+ * (CPU affinity) capped by a cgroup CPU limit when there is one (a container limited to 2 CPUs on a
+ * 64-core node gets 2; one without a limit sees the node's cores). Else a whole number 1-256.
  */
 export function gatewayProcesses(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.GATEWAY_PROCESSES?.trim();
-  if (raw === undefined || raw === "") return availableParallelism();
+  if (raw === undefined || raw === "") return 1;
+  if (raw === "auto") {
+    const quota = cgroupCpuLimit();
+    return Math.max(1, Math.min(availableParallelism(), quota === undefined ? Infinity : Math.ceil(quota)));
+  }
   if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 256) {
-    throw new Error(`GATEWAY_PROCESSES must be a whole number from 1 to 256 (or unset: one per core), not '${raw}'`);
+    throw new Error(`GATEWAY_PROCESSES must be a whole number from 1 to 256, or auto (one per core), not '${raw}'`);
   }
   return Number(raw);
+}
+
+/** The CPUs a cgroup limit allows this process (cgroup v2 cpu.max, else v1's CFS quota); undefined: none. */
+export function cgroupCpuLimit(read = (path: string) => readFileSync(path, "utf8")): number | undefined {
+  const ratio = (quota: string | undefined, period: string | undefined) => {
+    const q = Number(quota);
+    const p = Number(period);
+    return Number.isFinite(q) && q > 0 && Number.isFinite(p) && p > 0 ? q / p : undefined;
+  };
+  try {
+    const [quota, period] = read("/sys/fs/cgroup/cpu.max").trim().split(/\s+/);
+    return quota === "max" ? undefined : ratio(quota, period);
+  } catch {}
+  try {
+    return ratio(
+      read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").trim(),
+      read("/sys/fs/cgroup/cpu/cpu.cfs_period_us").trim(),
+    );
+  } catch {
+    return undefined;
+  }
 }
 
 export interface PrimaryOptions {

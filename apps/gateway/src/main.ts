@@ -2,6 +2,7 @@ import cluster from "node:cluster";
 import { loadConfigOrExit } from "@kiln/config";
 import { createLogger } from "@kiln/logger";
 import { createStorage } from "@kiln/storage";
+import type { Registry } from "prom-client";
 import { buildGateway } from "./build-gateway.ts";
 import { clusterWorkerMetrics, gatewayProcesses, runPrimary } from "./cluster.ts";
 
@@ -25,8 +26,8 @@ if (processes > 1 && cluster.isPrimary) {
 
 async function serve() {
   // A cluster worker answers /metrics for the whole host (its primary sums every process's series).
+  let registry: Registry | undefined;
   const hostMetrics = cluster.isWorker ? clusterWorkerMetrics(() => registry) : undefined;
-  let registry: import("prom-client").Registry | undefined;
   const app = buildGateway(config, {
     logger,
     serving: {
@@ -43,7 +44,7 @@ async function serve() {
     ...(hostMetrics
       ? {
           metrics: {
-            registryStarted: (r: import("prom-client").Registry) => {
+            registryStarted: (r: Registry) => {
               registry = r;
             },
             text: () => hostMetrics.text(),
