@@ -16,7 +16,7 @@ import sys
 # tiles in kWgmmaLaunches, kPersistentTiles (ring, then warp-specialized), kShiftedTiles, kTmaTiles and
 # kTransposedTiles, kTmaConvTiles order.
 FAMILIES = [(0, 10, "mma.sync"), (11, 18, "wgmma"), (19, 23, "ring"), (24, 28, "ws"), (29, 34, "shift"), (35, 47, "tma"),
-            (48, 51, "shiftT"), (52, 57, "tmaconv")]
+            (48, 51, "shiftT"), (52, 58, "tmaconv")]
 
 
 def family(tile, dp4a):

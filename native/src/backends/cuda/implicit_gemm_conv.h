@@ -16,7 +16,7 @@ namespace kiln::cuda {
 // (KILN_IMPLICIT_GEMM_TILES in implicit_gemm_conv.cu); INT8 adds kWgmmaTiles Hopper wgmma kernels
 // (wgmma_conv.cu) after them, which run only where wgmmaConvAvailable().
 constexpr int kImplicitGemmTiles = 11;
-constexpr int kWgmmaTiles = 47;
+constexpr int kWgmmaTiles = 48;
 constexpr int kInt8ImplicitGemmTiles = kImplicitGemmTiles + kWgmmaTiles;
 // An sm_90 GPU and a build with sm_90a code (CUDA 12+, CMAKE_CUDA_ARCHITECTURES 90a), unless
 // KILN_CUDA_WGMMA=off.
@@ -39,7 +39,8 @@ WgmmaTileKind wgmmaTileKind(int tile);
 // Whether wgmma tile `tile` is timed and may be forced: every kind unless its switch is off
 // (KILN_CUDA_WGMMA_WS, _SHIFTED, _TMA=off leave out the warp-specialized, shifted-window or TMA tiles).
 bool wgmmaTileEnabled(int tile);
-// Whether tile `tile` can run on this GPU for this element type.
+// Whether tile `tile` can run on this GPU for this element type and is not left out by
+// KILN_CUDA_SKIP_TILES (a comma-separated list of tile numbers).
 bool implicitGemmTileAvailable(int tile, DType type);
 // "tiles" and one digit per INT8 tile, 1 where implicitGemmTileAvailable: the part of a persisted
 // INT8 timing's key that names the candidates it ranked, so a list timed without some tiles (an

@@ -1452,7 +1452,8 @@ const ShiftedTile kTransposedTiles[] = {
 // per SM; 128-pixel M tiles), for square filters (tmaConvTileTakes), each handing any other layer
 // to the resident-block tile named with it: 256 and 128 channels for the 3x3s over 128+, 64 (two
 // blocks per SM) for layer1's 3x3s over 64, with 64- or 128-byte k-steps; 256 x 64-byte k-steps
-// for the 1x1s over 64 channels; 64 channels with W resident (two blocks per SM) for layer1's 3x3s.
+// for the 1x1s over 64 channels; 64 channels with W resident (two blocks per SM) for layer1's 3x3s;
+// four output slots per consumer (the residual loads a tile further ahead) for the residual 1x1s.
 struct TmaConvTile {
   Launch launch;
   int bn, bk, ring, slots, fallback;
@@ -1468,6 +1469,7 @@ constexpr TmaConvTile tmaConvTile(int fallback) {
 const TmaConvTile kTmaConvTiles[] = {
     tmaConvTile<256, 128, 3>(1),      tmaConvTile<128, 128, 5>(0), tmaConvTile<64, 64, 4, 2, 2>(4),
     tmaConvTile<64, 128, 3, 2, 2>(4), tmaConvTile<256, 64, 4>(7),  tmaConvTile<64, 64, 6, 2, 2, true>(4),
+    tmaConvTile<128, 128, 4, 4>(0),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
