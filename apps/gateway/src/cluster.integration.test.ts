@@ -197,12 +197,17 @@ describe("a gateway of two processes", () => {
   });
 
   it("drains every process and exits on SIGTERM to the primary", async () => {
-    const pids = [...descendantsOf(gateway.child.pid as number)];
+    const serving = gatewayPids();
+    const all = [...descendantsOf(gateway.child.pid as number)];
     const primary = gateway.child.pid as number;
     process.kill(primary, "SIGTERM");
     const code = await gateway.exited;
     expect(code).toBe(0);
-    for (const pid of pids) expect(isAlive(pid)).toBe(false);
+    // The primary exits only after its gateway processes have (and it has reaped them).
+    expect(serving).toHaveLength(2);
+    for (const pid of serving) expect(isAlive(pid)).toBe(false);
+    // Helpers under them (tsx's esbuild service) leave when their parent does, a moment later.
+    await waitUntil("no process of the gateway left", async () => all.every((pid) => !isAlive(pid)), 10_000);
     await expect(call("/v2/health/live")).rejects.toThrow();
   });
 });

@@ -29,6 +29,14 @@ import { AggregatorRegistry, type Registry } from "prom-client";
 /** prom-client's JSON form of one registry (`registry.getMetricsAsJSON()`). */
 type MetricsJson = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
 
+/** Set in the environment of the processes runPrimary forks. */
+const WORKER_MARK = "KILN_GATEWAY_CLUSTER_WORKER";
+
+/** Whether this process was forked by runPrimary (not merely a cluster worker of some other primary). */
+export function isGatewayClusterWorker(): boolean {
+  return cluster.isWorker && process.env[WORKER_MARK] === "1";
+}
+
 const METRICS_REQUEST = "kiln-gateway:metrics"; // worker -> primary: a scrape arrived
 const METRICS_TEXT = "kiln-gateway:metrics-text"; // primary -> worker: the host's text
 const COLLECT = "kiln-gateway:collect"; // primary -> worker: send your registry
@@ -111,7 +119,7 @@ export function runPrimary(options: PrimaryOptions): void {
   const lastCollected = new Map<Worker, MetricsJson>();
 
   const fork = () => {
-    const worker = cluster.fork();
+    const worker = cluster.fork({ [WORKER_MARK]: "1" });
     startedAt.set(worker, Date.now());
     worker.on("message", (message: Message) => onMessage(worker, message));
   };

@@ -4,7 +4,7 @@ import { createLogger } from "@kiln/logger";
 import { createStorage } from "@kiln/storage";
 import type { Registry } from "prom-client";
 import { buildGateway } from "./build-gateway.ts";
-import { clusterWorkerMetrics, gatewayProcesses, runPrimary } from "./cluster.ts";
+import { clusterWorkerMetrics, gatewayProcesses, isGatewayClusterWorker, runPrimary } from "./cluster.ts";
 
 const config = loadConfigOrExit("gateway");
 const logger = createLogger({ service: "gateway", level: config.LOG_LEVEL });
@@ -18,16 +18,17 @@ try {
 }
 
 if (processes > 1 && cluster.isPrimary) {
-  // One gateway process per core (GATEWAY_PROCESSES), sharing the port: cluster.ts.
+  // Several gateway processes (GATEWAY_PROCESSES) sharing the port: cluster.ts.
   runPrimary({ processes, logger });
 } else {
   await serve();
 }
 
 async function serve() {
-  // A cluster worker answers /metrics for the whole host (its primary sums every process's series).
+  // A process forked by runPrimary answers /metrics for the whole host (its primary sums every
+  // process's series); one forked by another cluster primary (a process manager's) answers for itself.
   let registry: Registry | undefined;
-  const hostMetrics = cluster.isWorker ? clusterWorkerMetrics(() => registry) : undefined;
+  const hostMetrics = isGatewayClusterWorker() ? clusterWorkerMetrics(() => registry) : undefined;
   const app = buildGateway(config, {
     logger,
     serving: {
@@ -65,7 +66,7 @@ async function serve() {
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void stop(signal));
   // A worker whose primary is gone (killed outright) drains and exits instead of serving unsupervised.
-  if (cluster.isWorker) process.on("disconnect", () => void stop("the primary process is gone"));
+  if (hostMetrics) process.on("disconnect", () => void stop("the primary process is gone"));
 
   try {
     await app.listen({ host: config.HOST, port: config.GATEWAY_PORT });
