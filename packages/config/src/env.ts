@@ -31,6 +31,13 @@ export const ZEnv = z
     WEB_PORT: port(3000),
     // Port of the public inference API (apps/gateway); 0 picks a free one (tests).
     GATEWAY_PORT: port(8080),
+    // Gateway processes sharing GATEWAY_PORT on this host (node:cluster): 1 to 256, or auto (one per
+    // core, capped by a container's CPU limit); unset: 1. apps/gateway/src/cluster.ts reads it.
+    GATEWAY_PROCESSES: z
+      .string()
+      .regex(/^(auto|[1-9]\d{0,2})$/, "a whole number from 1 to 256, or auto")
+      .refine((v) => v === "auto" || Number(v) <= 256, "at most 256")
+      .optional(),
     // Signs session cookies (32+ random characters); required in production, a fixed dev value otherwise.
     AUTH_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
     // The dashboard's public address, for invitation links and auth; default http://<HOST>:<WEB_PORT>.
