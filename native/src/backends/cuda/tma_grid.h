@@ -1,6 +1,7 @@
 // The TMA tiles' M tiles and tensor-map geometry (convWgmmaInt8Tma in wgmma_conv.cu), in plain C++
 // so that the CPU tests can replay it (tests/tma_grid_test.cc): which output pixels M tile t covers,
-// and where each pixel of its A, Y and Z boxes lies in memory.
+// and where each pixel of its A, Y and Z boxes lies in memory; and the TMA convolution tiles'
+// im2col bounding box and filter corners (convWgmmaInt8TmaConv; at the end).
 //
 // Stride 1: A = X as [M pixels][C], Y and Z as [M][K]; tile t is pixels 64t .. 64t + 63 (2-D maps,
 // boxes of 64 pixels). Stride 2 (a 1x1 over an even height): A, Y and Z as [rows][columns][channels]
@@ -62,6 +63,26 @@ inline TmaMapShape tmaOutputShape(const TmaGrid& g, int64_t m, int64_t ow, int64
   const uint64_t kk = uint64_t(k);
   if (!g.strided) return {2, {kk, uint64_t(m), 0}, {kk, 0}};
   return {3, {kk, uint64_t(ow), uint64_t(m / ow)}, {kk, uint64_t(ow) * kk}};
+}
+
+// The TMA convolution tiles' im2col view of X (convWgmmaInt8TmaConv): X as [N, H, W, C] whose
+// bounding box (in W, then H) is the filter corners of the output grid, the first at -pad, the
+// last at -pad + (out - 1) * stride, walked at the stride: TMA puts a box's j-th pixel at the j-th
+// corner on from the one the load names, row after row, image after image (past the last image:
+// zero-filled), and reads it at corner + the tap's offsets (s * dilation, r * dilation).
+struct Im2colBox {
+  int lower[2], upper[2];  // W, then H; the upper corners relative to the last pixel (W - 1, H - 1)
+};
+inline Im2colBox planIm2colBox(int h, int w, int oh, int ow, int strideH, int strideW, int padH, int padW) {
+  return {{-padW, -padH}, {-padW + (ow - 1) * strideW - (w - 1), -padH + (oh - 1) * strideH - (h - 1)}};
+}
+// The filter corner of output pixel m (a tile's first, whose coordinates the load names).
+struct Im2colCorner {
+  int image, h, w;
+};
+KILN_TMA_HD Im2colCorner im2colCorner(int m, int oh, int ow, int strideH, int strideW, int padH, int padW) {
+  const int pixels = oh * ow, y = (m % pixels) / ow, x = m % ow;
+  return {m / pixels, y * strideH - padH, x * strideW - padW};
 }
 
 }  // namespace kiln::cuda

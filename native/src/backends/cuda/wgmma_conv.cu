@@ -851,7 +851,6 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
   if (warpgroup == 2) {
     if constexpr (BLOCKS == 1) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
     if (wtid != 0) return;
-    const int pixels = p.oh * p.ow;
     if constexpr (RESIDENT) {
       mbarrierExpectTx(wFull, uint32_t(kTiles * BN * BK));
       for (int kt = 0; kt < kTiles; ++kt) tmaLoad2d(wAt(0, kt), &maps.w, kt * BK, firstChannel(0), wFull);
@@ -868,13 +867,12 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
         }
       }
       // The filter corner of the tile's first output pixel; TMA walks the other 127 from there.
-      const int image = m0 / pixels, y = (m0 % pixels) / p.ow, x = m0 % p.ow;
-      const int cornerH = y * p.strideH - p.padH, cornerW = x * p.strideW - p.padW;
+      const Im2colCorner corner = im2colCorner(m0, p.oh, p.ow, p.strideH, p.strideW, p.padH, p.padW);
       for (int kt = 0; kt < kTiles; ++kt, ++h) {
         if (h >= RING) mbarrierWait(empty(h), (h / RING - 1) & 1);
         mbarrierExpectTx(full(h), kStage);
         const int tap = kt / cSteps, r = tap / p.s, s = tap % p.s;
-        tmaLoadIm2col(aStage(h), &maps.a, (kt % cSteps) * BK, cornerW, cornerH, image, uint16_t(s * p.dilW),
+        tmaLoadIm2col(aStage(h), &maps.a, (kt % cSteps) * BK, corner.w, corner.h, corner.image, uint16_t(s * p.dilW),
                       uint16_t(r * p.dilH), full(h));
         if constexpr (!RESIDENT) tmaLoad2d(wAt(h, kt), &maps.w, kt * BK, blockN, full(h));
       }
@@ -1256,13 +1254,11 @@ TmaMaps tmaConvMaps(const ConvArgs& a) {
   const uint64_t c = uint64_t(a.c);
   const uint64_t xDims[4] = {c, uint64_t(a.w_), uint64_t(a.h), uint64_t(images)},
                  xStrides[3] = {c, uint64_t(a.w_) * c, uint64_t(a.h) * a.w_ * c};
-  // Corners in the order of the dimensions (W, then H).
-  const int lower[2] = {-a.padW, -a.padH},
-            upper[2] = {-a.padW + (a.ow - 1) * a.strideW - (a.w_ - 1), -a.padH + (a.oh - 1) * a.strideH - (a.h - 1)};
+  const Im2colBox box = planIm2colBox(a.h, a.w_, a.oh, a.ow, a.strideH, a.strideW, a.padH, a.padW);
   const cuuint32_t traversal[4] = {1, cuuint32_t(a.strideW), cuuint32_t(a.strideH), 1};
   TmaMaps maps;
-  const CUresult r = encodeIm2col()(&maps.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<uint8_t*>(a.x), xDims, xStrides, lower,
-                                    upper, BK, 128, traversal, CU_TENSOR_MAP_INTERLEAVE_NONE,
+  const CUresult r = encodeIm2col()(&maps.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<uint8_t*>(a.x), xDims, xStrides,
+                                    box.lower, box.upper, BK, 128, traversal, CU_TENSOR_MAP_INTERLEAVE_NONE,
                                     BK == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
                                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   KILN_CHECK(r == CUDA_SUCCESS, Internal, "cuTensorMapEncodeIm2col failed (" + std::to_string(int(r)) + ")");
