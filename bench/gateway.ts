@@ -39,7 +39,7 @@ import { quotaKeys } from "@kiln/metering";
 import * as serving from "@kiln/serving";
 import Fastify from "fastify";
 import { gatewayProcesses } from "../apps/gateway/src/cluster.ts";
-import { REDIS_URL, startServingStack } from "../test/serving-fixture.ts";
+import { startServingStack } from "../test/serving-fixture.ts";
 import { descendantsOf, freePort, ROOT, waitUntil } from "../test/support.ts";
 
 const { values: args } = parseArgs({
@@ -609,10 +609,7 @@ async function main() {
       cwd: ROOT,
       env: {
         ...process.env,
-        DATABASE_URL: stack.db.url,
-        REDIS_URL,
-        REDIS_KEY_PREFIX: stack.keyPrefix,
-        ARTIFACT_DIR: stack.artifactDir,
+        ...stack.processEnv,
         HOST: "127.0.0.1",
         GATEWAY_PORT: String(port),
         GATEWAY_PROCESSES: String(GATEWAY_PROCESSES),
@@ -644,9 +641,7 @@ async function main() {
     cwd: ROOT,
     env: {
       ...process.env,
-      DATABASE_URL: stack.db.url,
-      REDIS_KEY_PREFIX: stack.keyPrefix,
-      ARTIFACT_DIR: stack.artifactDir,
+      ...stack.processEnv,
       LOG_LEVEL: "warn",
       WORKER_HEARTBEAT_MS: "1000",
       ...(args.tcp ? { SERVING_UNIX_SOCKET: "false" } : {}),

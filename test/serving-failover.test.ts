@@ -16,9 +16,7 @@ function spawnWorker(name: string): Started {
     cwd: ROOT,
     env: {
       ...process.env,
-      DATABASE_URL: stack.db.url,
-      REDIS_KEY_PREFIX: stack.keyPrefix,
-      ARTIFACT_DIR: stack.artifactDir,
+      ...stack.processEnv,
       WORKER_ID: name,
       WORKER_HEARTBEAT_MS: "300",
       LOG_LEVEL: "warn",

@@ -33,6 +33,8 @@ export interface ServingStack {
   redis: Redis;
   keyPrefix: string;
   artifactDir: string;
+  /** The settings a Kiln process (gateway, worker) started beside this stack needs to join it. */
+  processEnv: Record<string, string>;
   gatewayUrl: string;
   gateway: FastifyInstance;
   workers: RunningServing[];
@@ -183,6 +185,7 @@ export async function startServingStack(
     redis,
     keyPrefix,
     artifactDir: artifacts.path,
+    processEnv: { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: keyPrefix, ARTIFACT_DIR: artifacts.path },
     gatewayUrl,
     gateway,
     workers,

@@ -7,7 +7,7 @@ import { request as httpRequest } from "node:http";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REDIS_URL, type ServingStack, startServingStack } from "../../../test/serving-fixture.ts";
+import { type ServingStack, startServingStack } from "../../../test/serving-fixture.ts";
 import {
   descendantsOf,
   freePort,
@@ -78,10 +78,7 @@ beforeAll(async () => {
     cwd: ROOT,
     env: {
       ...process.env,
-      DATABASE_URL: stack.db.url,
-      REDIS_URL,
-      REDIS_KEY_PREFIX: stack.keyPrefix,
-      ARTIFACT_DIR: stack.artifactDir,
+      ...stack.processEnv,
       HOST: "127.0.0.1",
       GATEWAY_PORT: String(port),
       GATEWAY_PROCESSES: "2",

@@ -119,10 +119,7 @@ describe("the gateway -> worker hop on one host", () => {
         cwd: ROOT,
         env: {
           ...process.env,
-          DATABASE_URL: stack.db.url,
-          REDIS_URL,
-          REDIS_KEY_PREFIX: stack.keyPrefix,
-          ARTIFACT_DIR: stack.artifactDir,
+          ...stack.processEnv,
           WORKER_ID: `${name}-${model}`,
           WORKER_HEARTBEAT_MS: "300",
           SERVING_UNIX_SOCKET: String(useSocket),
