@@ -37,9 +37,8 @@ import { parseArgs } from "node:util";
 import { loadEngine, tensor } from "@kiln/engine";
 import { quotaKeys } from "@kiln/metering";
 import * as serving from "@kiln/serving";
-import Fastify from "fastify";
 import { gatewayProcesses } from "../apps/gateway/src/cluster.ts";
-import { startServingStack } from "../test/serving-fixture.ts";
+import { gatewayProcessEnv, startServingStack } from "../test/serving-fixture.ts";
 import { descendantsOf, freePort, ROOT, waitUntil } from "../test/support.ts";
 
 const { values: args } = parseArgs({
@@ -595,7 +594,6 @@ async function main() {
   );
   children.add(bare);
   const bareUrl = await new Promise<string>((resolve) => bare.stdout.once("data", (d) => resolve(String(d).trim())));
-  void Fastify;
 
   // 3. The gateway as production runs it (main.ts, GATEWAY_PROCESSES), in place of the fixture's
   // in-process one (closed here, so that it costs the bench's process nothing); --in-process keeps that.
@@ -608,11 +606,7 @@ async function main() {
     gatewayProcess = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/gateway/src/main.ts")], {
       cwd: ROOT,
       env: {
-        ...process.env,
-        ...stack.processEnv,
-        HOST: "127.0.0.1",
-        GATEWAY_PORT: String(port),
-        GATEWAY_PROCESSES: String(GATEWAY_PROCESSES),
+        ...gatewayProcessEnv(stack, port, GATEWAY_PROCESSES),
         LOG_LEVEL: "warn",
         WORKER_HEARTBEAT_MS: "1000",
         ...(args.tcp ? { SERVING_UNIX_SOCKET: "false" } : {}),

@@ -49,6 +49,20 @@ export interface ServingStack {
 }
 
 /**
+ * The environment of a gateway process (apps/gateway/src/main.ts, as production runs it) that joins
+ * `stack` and listens on `port` with `processes` processes (GATEWAY_PROCESSES).
+ */
+export function gatewayProcessEnv(stack: ServingStack, port: number, processes: number): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ...stack.processEnv,
+    HOST: "127.0.0.1",
+    GATEWAY_PORT: String(port),
+    GATEWAY_PROCESSES: String(processes),
+  };
+}
+
+/**
  * Asks `loads` for replica `ordinal` of a deployment as the gateway's cold start would, with a long
  * idle window (tests decide when replicas go) and no device memory (the CPU engine).
  */

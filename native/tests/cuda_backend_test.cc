@@ -831,14 +831,18 @@ KILN_TEST(cuda, int8_shifted_window_tiles_match_cublaslt_path) {
 // eight k-steps (1,024: twice the A ring, so every stage is refilled within a tile) and a residual
 // over 320 channels (Z loaded into the output slots). Blocks walking many tiles, so that output
 // slots are refilled, are the ring test's case above (50,176 pixels).
-// A 1x1 convolution node with random weights scaled to its input channels (the TMA tiles' tests).
-void addConv1x1(ModelBuilder& m, const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed,
-                std::vector<Attr> attrs = {}) {
+// An r x r convolution node with random weights scaled to its inputs (c * r * r; the TMA tiles' tests).
+void addConv(ModelBuilder& m, const std::string& in, const std::string& out, int64_t k, int64_t c, int64_t r,
+             uint32_t seed, std::vector<Attr> attrs = {}) {
   const std::string w = "w_" + out, b = "b_" + out;
-  const float range = 1.5f / std::sqrt(float(c));
-  m.initializer(w, DType::Float32, {k, c, 1, 1}, randomValues(k * c, seed, -range, range));
+  const float range = 1.5f / std::sqrt(float(c * r * r));
+  m.initializer(w, DType::Float32, {k, c, r, r}, randomValues(k * c * r * r, seed, -range, range));
   m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
   m.node("Conv", {in, w, b}, {out}, std::move(attrs));
+}
+void addConv1x1(ModelBuilder& m, const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed,
+                std::vector<Attr> attrs = {}) {
+  addConv(m, in, out, k, c, 1, seed, std::move(attrs));
 }
 
 KILN_TEST(cuda, int8_tma_tiles_match_cublaslt_path) {
@@ -905,11 +909,7 @@ KILN_TEST(cuda, int8_tma_conv_tiles_match_cublaslt_path) {
   ModelBuilder m;
   m.input("x", DType::Float32, {4, 64, 16, 15});
   auto conv3x3 = [&](const std::string& in, const std::string& out, int64_t k, int64_t c, uint32_t seed, int64_t stride) {
-    const std::string w = "w_" + out, b = "b_" + out;
-    const float range = 1.5f / std::sqrt(float(c * 9));
-    m.initializer(w, DType::Float32, {k, c, 3, 3}, randomValues(k * c * 9, seed, -range, range));
-    m.initializer(b, DType::Float32, {k}, randomValues(k, seed + 1, -0.1f, 0.2f));
-    m.node("Conv", {in, w, b}, {out}, {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("strides", {stride, stride})});
+    addConv(m, in, out, k, c, 3, seed, {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("strides", {stride, stride})});
   };
   conv3x3("x", "c1", 64, 64, 310, 1);
   m.node("Relu", {"c1"}, {"r1"});

@@ -7,7 +7,7 @@ import { request as httpRequest } from "node:http";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ServingStack, startServingStack } from "../../../test/serving-fixture.ts";
+import { gatewayProcessEnv, type ServingStack, startServingStack } from "../../../test/serving-fixture.ts";
 import {
   descendantsOf,
   freePort,
@@ -77,11 +77,7 @@ beforeAll(async () => {
   gateway = startGroup(process.execPath, ["--import", "tsx", join(ROOT, "apps/gateway/src/main.ts")], {
     cwd: ROOT,
     env: {
-      ...process.env,
-      ...stack.processEnv,
-      HOST: "127.0.0.1",
-      GATEWAY_PORT: String(port),
-      GATEWAY_PROCESSES: "2",
+      ...gatewayProcessEnv(stack, port, 2),
       // Round-robin hand-out of connections (Node's default on Linux, stated so the test does not
       // depend on the platform's default).
       NODE_CLUSTER_SCHED_POLICY: "rr",

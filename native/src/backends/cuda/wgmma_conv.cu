@@ -1213,31 +1213,38 @@ bool tmaTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int rin
   return tmaSmemBytes(bn, bk, ring, slots, kTiles) <= maxSharedMemoryPerBlock();
 }
 
-// Launches TMA tile (BN, BK, RING, SLOTS, BLOCKS) on a layer tmaTileTakes: one wave of resident blocks
-// (up to BLOCKS per SM, as many as the layer's shared memory lets reside), split over the N blocks,
-// each walking M tiles of 64 rows.
-template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
-void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
-  auto kernel = convWgmmaInt8Tma<BN, BK, RING, SLOTS, BLOCKS>;
+// One wave of a persistent TMA kernel (384 threads) launched with `bytes` of shared memory: the
+// GPU's SMs times the blocks that reside on one (up to BLOCKS). The kernel may take all of an SM's
+// shared memory (set once per kernel, before any capture: the first launch is a timing run).
+template <auto kKernel, int BLOCKS>
+int tmaWave(int bytes) {
   static const int sms = [] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8Tma<BN, BK, RING, SLOTS, BLOCKS>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock()));
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock()));
     int device = 0, count = 0;
     KILN_CUDA_CHECK(cudaGetDevice(&device));
     KILN_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
     return count;
   }();
+  int perSm = 1;
+  if (BLOCKS > 1) {
+    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kKernel, 384, bytes));
+    perSm = perSm < 1 ? 1 : (perSm > BLOCKS ? BLOCKS : perSm);
+  }
+  return perSm * sms;
+}
+
+// Launches TMA tile (BN, BK, RING, SLOTS, BLOCKS) on a layer tmaTileTakes: one wave of resident blocks
+// (up to BLOCKS per SM, as many as the layer's shared memory lets reside), split over the N blocks,
+// each walking M tiles of 64 rows.
+template <int BN, int BK, int RING, int SLOTS, int BLOCKS>
+void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
+  constexpr auto kernel = convWgmmaInt8Tma<BN, BK, RING, SLOTS, BLOCKS>;
   const int kTiles = (args.kPad + BK - 1) / BK;
   const TmaGrid tiles = planTmaGrid(args.m, args.ow, args.strideH);
   const TmaMaps maps = tmaMaps<BN, BK>(args, tiles);
   args.zPrefetched = 0, args.tileAt = 0;
   const int mTiles = tiles.mTiles, nBlocks = (args.k + BN - 1) / BN, bytes = tmaSmemBytes(BN, BK, RING, SLOTS, kTiles);
-  int perSm = 1;
-  if (BLOCKS > 1) {
-    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, 384, bytes));
-    perSm = perSm < 1 ? 1 : (perSm > BLOCKS ? BLOCKS : perSm);
-  }
-  int blocks = perSm * sms / nBlocks;
+  int blocks = tmaWave<kernel, BLOCKS>(bytes) / nBlocks;
   blocks = blocks < 1 ? 1 : (blocks > mTiles ? mTiles : blocks);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nBlocks));
   kernel<<<grid, 384, bytes, stream>>>(args, maps, tiles);
@@ -1310,26 +1317,13 @@ bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int
 // each walking M tiles).
 template <int BN, int BK, int RING, int SLOTS, int BLOCKS, bool RESIDENT>
 void launchWgmmaTmaConv(ConvArgs args, cudaStream_t stream) {
-  auto kernel = convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS, RESIDENT>;
-  static const int sms = [] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS, RESIDENT>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, maxSharedMemoryPerBlock()));
-    int device = 0, count = 0;
-    KILN_CUDA_CHECK(cudaGetDevice(&device));
-    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-    return count;
-  }();
+  constexpr auto kernel = convWgmmaInt8TmaConv<BN, BK, RING, SLOTS, BLOCKS, RESIDENT>;
   const int bytes = tmaConvSmemBytes(BN, BK, RING, SLOTS, RESIDENT, args.kPad / BK);
-  int perSm = 1;
-  if (BLOCKS > 1) {
-    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, 384, bytes));
-    perSm = perSm < 1 ? 1 : (perSm > BLOCKS ? BLOCKS : perSm);
-  }
   const TmaMaps maps = tmaConvMaps<BN, BK>(args);
   args.zPrefetched = 0, args.tileAt = 0;
   const int mTiles = (args.m + 127) / 128, nBlocks = (args.k + BN - 1) / BN;
   const int tiles = RESIDENT ? mTiles : mTiles * nBlocks, gridN = RESIDENT ? nBlocks : 1;
-  int blocks = perSm * sms / gridN;
+  int blocks = tmaWave<kernel, BLOCKS>(bytes) / gridN;
   blocks = blocks < 1 ? 1 : (blocks > tiles ? tiles : blocks);
   kernel<<<dim3(unsigned(blocks), unsigned(gridN)), 384, bytes, stream>>>(args, maps, tiles);
 }
