@@ -598,6 +598,21 @@ template <int N>
 __device__ __forceinline__ void bulkWaitRead() { asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void bulkWaitAll() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
+// The output slots' barriers of a TMA kernel's two consumers (zFull(c, u): Z landed, one TMA
+// arrival; zEmpty(c, u): the slot's store has read it, one arrival from finishTmaSlot), then the
+// fences that make every barrier the thread initialized visible to the TMA unit (the async proxy)
+// and to the block's other threads once it has synchronized.
+template <int SLOTS, class ZFull, class ZEmpty>
+__device__ __forceinline__ void initSlotBarriersAndPublish(ZFull zFull, ZEmpty zEmpty) {
+  for (int c = 0; c < 2; ++c)
+    for (int u = 0; u < SLOTS; ++u) {
+      mbarrierInit(zFull(c, u), 1);
+      mbarrierInit(zEmpty(c, u), 1);
+    }
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  fenceAsyncProxy();
+}
+
 // A TMA consumer's epilogue for its tile u, in place in the output slot `out` (`tile` its generic
 // address) of 64 rows x BN channels: waits until the slot has the tile's Z (or, without a
 // residual, until the slot's last store has read it), writes Y's pairs over Z's, and stores the
@@ -706,19 +721,12 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
   if (int(blockIdx.x) >= mTiles) return;
   if (tid == 0) {
     mbarrierInit(wFull, 1);
-    for (int c = 0; c < 2; ++c) {
+    for (int c = 0; c < 2; ++c)
       for (int s = 0; s < RING; ++s) {
         mbarrierInit(aFull(c, s), 1);
         mbarrierInit(aEmpty(c, s), 128);
       }
-      for (int u = 0; u < SLOTS; ++u) {
-        mbarrierInit(zFull(c, u), 1);
-        mbarrierInit(zEmpty(c, u), 1);
-      }
-    }
-    // The barriers' initialization must be visible to the TMA unit (the async proxy).
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    fenceAsyncProxy();
+    initSlotBarriersAndPublish<SLOTS>(zFull, zEmpty);
   }
   __syncthreads();
 
@@ -838,13 +846,7 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
       mbarrierInit(full(s), 1);
       mbarrierInit(empty(s), 256);
     }
-    for (int c = 0; c < 2; ++c)
-      for (int u = 0; u < SLOTS; ++u) {
-        mbarrierInit(zFull(c, u), 1);
-        mbarrierInit(zEmpty(c, u), 1);
-      }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    fenceAsyncProxy();
+    initSlotBarriersAndPublish<SLOTS>(zFull, zEmpty);
   }
   __syncthreads();
 
