@@ -37,9 +37,7 @@ bool wgmmaTileRunsAsItself(int tile, const Im2ColGeometry& g, int64_t kOut);
 enum class WgmmaTileKind { Resident, Ring, WarpSpecialized, Shifted, Tma };
 WgmmaTileKind wgmmaTileKind(int tile);
 // Whether wgmma tile `tile` is timed and may be forced: every kind unless its switch is off
-// (KILN_CUDA_WGMMA_WS, _SHIFTED, _TMA=off leave out the warp-specialized, shifted-window or TMA tiles),
-// except the TMA convolution tiles that have not run on a GPU yet (56-58: timed, and 52-55 take
-// 1x1s, only with KILN_CUDA_WGMMA_TMA_CONV=all).
+// (KILN_CUDA_WGMMA_WS, _SHIFTED, _TMA=off leave out the warp-specialized, shifted-window or TMA tiles).
 bool wgmmaTileEnabled(int tile);
 // Whether tile `tile` can run on this GPU for this element type and is not left out by
 // KILN_CUDA_SKIP_TILES (a comma-separated list of tile numbers).

@@ -1295,16 +1295,7 @@ constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots, bool residen
 // whole k-steps of channels (a k-step is one tap's), K a multiple of 16 (Y's rows are TMA strides),
 // within im2col's limits on a 4-D map (corners in [-128, 127], tap offsets up to 255, traversal
 // strides up to 8).
-// KILN_CUDA_WGMMA_TMA_CONV=all: the TMA convolution tiles also take 1x1s, and tiles 56-58 are timed.
-// Those have not run on a GPU yet (kiln_cuda_tests with this setting must pass first); by default
-// tiles 52-55 take the layers with taps, which passed.
-bool tmaConvAll() {
-  static const bool all = envIs("KILN_CUDA_WGMMA_TMA_CONV", "all");
-  return all;
-}
-
 bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots, bool resident) {
-  if (g.r * g.s <= 1 && !tmaConvAll()) return false;
   if (g.r != g.s || g.strideH != g.strideW || g.padH != g.padW || g.dilH != g.dilW) return false;
   if (g.c % bk != 0 || g.kPad != int64_t(g.r) * g.s * g.c || kOut % 16 != 0 || kOut < bn) return false;
   if (g.strideH < 1 || g.strideH > 8 || g.padH > 128 || (g.r - 1) * g.dilH > 255) return false;
@@ -1458,20 +1449,20 @@ const ShiftedTile kTransposedTiles[] = {
 struct TmaConvTile {
   Launch launch;
   int bn, bk, ring, slots, fallback;
-  bool resident, verified;  // verified: passed kiln_cuda_tests on a GPU (else timed only with tmaConvAll)
+  bool resident;
   bool takes(const Im2ColGeometry& g, int64_t kOut) const {
     return tmaConvTileTakes(g, kOut, bn, bk, ring, slots, resident);
   }
 };
 template <int BN, int BK, int RING, int SLOTS = 2, int BLOCKS = 1, bool RESIDENT = false>
-constexpr TmaConvTile tmaConvTile(int fallback, bool verified) {
-  return {&launchWgmmaTmaConv<BN, BK, RING, SLOTS, BLOCKS, RESIDENT>, BN, BK, RING, SLOTS, fallback, RESIDENT, verified};
+constexpr TmaConvTile tmaConvTile(int fallback) {
+  return {&launchWgmmaTmaConv<BN, BK, RING, SLOTS, BLOCKS, RESIDENT>, BN, BK, RING, SLOTS, fallback, RESIDENT};
 }
 const TmaConvTile kTmaConvTiles[] = {
-    tmaConvTile<256, 128, 3>(1, true),         tmaConvTile<128, 128, 5>(0, true),
-    tmaConvTile<64, 64, 4, 2, 2>(4, true),     tmaConvTile<64, 128, 3, 2, 2>(4, true),
-    tmaConvTile<256, 64, 4>(7, false),         tmaConvTile<64, 64, 6, 2, 2, true>(4, false),
-    tmaConvTile<128, 128, 4, 4>(0, false),
+    tmaConvTile<256, 128, 3>(1),         tmaConvTile<128, 128, 5>(0),
+    tmaConvTile<64, 64, 4, 2, 2>(4),     tmaConvTile<64, 128, 3, 2, 2>(4),
+    tmaConvTile<256, 64, 4>(7),          tmaConvTile<64, 64, 6, 2, 2, true>(4),
+    tmaConvTile<128, 128, 4, 4>(0),
 };
 constexpr int kResidentTiles = sizeof(kWgmmaLaunches) / sizeof(kWgmmaLaunches[0]);
 constexpr int kPersistentEnd = kResidentTiles + sizeof(kPersistentTiles) / sizeof(kPersistentTiles[0]);
@@ -1544,8 +1535,6 @@ bool wgmmaTileEnabled(int tile) {
   static const bool warpSpecialized = !envIs("KILN_CUDA_WGMMA_WS", "off"), shifted = !envIs("KILN_CUDA_WGMMA_SHIFTED", "off"),
                     tma = !envIs("KILN_CUDA_WGMMA_TMA", "off");
   const WgmmaTileKind kind = wgmmaTileKind(tile);
-  if (tile >= kTransposedEnd && tile < kWgmmaTiles && !kTmaConvTiles[tile - kTransposedEnd].verified && !tmaConvAll())
-    return false;
   return (kind != WgmmaTileKind::WarpSpecialized || warpSpecialized) && (kind != WgmmaTileKind::Shifted || shifted) &&
          (kind != WgmmaTileKind::Tma || tma);
 }
