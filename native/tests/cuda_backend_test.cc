@@ -931,6 +931,80 @@ KILN_TEST(cuda, int8_tma_conv_tiles_match_cublaslt_path) {
   expectEveryImplicitTileMatches(m.bytes(), floatTensor({4, 64, 16, 15}, 322, -1.f, 1.f), 6);
 }
 
+// ResNet's projection shortcuts fused into the convolution that adds them (int8_lowering.cc, step
+// 5): a bottleneck whose downsample is a stride-1 1x1 over 64 channels (BK 64: tiles 54, 56, 57)
+// and one at stride 2 over 256 (BK 128 too), each summed with a 1x1's output and ReLU-ed. The
+// fused engine has two convolutions fewer, runs them on a TMA convolution tile (every tile that
+// takes them, forced one at a time; a forced tile that does not take them runs the reference
+// kernel), and matches the unfused engine (KILN_CUDA_INT8_SHORTCUT=off) up to the downsample's own
+// int8 rounding, which the fused layer no longer does, and the fp32 CPU reference.
+KILN_TEST(cuda, int8_fused_shortcuts_match_the_unfused_downsamples) {
+  ModelBuilder m;
+  m.input("x", DType::Float32, {4, 64, 16, 16});
+  addConv(m, "x", "c1", 64, 64, 1, 340);
+  m.node("Relu", {"c1"}, {"r1"});
+  addConv(m, "r1", "c2", 64, 64, 3, 342, {Attr::ints("pads", {1, 1, 1, 1})});
+  m.node("Relu", {"c2"}, {"r2"});
+  addConv(m, "r2", "c3", 256, 64, 1, 344);
+  addConv(m, "x", "d1", 256, 64, 1, 346);
+  m.node("Add", {"c3", "d1"}, {"s1"});
+  m.node("Relu", {"s1"}, {"r3"});
+  addConv(m, "r3", "c4", 128, 256, 1, 348);
+  m.node("Relu", {"c4"}, {"r4"});
+  addConv(m, "r4", "c5", 128, 128, 3, 350, {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("strides", {2, 2})});
+  m.node("Relu", {"c5"}, {"r5"});
+  addConv(m, "r5", "c6", 512, 128, 1, 352);
+  addConv(m, "r3", "d2", 512, 256, 1, 354, {Attr::ints("strides", {2, 2})});
+  m.node("Add", {"d2", "c6"}, {"s2"});
+  m.node("Relu", {"s2"}, {"r6"});
+  m.node("GlobalAveragePool", {"r6"}, {"y"});
+  m.output("y");
+  m.opset("", 17);
+  const std::vector<uint8_t> model = m.bytes();
+  const Tensor x = floatTensor({4, 64, 16, 16}, 356, -1.f, 1.f);
+  const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
+  auto build = [&](int tile) {
+    ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", tile >= 0 ? std::to_string(tile).c_str() : "");
+    BuildOptions options;
+    options.backend = "cuda";
+    options.precision = Precision::Int8;
+    options.int8MaxLayerError = 0.5;
+    for (uint32_t seed = 0; seed < 4; ++seed) options.calibrationBatches.push_back({{"x", floatTensor(x.shape, 360 + seed, -1.f, 1.f)}});
+    return buildEngine(model.data(), model.size(), options);
+  };
+  Tensor unfused;
+  {
+    ScopedEnv off("KILN_CUDA_INT8_SHORTCUT", "off");
+    const BuildResult built = build(-1);
+    EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 8);
+    EXPECT_EQ(countKernels(built.report, "int8_shortcut"), 0);
+    unfused = runBuilt(built, x);
+  }
+  expectClose(unfused, ref[0], 0.1, "unfused int8 vs fp32");
+  if (!cuda::wgmmaConvAvailable()) return;  // no TMA convolution tile: nothing is fused
+  const BuildResult fused = build(-1);
+  EXPECT_EQ(countPrecision(fused.report, "CudaConvInt8NHWC", "int8"), 6);
+  EXPECT_EQ(countKernels(fused.report, "int8_shortcut_implicit_gemm_wgmma_tma"), 2);
+  expectClose(runBuilt(fused, x), unfused, 0.05, "fused shortcuts vs unfused");
+  expectClose(runBuilt(fused, x), ref[0], 0.1, "fused shortcuts vs fp32");
+  const char* onlyTile = std::getenv("KILN_TEST_TILE");
+  for (int tile = cuda::kImplicitGemmTiles; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
+    if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
+    if (onlyTile != nullptr && tile != std::atoi(onlyTile)) continue;
+    const bool tma = cuda::wgmmaTileKind(tile - cuda::kImplicitGemmTiles) == cuda::WgmmaTileKind::Tma;
+    // Every TMA tile (1x1 and convolution ones), and one resident tile for the reference kernel.
+    if (!tma && tile != cuda::kImplicitGemmTiles) continue;
+    if (std::getenv("KILN_TEST_VERBOSE") != nullptr) std::fprintf(stderr, "  tile %d\n", tile);
+    const BuildResult built = build(tile);
+    const std::string what = "fused shortcuts, tile " + std::to_string(tile);
+    EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 6);
+    EXPECT_EQ(countKernels(built.report, "int8_shortcut_"), 2);
+    const int onTile = countKernels(built.report, "int8_shortcut_implicit_gemm_wgmma_tma.t" + std::to_string(tile));
+    EXPECT_EQ(onTile + countKernels(built.report, "int8_shortcut_reference"), 2);
+    expectClose(runBuilt(built, x), unfused, 0.05, what + " vs unfused");
+  }
+}
+
 // INT8 convolution choices persist in the timing cache (KILN_CUDA_TIMING_CACHE's entries) under
 // the layer's signature, this GPU's libraries and the tiles the build times, and a later build
 // takes a cached list as given: here one naming only the dp4a GEMM, which timing never picks while

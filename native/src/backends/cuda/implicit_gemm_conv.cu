@@ -275,9 +275,15 @@ bool implicitGemmConvSupported(const Im2ColGeometry& g, int64_t kOut, DType type
 
 void launchInt8ConvImplicitGemm(int tile, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
                                 const int8_t* z, float beta, bool relu, int8_t* y, const Im2ColGeometry& g,
-                                int64_t kOut, cudaStream_t stream) {
+                                int64_t kOut, cudaStream_t stream, const int8_t* x2, const float* ratio) {
   ConvArgs a = argsFor(x, w, bias, z, relu, y, g, kOut);
   a.alpha = alpha, a.beta = beta;
+  if (g.c2 > 0) {
+    KILN_CHECK(x2 != nullptr && ratio != nullptr && z == nullptr && wgmmaTileTakesShortcut(tile, g, kOut), Internal,
+               "INT8 tile " + std::to_string(tile) + " does not take a fused shortcut convolution");
+    a.x2 = reinterpret_cast<const uint8_t*>(x2), a.ratio = ratio;
+    a.h2 = int(g.h2), a.w2 = int(g.w2), a.c2 = int(g.c2), a.stride2 = g.stride2;
+  }
   if (tile >= kImplicitGemmTiles && tile < kInt8ImplicitGemmTiles) {
     if (a.m == 0 || a.k == 0) return;
     launchWgmmaInt8Conv(tile - kImplicitGemmTiles, a, g, stream);
@@ -285,6 +291,18 @@ void launchInt8ConvImplicitGemm(int tile, const int8_t* x, const int8_t* w, cons
     return;
   }
   launchWith(kInt8Launches, tile, a, stream);
+}
+
+bool wgmmaTileTakesShortcut(int tile, const Im2ColGeometry& g, int64_t kOut) {
+  return tile >= kImplicitGemmTiles && tile < kInt8ImplicitGemmTiles && implicitGemmTileAvailable(tile, DType::Int8) &&
+         wgmmaTmaConvTakesShortcut(tile - kImplicitGemmTiles, g, kOut);
+}
+
+bool int8ShortcutFusable(const Im2ColGeometry& g, int64_t kOut) {
+  if (envIs("KILN_CUDA_INT8_SHORTCUT", "off")) return false;
+  for (int tile = kImplicitGemmTiles; tile < kInt8ImplicitGemmTiles; ++tile)
+    if (wgmmaTileTakesShortcut(tile, g, kOut)) return true;
+  return false;
 }
 
 void launchHalfConvImplicitGemm(int tile, const void* x, const void* w, const void* bias, const void* z, bool relu,

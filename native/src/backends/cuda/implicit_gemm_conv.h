@@ -54,9 +54,18 @@ int forcedImplicitGemmTile();
 bool implicitGemmConvSupported(const Im2ColGeometry& g, int64_t kOut, DType type);
 
 // y = q(act(alpha[k] * conv(x, w)[m, k] + bias[k] + beta * z[m, k])), int8 in and out, z may be null.
+// With a fused shortcut (g.c2 > 0, z null): the tile must take it (wgmmaTileTakesShortcut), and
+// acc = rint(conv(x, w)[m, k] * ratio[k]) + conv1x1(x2, w's last c2 bytes)[m, k].
 void launchInt8ConvImplicitGemm(int tile, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
                                 const int8_t* z, float beta, bool relu, int8_t* y, const Im2ColGeometry& g,
-                                int64_t kOut, cudaStream_t stream);
+                                int64_t kOut, cudaStream_t stream, const int8_t* x2 = nullptr,
+                                const float* ratio = nullptr);
+// Whether INT8 tile `tile` (implicit-GEMM numbering) runs layer g with its fused shortcut (g.c2 > 0):
+// the TMA convolution tiles, where they take both inputs' geometry.
+bool wgmmaTileTakesShortcut(int tile, const Im2ColGeometry& g, int64_t kOut);
+// Whether some available tile takes layer g with its fused shortcut: the INT8 lowering fuses a
+// downsample into the convolution that adds it only then.
+bool int8ShortcutFusable(const Im2ColGeometry& g, int64_t kOut);
 // y = act(conv(x, w)[m, k] + bias[k] + z[m, k]) in float16 (float32 accumulation); bias and z may be null.
 void launchHalfConvImplicitGemm(int tile, const void* x, const void* w, const void* bias, const void* z, bool relu,
                                 void* y, const Im2ColGeometry& g, int64_t kOut, cudaStream_t stream);

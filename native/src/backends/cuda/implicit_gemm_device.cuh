@@ -29,6 +29,12 @@ struct ConvArgs {
   int tileAt, zPrefetched;
   int h, w_, c, oh, ow, r, s;
   int strideH, strideW, padH, padW, dilH, dilW;
+  // A fused 1x1 shortcut (Im2ColGeometry's c2 > 0; the TMA convolution tiles only): its input, and
+  // per output channel the factor that takes the main product's accumulators into the shortcut's
+  // scale before its k-steps add to them.
+  const uint8_t* x2;
+  const float* ratio;
+  int h2, w2, c2, stride2;
 };
 
 // Shared-memory address of 16-byte chunk `chunk` of row `row` in a stage with rows of BK bytes (64 or
@@ -327,4 +333,6 @@ struct SharedMemoryPlan {
 namespace kiln::cuda {
 // wgmma tile `tile` (0 .. kWgmmaTiles - 1) of the INT8 convolution (wgmma_conv.cu).
 void launchWgmmaInt8Conv(int tile, const implicit_gemm::ConvArgs& args, const Im2ColGeometry& g, cudaStream_t stream);
+// Whether wgmma tile `tile` is a TMA convolution tile that takes layer g with its fused shortcut.
+bool wgmmaTmaConvTakesShortcut(int tile, const Im2ColGeometry& g, int64_t kOut);
 }  // namespace kiln::cuda

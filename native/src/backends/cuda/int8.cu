@@ -81,6 +81,33 @@ __global__ void requantize(const int32_t* acc, const float* alpha, const float* 
   }
 }
 
+__global__ void shortcutConvReference(const int8_t* x, const int8_t* w, const float* alpha, const float* bias, bool relu,
+                                      const int8_t* x2, const float* ratio, int8_t* y, Im2ColGeometry g, int64_t kOut) {
+  const int64_t total = g.n * g.oh * g.ow * kOut, mainBytes = int64_t(g.r) * g.s * g.c;
+  KILN_GRID_LOOP(i, total) {
+    const int64_t k = i % kOut, pixel = i / kOut, ox = pixel % g.ow, oy = (pixel / g.ow) % g.oh, n = pixel / (g.ow * g.oh);
+    const int8_t* wk = w + k * g.kPad;
+    int32_t acc = 0;
+    for (int r = 0; r < g.r; ++r) {
+      const int64_t iy = oy * g.strideH - g.padH + r * g.dilH;
+      if (iy < 0 || iy >= g.h) continue;
+      for (int s = 0; s < g.s; ++s) {
+        const int64_t ix = ox * g.strideW - g.padW + s * g.dilW;
+        if (ix < 0 || ix >= g.w) continue;
+        const int8_t* xp = x + ((n * g.h + iy) * g.w + ix) * g.c;
+        const int8_t* wp = wk + (int64_t(r) * g.s + s) * g.c;
+        for (int64_t c = 0; c < g.c; ++c) acc += int32_t(xp[c]) * int32_t(wp[c]);
+      }
+    }
+    acc = __float2int_rn(float(acc) * ratio[k]);
+    const int8_t* x2p = x2 + ((n * g.h2 + oy * g.stride2) * g.w2 + ox * g.stride2) * g.c2;
+    for (int64_t c = 0; c < g.c2; ++c) acc += int32_t(x2p[c]) * int32_t(wk[mainBytes + c]);
+    float v = fmaf(float(acc), alpha[k], bias[k]);
+    if (relu) v = fmaxf(v, 0.f);
+    y[i] = q8(v);
+  }
+}
+
 __global__ void gemmDp4a(const int32_t* a, const int32_t* w, int32_t* acc, int64_t m, int64_t n, int64_t words) {
   const int64_t row = blockIdx.y * int64_t(blockDim.y) + threadIdx.y;
   const int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -213,6 +240,15 @@ void launchRequantize(const int32_t* acc, const float* alpha, const float* bias,
   const int64_t total = m * k;
   if (total == 0) return;
   requantize<<<gridFor(total), 256, 0, stream>>>(acc, alpha, bias, z, beta, relu, y, total, k);
+  KILN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launchInt8ShortcutConvReference(const int8_t* x, const int8_t* w, const float* alpha, const float* bias, bool relu,
+                                     const int8_t* x2, const float* ratio, int8_t* y, const Im2ColGeometry& g,
+                                     int64_t kOut, cudaStream_t stream) {
+  const int64_t total = g.n * g.oh * g.ow * kOut;
+  if (total == 0) return;
+  shortcutConvReference<<<gridFor(total), 256, 0, stream>>>(x, w, alpha, bias, relu, x2, ratio, y, g, kOut);
   KILN_CUDA_CHECK(cudaGetLastError());
 }
 

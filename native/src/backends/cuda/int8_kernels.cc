@@ -16,6 +16,11 @@
 //                          q(act(alpha[k] * sum(x * w) + bias[k] + beta * z)). Attrs kernel_shape,
 //                          strides, pads, dilations, beta, relu. Alpha already folds the input,
 //                          per-channel weight and output scales; Bias is divided by the output scale.
+//                          With a fused 1x1 shortcut (a ResNet downsample; inputs 5 X2 int8
+//                          [N,H2,W2,C2] and 6 Ratio float32 [K], attr shortcut_stride, no Z): W's rows
+//                          end with the shortcut's C2 bytes, and Y = q(act(alpha[k] * (rint(ratio[k] *
+//                          sum(x * w)) + sum(x2 * w2)) + bias[k])), alpha and bias the shortcut's
+//                          scale (ratio takes the main product into it) and both biases.
 // kiln.CudaMaxPoolInt8NHWC MaxPool (2-D) on int8 [N,H,W,C], the scale unchanged.
 //
 // The convolution is a GEMM over the output pixels, chosen by timing per geometry among:
@@ -120,6 +125,7 @@ SymShape windowOut(InferContext& ctx, const std::vector<int64_t>& kernel, const 
 
 void inferConvInt8(InferContext& ctx) {
   if (ctx.inputTypes[0] != DType::Int8 || ctx.inputTypes[1] != DType::Int8) ctx.error("X and W must be int8");
+  if (ctx.inputTypes.size() > 5 && ctx.inputTypes[5] != DType::Int8) ctx.error("the shortcut's X2 must be int8");
   const SymShape& w = ctx.inputShapes[1];
   if (!w.hasRank || w.rank() != 2 || !w.isConcrete()) ctx.error("expects a constant W [K, Kpad]");
   ctx.setOutput(0, DType::Int8, windowOut(ctx, ctx.node.getInts("kernel_shape"), Dim::known(w.concrete()[0])));
@@ -288,6 +294,7 @@ class ConvInt8Kernel final : public CudaKernel {
     if (kernel_.size() != 2) unsupported("2-D kernels only");
     beta_ = node_.getFloat("beta", 0.f);
     relu_ = node_.getInt("relu", 0) != 0;
+    shortcutStride_ = static_cast<int>(node_.getInt("shortcut_stride", 0));
     const SymShape& w = info.inputShapes.at(1);
     kPad_ = w.concrete()[1];
     const bool ones = kernel_[0] == 1 && kernel_[1] == 1;
@@ -295,7 +302,8 @@ class ConvInt8Kernel final : public CudaKernel {
     for (int64_t s : node_.getInts("strides", {1, 1})) unit = unit && s == 1;
     for (int64_t p : node_.getInts("pads", {0, 0, 0, 0})) unit = unit && p == 0;
     const SymShape& x = info.inputShapes.at(0);
-    direct_ = ones && unit && x.hasRank && x.rank() == 4 && x.dims[3].isKnown() && x.dims[3].value == kPad_;
+    direct_ = shortcutStride_ == 0 && ones && unit && x.hasRank && x.rank() == 4 && x.dims[3].isKnown() &&
+              x.dims[3].value == kPad_;
   }
 
   size_t workspaceBytes(const KernelContext& ctx) const override {
@@ -329,6 +337,15 @@ class ConvInt8Kernel final : public CudaKernel {
     const float* bias = static_cast<const float*>(in(ctx, 3));
     const int8_t* zData = z ? static_cast<const int8_t*>(in(ctx, 4)) : nullptr;
     int8_t* yData = static_cast<int8_t*>(y.data);
+    if (g.c2 > 0) {
+      const int8_t* x2 = static_cast<const int8_t*>(in(ctx, 5));
+      const float* ratio = static_cast<const float*>(in(ctx, 6));
+      if (choice.implicitTile >= 0)
+        launchInt8ConvImplicitGemm(choice.implicitTile, x, w, alpha, bias, nullptr, 1.f, relu_, yData, g, n, stream, x2, ratio);
+      else
+        launchInt8ShortcutConvReference(x, w, alpha, bias, relu_, x2, ratio, yData, g, n, stream);
+      return;
+    }
     if (choice.implicitTile >= 0) {
       launchInt8ConvImplicitGemm(choice.implicitTile, x, w, alpha, bias, zData, beta_, relu_, yData, g, n, stream);
       return;
@@ -379,6 +396,11 @@ class ConvInt8Kernel final : public CudaKernel {
                                        (wsUsed_ ? "_ws" : "") + (shiftedUsed_ ? "_shift" : "") + (tmaUsed_ ? "_tma" : "")
                                  : "";
     for (size_t i = 0; i < tilesUsed_.size(); ++i) paths += (i == 0 ? ".t" : ",") + std::to_string(tilesUsed_[i]);
+    if (shortcutStride_ > 0) {
+      // A fused shortcut runs on a TMA convolution tile or, where none takes it, the reference kernel.
+      if (referenceUsed_ || !implicit) paths += std::string(paths.empty() ? "" : "+") + "reference";
+      return "cuda.conv_nhwc.int8_shortcut_" + paths;
+    }
     if (ltUsed_ || !implicit) paths += (paths.empty() ? "" : "+") + lt;
     return "cuda.conv_nhwc.int8_" + paths;
   }
@@ -389,6 +411,10 @@ class ConvInt8Kernel final : public CudaKernel {
   Im2ColGeometry geometry(const KernelContext& ctx) const {
     Im2ColGeometry g = nhwcWindowGeometry(node_, ctx.inputs[0]->shape, ctx.outputs[0]->shape, kernel_);
     g.kPad = kPad_;
+    if (shortcutStride_ > 0) {
+      const Shape& x2 = ctx.inputs.at(5)->shape;
+      g.h2 = x2[1], g.w2 = x2[2], g.c2 = x2[3], g.stride2 = shortcutStride_;
+    }
     return g;
   }
 
@@ -403,12 +429,19 @@ class ConvInt8Kernel final : public CudaKernel {
     std::snprintf(keyBuf, sizeof(keyBuf), "int8conv|%s|x%lldx%lldx%lldx%lld k%lld kpad%lld r%ds%d st%d,%d p%d,%d d%d,%d z%d r%d",
                   deviceKey().c_str(), (long long)g.n, (long long)g.h, (long long)g.w, (long long)g.c, (long long)n,
                   (long long)kPad_, g.r, g.s, g.strideH, g.strideW, g.padH, g.padW, g.dilH, g.dilW, int(hasZ), int(relu_));
-    const std::string key = keyBuf;
+    std::string key = keyBuf;
+    if (g.c2 > 0) {
+      std::snprintf(keyBuf, sizeof(keyBuf), " sc%lldx%lldx%lld st%d", (long long)g.h2, (long long)g.w2, (long long)g.c2, g.stride2);
+      key += keyBuf;
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = choices_.find(key);
     if (it != choices_.end()) return it->second;
     const Int8ConvFamily family = int8ConvFamily();
-    const size_t im2colBytes = direct_ ? 0 : align256(size_t(m) * kPad_), accBytes = align256(size_t(m) * n * 4);
+    // A fused shortcut's paths (a TMA convolution tile, the reference kernel) need no workspace.
+    const bool shortcut = g.c2 > 0;
+    const size_t im2colBytes = direct_ || shortcut ? 0 : align256(size_t(m) * kPad_),
+                 accBytes = shortcut ? 0 : align256(size_t(m) * n * 4);
     // Persisted (KILN_CUDA_TIMING_CACHE) when nothing forces the choice, keyed also by the tiles
     // this build times on this GPU; a list that no longer parses or fits is timed again.
     const bool persist = family == Int8ConvFamily::Any && forcedImplicitGemmTile() < 0;
@@ -422,7 +455,9 @@ class ConvInt8Kernel final : public CudaKernel {
       timed = timeChoices(g, n, hasZ, family, key, im2colBytes, accBytes);
       if (persist) timingCachePut(persistKey, formatChoices(timed));
     }
-    if (timed.front().dp4a) {
+    if (g.c2 > 0 && timed.front().implicitTile < 0) {
+      referenceUsed_ = true;
+    } else if (timed.front().dp4a) {
       dp4aUsed_ = ltUsed_ = true;
     } else if (timed.front().implicitTile >= 0) {
       const int tile = timed.front().implicitTile, w = tile - kImplicitGemmTiles;
@@ -486,6 +521,7 @@ class ConvInt8Kernel final : public CudaKernel {
   // Times every candidate on scratch buffers, fastest first; the dp4a GEMM alone when none runs.
   std::vector<Int8Choice> timeChoices(const Im2ColGeometry& g, int64_t n, bool hasZ, Int8ConvFamily family,
                                       const std::string& key, size_t im2colBytes, size_t accBytes) const {
+    if (g.c2 > 0) return timeShortcutChoices(g, n);
     const int64_t m = g.n * g.oh * g.ow;
     static void* handle = createCublasLtHandle();
     cublasLtHandle_t h = static_cast<cublasLtHandle_t>(handle);
@@ -590,13 +626,61 @@ class ConvInt8Kernel final : public CudaKernel {
     return timed;
   }
 
+  // A fused shortcut's candidates: every TMA convolution tile that takes it (forced: that tile
+  // alone), fastest first, then the reference kernel (implicitTile -1, dp4a set: Kiln's own
+  // fallback, no workspace), which is last unless no tile takes the layer.
+  std::vector<Int8Choice> timeShortcutChoices(const Im2ColGeometry& g, int64_t n) const {
+    const int64_t m = g.n * g.oh * g.ow;
+    const size_t xBytes = size_t(g.n) * g.h * g.w * g.c, x2Bytes = size_t(g.n) * g.h2 * g.w2 * g.c2;
+    std::shared_ptr<void> x = deviceAlloc(std::max<size_t>(xBytes, 1)), x2 = deviceAlloc(std::max<size_t>(x2Bytes, 1)),
+                          b = deviceAlloc(size_t(n) * kPad_), out = deviceAlloc(size_t(m) * n), vec = deviceAlloc(size_t(n) * 4 * 3);
+    const float* alpha = static_cast<const float*>(vec.get());
+    const float* bias = alpha + n;
+    const float* ratio = alpha + 2 * n;
+    cudaStream_t stream;
+    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    fillTuningPattern(x.get(), DType::Int8, int64_t(xBytes), 21, stream);
+    fillTuningPattern(x2.get(), DType::Int8, int64_t(x2Bytes), 26, stream);
+    fillTuningPattern(b.get(), DType::Int8, n * kPad_, 23, stream);
+    fillTuningPattern(vec.get(), DType::Float32, 3 * n, 25, stream);
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    std::vector<Int8Choice> timed;
+    const int forced = forcedImplicitGemmTile();
+    for (int tile = kImplicitGemmTiles; tile < kInt8ImplicitGemmTiles; ++tile) {
+      if ((forced >= 0 && tile != forced) || !wgmmaTileTakesShortcut(tile, g, n)) continue;
+      auto launch = [&] {
+        launchInt8ConvImplicitGemm(tile, static_cast<const int8_t*>(x.get()), static_cast<const int8_t*>(b.get()), alpha, bias,
+                                   nullptr, 1.f, relu_, static_cast<int8_t*>(out.get()), g, n, stream,
+                                   static_cast<const int8_t*>(x2.get()), ratio);
+        return true;
+      };
+      Int8Choice candidate;
+      candidate.implicitTile = tile;
+      if (timeLaunches(launch, stream, start, stop, candidate.ms)) timed.push_back(candidate);
+    }
+    cudaStreamSynchronize(stream);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaStreamDestroy(stream);
+    cudaGetLastError();
+    std::stable_sort(timed.begin(), timed.end(), [](const Int8Choice& a, const Int8Choice& b) { return a.ms < b.ms; });
+    Int8Choice reference;
+    reference.dp4a = true;
+    reference.ms = timed.empty() ? 0.f : timed.back().ms * 100.f;  // untimed: never ranked above a tile
+    timed.push_back(reference);
+    return timed;
+  }
+
   std::vector<int64_t> kernel_;
   int64_t kPad_ = 0;
+  int shortcutStride_ = 0;  // > 0: a fused 1x1 shortcut at this stride (inputs 5 and 6)
   float beta_ = 0.f;
   bool relu_ = false, direct_ = false;
   mutable std::vector<int> tilesUsed_;  // implicit-GEMM tiles chosen, in order of first choice
   mutable bool ringUsed_ = false, wsUsed_ = false, shiftedUsed_ = false, tmaUsed_ = false;  // ... of which kinds, run as themselves
-  mutable bool dp4aUsed_ = false, requantUsed_ = false, ltUsed_ = false;
+  mutable bool dp4aUsed_ = false, requantUsed_ = false, ltUsed_ = false, referenceUsed_ = false;
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::vector<Int8Choice>> choices_;
 };

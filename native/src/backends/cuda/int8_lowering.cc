@@ -18,12 +18,20 @@
 //    int8 activations; max pools between INT8 layers run on int8; kiln.CudaQuantize /
 //    kiln.CudaDequantize sit where int8 and fp16 layers meet; a space-to-depth stem reads its
 //    input through kiln.CudaQuantizeSpaceToDepth (fp16 [N,H,W,C] -> int8 [N,H',W',16]).
+// 5. Shortcuts: an INT8 1x1 convolution (no padding, no activation, no residual of its own) whose
+//    output only another INT8 convolution adds as its residual (ResNet's downsample) is fused into
+//    that one, where a TMA convolution tile takes the pair at the graph's static shapes
+//    (int8ShortcutFusable): its W follows the main W in each row, its input is the fused node's
+//    X2, and the downsample's output is never written or read. The main product's accumulators
+//    move into the shortcut's scale before its k-steps (Ratio); the pair is left unfused when that
+//    could overflow int32. KILN_CUDA_INT8_SHORTCUT=off keeps them apart.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -32,6 +40,7 @@
 #include "backends/cuda/cuda_context.h"
 #include "backends/cuda/cuda_lowering.h"
 #include "backends/cuda/cuda_ops.h"
+#include "backends/cuda/implicit_gemm_conv.h"
 #include "core/error.h"
 #include "graph/fused_ops.h"
 #include "graph/shape_inference.h"
@@ -437,6 +446,53 @@ bool planConv(const Graph& g, size_t n, ConvPlan& p, std::string& why) {
   return true;
 }
 
+// The main convolution p with the downsample d fused in (step 5): W's rows are p's int8 weights
+// then d's, alpha and bias d's scale over the output's and both biases, Ratio p's alpha over d's.
+void rewriteWithShortcut(Graph& g, const ConvPlan& p, const ConvPlan& d, const std::vector<float>& ratio, float sy,
+                         float sx2, ValueId x, ValueId x2, ValueId y) {
+  const int64_t rows = p.kPad + d.c, per = p.r * p.s * p.c;
+  Tensor wq = Tensor::allocate(DType::Int8, {p.k, rows});
+  Tensor alpha = Tensor::allocate(DType::Float32, {p.k});
+  Tensor bias = Tensor::allocate(DType::Float32, {p.k});
+  Tensor ratioT = Tensor::allocate(DType::Float32, {p.k});
+  auto biasOf = [&](const ConvPlan& c) -> const Tensor* {
+    const Node& n = g.nodes[c.node];
+    return n.hasInput(2) && g.values[n.inputs[2]].constant ? g.values[n.inputs[2]].constant.get() : nullptr;
+  };
+  const Tensor *b = biasOf(p), *bd = biasOf(d);
+  auto q = [](float v) { return static_cast<int8_t>(std::fmax(-127.f, std::fmin(127.f, std::nearbyint(v)))); };
+  for (int64_t k = 0; k < p.k; ++k) {
+    int8_t* row = wq.ptr<int8_t>() + k * rows;
+    for (int64_t i = 0; i < p.kPad; ++i) row[i] = i < per ? q(p.w[k * per + i] / p.wScale[k]) : 0;
+    for (int64_t i = 0; i < d.c; ++i) row[p.kPad + i] = q(d.w[k * d.c + i] / d.wScale[k]);
+    alpha.ptr<float>()[k] = sx2 * d.wScale[k] / sy;
+    bias.ptr<float>()[k] = ((b ? elementAsFloat(*b, k) : 0.f) + (bd ? elementAsFloat(*bd, k) : 0.f)) / sy;
+    ratioT.ptr<float>()[k] = ratio[k];
+  }
+  const Node& old = g.nodes[p.node];
+  Node conv;
+  conv.name = old.name;
+  conv.domain = kKilnDomain;
+  conv.opType = "CudaConvInt8NHWC";
+  conv.inputs = {x,
+                 g.addConstant(old.name + "/w_int8", std::move(wq)),
+                 g.addConstant(old.name + "/alpha", std::move(alpha)),
+                 g.addConstant(old.name + "/bias_scaled", std::move(bias)),
+                 kNoValue,
+                 x2,
+                 g.addConstant(old.name + "/shortcut_ratio", std::move(ratioT))};
+  conv.attrs["kernel_shape"] = intsAttr({p.r, p.s});
+  conv.attrs["strides"] = intsAttr(p.strides);
+  conv.attrs["pads"] = intsAttr(p.pads);
+  conv.attrs["dilations"] = intsAttr(p.dilations);
+  conv.attrs["beta"] = floatAttr(0.f);
+  conv.attrs["relu"] = intAttr(p.relu ? 1 : 0);
+  conv.attrs["shortcut_stride"] = intAttr(d.strides[0]);
+  conv.outputs = {y};
+  g.nodes[p.node] = conv;
+  g.values[y].producer = static_cast<int32_t>(p.node);
+}
+
 }  // namespace
 
 void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<std::string, float>& qdqRanges,
@@ -622,8 +678,57 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
     return t;
   };
 
+  // Shortcuts to fuse: main plan's node -> the downsample's plan, and the ratios that take the
+  // main accumulators into the downsample's scale (alpha over alpha: the output scale cancels).
+  std::map<size_t, std::pair<const ConvPlan*, std::vector<float>>> shortcutOf;
+  std::set<size_t> fusedAway;
+  for (ConvPlan* pp : chosen) {
+    const ConvPlan& p = *pp;
+    if (p.z == kNoValue || p.s2d || g.isGraphOutput(p.z) || consumers[p.z].size() != 1) continue;
+    const int32_t producer = g.values[p.z].producer;
+    const ConvPlan* d = nullptr;
+    for (const ConvPlan* c : chosen) d = c->node == size_t(producer) ? c : d;
+    if (d == nullptr || d->z != kNoValue || d->relu || d->s2d || d->r != 1 || d->s != 1 || d->c % 16 != 0 ||
+        d->pads != std::vector<int64_t>{0, 0, 0, 0} || d->dilations != std::vector<int64_t>{1, 1} ||
+        d->strides[0] != d->strides[1] || fusedAway.count(d->node) || shortcutOf.count(d->node))
+      continue;
+    const SymShape &xs = g.values[p.x].shape, &ys = g.values[p.y].shape, &x2s = g.values[d->x].shape;
+    if (!xs.isConcrete() || !ys.isConcrete() || !x2s.isConcrete() || p.kPad != p.r * p.s * p.c) continue;
+    Im2ColGeometry geo;
+    geo.n = xs.dims[0].value, geo.h = xs.dims[1].value, geo.w = xs.dims[2].value, geo.c = p.c;
+    geo.oh = ys.dims[1].value, geo.ow = ys.dims[2].value;
+    geo.r = int(p.r), geo.s = int(p.s), geo.strideH = int(p.strides[0]), geo.strideW = int(p.strides[1]);
+    geo.padH = int(p.pads[0]), geo.padW = int(p.pads[1]), geo.dilH = int(p.dilations[0]), geo.dilW = int(p.dilations[1]);
+    geo.kPad = p.kPad + d->c;
+    geo.h2 = x2s.dims[1].value, geo.w2 = x2s.dims[2].value, geo.c2 = d->c, geo.stride2 = int(d->strides[0]);
+    if (x2s.dims[0].value != geo.n || !int8ShortcutFusable(geo, p.k)) continue;
+    std::vector<float> ratio(static_cast<size_t>(p.k));
+    double largest = 0;
+    for (int64_t k = 0; k < p.k; ++k) {
+      ratio[k] = (scaleOf(p.x) * p.wScale[k]) / (scaleOf(d->x) * d->wScale[k]);
+      largest = std::max(largest, std::fabs(double(ratio[k])));
+    }
+    // |acc| <= bytes * 127^2 before the move, and the shortcut adds at most c2 * 127^2.
+    if (largest * double(p.kPad) * 127 * 127 + double(d->c) * 127 * 127 >= 0.5 * 2147483648.0) continue;
+    shortcutOf[p.node] = {d, std::move(ratio)};
+    fusedAway.insert(d->node);
+  }
+
   for (ConvPlan* pp : chosen) {
     ConvPlan& p = *pp;
+    if (fusedAway.count(p.node)) {
+      g.nodes[p.node].dead = true;
+      continue;
+    }
+    auto fused = shortcutOf.find(p.node);
+    const ConvPlan* shortcut = fused != shortcutOf.end() ? fused->second.first : nullptr;
+    if (shortcut != nullptr) {
+      rewriteWithShortcut(g, p, *shortcut, fused->second.second, scaleOf(p.y), scaleOf(shortcut->x), int8Of(p.x),
+                          int8Of(shortcut->x), int8Of(p.y));
+      nodePrecision[g.nodes[p.node].name] = "int8";
+      nodePrecision[g.nodes[shortcut->node].name] = "int8";
+      continue;
+    }
     const float sx = scaleOf(p.x), sy = scaleOf(p.y);
     const float sz = p.z != kNoValue ? scaleOf(p.z) : 0.f;
     Tensor wq = Tensor::allocate(DType::Int8, {p.k, p.kPad});

@@ -406,7 +406,7 @@ __global__ void __launch_bounds__(BM / 64 * 128, BN <= 128 ? 2 : 1) convWgmmaInt
 // once all are done. The warp-specialized and TMA tiles share it.
 template <int BN, int BK, int RING, class Full, class Empty, class StageA, class WStep>
 __device__ __forceinline__ void consumeRingTile(int32_t (&acc)[BN / 2], int h0, int kTiles, Full full, Empty empty,
-                                                StageA stageA, WStep wStep) {
+                                                StageA stageA, WStep wStep, bool accumulate = false) {
   for (int kt = 0; kt < kTiles; ++kt) {
     const int h = h0 + kt;
     mbarrierWait(full(h), (h / RING) & 1);
@@ -414,7 +414,7 @@ __device__ __forceinline__ void consumeRingTile(int32_t (&acc)[BN / 2], int h0, 
     wgmmaFence();
 #pragma unroll
     for (int ks = 0; ks < BK / 32; ++ks)
-      WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32), kt > 0 || ks > 0);
+      WgmmaS8<BN>::mma(acc, smemDescriptor<BK>(a + ks * 32), smemDescriptor<BK>(b + ks * 32), accumulate || kt > 0 || ks > 0);
     wgmmaCommit();
     if (kt > 0) {
       wgmmaWait<1>();
@@ -661,6 +661,27 @@ __device__ __forceinline__ void finishTmaSlot(const ConvArgs& p, const int32_t (
   }
   __syncwarp();  // warp 0 converged again before the next products (wgmma is .sync.aligned)
 }
+
+// A fused shortcut's hand-over (convWgmmaInt8TmaConv): the main product's accumulators times the
+// channel's ratio (its alpha over the shortcut's), rounded, so the shortcut's k-steps add to them
+// in the one scale the epilogue applies. Rounding costs at most half a unit of the shortcut's
+// accumulator, a small fraction of an output step; the lowering bounds the product below 2^31.
+// The accumulator layout is finishTmaSlot's: acc[4j + 2 half + e] is channel j * 8 + cpair + e.
+template <int BN>
+__device__ __forceinline__ void rescaleForShortcut(const ConvArgs& p, int32_t (&acc)[BN / 2], int blockN) {
+  const int cpair = (threadIdx.x & 3) * 2;
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+    const int n = blockN + j * 8 + cpair;
+    if (n >= p.k) continue;
+    const float2 r = __ldg(reinterpret_cast<const float2*>(p.ratio + n));
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      acc[4 * j + half * 2] = __float2int_rn(float(acc[4 * j + half * 2]) * r.x);
+      acc[4 * j + half * 2 + 1] = __float2int_rn(float(acc[4 * j + half * 2 + 1]) * r.y);
+    }
+  }
+}
 #endif  // KILN_WGMMA_DEVICE
 
 // The tensor maps of a TMA tile's layer: W as [K, kPad] (boxes BK x BN), A, Y and Z as tma_grid.h
@@ -668,6 +689,7 @@ __device__ __forceinline__ void finishTmaSlot(const ConvArgs& p, const int32_t (
 // one row its tiles ran 3-8% slower on the H100.
 struct TmaMaps {
   CUtensorMap a, w, y, z;
+  CUtensorMap a2;  // a fused shortcut's input, as A (the TMA convolution tiles)
 };
 
 // A 1x1 convolution is a plain GEMM over NHWC pixels (at stride 2, every other pixel of every other
@@ -808,6 +830,11 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8Tma(ConvArgs p, cons
 // epilogue overlaps the other's products. RESIDENT: W's BN x kPad slice is loaded once and stays
 // (blockIdx.y the N block, tiles the M tiles), so only A streams; for layer1's 3x3s, whose 64
 // output channels make W a third of a streamed stage's bytes.
+// A fused shortcut (p.x2: a ResNet downsample, int8_lowering.cc) adds its 1x1 k-steps after the
+// main product's, its A boxes from its own im2col map (a2) over the same output pixels, its W in
+// the same rows after the main one's R*S*C bytes; between the two the consumers take their
+// accumulators into the shortcut's scale (rescaleForShortcut), so the downsample's output never
+// goes through memory and the epilogue reads no residual.
 template <int BN, int BK, int RING, int SLOTS, int BLOCKS, bool RESIDENT>
 __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, const __grid_constant__ TmaMaps maps, int tiles) {
 #ifdef KILN_WGMMA_DEVICE
@@ -816,7 +843,7 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
                 "64/128-byte atoms, two+ stages and slots");
   static_assert(BLOCKS == 1 || BN == 64, "two blocks per SM: 32 accumulators per consumer thread");
   extern __shared__ __align__(1024) uint8_t smemRaw[];
-  const int kTiles = p.kPad / BK, cSteps = p.c / BK;
+  const int kTiles = p.kPad / BK, cSteps = p.c / BK, mainSteps = p.x2 ? kTiles - p.c2 / BK : kTiles;
   // W's k-steps if resident, the ring (stage: A's 128 rows, then W's BN unless resident), each
   // consumer's output slots, then the barriers.
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
@@ -870,12 +897,16 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
       }
       // The filter corner of the tile's first output pixel; TMA walks the other 127 from there.
       const Im2colCorner corner = im2colCorner(m0, p.oh, p.ow, p.strideH, p.strideW, p.padH, p.padW);
+      const Im2colCorner corner2 = p.x2 ? im2colCorner(m0, p.oh, p.ow, p.stride2, p.stride2, 0, 0) : corner;
       for (int kt = 0; kt < kTiles; ++kt, ++h) {
         if (h >= RING) mbarrierWait(empty(h), (h / RING - 1) & 1);
         mbarrierExpectTx(full(h), kStage);
         const int tap = kt / cSteps, r = tap / p.s, s = tap % p.s;
-        tmaLoadIm2col(aStage(h), &maps.a, (kt % cSteps) * BK, corner.w, corner.h, corner.image, uint16_t(s * p.dilW),
-                      uint16_t(r * p.dilH), full(h));
+        if (kt < mainSteps)
+          tmaLoadIm2col(aStage(h), &maps.a, (kt % cSteps) * BK, corner.w, corner.h, corner.image, uint16_t(s * p.dilW),
+                        uint16_t(r * p.dilH), full(h));
+        else
+          tmaLoadIm2col(aStage(h), &maps.a2, (kt - mainSteps) * BK, corner2.w, corner2.h, corner2.image, 0, 0, full(h));
         if constexpr (!RESIDENT) tmaLoad2d(wAt(h, kt), &maps.w, kt * BK, blockN, full(h));
       }
     }
@@ -891,9 +922,14 @@ __global__ void __launch_bounds__(384, BLOCKS) convWgmmaInt8TmaConv(ConvArgs p, 
   if constexpr (RESIDENT) mbarrierWait(wFull, 0);
   for (int i = 0, t = blockIdx.x; t < tiles; ++i, t += gridDim.x) {
     const int m0 = firstPixel(t), blockN = firstChannel(t), h0 = i * kTiles;
-    consumeRingTile<BN, BK, RING>(
-        acc, h0, kTiles, full, empty, [&](int h) { return aStage(h) + c * 64 * BK; },
-        [&](int kt) { return wAt(h0 + kt, kt); });
+    auto stageA = [&](int h) { return aStage(h) + c * 64 * BK; };
+    consumeRingTile<BN, BK, RING>(acc, h0, mainSteps, full, empty, stageA, [&](int kt) { return wAt(h0 + kt, kt); });
+    if (mainSteps < kTiles) {
+      rescaleForShortcut<BN>(p, acc, blockN);
+      const int h1 = h0 + mainSteps;
+      consumeRingTile<BN, BK, RING>(
+          acc, h1, kTiles - mainSteps, full, empty, stageA, [&](int kt) { return wAt(h1 + kt, mainSteps + kt); }, true);
+    }
     const uint32_t out = slot(c, i);
     finishTmaSlot<BN, SLOTS>(
         p, acc, smem + (out - base), out, blockN, i, 1 + c, [&](int q) { return zFull(c, q); },
@@ -1271,6 +1307,20 @@ TmaMaps tmaConvMaps(const ConvArgs& a) {
                                     BK == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
                                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   KILN_CHECK(r == CUDA_SUCCESS, Internal, "cuTensorMapEncodeIm2col failed (" + std::to_string(int(r)) + ")");
+  maps.a2 = maps.a;
+  if (a.x2 != nullptr) {
+    // The shortcut's input: a 1x1 at stride2, no padding, over the same output grid.
+    const uint64_t c2 = uint64_t(a.c2);
+    const uint64_t dims2[4] = {c2, uint64_t(a.w2), uint64_t(a.h2), uint64_t(images)},
+                   strides2[3] = {c2, uint64_t(a.w2) * c2, uint64_t(a.h2) * a.w2 * c2};
+    const Im2colBox box2 = planIm2colBox(a.h2, a.w2, a.oh, a.ow, a.stride2, a.stride2, 0, 0);
+    const cuuint32_t traversal2[4] = {1, cuuint32_t(a.stride2), cuuint32_t(a.stride2), 1};
+    const CUresult r2 = encodeIm2col()(&maps.a2, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<uint8_t*>(a.x2), dims2, strides2,
+                                       box2.lower, box2.upper, BK, 128, traversal2, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                       BK == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
+                                       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    KILN_CHECK(r2 == CUDA_SUCCESS, Internal, "cuTensorMapEncodeIm2col (shortcut) failed (" + std::to_string(int(r2)) + ")");
+  }
   const uint64_t wDims[2] = {uint64_t(a.kPad), uint64_t(a.k)}, wStrides[1] = {uint64_t(a.kPad)};
   const uint32_t wBox[2] = {BK, BN};
   const uint64_t outDims[2] = {uint64_t(a.k), uint64_t(a.m)}, outStrides[1] = {uint64_t(a.k)};
@@ -1295,12 +1345,20 @@ constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots, bool residen
 // whole k-steps of channels (a k-step is one tap's), K a multiple of 16 (Y's rows are TMA strides),
 // within im2col's limits on a 4-D map (corners in [-128, 127], tap offsets up to 255, traversal
 // strides up to 8).
+// A fused shortcut (g.c2 > 0) likewise: whole k-steps of its channels, a stride up to 8, its
+// corners within range, and its input the size its stride maps onto the output grid.
 bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots, bool resident) {
   if (g.r != g.s || g.strideH != g.strideW || g.padH != g.padW || g.dilH != g.dilW) return false;
-  if (g.c % bk != 0 || g.kPad != int64_t(g.r) * g.s * g.c || kOut % 16 != 0 || kOut < bn) return false;
+  if (g.c % bk != 0 || g.kPad != int64_t(g.r) * g.s * g.c + g.c2 || kOut % 16 != 0 || kOut < bn) return false;
   if (g.strideH < 1 || g.strideH > 8 || g.padH > 128 || (g.r - 1) * g.dilH > 255) return false;
   const int64_t upper = -g.padW + (g.ow - 1) * g.strideW - (g.w - 1);
   if (upper < -128 || upper > 127 || g.n * g.oh * g.ow < 128) return false;
+  if (g.c2 > 0) {
+    if (g.c2 % bk != 0 || g.stride2 < 1 || g.stride2 > 8) return false;
+    if ((g.h2 - 1) / g.stride2 + 1 != g.oh || (g.w2 - 1) / g.stride2 + 1 != g.ow) return false;
+    const int64_t upper2 = (g.ow - 1) * g.stride2 - (g.w2 - 1), upperH2 = (g.oh - 1) * g.stride2 - (g.h2 - 1);
+    if (upper2 < -128 || upper2 > 127 || upperH2 < -128 || upperH2 > 127) return false;
+  }
   return tmaConvSmemBytes(bn, bk, ring, slots, resident, int(g.kPad / bk)) <= maxSharedMemoryPerBlock();
 }
 
@@ -1504,6 +1562,11 @@ bool wgmmaConvAvailable() {
 void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g, cudaStream_t stream) {
   KILN_CHECK(tile >= 0 && tile < kWgmmaTiles, Internal, "no wgmma convolution tile " + std::to_string(tile));
   KILN_CHECK(wgmmaConvAvailable(), Internal, "wgmma convolution tiles need an sm_90 GPU and an sm_90a build");
+  if (g.c2 > 0) {
+    KILN_CHECK(wgmmaTmaConvTakesShortcut(tile, g, args.k), Internal,
+               "wgmma tile " + std::to_string(tile) + " does not take this fused shortcut convolution");
+    return kTmaConvTiles[tile - kTransposedEnd].launch(args, stream);
+  }
   if (tile < kResidentTiles) return kWgmmaLaunches[tile](args, stream);
   if (tile < kPersistentEnd) {
     const PersistentTile& persistent = kPersistentTiles[tile - kResidentTiles];
@@ -1521,6 +1584,10 @@ void launchWgmmaInt8Conv(int tile, const ConvArgs& args, const Im2ColGeometry& g
   const ShiftedTile& shifted = shiftedTileOf(tile);
   ShiftedPlan plan;
   return shifted.plan(g, plan) ? shifted.launch(args, plan, stream) : kWgmmaLaunches[shifted.fallback](args, stream);
+}
+
+bool wgmmaTmaConvTakesShortcut(int tile, const Im2ColGeometry& g, int64_t kOut) {
+  return g.c2 > 0 && tile >= kTransposedEnd && tile < kWgmmaTiles && kTmaConvTiles[tile - kTransposedEnd].takes(g, kOut);
 }
 
 WgmmaTileKind wgmmaTileKind(int tile) {
