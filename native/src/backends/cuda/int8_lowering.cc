@@ -726,7 +726,6 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
       rewriteWithShortcut(g, p, *shortcut, fused->second.second, scaleOf(p.y), scaleOf(shortcut->x), int8Of(p.x),
                           int8Of(shortcut->x), int8Of(p.y));
       nodePrecision[g.nodes[p.node].name] = "int8";
-      nodePrecision[g.nodes[shortcut->node].name] = "int8";
       continue;
     }
     const float sx = scaleOf(p.x), sy = scaleOf(p.y);
