@@ -64,7 +64,8 @@ void launchInt8ConvImplicitGemm(int tile, const int8_t* x, const int8_t* w, cons
 // the TMA convolution tiles, where they take both inputs' geometry.
 bool wgmmaTileTakesShortcut(int tile, const Im2ColGeometry& g, int64_t kOut);
 // Whether some available tile takes layer g with its fused shortcut: the INT8 lowering fuses a
-// downsample into the convolution that adds it only then.
+// downsample into the convolution that adds it only then, and only with KILN_CUDA_INT8_SHORTCUT=on
+// (off by default until the fused path has run on a GPU).
 bool int8ShortcutFusable(const Im2ColGeometry& g, int64_t kOut);
 // y = act(conv(x, w)[m, k] + bias[k] + z[m, k]) in float16 (float32 accumulation); bias and z may be null.
 void launchHalfConvImplicitGemm(int tile, const void* x, const void* w, const void* bias, const void* z, bool relu,

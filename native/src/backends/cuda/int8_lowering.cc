@@ -24,7 +24,8 @@
 //    (int8ShortcutFusable): its W follows the main W in each row, its input is the fused node's
 //    X2, and the downsample's output is never written or read. The main product's accumulators
 //    move into the shortcut's scale before its k-steps (Ratio); the pair is left unfused when that
-//    could overflow int32. KILN_CUDA_INT8_SHORTCUT=off keeps them apart.
+//    could overflow int32. Only with KILN_CUDA_INT8_SHORTCUT=on for now: the fused tiles have not
+//    run on a GPU yet.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
