@@ -660,15 +660,21 @@ KILN_TEST(cuda, int8_engine_calibrates_and_matches_fp32) {
 // An INT8 engine of `model` with its convolutions on one family (KILN_CUDA_INT8_CONV: "implicit" or
 // "cublaslt") and, for the implicit GEMM, one tile; calibrated on four batches shaped like x; its
 // output for x. Every one of `convs` convolutions must run in INT8 on that family.
-Tensor buildInt8Forced(const std::vector<uint8_t>& model, const Tensor& x, const char* family, int tile, int convs) {
-  ScopedEnv env("KILN_CUDA_INT8_CONV", family);
-  ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", tile >= 0 ? std::to_string(tile).c_str() : "");
+// An INT8 build of `model` on the cuda backend with every layer INT8 (a loose error bound),
+// calibrated on four batches shaped like x (uniform in [-1, 1], seeds from `seed`).
+BuildResult buildInt8Loose(const std::vector<uint8_t>& model, const Shape& x, uint32_t seed) {
   BuildOptions options;
   options.backend = "cuda";
   options.precision = Precision::Int8;
   options.int8MaxLayerError = 0.5;
-  for (uint32_t seed = 0; seed < 4; ++seed) options.calibrationBatches.push_back({{"x", floatTensor(x.shape, 300 + seed, -1.f, 1.f)}});
-  BuildResult built = buildEngine(model.data(), model.size(), options);
+  for (uint32_t s = 0; s < 4; ++s) options.calibrationBatches.push_back({{"x", floatTensor(x, seed + s, -1.f, 1.f)}});
+  return buildEngine(model.data(), model.size(), options);
+}
+
+Tensor buildInt8Forced(const std::vector<uint8_t>& model, const Tensor& x, const char* family, int tile, int convs) {
+  ScopedEnv env("KILN_CUDA_INT8_CONV", family);
+  ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", tile >= 0 ? std::to_string(tile).c_str() : "");
+  BuildResult built = buildInt8Loose(model, x.shape, 300);
   EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), convs);
   EXPECT_EQ(countKernels(built.report, "implicit_gemm"), std::string(family) == "implicit" ? convs : 0);
   return runBuilt(built, x);
@@ -966,12 +972,7 @@ KILN_TEST(cuda, int8_fused_shortcuts_match_the_unfused_downsamples) {
   const std::vector<Tensor> ref = runOn(model, "cpu", Precision::Fp32, {{"x", x}});
   auto build = [&](int tile) {
     ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", tile >= 0 ? std::to_string(tile).c_str() : "");
-    BuildOptions options;
-    options.backend = "cuda";
-    options.precision = Precision::Int8;
-    options.int8MaxLayerError = 0.5;
-    for (uint32_t seed = 0; seed < 4; ++seed) options.calibrationBatches.push_back({{"x", floatTensor(x.shape, 360 + seed, -1.f, 1.f)}});
-    return buildEngine(model.data(), model.size(), options);
+    return buildInt8Loose(model, x.shape, 360);
   };
   Tensor unfused;
   {
@@ -1031,14 +1032,7 @@ KILN_TEST(cuda, int8_convolution_choices_come_from_the_timing_cache) {
            cuda::int8TilesKey();
   };
   const Tensor x = floatTensor({1, 16, 7, 9}, 233, -1.f, 1.f);
-  auto build = [&](const std::vector<uint8_t>& bytes) {
-    BuildOptions options;
-    options.backend = "cuda";
-    options.precision = Precision::Int8;
-    options.int8MaxLayerError = 0.5;
-    for (uint32_t seed = 0; seed < 4; ++seed) options.calibrationBatches.push_back({{"x", floatTensor(x.shape, 240 + seed, -1.f, 1.f)}});
-    return buildEngine(bytes.data(), bytes.size(), options);
-  };
+  auto build = [&](const std::vector<uint8_t>& bytes) { return buildInt8Loose(bytes, x.shape, 240); };
 
   const std::vector<uint8_t> cached = model(24);
   cuda::timingCachePut(key(24), "-1,0,1,0.00100,-;");
