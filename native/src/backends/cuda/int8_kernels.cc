@@ -275,17 +275,42 @@ Int8ConvFamily int8ConvFamily() {
   return Int8ConvFamily::Any;
 }
 
-// Times `launch` (3 runs after one warm-up) on `stream`; false when the first launch fails.
-template <class Launch>
-bool timeLaunches(const Launch& launch, cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, float& ms) {
-  if (!launch()) return false;
-  cudaEventRecord(start, stream);
-  for (int r = 0; r < 3; ++r) launch();
-  cudaEventRecord(stop, stream);
-  if (cudaEventSynchronize(stop) != cudaSuccess) return false;
-  cudaEventElapsedTime(&ms, start, stop);
-  return true;
-}
+// The stream and events a layer's candidates are timed on; on its way out it waits for the stream,
+// releases them and clears the error a refused candidate left (it must not poison later checks).
+// Declared after the scratch buffers the launches use, so it goes first.
+class LaunchTimer {
+ public:
+  LaunchTimer() {
+    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    cudaEventCreate(&start_);
+    cudaEventCreate(&stop_);
+  }
+  ~LaunchTimer() {
+    cudaStreamSynchronize(stream_);
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+    cudaStreamDestroy(stream_);
+    cudaGetLastError();
+  }
+  LaunchTimer(const LaunchTimer&) = delete;
+  LaunchTimer& operator=(const LaunchTimer&) = delete;
+  cudaStream_t stream() const { return stream_; }
+  // Times `launch` (3 runs after one warm-up) on the stream; false when the first launch fails.
+  template <class Launch>
+  bool time(const Launch& launch, float& ms) {
+    if (!launch()) return false;
+    cudaEventRecord(start_, stream_);
+    for (int r = 0; r < 3; ++r) launch();
+    cudaEventRecord(stop_, stream_);
+    if (cudaEventSynchronize(stop_) != cudaSuccess) return false;
+    cudaEventElapsedTime(&ms, start_, stop_);
+    return true;
+  }
+
+ private:
+  cudaStream_t stream_{};
+  cudaEvent_t start_{}, stop_{};
+};
 
 class ConvInt8Kernel final : public CudaKernel {
  public:
@@ -534,17 +559,14 @@ class ConvInt8Kernel final : public CudaKernel {
     const float* bias = static_cast<const float*>(vec.get()) + n;
     const int8_t* zData = hasZ ? static_cast<const int8_t*>(z.get()) : nullptr;
     int8_t* outData = static_cast<int8_t*>(out.get());
-    cudaStream_t stream;
-    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    LaunchTimer timer;
+    cudaStream_t stream = timer.stream();
     // Data like a model's, not zeros (zeros draw less power and time faster than real layers run).
     fillTuningPattern(x.get(), DType::Int8, int64_t(xBytes), 21, stream);
     fillTuningPattern(a.get(), DType::Int8, m * kPad_, 22, stream);
     fillTuningPattern(b.get(), DType::Int8, n * kPad_, 23, stream);
     fillTuningPattern(z.get(), DType::Int8, m * n, 24, stream);
     fillTuningPattern(vec.get(), DType::Float32, 2 * n, 25, stream);
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
     std::vector<Int8Choice> timed;
     auto consider = [&](float ms, Int8Choice candidate) {
       candidate.ms = ms;
@@ -571,7 +593,7 @@ class ConvInt8Kernel final : public CudaKernel {
         };
         Int8Choice candidate;
         candidate.implicitTile = tile;
-        if (timeLaunches(launch, stream, start, stop, ms)) consider(ms, candidate);
+        if (timer.time(launch, ms)) consider(ms, candidate);
       }
     }
     for (int fused = 1; fused >= 0 && tryLt; --fused) {
@@ -604,15 +626,10 @@ class ConvInt8Kernel final : public CudaKernel {
         Int8Choice candidate;
         candidate.fused = fused != 0;
         candidate.algo = results[i].algo;
-        if (timeLaunches(launch, stream, start, stop, ms)) consider(ms, candidate);
+        if (timer.time(launch, ms)) consider(ms, candidate);
       }
       if (count == 0) tried += std::string(fused ? "fused int8-out" : "int32-out") + ": no algorithm; ";
     }
-    cudaStreamSynchronize(stream);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
-    cudaGetLastError();  // a refused candidate must not poison later checks
     std::stable_sort(timed.begin(), timed.end(), [](const Int8Choice& a, const Int8Choice& b) { return a.ms < b.ms; });
     if (timed.empty()) {
       // Correct everywhere, slow: kept so that an INT8 engine never fails to build for lack of a
@@ -627,8 +644,8 @@ class ConvInt8Kernel final : public CudaKernel {
   }
 
   // A fused shortcut's candidates: every TMA convolution tile that takes it (forced: that tile
-  // alone), fastest first, then the reference kernel (implicitTile -1, dp4a set: Kiln's own
-  // fallback, no workspace), which is last unless no tile takes the layer.
+  // alone), fastest first; where none does, the reference kernel alone (implicitTile -1, dp4a set:
+  // Kiln's own fallback, no workspace).
   std::vector<Int8Choice> timeShortcutChoices(const Im2ColGeometry& g, int64_t n) const {
     const int64_t m = g.n * g.oh * g.ow;
     const size_t xBytes = size_t(g.n) * g.h * g.w * g.c, x2Bytes = size_t(g.n) * g.h2 * g.w2 * g.c2;
@@ -637,15 +654,12 @@ class ConvInt8Kernel final : public CudaKernel {
     const float* alpha = static_cast<const float*>(vec.get());
     const float* bias = alpha + n;
     const float* ratio = alpha + 2 * n;
-    cudaStream_t stream;
-    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    LaunchTimer timer;
+    cudaStream_t stream = timer.stream();
     fillTuningPattern(x.get(), DType::Int8, int64_t(xBytes), 21, stream);
     fillTuningPattern(x2.get(), DType::Int8, int64_t(x2Bytes), 26, stream);
     fillTuningPattern(b.get(), DType::Int8, n * kPad_, 23, stream);
     fillTuningPattern(vec.get(), DType::Float32, 3 * n, 25, stream);
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
     std::vector<Int8Choice> timed;
     const int forced = forcedImplicitGemmTile();
     for (int tile = kImplicitGemmTiles; tile < kInt8ImplicitGemmTiles; ++tile) {
@@ -658,18 +672,22 @@ class ConvInt8Kernel final : public CudaKernel {
       };
       Int8Choice candidate;
       candidate.implicitTile = tile;
-      if (timeLaunches(launch, stream, start, stop, candidate.ms)) timed.push_back(candidate);
+      if (timer.time(launch, candidate.ms)) timed.push_back(candidate);
     }
-    cudaStreamSynchronize(stream);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
-    cudaGetLastError();
     std::stable_sort(timed.begin(), timed.end(), [](const Int8Choice& a, const Int8Choice& b) { return a.ms < b.ms; });
-    Int8Choice reference;
-    reference.dp4a = true;
-    reference.ms = timed.empty() ? 0.f : timed.back().ms * 100.f;  // untimed: never ranked above a tile
-    timed.push_back(reference);
+    if (timed.empty()) {
+      Int8Choice reference;
+      reference.dp4a = true;
+      timer.time(
+          [&] {
+            launchInt8ShortcutConvReference(static_cast<const int8_t*>(x.get()), static_cast<const int8_t*>(b.get()), alpha,
+                                            bias, relu_, static_cast<const int8_t*>(x2.get()), ratio,
+                                            static_cast<int8_t*>(out.get()), g, n, stream);
+            return true;
+          },
+          reference.ms);
+      timed.push_back(reference);
+    }
     return timed;
   }
 

@@ -447,51 +447,68 @@ bool planConv(const Graph& g, size_t n, ConvPlan& p, std::string& why) {
   return true;
 }
 
-// The main convolution p with the downsample d fused in (step 5): W's rows are p's int8 weights
-// then d's, alpha and bias d's scale over the output's and both biases, Ratio p's alpha over d's.
-void rewriteWithShortcut(Graph& g, const ConvPlan& p, const ConvPlan& d, const std::vector<float>& ratio, float sy,
-                         float sx2, ValueId x, ValueId x2, ValueId y) {
-  const int64_t rows = p.kPad + d.c, per = p.r * p.s * p.c;
-  Tensor wq = Tensor::allocate(DType::Int8, {p.k, rows});
-  Tensor alpha = Tensor::allocate(DType::Float32, {p.k});
-  Tensor bias = Tensor::allocate(DType::Float32, {p.k});
-  Tensor ratioT = Tensor::allocate(DType::Float32, {p.k});
-  auto biasOf = [&](const ConvPlan& c) -> const Tensor* {
-    const Node& n = g.nodes[c.node];
-    return n.hasInput(2) && g.values[n.inputs[2]].constant ? g.values[n.inputs[2]].constant.get() : nullptr;
-  };
-  const Tensor *b = biasOf(p), *bd = biasOf(d);
-  auto q = [](float v) { return static_cast<int8_t>(std::fmax(-127.f, std::fmin(127.f, std::nearbyint(v)))); };
-  for (int64_t k = 0; k < p.k; ++k) {
-    int8_t* row = wq.ptr<int8_t>() + k * rows;
-    for (int64_t i = 0; i < p.kPad; ++i) row[i] = i < per ? q(p.w[k * per + i] / p.wScale[k]) : 0;
-    for (int64_t i = 0; i < d.c; ++i) row[p.kPad + i] = q(d.w[k * d.c + i] / d.wScale[k]);
-    alpha.ptr<float>()[k] = sx2 * d.wScale[k] / sy;
-    bias.ptr<float>()[k] = ((b ? elementAsFloat(*b, k) : 0.f) + (bd ? elementAsFloat(*bd, k) : 0.f)) / sy;
-    ratioT.ptr<float>()[k] = ratio[k];
+// Output channel k of p's weights as int8 on its per-channel scale, zero-padded to p.kPad bytes.
+void writeInt8Weights(const ConvPlan& p, int64_t k, int8_t* row) {
+  const int64_t per = p.r * p.s * p.c;
+  for (int64_t i = 0; i < p.kPad; ++i) {
+    const float v = i < per ? p.w[k * per + i] / p.wScale[k] : 0.f;
+    row[i] = static_cast<int8_t>(std::fmax(-127.f, std::fmin(127.f, std::nearbyint(v))));
   }
-  const Node& old = g.nodes[p.node];
+}
+
+// The bias of p's convolution, or null.
+const Tensor* planBias(const Graph& g, const ConvPlan& p) {
+  const Node& n = g.nodes[p.node];
+  return n.hasInput(2) && g.values[n.inputs[2]].constant ? g.values[n.inputs[2]].constant.get() : nullptr;
+}
+
+// A kiln.CudaConvInt8NHWC's first inputs: X, then W, Alpha and Bias as constants named after the
+// convolution.
+std::vector<ValueId> int8ConvInputs(Graph& g, const std::string& name, ValueId x, Tensor w, Tensor alpha, Tensor bias) {
+  return {x, g.addConstant(name + "/w_int8", std::move(w)), g.addConstant(name + "/alpha", std::move(alpha)),
+          g.addConstant(name + "/bias_scaled", std::move(bias))};
+}
+
+// kiln.CudaConvInt8NHWC in place of p's node, with p's window and activation.
+void replaceWithInt8Conv(Graph& g, const ConvPlan& p, std::vector<ValueId> inputs, ValueId y, float beta) {
   Node conv;
-  conv.name = old.name;
+  conv.name = g.nodes[p.node].name;
   conv.domain = kKilnDomain;
   conv.opType = "CudaConvInt8NHWC";
-  conv.inputs = {x,
-                 g.addConstant(old.name + "/w_int8", std::move(wq)),
-                 g.addConstant(old.name + "/alpha", std::move(alpha)),
-                 g.addConstant(old.name + "/bias_scaled", std::move(bias)),
-                 kNoValue,
-                 x2,
-                 g.addConstant(old.name + "/shortcut_ratio", std::move(ratioT))};
+  conv.inputs = std::move(inputs);
   conv.attrs["kernel_shape"] = intsAttr({p.r, p.s});
   conv.attrs["strides"] = intsAttr(p.strides);
   conv.attrs["pads"] = intsAttr(p.pads);
   conv.attrs["dilations"] = intsAttr(p.dilations);
-  conv.attrs["beta"] = floatAttr(0.f);
+  conv.attrs["beta"] = floatAttr(beta);
   conv.attrs["relu"] = intAttr(p.relu ? 1 : 0);
-  conv.attrs["shortcut_stride"] = intAttr(d.strides[0]);
   conv.outputs = {y};
   g.nodes[p.node] = conv;
   g.values[y].producer = static_cast<int32_t>(p.node);
+}
+
+// The main convolution p with the downsample d fused in (step 5): W's rows are p's int8 weights
+// then d's, alpha and bias d's scale over the output's and both biases, Ratio p's alpha over d's.
+void rewriteWithShortcut(Graph& g, const ConvPlan& p, const ConvPlan& d, const std::vector<float>& ratio, float sy,
+                         float sx2, ValueId x, ValueId x2, ValueId y) {
+  const int64_t rows = p.kPad + d.kPad;
+  Tensor wq = Tensor::allocate(DType::Int8, {p.k, rows});
+  Tensor alpha = Tensor::allocate(DType::Float32, {p.k});
+  Tensor bias = Tensor::allocate(DType::Float32, {p.k});
+  Tensor ratioT = Tensor::allocate(DType::Float32, {p.k});
+  const Tensor *b = planBias(g, p), *bd = planBias(g, d);
+  for (int64_t k = 0; k < p.k; ++k) {
+    writeInt8Weights(p, k, wq.ptr<int8_t>() + k * rows);
+    writeInt8Weights(d, k, wq.ptr<int8_t>() + k * rows + p.kPad);
+    alpha.ptr<float>()[k] = sx2 * d.wScale[k] / sy;
+    bias.ptr<float>()[k] = ((b ? elementAsFloat(*b, k) : 0.f) + (bd ? elementAsFloat(*bd, k) : 0.f)) / sy;
+    ratioT.ptr<float>()[k] = ratio[k];
+  }
+  const std::string& name = g.nodes[p.node].name;
+  std::vector<ValueId> inputs = int8ConvInputs(g, name, x, std::move(wq), std::move(alpha), std::move(bias));
+  inputs.insert(inputs.end(), {kNoValue, x2, g.addConstant(name + "/shortcut_ratio", std::move(ratioT))});
+  replaceWithInt8Conv(g, p, std::move(inputs), y, 0.f);
+  g.nodes[p.node].attrs["shortcut_stride"] = intAttr(d.strides[0]);
 }
 
 }  // namespace
@@ -689,18 +706,15 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
     const int32_t producer = g.values[p.z].producer;
     const ConvPlan* d = nullptr;
     for (const ConvPlan* c : chosen) d = c->node == size_t(producer) ? c : d;
-    if (d == nullptr || d->z != kNoValue || d->relu || d->s2d || d->r != 1 || d->s != 1 || d->c % 16 != 0 ||
+    if (d == nullptr || d->z != kNoValue || d->relu || d->s2d || d->r != 1 || d->s != 1 || d->kPad != d->c ||
         d->pads != std::vector<int64_t>{0, 0, 0, 0} || d->dilations != std::vector<int64_t>{1, 1} ||
         d->strides[0] != d->strides[1] || fusedAway.count(d->node) || shortcutOf.count(d->node))
       continue;
     const SymShape &xs = g.values[p.x].shape, &ys = g.values[p.y].shape, &x2s = g.values[d->x].shape;
     if (!xs.isConcrete() || !ys.isConcrete() || !x2s.isConcrete() || p.kPad != p.r * p.s * p.c) continue;
-    Im2ColGeometry geo;
-    geo.n = xs.dims[0].value, geo.h = xs.dims[1].value, geo.w = xs.dims[2].value, geo.c = p.c;
-    geo.oh = ys.dims[1].value, geo.ow = ys.dims[2].value;
-    geo.r = int(p.r), geo.s = int(p.s), geo.strideH = int(p.strides[0]), geo.strideW = int(p.strides[1]);
-    geo.padH = int(p.pads[0]), geo.padW = int(p.pads[1]), geo.dilH = int(p.dilations[0]), geo.dilW = int(p.dilations[1]);
-    geo.kPad = p.kPad + d->c;
+    // The geometry the fused node's kernel will see (int8_kernels.cc builds it the same way).
+    Im2ColGeometry geo = nhwcWindowGeometry(g.nodes[p.node], xs.concrete(), ys.concrete(), {p.r, p.s});
+    geo.kPad = p.kPad + d->kPad;
     geo.h2 = x2s.dims[1].value, geo.w2 = x2s.dims[2].value, geo.c2 = d->c, geo.stride2 = int(d->strides[0]);
     if (x2s.dims[0].value != geo.n || !int8ShortcutFusable(geo, p.k)) continue;
     std::vector<float> ratio(static_cast<size_t>(p.k));
@@ -734,34 +748,17 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
     Tensor wq = Tensor::allocate(DType::Int8, {p.k, p.kPad});
     Tensor alpha = Tensor::allocate(DType::Float32, {p.k});
     Tensor bias = Tensor::allocate(DType::Float32, {p.k});
-    const int64_t per = p.r * p.s * p.c;
-    const Node& old = g.nodes[p.node];
-    const Tensor* b = old.hasInput(2) && g.values[old.inputs[2]].constant ? g.values[old.inputs[2]].constant.get() : nullptr;
+    const Tensor* b = planBias(g, p);
     for (int64_t k = 0; k < p.k; ++k) {
-      for (int64_t i = 0; i < p.kPad; ++i) {
-        const float v = i < per ? p.w[k * per + i] / p.wScale[k] : 0.f;
-        wq.ptr<int8_t>()[k * p.kPad + i] = static_cast<int8_t>(std::fmax(-127.f, std::fmin(127.f, std::nearbyint(v))));
-      }
+      writeInt8Weights(p, k, wq.ptr<int8_t>() + k * p.kPad);
       alpha.ptr<float>()[k] = sx * p.wScale[k] / sy;
       bias.ptr<float>()[k] = b ? elementAsFloat(*b, k) / sy : 0.f;
     }
-    Node conv;
-    conv.name = old.name;
-    conv.domain = kKilnDomain;
-    conv.opType = "CudaConvInt8NHWC";
-    conv.inputs = {p.s2d ? spaceToDepthInt8Of(p) : int8Of(p.x), g.addConstant(old.name + "/w_int8", std::move(wq)), g.addConstant(old.name + "/alpha", std::move(alpha)),
-                   g.addConstant(old.name + "/bias_scaled", std::move(bias)), p.z != kNoValue ? int8Of(p.z) : kNoValue};
-    if (p.z == kNoValue) conv.inputs.pop_back();
-    conv.attrs["kernel_shape"] = intsAttr({p.r, p.s});
-    conv.attrs["strides"] = intsAttr(p.strides);
-    conv.attrs["pads"] = intsAttr(p.pads);
-    conv.attrs["dilations"] = intsAttr(p.dilations);
-    conv.attrs["beta"] = floatAttr(p.z != kNoValue ? sz / sy : 0.f);
-    conv.attrs["relu"] = intAttr(p.relu ? 1 : 0);
-    conv.outputs = {int8Of(p.y)};
-    nodePrecision[conv.name] = "int8";
-    g.nodes[p.node] = conv;
-    g.values[conv.outputs[0]].producer = static_cast<int32_t>(p.node);
+    const ValueId x = p.s2d ? spaceToDepthInt8Of(p) : int8Of(p.x);
+    std::vector<ValueId> inputs = int8ConvInputs(g, g.nodes[p.node].name, x, std::move(wq), std::move(alpha), std::move(bias));
+    if (p.z != kNoValue) inputs.push_back(int8Of(p.z));
+    replaceWithInt8Conv(g, p, std::move(inputs), int8Of(p.y), p.z != kNoValue ? sz / sy : 0.f);
+    nodePrecision[g.nodes[p.node].name] = "int8";
   }
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     Node& node = g.nodes[n];

@@ -1295,32 +1295,28 @@ void launchWgmmaTma(ConvArgs args, cudaStream_t stream) {
 template <int BN, int BK>
 TmaMaps tmaConvMaps(const ConvArgs& a) {
   constexpr uint32_t kOutBox = BN < 128 ? BN : 128;
-  const int64_t images = int64_t(a.m) / (int64_t(a.oh) * a.ow);
-  const uint64_t c = uint64_t(a.c);
-  const uint64_t xDims[4] = {c, uint64_t(a.w_), uint64_t(a.h), uint64_t(images)},
-                 xStrides[3] = {c, uint64_t(a.w_) * c, uint64_t(a.h) * a.w_ * c};
-  const Im2colBox box = planIm2colBox(a.h, a.w_, a.oh, a.ow, a.strideH, a.strideW, a.padH, a.padW);
-  const cuuint32_t traversal[4] = {1, cuuint32_t(a.strideW), cuuint32_t(a.strideH), 1};
+  const int images = int(int64_t(a.m) / (int64_t(a.oh) * a.ow));
+  // An [images, h, w, c] input's im2col view at the layer's output grid (boxes of BK channels of
+  // 128 pixels).
+  auto im2colMap = [&](CUtensorMap* map, const uint8_t* x, int h, int w, int c, int strideH, int strideW, int padH,
+                       int padW, const char* what) {
+    const uint64_t cc = uint64_t(c);
+    const uint64_t dims[4] = {cc, uint64_t(w), uint64_t(h), uint64_t(images)},
+                   strides[3] = {cc, uint64_t(w) * cc, uint64_t(h) * w * cc};
+    const Im2colBox box = planIm2colBox(h, w, a.oh, a.ow, strideH, strideW, padH, padW);
+    const cuuint32_t traversal[4] = {1, cuuint32_t(strideW), cuuint32_t(strideH), 1};
+    const CUresult r = encodeIm2col()(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<uint8_t*>(x), dims, strides, box.lower,
+                                      box.upper, BK, 128, traversal, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                      BK == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
+                                      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    KILN_CHECK(r == CUDA_SUCCESS, Internal,
+               std::string("cuTensorMapEncodeIm2col failed for ") + what + " (" + std::to_string(int(r)) + ")");
+  };
   TmaMaps maps;
-  const CUresult r = encodeIm2col()(&maps.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<uint8_t*>(a.x), xDims, xStrides,
-                                    box.lower, box.upper, BK, 128, traversal, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                    BK == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
-                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  KILN_CHECK(r == CUDA_SUCCESS, Internal, "cuTensorMapEncodeIm2col failed (" + std::to_string(int(r)) + ")");
+  im2colMap(&maps.a, a.x, a.h, a.w_, a.c, a.strideH, a.strideW, a.padH, a.padW, "X");
   maps.a2 = maps.a;
-  if (a.x2 != nullptr) {
-    // The shortcut's input: a 1x1 at stride2, no padding, over the same output grid.
-    const uint64_t c2 = uint64_t(a.c2);
-    const uint64_t dims2[4] = {c2, uint64_t(a.w2), uint64_t(a.h2), uint64_t(images)},
-                   strides2[3] = {c2, uint64_t(a.w2) * c2, uint64_t(a.h2) * a.w2 * c2};
-    const Im2colBox box2 = planIm2colBox(a.h2, a.w2, a.oh, a.ow, a.stride2, a.stride2, 0, 0);
-    const cuuint32_t traversal2[4] = {1, cuuint32_t(a.stride2), cuuint32_t(a.stride2), 1};
-    const CUresult r2 = encodeIm2col()(&maps.a2, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, const_cast<uint8_t*>(a.x2), dims2, strides2,
-                                       box2.lower, box2.upper, BK, 128, traversal2, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                       BK == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
-                                       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    KILN_CHECK(r2 == CUDA_SUCCESS, Internal, "cuTensorMapEncodeIm2col (shortcut) failed (" + std::to_string(int(r2)) + ")");
-  }
+  // A fused shortcut's input: a 1x1 at its stride, no padding, over the same output grid.
+  if (a.x2 != nullptr) im2colMap(&maps.a2, a.x2, a.h2, a.w2, a.c2, a.stride2, a.stride2, 0, 0, "the shortcut's X2");
   const uint64_t wDims[2] = {uint64_t(a.kPad), uint64_t(a.k)}, wStrides[1] = {uint64_t(a.kPad)};
   const uint32_t wBox[2] = {BK, BN};
   const uint64_t outDims[2] = {uint64_t(a.k), uint64_t(a.m)}, outStrides[1] = {uint64_t(a.k)};
@@ -1351,13 +1347,14 @@ bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int
   if (g.r != g.s || g.strideH != g.strideW || g.padH != g.padW || g.dilH != g.dilW) return false;
   if (g.c % bk != 0 || g.kPad != int64_t(g.r) * g.s * g.c + g.c2 || kOut % 16 != 0 || kOut < bn) return false;
   if (g.strideH < 1 || g.strideH > 8 || g.padH > 128 || (g.r - 1) * g.dilH > 255) return false;
-  const int64_t upper = -g.padW + (g.ow - 1) * g.strideW - (g.w - 1);
-  if (upper < -128 || upper > 127 || g.n * g.oh * g.ow < 128) return false;
+  auto inRange = [](int corner) { return corner >= -128 && corner <= 127; };
+  const Im2colBox box = planIm2colBox(int(g.h), int(g.w), int(g.oh), int(g.ow), g.strideH, g.strideW, g.padH, g.padW);
+  if (!inRange(box.upper[0]) || g.n * g.oh * g.ow < 128) return false;
   if (g.c2 > 0) {
     if (g.c2 % bk != 0 || g.stride2 < 1 || g.stride2 > 8) return false;
     if ((g.h2 - 1) / g.stride2 + 1 != g.oh || (g.w2 - 1) / g.stride2 + 1 != g.ow) return false;
-    const int64_t upper2 = (g.ow - 1) * g.stride2 - (g.w2 - 1), upperH2 = (g.oh - 1) * g.stride2 - (g.h2 - 1);
-    if (upper2 < -128 || upper2 > 127 || upperH2 < -128 || upperH2 > 127) return false;
+    const Im2colBox box2 = planIm2colBox(int(g.h2), int(g.w2), int(g.oh), int(g.ow), g.stride2, g.stride2, 0, 0);
+    if (!inRange(box2.upper[0]) || !inRange(box2.upper[1])) return false;
   }
   return tmaConvSmemBytes(bn, bk, ring, slots, resident, int(g.kPad / bk)) <= maxSharedMemoryPerBlock();
 }
