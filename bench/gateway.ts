@@ -17,8 +17,8 @@
 // The probe writes a prebuilt request on raw sockets and parses only what it needs (--probe net);
 // --probe http is the node:http probe of the reports before 2026-12-07l, at about twice the CPU.
 // --runs repeats the load phases and reports the median of each number (and every run).
-// --profile writes CPU profiles (node --cpu-prof) of the worker process into DIR; run the bench
-// itself under `node --cpu-prof` for the gateway's.
+// --profile writes CPU profiles (node --cpu-prof) of the worker and gateway processes into DIR
+// (with --in-process, run the bench itself under `node --cpu-prof` for the gateway's).
 // Writes bench/results/gateway-<date>.md and prints it.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import {
@@ -67,7 +67,7 @@ if (args.help) {
   --load L         max-throughput load generator: wrk (default when wrk is on PATH) or autocannon
   --probe P        fixed-rate probe: net (raw sockets, the default) or http (node:http, as before 12-07l)
   --runs N         repeat the load phases N times, report medians (default 1)
-  --profile DIR    write the worker process's CPU profile into DIR (node --cpu-prof)
+  --profile DIR    write the worker's and gateway's CPU profiles into DIR (node --cpu-prof)
   --out FILE       write the report there instead of bench/results/gateway-<date>.md
   --tcp            gateway -> worker over loopback TCP (the worker gets SERVING_UNIX_SOCKET=false);
                    by default it goes over the worker's Unix socket, as on any single host
@@ -597,22 +597,27 @@ async function main() {
 
   // 3. The gateway as production runs it (main.ts, GATEWAY_PROCESSES), in place of the fixture's
   // in-process one (closed here, so that it costs the bench's process nothing); --in-process keeps that.
+  const profileArgs = args.profile ? ["--cpu-prof", "--cpu-prof-dir", args.profile] : [];
   let gatewayUrl = stack.gatewayUrl;
   let gatewayProcess: ChildProcess | undefined;
   if (!IN_PROCESS) {
     await stack.gateway.close();
     const port = await freePort();
     gatewayUrl = `http://127.0.0.1:${port}`;
-    gatewayProcess = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/gateway/src/main.ts")], {
-      cwd: ROOT,
-      env: {
-        ...gatewayProcessEnv(stack, port, GATEWAY_PROCESSES),
-        LOG_LEVEL: "warn",
-        WORKER_HEARTBEAT_MS: "1000",
-        ...(args.tcp ? { SERVING_UNIX_SOCKET: "false" } : {}),
+    gatewayProcess = spawn(
+      process.execPath,
+      [...profileArgs, "--import", "tsx", join(ROOT, "apps/gateway/src/main.ts")],
+      {
+        cwd: ROOT,
+        env: {
+          ...gatewayProcessEnv(stack, port, GATEWAY_PROCESSES),
+          LOG_LEVEL: "warn",
+          WORKER_HEARTBEAT_MS: "1000",
+          ...(args.tcp ? { SERVING_UNIX_SOCKET: "false" } : {}),
+        },
+        stdio: ["ignore", "inherit", "inherit"],
       },
-      stdio: ["ignore", "inherit", "inherit"],
-    });
+    );
     children.add(gatewayProcess);
     await waitUntil(
       "the gateway to be ready",
@@ -630,7 +635,6 @@ async function main() {
   };
 
   // 4. A worker process, warmed up through the gateway (the first request cold-starts its replica).
-  const profileArgs = args.profile ? ["--cpu-prof", "--cpu-prof-dir", args.profile] : [];
   const worker = spawn(process.execPath, [...profileArgs, "--import", "tsx", join(ROOT, "apps/worker/src/main.ts")], {
     cwd: ROOT,
     env: {
