@@ -2,7 +2,8 @@
 # New INT8 tiles on the GPU machine in one command: build, run each tile alone through the named
 # every-tile tests (KILN_TEST_TILE, a time limit each, so a hanging kernel is named and does not eat
 # the budget), then, only if all passed, the benchmark with the time left. Tiles still behind a
-# setting must be enabled in the environment first. Logs and results under $OUT (or /tmp/kiln-full).
+# setting must be enabled in the environment first. ONCE_TESTS: tests run once after the build (not
+# per tile), under the same rule. Logs and results under $OUT (or /tmp/kiln-full).
 #   TILES="41 42 43" TESTS="int8_tma_tiles int8_ring_tiles" BUDGET_TOTAL=540 bench/cuda/tile-check.sh \
 #     --runs 20 --warmup 5 --no-compile --points resnet50:256
 set -uo pipefail
@@ -14,6 +15,13 @@ tests=native/build-gpu/kiln_cuda_tests
 BUDGET_S=200 STEPS=none bench/cuda/full-run.sh >"$out/build.txt" 2>&1 || { tail -20 "$out/build.txt"; exit 1; }
 tail -2 "$out/build.txt"
 failed=0
+for test in ${ONCE_TESTS:-}; do
+  log="$out/$test-once.log"
+  KILN_TEST_VERBOSE=1 timeout "${ONCE_S:-120}" "$tests" "$test" >"$log" 2>&1
+  rc=$?
+  echo "$test rc=$rc: $(grep -E "passed|failed" "$log" | tail -1)"
+  [ "$rc" -eq 0 ] || failed=1
+done
 for tile in $TILES; do
   for test in $TESTS; do
     log="$out/$test-$tile.log"

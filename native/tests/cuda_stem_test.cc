@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/implicit_gemm_conv.h"
 #include "compute_harness.h"
 #include "core/error.h"
 #include "onnx_builder.h"
@@ -258,10 +259,9 @@ Tensor stemImages(const Int8StemCase& t, int64_t n, uint32_t seed) {
 // x [N,C,H,W] -> 7x7/2 pad 3 stem + bias + ReLU -> 3x3/2 pad 1 max pool -> a bottleneck's readers
 // of the pool, as in ResNet-50's layer1.0: 1x1 + ReLU -> 3x3, plus a 1x1 downsample of the pool,
 // added, ReLU -> the projection (whole-map kernel, see the top of this file) -> GAP -> y [N,16,1,1].
-std::vector<uint8_t> int8StemModel(const Int8StemCase& t, uint32_t seed) {
+std::vector<uint8_t> int8StemModel(const Int8StemCase& t, uint32_t seed, int64_t k = kInt8Width) {
   const int64_t oh = outExtent(t.h, 7, 3), ow = outExtent(t.w, 7, 3);
   const int64_t ph = (oh + 2 - 3) / 2 + 1, pw = (ow + 2 - 3) / 2 + 1;
-  const int64_t k = kInt8Width;
   ModelBuilder m;
   m.input("x", DType::Float32, {t.n, t.c, t.h, t.w});
   // Uniform weights of unit-variance sums (fan-in 3 / bound^2), small positive biases.
@@ -333,8 +333,9 @@ bool warned(const BuildReport& report, const std::string& part) {
 }
 
 // The stem on the space-to-depth INT8 path: every convolution INT8, one kiln.CudaQuantizeSpaceToDepth
-// (the only quantization: x is read nowhere else) writing [N, OH + 3, OW + 3, 16] straight from the
-// float32 input, and the max pool on int8.
+// (the only quantization: x is read nowhere else) writing [N, OH + 3, OW, 64] (each pixel's row of 4
+// taps packed; [N, OH + 3, OW + 3, 16] with KILN_CUDA_INT8_S2D_TAPS=off) straight from the float32
+// input, and the max pool on int8.
 void expectInt8SpaceToDepthStem(const BuildReport& report, const Int8StemCase& t, const std::string& what) {
   expectCount(countLayers(report, "kiln.CudaConvInt8NHWC", "int8"), kInt8Convs, what + ": INT8 convolutions");
   expectCount(countLayers(report, "kiln.CudaConvNHWC", "fp16"), 0, what + ": fp16 convolutions");
@@ -348,7 +349,9 @@ void expectInt8SpaceToDepthStem(const BuildReport& report, const Int8StemCase& t
   int casts = 0;
   for (const LayerReport& l : report.layers) casts += l.opType == "kiln.CudaCastToNhwc";
   expectCount(casts, 0, what + ": input casts to fp16 NHWC");
-  const std::string x2 = shapeToString({t.n, outExtent(t.h, 7, 3) + 3, outExtent(t.w, 7, 3) + 3, 16});
+  const bool packed = std::getenv("KILN_CUDA_INT8_S2D_TAPS") == nullptr || std::string(std::getenv("KILN_CUDA_INT8_S2D_TAPS")) != "off";
+  const int64_t oh = outExtent(t.h, 7, 3), ow = outExtent(t.w, 7, 3);
+  const std::string x2 = shapeToString({t.n, oh + 3, packed ? ow : ow + 3, packed ? 64 : 16});
   for (const LayerReport& l : report.layers) {
     if (l.opType == "kiln.CudaQuantizeSpaceToDepth" && l.outputShape != x2)
       throw kiln_test::Failure(what + ": space-to-depth input " + l.outputShape + ", not " + x2);
@@ -413,6 +416,78 @@ KILN_TEST(cuda, int8_stem_space_to_depth_matches_the_plain_int8_stem) {
   expectStemClose(gotS2d, want, 0.1, what + " (s2d) vs fp32");
   expectStemClose(gotPlain, want, 0.1, what + " (plain) vs fp32");
   expectStemClose(gotS2d, gotPlain, 0.02, what + ": s2d vs plain INT8 stem");
+}
+
+// The packed stem (x' with each pixel's row of 4 taps in one 64-channel pixel: a 4x1 convolution)
+// against the 16-channel one (KILN_CUDA_INT8_S2D_TAPS=off, a 4x4 convolution) on both families: the
+// same int8 products over the same scales (minmax ranges), so the two agree to float rounding.
+KILN_TEST(cuda, int8_stem_packed_taps_match_the_16_channel_stem) {
+  const Int8StemCase t{2, 3, 29, 31};
+  const uint32_t seed = 650;
+  const std::string what = describeInt8Case(t);
+  const std::vector<uint8_t> model = int8StemModel(t, seed);
+  const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
+  const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+  for (const char* family : {"cublaslt", "implicit"}) {
+    ScopedEnv env("KILN_CUDA_INT8_CONV", family);
+    const std::string path = what + " (" + family + ")";
+    const BuildResult packed = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
+    expectInt8SpaceToDepthStem(packed.report, t, path + ", packed");
+    Tensor unpacked;
+    {
+      ScopedEnv off("KILN_CUDA_INT8_S2D_TAPS", "off");
+      const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
+      expectInt8SpaceToDepthStem(built.report, t, path + ", 16 channels");
+      unpacked = runEngine(built, "cuda", inputs);
+    }
+    const Tensor got = runEngine(packed, "cuda", inputs);
+    expectStemClose(got, want, 0.1, path + ", packed vs fp32");
+    expectStemClose(unpacked, want, 0.1, path + ", 16 channels vs fp32");
+    expectStemClose(got, unpacked, 0.02, path + ": packed vs 16-channel stem");
+  }
+}
+
+// The packed stem on the TMA convolution tiles (a 4x1 filter over 64 channels, which the tiles of
+// 64-byte k-steps and 64 channels take): 64 channels wide, 2 x 32 x 32 output pixels, every
+// implicit-GEMM tile forced in turn (KILN_TEST_TILE=n: that one only) against cuBLASLt's path and
+// the fp32 CPU reference; without KILN_TEST_TILE, some TMA convolution tile must have run the stem.
+// (The block's downsample stays a layer of its own here: the test is about the stem.)
+KILN_TEST(cuda, int8_packed_stem_on_tma_conv_tiles_matches_cublaslt_path) {
+  const Int8StemCase t{2, 3, 64, 64};
+  const uint32_t seed = 660;
+  const std::string what = describeInt8Case(t) + " 64 wide";
+  const std::vector<uint8_t> model = int8StemModel(t, seed, 64);
+  const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
+  const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+  ScopedEnv unfused("KILN_CUDA_INT8_SHORTCUT", "off");
+  Tensor lt;
+  {
+    ScopedEnv env("KILN_CUDA_INT8_CONV", "cublaslt");
+    lt = runEngine(buildInt8Stem(model, t, CalibrationMethod::MinMax, seed), "cuda", inputs);
+  }
+  expectStemClose(lt, want, 0.1, what + " (cublaslt) vs fp32");
+  const char* onlyTile = std::getenv("KILN_TEST_TILE");
+  int tmaStems = 0;
+  for (int tile = 0; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
+    if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;
+    if (onlyTile != nullptr && tile != std::atoi(onlyTile)) continue;
+    ScopedEnv env("KILN_CUDA_INT8_CONV", "implicit");
+    ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", std::to_string(tile).c_str());
+    const std::string path = what + ", tile " + std::to_string(tile);
+    const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
+    expectInt8SpaceToDepthStem(built.report, t, path);
+    for (const LayerReport& l : built.report.layers) {
+      if (l.opType != "kiln.CudaConvInt8NHWC") continue;
+      // The first convolution in the report's (execution) order is the stem.
+      const std::string ran = "_tma.t" + std::to_string(tile);
+      tmaStems += l.kernel.size() >= ran.size() && l.kernel.compare(l.kernel.size() - ran.size(), ran.size(), ran) == 0;
+      break;
+    }
+    const Tensor got = runEngine(built, "cuda", inputs);
+    expectStemClose(got, lt, 0.02, path + " vs cuBLASLt");
+    expectStemClose(got, want, 0.1, path + " vs fp32");
+  }
+  if (onlyTile == nullptr && tmaStems == 0) throw kiln_test::Failure(what + ": no TMA convolution tile took the stem");
 }
 
 // KILN_CUDA_INT8_S2D=off: an RGB stem stays fp16 as before (with the build warning), and so does

@@ -10,6 +10,8 @@
 //                          (space_to_depth.h) and quantized as kiln.CudaQuantize does (attr scale),
 //                          H' = OH + ceil(R/2) - 1 for the convolution's OH (W' likewise): the input
 //                          of its stride-1, pad-0 INT8 twin over 16 channels (int8_lowering.cc).
+//                          Attr taps T > 1 packs each pixel's row of T taps: [N,H',W'-T+1,16T],
+//                          y[n,i,j,16t+c] = x'[n,i,j+t,c] (the input of an R' x 1 twin).
 // kiln.CudaConvInt8NHWC    X int8 [N,H,W,C], W int8 [K, Kpad] (rows: the OHWI filter flattened
 //                          (r, s, c), zero-padded to Kpad), Alpha float32 [K], Bias float32 [K],
 //                          Z int8 [N,H',W',K]? -> Y int8 [N,H',W',K] =
@@ -94,9 +96,11 @@ void inferQuantizeSpaceToDepth(InferContext& ctx) {
   if (kernel.size() != 2 || pads.size() != 4 || kernel[0] < 1 || kernel[1] < 1)
     ctx.error("expects kernel_shape [R,S] and pads [top, left, bottom, right]");
   if (x.dims[3].isKnown() && (x.dims[3].value < 1 || x.dims[3].value > 4)) ctx.error("takes 1 to 4 channels");
+  const int64_t taps = ctx.node.getInt("taps", 1);
+  if (taps < 1 || taps > 8) ctx.error("taps must be 1 to 8");
   SymShape out;
   out.hasRank = true;
-  out.dims = {x.dims[0], Dim{}, Dim{}, Dim::known(16)};
+  out.dims = {x.dims[0], Dim{}, Dim{}, Dim::known(16 * taps)};
   for (size_t i = 0; i < 2; ++i) {
     const Dim& in = x.dims[1 + i];
     if (!in.isKnown()) {
@@ -104,7 +108,9 @@ void inferQuantizeSpaceToDepth(InferContext& ctx) {
       continue;
     }
     if (in.value + pads[i] + pads[i + 2] < kernel[i]) ctx.error("the padded input is smaller than the kernel");
-    out.dims[1 + i] = Dim::known(spaceToDepthExtent(in.value, kernel[i], pads[i], pads[i + 2]));
+    const int64_t extent = spaceToDepthExtent(in.value, kernel[i], pads[i], pads[i + 2]) - (i == 1 ? taps - 1 : 0);
+    if (extent < 1) ctx.error("the space-to-depth input is narrower than its taps");
+    out.dims[1 + i] = Dim::known(extent);
   }
   ctx.setOutput(0, DType::Int8, out);
 }
@@ -182,6 +188,7 @@ class QuantizeSpaceToDepthKernel final : public CudaKernel {
     const std::vector<int64_t> pads = node_.getInts("pads", {0, 0, 0, 0});
     if (pads.size() != 4) unsupported("pads [top, left, bottom, right] expected");
     padTop_ = static_cast<int>(pads[0]), padLeft_ = static_cast<int>(pads[1]);
+    taps_ = static_cast<int>(node_.getInt("taps", 1));
   }
   void run(KernelContext& ctx) const override {
     const Shape& x = ctx.inputs[0]->shape;
@@ -196,6 +203,7 @@ class QuantizeSpaceToDepthKernel final : public CudaKernel {
       job.h = static_cast<int>(x[1]), job.w = static_cast<int>(x[2]), job.c = static_cast<int>(x[3]);
     job.padTop = padTop_, job.padLeft = padLeft_;
     job.outH = static_cast<int>(y[1]), job.outW = static_cast<int>(y[2]);
+    job.taps = taps_;
     launchSpaceToDepthInt8(job, inv_, exec(ctx).stream, nchw_);
   }
   std::string name() const override { return nchw_ ? "cuda.quantize_int8_s2d_nchw" : "cuda.quantize_int8_s2d"; }
@@ -203,7 +211,7 @@ class QuantizeSpaceToDepthKernel final : public CudaKernel {
  private:
   bool nchw_ = false;
   float inv_ = 1.f;
-  int padTop_ = 0, padLeft_ = 0;
+  int padTop_ = 0, padLeft_ = 0, taps_ = 1;
 };
 
 class MaxPoolInt8Kernel final : public CudaKernel {

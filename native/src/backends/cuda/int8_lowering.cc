@@ -17,7 +17,8 @@
 // 4. Rewrite: INT8 convolutions become kiln.CudaConvInt8NHWC (int8_kernels.cc) reading and writing
 //    int8 activations; max pools between INT8 layers run on int8; kiln.CudaQuantize /
 //    kiln.CudaDequantize sit where int8 and fp16 layers meet; a space-to-depth stem reads its
-//    input through kiln.CudaQuantizeSpaceToDepth (fp16 [N,H,W,C] -> int8 [N,H',W',16]).
+//    input through kiln.CudaQuantizeSpaceToDepth (fp16 [N,H,W,C] -> int8 [N,H',W',16], or with
+//    each pixel's row of taps packed, [N,H',W'',16 x taps]).
 // 5. Shortcuts: an INT8 1x1 convolution (no padding, no activation, no residual of its own) whose
 //    output only another INT8 convolution adds as its residual (ResNet's downsample) is fused into
 //    that one, where a TMA convolution tile takes the pair at the graph's static shapes
@@ -313,10 +314,12 @@ struct ConvPlan {
   std::vector<float> w;  // OHWI as float
   std::vector<float> wScale;
   double weightError = 0;
-  // Space-to-depth stem: the geometry above is the stride-1 convolution over x' (16 channels); x is
-  // still the fp16 input, which kiln.CudaQuantizeSpaceToDepth rewrites with the original window
-  // [R, S] and pads [top, left, bottom, right] into x' [N, s2dOut[0], s2dOut[1], 16].
+  // Space-to-depth stem: the geometry above is the stride-1 convolution over x' (16 x s2dTaps
+  // channels); x is still the fp16 input, which kiln.CudaQuantizeSpaceToDepth rewrites with the
+  // original window [R, S] and pads [top, left, bottom, right] into x' [N, s2dOut[0], s2dOut[1],
+  // 16 x s2dTaps].
   bool s2d = false;
+  int64_t s2dTaps = 1;
   std::vector<int64_t> s2dKernel, s2dPads, s2dOut;
 };
 
@@ -424,6 +427,16 @@ bool planConv(const Graph& g, size_t n, ConvPlan& p, std::string& why) {
     p.r = r2, p.s = s2, p.c = 16;
     p.pads = {0, 0, 0, 0};
     p.strides = {1, 1};
+    // 16-byte pixels make k-steps of a single tap, which the TMA convolution tiles (whole 64-byte
+    // k-steps per tap) do not take. Where a row of taps fills whole k-steps (7x7: 4 taps, 64
+    // bytes), x' packs each pixel's row of S' taps into one pixel of 16 x S' channels, and the
+    // stem becomes an R' x 1 convolution over it. W's rows are the same bytes: (r, s, c) flattened
+    // is (r, s * 16 + c). KILN_CUDA_INT8_S2D_TAPS=off keeps the 16-channel x'.
+    if ((16 * s2) % 64 == 0 && !envIs("KILN_CUDA_INT8_S2D_TAPS", "off")) {
+      p.s2dTaps = s2;
+      p.s2dOut[1] = wd.out;
+      p.s = 1, p.c = 16 * s2;
+    }
   }
   const bool direct = p.r == 1 && p.s == 1 && p.c % 16 == 0 && p.strides == std::vector<int64_t>{1, 1} &&
                       p.pads == std::vector<int64_t>{0, 0, 0, 0};
@@ -671,7 +684,8 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
   // The int8 space-to-depth inputs of stems, one per input value and stem geometry.
   std::map<std::vector<int64_t>, ValueId> s2dTwin;
   auto spaceToDepthInt8Of = [&](const ConvPlan& p) {
-    const std::vector<int64_t> key = {p.x, p.s2dKernel[0], p.s2dKernel[1], p.s2dPads[0], p.s2dPads[1], p.s2dPads[2], p.s2dPads[3]};
+    const std::vector<int64_t> key = {p.x,           p.s2dKernel[0], p.s2dKernel[1], p.s2dPads[0],
+                                      p.s2dPads[1],  p.s2dPads[2],   p.s2dPads[3],   p.s2dTaps};
     auto it = s2dTwin.find(key);
     if (it != s2dTwin.end()) return it->second;
     int others = 0;
@@ -680,7 +694,7 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
     SymShape shape = g.values[p.x].shape;
     shape.dims[1] = Dim::known(p.s2dOut[0]);
     shape.dims[2] = Dim::known(p.s2dOut[1]);
-    shape.dims[3] = Dim::known(16);
+    shape.dims[3] = Dim::known(16 * p.s2dTaps);
     const ValueId t = g.addValue(g.values[p.x].name + "/s2d_int8" + suffix, DType::Int8, shape);
     s2dTwin[key] = t;
     Node q;
@@ -692,6 +706,7 @@ void quantizeGraphForCuda(Graph& g, const BuildOptions& options, const std::map<
     q.attrs["scale"] = floatAttr(scaleOf(p.x));
     q.attrs["kernel_shape"] = intsAttr(p.s2dKernel);
     q.attrs["pads"] = intsAttr(p.s2dPads);
+    if (p.s2dTaps > 1) q.attrs["taps"] = intAttr(p.s2dTaps);
     added.push_back(q);
     return t;
   };

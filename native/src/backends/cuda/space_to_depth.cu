@@ -7,6 +7,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -88,9 +89,12 @@ __device__ __forceinline__ uint32_t quantizeByte(unsigned short bits, float inv)
   return static_cast<uint32_t>(static_cast<uint8_t>(q8(__half2float(__ushort_as_half(bits)) * inv)));
 }
 
+// One thread per pixel of x' (job.outW is x''s width); with taps > 1 it is tap t of the packed
+// pixels j - t that exist (each x' pixel is gathered once and stored up to `taps` times).
 template <int C, bool kNchw, typename Index>
-__global__ void __launch_bounds__(256) spaceToDepthInt8(Job<Index> job, float inv, Index total) {
+__global__ void __launch_bounds__(256) spaceToDepthInt8(Job<Index> job, float inv, Index total, int taps) {
   const Index stride = Index(gridDim.x) * blockDim.x;
+  const Index packedW = job.outW - Index(taps - 1);
   for (Index p = Index(blockIdx.x) * blockDim.x + threadIdx.x; p < total; p += stride) {
     unsigned short e[16];
     gatherBlock<C, kNchw>(job, p, e);
@@ -99,7 +103,14 @@ __global__ void __launch_bounds__(256) spaceToDepthInt8(Job<Index> job, float in
     for (int k = 0; k < 4; ++k)
       word[k] = quantizeByte(e[4 * k], inv) | (quantizeByte(e[4 * k + 1], inv) << 8) |
                 (quantizeByte(e[4 * k + 2], inv) << 16) | (quantizeByte(e[4 * k + 3], inv) << 24);
-    job.dst[p] = make_uint4(word[0], word[1], word[2], word[3]);
+    const uint4 pixel = make_uint4(word[0], word[1], word[2], word[3]);
+    if (taps == 1) {
+      job.dst[p] = pixel;
+      continue;
+    }
+    const Index j = p % job.outW, row = p / job.outW;
+    for (int t = 0; t < taps; ++t)
+      if (j >= Index(t) && j - Index(t) < packedW) job.dst[(row * packedW + (j - Index(t))) * Index(taps) + Index(t)] = pixel;
   }
 }
 
@@ -151,15 +162,20 @@ void launchSpaceToDepth16(const SpaceToDepthJob& a, const SpaceToDepthJob* b, cu
 
 void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStream_t stream, bool float32Nchw) {
   KILN_CHECK(job.c >= 1 && job.c <= 4, Internal, "space-to-depth takes 1 to 4 channels");
+  KILN_CHECK(job.taps >= 1 && job.taps <= 8, Internal, "space-to-depth packs 1 to 8 taps");
   KILN_CHECK(reinterpret_cast<uintptr_t>(job.dst) % 16 == 0, Internal,
              "space-to-depth writes 16-byte int8 pixels: the output must be 16-byte aligned");
-  const int64_t total = job.pixels();
-  if (total == 0) return;
-  dispatch(job.c, total, [&](auto channels, auto index) {
+  // The threads walk x' (taps - 1 pixels wider than the packed output); the index type must also
+  // hold the packed output's 16-byte pixels.
+  SpaceToDepthJob frame = job;
+  frame.outW = job.outW + job.taps - 1;
+  const int64_t total = frame.pixels();
+  if (job.pixels() == 0) return;
+  dispatch(job.c, std::max(total, job.pixels() * job.taps), [&](auto channels, auto index) {
     using Index = decltype(index);
     constexpr int kC = decltype(channels)::value;
     const auto kernel = float32Nchw ? spaceToDepthInt8<kC, true, Index> : spaceToDepthInt8<kC, false, Index>;
-    kernel<<<gridFor(total), 256, 0, stream>>>(deviceJob<Index>(job), invScale, static_cast<Index>(total));
+    kernel<<<gridFor(total), 256, 0, stream>>>(deviceJob<Index>(frame), invScale, static_cast<Index>(total), job.taps);
   });
   KILN_CUDA_CHECK(cudaGetLastError());
 }

@@ -23,6 +23,9 @@ struct SpaceToDepthJob {
   int h = 0, w = 0, c = 0;
   int padTop = 0, padLeft = 0;
   int outH = 0, outW = 0;
+  // launchSpaceToDepthInt8 only: dst packs each pixel's row of `taps` transformed pixels,
+  // [n, outH, outW, 16 * taps] with dst[n, i, j, 16t + c] = x'[n, i, j + t, c] (x' is outW + taps - 1 wide).
+  int taps = 1;
   int64_t pixels() const { return n * outH * outW; }
 };
 
@@ -33,7 +36,7 @@ void launchSpaceToDepth16(const SpaceToDepthJob& a, const SpaceToDepthJob* b, cu
 // -127, 127), rounding to nearest even as launchQuantize (int8_ops.h) does; the zero padding and the
 // channels 4C..15 are exact zeros. kiln.CudaQuantizeSpaceToDepth. float32Nchw: src is float32
 // [n, c, h, w] (the model's input), each value rounded to float16 first (the same bytes as casting
-// to float16 NHWC and then transforming).
+// to float16 NHWC and then transforming). job.taps > 1: packed rows of taps (SpaceToDepthJob).
 void launchSpaceToDepthInt8(const SpaceToDepthJob& job, float invScale, cudaStream_t stream, bool float32Nchw = false);
 
 }  // namespace kiln::cuda
