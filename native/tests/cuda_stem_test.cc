@@ -333,9 +333,9 @@ bool warned(const BuildReport& report, const std::string& part) {
 }
 
 // The stem on the space-to-depth INT8 path: every convolution INT8, one kiln.CudaQuantizeSpaceToDepth
-// (the only quantization: x is read nowhere else) writing [N, OH + 3, OW, 64] (each pixel's row of 4
-// taps packed; [N, OH + 3, OW + 3, 16] with KILN_CUDA_INT8_S2D_TAPS=off) straight from the float32
-// input, and the max pool on int8.
+// (the only quantization: x is read nowhere else) writing [N, OH + 3, OW + 3, 16] (with
+// KILN_CUDA_INT8_S2D_TAPS=on each pixel's row of 4 taps packed: [N, OH + 3, OW, 64]) straight from
+// the float32 input, and the max pool on int8.
 void expectInt8SpaceToDepthStem(const BuildReport& report, const Int8StemCase& t, const std::string& what) {
   expectCount(countLayers(report, "kiln.CudaConvInt8NHWC", "int8"), kInt8Convs, what + ": INT8 convolutions");
   expectCount(countLayers(report, "kiln.CudaConvNHWC", "fp16"), 0, what + ": fp16 convolutions");
@@ -349,7 +349,8 @@ void expectInt8SpaceToDepthStem(const BuildReport& report, const Int8StemCase& t
   int casts = 0;
   for (const LayerReport& l : report.layers) casts += l.opType == "kiln.CudaCastToNhwc";
   expectCount(casts, 0, what + ": input casts to fp16 NHWC");
-  const bool packed = std::getenv("KILN_CUDA_INT8_S2D_TAPS") == nullptr || std::string(std::getenv("KILN_CUDA_INT8_S2D_TAPS")) != "off";
+  const char* taps = std::getenv("KILN_CUDA_INT8_S2D_TAPS");
+  const bool packed = taps != nullptr && std::string(taps) == "on";
   const int64_t oh = outExtent(t.h, 7, 3), ow = outExtent(t.w, 7, 3);
   const std::string x2 = shapeToString({t.n, oh + 3, packed ? ow : ow + 3, packed ? 64 : 16});
   for (const LayerReport& l : report.layers) {
@@ -418,8 +419,8 @@ KILN_TEST(cuda, int8_stem_space_to_depth_matches_the_plain_int8_stem) {
   expectStemClose(gotS2d, gotPlain, 0.02, what + ": s2d vs plain INT8 stem");
 }
 
-// The packed stem (x' with each pixel's row of 4 taps in one 64-channel pixel: a 4x1 convolution)
-// against the 16-channel one (KILN_CUDA_INT8_S2D_TAPS=off, a 4x4 convolution) on both families: the
+// The packed stem (KILN_CUDA_INT8_S2D_TAPS=on: x' with each pixel's row of 4 taps in one 64-channel
+// pixel, a 4x1 convolution) against the 16-channel one (a 4x4 convolution) on both families: the
 // same int8 products over the same scales (minmax ranges), so the two agree to float rounding.
 KILN_TEST(cuda, int8_stem_packed_taps_match_the_16_channel_stem) {
   const Int8StemCase t{2, 3, 29, 31};
@@ -431,24 +432,27 @@ KILN_TEST(cuda, int8_stem_packed_taps_match_the_16_channel_stem) {
   for (const char* family : {"cublaslt", "implicit"}) {
     ScopedEnv env("KILN_CUDA_INT8_CONV", family);
     const std::string path = what + " (" + family + ")";
-    const BuildResult packed = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
-    expectInt8SpaceToDepthStem(packed.report, t, path + ", packed");
-    Tensor unpacked;
+    Tensor got, unpacked;
+    {
+      ScopedEnv on("KILN_CUDA_INT8_S2D_TAPS", "on");
+      const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
+      expectInt8SpaceToDepthStem(built.report, t, path + ", packed");
+      got = runEngine(built, "cuda", inputs);
+    }
     {
       ScopedEnv off("KILN_CUDA_INT8_S2D_TAPS", "off");
       const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
       expectInt8SpaceToDepthStem(built.report, t, path + ", 16 channels");
       unpacked = runEngine(built, "cuda", inputs);
     }
-    const Tensor got = runEngine(packed, "cuda", inputs);
     expectStemClose(got, want, 0.1, path + ", packed vs fp32");
     expectStemClose(unpacked, want, 0.1, path + ", 16 channels vs fp32");
     expectStemClose(got, unpacked, 0.02, path + ": packed vs 16-channel stem");
   }
 }
 
-// The packed stem on the TMA convolution tiles (a 4x1 filter over 64 channels, which the tiles of
-// 64-byte k-steps and 64 channels take): 64 channels wide, 2 x 32 x 32 output pixels, every
+// The packed stem (KILN_CUDA_INT8_S2D_TAPS=on) on the TMA convolution tiles (a 4x1 filter over 64
+// channels, which the tiles of 64-byte k-steps and 64 channels take): 64 channels wide, 2 x 32 x 32 output pixels, every
 // implicit-GEMM tile forced in turn (KILN_TEST_TILE=n: that one only) against cuBLASLt's path and
 // the fp32 CPU reference; without KILN_TEST_TILE, some TMA convolution tile must have run the stem.
 // (The block's downsample stays a layer of its own here: the test is about the stem.)
@@ -460,6 +464,7 @@ KILN_TEST(cuda, int8_packed_stem_on_tma_conv_tiles_matches_cublaslt_path) {
   const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
   const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
   ScopedEnv unfused("KILN_CUDA_INT8_SHORTCUT", "off");
+  ScopedEnv packedStem("KILN_CUDA_INT8_S2D_TAPS", "on");
   Tensor lt;
   {
     ScopedEnv env("KILN_CUDA_INT8_CONV", "cublaslt");

@@ -1334,11 +1334,12 @@ constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots, bool residen
          8 * (2 * ring + 4 * slots + 1) + 1024;
 }
 
-// Whether a TMA convolution tile takes layer g: any R x S filter (1x1s too: there it is a GEMM
+// Whether a TMA convolution tile takes layer g: a square filter (1x1s too: there it is a GEMM
 // whose W streams with A, for the 1x1s to many channels whose W slice the other TMA tiles keep
-// resident one narrow N block at a time; R x 1 for the packed space-to-depth stem), with the same
-// stride, padding and dilation both ways (GPU tests cover only those, so the order of the im2col
-// map's corners is not left to chance), over
+// resident one narrow N block at a time), or with KILN_CUDA_INT8_S2D_TAPS=on any R x S one (R x 1:
+// the packed space-to-depth stem; not yet run on a GPU, so off by default), with the same stride,
+// padding and dilation both ways (GPU tests cover only those, so the order of the im2col map's
+// corners is not left to chance), over
 // whole k-steps of channels (a k-step is one tap's), K a multiple of 16 (Y's rows are TMA strides),
 // within im2col's limits on a 4-D map (corners in [-128, 127], tap offsets up to 255, traversal
 // strides up to 8).
@@ -1346,6 +1347,7 @@ constexpr int tmaConvSmemBytes(int bn, int bk, int ring, int slots, bool residen
 // corners within range, and its input the size its stride maps onto the output grid.
 bool tmaConvTileTakes(const Im2ColGeometry& g, int64_t kOut, int bn, int bk, int ring, int slots, bool resident) {
   if (g.strideH != g.strideW || g.padH != g.padW || g.dilH != g.dilW) return false;
+  if (g.r != g.s && !envIs("KILN_CUDA_INT8_S2D_TAPS", "on")) return false;
   if (g.c % bk != 0 || g.kPad != int64_t(g.r) * g.s * g.c + g.c2 || kOut % 16 != 0 || kOut < bn) return false;
   if (g.strideH < 1 || g.strideH > 8 || g.padH > 128 || (std::max(g.r, g.s) - 1) * g.dilH > 255) return false;
   auto inRange = [](int corner) { return corner >= -128 && corner <= 127; };
