@@ -325,6 +325,19 @@ void expectCount(int got, int want, const std::string& what) {
   if (got != want) throw kiln_test::Failure(what + ": " + std::to_string(got) + ", not " + std::to_string(want));
 }
 
+// One INT8 stem case (k channels wide): its model, its input (seed + 9) and the CPU backend's
+// float32 output for it.
+struct Int8StemRun {
+  std::vector<uint8_t> model;
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  Tensor want;
+};
+Int8StemRun prepareInt8(const Int8StemCase& t, uint32_t seed, int64_t k = kInt8Width) {
+  Int8StemRun run{int8StemModel(t, seed, k), {{"x", stemImages(t, t.n, seed + 9)}}, {}};
+  run.want = buildAndRun(run.model, "cpu", Precision::Fp32, run.inputs);
+  return run;
+}
+
 bool warned(const BuildReport& report, const std::string& part) {
   for (const std::string& w : report.warnings) {
     if (w.find(part) != std::string::npos) return true;
@@ -371,9 +384,7 @@ KILN_TEST(cuda, int8_stem_space_to_depth_matches_cpu_and_cublaslt_path) {
   for (const Int8StemCase& t : cases) {
     seed += 10;
     const std::string what = describeInt8Case(t);
-    const std::vector<uint8_t> model = int8StemModel(t, seed);
-    const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
-    const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+    const auto [model, inputs, want] = prepareInt8(t, seed);
     Tensor lt, implicit;
     for (const char* family : {"cublaslt", "implicit"}) {
       ScopedEnv env("KILN_CUDA_INT8_CONV", family);
@@ -398,9 +409,7 @@ KILN_TEST(cuda, int8_stem_space_to_depth_matches_the_plain_int8_stem) {
   const Int8StemCase t{2, 4, 29, 31};
   const uint32_t seed = 600;
   const std::string what = describeInt8Case(t);
-  const std::vector<uint8_t> model = int8StemModel(t, seed);
-  const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
-  const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+  const auto [model, inputs, want] = prepareInt8(t, seed);
   ScopedEnv family("KILN_CUDA_INT8_CONV", "cublaslt");
   const BuildResult s2d = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
   expectInt8SpaceToDepthStem(s2d.report, t, what + " (s2d)");
@@ -426,43 +435,34 @@ KILN_TEST(cuda, int8_stem_packed_taps_match_the_16_channel_stem) {
   const Int8StemCase t{2, 3, 29, 31};
   const uint32_t seed = 650;
   const std::string what = describeInt8Case(t);
-  const std::vector<uint8_t> model = int8StemModel(t, seed);
-  const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
-  const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+  const auto [model, inputs, want] = prepareInt8(t, seed);
   for (const char* family : {"cublaslt", "implicit"}) {
     ScopedEnv env("KILN_CUDA_INT8_CONV", family);
     const std::string path = what + " (" + family + ")";
-    Tensor got, unpacked;
-    {
-      ScopedEnv on("KILN_CUDA_INT8_S2D_TAPS", "on");
+    Tensor got[2];
+    const char* const setting[2] = {"on", "off"};
+    const std::string form[2] = {", packed", ", 16 channels"};
+    for (int i = 0; i < 2; ++i) {
+      ScopedEnv taps("KILN_CUDA_INT8_S2D_TAPS", setting[i]);
       const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
-      expectInt8SpaceToDepthStem(built.report, t, path + ", packed");
-      got = runEngine(built, "cuda", inputs);
+      expectInt8SpaceToDepthStem(built.report, t, path + form[i]);
+      got[i] = runEngine(built, "cuda", inputs);
+      expectStemClose(got[i], want, 0.1, path + form[i] + " vs fp32");
     }
-    {
-      ScopedEnv off("KILN_CUDA_INT8_S2D_TAPS", "off");
-      const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::MinMax, seed);
-      expectInt8SpaceToDepthStem(built.report, t, path + ", 16 channels");
-      unpacked = runEngine(built, "cuda", inputs);
-    }
-    expectStemClose(got, want, 0.1, path + ", packed vs fp32");
-    expectStemClose(unpacked, want, 0.1, path + ", 16 channels vs fp32");
-    expectStemClose(got, unpacked, 0.02, path + ": packed vs 16-channel stem");
+    expectStemClose(got[0], got[1], 0.02, path + ": packed vs 16-channel stem");
   }
 }
 
 // The packed stem (KILN_CUDA_INT8_S2D_TAPS=on) on the TMA convolution tiles (a 4x1 filter over 64
-// channels, which the tiles of 64-byte k-steps and 64 channels take): 64 channels wide, 2 x 32 x 32 output pixels, every
-// implicit-GEMM tile forced in turn (KILN_TEST_TILE=n: that one only) against cuBLASLt's path and
+// channels, which the tiles of 64-byte k-steps and 64 channels take): 64 channels wide, 2 x 32 x 32
+// output pixels, every implicit-GEMM tile forced in turn (KILN_TEST_TILE=n: that one only) against cuBLASLt's path and
 // the fp32 CPU reference; without KILN_TEST_TILE, some TMA convolution tile must have run the stem.
 // (The block's downsample stays a layer of its own here: the test is about the stem.)
 KILN_TEST(cuda, int8_packed_stem_on_tma_conv_tiles_matches_cublaslt_path) {
   const Int8StemCase t{2, 3, 64, 64};
   const uint32_t seed = 660;
   const std::string what = describeInt8Case(t) + " 64 wide";
-  const std::vector<uint8_t> model = int8StemModel(t, seed, 64);
-  const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
-  const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+  const auto [model, inputs, want] = prepareInt8(t, seed, 64);
   ScopedEnv unfused("KILN_CUDA_INT8_SHORTCUT", "off");
   ScopedEnv packedStem("KILN_CUDA_INT8_S2D_TAPS", "on");
   Tensor lt;
@@ -501,9 +501,7 @@ KILN_TEST(cuda, int8_stem_space_to_depth_off_keeps_the_stem_fp16) {
   const Int8StemCase t{2, 3, 29, 31};
   const uint32_t seed = 700;
   const std::string what = describeInt8Case(t) + " (s2d off)";
-  const std::vector<uint8_t> model = int8StemModel(t, seed);
-  const std::vector<std::pair<std::string, Tensor>> inputs = {{"x", stemImages(t, t.n, seed + 9)}};
-  const Tensor want = buildAndRun(model, "cpu", Precision::Fp32, inputs);
+  const auto [model, inputs, want] = prepareInt8(t, seed);
   ScopedEnv off("KILN_CUDA_INT8_S2D", "off");
   const BuildResult built = buildInt8Stem(model, t, CalibrationMethod::Entropy, seed);
   expectCount(countLayers(built.report, "kiln.CudaConvNHWC", "fp16"), 1, what + ": fp16 convolutions");
