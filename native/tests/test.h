@@ -26,13 +26,25 @@ struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Sets an environment variable for one scope (a failing check must not leak it into later tests).
+// Sets an environment variable for one scope (a failing check must not leak it into later tests),
+// then puts back what the process had: a setting given to the whole test run (KILN_CUDA_... on the
+// GPU machine) holds again for the tests after one that overrides it.
 struct ScopedEnv {
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* before = std::getenv(name)) had_ = true, before_ = before;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_)
+      setenv(name_, before_.c_str(), 1);
+    else
+      unsetenv(name_);
+  }
   ScopedEnv(const ScopedEnv&) = delete;
   ScopedEnv& operator=(const ScopedEnv&) = delete;
   const char* name_;
+  bool had_ = false;
+  std::string before_;
 };
 
 }  // namespace kiln_test
