@@ -657,9 +657,6 @@ KILN_TEST(cuda, int8_engine_calibrates_and_matches_fp32) {
   }
 }
 
-// An INT8 engine of `model` with its convolutions on one family (KILN_CUDA_INT8_CONV: "implicit" or
-// "cublaslt") and, for the implicit GEMM, one tile; calibrated on four batches shaped like x; its
-// output for x. Every one of `convs` convolutions must run in INT8 on that family.
 // An INT8 build of `model` on the cuda backend with every layer INT8 (a loose error bound),
 // calibrated on four batches shaped like x (uniform in [-1, 1], seeds from `seed`).
 BuildResult buildInt8Loose(const std::vector<uint8_t>& model, const Shape& x, uint32_t seed) {
@@ -671,6 +668,9 @@ BuildResult buildInt8Loose(const std::vector<uint8_t>& model, const Shape& x, ui
   return buildEngine(model.data(), model.size(), options);
 }
 
+// An INT8 engine of `model` with its convolutions on one family (KILN_CUDA_INT8_CONV: "implicit" or
+// "cublaslt") and, for the implicit GEMM, one tile; calibrated on four batches shaped like x; its
+// output for x. Every one of `convs` convolutions must run in INT8 on that family.
 Tensor buildInt8Forced(const std::vector<uint8_t>& model, const Tensor& x, const char* family, int tile, int convs) {
   ScopedEnv env("KILN_CUDA_INT8_CONV", family);
   ScopedEnv forced("KILN_CUDA_IMPLICIT_TILE", tile >= 0 ? std::to_string(tile).c_str() : "");
@@ -976,6 +976,8 @@ KILN_TEST(cuda, int8_fused_shortcuts_match_the_unfused_downsamples) {
   };
   Tensor unfused;
   {
+    // Unfused even where the whole run sets KILN_CUDA_INT8_SHORTCUT=on.
+    ScopedEnv off("KILN_CUDA_INT8_SHORTCUT", "off");
     const BuildResult built = build(-1);
     EXPECT_EQ(countPrecision(built.report, "CudaConvInt8NHWC", "int8"), 8);
     EXPECT_EQ(countKernels(built.report, "int8_shortcut"), 0);
@@ -987,8 +989,9 @@ KILN_TEST(cuda, int8_fused_shortcuts_match_the_unfused_downsamples) {
   const BuildResult fused = build(-1);
   EXPECT_EQ(countPrecision(fused.report, "CudaConvInt8NHWC", "int8"), 6);
   EXPECT_EQ(countKernels(fused.report, "int8_shortcut_implicit_gemm_wgmma_tma"), 2);
-  expectClose(runBuilt(fused, x), unfused, 0.05, "fused shortcuts vs unfused");
-  expectClose(runBuilt(fused, x), ref[0], 0.1, "fused shortcuts vs fp32");
+  const Tensor got = runBuilt(fused, x);
+  expectClose(got, unfused, 0.05, "fused shortcuts vs unfused");
+  expectClose(got, ref[0], 0.1, "fused shortcuts vs fp32");
   const char* onlyTile = std::getenv("KILN_TEST_TILE");
   for (int tile = cuda::kImplicitGemmTiles; tile < cuda::kInt8ImplicitGemmTiles; ++tile) {
     if (!cuda::implicitGemmTileAvailable(tile, DType::Int8)) continue;

@@ -279,7 +279,10 @@ void launchInt8ConvImplicitGemm(int tile, const int8_t* x, const int8_t* w, cons
   ConvArgs a = argsFor(x, w, bias, z, relu, y, g, kOut);
   a.alpha = alpha, a.beta = beta;
   if (g.c2 > 0) {
-    KILN_CHECK(x2 != nullptr && ratio != nullptr && z == nullptr && wgmmaTileTakesShortcut(tile, g, kOut), Internal,
+    // Which wgmma tiles take the layer launchWgmmaInt8Conv checks.
+    KILN_CHECK(x2 != nullptr && ratio != nullptr && z == nullptr && tile >= kImplicitGemmTiles &&
+                   tile < kInt8ImplicitGemmTiles,
+               Internal,
                "INT8 tile " + std::to_string(tile) + " does not take a fused shortcut convolution");
     a.x2 = reinterpret_cast<const uint8_t*>(x2), a.ratio = ratio;
     a.h2 = int(g.h2), a.w2 = int(g.w2), a.c2 = int(g.c2), a.stride2 = g.stride2;
