@@ -20,7 +20,7 @@
 // --profile writes CPU profiles (node --cpu-prof) of the worker and gateway processes into DIR
 // (with --in-process, run the bench itself under `node --cpu-prof` for the gateway's).
 // Writes bench/results/gateway-<date>.md and prints it.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import {
   accessSync,
   constants,
@@ -524,6 +524,46 @@ async function redisCpuSeconds(redis: { info(section: string): Promise<string> }
   return read("used_cpu_user") + read("used_cpu_sys");
 }
 
+/**
+ * How late 1 ms sleeps wake on this machine with nothing else of the bench running (a child
+ * process blocking in Atomics.wait, no event loop): a scheduling stall here lands on some request's
+ * latency in every path alike, so it is the floor under the p99s below.
+ */
+function sleepLateness(seconds: number): Promise<{ sleeps: number; over1: number; over5: number; maxMs: number }> {
+  const script = `
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    const n = ${Math.round(seconds * 1000)};
+    let over1 = 0, over5 = 0, max = 0;
+    for (let i = 0; i < n; i++) {
+      const at = performance.now();
+      Atomics.wait(cell, 0, 0, 1);
+      const late = performance.now() - at - 1;
+      if (late > 1) over1++;
+      if (late > 5) over5++;
+      if (late > max) max = late;
+    }
+    process.stdout.write(JSON.stringify({ sleeps: n, over1, over5, maxMs: max }));`;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ["-e", script], (error, stdout) =>
+      error ? reject(error) : resolve(JSON.parse(stdout)),
+    );
+  });
+}
+
+/** The gateway's own latency histogram (arrival to answer written, kiln_inference_request_duration_seconds). */
+async function gatewayLatencyCounts(
+  gatewayUrl: string,
+): Promise<{ total: number; upTo1: number; upTo2_5: number; upTo5: number }> {
+  const metrics = await (await fetch(`${gatewayUrl}/metrics`)).text();
+  const bucket = (le: string) =>
+    Number(
+      new RegExp(`kiln_inference_request_duration_seconds_bucket\\{le="${le}",deployment="[^"]+"\\} (\\d+)`).exec(
+        metrics,
+      )?.[1] ?? 0,
+    );
+  return { total: bucket("\\+Inf"), upTo1: bucket("0.001"), upTo2_5: bucket("0.0025"), upTo5: bucket("0.005") };
+}
+
 type CpuShare = {
   gateway: number;
   worker: number;
@@ -676,9 +716,12 @@ async function main() {
   const refill = setInterval(() => void stack.redis.hset(bucket, "tokens", 1_000_000), 50);
 
   const loadBefore = loadavg();
+  const stalls = await sleepLateness(5);
   const bareBody = "{}";
   const bareHeaders = { "content-type": "application/json" };
   const runs: { bareMax: Load; gatewayMax: Load; bareAtRate: Load; gatewayAtRate: Load }[] = [];
+  /** Per run: the shares of the at-rate phase's requests the gateway itself (arrival to answer) took over 1, 2.5 and 5 ms. */
+  const gatewaySlow: { over1: number; over2_5: number; over5: number }[] = [];
   const cpu: CpuShare[] = [];
   /** The load generator's CPU over its run, in cores (CPU seconds per second). */
   const cores = (l: Load) => ((l.loaderCpu ?? 0) / DURATION).toFixed(2);
@@ -704,8 +747,17 @@ async function main() {
     const wk0 = processCpuSeconds(worker.pid);
     const rd0 = await redisCpuSeconds(stack.redis);
     const pg0 = postgresCpuSeconds();
+    const seen0 = await gatewayLatencyCounts(gatewayUrl);
     const gatewayAtRate = await probe(inferUrl, { body, headers, rate: RATE });
     const gw = gatewayCpuSeconds() - gw0;
+    const seen = await gatewayLatencyCounts(gatewayUrl);
+    const answeredAtRate = Math.max(1, seen.total - seen0.total);
+    const over = (upTo: number, upTo0: number) => (answeredAtRate - (upTo - upTo0)) / answeredAtRate;
+    gatewaySlow.push({
+      over1: over(seen.upTo1, seen0.upTo1),
+      over2_5: over(seen.upTo2_5, seen0.upTo2_5),
+      over5: over(seen.upTo5, seen0.upTo5),
+    });
     const perRequestMs = (seconds: number, n: number) => (seconds * 1000) / Math.max(1, n);
     cpu.push({
       gatewayMax: perRequestMs(gwMax, gatewayMax.requests),
@@ -763,6 +815,7 @@ async function main() {
   await stack.close();
 
   const ms = (v: number) => v.toFixed(3);
+  const pct = (share: number) => `${(share * 100).toFixed(2)}%`;
   const engineP50 = percentile(engineTimes, 0.5);
   const engineP99 = percentile(engineTimes, 0.99);
   const date = new Date().toISOString().slice(0, 10);
@@ -810,6 +863,7 @@ ${row(`Bare Fastify route at ${RATE} req/s (probe)`, bareAtRate, 3)}
 ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 
 - Overhead over the engine at ${RATE} req/s: p50 ${(gatewayAtRate.p50 - engineP50).toFixed(3)} ms (goal <= 1 ms), p99 ${(gatewayAtRate.p99 - engineP99).toFixed(3)} ms (goal <= 5 ms).
+- Where the p99 tail arises, at ${RATE} req/s: the gateway's own clock (kiln_inference_request_duration_seconds, from a request's arrival to its answer being written, the worker hop included) had ${pct(middle(gatewaySlow.map((s) => s.over1)))} of requests over 1 ms, ${pct(middle(gatewaySlow.map((s) => s.over2_5)))} over 2.5 ms and ${pct(middle(gatewaySlow.map((s) => s.over5)))} over 5 ms (medians over runs). The machine alone, before the load runs: of ${stalls.sleeps} sleeps of 1 ms, ${stalls.over1} woke more than 1 ms late and ${stalls.over5} more than 5 ms late (at most ${stalls.maxMs.toFixed(1)} ms).
 - The same over the bare route at ${RATE} req/s (what the gateway adds beyond one HTTP exchange on this machine): p50 ${(gatewayAtRate.p50 - bareAtRate.p50).toFixed(3)} ms, p99 ${(gatewayAtRate.p99 - bareAtRate.p99).toFixed(3)} ms.
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
 - CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis), PostgreSQL ${medCpu("postgres").toFixed(3)} ms (the usage rollups; shared likewise); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
