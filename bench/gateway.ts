@@ -550,18 +550,20 @@ function sleepLateness(seconds: number): Promise<{ sleeps: number; over1: number
   });
 }
 
+/** A per-deployment histogram's cumulative count up to `le` in a /metrics text (0 when absent). */
+function histogramBucket(metrics: string, name: string, le: number | "+Inf"): number {
+  const bound = String(le).replace(/[+.]/g, "\\$&");
+  const line = new RegExp(`${name}_bucket\\{le="${bound}",deployment="[^"]+"\\} (\\d+)`).exec(metrics);
+  return Number(line?.[1] ?? 0);
+}
+
 /** The gateway's own latency histogram (arrival to answer written, kiln_inference_request_duration_seconds). */
 async function gatewayLatencyCounts(
   gatewayUrl: string,
 ): Promise<{ total: number; upTo1: number; upTo2_5: number; upTo5: number }> {
   const metrics = await (await fetch(`${gatewayUrl}/metrics`)).text();
-  const bucket = (le: string) =>
-    Number(
-      new RegExp(`kiln_inference_request_duration_seconds_bucket\\{le="${le}",deployment="[^"]+"\\} (\\d+)`).exec(
-        metrics,
-      )?.[1] ?? 0,
-    );
-  return { total: bucket("\\+Inf"), upTo1: bucket("0.001"), upTo2_5: bucket("0.0025"), upTo5: bucket("0.005") };
+  const bucket = (le: number | "+Inf") => histogramBucket(metrics, "kiln_inference_request_duration_seconds", le);
+  return { total: bucket("+Inf"), upTo1: bucket(0.001), upTo2_5: bucket(0.0025), upTo5: bucket(0.005) };
 }
 
 type CpuShare = {
@@ -742,12 +744,13 @@ async function main() {
     const bareCpu0 = processCpuSeconds(bare.pid);
     const bareAtRate = await probe(`${bareUrl}/echo`, { body: bareBody, headers: bareHeaders, rate: RATE });
     const bareCpu = processCpuSeconds(bare.pid) - bareCpu0;
+    // Read before the CPU snapshots, so that rendering /metrics is not charged to the requests.
+    const seen0 = await gatewayLatencyCounts(gatewayUrl);
     // CPU each process spends per request at the fixed rate: what the machine's load cannot inflate much.
     const gw0 = gatewayCpuSeconds();
     const wk0 = processCpuSeconds(worker.pid);
     const rd0 = await redisCpuSeconds(stack.redis);
     const pg0 = postgresCpuSeconds();
-    const seen0 = await gatewayLatencyCounts(gatewayUrl);
     const gatewayAtRate = await probe(inferUrl, { body, headers, rate: RATE });
     const gw = gatewayCpuSeconds() - gw0;
     const seen = await gatewayLatencyCounts(gatewayUrl);
@@ -791,10 +794,7 @@ async function main() {
   const medCpu = (f: keyof CpuShare) => middle(cpu.map((c) => c[f]));
 
   const metrics = await (await fetch(`${gatewayUrl}/metrics`)).text();
-  const batchLine = (le: string) =>
-    Number(
-      new RegExp(`kiln_inference_batch_size_bucket\\{le="${le}",deployment="[^"]+"\\} (\\d+)`).exec(metrics)?.[1] ?? 0,
-    );
+  const batchLine = (le: number) => histogramBucket(metrics, "kiln_inference_batch_size", le);
   const successCount = Number(
     /kiln_inference_request_success_total\{deployment="[^"]+"\} (\d+)/.exec(metrics)?.[1] ?? 0,
   );
@@ -869,7 +869,7 @@ ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 - CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis), PostgreSQL ${medCpu("postgres").toFixed(3)} ms (the usage rollups; shared likewise); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.
 - CPU per request at max throughput (median over runs, same sources): gateway process ${medCpu("gatewayMax").toFixed(3)} ms, worker process ${medCpu("workerMax").toFixed(3)} ms, Redis ${medCpu("redisMax").toFixed(3)} ms, PostgreSQL ${medCpu("postgresMax").toFixed(3)} ms; bare Fastify route ${medCpu("bareMax").toFixed(3)} ms.
 - The gateway's own count over the whole run: ${successCount} requests answered by the model, ${failureCount} failed (kiln_inference_request_failure_total); the load phases above completed ${sentCount} (the rest: warm-up, and requests in flight when a load phase stopped).
-- Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine("1")} in batches of 1, ${batchLine("4") - batchLine("2")} in batches of 3-4, ${batchCount - batchLine("8")} in batches above 8.
+- Batch sizes over the whole run (kiln_inference_batch_size): ${batchCount} requests, ${batchLine(1)} in batches of 1, ${batchLine(4) - batchLine(2)} in batches of 3-4, ${batchCount - batchLine(8)} in batches above 8.
 - The probe (${PROBE_KIND}) itself used ${perReq(bareAtRate)} ms of CPU per request against the bare route and ${perReq(gatewayAtRate)} ms against the gateway (its process.cpuUsage() over the whole probe, warm-up and start-up included); its 1 ms tick sent requests up to ${(bareAtRate.lagP99 ?? 0).toFixed(3)} / ${(gatewayAtRate.lagP99 ?? 0).toFixed(3)} ms after their place in the schedule (p99, bare / gateway; not in the latencies).
 - The load generator (${LOAD}) itself used ${cores(bareLoad)} cores against the bare route and ${cores(gatewayMax)} against the gateway (median CPU seconds per second of its run, from bash's \`times\`), out of ${availableParallelism()}.
 - ${LOAD === "wrk" ? "wrk reports latency from a histogram in microseconds (it counts answers of 400 and up as non-2xx)" : "autocannon reports latency in whole milliseconds"}; the probe and the engine row use hrtime / performance.now().
