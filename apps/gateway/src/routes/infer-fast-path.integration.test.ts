@@ -63,7 +63,7 @@ describe("inference fast path", () => {
     const ok = await same("/v2/models/dense/infer", json(stack.orgA.key, { id: "r1", inputs: [X] }));
     expect(ok.status).toBe(200);
     expect(ok.requestId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(ok.headers["content-type"]).toBe("application/json");
+    expect(ok.headers["content-type"]).toBe("application/json; charset=utf-8");
     expect(ok.headers["access-control-allow-origin"]).toBe("*");
 
     const encoded = encodeInferRequest({
