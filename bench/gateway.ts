@@ -40,6 +40,7 @@ import * as serving from "@kiln/serving";
 import { gatewayProcesses } from "../apps/gateway/src/cluster.ts";
 import { gatewayProcessEnv, startServingStack } from "../test/serving-fixture.ts";
 import { descendantsOf, freePort, ROOT, waitUntil } from "../test/support.ts";
+import { median } from "./lib/stats.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -465,16 +466,9 @@ function probe(url: string, options: { body: string; headers: Record<string, str
   });
 }
 
-/** The median (the mean of the two middle values for an even count). */
-function middle(values: number[]): number {
-  const v = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
-}
-
 /** The median of each field over several runs. */
 function medianLoad(runs: Load[]): Load {
-  const med = (f: keyof Load) => middle(runs.map((r) => r[f]));
+  const med = (f: keyof Load) => median(runs.map((r) => r[f]));
   return {
     requests: med("requests"),
     rps: med("rps"),
@@ -483,8 +477,8 @@ function medianLoad(runs: Load[]): Load {
     p99: med("p99"),
     non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
     errors: runs.reduce((n, r) => n + r.errors, 0),
-    loaderCpu: middle(runs.map((r) => r.loaderCpu ?? 0)),
-    lagP99: middle(runs.map((r) => r.lagP99 ?? 0)),
+    loaderCpu: median(runs.map((r) => r.loaderCpu ?? 0)),
+    lagP99: median(runs.map((r) => r.lagP99 ?? 0)),
   };
 }
 
@@ -791,7 +785,7 @@ async function main() {
   const bareAtRate = medianLoad(runs.map((r) => r.bareAtRate));
   const gatewayAtRate = medianLoad(runs.map((r) => r.gatewayAtRate));
   clearInterval(refill);
-  const medCpu = (f: keyof CpuShare) => middle(cpu.map((c) => c[f]));
+  const medCpu = (f: keyof CpuShare) => median(cpu.map((c) => c[f]));
 
   const metrics = await (await fetch(`${gatewayUrl}/metrics`)).text();
   const batchLine = (le: number) => histogramBucket(metrics, "kiln_inference_batch_size", le);
@@ -863,7 +857,7 @@ ${row(`Bare Fastify route at ${RATE} req/s (probe)`, bareAtRate, 3)}
 ${row(`Gateway + worker at ${RATE} req/s (probe)`, gatewayAtRate, 3)}
 
 - Overhead over the engine at ${RATE} req/s: p50 ${(gatewayAtRate.p50 - engineP50).toFixed(3)} ms (goal <= 1 ms), p99 ${(gatewayAtRate.p99 - engineP99).toFixed(3)} ms (goal <= 5 ms).
-- Where the p99 tail arises, at ${RATE} req/s: the gateway's own clock (kiln_inference_request_duration_seconds, from a request's arrival to its answer being written, the worker hop included) had ${pct(middle(gatewaySlow.map((s) => s.over1)))} of requests over 1 ms, ${pct(middle(gatewaySlow.map((s) => s.over2_5)))} over 2.5 ms and ${pct(middle(gatewaySlow.map((s) => s.over5)))} over 5 ms (medians over runs). The machine alone, before the load runs: of ${stalls.sleeps} sleeps of 1 ms, ${stalls.over1} woke more than 1 ms late and ${stalls.over5} more than 5 ms late (at most ${stalls.maxMs.toFixed(1)} ms).
+- Where the p99 tail arises, at ${RATE} req/s: the gateway's own clock (kiln_inference_request_duration_seconds, from a request's arrival to its answer being written, the worker hop included) had ${pct(median(gatewaySlow.map((s) => s.over1)))} of requests over 1 ms, ${pct(median(gatewaySlow.map((s) => s.over2_5)))} over 2.5 ms and ${pct(median(gatewaySlow.map((s) => s.over5)))} over 5 ms (medians over runs). The machine alone, before the load runs: of ${stalls.sleeps} sleeps of 1 ms, ${stalls.over1} woke more than 1 ms late and ${stalls.over5} more than 5 ms late (at most ${stalls.maxMs.toFixed(1)} ms).
 - The same over the bare route at ${RATE} req/s (what the gateway adds beyond one HTTP exchange on this machine): p50 ${(gatewayAtRate.p50 - bareAtRate.p50).toFixed(3)} ms, p99 ${(gatewayAtRate.p99 - bareAtRate.p99).toFixed(3)} ms.
 - Gateway throughput / bare Fastify: ${(gatewayMax.rps / bareLoad.rps).toFixed(2)} (goal >= 0.5).
 - CPU per request at ${RATE} req/s (median over runs; /proc and INFO cpu, 10 ms tick resolution over ${DURATION} s): gateway process ${medCpu("gateway").toFixed(3)} ms, worker process ${medCpu("worker").toFixed(3)} ms, Redis ${medCpu("redis").toFixed(3)} ms (shared with other users of this Redis), PostgreSQL ${medCpu("postgres").toFixed(3)} ms (the usage rollups; shared likewise); bare Fastify route ${medCpu("bare").toFixed(3)} ms. At ${RATE} req/s the served path needs about ${(((medCpu("gateway") + medCpu("worker") + medCpu("redis")) * RATE) / 1000).toFixed(2)} cores besides the load generator.

@@ -1,6 +1,6 @@
 // How a small JSON answer is handed to node:http: as a string or as a Buffer. Two node:http
 // servers in processes of their own answer every POST with the same head (the gateway's CORS,
-// request id and content type) and the same 120-byte JSON body, one with res.end(string), one with
+// request id and content type) and the same small JSON body, one with res.end(string), one with
 // res.end(buffer); wrk loads them in turn, round by round, so drift on a shared machine hits both.
 //   npx tsx bench/http-answer-body.ts [--rounds 8] [--duration 3] [--connections 16] [--threads 2]
 // Node joins a string body to the response head and writes both with one plain socket write; a
@@ -12,7 +12,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CORS_HEADERS } from "../apps/gateway/src/cors.ts";
 import { ROOT } from "../test/support.ts";
+import { median } from "./lib/stats.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -25,16 +27,30 @@ const { values: args } = parseArgs({
 });
 const ROUNDS = Number(args.rounds);
 
+// The dense test model's answer, as the worker encodes it for a client.
+const ANSWER = JSON.stringify({
+  id: "r1",
+  model_name: "dense",
+  model_version: "1",
+  outputs: [{ name: "y", datatype: "FP32", shape: [1, 3], data: [0.1, 0.2, 0.3] }],
+});
+// The head the gateway writes with it (infer-fast-path.ts, writeAnswer).
+const HEAD = [
+  ...Object.entries(CORS_HEADERS).flat(),
+  "x-request-id",
+  "9737fcb2-eb69-447d-8872-b526e9d79180",
+  "content-type",
+  "application/json; charset=utf-8",
+  "content-length",
+  String(Buffer.byteLength(ANSWER)),
+];
+
 // The server: argv[1] is "string" or "buffer"; prints its URL once listening.
 const SERVER = `
 import http from "node:http";
-const text = JSON.stringify({ id: "r1", model_name: "dense", model_version: "1",
-  outputs: [{ name: "y", datatype: "FP32", shape: [1, 3], data: [0.1, 0.2, 0.3] }] });
+const text = ${JSON.stringify(ANSWER)};
 const bytes = Buffer.from(text);
-const head = ["access-control-allow-origin", "*",
-  "access-control-expose-headers", "inference-header-content-length, x-request-id, retry-after",
-  "x-request-id", "9737fcb2-eb69-447d-8872-b526e9d79180",
-  "content-type", "application/json; charset=utf-8", "content-length", String(bytes.byteLength)];
+const head = ${JSON.stringify(HEAD)};
 const body = process.argv[1] === "string" ? text : bytes;
 const server = http.createServer((req, res) => {
   req.on("data", () => {});
@@ -88,15 +104,11 @@ for (let round = 0; round < ROUNDS; round++) {
   const first = round % 2 === 0 ? "string" : "buffer";
   const a = wrk(urls[first]);
   const b = wrk(urls[first === "string" ? "buffer" : "string"]);
-  rows.push(first === "string" ? { string: a, buffer: b } : { string: b, buffer: a });
-  console.error(`round ${round + 1}/${ROUNDS}: string ${a.toFixed(0)}, buffer ${b.toFixed(0)} req/s`);
+  const row = first === "string" ? { string: a, buffer: b } : { string: b, buffer: a };
+  rows.push(row);
+  console.error(`round ${round + 1}/${ROUNDS}: string ${row.string.toFixed(0)}, buffer ${row.buffer.toFixed(0)} req/s`);
 }
 
-const median = (v: number[]) => {
-  const s = [...v].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const ratios = rows.map((r) => r.string / r.buffer);
 const date = new Date().toISOString().slice(0, 10);
 const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
@@ -108,7 +120,7 @@ Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, Node ${process.vers
   .map((v) => v.toFixed(2))
   .join(" ")}.
 Two node:http servers (own processes) answer each POST with the gateway's JSON answer head and a
-${Buffer.byteLength('{"id":"r1","model_name":"dense","model_version":"1","outputs":[{"name":"y","datatype":"FP32","shape":[1,3],"data":[0.1,0.2,0.3]}]}')}-byte body,
+${Buffer.byteLength(ANSWER)}-byte body,
 \`res.end(string)\` against \`res.end(buffer)\`; wrk (${args.threads} threads, ${args.connections} connections, ${args.duration} s) loads them in turn.
 
 | Round | string (req/s) | Buffer (req/s) | string / Buffer |
