@@ -468,7 +468,7 @@ function probe(url: string, options: { body: string; headers: Record<string, str
 
 /** The median of each field over several runs. */
 function medianLoad(runs: Load[]): Load {
-  const med = (f: keyof Load) => median(runs.map((r) => r[f]));
+  const med = (f: "requests" | "rps" | "p50" | "p90" | "p99") => median(runs.map((r) => r[f]));
   return {
     requests: med("requests"),
     rps: med("rps"),
